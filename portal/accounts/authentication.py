@@ -1,0 +1,49 @@
+"""`Authorization: Bearer <token>` for the API, with hashed personal tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from portal.accounts import services
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    """Authenticates a request carrying a personal API token.
+
+    No Authorization header, or another scheme: not ours (None), so session auth may try.
+    A Bearer header with a bad, expired or revoked token: 401, never a fallback.
+    """
+
+    keyword = b"bearer"
+
+    def authenticate(self, request: Any) -> tuple[Any, Any] | None:
+        parts = authentication.get_authorization_header(request).split()
+        if not parts or parts[0].lower() != self.keyword:
+            return None
+        if len(parts) != 2:
+            raise exceptions.AuthenticationFailed(
+                "Malformed Authorization header: expected 'Bearer <token>'."
+            )
+        try:
+            plaintext = parts[1].decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        token = services.authenticate_token(plaintext, now=timezone.now())
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        return token.user, token
+
+    def authenticate_header(self, request: Any) -> str:
+        return 'Bearer realm="karimasu"'
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "portal.accounts.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {"type": "http", "scheme": "bearer"}

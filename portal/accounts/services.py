@@ -1,0 +1,190 @@
+"""The one write path for accounts: tokens and team membership.
+
+Every function takes `now` where time matters and raises portal.errors exceptions that
+the API turns into JSON errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q, QuerySet
+
+from portal.accounts.models import ApiToken, Membership, Team, User
+from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
+
+log = logging.getLogger("karimasu.accounts")
+
+TOKEN_PREFIX = "kms_"
+# How often `last_used_at` is written at most: one UPDATE a minute per token, not per request.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+# Dead (revoked or expired) tokens are kept this long for the audit trail, then purged.
+DEAD_TOKEN_RETENTION = timedelta(days=30)
+MAX_TOKEN_LIFETIME = timedelta(days=366)
+
+
+def token_digest(plaintext: str) -> str:
+    return hashlib.sha256(plaintext.encode()).hexdigest()
+
+
+# --- Tokens ---------------------------------------------------------------------------
+
+
+def create_api_token(
+    user: User, *, name: str, now: datetime, expires_in: timedelta | None = None
+) -> tuple[ApiToken, str]:
+    """Create a token and return it with its plaintext, which is never stored.
+
+    Raises InvalidRequest for a blank name or a lifetime out of range, Conflict when the
+    user already has a live token with that name.
+    """
+    name = name.strip()
+    if not name:
+        raise InvalidRequest("A token needs a name.", details={"name": ["This field is required."]})
+    if expires_in is not None and not (timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME):
+        raise InvalidRequest(
+            f"A token lives between 1 day and {MAX_TOKEN_LIFETIME.days} days.",
+            details={"expires_in_days": ["Out of range."]},
+        )
+    plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    try:
+        with transaction.atomic():
+            token = ApiToken.objects.create(
+                user=user,
+                name=name,
+                prefix=plaintext[: len(TOKEN_PREFIX) + 6],
+                digest=token_digest(plaintext),
+                created_at=now,
+                expires_at=now + expires_in if expires_in else None,
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            f"You already have a live token named {name!r}.", details={"name": name}
+        ) from exc
+    log.info("token.created user=%s token=%s", user.pk, token.pk)
+    return token, plaintext
+
+
+def authenticate_token(plaintext: str, *, now: datetime) -> ApiToken | None:
+    """The live token with this plaintext, or None. Records its use (at most once a minute)."""
+    if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 128:
+        return None
+    token = (
+        ApiToken.objects.select_related("user")
+        .filter(digest=token_digest(plaintext), revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .first()
+    )
+    if token is None or not token.user.is_active:
+        return None
+    if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+def revoke_api_token(user: User, token_id: int, *, now: datetime) -> ApiToken:
+    """Revoke one of the user's own tokens. Revoking twice is not an error.
+
+    Another user's token is NotFoundError, the same as a missing one, so ids leak nothing.
+    """
+    token = ApiToken.objects.filter(pk=token_id, user=user).first()
+    if token is None:
+        raise NotFoundError("No such token.")
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+    token.refresh_from_db()
+    log.info("token.revoked user=%s token=%s", user.pk, token.pk)
+    return token
+
+
+def purge_dead_tokens(*, now: datetime) -> int:
+    """Delete tokens revoked or expired more than DEAD_TOKEN_RETENTION ago; return how many."""
+    cutoff = now - DEAD_TOKEN_RETENTION
+    deleted, _ = ApiToken.objects.filter(
+        Q(revoked_at__lt=cutoff) | Q(expires_at__lt=cutoff)
+    ).delete()
+    if deleted:
+        log.info("token.purged count=%s", deleted)
+    return deleted
+
+
+# --- Teams ----------------------------------------------------------------------------
+
+
+def visible_teams(user: User) -> QuerySet[Team]:
+    """Teams the user may see: their own; admins see all."""
+    if user.is_staff:
+        return Team.objects.all()
+    return Team.objects.filter(memberships__user=user).distinct()
+
+
+def is_team_lead(user: User, team: Team) -> bool:
+    return bool(user.is_staff) or Membership.objects.filter(
+        team=team, user=user, role=Membership.Role.LEAD
+    ).exists()
+
+
+def _require_lead(actor: User, team: Team) -> None:
+    if not is_team_lead(actor, team):
+        raise NotPermitted("Only the team's leads and site admins can change its members.")
+
+
+def create_team(actor: User, *, slug: str, name: str, description: str = "") -> Team:
+    if not actor.is_staff:
+        raise NotPermitted("Only site admins can create teams.")
+    try:
+        with transaction.atomic():
+            team = Team.objects.create(slug=slug, name=name, description=description)
+    except IntegrityError as exc:
+        raise Conflict(f"A team with slug {slug!r} already exists.") from exc
+    log.info("team.created team=%s by=%s", team.slug, actor.pk)
+    return team
+
+
+def add_member(actor: User, team: Team, *, user: User, role: str) -> Membership:
+    _require_lead(actor, team)
+    if role not in Membership.Role.values:
+        raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
+    try:
+        with transaction.atomic():
+            membership = Membership.objects.create(team=team, user=user, role=role)
+    except IntegrityError as exc:
+        raise Conflict(f"{user.username} is already in {team.slug}.") from exc
+    log.info("team.member_added team=%s user=%s role=%s by=%s", team.slug, user.pk, role, actor.pk)
+    return membership
+
+
+def change_role(actor: User, membership: Membership, *, role: str) -> Membership:
+    _require_lead(actor, membership.team)
+    if role not in Membership.Role.values:
+        raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.role == Membership.Role.LEAD and role != Membership.Role.LEAD:
+            _keep_one_lead(locked)
+        locked.role = role
+        locked.save(update_fields=["role"])
+    return locked
+
+
+def remove_member(actor: User, membership: Membership) -> None:
+    _require_lead(actor, membership.team)
+    with transaction.atomic():
+        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        if locked.role == Membership.Role.LEAD:
+            _keep_one_lead(locked)
+        locked.delete()
+    log.info("team.member_removed team=%s user=%s by=%s",
+             membership.team.slug, membership.user_id, actor.pk)
+
+
+def _keep_one_lead(leaving: Membership) -> None:
+    """A team keeps at least one lead, or nobody but admins could manage it."""
+    others = Membership.objects.select_for_update().filter(
+        team_id=leaving.team_id, role=Membership.Role.LEAD
+    ).exclude(pk=leaving.pk)
+    if not others.exists():
+        raise Conflict("A team must keep at least one lead; appoint another lead first.")

@@ -1,0 +1,133 @@
+"""One JSON error shape for every API failure.
+
+    {"error": {"code": "not_found", "message": "Team not found.", "details": {}}}
+
+`code` is stable and machine-readable, `message` is for people, `details` carries field
+errors (validation), positions (malformed JSON) or context (the conflicting rows of a 409).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from portal.errors import KarimasuError
+
+log = logging.getLogger("karimasu.api")
+
+# The code used when a response carries no more specific one.
+DEFAULT_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "throttled",
+    500: "server_error",
+    503: "unavailable",
+}
+
+DEFAULT_MESSAGES = {
+    400: "Bad request.",
+    401: "Authentication credentials were not provided.",
+    403: "You do not have permission to perform this action.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    409: "Conflict.",
+    413: "Request body too large.",
+    415: "Unsupported media type.",
+    429: "Too many requests.",
+    500: "Internal server error.",
+    503: "Service unavailable.",
+}
+
+
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "payload_too_large"
+    default_detail = "Request body too large."
+
+
+class MalformedJSON(exceptions.ParseError):
+    """A ParseError that says where the JSON broke."""
+
+    default_code = "malformed_json"
+
+    def __init__(self, detail: str, *, line: int, column: int) -> None:
+        super().__init__(detail)
+        self.details = {"line": line, "column": column}
+
+
+def error_body(status_code: int, code: str | None = None, message: str | None = None,
+               details: Any = None) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code or DEFAULT_CODES.get(status_code, "error"),
+            "message": message or DEFAULT_MESSAGES.get(status_code, "Error."),
+            "details": details if details is not None else {},
+        }
+    }
+
+
+def error_response(status_code: int, code: str | None = None, message: str | None = None,
+                   details: Any = None) -> JsonResponse:
+    """The shape for places outside DRF (middleware, Django's handlers)."""
+    return JsonResponse(error_body(status_code, code, message, details), status=status_code)
+
+
+def _first_message(detail: Any) -> str:
+    """The first human message in a DRF detail tree, prefixed by its field path."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            inner = _first_message(value)
+            return inner if key == "non_field_errors" else f"{key}: {inner}"
+    if isinstance(detail, list) and detail:
+        return _first_message(detail[0])
+    return str(detail)
+
+
+def _codes(exc: exceptions.APIException) -> str:
+    codes = exc.get_codes()
+    if isinstance(codes, str):
+        return codes
+    return "invalid"
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
+    """DRF's EXCEPTION_HANDLER: every exception becomes the JSON shape, never HTML."""
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
+
+    if isinstance(exc, KarimasuError):
+        return Response(error_body(exc.status, exc.code, exc.message, exc.details),
+                        status=exc.status)
+
+    if isinstance(exc, exceptions.APIException):
+        headers = {}
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))
+        if isinstance(exc, exceptions.ValidationError):
+            body = error_body(exc.status_code, "invalid", _first_message(exc.detail), exc.detail)
+        else:
+            details = getattr(exc, "details", None)
+            if isinstance(exc, exceptions.Throttled):
+                details = {"retry_after_seconds": int(exc.wait) if exc.wait else None}
+            body = error_body(exc.status_code, _codes(exc), _first_message(exc.detail), details)
+        return Response(body, status=exc.status_code, headers=headers)
+
+    view = context.get("view")
+    log.exception("api.unhandled view=%s", type(view).__name__ if view else None)
+    return Response(error_body(500), status=500)

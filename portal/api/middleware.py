@@ -1,0 +1,66 @@
+"""Keep every response under /api/ in the JSON error shape.
+
+Three things reach a client without passing DRF's exception handler: Django's own 404 for
+an unknown route (an HTML page, a technical one under DEBUG), a body too large to accept,
+and an exception outside a DRF view. This middleware answers all three in JSON.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+
+from portal.api.exceptions import error_response
+
+log = logging.getLogger("karimasu.api")
+
+API_PREFIX = "/api/"
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+class ApiErrorMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not _is_api(request):
+            return self.get_response(request)
+        too_large = self._reject_large_body(request)
+        if too_large is not None:
+            return too_large
+        response = self.get_response(request)
+        content_type = response.get("Content-Type", "")
+        if response.status_code >= 400 and not content_type.startswith("application/json"):
+            # A non-JSON error from below (unknown route, CSRF, DEBUG pages): same status,
+            # JSON body.
+            message = None
+            if response.status_code == 404:
+                message = f"No API endpoint at {request.method} {request.path}."
+            return error_response(response.status_code, message=message)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if not _is_api(request):
+            return None
+        log.exception("api.unhandled path=%s", request.path)
+        return error_response(500)
+
+    @staticmethod
+    def _reject_large_body(request: HttpRequest) -> HttpResponse | None:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return error_response(400, message="Invalid Content-Length header.")
+        if limit is not None and length > limit:
+            return error_response(
+                413, message=f"Request body exceeds {limit} bytes.",
+                details={"limit_bytes": limit, "content_length": length},
+            )
+        return None

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class QueryGateConfig(AppConfig):
+    name = "querygate"
+    verbose_name = "Query gate"

@@ -1,0 +1,1 @@
+"""Adapters to the cluster behind the ClusterBackend protocol; only this imports kubernetes."""

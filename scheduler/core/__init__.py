@@ -1,0 +1,1 @@
+"""Pure scheduling policy: imports no Django, opens no connection, reads no clock."""

@@ -1,0 +1,1 @@
+"""GPU telemetry: the node agent's sources (NVML, simulated) and the portal's ingestion."""

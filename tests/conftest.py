@@ -1,0 +1,111 @@
+"""Personas and helpers shared by every test.
+
+The personas (healthchecks' style) make permission tests read like the rule they check:
+
+- alice   leads team "vision"            (a team owner)
+- bob     is a member of "vision"        (a teammate)
+- charlie leads "nlp", not in "vision"   (an outsider to vision)
+- admin   is site staff, in no team      (an admin)
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from portal.accounts import services
+from portal.accounts.models import Membership, Team, User
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings):
+    """A private in-memory cache per test, so throttle counters never leak between tests."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"test-{uuid.uuid4()}",
+        }
+    }
+
+
+@dataclass
+class Persona:
+    user: User
+    token: str
+
+    def client(self) -> APIClient:
+        """An API client that authenticates with this persona's Bearer token."""
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.token}")
+        return client
+
+
+def make_user(username: str, *, staff: bool = False) -> User:
+    return User.objects.create_user(
+        username=username, password=f"{username}-pass-123", email=f"{username}@example.com",
+        is_staff=staff,
+    )
+
+
+def make_persona(username: str, *, staff: bool = False) -> Persona:
+    user = make_user(username, staff=staff)
+    _, token = services.create_api_token(user, name="test", now=timezone.now())
+    return Persona(user, token)
+
+
+@pytest.fixture
+def vision(db) -> Team:
+    return Team.objects.create(slug="vision", name="Vision Lab")
+
+
+@pytest.fixture
+def nlp(db) -> Team:
+    return Team.objects.create(slug="nlp", name="NLP Team")
+
+
+@pytest.fixture
+def alice(vision) -> Persona:
+    persona = make_persona("alice")
+    Membership.objects.create(team=vision, user=persona.user, role=Membership.Role.LEAD)
+    return persona
+
+
+@pytest.fixture
+def bob(vision) -> Persona:
+    persona = make_persona("bob")
+    Membership.objects.create(team=vision, user=persona.user, role=Membership.Role.MEMBER)
+    return persona
+
+
+@pytest.fixture
+def charlie(nlp) -> Persona:
+    persona = make_persona("charlie")
+    Membership.objects.create(team=nlp, user=persona.user, role=Membership.Role.LEAD)
+    return persona
+
+
+@pytest.fixture
+def admin(db) -> Persona:
+    return make_persona("admin", staff=True)
+
+
+@pytest.fixture
+def anonymous() -> APIClient:
+    return APIClient()
+
+
+def assert_error(response, status: int, code: str | None = None) -> dict:
+    """The response is the one JSON error shape with this status (and code, if given)."""
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert body["error"]["message"], body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]
