@@ -29,7 +29,23 @@ def _env_or_fail(name: str, cast, default):  # type: ignore[no-untyped-def]
         raise ImproperlyConfigured(f"{name} has an invalid value: {exc}") from exc
 
 
-DEBUG = _env_or_fail("DEBUG", env.bool, True)
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _strict_bool(name: str, default: bool) -> bool:
+    """Like env.bool, but a typo ("ture", "maybe") is an error, not a silent False."""
+    raw = env.str(name, default="")
+    if raw == "":
+        return default
+    if raw.strip().lower() in _TRUE:
+        return True
+    if raw.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be true or false, got {raw!r}")
+
+
+DEBUG = _strict_bool("DEBUG", True)
 
 # Mutable state of the embedded demo (SQLite file, broker folders, caches) lives here.
 VAR_DIR = Path(env.str("KARIMASU_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -103,6 +119,11 @@ DATABASES = {
     "default": _env_or_fail("DATABASE_URL", env.db_url, f"sqlite:///{VAR_DIR / 'karimasu.sqlite3'}")
 }
 _db = DATABASES["default"]
+if _db["ENGINE"] not in ("django.db.backends.postgresql", "django.db.backends.sqlite3"):
+    raise ImproperlyConfigured(
+        f"DATABASE_URL must be postgres://... (production) or sqlite:///... (demo), "
+        f"not {_db['ENGINE']!r}"
+    )
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while the worker writes; the timeout waits for the
     # writer instead of failing with "database is locked".
@@ -123,11 +144,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
 # --- Cache (throttling, rate state) ---------------------------------------------------
-CACHES = {
-    "default": _env_or_fail(
-        "CACHE_URL", env.cache_url, f"filecache://{VAR_DIR / 'cache'}"
-    )
-}
+CACHES = {"default": _env_or_fail("CACHE_URL", env.cache_url, f"filecache://{VAR_DIR / 'cache'}")}
 
 # --- Auth ----------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -164,13 +181,13 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- HTTPS and cookies (on by default in production) ------------------------------------
 _prod = not DEBUG
-SECURE_SSL_REDIRECT = _env_or_fail("SECURE_SSL_REDIRECT", env.bool, _prod)
-SESSION_COOKIE_SECURE = _env_or_fail("SESSION_COOKIE_SECURE", env.bool, _prod)
-CSRF_COOKIE_SECURE = _env_or_fail("CSRF_COOKIE_SECURE", env.bool, _prod)
+SECURE_SSL_REDIRECT = _strict_bool("SECURE_SSL_REDIRECT", _prod)
+SESSION_COOKIE_SECURE = _strict_bool("SESSION_COOKIE_SECURE", _prod)
+CSRF_COOKIE_SECURE = _strict_bool("CSRF_COOKIE_SECURE", _prod)
 SECURE_HSTS_SECONDS = _env_or_fail("SECURE_HSTS_SECONDS", env.int, 31_536_000 if _prod else 0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = _env_or_fail("SECURE_HSTS_INCLUDE_SUBDOMAINS", env.bool, _prod)
-SECURE_HSTS_PRELOAD = _env_or_fail("SECURE_HSTS_PRELOAD", env.bool, _prod)
-if _env_or_fail("SECURE_PROXY_SSL_HEADER", env.bool, False):
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _strict_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", _prod)
+SECURE_HSTS_PRELOAD = _strict_bool("SECURE_HSTS_PRELOAD", _prod)
+if _strict_bool("SECURE_PROXY_SSL_HEADER", False):
     # Behind a TLS-terminating ingress that sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Kubernetes probes speak plain HTTP to the pod.
@@ -221,7 +238,7 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "GPU bookings, training jobs on the shared GPU nodes, and the SQL query gate. "
         "Authenticate with `Authorization: Bearer <token>`; create tokens at /api/v1/tokens/. "
-        "Every error has the shape {\"error\": {\"code\", \"message\", \"details\"}}."
+        'Every error has the shape {"error": {"code", "message", "details"}}.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
@@ -261,7 +278,7 @@ CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_TASK_ALWAYS_EAGER = _env_or_fail("CELERY_TASK_ALWAYS_EAGER", env.bool, False)
+CELERY_TASK_ALWAYS_EAGER = _strict_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "purge-dead-api-tokens": {

@@ -46,7 +46,9 @@ class Persona:
 
 def make_user(username: str, *, staff: bool = False) -> User:
     return User.objects.create_user(
-        username=username, password=f"{username}-pass-123", email=f"{username}@example.com",
+        username=username,
+        password=f"{username}-pass-123",
+        email=f"{username}@example.com",
         is_staff=staff,
     )
 

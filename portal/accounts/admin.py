@@ -31,8 +31,15 @@ class TeamAdmin(admin.ModelAdmin):
 class ApiTokenAdmin(admin.ModelAdmin):
     """Admins can see and revoke tokens; nobody can read or set a token's secret here."""
 
-    list_display = ("prefix", "name", "user", "created_at", "last_used_at", "expires_at",
-                    "revoked_at")
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "user__username")
     readonly_fields = ("user", "name", "prefix", "digest", "created_at", "last_used_at")

@@ -19,7 +19,7 @@ from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 
 log = logging.getLogger("karimasu.accounts")
 
-TOKEN_PREFIX = "kms_"
+TOKEN_PREFIX = "kms_"  # noqa: S105 (a public prefix, not a secret)
 # How often `last_used_at` is written at most: one UPDATE a minute per token, not per request.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 # Dead (revoked or expired) tokens are kept this long for the audit trail, then purged.
@@ -122,9 +122,10 @@ def visible_teams(user: User) -> QuerySet[Team]:
 
 
 def is_team_lead(user: User, team: Team) -> bool:
-    return bool(user.is_staff) or Membership.objects.filter(
-        team=team, user=user, role=Membership.Role.LEAD
-    ).exists()
+    return (
+        bool(user.is_staff)
+        or Membership.objects.filter(team=team, user=user, role=Membership.Role.LEAD).exists()
+    )
 
 
 def _require_lead(actor: User, team: Team) -> None:
@@ -177,14 +178,20 @@ def remove_member(actor: User, membership: Membership) -> None:
         if locked.role == Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.delete()
-    log.info("team.member_removed team=%s user=%s by=%s",
-             membership.team.slug, membership.user_id, actor.pk)
+    log.info(
+        "team.member_removed team=%s user=%s by=%s",
+        membership.team.slug,
+        membership.user_id,
+        actor.pk,
+    )
 
 
 def _keep_one_lead(leaving: Membership) -> None:
     """A team keeps at least one lead, or nobody but admins could manage it."""
-    others = Membership.objects.select_for_update().filter(
-        team_id=leaving.team_id, role=Membership.Role.LEAD
-    ).exclude(pk=leaving.pk)
+    others = (
+        Membership.objects.select_for_update()
+        .filter(team_id=leaving.team_id, role=Membership.Role.LEAD)
+        .exclude(pk=leaving.pk)
+    )
     if not others.exists():
         raise Conflict("A team must keep at least one lead; appoint another lead first.")

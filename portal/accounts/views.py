@@ -22,7 +22,10 @@ from portal.errors import KarimasuError
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label=gettext_lazy("Name"))
     expires_in_days = forms.IntegerField(
-        min_value=1, max_value=366, required=False, label=gettext_lazy("Expires in (days)"),
+        min_value=1,
+        max_value=366,
+        required=False,
+        label=gettext_lazy("Expires in (days)"),
         help_text=gettext_lazy("Leave empty for a token that does not expire."),
     )
 
@@ -35,7 +38,9 @@ def tokens(request: HttpRequest) -> HttpResponse:
         days = form.cleaned_data["expires_in_days"]
         try:
             token, created = services.create_api_token(
-                request.user, name=form.cleaned_data["name"], now=timezone.now(),
+                request.user,
+                name=form.cleaned_data["name"],
+                now=timezone.now(),
                 expires_in=timedelta(days=days) if days else None,
             )
         except KarimasuError as exc:
@@ -44,8 +49,11 @@ def tokens(request: HttpRequest) -> HttpResponse:
             form = TokenForm()
             messages.success(request, _("Token “%(name)s” created.") % {"name": token.name})
     rows = ApiToken.objects.filter(user=request.user)
-    return render(request, "accounts/tokens.html",
-                  {"form": form, "created": created, "tokens": rows, "now": timezone.now()})
+    return render(
+        request,
+        "accounts/tokens.html",
+        {"form": form, "created": created, "tokens": rows, "now": timezone.now()},
+    )
 
 
 @login_required

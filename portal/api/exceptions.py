@@ -67,8 +67,9 @@ class MalformedJSON(exceptions.ParseError):
         self.details = {"line": line, "column": column}
 
 
-def error_body(status_code: int, code: str | None = None, message: str | None = None,
-               details: Any = None) -> dict[str, Any]:
+def error_body(
+    status_code: int, code: str | None = None, message: str | None = None, details: Any = None
+) -> dict[str, Any]:
     return {
         "error": {
             "code": code or DEFAULT_CODES.get(status_code, "error"),
@@ -78,8 +79,9 @@ def error_body(status_code: int, code: str | None = None, message: str | None = 
     }
 
 
-def error_response(status_code: int, code: str | None = None, message: str | None = None,
-                   details: Any = None) -> JsonResponse:
+def error_response(
+    status_code: int, code: str | None = None, message: str | None = None, details: Any = None
+) -> JsonResponse:
     """The shape for places outside DRF (middleware, Django's handlers)."""
     return JsonResponse(error_body(status_code, code, message, details), status=status_code)
 
@@ -110,8 +112,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         exc = exceptions.PermissionDenied(str(exc) or None)
 
     if isinstance(exc, KarimasuError):
-        return Response(error_body(exc.status, exc.code, exc.message, exc.details),
-                        status=exc.status)
+        return Response(
+            error_body(exc.status, exc.code, exc.message, exc.details), status=exc.status
+        )
 
     if isinstance(exc, exceptions.APIException):
         headers = {}

@@ -60,7 +60,8 @@ class ApiErrorMiddleware:
             return error_response(400, message="Invalid Content-Length header.")
         if limit is not None and length > limit:
             return error_response(
-                413, message=f"Request body exceeds {limit} bytes.",
+                413,
+                message=f"Request body exceeds {limit} bytes.",
                 details={"limit_bytes": limit, "content_length": length},
             )
         return None

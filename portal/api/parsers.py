@@ -17,8 +17,12 @@ from portal.api.exceptions import MalformedJSON, PayloadTooLarge
 
 
 class BoundedJSONParser(JSONParser):
-    def parse(self, stream: Any, media_type: str | None = None,
-              parser_context: dict[str, Any] | None = None) -> Any:
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if limit is not None and len(raw) > limit:
@@ -27,12 +31,14 @@ class BoundedJSONParser(JSONParser):
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            raise MalformedJSON(f"Body is not valid {encoding}: {exc.reason}.",
-                                line=1, column=exc.start + 1) from exc
+            raise MalformedJSON(
+                f"Body is not valid {encoding}: {exc.reason}.", line=1, column=exc.start + 1
+            ) from exc
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
             raise MalformedJSON(
                 f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
-                line=exc.lineno, column=exc.colno,
+                line=exc.lineno,
+                column=exc.colno,
             ) from exc

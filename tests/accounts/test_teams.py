@@ -28,8 +28,9 @@ def test_outsider_cannot_see_a_team_or_its_members(alice, charlie):
 
 
 def test_lead_adds_a_member_and_the_member_sees_the_team(alice, charlie):
-    response = alice.client().post("/api/v1/teams/vision/members/",
-                                   {"username": "charlie"}, format="json")
+    response = alice.client().post(
+        "/api/v1/teams/vision/members/", {"username": "charlie"}, format="json"
+    )
     assert response.status_code == 201
     assert response.json()["role"] == "member"
     assert "vision" in _slugs(charlie.client().get("/api/v1/teams/"))
@@ -37,9 +38,9 @@ def test_lead_adds_a_member_and_the_member_sees_the_team(alice, charlie):
 
 def test_member_cannot_change_the_team(alice, bob, charlie):
     error = assert_error(
-        bob.client().post("/api/v1/teams/vision/members/", {"username": "charlie"},
-                          format="json"),
-        403, "permission_denied",
+        bob.client().post("/api/v1/teams/vision/members/", {"username": "charlie"}, format="json"),
+        403,
+        "permission_denied",
     )
     assert "leads" in error["message"]
     assert_error(bob.client().delete("/api/v1/teams/vision/members/alice/"), 403)
@@ -51,41 +52,57 @@ def test_outsider_cannot_change_the_team(alice, charlie):
 
 
 def test_adding_someone_twice_is_409(alice, bob):
-    assert_error(alice.client().post("/api/v1/teams/vision/members/", {"username": "bob"},
-                                     format="json"), 409)
+    assert_error(
+        alice.client().post("/api/v1/teams/vision/members/", {"username": "bob"}, format="json"),
+        409,
+    )
 
 
 def test_adding_an_unknown_user_is_400_naming_the_field(alice):
-    error = assert_error(alice.client().post("/api/v1/teams/vision/members/",
-                                             {"username": "nobody"}, format="json"), 400)
+    error = assert_error(
+        alice.client().post("/api/v1/teams/vision/members/", {"username": "nobody"}, format="json"),
+        400,
+    )
     assert "username" in error["details"]
 
 
 def test_the_last_lead_cannot_step_down_or_leave(alice, bob):
-    assert_error(alice.client().patch("/api/v1/teams/vision/members/alice/", {"role": "member"},
-                                      format="json"), 409)
+    assert_error(
+        alice.client().patch(
+            "/api/v1/teams/vision/members/alice/", {"role": "member"}, format="json"
+        ),
+        409,
+    )
     assert_error(alice.client().delete("/api/v1/teams/vision/members/alice/"), 409)
 
-    promoted = alice.client().patch("/api/v1/teams/vision/members/bob/", {"role": "lead"},
-                                    format="json")
+    promoted = alice.client().patch(
+        "/api/v1/teams/vision/members/bob/", {"role": "lead"}, format="json"
+    )
     assert promoted.json()["role"] == "lead"
     assert alice.client().delete("/api/v1/teams/vision/members/alice/").status_code == 204
     assert not Membership.objects.filter(team__slug="vision", user=alice.user).exists()
 
 
 def test_admin_manages_any_team(admin, alice, charlie):
-    response = admin.client().post("/api/v1/teams/vision/members/",
-                                   {"username": "charlie", "role": "lead"}, format="json")
+    response = admin.client().post(
+        "/api/v1/teams/vision/members/", {"username": "charlie", "role": "lead"}, format="json"
+    )
     assert response.status_code == 201
 
 
 def test_only_admins_create_teams(alice, admin):
-    assert_error(alice.client().post("/api/v1/teams/", {"slug": "new", "name": "New"},
-                                     format="json"), 403)
-    assert admin.client().post("/api/v1/teams/", {"slug": "new", "name": "New"},
-                               format="json").status_code == 201
-    assert_error(admin.client().post("/api/v1/teams/", {"slug": "new", "name": "Again"},
-                                     format="json"), 400)
+    assert_error(
+        alice.client().post("/api/v1/teams/", {"slug": "new", "name": "New"}, format="json"), 403
+    )
+    assert (
+        admin.client()
+        .post("/api/v1/teams/", {"slug": "new", "name": "New"}, format="json")
+        .status_code
+        == 201
+    )
+    assert_error(
+        admin.client().post("/api/v1/teams/", {"slug": "new", "name": "Again"}, format="json"), 400
+    )
 
 
 def test_team_list_does_not_query_per_team(admin, django_assert_max_num_queries):

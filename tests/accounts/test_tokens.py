@@ -76,8 +76,10 @@ def test_revoked_token_is_refused(alice):
 
 
 def test_expired_token_is_refused(alice):
-    token, plaintext = services.create_api_token(
-        alice.user, name="short", now=timezone.now() - timedelta(days=2),
+    _, plaintext = services.create_api_token(
+        alice.user,
+        name="short",
+        now=timezone.now() - timedelta(days=2),
         expires_in=timedelta(days=1),
     )
     client = APIClient()
@@ -109,8 +111,9 @@ def test_duplicate_live_name_is_409_but_a_revoked_name_can_be_reused(alice):
     ],
 )
 def test_invalid_token_requests_name_the_field(alice, payload, want_field):
-    error = assert_error(alice.client().post("/api/v1/tokens/", payload, format="json"), 400,
-                         "invalid")
+    error = assert_error(
+        alice.client().post("/api/v1/tokens/", payload, format="json"), 400, "invalid"
+    )
     assert want_field in error["details"]
     assert error["message"].startswith(f"{want_field}:")
 
@@ -122,15 +125,20 @@ def test_one_users_token_never_acts_as_another(alice, bob):
 
     # Bob cannot see, read or revoke alice's tokens: they do not exist for him.
     alice_token_id = ApiToken.objects.get(user=alice.user).pk
-    assert alice_token_id not in {t["id"] for t in bob.client().get("/api/v1/tokens/").json()["results"]}
+    assert alice_token_id not in {
+        t["id"] for t in bob.client().get("/api/v1/tokens/").json()["results"]
+    }
     assert_error(bob.client().get(f"/api/v1/tokens/{alice_token_id}/"), 404)
     assert_error(bob.client().delete(f"/api/v1/tokens/{alice_token_id}/"), 404)
     assert ApiToken.objects.get(pk=alice_token_id).revoked_at is None
     assert alice.client().get("/api/v1/me/").json()["username"] == "alice"
 
     # A token bob creates belongs to bob, whatever the request says.
-    made = bob.client().post("/api/v1/tokens/", {"name": "mine", "user": alice.user.pk},
-                             format="json").json()
+    made = (
+        bob.client()
+        .post("/api/v1/tokens/", {"name": "mine", "user": alice.user.pk}, format="json")
+        .json()
+    )
     assert ApiToken.objects.get(pk=made["id"]).user == bob.user
 
 
@@ -176,6 +184,5 @@ def test_session_auth_requires_csrf_for_writes(alice):
 
     client.get("/accounts/tokens/")  # sets the CSRF cookie, as the browser would
     csrf = client.cookies["csrftoken"].value
-    response = client.post("/api/v1/tokens/", {"name": "web"}, format="json",
-                           HTTP_X_CSRFTOKEN=csrf)
+    response = client.post("/api/v1/tokens/", {"name": "web"}, format="json", HTTP_X_CSRFTOKEN=csrf)
     assert response.status_code == 201

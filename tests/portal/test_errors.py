@@ -7,7 +7,6 @@ import io
 import pytest
 from django.test import Client
 from django.urls import include, path
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.api.exceptions import PayloadTooLarge
@@ -41,22 +40,25 @@ urlpatterns = [
 
 
 def test_malformed_json_is_400_with_line_and_column(alice):
-    response = alice.client().post("/api/v1/tokens/", data='{\n  "name": "x",\n  oops\n}',
-                                   content_type="application/json")
+    response = alice.client().post(
+        "/api/v1/tokens/", data='{\n  "name": "x",\n  oops\n}', content_type="application/json"
+    )
     error = assert_error(response, 400, "malformed_json")
     assert error["details"] == {"line": 3, "column": 3}
     assert "line 3, column 3" in error["message"]
 
 
 def test_non_utf8_body_is_400(alice):
-    response = alice.client().post("/api/v1/tokens/", data=b'{"name": "\xff"}',
-                                   content_type="application/json")
+    response = alice.client().post(
+        "/api/v1/tokens/", data=b'{"name": "\xff"}', content_type="application/json"
+    )
     assert_error(response, 400, "malformed_json")
 
 
 def test_wrong_content_type_is_415(alice):
-    response = alice.client().post("/api/v1/tokens/", data="name=x",
-                                   content_type="application/x-www-form-urlencoded")
+    response = alice.client().post(
+        "/api/v1/tokens/", data="name=x", content_type="application/x-www-form-urlencoded"
+    )
     error = assert_error(response, 415, "unsupported_media_type")
     assert "application/x-www-form-urlencoded" in error["message"]
 
@@ -82,7 +84,8 @@ def test_too_large_body_is_413_before_parsing(alice, settings):
     body = '{"name": "' + "x" * 2000 + '"}'
     error = assert_error(
         alice.client().post("/api/v1/tokens/", data=body, content_type="application/json"),
-        413, "payload_too_large",
+        413,
+        "payload_too_large",
     )
     assert error["details"]["limit_bytes"] == 1000
 
@@ -97,26 +100,35 @@ def test_parser_stops_reading_at_the_limit_without_a_content_length(settings):
 
 
 def test_method_not_allowed_is_405(alice):
-    error = assert_error(alice.client().put("/api/v1/me/", {}, format="json"), 405,
-                         "method_not_allowed")
+    error = assert_error(
+        alice.client().put("/api/v1/me/", {}, format="json"), 405, "method_not_allowed"
+    )
     assert "PUT" in error["message"]
 
 
 def test_forbidden_is_403(bob, alice):
-    assert_error(bob.client().post("/api/v1/teams/vision/members/", {"username": "alice"},
-                                   format="json"), 403, "permission_denied")
+    assert_error(
+        bob.client().post("/api/v1/teams/vision/members/", {"username": "alice"}, format="json"),
+        403,
+        "permission_denied",
+    )
 
 
 def test_service_conflict_is_409_with_details(alice, settings):
     settings.ROOT_URLCONF = __name__
     error = assert_error(alice.client().get("/api/v1/refuses/"), 409, "conflict")
-    assert error == {"code": "conflict", "message": "Already booked.",
-                     "details": {"conflicts": [1, 2]}}
+    assert error == {
+        "code": "conflict",
+        "message": "Already booked.",
+        "details": {"conflicts": [1, 2]},
+    }
 
 
 def test_throttled_is_429_with_retry_after(alice, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"user": "3/min", "anon": "3/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": "3/min", "anon": "3/min"},
+    }
     client = alice.client()
     statuses = [client.get("/api/v1/me/").status_code for _ in range(3)]
     assert statuses == [200, 200, 200]
@@ -127,8 +139,10 @@ def test_throttled_is_429_with_retry_after(alice, settings):
 
 
 def test_throttle_is_per_user(alice, bob, settings):
-    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK,
-                               "DEFAULT_THROTTLE_RATES": {"user": "2/min", "anon": "2/min"}}
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"user": "2/min", "anon": "2/min"},
+    }
     for _ in range(2):
         alice.client().get("/api/v1/me/")
     assert_error(alice.client().get("/api/v1/me/"), 429)

@@ -19,22 +19,30 @@ class MeSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = User
-        fields = ["id", "username", "email", "first_name", "last_name", "language",
-                  "is_admin", "teams"]
+        fields = [
+            "id",
+            "username",
+            "email",
+            "first_name",
+            "last_name",
+            "language",
+            "is_admin",
+            "teams",
+        ]
 
 
 class ApiTokenSerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at",
-                  "revoked_at"]
+        fields = ["id", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
         read_only_fields = fields
 
 
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
-    expires_in_days = serializers.IntegerField(min_value=1, max_value=366, required=False,
-                                               allow_null=True)
+    expires_in_days = serializers.IntegerField(
+        min_value=1, max_value=366, required=False, allow_null=True
+    )
 
 
 class ApiTokenCreatedSerializer(ApiTokenSerializer):

@@ -31,7 +31,9 @@ class MeView(APIView):
 
 
 class ApiTokenViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.DestroyModelMixin,
     viewsets.GenericViewSet,
 ):
     """Your personal API tokens. Create returns the plaintext once; delete revokes."""
@@ -48,7 +50,9 @@ class ApiTokenViewSet(
         form.is_valid(raise_exception=True)
         days = form.validated_data.get("expires_in_days")
         token, plaintext = services.create_api_token(
-            request.user, name=form.validated_data["name"], now=timezone.now(),
+            request.user,
+            name=form.validated_data["name"],
+            now=timezone.now(),
             expires_in=timedelta(days=days) if days else None,
         )
         token.token = plaintext  # type: ignore[attr-defined]
@@ -68,7 +72,9 @@ def _int_pk(pk: str | None) -> int:
 
 
 class TeamViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
     viewsets.GenericViewSet,
 ):
     """Teams you belong to (admins: all). Leads and admins manage members."""
@@ -97,14 +103,16 @@ class TeamViewSet(
                 f"No active user named {form.validated_data['username']!r}.",
                 details={"username": ["Unknown user."]},
             )
-        membership = services.add_member(request.user, team, user=user,
-                                         role=form.validated_data["role"])
+        membership = services.add_member(
+            request.user, team, user=user, role=form.validated_data["role"]
+        )
         return Response(s.MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=s.MemberRoleSerializer, responses={200: s.MemberSerializer, 204: None})
     @action(detail=True, methods=["patch", "delete"], url_path=r"members/(?P<username>[^/]+)")
-    def member(self, request: Request, slug: str | None = None,
-               username: str | None = None) -> Response:
+    def member(
+        self, request: Request, slug: str | None = None, username: str | None = None
+    ) -> Response:
         team = self.get_object()
         membership = get_object_or_404(
             Membership.objects.select_related("team", "user"), team=team, user__username=username
@@ -114,5 +122,7 @@ class TeamViewSet(
             return Response(status=status.HTTP_204_NO_CONTENT)
         form = s.MemberRoleSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        membership = services.change_role(request.user, membership, role=form.validated_data["role"])
+        membership = services.change_role(
+            request.user, membership, role=form.validated_data["role"]
+        )
         return Response(s.MemberSerializer(membership).data)

@@ -28,12 +28,19 @@ USERS = [
     ("admin", "admin-demo-pass", "Site", "Admin", "en", True, []),
     ("alice", "alice-demo-pass", "Alice", "Abe", "en", False, [("vision", "lead")]),
     ("bob", "bob-demo-pass", "Bob", "Baba", "ja", False, [("vision", "member")]),
-    ("charlie", "charlie-demo-pass", "Charlie", "Chiba", "en", False,
-     [("nlp", "lead"), ("analytics", "member")]),
+    (
+        "charlie",
+        "charlie-demo-pass",
+        "Charlie",
+        "Chiba",
+        "en",
+        False,
+        [("nlp", "lead"), ("analytics", "member")],
+    ),
     ("dana", "dana-demo-pass", "Dana", "Doi", "ja", False, [("analytics", "lead")]),
 ]
 
-DEMO_TOKEN_NAME = "demo"
+DEMO_TOKEN_NAME = "demo"  # noqa: S105 (a token name, not a secret)
 
 
 class Command(BaseCommand):
@@ -41,8 +48,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--force", action="store_true", help="Seed even with DEBUG off.")
-        parser.add_argument("--quiet-logins", action="store_true",
-                            help="Do not print the logins table.")
+        parser.add_argument(
+            "--quiet-logins", action="store_true", help="Do not print the logins table."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG and not options["force"]:
@@ -57,9 +65,15 @@ class Command(BaseCommand):
             for username, password, first, last, language, staff, roles in USERS:
                 user, _ = User.objects.update_or_create(
                     username=username,
-                    defaults={"first_name": first, "last_name": last, "language": language,
-                              "email": f"{username}@example.com", "is_staff": staff,
-                              "is_superuser": staff, "is_active": True},
+                    defaults={
+                        "first_name": first,
+                        "last_name": last,
+                        "language": language,
+                        "email": f"{username}@example.com",
+                        "is_staff": staff,
+                        "is_superuser": staff,
+                        "is_active": True,
+                    },
                 )
                 user.set_password(password)
                 user.save(update_fields=["password"])
@@ -68,8 +82,9 @@ class Command(BaseCommand):
                         team=teams[slug], user=user, defaults={"role": role}
                     )
             alice = User.objects.get(username="alice")
-            ApiToken.objects.filter(user=alice, name=DEMO_TOKEN_NAME,
-                                    revoked_at__isnull=True).update(revoked_at=now)
+            ApiToken.objects.filter(
+                user=alice, name=DEMO_TOKEN_NAME, revoked_at__isnull=True
+            ).update(revoked_at=now)
             _, plaintext = services.create_api_token(alice, name=DEMO_TOKEN_NAME, now=now)
 
         if options["quiet_logins"]:
@@ -83,4 +98,6 @@ class Command(BaseCommand):
             out.write(f"    {username:<8} / {password:<18} {what}")
         out.write("")
         out.write(f"  API token for alice: {plaintext}")
-        out.write(f"    curl -H 'Authorization: Bearer {plaintext}' http://127.0.0.1:8000/api/v1/me/")
+        out.write(
+            f"    curl -H 'Authorization: Bearer {plaintext}' http://127.0.0.1:8000/api/v1/me/"
+        )

@@ -1,0 +1,106 @@
+"""The portal's pages: login, dashboard, tokens, API docs, language."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from portal.accounts.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_sends_anonymous_visitors_to_the_login_page(db):
+    response = Client().get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
+
+
+def test_login_page_renders_and_logs_in(alice):
+    client = Client()
+    page = client.get("/accounts/login/")
+    assert page.status_code == 200
+    assert b'name="username"' in page.content
+
+    response = client.post(
+        "/accounts/login/", {"username": "alice", "password": "alice-pass-123"}, follow=True
+    )
+    assert response.status_code == 200
+    assert b"Vision Lab" in response.content
+
+
+def test_wrong_password_shows_an_error(alice):
+    response = Client().post("/accounts/login/", {"username": "alice", "password": "nope"})
+    assert response.status_code == 200
+    assert b'role="alert"' in response.content
+    assert b"password didn't match" in response.content
+
+
+def test_login_page_speaks_japanese(db):
+    response = Client(headers={"accept-language": "ja"}).get("/accounts/login/")
+    assert "ログイン" in response.content.decode()
+
+
+def test_language_switch_persists(alice):
+    client = Client()
+    client.post("/i18n/setlang/", {"language": "ja", "next": "/"})
+    assert "ログイン" in client.get("/accounts/login/").content.decode()
+
+
+def test_tokens_page_creates_shows_once_and_revokes(alice):
+    client = Client()
+    client.force_login(alice.user)
+    created = client.post("/accounts/tokens/", {"name": "notebook"})
+    token = ApiToken.objects.get(user=alice.user, name="notebook")
+    html = created.content.decode()
+    assert 'id="new-token"' in html
+    assert f"{token.prefix}" in html
+
+    again = client.get("/accounts/tokens/").content.decode()
+    assert 'id="new-token"' not in again
+
+    client.post(f"/accounts/tokens/{token.pk}/revoke/")
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_tokens_page_cannot_revoke_someone_elses_token(alice, bob):
+    client = Client()
+    client.force_login(bob.user)
+    alice_token = ApiToken.objects.get(user=alice.user)
+    client.post(f"/accounts/tokens/{alice_token.pk}/revoke/")
+    alice_token.refresh_from_db()
+    assert alice_token.revoked_at is None
+
+
+def test_api_docs_render_without_login(db):
+    response = Client().get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html
+    assert "cdn" not in html.lower()  # assets come from the sidecar package, not the internet
+
+
+def test_schema_is_openapi_3_and_lists_me(db):
+    response = Client().get("/api/schema/", headers={"accept": "application/json"})
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["openapi"].startswith("3.")
+    assert "/api/v1/me/" in schema["paths"]
+    assert schema["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+
+
+def test_healthz_and_readyz(db):
+    assert Client().get("/healthz").json() == {"status": "ok"}
+    ready = Client().get("/readyz").json()
+    assert ready == {"status": "ok", "checks": {"database": "ok", "broker": "ok"}}
+
+
+def test_readyz_is_503_when_the_broker_is_unreachable(db, monkeypatch):
+    from portal.celery import app
+
+    monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["broker"].startswith("error")
+    assert response.json()["checks"]["database"] == "ok"
