@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("KARIMASU_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -44,3 +45,7 @@ def page(monkeypatch, live_server):
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "last.png"), full_page=True)
             browser.close()
+            # ORM calls made while Playwright's loop runs get connections of their own
+            # (asgiref locals are per context); close them here, in that same context, or
+            # they outlive the test and block the test database's teardown.
+            connections.close_all()

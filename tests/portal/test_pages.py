@@ -99,6 +99,8 @@ def test_healthz_and_readyz(db):
 def test_readyz_is_503_when_the_broker_is_unreachable(db, monkeypatch):
     from portal.celery import app
 
+    # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
+    monkeypatch.setenv("CELERY_BROKER_URL", "redis://127.0.0.1:1/0")
     monkeypatch.setattr(app.conf, "broker_url", "redis://127.0.0.1:1/0")
     response = Client().get("/readyz")
     assert response.status_code == 503

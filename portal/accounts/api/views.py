@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
@@ -24,10 +24,12 @@ from portal.errors import InvalidRequest, NotFoundError
 class MeView(APIView):
     @extend_schema(responses=s.MeSerializer, summary="The authenticated user, teams and roles")
     def get(self, request: Request) -> Response:
-        user = User.objects.prefetch_related(
-            Prefetch("memberships", queryset=Membership.objects.select_related("team"))
-        ).get(pk=request.user.pk)
-        return Response(s.MeSerializer(user).data)
+        # The authenticator already loaded the user; fetch only the teams.
+        prefetch_related_objects(
+            [request.user],
+            Prefetch("memberships", queryset=Membership.objects.select_related("team")),
+        )
+        return Response(s.MeSerializer(request.user).data)
 
 
 class ApiTokenViewSet(
