@@ -111,6 +111,19 @@ def purge_dead_tokens(*, now: datetime) -> int:
     return deleted
 
 
+# --- Preferences ----------------------------------------------------------------------
+
+
+def set_language(user: User, language: str) -> None:
+    """Save the language pages and notifications use for this user."""
+    if language not in User.Language.values:
+        raise InvalidRequest(
+            f"Unsupported language {language!r}.", details={"language": User.Language.values}
+        )
+    User.objects.filter(pk=user.pk).update(language=language)
+    user.language = language
+
+
 # --- Teams ----------------------------------------------------------------------------
 
 

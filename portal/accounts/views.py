@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
+from django.views.i18n import set_language as django_set_language
 
 from portal.accounts import services
 from portal.accounts.models import ApiToken
@@ -54,6 +56,15 @@ def tokens(request: HttpRequest) -> HttpResponse:
         "accounts/tokens.html",
         {"form": form, "created": created, "tokens": rows, "now": timezone.now()},
     )
+
+
+@require_POST
+def set_language(request: HttpRequest) -> HttpResponse:
+    """Django's set_language, and for a signed-in user also their saved language."""
+    language = request.POST.get("language", "")
+    if request.user.is_authenticated and language in dict(settings.LANGUAGES):
+        services.set_language(request.user, language)
+    return django_set_language(request)
 
 
 @login_required

@@ -106,3 +106,31 @@ def test_readyz_is_503_when_the_broker_is_unreachable(db, monkeypatch):
     assert response.status_code == 503
     assert response.json()["checks"]["broker"].startswith("error")
     assert response.json()["checks"]["database"] == "ok"
+
+
+def test_signed_in_user_gets_their_saved_language(bob):
+    bob.user.language = "ja"
+    bob.user.save()
+    client = Client(headers={"accept-language": "en"})
+    client.force_login(bob.user)
+    assert "ダッシュボード" in client.get("/").content.decode()
+
+
+def test_switching_language_saves_it_for_the_user(alice):
+    client = Client()
+    client.force_login(alice.user)
+    client.post("/i18n/setlang/", {"language": "ja", "next": "/"})
+    alice.user.refresh_from_db()
+    assert alice.user.language == "ja"
+    # A fresh browser (no cookie) gets the saved language too.
+    other = Client(headers={"accept-language": "en"})
+    other.force_login(alice.user)
+    assert "ダッシュボード" in other.get("/").content.decode()
+
+
+def test_unknown_language_is_ignored(alice):
+    client = Client()
+    client.force_login(alice.user)
+    client.post("/i18n/setlang/", {"language": "xx", "next": "/"})
+    alice.user.refresh_from_db()
+    assert alice.user.language == "en"

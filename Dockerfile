@@ -1,0 +1,26 @@
+# The one image for web, worker, beat and migrations (see k8s/). Built by the site's CI;
+# this machine has no Docker engine, so it is not built here.
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
+    DJANGO_SETTINGS_MODULE=portal.settings
+
+RUN groupadd --gid 10001 karimasu && useradd --uid 10001 --gid 10001 --no-create-home karimasu
+WORKDIR /app
+
+COPY pyproject.toml requirements.lock README.md ./
+COPY portal ./portal
+COPY scheduler ./scheduler
+COPY querygate ./querygate
+RUN pip install -c requirements.lock .
+
+COPY manage.py ./
+COPY frontend ./frontend
+COPY locale ./locale
+# collectstatic needs settings that load; the key is only for this build step.
+RUN DEBUG=false SECRET_KEY=collectstatic-only ALLOWED_HOSTS=build STATIC_ROOT=/app/static \
+    python manage.py collectstatic --noinput -v0
+
+USER 10001:10001
+EXPOSE 8000
+CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
