@@ -31,7 +31,9 @@ run: venv
 	@echo "  Karimasu demo: http://127.0.0.1:8000   (API docs: http://127.0.0.1:8000/api/docs/)"
 	@echo "  Ctrl-C stops everything."
 	@echo
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --procfile Procfile start
+	@rm -f var/kubeconfig  # the emulator writes a fresh one with its port
+	PATH="$(abspath $(BIN)):$$PATH" KUBECONFIG="$(abspath var/kubeconfig)" \
+	  $(BIN)/honcho --procfile Procfile start
 
 chromium:
 	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium for the browser tests"; \

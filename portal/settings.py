@@ -286,8 +286,25 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.purge_dead_tokens",
         "schedule": 6 * 3600,
     },
+    "sync-cluster": {
+        "task": "scheduler.sync_cluster",
+        "schedule": _env_or_fail("KARIMASU_CLUSTER_SYNC_SECONDS", env.float, 15.0),
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
+
+# --- Cluster ------------------------------------------------------------------------
+# KUBECONFIG: a kubeconfig file (the demo writes var/kubeconfig for the emulator). Unset,
+# Karimasu uses the in-cluster service account when it runs in a pod, else no cluster.
+KUBECONFIG = env.str("KUBECONFIG", default="")
+KARIMASU_JOBS_NAMESPACE = env.str("KARIMASU_JOBS_NAMESPACE", default="karimasu-jobs")
+# A job whose pod vanished (node lost, Job deleted behind our back) is requeued until it has
+# had this many attempts, then failed.
+KARIMASU_MAX_ATTEMPTS = _env_or_fail("KARIMASU_MAX_ATTEMPTS", env.int, 3)
+# Training containers run as this uid (Pod Security "restricted" forbids root).
+KARIMASU_JOB_RUN_AS_USER = _env_or_fail("KARIMASU_JOB_RUN_AS_USER", env.int, 1000)
+# Secrets in the jobs namespace used to pull private training images.
+KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.list, [])
 
 # --- Logging: one line per event, greppable ---------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

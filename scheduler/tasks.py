@@ -1,1 +1,30 @@
-"""Celery tasks: ids in, one service call, safe to run twice."""
+"""Celery tasks of the scheduler: ids in, one service call, safe to run twice."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.utils import timezone
+
+from scheduler.cluster.backend import ClusterUnavailable
+from scheduler.cluster.factory import cluster_backend
+from scheduler.services.inventory import sync_inventory
+from scheduler.services.reconcile import reconcile
+
+log = logging.getLogger("karimasu.scheduler")
+
+
+@shared_task(name="scheduler.sync_cluster", ignore_result=True)
+def sync_cluster() -> dict[str, object]:
+    """Periodic (beat): inventory and reconcile. An unreachable cluster is logged, not raised:
+    the next beat tries again and nothing is lost in between."""
+    try:
+        backend = cluster_backend()
+        now = timezone.now()
+        inventory = sync_inventory(backend, now=now)
+    except ClusterUnavailable as exc:
+        log.warning("sync_cluster.unavailable %s", exc)
+        return {"unavailable": True}
+    result = reconcile(backend, now=now)
+    return {"nodes": inventory.nodes, "unavailable": result.unavailable, "changed": result.changed}

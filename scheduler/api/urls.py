@@ -1,3 +1,8 @@
-"""API routes of this app, mounted under /api/v1/. Endpoints arrive with their issues."""
+from rest_framework.routers import SimpleRouter
 
-urlpatterns: list = []
+from scheduler.api import views
+
+router = SimpleRouter()
+router.register("nodes", views.NodeViewSet, basename="node")
+
+urlpatterns = router.urls

@@ -1,0 +1,123 @@
+"""The ClusterBackend protocol and the plain data it speaks.
+
+Services talk to the cluster only through this protocol; `scheduler.cluster.kubernetes`
+is the real implementation (the only module that imports the `kubernetes` client). The
+data classes carry no Django types, so the protocol is easy to fake only where nothing
+else can run — tests use the real implementation against the Kubernetes API emulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class ClusterError(Exception):
+    """Base of cluster failures."""
+
+
+class ClusterUnavailable(ClusterError):
+    """The API server cannot be reached (or answered 5xx). Callers back off and keep state."""
+
+
+class ClusterRejected(ClusterError):
+    """The API server refused the request (4xx other than 404/409): a bug or a bad spec."""
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    name: str
+    gpu_model: str
+    gpu_memory_mb: int | None
+    gpu_capacity: int
+    gpu_allocatable: int
+    cpu_allocatable_millis: int
+    memory_allocatable_mb: int
+    ready: bool
+    cordoned: bool
+    taints: list[dict[str, str]] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """An admin-defined named volume: a PVC mounted at a path."""
+
+    name: str
+    claim: str
+    path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """Everything the cluster needs to run one attempt of a job on a chosen node."""
+
+    job_id: int
+    attempt: int
+    name: str
+    image: str
+    command: list[str]
+    args: list[str]
+    env: dict[str, str]
+    gpus: int
+    cpu_millis: int
+    memory_mb: int
+    node_name: str
+    max_runtime_s: int
+    user: str
+    team: str
+    mounts: list[Mount] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+    image_pull_secrets: list[str] = field(default_factory=list)
+    backoff_limit: int = 0
+    ttl_after_finished_s: int = 3600
+    termination_grace_s: int = 60
+
+
+# Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
+PENDING = "pending"  # created, not yet running (scheduling, pulling the image)
+RUNNING = "running"
+SUCCEEDED = "succeeded"
+FAILED = "failed"
+TIMED_OUT = "timed_out"
+
+
+@dataclass(frozen=True)
+class AttemptState:
+    """What the cluster says about one attempt. `reason` is a stable code, e.g.
+    unschedulable, image_pull_failure, oom_killed, deadline_exceeded, evicted, node_lost."""
+
+    job_id: int
+    attempt: int
+    phase: str
+    reason: str = ""
+    message: str = ""
+    node_name: str = ""
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    name: str
+    created: bool  # False: it already existed (a retry), which is not an error
+
+
+class ClusterBackend(Protocol):
+    def inventory(self) -> list[NodeInfo]: ...
+
+    def submit(self, spec: JobSpec) -> SubmitResult: ...
+
+    def status(self, job_id: int, attempt: int) -> AttemptState | None: ...
+
+    def list_owned(self) -> list[AttemptState]: ...
+
+    def logs(
+        self, job_id: int, attempt: int, *, tail_lines: int | None = None, follow: bool = False
+    ) -> Iterator[str]: ...
+
+    def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool: ...

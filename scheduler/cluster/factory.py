@@ -1,0 +1,30 @@
+"""Build the configured ClusterBackend from settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from django.conf import settings
+
+from scheduler.cluster.backend import ClusterBackend, ClusterUnavailable
+from scheduler.cluster.kube import KubernetesBackend
+
+
+def cluster_backend() -> ClusterBackend:
+    """KUBECONFIG if set, else the in-cluster service account, else ClusterUnavailable."""
+    namespace = settings.KARIMASU_JOBS_NAMESPACE
+    if settings.KUBECONFIG:
+        if not Path(settings.KUBECONFIG).is_file():
+            # The demo's emulator writes it on start; until then the cluster is just not there.
+            raise ClusterUnavailable(f"kubeconfig {settings.KUBECONFIG} does not exist (yet)")
+        backend = KubernetesBackend.from_kubeconfig(settings.KUBECONFIG, namespace=namespace)
+    elif os.environ.get("KUBERNETES_SERVICE_HOST"):
+        backend = KubernetesBackend.in_cluster(namespace=namespace)
+    else:
+        raise ClusterUnavailable(
+            "No cluster configured: set KUBECONFIG, or run inside Kubernetes "
+            "(`make run` starts an emulator and sets KUBECONFIG for you)."
+        )
+    backend.run_as_user = settings.KARIMASU_JOB_RUN_AS_USER
+    return backend

@@ -1,0 +1,248 @@
+"""ClusterBackend on the official `kubernetes` client: each attempt is a `batch/v1` Job.
+
+The only module of Karimasu that imports `kubernetes`. Jobs live in one namespace
+(default `karimasu-jobs`) and carry labels for the job, attempt, user and team, so the
+reconciler can list exactly what Karimasu owns. Names are deterministic per attempt
+(`karimasu-job-<id>-a<attempt>`): a retried submit finds the Job it already created (409),
+which is how "a job runs at most once per attempt" holds across crashes.
+
+Reads use `_preload_content=False` and plain dicts: the mapping functions in
+`scheduler.cluster.mapping` are pure and tested on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from scheduler.cluster import mapping
+from scheduler.cluster.backend import (
+    AttemptState,
+    ClusterRejected,
+    ClusterUnavailable,
+    JobSpec,
+    NodeInfo,
+    SubmitResult,
+)
+
+log = logging.getLogger("karimasu.cluster")
+
+T = TypeVar("T")
+
+DEFAULT_NAMESPACE = "karimasu-jobs"
+# (connect, read) seconds for ordinary calls; log follows and watches pass their own.
+REQUEST_TIMEOUT = (3.0, 15.0)
+
+
+def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Call the API, turning transport failures and 5xx into ClusterUnavailable.
+
+    4xx ApiExceptions pass through for the caller to interpret (404 and 409 are answers).
+    """
+    kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
+    try:
+        return fn(*args, **kwargs)
+    except ApiException as exc:
+        if not exc.status or exc.status >= 500:
+            raise ClusterUnavailable(f"API server error {exc.status}: {exc.reason}") from exc
+        raise
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnavailable(f"API server unreachable: {exc}") from exc
+
+
+def _json(response: Any) -> Any:
+    return json.loads(response.data)
+
+
+class KubernetesBackend:
+    """The real ClusterBackend. Construct with `from_kubeconfig` or `in_cluster`."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        namespace: str = DEFAULT_NAMESPACE,
+        run_as_user: int = 1000,
+    ) -> None:
+        self.api_client = api_client
+        self.namespace = namespace
+        self.run_as_user = run_as_user
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+
+    @classmethod
+    def from_kubeconfig(
+        cls, path: str, *, namespace: str = DEFAULT_NAMESPACE, context: str | None = None
+    ) -> KubernetesBackend:
+        configuration = client.Configuration()
+        config.load_kube_config(
+            config_file=path, context=context, client_configuration=configuration
+        )
+        configuration.retries = 1
+        return cls(client.ApiClient(configuration), namespace=namespace)
+
+    @classmethod
+    def in_cluster(cls, *, namespace: str = DEFAULT_NAMESPACE) -> KubernetesBackend:
+        configuration = client.Configuration()
+        config.load_incluster_config(client_configuration=configuration)
+        configuration.retries = 1
+        return cls(client.ApiClient(configuration), namespace=namespace)
+
+    # --- inventory ----------------------------------------------------------------------
+
+    def inventory(self) -> list[NodeInfo]:
+        nodes = _json(_call(self.core.list_node, _preload_content=False))["items"]
+        return [mapping.node_info(node) for node in nodes]
+
+    # --- jobs ---------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec) -> SubmitResult:
+        body = mapping.job_manifest(spec, namespace=self.namespace, run_as_user=self.run_as_user)
+        name = body["metadata"]["name"]
+        try:
+            _call(self.batch.create_namespaced_job, self.namespace, body, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 409:
+                log.info(
+                    "cluster.submit_exists job=%s attempt=%s name=%s",
+                    spec.job_id,
+                    spec.attempt,
+                    name,
+                )
+                return SubmitResult(name=name, created=False)
+            raise ClusterRejected(f"Job {name} rejected: {exc.status} {_message(exc)}") from exc
+        log.info(
+            "cluster.submitted job=%s attempt=%s name=%s node=%s",
+            spec.job_id,
+            spec.attempt,
+            name,
+            spec.node_name,
+        )
+        return SubmitResult(name=name, created=True)
+
+    def status(self, job_id: int, attempt: int) -> AttemptState | None:
+        name = mapping.job_name(job_id, attempt)
+        try:
+            job = _json(
+                _call(self.batch.read_namespaced_job, name, self.namespace, _preload_content=False)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise ClusterRejected(f"reading {name}: {exc.status} {_message(exc)}") from exc
+        pods = self._pods(f"job-name={name}")
+        return mapping.attempt_state(job, pods)
+
+    def list_owned(self) -> list[AttemptState]:
+        selector = mapping.OWNED_SELECTOR
+        jobs = _json(
+            _call(
+                self.batch.list_namespaced_job,
+                self.namespace,
+                label_selector=selector,
+                _preload_content=False,
+            )
+        )["items"]
+        pods_by_job: dict[str, list[dict[str, Any]]] = {}
+        for pod in self._pods(selector):
+            owner = pod["metadata"].get("labels", {}).get("job-name", "")
+            pods_by_job.setdefault(owner, []).append(pod)
+        states = []
+        for job in jobs:
+            state = mapping.attempt_state(job, pods_by_job.get(job["metadata"]["name"], []))
+            if state is not None:
+                states.append(state)
+        return states
+
+    def logs(
+        self, job_id: int, attempt: int, *, tail_lines: int | None = None, follow: bool = False
+    ) -> Iterator[str]:
+        """Lines of the attempt's newest pod; with `follow`, until the container ends."""
+        pods = self._pods(f"job-name={mapping.job_name(job_id, attempt)}")
+        if not pods:
+            return iter(())
+        pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+        kwargs: dict[str, Any] = {"follow": follow, "_preload_content": False}
+        if tail_lines is not None:
+            kwargs["tail_lines"] = tail_lines
+        if follow:
+            kwargs["_request_timeout"] = (REQUEST_TIMEOUT[0], None)
+        try:
+            response = _call(
+                self.core.read_namespaced_pod_log, pod["metadata"]["name"], self.namespace, **kwargs
+            )
+        except ApiException as exc:
+            if exc.status in (400, 404):  # container not started yet, or pod gone
+                return iter(())
+            raise ClusterRejected(f"logs: {exc.status} {_message(exc)}") from exc
+        return _lines(response)
+
+    def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool:
+        """Delete the attempt's Job and its pods. False when it was already gone."""
+        name = mapping.job_name(job_id, attempt)
+        try:
+            _call(
+                self.batch.delete_namespaced_job,
+                name,
+                self.namespace,
+                propagation_policy="Background",
+                grace_period_seconds=grace_s,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise ClusterRejected(f"deleting {name}: {exc.status} {_message(exc)}") from exc
+        log.info("cluster.cancelled job=%s attempt=%s name=%s", job_id, attempt, name)
+        return True
+
+    def ensure_namespace(self) -> None:
+        """Create the jobs namespace if missing (demo and emulator; production has it)."""
+        try:
+            _call(self.core.read_namespace, self.namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": self.namespace}}
+            try:
+                _call(self.core.create_namespace, body, _preload_content=False)
+            except ApiException as create_exc:
+                if create_exc.status != 409:
+                    raise
+
+    def _pods(self, selector: str) -> list[dict[str, Any]]:
+        response = _call(
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=selector,
+            _preload_content=False,
+        )
+        items: list[dict[str, Any]] = _json(response)["items"]
+        return items
+
+
+def _lines(response: Any) -> Iterator[str]:
+    try:
+        buffer = b""
+        for chunk in response.stream(4096):
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for line in complete:
+                yield line.decode("utf-8", "replace")
+        if buffer:
+            yield buffer.decode("utf-8", "replace")
+    finally:
+        response.release_conn()
+
+
+def _message(exc: ApiException) -> str:
+    try:
+        return str(json.loads(exc.body).get("message", exc.reason))
+    except (TypeError, ValueError):
+        return str(exc.reason)

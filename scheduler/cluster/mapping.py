@@ -1,0 +1,346 @@
+"""Pure translation between Karimasu's data and Kubernetes objects (plain dicts).
+
+- `job_manifest`: a JobSpec -> the `batch/v1` Job body, restricted Pod Security profile.
+- `node_info`: a Node -> NodeInfo (GPUs from `nvidia.com/gpu` and GPU feature discovery).
+- `attempt_state`: a Job and its Pods -> AttemptState (phase and a stable reason code).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from scheduler.cluster.backend import (
+    FAILED,
+    PENDING,
+    RUNNING,
+    SUCCEEDED,
+    TIMED_OUT,
+    AttemptState,
+    JobSpec,
+    NodeInfo,
+)
+
+GPU_RESOURCE = "nvidia.com/gpu"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+LABEL_JOB = "karimasu.io/job-id"
+LABEL_ATTEMPT = "karimasu.io/attempt"
+LABEL_USER = "karimasu.io/user"
+LABEL_TEAM = "karimasu.io/team"
+OWNED_SELECTOR = f"{LABEL_MANAGED_BY}=karimasu"
+GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
+GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # MiB, from GPU feature discovery
+
+IMAGE_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+
+
+def job_name(job_id: int, attempt: int) -> str:
+    """Deterministic per attempt, a valid DNS-1123 label.
+
+    >>> job_name(42, 2)
+    'karimasu-job-42-a2'
+    """
+    return f"karimasu-job-{job_id}-a{attempt}"
+
+
+def label_value(text: str) -> str:
+    """A string made safe as a label value (63 chars of [A-Za-z0-9._-], alnum at ends).
+
+    >>> label_value("alice@example.com")
+    'alice_example.com'
+    """
+    cleaned = "".join(c if (c.isascii() and c.isalnum()) or c in "._-" else "_" for c in text)
+    cleaned = cleaned[:63]
+    return cleaned.strip("._-") or "unknown"
+
+
+# --- JobSpec -> Job ----------------------------------------------------------------------
+
+
+def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> dict[str, Any]:
+    """The Job body for one attempt, pinned to `spec.node_name`.
+
+    Pinning uses a required node affinity on kubernetes.io/hostname rather than
+    `spec.nodeName`, so the real scheduler still checks GPU room and taints.
+    """
+    name = job_name(spec.job_id, spec.attempt)
+    labels = {
+        LABEL_MANAGED_BY: "karimasu",
+        LABEL_JOB: str(spec.job_id),
+        LABEL_ATTEMPT: str(spec.attempt),
+        LABEL_USER: label_value(spec.user),
+        LABEL_TEAM: label_value(spec.team),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {"karimasu.io/name": spec.name[:253]},
+        },
+        "spec": {
+            "backoffLimit": spec.backoff_limit,
+            "activeDeadlineSeconds": spec.max_runtime_s,
+            "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
+            "template": {
+                "metadata": {"labels": labels, "annotations": dict(spec.annotations)},
+                "spec": _pod_spec(spec, run_as_user),
+            },
+        },
+    }
+
+
+def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
+    resources: dict[str, dict[str, str]] = {
+        "requests": {"cpu": f"{spec.cpu_millis}m", "memory": f"{spec.memory_mb}Mi"},
+        "limits": {"memory": f"{spec.memory_mb}Mi"},
+    }
+    if spec.gpus:
+        resources["requests"][GPU_RESOURCE] = str(spec.gpus)
+        resources["limits"][GPU_RESOURCE] = str(spec.gpus)
+    container: dict[str, Any] = {
+        "name": "main",
+        "image": spec.image,
+        "env": [{"name": k, "value": v} for k, v in sorted(spec.env.items())],
+        "resources": resources,
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "runAsNonRoot": True,
+            "privileged": False,
+        },
+        "volumeMounts": [
+            {"name": m.name, "mountPath": m.path, "readOnly": m.read_only} for m in spec.mounts
+        ],
+    }
+    if spec.command:
+        container["command"] = list(spec.command)
+    if spec.args:
+        container["args"] = list(spec.args)
+    return {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "hostNetwork": False,
+        "terminationGracePeriodSeconds": spec.termination_grace_s,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": run_as_user,
+            "runAsGroup": run_as_user,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {
+                            "matchExpressions": [
+                                {
+                                    "key": "kubernetes.io/hostname",
+                                    "operator": "In",
+                                    "values": [spec.node_name],
+                                }
+                            ]
+                        }
+                    ],
+                }
+            }
+        },
+        "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
+        "imagePullSecrets": [{"name": s} for s in spec.image_pull_secrets],
+        "containers": [container],
+        "volumes": [
+            {
+                "name": m.name,
+                "persistentVolumeClaim": {"claimName": m.claim, "readOnly": m.read_only},
+            }
+            for m in spec.mounts
+        ],
+    }
+
+
+# --- Node -> NodeInfo ----------------------------------------------------------------------
+
+
+def parse_quantity(value: str | int | None) -> Decimal:
+    """A Kubernetes quantity as a number of base units ("2", "500m", "64Gi", "1e3").
+
+    >>> parse_quantity("500m"), parse_quantity("1Gi"), parse_quantity("2k")
+    (Decimal('0.500'), Decimal('1073741824'), Decimal('2000'))
+    """
+    if value is None or value == "":
+        return Decimal(0)
+    text = str(value).strip()
+    binary = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+    decimal = {
+        "n": Decimal("1e-9"),
+        "u": Decimal("1e-6"),
+        "m": Decimal("1e-3"),
+        "k": 10**3,
+        "M": 10**6,
+        "G": 10**9,
+        "T": 10**12,
+        "P": 10**15,
+        "E": 10**18,
+    }
+    for suffix, factor in binary.items():
+        if text.endswith(suffix):
+            return Decimal(text[:-2]) * factor
+    if text[-1] in decimal and not text[-1].isdigit():
+        return Decimal(text[:-1]) * Decimal(decimal[text[-1]])
+    return Decimal(text)
+
+
+def node_info(node: dict[str, Any]) -> NodeInfo:
+    meta, spec, status = node["metadata"], node.get("spec", {}), node.get("status", {})
+    labels = meta.get("labels", {}) or {}
+    capacity = status.get("capacity", {}) or {}
+    allocatable = status.get("allocatable", {}) or {}
+    ready = any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in status.get("conditions", []) or []
+    )
+    memory_label = labels.get(GPU_MEMORY_LABEL)
+    return NodeInfo(
+        name=meta["name"],
+        gpu_model=labels.get(GPU_PRODUCT_LABEL, ""),
+        gpu_memory_mb=int(memory_label) if memory_label and memory_label.isdigit() else None,
+        gpu_capacity=int(parse_quantity(capacity.get(GPU_RESOURCE))),
+        gpu_allocatable=int(parse_quantity(allocatable.get(GPU_RESOURCE))),
+        cpu_allocatable_millis=int(parse_quantity(allocatable.get("cpu")) * 1000),
+        memory_allocatable_mb=int(parse_quantity(allocatable.get("memory")) / 2**20),
+        ready=ready,
+        cordoned=bool(spec.get("unschedulable")),
+        taints=[{k: str(v) for k, v in t.items()} for t in spec.get("taints", []) or []],
+        labels=dict(labels),
+    )
+
+
+# --- Job + Pods -> AttemptState ------------------------------------------------------------
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _true_conditions(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        c["type"]: c
+        for c in obj.get("status", {}).get("conditions", []) or []
+        if c.get("status") == "True"
+    }
+
+
+def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
+    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated:
+            return dict(terminated)
+    return None
+
+
+def _waiting_reason(pod: dict[str, Any]) -> tuple[str, str]:
+    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+        waiting = (status.get("state") or {}).get("waiting")
+        if waiting:
+            return str(waiting.get("reason", "")), str(waiting.get("message", ""))
+    return "", ""
+
+
+def _pod_failure_reason(pod: dict[str, Any]) -> str:
+    pod_reason = pod.get("status", {}).get("reason", "")
+    if pod_reason == "Evicted":
+        return "evicted"
+    if pod_reason == "NodeLost" or pod.get("status", {}).get("phase") == "Unknown":
+        return "node_lost"
+    if "DisruptionTarget" in _true_conditions(pod):
+        return "evicted"
+    terminated = _terminated(pod) or {}
+    if terminated.get("reason") == "OOMKilled":
+        return "oom_killed"
+    return "error"
+
+
+def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptState | None:
+    """Where one attempt stands, or None for a Job without Karimasu's labels."""
+    labels = job["metadata"].get("labels", {}) or {}
+    if not labels.get(LABEL_JOB, "").isdigit() or not labels.get(LABEL_ATTEMPT, "").isdigit():
+        return None
+    job_id, attempt = int(labels[LABEL_JOB]), int(labels[LABEL_ATTEMPT])
+    status = job.get("status", {}) or {}
+    conditions = _true_conditions(job)
+    pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")) if pods else None
+    node = (pod or {}).get("spec", {}).get("nodeName", "") or ""
+    terminated = _terminated(pod) if pod else None
+    common = {
+        "job_id": job_id,
+        "attempt": attempt,
+        "node_name": node,
+        "started_at": _time(status.get("startTime")),
+        "exit_code": terminated.get("exitCode") if terminated else None,
+    }
+
+    if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
+        finished = status.get("completionTime") or conditions.get("Complete", {}).get(
+            "lastTransitionTime"
+        )
+        return AttemptState(phase=SUCCEEDED, finished_at=_time(finished), **common)
+    failed = conditions.get("Failed") or conditions.get("FailureTarget")
+    if failed:
+        finished = _time(failed.get("lastTransitionTime"))
+        if failed.get("reason") == "DeadlineExceeded":
+            return AttemptState(
+                phase=TIMED_OUT,
+                reason="deadline_exceeded",
+                message=str(failed.get("message", "")),
+                finished_at=finished,
+                **common,
+            )
+        reason = _pod_failure_reason(pod) if pod else "error"
+        message = str(failed.get("message", "")) or (terminated or {}).get("message", "")
+        return AttemptState(
+            phase=FAILED, reason=reason, message=str(message or ""), finished_at=finished, **common
+        )
+    if pod is None:
+        return AttemptState(phase=PENDING, reason="creating", **common)
+    return _active_pod_state(pod, common)
+
+
+def _active_pod_state(pod: dict[str, Any], common: dict[str, Any]) -> AttemptState:
+    phase = pod.get("status", {}).get("phase", "Pending")
+    if phase == "Running":
+        return AttemptState(phase=RUNNING, **common)
+    if phase in ("Failed", "Unknown"):
+        reason = _pod_failure_reason(pod)
+        if reason in ("node_lost", "evicted"):
+            return AttemptState(
+                phase=FAILED,
+                reason=reason,
+                message=str(pod.get("status", {}).get("message", "")),
+                **common,
+            )
+        return AttemptState(phase=PENDING, reason="retrying", **common)
+    if phase == "Succeeded":
+        return AttemptState(phase=RUNNING, reason="finishing", **common)
+    scheduled = next(
+        (
+            c
+            for c in pod.get("status", {}).get("conditions", []) or []
+            if c.get("type") == "PodScheduled"
+        ),
+        None,
+    )
+    if scheduled and scheduled.get("status") == "False":
+        return AttemptState(
+            phase=PENDING,
+            reason="unschedulable",
+            message=str(scheduled.get("message", "")),
+            **common,
+        )
+    waiting, message = _waiting_reason(pod)
+    if waiting in IMAGE_PULL_REASONS:
+        return AttemptState(phase=PENDING, reason="image_pull_failure", message=message, **common)
+    return AttemptState(phase=PENDING, reason="starting", **common)

@@ -1,0 +1,100 @@
+"""Training jobs. `status` changes only through `scheduler.services.transition_job`."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from portal.accounts.models import Team
+from scheduler import states
+from scheduler.cluster.mapping import job_name
+from scheduler.models.inventory import Node
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = states.QUEUED
+    ADMITTED = states.ADMITTED
+    STARTING = states.STARTING
+    RUNNING = states.RUNNING
+    SUCCEEDED = states.SUCCEEDED
+    FAILED = states.FAILED
+    CANCELLED = states.CANCELLED
+    TIMED_OUT = states.TIMED_OUT
+    PREEMPTED = states.PREEMPTED
+    LOST = states.LOST
+
+
+class Job(models.Model):
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="jobs")
+    image = models.CharField(max_length=500)
+    command = models.JSONField(default=list, blank=True)
+    args = models.JSONField(default=list, blank=True)
+    env = models.JSONField(default=dict, blank=True)
+    gpus = models.PositiveSmallIntegerField(default=1)
+    gpu_models = models.JSONField(default=list, blank=True)  # acceptable; empty = any
+    cpu_millis = models.PositiveIntegerField(default=1000)
+    memory_mb = models.PositiveIntegerField(default=4096)
+    max_runtime_s = models.PositiveIntegerField()
+    priority_class = models.CharField(max_length=32, default="normal")
+    preemptible = models.BooleanField(default=True)
+    mounts = models.JSONField(default=list, blank=True)
+    annotations = models.JSONField(default=dict, blank=True)  # passed to the Kubernetes Job
+
+    status = models.CharField(
+        max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True
+    )
+    reason = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=1000, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+    node = models.ForeignKey(
+        Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    gpu_indices = models.JSONField(default=list, blank=True)
+    borrowed = models.BooleanField(default=False)
+    exit_code = models.IntegerField(null=True, blank=True)
+
+    submitted_at = models.DateTimeField()
+    admitted_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-submitted_at", "-pk"]
+        indexes = [
+            models.Index(fields=["team", "status"]),
+            models.Index(fields=["owner", "status"]),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(gpus__lte=8), name="job_gpus_at_most_8"),
+            models.CheckConstraint(
+                condition=models.Q(max_runtime_s__gt=0), name="job_max_runtime_positive"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.name} ({self.status})"
+
+    @property
+    def cluster_name(self) -> str:
+        """The Kubernetes Job name of the current attempt: deterministic, so retries find it."""
+        return job_name(self.pk, self.attempt)
+
+
+class JobEvent(models.Model):
+    """Every status change, with why. The job's timeline in the UI and the audit trail."""
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField()
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    reason = models.CharField(max_length=64, blank=True)
+    message = models.CharField(max_length=1000, blank=True)
+    attempt = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["at", "pk"]

@@ -1,0 +1,126 @@
+"""Keep `Node` and `Gpu` rows in step with the cluster's Node objects."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+
+from scheduler.cluster.backend import ClusterBackend, NodeInfo
+from scheduler.models import Gpu, Node, NodeEvent
+
+log = logging.getLogger("karimasu.inventory")
+
+
+@dataclass
+class InventoryReport:
+    nodes: int = 0
+    appeared: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+def sync_inventory(backend: ClusterBackend, *, now: datetime) -> InventoryReport:
+    """Upsert every node the cluster reports; mark the missing ones gone (rows are kept).
+
+    Raises ClusterUnavailable without touching the database when the cluster can't be read:
+    an outage must not look like every node leaving.
+    """
+    infos = backend.inventory()
+    report = InventoryReport(nodes=len(infos))
+    with transaction.atomic():
+        existing = {n.name: n for n in Node.objects.select_for_update()}
+        for info in infos:
+            node = existing.pop(info.name, None)
+            if node is None:
+                node = _create(info, now)
+                report.appeared.append(info.name)
+            elif _update(node, info, now):
+                report.changed.append(info.name)
+            _sync_gpus(node, info)
+        for node in existing.values():
+            if node.gone_at is None:
+                Node.objects.filter(pk=node.pk).update(gone_at=now, ready=False)
+                NodeEvent.objects.create(
+                    node=node,
+                    kind=NodeEvent.Kind.GONE,
+                    at=now,
+                    detail="no longer reported by the cluster",
+                )
+                report.gone.append(node.name)
+                log.warning("inventory.node_gone node=%s", node.name)
+    return report
+
+
+def _fields(info: NodeInfo) -> dict[str, object]:
+    return {
+        "gpu_model": info.gpu_model,
+        "gpu_memory_mb": info.gpu_memory_mb,
+        "gpu_capacity": info.gpu_capacity,
+        "gpu_allocatable": info.gpu_allocatable,
+        "cpu_allocatable_millis": info.cpu_allocatable_millis,
+        "memory_allocatable_mb": info.memory_allocatable_mb,
+        "ready": info.ready,
+        "cordoned": info.cordoned,
+        "taints": info.taints,
+        "labels": info.labels,
+    }
+
+
+def _create(info: NodeInfo, now: datetime) -> Node:
+    node = Node.objects.create(name=info.name, first_seen_at=now, last_seen_at=now, **_fields(info))
+    NodeEvent.objects.create(
+        node=node,
+        kind=NodeEvent.Kind.APPEARED,
+        at=now,
+        detail=f"{info.gpu_capacity} x {info.gpu_model or 'no GPU'}",
+    )
+    log.info("inventory.node_appeared node=%s gpus=%s", info.name, info.gpu_capacity)
+    return node
+
+
+def _update(node: Node, info: NodeInfo, now: datetime) -> bool:
+    """Apply `info`, recording an event per meaningful change. True if anything changed."""
+    events: list[tuple[str, str]] = []
+    if node.gone_at is not None:
+        events.append((NodeEvent.Kind.RETURNED, ""))
+    if node.ready != info.ready:
+        events.append((NodeEvent.Kind.READY if info.ready else NodeEvent.Kind.NOT_READY, ""))
+    if node.cordoned != info.cordoned:
+        events.append((NodeEvent.Kind.CORDONED if info.cordoned else NodeEvent.Kind.UNCORDONED, ""))
+    if (node.gpu_capacity, node.gpu_allocatable) != (info.gpu_capacity, info.gpu_allocatable):
+        events.append(
+            (
+                NodeEvent.Kind.CAPACITY_CHANGED,
+                f"{node.gpu_allocatable}/{node.gpu_capacity} -> "
+                f"{info.gpu_allocatable}/{info.gpu_capacity}",
+            )
+        )
+    changed = bool(events) or any(getattr(node, k) != v for k, v in _fields(info).items())
+    for key, value in _fields(info).items():
+        setattr(node, key, value)
+    node.last_seen_at = now
+    node.gone_at = None
+    node.save()
+    for kind, detail in events:
+        NodeEvent.objects.create(node=node, kind=kind, at=now, detail=detail)
+        log.info("inventory.node_%s node=%s %s", kind, node.name, detail)
+    return changed
+
+
+def _sync_gpus(node: Node, info: NodeInfo) -> None:
+    """One row per physical GPU index; indices beyond the capacity are marked absent."""
+    have = {g.index: g for g in node.gpus.all()}
+    for index in range(info.gpu_capacity):
+        gpu = have.get(index)
+        if gpu is None:
+            Gpu.objects.create(
+                node=node, index=index, model=info.gpu_model, memory_mb=info.gpu_memory_mb
+            )
+        elif not gpu.present or gpu.model != info.gpu_model:
+            Gpu.objects.filter(pk=gpu.pk).update(
+                present=True, model=info.gpu_model, memory_mb=info.gpu_memory_mb
+            )
+    Gpu.objects.filter(node=node, index__gte=info.gpu_capacity, present=True).update(present=False)

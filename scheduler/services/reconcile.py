@@ -1,0 +1,180 @@
+"""Make the database and the cluster agree, whatever happened in between.
+
+One pass lists every Job Karimasu owns (by label) and every job row that should be on the
+cluster, and repairs both sides:
+
+- admitted row, no Job         -> submit it now (the crash fell between "decided" and
+                                  "created"; the deterministic name makes this idempotent)
+- starting/running row, no Job -> lost: requeued as a new attempt, or failed after
+                                  KARIMASU_MAX_ATTEMPTS attempts
+- row and Job                  -> the row follows the Job (running, succeeded, failed,
+                                  timed out; node lost or evicted counts as lost)
+- Job with no live row         -> deleted (an orphan: its row was cancelled, requeued or
+                                  deleted while the cluster was unreachable)
+
+When the API server cannot be reached the pass changes nothing and says so: an outage must
+not look like every job vanishing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+
+from scheduler import states
+from scheduler.cluster import backend as cluster
+from scheduler.cluster.backend import AttemptState, ClusterBackend, ClusterUnavailable
+from scheduler.models import Job
+from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
+
+log = logging.getLogger("karimasu.reconcile")
+
+
+@dataclass
+class ReconcileReport:
+    unavailable: bool = False
+    submitted: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    lost: list[int] = field(default_factory=list)
+    orphans_deleted: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.submitted or self.updated or self.lost or self.orphans_deleted)
+
+
+def reconcile(backend: ClusterBackend, *, now: datetime) -> ReconcileReport:
+    report = ReconcileReport()
+    try:
+        owned = {(s.job_id, s.attempt): s for s in backend.list_owned()}
+        live = list(
+            Job.objects.filter(status__in=states.ON_CLUSTER).select_related("owner", "team", "node")
+        )
+        for job in live:
+            state = owned.pop((job.pk, job.attempt), None)
+            try:
+                _repair_row(backend, job, state, now, report)
+            except InvalidTransition:
+                log.info("reconcile.raced job=%s: changed by another worker", job.pk)
+        _delete_orphans(backend, owned, report)
+    except ClusterUnavailable as exc:
+        log.warning("reconcile.unavailable %s: keeping state", exc)
+        report.unavailable = True
+    return report
+
+
+def _repair_row(
+    backend: ClusterBackend,
+    job: Job,
+    state: AttemptState | None,
+    now: datetime,
+    report: ReconcileReport,
+) -> None:
+    if state is None:
+        if job.status == states.ADMITTED:
+            backend.submit(job_spec(job))
+            transition_job(job, states.STARTING, now=now, reason="submitted")
+            report.submitted.append(job.pk)
+        else:
+            _lose(job, now, "missing", "Its Kubernetes Job disappeared.", report)
+        return
+    if apply_attempt_state(job, state, now=now):
+        report.updated.append(job.pk)
+    if job.status == states.LOST:
+        report.lost.append(job.pk)
+        backend.cancel(job.pk, state.attempt)
+        _requeue_or_fail(job, now)
+
+
+def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool:
+    """Bring the row in line with what the cluster says. True when the row changed."""
+    before = (job.status, job.reason, job.message)
+    if job.status == states.ADMITTED:
+        transition_job(
+            job, states.STARTING, now=now, reason=state.reason or "submitted", message=state.message
+        )
+    if state.phase == cluster.PENDING:
+        if (job.reason, job.message) != (state.reason, state.message[:1000]):
+            Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
+            job.reason, job.message = state.reason, state.message[:1000]
+    elif state.phase == cluster.RUNNING and job.status == states.STARTING:
+        transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
+    elif state.phase == cluster.SUCCEEDED:
+        _finish(job, states.SUCCEEDED, state, now)
+    elif state.phase == cluster.TIMED_OUT:
+        _finish(job, states.TIMED_OUT, state, now)
+    elif state.phase == cluster.FAILED:
+        if state.reason in ("node_lost", "evicted"):
+            transition_job(job, states.LOST, now=now, reason=state.reason, message=state.message)
+        else:
+            _finish(job, states.FAILED, state, now)
+    return (job.status, job.reason, job.message) != before
+
+
+def _finish(job: Job, to: str, state: AttemptState, now: datetime) -> None:
+    transition_job(
+        job,
+        to,
+        now=now,
+        reason=state.reason,
+        message=state.message,
+        exit_code=state.exit_code,
+        finished_at=state.finished_at or now,
+        started_at=job.started_at or state.started_at,
+    )
+
+
+def _lose(job: Job, now: datetime, reason: str, message: str, report: ReconcileReport) -> None:
+    transition_job(job, states.LOST, now=now, reason=reason, message=message)
+    report.lost.append(job.pk)
+    _requeue_or_fail(job, now)
+
+
+def _requeue_or_fail(job: Job, now: datetime) -> None:
+    if job.attempt < settings.KARIMASU_MAX_ATTEMPTS:
+        requeue(
+            job,
+            now=now,
+            reason=f"requeued_after_{job.reason}",
+            message=f"Attempt {job.attempt} was lost ({job.reason}); queued again.",
+        )
+    else:
+        transition_job(
+            job,
+            states.FAILED,
+            now=now,
+            reason=f"{job.reason}_too_often",
+            message=f"Lost {job.attempt} times; giving up.",
+            finished_at=now,
+        )
+
+
+def _delete_orphans(
+    backend: ClusterBackend, owned: dict[tuple[int, int], AttemptState], report: ReconcileReport
+) -> None:
+    """Delete Jobs whose row no longer wants them. Finished Jobs of finished rows are left
+    for their TTL (their logs stay readable until then)."""
+    if not owned:
+        return
+    rows = {j.pk: j for j in Job.objects.filter(pk__in={job_id for job_id, _ in owned})}
+    for (job_id, attempt), state in owned.items():
+        row = rows.get(job_id)
+        finished = state.phase in (cluster.SUCCEEDED, cluster.FAILED, cluster.TIMED_OUT)
+        if (
+            row is not None
+            and row.attempt == attempt
+            and finished
+            and row.status in states.TERMINAL
+        ):
+            continue
+        if backend.cancel(job_id, attempt):
+            report.orphans_deleted.append(f"{job_id}/a{attempt}")
+            log.warning(
+                "reconcile.orphan_deleted job=%s attempt=%s row_status=%s",
+                job_id,
+                attempt,
+                row.status if row else None,
+            )

@@ -1,0 +1,296 @@
+"""Pure translation between Karimasu's data and Kubernetes objects."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from scheduler.cluster import backend as cluster
+from scheduler.cluster.backend import JobSpec, Mount
+from scheduler.cluster.mapping import (
+    attempt_state,
+    job_manifest,
+    label_value,
+    node_info,
+    parse_quantity,
+)
+
+
+def make_spec(**overrides) -> JobSpec:
+    values = dict(
+        job_id=7,
+        attempt=2,
+        name="resnet",
+        image="pytorch/pytorch:2.4",
+        command=["python"],
+        args=["train.py", "--lr", "0.1"],
+        env={"SEED": "1"},
+        gpus=2,
+        cpu_millis=4000,
+        memory_mb=16384,
+        node_name="tesla-02",
+        max_runtime_s=3600,
+        user="alice",
+        team="vision",
+    )
+    values.update(overrides)
+    return JobSpec(**values)
+
+
+def test_manifest_pins_the_node_and_requests_gpus_cpu_memory():
+    body = job_manifest(make_spec(), namespace="karimasu-jobs")
+    assert body["metadata"]["name"] == "karimasu-job-7-a2"
+    pod = body["spec"]["template"]["spec"]
+    term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["tesla-02"]
+    resources = pod["containers"][0]["resources"]
+    assert resources["requests"] == {"cpu": "4000m", "memory": "16384Mi", "nvidia.com/gpu": "2"}
+    assert resources["limits"]["nvidia.com/gpu"] == "2"
+    assert body["spec"]["activeDeadlineSeconds"] == 3600
+    assert body["spec"]["backoffLimit"] == 0
+    assert body["spec"]["ttlSecondsAfterFinished"] == 3600
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+
+
+def test_manifest_labels_identify_job_attempt_user_and_team():
+    labels = job_manifest(make_spec(user="bob@example.com"), namespace="ns")["metadata"]["labels"]
+    assert labels == {
+        "app.kubernetes.io/managed-by": "karimasu",
+        "karimasu.io/job-id": "7",
+        "karimasu.io/attempt": "2",
+        "karimasu.io/user": "bob_example.com",
+        "karimasu.io/team": "vision",
+    }
+
+
+def test_manifest_meets_the_restricted_profile():
+    pod = job_manifest(make_spec(), namespace="ns")["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["hostNetwork"] is False
+    assert pod["automountServiceAccountToken"] is False
+    container = pod["containers"][0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert all("hostPath" not in v for v in pod["volumes"])
+
+
+def test_manifest_without_gpus_requests_none():
+    pod = job_manifest(make_spec(gpus=0), namespace="ns")["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["requests"]
+
+
+def test_manifest_mounts_named_volumes_and_pull_secrets():
+    spec = make_spec(
+        mounts=[Mount("datasets", "datasets-pvc", "/data", read_only=True)],
+        image_pull_secrets=["registry"],
+    )
+    pod = job_manifest(spec, namespace="ns")["spec"]["template"]["spec"]
+    assert pod["volumes"] == [
+        {
+            "name": "datasets",
+            "persistentVolumeClaim": {"claimName": "datasets-pvc", "readOnly": True},
+        }
+    ]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "datasets", "mountPath": "/data", "readOnly": True}
+    ]
+    assert pod["imagePullSecrets"] == [{"name": "registry"}]
+
+
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("ok-name", "ok-name"),
+        ("-leading", "leading"),
+        ("a" * 80, "a" * 63),
+        ("@@@", "unknown"),
+        ("山田", "unknown"),
+        ("yamada山田", "yamada"),
+    ],
+    ids=[
+        "plain",
+        "strip-edges",
+        "truncate",
+        "nothing-left",
+        "non-ascii-replaced",
+        "non-ascii-tail-stripped",
+    ],
+)
+def test_label_value(text, want):
+    assert label_value(text) == want
+
+
+@pytest.mark.parametrize(
+    "quantity, want",
+    [("2", 2), ("1500m", 1.5), ("64Gi", 64 * 2**30), ("1M", 10**6), ("", 0), (None, 0)],
+)
+def test_parse_quantity(quantity, want):
+    assert float(parse_quantity(quantity)) == pytest.approx(want)
+
+
+def test_node_info_reads_gpu_feature_discovery_labels():
+    node = {
+        "metadata": {
+            "name": "tesla-01",
+            "labels": {"nvidia.com/gpu.product": "Tesla-V100", "nvidia.com/gpu.memory": "16384"},
+        },
+        "spec": {
+            "unschedulable": True,
+            "taints": [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}],
+        },
+        "status": {
+            "capacity": {"nvidia.com/gpu": "2"},
+            "allocatable": {"nvidia.com/gpu": "2", "cpu": "31500m", "memory": "125Gi"},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+    info = node_info(node)
+    assert (info.gpu_model, info.gpu_memory_mb, info.gpu_capacity) == ("Tesla-V100", 16384, 2)
+    assert info.cpu_allocatable_millis == 31500
+    assert info.memory_allocatable_mb == 125 * 1024
+    assert info.ready and info.cordoned
+    assert info.taints == [{"key": "nvidia.com/gpu", "effect": "NoSchedule"}]
+
+
+def test_node_without_gpus_or_ready_condition():
+    info = node_info({"metadata": {"name": "cpu-1"}, "status": {}})
+    assert (info.gpu_capacity, info.ready, info.gpu_model) == (0, False, "")
+
+
+# --- attempt_state -------------------------------------------------------------------------
+
+LABELS = {"karimasu.io/job-id": "7", "karimasu.io/attempt": "2", "job-name": "karimasu-job-7-a2"}
+
+
+def job(conditions=(), **status):
+    return {
+        "metadata": {"name": "karimasu-job-7-a2", "labels": LABELS},
+        "status": {"conditions": list(conditions), **status},
+    }
+
+
+def pod(
+    phase="Pending", *, node="tesla-02", conditions=(), waiting=None, terminated=None, reason=None
+):
+    status = {"phase": phase, "conditions": list(conditions)}
+    if reason:
+        status["reason"] = reason
+    state = {}
+    if waiting:
+        state["waiting"] = {"reason": waiting, "message": f"{waiting} happened"}
+    if terminated:
+        state["terminated"] = terminated
+    status["containerStatuses"] = [{"name": "main", "state": state}]
+    return {
+        "metadata": {"name": "p", "labels": LABELS, "creationTimestamp": "2026-11-23T10:00:00Z"},
+        "spec": {"nodeName": node},
+        "status": status,
+    }
+
+
+COMPLETE = {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-23T11:00:00Z"}
+
+
+@pytest.mark.parametrize(
+    "job_obj, pods, want_phase, want_reason",
+    [
+        pytest.param(job(), [], cluster.PENDING, "creating", id="no-pod-yet"),
+        pytest.param(
+            job(),
+            [
+                pod(
+                    conditions=[
+                        {"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}
+                    ]
+                )
+            ],
+            cluster.PENDING,
+            "unschedulable",
+            id="unschedulable",
+        ),
+        pytest.param(
+            job(),
+            [pod(waiting="ImagePullBackOff")],
+            cluster.PENDING,
+            "image_pull_failure",
+            id="image-pull-failure",
+        ),
+        pytest.param(
+            job(),
+            [pod(waiting="ContainerCreating")],
+            cluster.PENDING,
+            "starting",
+            id="container-creating",
+        ),
+        pytest.param(
+            job(startTime="2026-11-23T10:00:05Z"),
+            [pod("Running")],
+            cluster.RUNNING,
+            "",
+            id="running",
+        ),
+        pytest.param(
+            job([COMPLETE]),
+            [pod("Succeeded", terminated={"exitCode": 0})],
+            cluster.SUCCEEDED,
+            "",
+            id="complete",
+        ),
+        pytest.param(
+            job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]),
+            [pod("Failed")],
+            cluster.TIMED_OUT,
+            "deadline_exceeded",
+            id="deadline",
+        ),
+        pytest.param(
+            job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]),
+            [pod("Failed", terminated={"exitCode": 137, "reason": "OOMKilled"})],
+            cluster.FAILED,
+            "oom_killed",
+            id="oom-killed",
+        ),
+        pytest.param(
+            job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded"}]),
+            [pod("Failed", terminated={"exitCode": 2, "reason": "Error"})],
+            cluster.FAILED,
+            "error",
+            id="non-zero-exit",
+        ),
+        pytest.param(
+            job(), [pod("Failed", reason="Evicted")], cluster.FAILED, "evicted", id="evicted"
+        ),
+        pytest.param(job(), [pod("Unknown")], cluster.FAILED, "node_lost", id="node-lost"),
+        pytest.param(
+            job(),
+            [pod("Failed", terminated={"exitCode": 1})],
+            cluster.PENDING,
+            "retrying",
+            id="failed-pod-with-retries-left",
+        ),
+    ],
+)
+def test_attempt_state(job_obj, pods, want_phase, want_reason):
+    state = attempt_state(job_obj, pods)
+    assert state is not None
+    assert (state.job_id, state.attempt) == (7, 2)
+    assert (state.phase, state.reason) == (want_phase, want_reason)
+
+
+def test_attempt_state_carries_exit_code_node_and_times():
+    state = attempt_state(
+        job([COMPLETE], startTime="2026-11-23T10:00:05Z"),
+        [pod("Succeeded", terminated={"exitCode": 0})],
+    )
+    assert state.exit_code == 0
+    assert state.node_name == "tesla-02"
+    assert state.started_at == datetime(2026, 11, 23, 10, 0, 5, tzinfo=UTC)
+    assert state.finished_at == datetime(2026, 11, 23, 11, 0, tzinfo=UTC)
+
+
+def test_job_without_karimasu_labels_is_ignored():
+    assert attempt_state({"metadata": {"name": "x", "labels": {}}}, []) is None
