@@ -22,6 +22,10 @@ class ClusterUnavailable(ClusterError):
     """The API server cannot be reached (or answered 5xx). Callers back off and keep state."""
 
 
+class ResyncRequired(ClusterError):
+    """A watch's resourceVersion is too old (410 Gone): list again, then watch from there."""
+
+
 class ClusterRejected(ClusterError):
     """The API server refused the request (4xx other than 404/409): a bug or a bad spec."""
 
@@ -121,3 +125,7 @@ class ClusterBackend(Protocol):
     ) -> Iterator[str]: ...
 
     def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool: ...
+
+    def watch(
+        self, kind: str, resource_version: str | None, *, timeout_s: int = 30
+    ) -> Iterator[str]: ...

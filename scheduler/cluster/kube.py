@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
 from scheduler.cluster import mapping
@@ -28,6 +28,7 @@ from scheduler.cluster.backend import (
     ClusterUnavailable,
     JobSpec,
     NodeInfo,
+    ResyncRequired,
     SubmitResult,
 )
 
@@ -201,6 +202,55 @@ class KubernetesBackend:
             raise ClusterRejected(f"deleting {name}: {exc.status} {_message(exc)}") from exc
         log.info("cluster.cancelled job=%s attempt=%s name=%s", job_id, attempt, name)
         return True
+
+    def watch(
+        self, kind: str, resource_version: str | None, *, timeout_s: int = 30
+    ) -> Iterator[str]:
+        """Follow changes to Karimasu's Jobs (`kind="jobs"`) or Pods (`"pods"`).
+
+        Yields the resourceVersion after each change. Starts from `resource_version`, or
+        from now (a fresh list) when None. The stream ends after `timeout_s`; call again with
+        the last version. ResyncRequired (410 Gone) means the version is too old: relist.
+        """
+        if kind == "jobs":
+            list_fn: Callable[..., Any] = self.batch.list_namespaced_job
+        elif kind == "pods":
+            list_fn = self.core.list_namespaced_pod
+        else:
+            raise ValueError(f"unknown kind {kind!r}")
+        if resource_version is None:
+            listed = _json(
+                _call(
+                    list_fn,
+                    self.namespace,
+                    label_selector=mapping.OWNED_SELECTOR,
+                    limit=1,
+                    _preload_content=False,
+                )
+            )
+            resource_version = str(listed["metadata"]["resourceVersion"])
+            yield resource_version
+        stream = watch.Watch().stream(
+            list_fn,
+            self.namespace,
+            label_selector=mapping.OWNED_SELECTOR,
+            resource_version=resource_version,
+            timeout_seconds=timeout_s,
+            _request_timeout=(REQUEST_TIMEOUT[0], timeout_s + 5),
+        )
+        try:
+            for event in stream:
+                if event["type"] == "ERROR":
+                    raise ResyncRequired(str(event.get("raw_object", "")))
+                yield str(event["object"].metadata.resource_version)
+        except ApiException as exc:
+            if exc.status == 410:
+                raise ResyncRequired(f"resourceVersion {resource_version} expired") from exc
+            if not exc.status or exc.status >= 500:
+                raise ClusterUnavailable(f"watch failed: {exc.status} {exc.reason}") from exc
+            raise ClusterRejected(f"watch {kind}: {exc.status} {_message(exc)}") from exc
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterUnavailable(f"watch interrupted: {exc}") from exc
 
     def ensure_namespace(self) -> None:
         """Create the jobs namespace if missing (demo and emulator; production has it)."""

@@ -22,6 +22,7 @@ from scheduler.cluster.factory import cluster_backend
 from scheduler.cluster.kube import KubernetesBackend
 from scheduler.services.inventory import sync_inventory
 from scheduler.services.reconcile import reconcile
+from scheduler.services.watch import ClusterWatcher
 
 
 class Command(BaseCommand):
@@ -30,6 +31,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("sync", help="Sync nodes/GPUs and reconcile jobs once.")
+        sub.add_parser("watch", help="Watch Jobs and Pods; reconcile on every change.")
         emulate = sub.add_parser("emulate", help="Run the Kubernetes API emulator.")
         emulate.add_argument("--host", default="127.0.0.1")
         emulate.add_argument("--port", type=int, default=0, help="0 picks a free port.")
@@ -47,6 +49,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["action"] == "sync":
             self._sync()
+        elif options["action"] == "watch":
+            self._watch()
         else:
             self._emulate(options)
 
@@ -75,6 +79,29 @@ class Command(BaseCommand):
             )
         )
 
+    def _watch(self) -> None:
+        stop = _stop_on_signals()
+
+        def on_change() -> None:
+            # Re-read the configuration each pass: the demo's kubeconfig may appear late.
+            try:
+                backend = cluster_backend()
+                now = timezone.now()
+                sync_inventory(backend, now=now)
+                reconcile(backend, now=now)
+            except ClusterUnavailable as exc:
+                self.stderr.write(f"cluster unavailable: {exc}")
+
+        while not stop.is_set():
+            try:
+                backend = cluster_backend()
+            except ClusterUnavailable as exc:
+                self.stderr.write(f"waiting for the cluster: {exc}")
+                stop.wait(2)
+                continue
+            self.stdout.write(f"watching namespace {settings.KARIMASU_JOBS_NAMESPACE}")
+            ClusterWatcher(backend, on_change).run(stop)
+
     def _emulate(self, options: dict[str, Any]) -> None:
         from scheduler.cluster.emulator import start_emulator
 
@@ -93,11 +120,16 @@ class Command(BaseCommand):
         self.stdout.write(f"Kubernetes API emulator at {handle.url}", ending="\n")
         self.stdout.write(f"kubeconfig written to {kubeconfig}", ending="\n")
         self.stdout.flush()
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        stop = _stop_on_signals()
         try:
             stop.wait()
-        except KeyboardInterrupt:
-            pass
         finally:
-            handle.stop()
+            handle.close()
+
+
+def _stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (honcho and Ctrl-C), for a clean exit."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop

@@ -1,0 +1,273 @@
+"""The real Kubernetes backend, over HTTP, against the emulator: submit, status, logs, cancel,
+inventory, reconcile after crashes and outages."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+from kubernetes import client
+
+from scheduler import states
+from scheduler.cluster import backend as cluster
+from scheduler.cluster.backend import ClusterUnavailable
+from scheduler.models import Job, Node, NodeEvent
+from scheduler.services.inventory import sync_inventory
+from scheduler.services.jobs import job_spec
+from scheduler.services.reconcile import reconcile
+from tests.scheduler.cluster.conftest import ONE_NODE
+
+pytestmark = pytest.mark.django_db
+
+
+def run_cluster(emulator, seconds: float = 0) -> None:
+    """Let simulated time pass (in 1 s steps) and the emulated controllers catch up."""
+    emulator.advance(seconds) if seconds else emulator.settle()
+
+
+def cluster_jobs(backend) -> list[str]:
+    jobs = client.BatchV1Api(backend.api_client).list_namespaced_job("karimasu-jobs")
+    return sorted(j.metadata.name for j in jobs.items)
+
+
+def test_inventory_has_every_node_and_gpu(synced):
+    nodes = Node.objects.order_by("name")
+    assert [n.name for n in nodes] == ["tesla-01", "tesla-02", "tesla-03", "tesla-04"]
+    for node in nodes:
+        assert (node.gpu_model, node.gpu_capacity, node.gpu_memory_mb) == (
+            "Tesla-V100-SXM2-16GB",
+            2,
+            16384,
+        )
+        assert node.schedulable
+        assert sorted(g.index for g in node.gpus.all()) == [0, 1]
+
+
+def test_inventory_follows_cordon_and_node_removal(synced, backend, emulator):
+    core = client.CoreV1Api(backend.api_client)
+    core.patch_node("tesla-02", {"spec": {"unschedulable": True}})
+    emulator.controller.remove_node("tesla-04")
+    report = sync_inventory(backend, now=timezone.now())
+
+    assert report.gone == ["tesla-04"]
+    assert Node.objects.get(name="tesla-02").cordoned
+    gone = Node.objects.get(name="tesla-04")
+    assert gone.gone_at is not None and not gone.schedulable
+    kinds = set(NodeEvent.objects.values_list("node__name", "kind"))
+    assert {("tesla-02", "cordoned"), ("tesla-04", "gone")} <= kinds
+
+
+def test_submit_run_succeed(make_admitted, backend, emulator):
+    job = make_admitted(duration=30)
+    report = reconcile(backend, now=timezone.now())
+    assert report.submitted == [job.pk]
+    job.refresh_from_db()
+    assert job.status == states.STARTING
+
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.RUNNING
+    assert job.started_at is not None
+
+    run_cluster(emulator, 31)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.exit_code) == (states.SUCCEEDED, 0)
+    assert list(job.events.values_list("to_status", flat=True)) == [
+        "starting",
+        "running",
+        "succeeded",
+    ]
+
+
+def test_failing_container_fails_the_job_with_its_exit_code(make_admitted, backend, emulator):
+    job = make_admitted(duration=5, **{"karimasu.io/sim-exit-code": "3"})
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 6)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.reason, job.exit_code) == (states.FAILED, "error", 3)
+
+
+def test_oom_killed_is_reported(make_admitted, backend, emulator):
+    job = make_admitted(
+        duration=5, **{"karimasu.io/sim-exit-code": "137", "karimasu.io/sim-oom-killed": "true"}
+    )
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 6)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.FAILED, "oom_killed")
+
+
+def test_deadline_is_enforced_by_the_cluster(make_admitted, backend, emulator):
+    job = make_admitted(duration=7200)
+    Job.objects.filter(pk=job.pk).update(max_runtime_s=60)
+    job.refresh_from_db()
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 61)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.TIMED_OUT, "deadline_exceeded")
+
+
+@pytest.mark.nodes_file(ONE_NODE)
+def test_third_one_gpu_job_on_a_full_two_gpu_node_stays_pending(make_admitted, backend, emulator):
+    jobs = [make_admitted(indices=(i % 2,)) for i in range(3)]
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    for job in jobs:
+        job.refresh_from_db()
+    assert [j.status for j in jobs[:2]] == [states.RUNNING, states.RUNNING]
+    third = jobs[2]
+    assert (third.status, third.reason) == (states.STARTING, "unschedulable")
+    assert "Insufficient nvidia.com/gpu" in third.message
+
+
+def test_image_pull_failure_is_a_reason(make_admitted, backend, emulator):
+    job = make_admitted()
+    Job.objects.filter(pk=job.pk).update(image="registry.example/does-not-exist:1")
+    job.refresh_from_db()
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.STARTING, "image_pull_failure")
+
+
+def test_logs_tail_and_cancel_is_idempotent(make_admitted, backend, emulator):
+    job = make_admitted(duration=600)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 20)
+    lines = list(backend.logs(job.pk, job.attempt, tail_lines=5))
+    assert 0 < len(lines) <= 5
+
+    assert backend.cancel(job.pk, job.attempt) is True
+    run_cluster(emulator)
+    assert backend.status(job.pk, job.attempt) is None
+    assert backend.cancel(job.pk, job.attempt) is False
+    pods = client.CoreV1Api(backend.api_client).list_namespaced_pod(
+        "karimasu-jobs", label_selector=f"karimasu.io/job-id={job.pk}"
+    )
+    assert pods.items == []
+
+
+def test_crash_between_decided_and_created_yields_exactly_one_job(make_admitted, backend):
+    job = make_admitted()
+    # The cycle decided (row admitted) and crashed before creating: reconcile creates it.
+    reconcile(backend, now=timezone.now())
+    # And a crash after creating but before recording: a second create is a no-op.
+    assert backend.submit(job_spec(job)).created is False
+    reconcile(backend, now=timezone.now())
+    assert cluster_jobs(backend) == [f"karimasu-job-{job.pk}-a1"]
+    job.refresh_from_db()
+    assert job.status == states.STARTING
+
+
+def test_recorded_but_not_yet_created_after_a_retry(make_admitted, backend):
+    job = make_admitted()
+    assert backend.submit(job_spec(job)).created is True
+    reconcile(backend, now=timezone.now())  # finds it (no second create) and records it
+    job.refresh_from_db()
+    assert job.status == states.STARTING
+    assert cluster_jobs(backend) == [f"karimasu-job-{job.pk}-a1"]
+
+
+def test_running_row_without_a_job_is_lost_and_requeued(make_admitted, backend, emulator):
+    job = make_admitted(duration=600)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    client.BatchV1Api(backend.api_client).delete_namespaced_job(
+        job.cluster_name, "karimasu-jobs", propagation_policy="Background"
+    )
+    report = reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert report.lost == [job.pk]
+    assert (job.status, job.attempt, job.node) == (states.QUEUED, 2, None)
+    assert "lost" in list(job.events.values_list("to_status", flat=True))
+
+
+def test_node_lost_requeues_and_cleans_up_the_old_attempt(make_admitted, backend, emulator):
+    job = make_admitted(duration=600)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    emulator.controller.lose_node("tesla-01")
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.attempt) == (states.QUEUED, 2)
+    assert job.events.filter(reason="node_lost").exists()
+    run_cluster(emulator)
+    assert cluster_jobs(backend) == []
+
+
+def test_lost_too_often_fails(make_admitted, backend, settings):
+    settings.KARIMASU_MAX_ATTEMPTS = 1
+    job = make_admitted()
+    reconcile(backend, now=timezone.now())
+    client.BatchV1Api(backend.api_client).delete_namespaced_job(job.cluster_name, "karimasu-jobs")
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.FAILED, "missing_too_often")
+
+
+def test_orphan_job_of_a_cancelled_row_is_deleted(make_admitted, backend, emulator):
+    job = make_admitted(duration=600)
+    reconcile(backend, now=timezone.now())
+    # The user cancelled while the cluster was unreachable: the row is cancelled, the Job runs.
+    Job.objects.filter(pk=job.pk).update(status=states.CANCELLED)
+    report = reconcile(backend, now=timezone.now())
+    assert report.orphans_deleted == [f"{job.pk}/a1"]
+    run_cluster(emulator)
+    assert cluster_jobs(backend) == []
+
+
+def test_finished_job_of_a_finished_row_is_left_for_its_ttl(make_admitted, backend, emulator):
+    job = make_admitted(duration=5)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 6)
+    reconcile(backend, now=timezone.now())
+    report = reconcile(backend, now=timezone.now())
+    assert report.orphans_deleted == []
+    assert cluster_jobs(backend) == [job.cluster_name]
+
+
+def test_api_server_down_for_a_while_and_back_loses_nothing(make_admitted, backend, emulator):
+    job = make_admitted(duration=30)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.RUNNING
+
+    emulator.stop()
+    report = reconcile(backend, now=timezone.now())
+    assert report.unavailable and not report.changed
+    with pytest.raises(ClusterUnavailable):
+        sync_inventory(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.RUNNING
+    assert Node.objects.filter(gone_at__isnull=True).count() == 4
+
+    # Meanwhile the job finished on the cluster; the API server comes back.
+    run_cluster(emulator, 31)
+    emulator.restart()
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.SUCCEEDED
+    assert sync_inventory(backend, now=timezone.now()).gone == []
+
+
+def test_status_of_an_unknown_attempt_is_none(backend):
+    assert backend.status(999, 1) is None
+
+
+def test_status_reports_the_node_and_phase(make_admitted, backend, emulator):
+    job = make_admitted(node="tesla-03", indices=(1,))
+    backend.submit(job_spec(job))
+    run_cluster(emulator)
+    state = backend.status(job.pk, 1)
+    assert (state.phase, state.node_name) == (cluster.RUNNING, "tesla-03")
