@@ -9,6 +9,7 @@ from portal.accounts import views as account_views
 api_v1 = [
     path("", include("portal.accounts.api.urls")),
     path("", include("scheduler.api.urls")),
+    path("", include("scheduler.telemetry.api.urls")),
     path("", include("querygate.api.urls")),
 ]
 

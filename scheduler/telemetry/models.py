@@ -1,0 +1,1 @@
+"""Telemetry models (samples, rollups, node tokens) arrive with the telemetry issue."""
