@@ -1,0 +1,249 @@
+"""``analyze``: SQL + dialect + catalog + policy -> Report. Pure: no I/O, no clock.
+
+Steps: 1. tokenize and parse (a parse error becomes a ``parse-error`` finding with line and
+column); 2. exactly one statement (``multiple-statements``); 3. classify; 4. gate rules on
+the parsed tree (statement and function allow-lists, file paths, writes); 5. resolve tables
+(``unknown-table``) and qualify against the catalog (``unknown-column``); 6. rules on the
+qualified tree; 7. estimate; 8. decide.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import re
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, SqlglotError, TokenError
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
+from sqlglot.tokenizer_core import Token, TokenType
+
+from querygate.analysis.catalog import Catalog
+from querygate.analysis.classify import StatementKind, classify
+from querygate.analysis.context import RuleContext
+from querygate.analysis.estimate import Estimate, estimate, table_reads
+from querygate.analysis.findings import Finding, Severity, line_column, start_offset
+from querygate.analysis.policy import Policy
+from querygate.analysis.report import AnalysisFailure, Report, decide
+from querygate.analysis.rules import GATE_RULES, RULES, run_rules
+from querygate.analysis.rules.file_tables import is_file_path_table
+from querygate.analysis.rules.statements import KNOWN_REFUSED, not_allowed_finding
+
+_LEADING_COMMENTS = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
+_UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved")
+_FOR_TABLE = re.compile(r"for table: '([^']+)'")
+_LAST_NAME = re.compile(r": (\w+)$")
+_POSITION = re.compile(r"Line:? (\d+), Col: (\d+)")
+
+
+def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None = None) -> Report:
+    """Analyze one SQL request; never raises for bad SQL (it becomes findings).
+
+    >>> from querygate.analysis.catalog import ColumnStats, TableStats
+    >>> cat = Catalog((TableStats("t", (ColumnStats("a", "INT"),), rows=10),))
+    >>> analyze("SELECT a FROM t", dialect="duckdb", catalog=cat).decision.value
+    'allow'
+    """
+    policy = policy or Policy()
+    try:
+        tokens = sqlglot.tokenize(sql, read=dialect)
+        trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
+    except (ParseError, TokenError) as error:
+        return _failure(_parse_finding(error, sql, dialect, catalog, policy), "parse", policy)
+    if len(trees) != 1:
+        return _failure(_statement_count_finding(len(trees), tokens, sql), "statements", policy)
+    tree = trees[0]
+    context = RuleContext(sql, dialect, catalog, policy, tree, tokens)
+    findings = run_rules(GATE_RULES, tree, context)
+    findings += unknown_tables(tree, context)
+    report_estimate: Estimate | None = None
+    if isinstance(tree, exp.Query) and not any(f.severity is Severity.ERROR for f in findings):
+        qualified, problem = qualify_against(tree, context)
+        if problem is not None:
+            findings.append(problem)
+        else:
+            context.qualified = qualified
+            findings += run_rules(RULES, qualified, context)
+            report_estimate = estimate(context)
+    return _report(classify(tree), findings, report_estimate, context)
+
+
+def _report(
+    kind: StatementKind, findings: list[Finding], est: Estimate | None, context: RuleContext
+) -> Report:
+    reads = table_reads(context) if context.qualified is not None else []
+    tables = sorted({r.stats.qualified_name for r in reads})
+    columns = sorted({f"{r.stats.qualified_name}.{c}" for r in reads for c in r.columns})
+    ordered = sorted(findings, key=lambda f: (f.line, f.column, f.rule))
+    decision, reasons = decide(ordered, est, context.policy)
+    return Report(
+        statement_kind=kind,
+        decision=decision,
+        reasons=reasons,
+        findings=tuple(ordered),
+        estimate=est,
+        normalized_sql=context.parsed.sql(dialect=context.dialect, pretty=True),
+        tables=tuple(tables),
+        columns=tuple(columns),
+    )
+
+
+def _failure(finding: Finding, kind: str, policy: Policy) -> Report:
+    decision, reasons = decide([finding], None, policy)
+    failure = AnalysisFailure(kind, finding.message, finding.line, finding.column)
+    return Report(None, decision, reasons, (finding,), None, error=failure)
+
+
+def _parse_finding(
+    error: ParseError | TokenError, sql: str, dialect: str, catalog: Catalog, policy: Policy
+) -> Finding:
+    offset = _LEADING_COMMENTS.match(sql).end()  # type: ignore[union-attr] # always matches
+    words = sql[offset:].split(None, 1)
+    first = words[0].upper() if words else ""
+    if first in KNOWN_REFUSED:
+        # A refused statement sqlglot cannot parse (EXPORT DATABASE...): name it, not a typo.
+        context = RuleContext(sql, dialect, catalog, policy, exp.Command(this=first))
+        return not_allowed_finding(first, line_column(sql, offset), context, None)
+    line, column, message = _error_position(error, sql)
+    return Finding(
+        "parse-error",
+        Severity.ERROR,
+        f"The SQL does not parse: {message}",
+        line,
+        column,
+        "Fix the syntax at the marked position.",
+    )
+
+
+def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int, str]:
+    """(line, column of the offending token's start, one-line message)."""
+    details = error.errors[0] if isinstance(error, ParseError) and error.errors else None
+    if details is not None:
+        line, end = int(details["line"]), int(details["col"])
+        highlight = str(details.get("highlight") or "")
+        column = max(1, end - len(highlight) + 1) if highlight else end
+        return line, column, str(details["description"])
+    match = _POSITION.search(str(error))
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if match:
+        return int(match.group(1)), int(match.group(2)), text
+    return 1, 1, text
+
+
+def _statement_count_finding(count: int, tokens: list[Token], sql: str) -> Finding:
+    if count == 0:
+        return Finding("empty-statement", Severity.ERROR, "There is no SQL statement.", 1, 1)
+    line, column = 1, 1
+    for before, token in itertools.pairwise(tokens):
+        if before.token_type == TokenType.SEMICOLON and token.token_type != TokenType.SEMICOLON:
+            line, column = line_column(sql, token.start)
+            break
+    return Finding(
+        "multiple-statements",
+        Severity.ERROR,
+        f"Send exactly one statement per request; this one has {count}.",
+        line,
+        column,
+        "Split the script and send each statement on its own.",
+    )
+
+
+def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
+    """``unknown-table`` errors for table names neither in the catalog nor CTEs."""
+    findings: list[Finding] = []
+    created = tree.this if isinstance(tree, exp.Create) else None
+    names = sorted(t.name for t in context.catalog.tables)
+    for table in tree.find_all(exp.Table):
+        if table is created or not isinstance(table.this, exp.Identifier):
+            continue
+        if not table.db and table.name.lower() in context.cte_names:
+            continue
+        if context.table_stats(table) is not None or is_file_path_table(table, context):
+            continue
+        close = difflib.get_close_matches(table.name.lower(), names, n=3)
+        findings.append(
+            context.finding(
+                "unknown-table",
+                Severity.ERROR,
+                f"Table {table.sql(dialect=context.dialect)} does not exist in this warehouse.",
+                at=table,
+                suggestion=f"Did you mean {' or '.join(close)}?"
+                if close
+                else "Check the table name against the warehouse's catalog.",
+            )
+        )
+    return findings
+
+
+def qualify_against(tree: exp.Expr, context: RuleContext) -> tuple[exp.Expr, Finding | None]:
+    """The tree qualified against the catalog, or an ``unknown-column`` finding."""
+    mapping: dict[str, object] = dict(context.catalog.sqlglot_schema())
+    schema = MappingSchema(mapping, dialect=context.dialect)
+    try:
+        qualified = qualify(
+            tree.copy(),  # qualify rewrites in place; rules also need the tree as written
+            schema=schema,
+            dialect=context.dialect,
+            db=context.catalog.default_schema,
+            quote_identifiers=False,
+        )
+        return qualified, None
+    except SqlglotError as error:
+        return tree, _unknown_column(str(error), context)
+
+
+def _unknown_column(message: str, context: RuleContext) -> Finding:
+    """An ``unknown-column`` (or ``ambiguous-column``) finding from qualify's error text."""
+    match = _UNRESOLVED.search(message) or _LAST_NAME.search(message)
+    if match is None:
+        found = _POSITION.search(message)
+        at = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+        first_line = message.splitlines()[0] if message else "unresolved column"
+        return context.finding("unknown-column", Severity.ERROR, first_line, at=at)
+    name = match.group(1)
+    at = _first_mention(name, context)
+    owners = [
+        table.alias_or_name
+        for table in context.parsed.find_all(exp.Table)
+        if (stats := context.table_stats(table)) is not None and stats.column(name)
+    ]
+    if len(owners) > 1 and match.re is _UNRESOLVED:
+        choices = " or ".join(f"{owner}.{name}" for owner in owners)
+        return context.finding(
+            "ambiguous-column",
+            Severity.ERROR,
+            f"Column {name} is ambiguous: {len(owners)} tables of this query have it.",
+            at=at,
+            suggestion=f"Qualify it with its table: {choices}.",
+        )
+    alias = _FOR_TABLE.search(message)
+    if alias is not None:
+        return context.finding(
+            "unknown-column",
+            Severity.ERROR,
+            f"{alias.group(1)}.{name}: {alias.group(1)} is not a table or alias in this query.",
+            at=at,
+            suggestion="Use one of the aliases defined in FROM.",
+        )
+    known = sorted({c.name for t in context.catalog.tables for c in t.columns})
+    close = difflib.get_close_matches(name.lower(), known, n=3)
+    return context.finding(
+        "unknown-column",
+        Severity.ERROR,
+        f"Column {name} does not exist in the tables this query reads.",
+        at=at,
+        suggestion=f"Did you mean {' or '.join(close)}?"
+        if close
+        else "Check the column name against the tables in FROM.",
+    )
+
+
+def _first_mention(name: str, context: RuleContext) -> tuple[int, int]:
+    """Where ``name`` first appears as an identifier in the SQL, else (0, 0)."""
+    for ident in context.parsed.find_all(exp.Identifier):
+        if ident.name.lower() == name.lower() and start_offset(ident) is not None:
+            column = ident.parent if isinstance(ident.parent, exp.Column) else ident
+            return context.position(column)
+    return 0, 0

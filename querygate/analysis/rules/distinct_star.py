@@ -1,0 +1,34 @@
+"""``distinct-star``: ``SELECT DISTINCT *`` compares whole rows, usually to hide a join that
+duplicates rows. Warn."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from querygate.analysis.context import RuleContext
+from querygate.analysis.findings import Finding, Severity
+
+
+def distinct_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
+    """One finding per ``SELECT DISTINCT *``."""
+    findings: list[Finding] = []
+    for select in context.parsed.find_all(exp.Select):
+        if not select.args.get("distinct"):
+            continue
+        for projection in select.expressions:
+            is_star = isinstance(projection, exp.Star) or (
+                isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+            )
+            if is_star:
+                findings.append(
+                    context.finding(
+                        "distinct-star",
+                        Severity.WARN,
+                        "SELECT DISTINCT * de-duplicates whole rows: it sorts or hashes every "
+                        "column, and often hides a join that duplicates rows.",
+                        at=projection,
+                        suggestion="Select DISTINCT only the key columns you need, or fix the "
+                        "join that produces duplicates (GROUP BY the key).",
+                    )
+                )
+    return findings

@@ -1,0 +1,107 @@
+"""``exploding-join``: a many-to-many equi-join, judged from keys and distinct counts.
+
+When neither side's join columns form a key, the join produces about
+``rows(a) * rows(b) / max(NDV(a.keys), NDV(b.keys))`` rows; the fan-out is that divided by the
+larger side. Warn when the fan-out passes the policy's ``exploding_join_factor``; error when
+the output passes ``max_intermediate_rows``. Silent when a distinct count is unknown.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.optimizer.scope import Scope
+
+from querygate.analysis.catalog import TableStats
+from querygate.analysis.context import RuleContext
+from querygate.analysis.estimate import scope_conjuncts
+from querygate.analysis.findings import Finding, Severity
+
+
+def exploding_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
+    """One finding per pair of base tables joined many-to-many."""
+    findings: list[Finding] = []
+    for scope in context.scopes:
+        pairs: dict[tuple[str, str], list[tuple[exp.Column, exp.Column]]] = {}
+        for predicate in scope_conjuncts(scope):
+            if not isinstance(predicate, exp.EQ):
+                continue
+            left, right = predicate.left.unnest(), predicate.right.unnest()
+            if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
+                continue
+            local = left.table in scope.selected_sources and right.table in scope.selected_sources
+            if local and left.table != right.table:
+                a, b = sorted((left, right), key=lambda c: c.table)
+                pairs.setdefault((a.table, b.table), []).append((a, b))
+        for (left_alias, right_alias), columns in pairs.items():
+            others = set(pairs) - {(left_alias, right_alias)}
+            if _connected_without(left_alias, right_alias, others):
+                continue  # another join path relates them: this equality only filters
+            finding = _judge(columns, scope, context)
+            if finding is not None:
+                findings.append(finding)
+    return findings
+
+
+def _connected_without(start: str, goal: str, edges: set[tuple[str, str]]) -> bool:
+    """True when ``goal`` is reachable from ``start`` over ``edges`` (undirected)."""
+    seen, frontier = {start}, [start]
+    while frontier:
+        node = frontier.pop()
+        for a, b in edges:
+            for here, there in ((a, b), (b, a)):
+                if here == node and there not in seen:
+                    if there == goal:
+                        return True
+                    seen.add(there)
+                    frontier.append(there)
+    return False
+
+
+def _side(
+    columns: list[exp.Column], scope: Scope, context: RuleContext
+) -> tuple[TableStats, set[str], float] | None:
+    """(table, join column names, NDV of the column combination) or None when unknown."""
+    table = context.base_table(columns[0], scope)
+    stats = context.table_stats(table) if table is not None else None
+    if stats is None or not stats.rows:
+        return None
+    names = {c.name.lower() for c in columns}
+    if stats.is_unique(names):
+        return stats, names, float(stats.rows)
+    ndv = 1.0
+    for name in names:
+        column = stats.column(name)
+        if column is None or column.distinct is None:
+            return None
+        ndv *= column.distinct
+    return stats, names, min(ndv, float(stats.rows))
+
+
+def _judge(
+    pairs: list[tuple[exp.Column, exp.Column]], scope: Scope, context: RuleContext
+) -> Finding | None:
+    left = _side([p[0] for p in pairs], scope, context)
+    right = _side([p[1] for p in pairs], scope, context)
+    if left is None or right is None:
+        return None
+    (ls, lnames, lndv), (rs, rnames, rndv) = left, right
+    if ls.is_unique(lnames) or rs.is_unique(rnames):
+        return None
+    lrows, rrows = float(ls.rows or 0), float(rs.rows or 0)
+    output = lrows * rrows / max(lndv, rndv, 1.0)
+    fan_out = output / max(lrows, rrows, 1.0)
+    policy = context.policy
+    if fan_out < policy.exploding_join_factor:
+        return None
+    severity = Severity.ERROR if output > policy.max_intermediate_rows else Severity.WARN
+    keys = ", ".join(sorted(rnames))
+    return context.finding(
+        "exploding-join",
+        severity,
+        f"Many-to-many join of {ls.name} and {rs.name} on {', '.join(sorted(lnames))} = {keys}: "
+        f"neither side is unique on its join columns, so the join yields about "
+        f"{int(output):,} rows ({fan_out:,.0f}x the larger input).",
+        at=pairs[0][0].parent,
+        suggestion=f"Aggregate one side to one row per key first, e.g. "  # noqa: S608 - shown, never run
+        f"(SELECT {keys}, ... FROM {rs.name} GROUP BY {keys}), or join on a full key.",
+    )

@@ -1,0 +1,39 @@
+"""``leading-wildcard-like``: ``LIKE '%...'`` / ``ILIKE '%...'`` on a column of a large table
+cannot use an index or zone map and reads every value. Warn."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from querygate.analysis.context import RuleContext
+from querygate.analysis.findings import Finding, Severity
+
+
+def leading_wildcard_like(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
+    """One finding per leading-wildcard pattern on a column of a large table."""
+    findings: list[Finding] = []
+    for scope in context.scopes:
+        for like in scope.find_all(exp.Like, exp.ILike):
+            pattern = like.expression
+            column = like.this.unnest()
+            if not (isinstance(pattern, exp.Literal) and pattern.is_string):
+                continue
+            if not pattern.name.startswith(("%", "_")) or not isinstance(column, exp.Column):
+                continue
+            table = context.base_table(column, scope)
+            stats = context.table_stats(table) if table is not None else None
+            if stats is None or not context.is_large(stats):
+                continue
+            anchored = pattern.name.lstrip("%_") or "prefix"
+            findings.append(
+                context.finding(
+                    "leading-wildcard-like",
+                    Severity.WARN,
+                    f"{column.name} LIKE '{pattern.name}' starts with a wildcard: every value "
+                    f"of {stats.name} ({stats.rows or 0:,} rows) is read and matched.",
+                    at=column,
+                    suggestion=f"Anchor the pattern ({column.name} LIKE '{anchored}'), or first "
+                    "filter on a selective column so fewer rows are matched.",
+                )
+            )
+    return findings

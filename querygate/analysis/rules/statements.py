@@ -1,0 +1,78 @@
+"""Statement allow-list and write refusal.
+
+``statement-not-allowed`` (error): the statement kind (COPY, ATTACH, INSTALL, LOAD, SET,
+PRAGMA, CALL, EXPORT...) is not on the engine's statement allow-list.
+``write-not-allowed`` (error): INSERT, UPDATE, DELETE, MERGE or DDL (including
+``SELECT ... INTO`` and data-modifying CTEs) while the policy does not allow writes.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from querygate.analysis.classify import StatementKind, classify, statement_name
+from querygate.analysis.context import RuleContext
+from querygate.analysis.findings import Finding, Severity
+
+#: Statement keywords the allow-list refuses, with why (also used to name a statement sqlglot
+#: cannot parse, such as EXPORT DATABASE).
+KNOWN_REFUSED = {
+    "COPY": "COPY reads or writes files (or runs a program)",
+    "ATTACH": "ATTACH opens another database file",
+    "DETACH": "DETACH changes the attached databases",
+    "INSTALL": "INSTALL downloads an extension",
+    "LOAD": "LOAD loads an extension",
+    "SET": "SET changes settings",
+    "RESET": "RESET changes settings",
+    "PRAGMA": "PRAGMA reads or changes settings",
+    "CALL": "CALL runs a procedure or table function",
+    "EXPORT": "EXPORT DATABASE writes files",
+    "IMPORT": "IMPORT DATABASE reads files",
+    "VACUUM": "VACUUM is maintenance",
+    "CHECKPOINT": "CHECKPOINT is maintenance",
+    "GRANT": "GRANT changes privileges",
+    "REVOKE": "REVOKE changes privileges",
+    "DO": "DO runs procedural code",
+    "LISTEN": "LISTEN waits for notifications",
+    "NOTIFY": "NOTIFY sends notifications",
+    "DISCARD": "DISCARD resets the session",
+    "PREPARE": "PREPARE defines statements",
+    "EXECUTE": "EXECUTE runs prepared statements",
+}
+
+
+def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
+    """Refuse statements not on the allow-list, and writes the policy does not allow."""
+    name = statement_name(tree)
+    if name not in context.policy.allowed_statements(context.engine):
+        return [not_allowed_finding(name, None, context, tree)]
+    kind = classify(tree)
+    if kind is StatementKind.SELECT or context.policy.allow_writes:
+        return []
+    return [
+        context.finding(
+            "write-not-allowed",
+            Severity.ERROR,
+            f"{kind.value.upper()} statements are not allowed for you on this warehouse: "
+            "only read-only queries run here.",
+            at=context.statement_start(),
+            suggestion="Run a SELECT instead, or ask an admin for write access.",
+        )
+    ]
+
+
+def not_allowed_finding(
+    name: str, at: tuple[int, int] | None, context: RuleContext, tree: exp.Expr | None
+) -> Finding:
+    """The ``statement-not-allowed`` finding for statement keyword ``name``."""
+    why = KNOWN_REFUSED.get(name, f"{name} statements are not on this warehouse's allow-list")
+    runs_program = any(token.text.upper() == "PROGRAM" for token in context.tokens)
+    program = " ... PROGRAM" if name == "COPY" and runs_program else ""
+    return context.finding(
+        "statement-not-allowed",
+        Severity.ERROR,
+        f"{name}{program} is not allowed on this warehouse: {why}.",
+        at=at or context.statement_start(),
+        suggestion="Only SELECT queries over the warehouse's tables run here; "
+        "ask an admin to load external data into a table.",
+    )

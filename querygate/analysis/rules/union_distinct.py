@@ -1,0 +1,30 @@
+"""``union-distinct``: UNION (distinct) over a large input de-duplicates every row. Warn and
+suggest UNION ALL when duplicates cannot occur or do not matter."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+from sqlglot.tokenizer_core import TokenType
+
+from querygate.analysis.context import RuleContext
+from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.query_shape import reads_large_table
+
+
+def union_distinct(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
+    """One finding per distinct UNION with a large table on either side."""
+    findings: list[Finding] = []
+    for union in context.parsed.find_all(exp.Union):
+        if not union.args.get("distinct") or not reads_large_table(union, context):
+            continue
+        findings.append(
+            context.finding(
+                "union-distinct",
+                Severity.WARN,
+                "UNION removes duplicates by sorting or hashing the whole result of both "
+                "sides, which read a large table.",
+                at=context.keyword_position(union.right, {TokenType.UNION}, stop=frozenset()),
+                suggestion="Use UNION ALL if the sides cannot overlap or duplicates do not matter.",
+            )
+        )
+    return findings

@@ -1,0 +1,7 @@
+-- dialect: duckdb
+-- decision: allow
+SELECT c.c_name, o.o_orderdate, n.n_name
+FROM customer AS c
+JOIN orders AS o ON o.o_custkey = c.c_custkey
+JOIN nation AS n ON n.n_nationkey = c.c_nationkey
+WHERE c.c_custkey = 10

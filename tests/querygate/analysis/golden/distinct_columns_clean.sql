@@ -1,0 +1,4 @@
+-- dialect: duckdb
+-- decision: allow
+SELECT DISTINCT n_regionkey
+FROM nation

@@ -1,0 +1,5 @@
+-- dialect: duckdb
+-- decision: reject
+-- expect: function-not-allowed error 1:8
+-- message: current_setting()
+SELECT current_setting('threads')

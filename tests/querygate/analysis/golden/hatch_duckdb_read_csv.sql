@@ -1,0 +1,6 @@
+-- dialect: duckdb
+-- decision: reject
+-- expect: table-function-not-allowed error 2:6
+-- message: read_csv()
+SELECT *
+FROM read_csv('data/x')

@@ -1,0 +1,5 @@
+-- dialect: duckdb
+-- decision: reject
+-- expect: statement-not-allowed error 1:1
+-- message: RESET
+RESET threads

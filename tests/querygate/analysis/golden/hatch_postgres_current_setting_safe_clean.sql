@@ -1,0 +1,3 @@
+-- dialect: postgres
+-- decision: allow
+SELECT current_setting('TimeZone')

@@ -1,0 +1,5 @@
+-- dialect: postgres
+-- decision: reject
+-- expect: function-not-allowed error 1:8
+-- message: pg_read_file()
+SELECT pg_read_file('/etc/passwd')

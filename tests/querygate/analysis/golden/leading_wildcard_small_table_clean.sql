@@ -1,0 +1,5 @@
+-- dialect: duckdb
+-- decision: allow
+SELECT n_name
+FROM nation
+WHERE n_comment LIKE '%final%'

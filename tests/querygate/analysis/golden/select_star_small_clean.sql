@@ -1,0 +1,4 @@
+-- dialect: duckdb
+-- decision: allow
+SELECT *
+FROM nation
