@@ -1,0 +1,289 @@
+"""The control loop of the emulated cluster: garbage collector, Job controller, scheduler, kubelet.
+
+:meth:`ClusterController.step` runs each of them once over the current state, at the clock's
+``now``, holding the store lock so the pass is atomic with respect to API writes.
+:meth:`~ClusterController.settle` repeats steps until nothing changes, which is what a test calls
+after moving a :class:`~.clock.FakeClock`. In real-time mode a ticker thread calls ``step``.
+
+The node control surface (``lose_node``, ``remove_node``, ``restore_node``) plays what happens
+outside the API: a server that stops answering, or is taken away.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from . import resources as r
+from .clock import Clock, rfc3339
+from .events import EventRecorder
+from .jobs import JobController, collect_garbage, owned_pods
+from .kubelet import Kubelet, SimulationParams, simulation_params
+from .nodes import SYSTEM_NAMESPACES, ClusterSpec, namespace_object, ready_condition
+from .scheduling import choose_node, filter_reasons, is_terminal, node_usage, pod_requests
+from .store import Store
+
+logger = logging.getLogger(__name__)
+Obj = dict[str, Any]
+LOST_TAINT = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+
+
+def _condition_true(obj: Obj, type_: str) -> bool:
+    return any(
+        c.get("type") == type_ and c.get("status") == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+class ClusterController:
+    """Everything in the cluster that is not the API server. Thread-safe."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.recorder = EventRecorder(store)
+        self.kubelet = Kubelet(store, self.recorder)
+        self.jobs = JobController(store, self.recorder)
+        self._scheduling_messages: dict[str, str] = {}
+        self._ticker: threading.Thread | None = None
+        self._ticker_stop = threading.Event()
+
+    @property
+    def clock(self) -> Clock:
+        return self.store.clock
+
+    def seed(self, spec: ClusterSpec) -> None:
+        """Create the system namespaces, the file's namespaces and its nodes."""
+        stamp = rfc3339(self.clock.now())
+        with self.store.lock:
+            for name in (*SYSTEM_NAMESPACES, *spec.namespaces):
+                if self.store.find(r.NAMESPACES, None, name) is None:
+                    self.store.create(r.NAMESPACES, namespace_object(name))
+            for node in spec.nodes:
+                for condition in node["status"]["conditions"]:
+                    condition.setdefault("lastHeartbeatTime", stamp)
+                    condition.setdefault("lastTransitionTime", stamp)
+                self.store.create(r.NODES, node)
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def step(self) -> bool:
+        """Run one pass of every controller; True when it wrote anything."""
+        with self.store.lock:
+            before = self.store.resource_version
+            collect_garbage(self.store)
+            pods = self.store.list(r.PODS)
+            for job in self.store.list(r.JOBS):
+                self.jobs.sync(job, pods)
+            self._schedule()
+            self._run_kubelets()
+            live = {p["metadata"]["uid"] for p in self.store.list(r.PODS)}
+            self.kubelet.forget_missing(live)
+            for uid in set(self._scheduling_messages) - live:
+                del self._scheduling_messages[uid]
+            return self.store.resource_version != before
+
+    def settle(self, max_rounds: int = 100) -> int:
+        """Step until a pass changes nothing (at most ``max_rounds``); returns the passes run."""
+        for rounds in range(1, max_rounds + 1):
+            if not self.step():
+                return rounds
+        return max_rounds
+
+    def _schedule(self) -> None:
+        nodes = self.store.list(r.NODES)
+        pods = self.store.list(r.PODS)
+        pending = [
+            p
+            for p in pods
+            if not p["spec"].get("nodeName") and p["status"].get("phase") == "Pending"
+        ]
+        pending.sort(
+            key=lambda p: (
+                p["metadata"]["creationTimestamp"],
+                int(p["metadata"]["resourceVersion"]),
+            )
+        )
+        for pod in pending:
+            node_name, message = choose_node(pod, nodes, pods)
+            uid = pod["metadata"]["uid"]
+            if node_name is None:
+                if self._scheduling_messages.get(uid) != message:
+                    self._scheduling_messages[uid] = message
+                    pod["status"]["conditions"] = [
+                        {
+                            "type": "PodScheduled",
+                            "status": "False",
+                            "reason": "Unschedulable",
+                            "message": message,
+                            "lastProbeTime": None,
+                            "lastTransitionTime": rfc3339(self.clock.now()),
+                        }
+                    ]
+                    self.store.replace(r.PODS, pod)
+                    self.recorder.record(
+                        pod,
+                        "FailedScheduling",
+                        message,
+                        type_="Warning",
+                        component="default-scheduler",
+                    )
+                continue
+            self._scheduling_messages.pop(uid, None)
+            pod["spec"]["nodeName"] = node_name
+            self._mark_scheduled(pod)
+            bound = self.store.replace(r.PODS, pod)
+            pods = [bound if p["metadata"]["uid"] == uid else p for p in pods]
+            self.recorder.record(
+                bound,
+                "Scheduled",
+                f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']}"
+                f" to {node_name}",
+                component="default-scheduler",
+            )
+
+    def _mark_scheduled(self, pod: Obj) -> None:
+        pod["status"]["conditions"] = [
+            c for c in pod["status"].get("conditions") or [] if c.get("type") != "PodScheduled"
+        ] + [
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": rfc3339(self.clock.now()),
+            }
+        ]
+
+    def _run_kubelets(self) -> None:
+        nodes = {n["metadata"]["name"]: n for n in self.store.list(r.NODES)}
+        jobs = {j["metadata"]["uid"]: j for j in self.store.list(r.JOBS)}
+        pods = self.store.list(r.PODS)
+        for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"]):
+            node = nodes.get(pod["spec"].get("nodeName") or "")
+            if node is None or is_terminal(pod) or not _condition_true(node, "Ready"):
+                continue
+            job = next(
+                (
+                    jobs[o["uid"]]
+                    for o in pod["metadata"].get("ownerReferences") or []
+                    if o.get("uid") in jobs
+                ),
+                None,
+            )
+            if not _condition_true(pod, "PodScheduled") and not self._admit(pod, node, pods):
+                continue
+            failures = 0
+            if job is not None:
+                failures = sum(
+                    1 for p in owned_pods(job, pods) if p["status"].get("phase") == "Failed"
+                )
+            self.kubelet.sync(pod, job, failures)
+
+    def _admit(self, pod: Obj, node: Obj, pods: list[Obj]) -> bool:
+        """Kubelet admission of a Pod created with ``spec.nodeName`` set (no scheduler)."""
+        others = [
+            p
+            for p in pods
+            if p["metadata"]["uid"] != pod["metadata"]["uid"] and _condition_true(p, "PodScheduled")
+        ]
+        used = node_usage(node["metadata"]["name"], others)
+        short = [
+            x.removeprefix("Insufficient ")
+            for x in filter_reasons(pod, node, used)
+            if x.startswith("Insufficient ")
+        ]
+        if short:
+            resource = short[0]
+            request = pod_requests(pod).get(resource, 0)
+            capacity = ((node.get("status") or {}).get("allocatable") or {}).get(resource, "0")
+            pod["status"].update(
+                phase="Failed",
+                reason=f"OutOf{resource}",
+                message=(
+                    f"Pod was rejected: Node didn't have enough resource: {resource}, "
+                    f"requested: {request}, used: {used.get(resource, 0)}, capacity: {capacity}"
+                ),
+            )
+            self.store.replace(r.PODS, pod)
+            return False
+        self._mark_scheduled(pod)
+        pod.update(self.store.replace(r.PODS, pod))
+        return True
+
+    # -- node control surface ---------------------------------------------------------------
+
+    def lose_node(self, name: str) -> None:
+        """The node stops answering: Ready=Unknown, unreachable taint, its Pods fail (NodeLost)."""
+        with self.store.lock:
+            node = self.store.get(r.NODES, None, name)
+            node["status"]["conditions"] = [ready_condition(False, rfc3339(self.clock.now()))]
+            taints = node["spec"].setdefault("taints", [])
+            if LOST_TAINT not in taints:
+                taints.append(dict(LOST_TAINT))
+            self.store.replace(r.NODES, node)
+            self._fail_pods_on(name)
+
+    def remove_node(self, name: str) -> None:
+        """Delete the Node object (the server is gone for good); its Pods fail (NodeLost)."""
+        with self.store.lock:
+            self.store.delete(r.NODES, None, name)
+            self._fail_pods_on(name)
+
+    def restore_node(self, name: str) -> None:
+        """A lost node answers again: Ready=True, the unreachable taint removed."""
+        with self.store.lock:
+            node = self.store.get(r.NODES, None, name)
+            node["status"]["conditions"] = [ready_condition(True, rfc3339(self.clock.now()))]
+            node["spec"]["taints"] = [
+                t for t in node["spec"].get("taints") or [] if t.get("key") != LOST_TAINT["key"]
+            ]
+            if not node["spec"]["taints"]:
+                del node["spec"]["taints"]
+            self.store.replace(r.NODES, node)
+
+    def _fail_pods_on(self, node_name: str) -> None:
+        for pod in self.store.list(
+            r.PODS, predicate=lambda p: p["spec"].get("nodeName") == node_name
+        ):
+            if not is_terminal(pod):
+                self.kubelet.fail_lost(pod, node_name)
+
+    # -- what the server and the telemetry read -----------------------------------------------
+
+    def log_lines(self, pod: Obj) -> tuple[list[tuple[float, str]], bool]:
+        """The container log of ``pod`` and whether it ended (see ``Kubelet.log_lines``)."""
+        with self.store.lock:
+            return self.kubelet.log_lines(pod)
+
+    def simulation_params(self, namespace: str, pod_name: str) -> SimulationParams:
+        """The simulation settings in force for a Pod (GPU utilization for telemetry, ...)."""
+        with self.store.lock:
+            pod = self.store.get(r.PODS, namespace, pod_name)
+            owner = next(iter(pod["metadata"].get("ownerReferences") or []), None)
+            job = self.store.find(r.JOBS, namespace, owner["name"]) if owner else None
+            return simulation_params(pod, job)
+
+    # -- real-time mode ------------------------------------------------------------------------
+
+    def start_ticker(self, interval: float = 0.2) -> None:
+        """Call :meth:`step` every ``interval`` seconds in a daemon thread until stopped."""
+        if self._ticker is not None:
+            return
+        self._ticker_stop.clear()
+
+        def run() -> None:
+            while not self._ticker_stop.wait(interval):
+                try:
+                    self.step()
+                except Exception:  # a bug in one pass must not stop the simulated cluster
+                    logger.exception("emulator controller step failed")
+
+        self._ticker = threading.Thread(target=run, name="k8s-emulator-ticker", daemon=True)
+        self._ticker.start()
+
+    def stop_ticker(self) -> None:
+        """Stop the ticker thread (no-op when none runs)."""
+        if self._ticker is not None:
+            self._ticker_stop.set()
+            self._ticker.join(timeout=5)
+            self._ticker = None

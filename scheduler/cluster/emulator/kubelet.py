@@ -1,0 +1,326 @@
+"""The simulated kubelet: starts bound Pods, runs them for a while, ends them, writes logs.
+
+How a Pod behaves is read from annotations (on the Pod, else on its owning Job) or, failing
+both, from env vars of its first container; a malformed value falls back to the default:
+
+- ``karimasu.io/sim-duration-seconds`` / ``KARIMASU_SIM_DURATION_SECONDS``: run time in
+  seconds (default 30).
+- ``karimasu.io/sim-exit-code`` / ``KARIMASU_SIM_EXIT_CODE``: exit code of a run (default 0).
+- ``karimasu.io/sim-oom-killed`` / ``KARIMASU_SIM_OOM_KILLED``: ``"true"`` ends a failing run as
+  ``OOMKilled`` with exit code 137, and on its own makes runs fail (default false).
+- ``karimasu.io/sim-fail-attempts`` / ``KARIMASU_SIM_FAIL_ATTEMPTS``: N > 0 makes the first N
+  runs of the Job fail (with the exit code, or 1) and later runs succeed; 0 (default) makes
+  every run end as the exit code says.
+- ``karimasu.io/sim-gpu-utilization`` / ``KARIMASU_SIM_GPU_UTILIZATION``: a number or profile
+  name, stored for the telemetry simulation and not interpreted here (default None).
+
+An image whose reference contains ``does-not-exist`` never pulls: the container waits with
+``ErrImagePull``, one simulated second later ``ImagePullBackOff`` (where it stays, without
+upstream's alternation), and the Pod stays Pending.
+
+A running Pod logs one header line, one ``epoch`` line per simulated second, and a final line
+when it ends. Restarts (restartPolicy OnFailure/Always) happen at once, without CrashLoopBackOff.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from . import resources as r
+from .clock import rfc3339
+from .events import EventRecorder
+from .scheduling import GPU, pod_requests
+from .store import Store
+
+Obj = dict[str, Any]
+
+ANNOTATIONS = {
+    "duration": "karimasu.io/sim-duration-seconds",
+    "exit_code": "karimasu.io/sim-exit-code",
+    "oom_killed": "karimasu.io/sim-oom-killed",
+    "fail_attempts": "karimasu.io/sim-fail-attempts",
+    "gpu_utilization": "karimasu.io/sim-gpu-utilization",
+}
+ENV_VARS = {
+    key: "KARIMASU_SIM_" + name.removeprefix("karimasu.io/sim-").replace("-", "_").upper()
+    for key, name in ANNOTATIONS.items()
+}
+PULL_FAILURE_MARKER = "does-not-exist"
+DEFAULT_DURATION = 30.0
+PULL_BACKOFF_SECONDS = 1.0  # ErrImagePull shows this long before ImagePullBackOff
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """How a simulated container run behaves (see the module docstring)."""
+
+    duration_seconds: float = DEFAULT_DURATION
+    exit_code: int = 0
+    oom_killed: bool = False
+    fail_attempts: int = 0
+    gpu_utilization: str | None = None
+
+    def outcome(self, attempt: int) -> tuple[int, str]:
+        """(exit code, container termination reason) of run number ``attempt`` (from 1)."""
+        failing = attempt <= self.fail_attempts or (
+            self.fail_attempts == 0 and (self.exit_code != 0 or self.oom_killed)
+        )
+        if not failing:
+            return 0, "Completed"
+        if self.oom_killed:
+            return 137, "OOMKilled"
+        return (self.exit_code or 1), "Error"
+
+
+def simulation_params(pod: Obj, job: Obj | None) -> SimulationParams:
+    """Read the simulation settings of ``pod`` (annotations, then the Job's, then env)."""
+    sources: list[dict[str, Any]] = [pod["metadata"].get("annotations") or {}]
+    if job is not None:
+        sources.append(job["metadata"].get("annotations") or {})
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    env = {e.get("name"): e.get("value") for e in containers[0].get("env") or []}
+
+    def raw(key: str) -> Any:
+        for source in sources:
+            if ANNOTATIONS[key] in source:
+                return source[ANNOTATIONS[key]]
+        return env.get(ENV_VARS[key])
+
+    def number(key: str, default: float, cast: type) -> Any:
+        try:
+            value = cast(float(raw(key)))
+        except (TypeError, ValueError):
+            return default
+        return value if math.isfinite(value) and value >= 0 else default
+
+    utilization = raw("gpu_utilization")
+    return SimulationParams(
+        duration_seconds=number("duration", DEFAULT_DURATION, float),
+        exit_code=number("exit_code", 0, int),
+        oom_killed=str(raw("oom_killed")).lower() in ("true", "1", "yes"),
+        fail_attempts=number("fail_attempts", 0, int),
+        gpu_utilization=None if utilization is None else str(utilization),
+    )
+
+
+@dataclass
+class PodRun:
+    """The kubelet's memory of the current run of a Pod's (first) container."""
+
+    started_at: float
+    params: SimulationParams
+    attempt: int
+    node: str
+    gpus: int
+    finished_at: float | None = None
+    exit_code: int | None = None
+
+
+def _condition(type_: str, status: str, now: str, reason: str = "") -> Obj:
+    condition = {"type": type_, "status": status, "lastTransitionTime": now, "lastProbeTime": None}
+    if reason:
+        condition["reason"] = reason
+    return condition
+
+
+def set_condition(pod: Obj, condition: Obj) -> None:
+    """Replace the pod condition of the same type (keeping its transition time if unchanged)."""
+    conditions = pod["status"].setdefault("conditions", [])
+    for i, old in enumerate(conditions):
+        if old["type"] == condition["type"]:
+            if old.get("status") == condition["status"]:
+                condition["lastTransitionTime"] = old.get("lastTransitionTime")
+            conditions[i] = condition
+            return
+    conditions.append(condition)
+
+
+def container_status(container: Obj, state: Obj, *, ready: bool, restarts: int = 0) -> Obj:
+    """A containerStatuses[] entry with the fields the client requires."""
+    return {
+        "name": container["name"],
+        "image": container.get("image", ""),
+        "imageID": "",
+        "containerID": f"containerd://{container['name']}-{restarts}",
+        "ready": ready,
+        "started": "running" in state,
+        "restartCount": restarts,
+        "state": state,
+        "lastState": {},
+    }
+
+
+class Kubelet:
+    """Advances Pods bound to Ready nodes; one instance serves every node."""
+
+    def __init__(self, store: Store, recorder: EventRecorder) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.runs: dict[str, PodRun] = {}
+        self.pull_failures: dict[str, float] = {}  # pod uid -> first failed pull
+
+    def sync(self, pod: Obj, job: Obj | None, job_failures: int) -> None:
+        """Move one bound, non-terminal Pod forward to the clock's now."""
+        now = self.store.clock.now()
+        status = pod["status"]
+        containers = pod["spec"]["containers"]
+        uid = pod["metadata"]["uid"]
+        if status.get("phase") == "Pending":
+            image = containers[0].get("image", "")
+            if any(PULL_FAILURE_MARKER in c.get("image", "") for c in containers):
+                self._pull_failure(pod, image)
+                return
+            self._start(pod, job, now, attempt=job_failures + 1)
+            return
+        run = self.runs.get(uid)
+        if run is None:  # state lost (cannot happen within one process); restart the clock
+            self._start(pod, job, now, attempt=job_failures + 1)
+            return
+        if now < run.started_at + run.params.duration_seconds:
+            return
+        self._finish(pod, run, job)
+
+    def _pull_failure(self, pod: Obj, image: str) -> None:
+        current = (pod["status"].get("containerStatuses") or [{}])[0]
+        now = self.store.clock.now()
+        failed_at = self.pull_failures.setdefault(pod["metadata"]["uid"], now)
+        first = now < failed_at + PULL_BACKOFF_SECONDS
+        reason = "ErrImagePull" if first else "ImagePullBackOff"
+        if current.get("state", {}).get("waiting", {}).get("reason") == reason:
+            return
+        message = (
+            f'failed to pull and unpack image "{image}": not found'
+            if first
+            else f'Back-off pulling image "{image}"'
+        )
+        statuses = [
+            container_status(c, {"waiting": {"reason": reason, "message": message}}, ready=False)
+            for c in pod["spec"]["containers"]
+        ]
+        pod["status"]["containerStatuses"] = statuses
+        self.store.replace(r.PODS, pod)
+        self.recorder.record(
+            pod,
+            "Failed" if first else "BackOff",
+            message,
+            type_="Warning",
+        )
+
+    def _start(self, pod: Obj, job: Obj | None, now: float, attempt: int) -> None:
+        params = simulation_params(pod, job)
+        gpus = int(pod_requests(pod).get(GPU, 0))
+        node = pod["spec"]["nodeName"]
+        self.runs[pod["metadata"]["uid"]] = PodRun(now, params, attempt, node, gpus)
+        stamp = rfc3339(now)
+        status = pod["status"]
+        previous = (status.get("containerStatuses") or [{}])[0]
+        restarts, last_state = previous.get("restartCount", 0), previous.get("lastState") or {}
+        if status.get("phase") == "Pending":
+            status.update(phase="Running", startTime=stamp, hostIP="10.0.0.1", podIP="10.1.0.1")
+            restarts, last_state = 0, {}
+        status["containerStatuses"] = [
+            container_status(c, {"running": {"startedAt": stamp}}, ready=True, restarts=restarts)
+            for c in pod["spec"]["containers"]
+        ]
+        status["containerStatuses"][0]["lastState"] = last_state
+        for type_ in ("Initialized", "ContainersReady", "Ready"):
+            set_condition(pod, _condition(type_, "True", stamp))
+        self.store.replace(r.PODS, pod)
+        self.recorder.record(
+            pod, "Started", f"Started container {pod['spec']['containers'][0]['name']}"
+        )
+
+    def _finish(self, pod: Obj, run: PodRun, job: Obj | None) -> None:
+        end = run.started_at + run.params.duration_seconds
+        exit_code, reason = run.params.outcome(run.attempt)
+        run.finished_at, run.exit_code = end, exit_code
+        status, stamp = pod["status"], rfc3339(end)
+        previous = status.get("containerStatuses") or [{}]
+        restarts = previous[0].get("restartCount", 0)
+        terminated = {
+            "exitCode": exit_code,
+            "reason": reason,
+            "startedAt": rfc3339(run.started_at),
+            "finishedAt": stamp,
+            "containerID": f"containerd://{pod['spec']['containers'][0]['name']}-{restarts}",
+        }
+        policy = pod["spec"].get("restartPolicy", "Always")
+        if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
+            # Restart in place: a new run of the same Pod (no CrashLoopBackOff delay).
+            status["containerStatuses"][0]["restartCount"] = restarts + 1
+            status["containerStatuses"][0]["lastState"] = {"terminated": terminated}
+            self._start(pod, job, self.store.clock.now(), attempt=run.attempt + 1)
+            return
+        status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
+        status["containerStatuses"] = [
+            container_status(c, {"terminated": terminated}, ready=False, restarts=restarts)
+            for c in pod["spec"]["containers"]
+        ]
+        done = "PodCompleted" if exit_code == 0 else "PodFailed"
+        for type_ in ("ContainersReady", "Ready"):
+            set_condition(pod, _condition(type_, "False", stamp, done))
+        self.store.replace(r.PODS, pod)
+
+    def fail_lost(self, pod: Obj, node_name: str) -> None:
+        """Mark a Pod on a lost node Failed, reason NodeLost (what the node lifecycle does)."""
+        now = self.store.clock.now()
+        stamp = rfc3339(now)
+        status = pod["status"]
+        status["phase"] = "Failed"
+        status["reason"] = "NodeLost"
+        status["message"] = (
+            f"Node {node_name} which was running pod {pod['metadata']['name']} is unresponsive"
+        )
+        restarts = (status.get("containerStatuses") or [{}])[0].get("restartCount", 0)
+        terminated = {
+            "exitCode": 137,
+            "reason": "ContainerStatusUnknown",
+            "message": "The container could not be located when the pod was terminated",
+            "finishedAt": stamp,
+        }
+        status["containerStatuses"] = [
+            container_status(c, {"terminated": terminated}, ready=False, restarts=restarts)
+            for c in pod["spec"]["containers"]
+        ]
+        set_condition(pod, _condition("DisruptionTarget", "True", stamp, "DeletionByPodGC"))
+        set_condition(pod, _condition("Ready", "False", stamp, "PodFailed"))
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is not None and run.finished_at is None:
+            run.finished_at, run.exit_code = now, 137
+        self.store.replace(r.PODS, pod)
+
+    def log_lines(self, pod: Obj) -> tuple[list[tuple[float, str]], bool]:
+        """The current container log of ``pod`` as (time, line) pairs, and whether it ended.
+
+        Empty before the Pod starts. Only the current run's log is kept (no ``previous``).
+        """
+        run = self.runs.get(pod["metadata"]["uid"])
+        if run is None:
+            return [], False
+        name = pod["metadata"]["name"]
+        params = run.params
+        lines = [
+            (
+                run.started_at,
+                f"[karimasu-sim] {name} on {run.node}: {run.gpus} GPU(s), run {run.attempt}, "
+                f"planned {params.duration_seconds:g}s",
+            )
+        ]
+        end = run.finished_at if run.finished_at is not None else self.store.clock.now()
+        end = min(end, run.started_at + params.duration_seconds)
+        total = max(1, math.ceil(params.duration_seconds))
+        for second in range(1, int(end - run.started_at) + 1):
+            loss = 2.5 / (1 + 0.15 * second)
+            lines.append((run.started_at + second, f"epoch {second}/{total} loss={loss:.4f}"))
+        if run.exit_code is not None:
+            lines.append((end, f"[karimasu-sim] {name} finished with exit code {run.exit_code}"))
+        return lines, run.exit_code is not None
+
+    def forget_missing(self, live_uids: set[str]) -> None:
+        """Drop run records of deleted Pods."""
+        for uid in set(self.runs) - live_uids:
+            del self.runs[uid]
+        for uid in set(self.pull_failures) - live_uids:
+            del self.pull_failures[uid]

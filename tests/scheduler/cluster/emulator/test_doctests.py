@@ -1,0 +1,19 @@
+"""The docstring examples of the emulator's pure helpers hold."""
+
+from __future__ import annotations
+
+import doctest
+from types import ModuleType
+
+import pytest
+
+from scheduler.cluster.emulator import clock, quantities, resources, selectors
+
+
+@pytest.mark.parametrize(
+    "module", [clock, quantities, resources, selectors], ids=lambda m: m.__name__
+)
+def test_docstring_examples(module: ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0
+    assert result.failed == 0
