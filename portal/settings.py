@@ -251,6 +251,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "ENUM_NAME_OVERRIDES": {"LanguageEnum": "portal.accounts.models.User.Language"},
     "SERVE_AUTHENTICATION": [
         "portal.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -286,6 +287,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-dead-api-tokens": {
         "task": "accounts.purge_dead_tokens",
         "schedule": 6 * 3600,
+    },
+    "advance-reservations": {
+        "task": "scheduler.advance_reservations",
+        "schedule": 60.0,
     },
     "sync-cluster": {
         "task": "scheduler.sync_cluster",

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import health, views
 from portal.accounts import views as account_views
+from scheduler import views as scheduler_views
 
 api_v1 = [
     path("", include("portal.accounts.api.urls")),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("accounts/tokens/<int:token_id>/revoke/", account_views.revoke_token, name="token-revoke"),
     path("i18n/setlang/", account_views.set_language, name="set_language"),
     path("admin/", admin.site.urls),
+    path("calendar/<str:secret>.ics", scheduler_views.calendar_feed, name="calendar-feed"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),

@@ -28,3 +28,24 @@ def sync_cluster() -> dict[str, object]:
         return {"unavailable": True}
     result = reconcile(backend, now=now)
     return {"nodes": inventory.nodes, "unavailable": result.unavailable, "changed": result.changed}
+
+
+@shared_task(
+    name="scheduler.notify_reservation",
+    ignore_result=True,
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def notify_reservation(event: str, reservation_id: int) -> None:
+    from scheduler.services.notifications import send_reservation_notice
+
+    send_reservation_notice(event, reservation_id)
+
+
+@shared_task(name="scheduler.advance_reservations", ignore_result=True)
+def advance_reservations() -> int:
+    """Periodic (beat): booked -> active -> expired as time passes. Safe to run twice."""
+    from scheduler.services.reservations import advance_reservations as advance
+
+    return advance(now=timezone.now())

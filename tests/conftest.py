@@ -14,11 +14,16 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from portal.accounts import services
 from portal.accounts.models import Membership, Team, User
+
+# pytest-django's live server listens with Django's backlog of 10 connections; a real
+# deployment (gunicorn: 2048) queues far more. The concurrency tests open 50 at once.
+WSGIServer.request_queue_size = 128
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,8 @@ class User(AbstractUser):
         JAPANESE = "ja", _("Japanese")
 
     language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH)
+    # Secret part of the user's iCalendar feed URL (bookings in Google Calendar, Outlook).
+    calendar_secret = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         db_table = "accounts_user"

@@ -5,7 +5,8 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from scheduler.models import Gpu, Node
+from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
+from scheduler.services.reservations import can_manage, can_see_purpose
 
 
 class GpuHolderSerializer(serializers.Serializer):
@@ -56,3 +57,130 @@ class NodeSerializer(serializers.ModelSerializer):
     def get_gpus(self, node: Node) -> list[dict[str, Any]]:
         present = [g for g in node.gpus.all() if g.present]
         return GpuSerializer(present, many=True, context=self.context).data
+
+
+# --- Reservations -------------------------------------------------------------------------
+
+
+class ReservationSerializer(serializers.ModelSerializer):
+    holder = serializers.CharField(source="holder.username", read_only=True)
+    team = serializers.CharField(source="team.slug", read_only=True)
+    node = serializers.CharField(source="node.name", read_only=True)
+    gpu_model = serializers.CharField(source="node.gpu_model", read_only=True)
+    gpus = serializers.SerializerMethodField()
+    purpose = serializers.SerializerMethodField()
+    can_manage = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Reservation
+        fields = [
+            "id",
+            "holder",
+            "team",
+            "node",
+            "gpu_model",
+            "gpus",
+            "start",
+            "end",
+            "status",
+            "purpose",
+            "created_at",
+            "ended_at",
+            "idle_exempt",
+            "idle_notice_at",
+            "waste_gpu_hours",
+            "can_manage",
+        ]
+        read_only_fields = fields
+
+    def get_gpus(self, reservation: Reservation) -> list[int]:
+        return sorted(s.gpu.index for s in reservation.slots.all())
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_purpose(self, reservation: Reservation) -> str | None:
+        """Private to the holder's team (and admins): others see null."""
+        user = self.context["request"].user
+        return reservation.purpose if can_see_purpose(user, reservation) else None
+
+    def get_can_manage(self, reservation: Reservation) -> bool:
+        return can_manage(self.context["request"].user, reservation)
+
+
+class ReservationCreateSerializer(serializers.Serializer):
+    team = serializers.SlugField()
+    node = serializers.CharField(max_length=253)
+    gpus = serializers.ListField(
+        child=serializers.IntegerField(min_value=0, max_value=63),
+        min_length=1,
+        max_length=16,
+        help_text="GPU indices on the node.",
+    )
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class ReservationChangeSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(required=False)
+    end = serializers.DateTimeField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError("Give a new start or end.")
+        return attrs
+
+
+class BorrowSerializer(serializers.Serializer):
+    team = serializers.SlugField()
+    gpus = serializers.IntegerField(min_value=1, max_value=8)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    hours = serializers.FloatField(min_value=0.25, max_value=24 * 31)
+    purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+
+
+class AvailabilityQuerySerializer(serializers.Serializer):
+    gpus = serializers.IntegerField(min_value=1, max_value=8, default=1)
+    model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    # `from` is a Python keyword: the view maps it.
+    start = serializers.DateTimeField(required=False)
+    to = serializers.DateTimeField(required=False)
+
+
+class FreeSlotSerializer(serializers.Serializer):
+    node = serializers.CharField()
+    gpu_model = serializers.CharField()
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    gpus = serializers.ListField(child=serializers.IntegerField())
+
+
+class TeamPolicySerializer(serializers.ModelSerializer):
+    team = serializers.CharField(source="team.slug", read_only=True)
+
+    class Meta:
+        model = TeamPolicy
+        fields = [
+            "team",
+            "max_booking_hours",
+            "max_days_ahead",
+            "max_gpus_per_user",
+            "weekly_gpu_hours",
+            "slack_webhook_url",
+            "webhook_language",
+            "notify_email",
+        ]
+
+
+class MaintenanceWindowSerializer(serializers.ModelSerializer):
+    node = serializers.SlugRelatedField(
+        slug_field="name", queryset=Node.objects.all(), allow_null=True, required=False
+    )
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["id", "node", "start", "end", "reason"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["end"] <= attrs["start"]:
+            raise serializers.ValidationError({"end": ["Must be after start."]})
+        return attrs

@@ -1,8 +1,18 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import views
+from scheduler.api import reservations, views
 
 router = SimpleRouter()
 router.register("nodes", views.NodeViewSet, basename="node")
+router.register("reservations", reservations.ReservationViewSet, basename="reservation")
+router.register(
+    "maintenance-windows", reservations.MaintenanceWindowViewSet, basename="maintenance-window"
+)
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("availability/", reservations.AvailabilityView.as_view(), name="availability"),
+    path("calendar-feeds/", reservations.CalendarFeedsView.as_view(), name="calendar-feeds"),
+    path("teams/<slug:slug>/policy/", reservations.TeamPolicyView.as_view(), name="team-policy"),
+    *router.urls,
+]

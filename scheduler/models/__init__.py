@@ -3,5 +3,27 @@
 from scheduler.models.inventory import Gpu, Node, NodeEvent
 from scheduler.models.jobs import Job, JobEvent, JobStatus
 from scheduler.models.mounts import NamedMount
+from scheduler.models.reservations import (
+    LIVE_STATUSES,
+    MaintenanceWindow,
+    Reservation,
+    ReservationSlot,
+    ReservationStatus,
+    TeamPolicy,
+)
 
-__all__ = ["Gpu", "Job", "JobEvent", "JobStatus", "NamedMount", "Node", "NodeEvent"]
+__all__ = [
+    "LIVE_STATUSES",
+    "Gpu",
+    "Job",
+    "JobEvent",
+    "JobStatus",
+    "MaintenanceWindow",
+    "NamedMount",
+    "Node",
+    "NodeEvent",
+    "Reservation",
+    "ReservationSlot",
+    "ReservationStatus",
+    "TeamPolicy",
+]

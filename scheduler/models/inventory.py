@@ -77,3 +77,6 @@ class NodeEvent(models.Model):
     class Meta:
         ordering = ["-at", "-pk"]
         indexes = [models.Index(fields=["node", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.node_id} {self.kind} at {self.at:%Y-%m-%d %H:%M}"

@@ -98,3 +98,6 @@ class JobEvent(models.Model):
 
     class Meta:
         ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"job {self.job_id}: {self.from_status} -> {self.to_status} ({self.reason})"

@@ -1,0 +1,260 @@
+"""Booking API: reservations, borrow-now, availability, team policies, maintenance windows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.accounts.models import Team
+from portal.accounts.services import is_team_lead
+from portal.errors import InvalidRequest, NotPermitted
+from scheduler.api import serializers as s
+from scheduler.models import (
+    LIVE_STATUSES,
+    MaintenanceWindow,
+    Node,
+    Reservation,
+    ReservationSlot,
+)
+from scheduler.services import availability, calendar, reservations
+
+
+def _team(slug: str) -> Team:
+    team = Team.objects.filter(slug=slug).first()
+    if team is None:
+        raise InvalidRequest(f"No team {slug!r}.", details={"team": ["Unknown team."]})
+    return team
+
+
+class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """GPU bookings. Everyone signed in sees who holds what (purposes stay private to the
+    holder's team). Filters: `?node=`, `?team=`, `?mine=1`, `?include_past=1`."""
+
+    serializer_class = s.ReservationSerializer
+    queryset = Reservation.objects.none()
+
+    def get_queryset(self) -> Any:
+        params = self.request.query_params
+        rows = Reservation.objects.select_related("holder", "team", "node").prefetch_related(
+            Prefetch("slots", queryset=ReservationSlot.objects.select_related("gpu"))
+        )
+        if params.get("include_past") not in ("1", "true"):
+            rows = rows.filter(status__in=LIVE_STATUSES, end__gt=timezone.now())
+        if params.get("node"):
+            rows = rows.filter(node__name=params["node"])
+        if params.get("team"):
+            rows = rows.filter(team__slug=params["team"])
+        if params.get("mine") in ("1", "true"):
+            rows = rows.filter(holder=self.request.user)
+        return rows.order_by("start", "pk")
+
+    @extend_schema(request=s.ReservationCreateSerializer, responses={201: s.ReservationSerializer})
+    def create(self, request: Request) -> Response:
+        form = s.ReservationCreateSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        node = Node.objects.filter(name=data["node"]).first()
+        if node is None:
+            raise InvalidRequest(f"No node {data['node']!r}.", details={"node": ["Unknown."]})
+        reservation = reservations.reserve_gpus(
+            request.user,
+            team=_team(data["team"]),
+            node=node,
+            gpu_indices=data["gpus"],
+            start=data["start"],
+            end=data["end"],
+            purpose=data["purpose"],
+            now=timezone.now(),
+        )
+        return self._created(reservation)
+
+    @extend_schema(
+        request=s.BorrowSerializer,
+        responses={201: s.ReservationSerializer},
+        summary="Borrow N GPUs from now for H hours (Karimasu picks them)",
+    )
+    @action(detail=False, methods=["post"])
+    def borrow(self, request: Request) -> Response:
+        form = s.BorrowSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        reservation = availability.borrow_now(
+            request.user,
+            team=_team(data["team"]),
+            gpus=data["gpus"],
+            model=data["model"] or None,
+            hours=data["hours"],
+            purpose=data["purpose"],
+            now=timezone.now(),
+        )
+        return self._created(reservation)
+
+    @extend_schema(
+        request=s.ReservationChangeSerializer,
+        responses=s.ReservationSerializer,
+        summary="Extend, shorten, or move the start of a booking",
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        form = s.ReservationChangeSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        reservation = reservations.change_reservation(
+            request.user, self.get_object(), now=timezone.now(), **form.validated_data
+        )
+        return Response(self._data(reservation.pk))
+
+    @extend_schema(
+        request=None,
+        responses=s.ReservationSerializer,
+        summary="Give the GPUs back now (cancels a booking that has not begun)",
+    )
+    @action(detail=True, methods=["post"])
+    def release(self, request: Request, pk: str | None = None) -> Response:
+        reservation = reservations.end_reservation(
+            request.user, self.get_object(), now=timezone.now()
+        )
+        return Response(self._data(reservation.pk))
+
+    @extend_schema(responses={204: None}, summary="Release or cancel")
+    def destroy(self, request: Request, pk: str | None = None) -> Response:
+        reservations.end_reservation(request.user, self.get_object(), now=timezone.now())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        request=None,
+        responses=s.ReservationSerializer,
+        summary="Admins: exempt a booking from idle auto-release",
+    )
+    @action(detail=True, methods=["post"], permission_classes=[permissions.IsAdminUser])
+    def exempt(self, request: Request, pk: str | None = None) -> Response:
+        reservation = self.get_object()
+        Reservation.objects.filter(pk=reservation.pk).update(idle_exempt=True)
+        return Response(self._data(reservation.pk))
+
+    def get_object(self) -> Reservation:
+        # Detail views find any booking (past ones too), not only the list's default window.
+        return get_object_or_404(
+            Reservation.objects.select_related("holder", "team", "node"), pk=self.kwargs["pk"]
+        )
+
+    def _data(self, pk: int) -> dict[str, Any]:
+        row = (
+            Reservation.objects.select_related("holder", "team", "node")
+            .prefetch_related(
+                Prefetch("slots", queryset=ReservationSlot.objects.select_related("gpu"))
+            )
+            .get(pk=pk)
+        )
+        return s.ReservationSerializer(row, context=self.get_serializer_context()).data
+
+    def _created(self, reservation: Reservation) -> Response:
+        return Response(self._data(reservation.pk), status=status.HTTP_201_CREATED)
+
+
+class AvailabilityView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("gpus", int),
+            OpenApiParameter("model", str),
+            OpenApiParameter("from", str, description="ISO 8601; default now"),
+            OpenApiParameter("to", str, description="ISO 8601; default from + 7 days"),
+        ],
+        responses=s.FreeSlotSerializer(many=True),
+        summary="Free slots per node: where N GPUs (of a model) are free together",
+    )
+    def get(self, request: Request) -> Response:
+        query = dict(request.query_params.items())
+        if "from" in query:
+            query["start"] = query.pop("from")
+        form = s.AvailabilityQuerySerializer(data=query)
+        form.is_valid(raise_exception=True)
+        now = timezone.now()
+        start = form.validated_data.get("start") or now
+        end = form.validated_data.get("to") or start + timedelta(days=7)
+        slots = availability.free_slots(
+            gpus=form.validated_data["gpus"],
+            model=form.validated_data["model"] or None,
+            start=start,
+            end=end,
+            now=now,
+        )
+        return Response(s.FreeSlotSerializer(slots, many=True).data)
+
+
+class TeamPolicyView(APIView):
+    """A team's booking policy: members read it, leads and admins change it."""
+
+    @extend_schema(responses=s.TeamPolicySerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        team = get_object_or_404(Team, slug=slug)
+        return Response(s.TeamPolicySerializer(reservations.policy_of(team)).data)
+
+    @extend_schema(request=s.TeamPolicySerializer, responses=s.TeamPolicySerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        team = get_object_or_404(Team, slug=slug)
+        if not is_team_lead(request.user, team):
+            raise NotPermitted("Only the team's leads and admins can change its policy.")
+        form = s.TeamPolicySerializer(reservations.policy_of(team), data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        form.save()
+        return Response(form.data)
+
+
+class CalendarFeedsView(APIView):
+    """Your iCalendar feed URLs (yours and your teams'); POST rotates one."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response(self._feeds(request))
+
+    @extend_schema(
+        request=dict,
+        responses={200: dict},
+        summary='Rotate a feed secret: {"team": "<slug>"} or {} for your own',
+    )
+    def post(self, request: Request) -> Response:
+        slug = request.data.get("team") if isinstance(request.data, dict) else None
+        if slug:
+            team = get_object_or_404(Team, slug=slug, memberships__user=request.user)
+            calendar.feed_secret(team, rotate=True)
+        else:
+            calendar.feed_secret(request.user, rotate=True)
+        return Response(self._feeds(request))
+
+    @staticmethod
+    def _feeds(request: Request) -> dict[str, Any]:
+        def url(secret: str) -> str:
+            return request.build_absolute_uri(f"/calendar/{secret}.ics")
+
+        teams = Team.objects.filter(memberships__user=request.user).order_by("slug")
+        return {
+            "user": url(calendar.feed_secret(request.user)),
+            "teams": [{"team": t.slug, "url": url(calendar.feed_secret(t))} for t in teams],
+        }
+
+
+class IsAdminOrReadOnly(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(
+            request.user and (request.method in permissions.SAFE_METHODS or request.user.is_staff)
+        )
+
+
+class MaintenanceWindowViewSet(viewsets.ModelViewSet):
+    """Windows in which nothing may be booked (admins write, everyone reads)."""
+
+    serializer_class = s.MaintenanceWindowSerializer
+    permission_classes = [permissions.IsAuthenticated, IsAdminOrReadOnly]
+    queryset = MaintenanceWindow.objects.select_related("node").all()
+
+
+__all__ = ["AvailabilityView", "MaintenanceWindowViewSet", "ReservationViewSet", "TeamPolicyView"]

@@ -1,0 +1,507 @@
+"""Booking GPUs: the one write path for reservations, and the availability they rest on.
+
+Every function takes `now`. Refusals are portal.errors exceptions: `Conflict` (409) with the
+conflicting bookings in `details["conflicts"]`, `PolicyViolation` (403) naming the rule,
+`InvalidRequest` (400), `NotPermitted` (403).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from portal.accounts.models import Membership, Team, User
+from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
+from scheduler import states
+from scheduler.models import (
+    LIVE_STATUSES,
+    Gpu,
+    Job,
+    MaintenanceWindow,
+    Node,
+    Reservation,
+    ReservationSlot,
+    ReservationStatus,
+    TeamPolicy,
+)
+
+log = logging.getLogger("karimasu.reservations")
+
+OVERLAP_CONSTRAINT = "reservationslot_no_overlap"
+# A start this far in the past is taken as "now" (clocks and slow forms), not refused.
+START_TOLERANCE = timedelta(minutes=5)
+
+
+class PolicyViolation(NotPermitted):
+    code = "policy_violation"
+
+
+@dataclass(frozen=True)
+class Busy:
+    """One interval in which a GPU is not free, and who holds it."""
+
+    gpu_id: int
+    start: datetime
+    end: datetime
+    kind: str  # "reservation" | "job" | "maintenance"
+    ref: int | None
+    holder: str
+    team: str
+
+
+# --- who may do what ------------------------------------------------------------------------
+
+
+def _member_of(user: User, team: Team) -> bool:
+    return Membership.objects.filter(user=user, team=team).exists()
+
+
+def can_manage(user: User, reservation: Reservation) -> bool:
+    """The holder, the leads of the team it is charged to, and admins."""
+    if user.is_staff or reservation.holder_id == user.pk:
+        return True
+    return Membership.objects.filter(
+        team_id=reservation.team_id, user=user, role=Membership.Role.LEAD
+    ).exists()
+
+
+def can_see_purpose(user: User, reservation: Reservation) -> bool:
+    return user.is_staff or reservation.holder_id == user.pk or _member_of(user, reservation.team)
+
+
+# --- occupancy -----------------------------------------------------------------------------
+
+
+def busy_intervals(
+    gpus: Iterable[Gpu],
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    exclude_reservation: int | None = None,
+) -> list[Busy]:
+    """Everything that keeps these GPUs from being booked in [start, end): active
+    reservation slots, jobs holding them (until their max runtime ends), maintenance."""
+    gpus = list(gpus)
+    by_id = {g.pk: g for g in gpus}
+    result: list[Busy] = []
+    slots = ReservationSlot.objects.filter(
+        gpu_id__in=by_id, active=True, start__lt=end, end__gt=start
+    ).select_related("reservation__holder", "reservation__team")
+    if exclude_reservation is not None:
+        slots = slots.exclude(reservation_id=exclude_reservation)
+    for slot in slots:
+        res = slot.reservation
+        result.append(
+            Busy(
+                slot.gpu_id,
+                slot.start,
+                slot.end,
+                "reservation",
+                res.pk,
+                res.holder.get_username(),
+                res.team.slug,
+            )
+        )
+    node_ids = {g.node_id for g in gpus}
+    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node_id__in=node_ids).select_related(
+        "owner", "team"
+    )
+    for job in jobs:
+        began = job.started_at or job.admitted_at or now
+        job_end = max(began + timedelta(seconds=job.max_runtime_s), now)
+        if not (began < end and job_end > start):
+            continue
+        for gpu in gpus:
+            if gpu.node_id == job.node_id and gpu.index in (job.gpu_indices or []):
+                result.append(
+                    Busy(
+                        gpu.pk,
+                        began,
+                        job_end,
+                        "job",
+                        job.pk,
+                        job.owner.get_username(),
+                        job.team.slug,
+                    )
+                )
+    windows = MaintenanceWindow.objects.filter(
+        Q(node_id__in=node_ids) | Q(node__isnull=True), start__lt=end, end__gt=start
+    )
+    for window in windows:
+        for gpu in gpus:
+            if window.node_id in (None, gpu.node_id):
+                result.append(
+                    Busy(
+                        gpu.pk,
+                        window.start,
+                        window.end,
+                        "maintenance",
+                        window.pk,
+                        "",
+                        window.reason,
+                    )
+                )
+    return result
+
+
+def _conflict_details(busy: list[Busy], gpus: dict[int, Gpu]) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, int | None], dict[str, Any]] = {}
+    for item in busy:
+        entry = seen.setdefault(
+            (item.kind, item.ref),
+            {
+                "kind": item.kind,
+                "id": item.ref,
+                "holder": item.holder,
+                "team": item.team,
+                "start": item.start.isoformat(),
+                "end": item.end.isoformat(),
+                "gpus": [],
+            },
+        )
+        entry["gpus"].append(gpus[item.gpu_id].index)
+    return [dict(e, gpus=sorted(e["gpus"])) for e in seen.values()]
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+
+def policy_of(team: Team) -> TeamPolicy:
+    policy, _ = TeamPolicy.objects.get_or_create(team=team)
+    return policy
+
+
+def week_start(moment: datetime) -> datetime:
+    day = moment - timedelta(days=moment.weekday())
+    return day.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def team_gpu_hours(
+    team: Team,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    exclude_reservation: int | None = None,
+) -> float:
+    """GPU-hours the team holds or used in [start, end): live or past reservations (clipped
+    to the window and to when they were given back) plus its jobs' GPU time."""
+    total = 0.0
+    reservations = (
+        Reservation.objects.filter(team=team, start__lt=end, end__gt=start)
+        .exclude(status=ReservationStatus.CANCELLED)
+        .prefetch_related("slots")
+    )
+    for res in reservations:
+        if res.pk == exclude_reservation:
+            continue
+        hours = (min(res.end, end) - max(res.start, start)).total_seconds() / 3600
+        total += max(hours, 0) * len(res.slots.all())
+    jobs = Job.objects.filter(team=team, started_at__lt=end).filter(
+        Q(finished_at__isnull=True) | Q(finished_at__gt=start)
+    )
+    for job in jobs:
+        job_end = job.finished_at or now
+        hours = (min(job_end, end) - max(job.started_at, start)).total_seconds() / 3600
+        total += max(hours, 0) * job.gpus
+    return total
+
+
+def check_policy(
+    user: User,
+    team: Team,
+    n_gpus: int,
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime,
+    exclude_reservation: int | None = None,
+) -> None:
+    """Raise PolicyViolation naming the first rule the booking breaks."""
+    policy = policy_of(team)
+    hours = (end - start).total_seconds() / 3600
+    if policy.max_booking_hours is not None and hours > policy.max_booking_hours:
+        raise PolicyViolation(
+            f"Bookings of {team.slug} last at most {policy.max_booking_hours} h "
+            f"(this one: {hours:.1f} h).",
+            details={"rule": "max_booking_hours", "limit": policy.max_booking_hours},
+        )
+    if policy.max_days_ahead is not None and start > now + timedelta(days=policy.max_days_ahead):
+        raise PolicyViolation(
+            f"{team.slug} books at most {policy.max_days_ahead} days ahead.",
+            details={"rule": "max_days_ahead", "limit": policy.max_days_ahead},
+        )
+    if policy.max_gpus_per_user is not None:
+        held = sum(
+            len(r.slots.all())
+            for r in Reservation.objects.filter(
+                holder=user,
+                status__in=LIVE_STATUSES,
+                start__lt=end,
+                end__gt=start,
+            )
+            .exclude(pk=exclude_reservation)
+            .prefetch_related("slots")
+        )
+        if held + n_gpus > policy.max_gpus_per_user:
+            raise PolicyViolation(
+                f"You may hold at most {policy.max_gpus_per_user} GPUs at once in "
+                f"{team.slug}; you already hold {held} then.",
+                details={
+                    "rule": "max_gpus_per_user",
+                    "limit": policy.max_gpus_per_user,
+                    "held": held,
+                },
+            )
+    if policy.weekly_gpu_hours is not None:
+        week = week_start(start)
+        used = team_gpu_hours(
+            team, week, week + timedelta(days=7), now=now, exclude_reservation=exclude_reservation
+        )
+        wanted = n_gpus * (min(end, week + timedelta(days=7)) - start).total_seconds() / 3600
+        if used + wanted > policy.weekly_gpu_hours:
+            raise PolicyViolation(
+                f"{team.slug} has {max(policy.weekly_gpu_hours - used, 0):.1f} of its "
+                f"{policy.weekly_gpu_hours:g} GPU-hours left in the week of "
+                f"{week:%Y-%m-%d}; this booking needs {wanted:.1f}.",
+                details={
+                    "rule": "weekly_gpu_hours",
+                    "limit": policy.weekly_gpu_hours,
+                    "used": round(used, 2),
+                    "requested": round(wanted, 2),
+                },
+            )
+
+
+def _check_node(node: Node) -> None:
+    if node.gone_at is not None:
+        raise InvalidRequest(f"{node.name} is no longer in the cluster.")
+    if node.cordoned:
+        raise PolicyViolation(
+            f"{node.name} is cordoned (drained for maintenance).", details={"rule": "cordoned"}
+        )
+
+
+def _window(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
+    if start < now - START_TOLERANCE:
+        raise InvalidRequest(
+            "A booking cannot start in the past.", details={"start": ["Must not be in the past."]}
+        )
+    start = max(start, now)
+    if end <= start:
+        raise InvalidRequest(
+            "A booking must end after it starts.", details={"end": ["Must be after start."]}
+        )
+    return start, end
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+def reserve_gpus(
+    actor: User,
+    *,
+    team: Team,
+    node: Node,
+    gpu_indices: list[int],
+    start: datetime,
+    end: datetime,
+    purpose: str = "",
+    now: datetime,
+) -> Reservation:
+    """Book these GPUs of one node for [start, end), charged to `team`."""
+    if not actor.is_staff and not _member_of(actor, team):
+        raise NotPermitted(f"You are not a member of {team.slug}.")
+    indices = sorted(set(gpu_indices))
+    if not indices:
+        raise InvalidRequest("Book at least one GPU.", details={"gpus": ["Empty."]})
+    start, end = _window(start, end, now)
+    _check_node(node)
+    gpus = {g.pk: g for g in Gpu.objects.filter(node=node, index__in=indices, present=True)}
+    missing = set(indices) - {g.index for g in gpus.values()}
+    if missing:
+        raise InvalidRequest(
+            f"{node.name} has no GPU {sorted(missing)}.", details={"gpus": sorted(missing)}
+        )
+    try:
+        with transaction.atomic():
+            check_policy(actor, team, len(indices), start, end, now=now)
+            busy = busy_intervals(gpus.values(), start, end, now=now)
+            if busy:
+                raise Conflict(
+                    "Those GPUs are not free for that whole time.",
+                    details={"conflicts": _conflict_details(busy, gpus)},
+                )
+            reservation = Reservation.objects.create(
+                holder=actor,
+                team=team,
+                node=node,
+                start=start,
+                end=end,
+                purpose=purpose,
+                created_at=now,
+                status=ReservationStatus.ACTIVE if start <= now else ReservationStatus.BOOKED,
+            )
+            ReservationSlot.objects.bulk_create(
+                ReservationSlot(reservation=reservation, gpu=gpu, start=start, end=end)
+                for gpu in gpus.values()
+            )
+    except IntegrityError as exc:
+        if OVERLAP_CONSTRAINT not in str(exc):
+            raise
+        # Lost a race that the database caught: report who won.
+        busy = busy_intervals(gpus.values(), start, end, now=now)
+        raise Conflict(
+            "Those GPUs were just booked by someone else.",
+            details={"conflicts": _conflict_details(busy, gpus)},
+        ) from exc
+    log.info(
+        "reservation.booked id=%s user=%s team=%s node=%s gpus=%s start=%s end=%s",
+        reservation.pk,
+        actor.pk,
+        team.slug,
+        node.name,
+        indices,
+        start.isoformat(),
+        end.isoformat(),
+    )
+    _after_commit("booked", reservation)
+    return reservation
+
+
+def change_reservation(
+    actor: User,
+    reservation: Reservation,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    now: datetime,
+) -> Reservation:
+    """Extend or shorten (the end), or move the start of a booking that has not begun."""
+    _require_manage(actor, reservation)
+    if reservation.status not in LIVE_STATUSES or reservation.end <= now:
+        raise Conflict("This booking is over and cannot be changed.")
+    new_start = start or reservation.start
+    if start is not None and reservation.start <= now and start != reservation.start:
+        raise InvalidRequest(
+            "A booking that has begun cannot move its start.", details={"start": ["Already begun."]}
+        )
+    new_end = end or reservation.end
+    if start is not None and new_start != reservation.start:
+        new_start, new_end = _window(new_start, new_end, now)
+    elif new_end <= max(new_start, now):
+        raise InvalidRequest(
+            "The end must be in the future and after the start.", details={"end": ["Too early."]}
+        )
+    slots = list(reservation.slots.filter(active=True).select_related("gpu"))
+    gpus = {s.gpu_id: s.gpu for s in slots}
+    try:
+        with transaction.atomic():
+            check_policy(
+                reservation.holder,
+                reservation.team,
+                len(slots),
+                new_start,
+                new_end,
+                now=now,
+                exclude_reservation=reservation.pk,
+            )
+            busy = busy_intervals(
+                gpus.values(), new_start, new_end, now=now, exclude_reservation=reservation.pk
+            )
+            if busy:
+                raise Conflict(
+                    "The GPUs are not free for the new time.",
+                    details={"conflicts": _conflict_details(busy, gpus)},
+                )
+            Reservation.objects.filter(pk=reservation.pk).update(start=new_start, end=new_end)
+            ReservationSlot.objects.filter(reservation=reservation, active=True).update(
+                start=new_start, end=new_end
+            )
+    except IntegrityError as exc:
+        if OVERLAP_CONSTRAINT not in str(exc):
+            raise
+        raise Conflict("The GPUs were just booked by someone else.") from exc
+    reservation.start, reservation.end = new_start, new_end
+    log.info(
+        "reservation.changed id=%s start=%s end=%s by=%s",
+        reservation.pk,
+        new_start.isoformat(),
+        new_end.isoformat(),
+        actor.pk,
+    )
+    _after_commit("changed", reservation)
+    return reservation
+
+
+def end_reservation(
+    actor: User | None,
+    reservation: Reservation,
+    *,
+    now: datetime,
+    status: str = ReservationStatus.RELEASED,
+) -> Reservation:
+    """Give the GPUs back now: released (by a person) or reclaimed (idle); a booking that
+    has not begun is cancelled instead. Ending twice is not an error."""
+    if actor is not None:
+        _require_manage(actor, reservation)
+    if reservation.status not in LIVE_STATUSES:
+        return reservation
+    with transaction.atomic():
+        locked = Reservation.objects.select_for_update().get(pk=reservation.pk)
+        if locked.status not in LIVE_STATUSES:
+            return locked
+        if locked.start > now:
+            locked.status = ReservationStatus.CANCELLED
+            ReservationSlot.objects.filter(reservation=locked).update(active=False)
+        else:
+            locked.status = status
+            locked.end = max(now, locked.start + timedelta(seconds=1))
+            ReservationSlot.objects.filter(reservation=locked, active=True).update(end=locked.end)
+        locked.ended_at = now
+        locked.save(update_fields=["status", "end", "ended_at"])
+    log.info(
+        "reservation.ended id=%s status=%s by=%s",
+        locked.pk,
+        locked.status,
+        actor.pk if actor else "system",
+    )
+    _after_commit(locked.status, locked)
+    return locked
+
+
+def advance_reservations(*, now: datetime) -> int:
+    """Beat: booked -> active at start, live -> expired at end. Returns rows changed."""
+    started = Reservation.objects.filter(
+        status=ReservationStatus.BOOKED, start__lte=now, end__gt=now
+    ).update(status=ReservationStatus.ACTIVE)
+    expired = Reservation.objects.filter(status__in=LIVE_STATUSES, end__lte=now).update(
+        status=ReservationStatus.EXPIRED
+    )
+    return started + expired
+
+
+def _require_manage(actor: User, reservation: Reservation) -> None:
+    if not can_manage(actor, reservation):
+        raise NotPermitted("Only the holder, the team's leads and admins can change this booking.")
+
+
+def _after_commit(event: str, reservation: Reservation) -> None:
+    from scheduler import tasks  # tasks import services; import here to avoid a cycle
+
+    reservation_id = reservation.pk
+    transaction.on_commit(lambda: tasks.notify_reservation.delay(event, reservation_id))
+
+
+def get_reservation(pk: int) -> Reservation:
+    reservation = Reservation.objects.select_related("holder", "team", "node").filter(pk=pk).first()
+    if reservation is None:
+        raise NotFoundError("No such booking.")
+    return reservation

@@ -1,0 +1,70 @@
+"""Scheduler fixtures: nodes and GPUs as rows (no cluster needed), a clock, eager notices."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.utils import timezone
+
+from scheduler.models import Gpu, Node, TeamPolicy
+
+
+def make_node(name: str, gpus: int = 2, model: str = "Tesla-V100-SXM2-16GB", **fields) -> Node:
+    now = timezone.now()
+    node = Node.objects.create(
+        name=name,
+        gpu_model=model,
+        gpu_memory_mb=16384,
+        gpu_capacity=gpus,
+        gpu_allocatable=gpus,
+        ready=True,
+        first_seen_at=now,
+        last_seen_at=now,
+        **fields,
+    )
+    Gpu.objects.bulk_create(
+        Gpu(node=node, index=i, model=model, memory_mb=16384) for i in range(gpus)
+    )
+    return node
+
+
+@pytest.fixture
+def nodes(db):
+    """tesla-01, tesla-02 (2 x V100 each) and a100-01 (4 x A100)."""
+    return {
+        n.name: n
+        for n in [
+            make_node("tesla-01"),
+            make_node("tesla-02"),
+            make_node("a100-01", 4, "NVIDIA-A100-SXM4-80GB"),
+        ]
+    }
+
+
+@pytest.fixture
+def unlimited(vision):
+    """Vision's policy without limits, for tests about something else."""
+    TeamPolicy.objects.update_or_create(
+        team=vision,
+        defaults={
+            "max_booking_hours": None,
+            "max_days_ahead": None,
+            "max_gpus_per_user": None,
+            "weekly_gpu_hours": None,
+        },
+    )
+
+
+@pytest.fixture
+def eager_tasks():
+    """Celery tasks run inline (for notices); on_commit callbacks are run by the test."""
+    from portal.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # a Monday, far enough ahead to book
