@@ -8,7 +8,7 @@ import platform
 import sys
 import tempfile
 
-BENCHMARKS = ["api_auth"]
+BENCHMARKS = ["api_auth", "bookings"]
 
 
 def main() -> None:
