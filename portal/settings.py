@@ -312,6 +312,11 @@ KARIMASU_JOB_RUN_AS_USER = _env_or_fail("KARIMASU_JOB_RUN_AS_USER", env.int, 100
 # Secrets in the jobs namespace used to pull private training images.
 KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.list, [])
 
+# --- Bookings: idle auto-release ----------------------------------------------------------
+KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)
+KARIMASU_IDLE_GRACE_MINUTES = _env_or_fail("KARIMASU_IDLE_GRACE_MINUTES", env.int, 30)
+KARIMASU_IDLE_WINDOW_MINUTES = _env_or_fail("KARIMASU_IDLE_WINDOW_MINUTES", env.int, 15)
+
 # --- Logging: one line per event, greppable ---------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOGGING = {
