@@ -251,7 +251,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
-    "ENUM_NAME_OVERRIDES": {"LanguageEnum": "portal.accounts.models.User.Language"},
+    "ENUM_NAME_OVERRIDES": {
+        "LanguageEnum": "portal.accounts.models.User.Language",
+        "JobStatusEnum": "scheduler.models.jobs.JobStatus",
+        "ReservationStatusEnum": "scheduler.models.reservations.ReservationStatus",
+    },
     "SERVE_AUTHENTICATION": [
         "portal.accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -292,6 +296,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scheduler.advance_reservations",
         "schedule": 60.0,
     },
+    "schedule-cycle": {
+        "task": "scheduler.schedule_cycle",
+        "schedule": _env_or_fail("KARIMASU_CYCLE_SECONDS", env.float, 5.0),
+    },
     "sync-cluster": {
         "task": "scheduler.sync_cluster",
         "schedule": _env_or_fail("KARIMASU_CLUSTER_SYNC_SECONDS", env.float, 15.0),
@@ -311,6 +319,14 @@ KARIMASU_MAX_ATTEMPTS = _env_or_fail("KARIMASU_MAX_ATTEMPTS", env.int, 3)
 KARIMASU_JOB_RUN_AS_USER = _env_or_fail("KARIMASU_JOB_RUN_AS_USER", env.int, 1000)
 # Secrets in the jobs namespace used to pull private training images.
 KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.list, [])
+
+# --- Job queue --------------------------------------------------------------------------
+KARIMASU_MAX_JOB_RUNTIME_HOURS = _env_or_fail("KARIMASU_MAX_JOB_RUNTIME_HOURS", env.int, 168)
+# best-fit keeps whole nodes free for big jobs (see scheduler/core/snapshot.py: Packing).
+KARIMASU_PACKING = env.str("KARIMASU_PACKING", default="best-fit")
+if KARIMASU_PACKING not in ("best-fit", "worst-fit"):
+    raise ImproperlyConfigured("KARIMASU_PACKING must be best-fit or worst-fit")
+KARIMASU_CYCLE_SECONDS = _env_or_fail("KARIMASU_CYCLE_SECONDS", env.float, 5.0)
 
 # --- Bookings: idle auto-release ----------------------------------------------------------
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)

@@ -49,3 +49,30 @@ def advance_reservations() -> int:
     from scheduler.services.reservations import advance_reservations as advance
 
     return advance(now=timezone.now())
+
+
+@shared_task(name="scheduler.schedule_cycle", ignore_result=True)
+def schedule_cycle() -> dict[str, object]:
+    """On every submit, finish, cancel and booking change (on commit), and from beat.
+    Overlapping calls are harmless: the cycle takes a lock and skips when it is held."""
+    from scheduler.services.cycle import run_cycle
+
+    try:
+        backend = cluster_backend()
+    except ClusterUnavailable as exc:
+        log.warning("schedule_cycle.no_cluster %s: deciding only", exc)
+        backend = None
+    report = run_cycle(backend, now=timezone.now())
+    return {"admitted": report.admitted, "preempted": report.preempted, "skipped": report.skipped}
+
+
+@shared_task(
+    name="scheduler.delete_from_cluster",
+    ignore_result=True,
+    autoretry_for=(ClusterUnavailable,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def delete_from_cluster(job_id: int, attempt: int) -> bool:
+    """Stop a cancelled job's attempt. If every retry fails, reconcile deletes it later."""
+    return cluster_backend().cancel(job_id, attempt)

@@ -1,10 +1,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import reservations, views
+from scheduler.api import jobs, reservations, views
 
 router = SimpleRouter()
 router.register("nodes", views.NodeViewSet, basename="node")
+router.register("jobs", jobs.JobViewSet, basename="job")
+router.register("sweeps", jobs.SweepViewSet, basename="sweep")
 router.register("reservations", reservations.ReservationViewSet, basename="reservation")
 router.register(
     "maintenance-windows", reservations.MaintenanceWindowViewSet, basename="maintenance-window"

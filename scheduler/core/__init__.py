@@ -1,1 +1,53 @@
-"""Pure scheduling policy: imports no Django, opens no connection, reads no clock."""
+"""Pure scheduling policy: imports no Django, opens no connection, reads no clock.
+
+``run_cycle(Snapshot) -> CycleResult`` is the whole interface: the services layer builds a
+``Snapshot`` from the database and applies the ``Admit`` / ``Preempt`` /
+``ReleaseReservation`` decisions; ``Waiting`` rows carry each queued job's reason, position
+and ETA. The trace simulator (``scheduler.sim``) drives the very same function.
+"""
+
+from scheduler.core.cache import ClusterUsage
+from scheduler.core.cycle import run_cycle
+from scheduler.core.decisions import (
+    Admit,
+    CycleResult,
+    Preempt,
+    PreemptReason,
+    Reason,
+    ReleaseReservation,
+    Waiting,
+)
+from scheduler.core.snapshot import (
+    Allocation,
+    Booking,
+    Config,
+    Gpu,
+    Node,
+    Packing,
+    QueuedJob,
+    Snapshot,
+    TeamQuota,
+    UsageRecord,
+)
+
+__all__ = [
+    "Admit",
+    "Allocation",
+    "Booking",
+    "ClusterUsage",
+    "Config",
+    "CycleResult",
+    "Gpu",
+    "Node",
+    "Packing",
+    "Preempt",
+    "PreemptReason",
+    "QueuedJob",
+    "Reason",
+    "ReleaseReservation",
+    "Snapshot",
+    "TeamQuota",
+    "UsageRecord",
+    "Waiting",
+    "run_cycle",
+]

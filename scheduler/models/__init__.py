@@ -1,8 +1,10 @@
-"""Scheduler models, one module per aggregate: inventory (nodes, GPUs) and jobs."""
+"""Scheduler models, one module per aggregate: inventory (nodes, GPUs), jobs, the queue's
+policy (priority classes, quotas, sweeps), reservations and named mounts."""
 
 from scheduler.models.inventory import Gpu, Node, NodeEvent
 from scheduler.models.jobs import Job, JobEvent, JobStatus
 from scheduler.models.mounts import NamedMount
+from scheduler.models.queue import PriorityClass, Sweep, TeamQuota
 from scheduler.models.reservations import (
     LIVE_STATUSES,
     MaintenanceWindow,
@@ -22,8 +24,11 @@ __all__ = [
     "NamedMount",
     "Node",
     "NodeEvent",
+    "PriorityClass",
     "Reservation",
     "ReservationSlot",
     "ReservationStatus",
+    "Sweep",
     "TeamPolicy",
+    "TeamQuota",
 ]

@@ -55,6 +55,15 @@ class Job(models.Model):
     )
     gpu_indices = models.JSONField(default=list, blank=True)
     borrowed = models.BooleanField(default=False)
+    sweep = models.ForeignKey(
+        "scheduler.Sweep", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
+    )
+    sweep_params = models.JSONField(default=dict, blank=True)
+    # Written by each scheduling cycle for waiting jobs: where it stands and when it may start.
+    queue_position = models.PositiveIntegerField(null=True, blank=True)
+    eta = models.DateTimeField(null=True, blank=True)
+    # Set when preempted: the job holds its GPUs until then (SIGTERM grace).
+    terminating_until = models.DateTimeField(null=True, blank=True)
     exit_code = models.IntegerField(null=True, blank=True)
 
     submitted_at = models.DateTimeField()

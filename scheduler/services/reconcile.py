@@ -59,7 +59,7 @@ def reconcile(backend: ClusterBackend, *, now: datetime) -> ReconcileReport:
                 _repair_row(backend, job, state, now, report)
             except InvalidTransition:
                 log.info("reconcile.raced job=%s: changed by another worker", job.pk)
-        _delete_orphans(backend, owned, report)
+        _delete_orphans(backend, owned, report, now)
     except ClusterUnavailable as exc:
         log.warning("reconcile.unavailable %s: keeping state", exc)
         report.unavailable = True
@@ -153,7 +153,10 @@ def _requeue_or_fail(job: Job, now: datetime) -> None:
 
 
 def _delete_orphans(
-    backend: ClusterBackend, owned: dict[tuple[int, int], AttemptState], report: ReconcileReport
+    backend: ClusterBackend,
+    owned: dict[tuple[int, int], AttemptState],
+    report: ReconcileReport,
+    now: datetime,
 ) -> None:
     """Delete Jobs whose row no longer wants them. Finished Jobs of finished rows are left
     for their TTL (their logs stay readable until then)."""
@@ -170,6 +173,14 @@ def _delete_orphans(
             and row.status in states.TERMINAL
         ):
             continue
+        if (
+            row is not None
+            and row.attempt == attempt
+            and row.status == states.PREEMPTED
+            and row.terminating_until is not None
+            and row.terminating_until > now
+        ):
+            continue  # stopping within its grace period, as the cycle asked
         if backend.cancel(job_id, attempt):
             report.orphans_deleted.append(f"{job_id}/a{attempt}")
             log.warning(

@@ -12,6 +12,7 @@ from scheduler.models import Gpu, Node, TeamPolicy
 
 def make_node(name: str, gpus: int = 2, model: str = "Tesla-V100-SXM2-16GB", **fields) -> Node:
     now = timezone.now()
+    fields = {"cpu_allocatable_millis": 32_000, "memory_allocatable_mb": 256 * 1024, **fields}
     node = Node.objects.create(
         name=name,
         gpu_model=model,

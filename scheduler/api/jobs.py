@@ -1,0 +1,245 @@
+"""Job queue API: submit, list, detail (with why it waits and when it may start), cancel,
+logs; sweeps."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from django.db.models import Q
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.errors import Conflict, NotFoundError
+from scheduler import states
+from scheduler.cluster.backend import ClusterUnavailable
+from scheduler.cluster.factory import cluster_backend
+from scheduler.models import Job, JobEvent, Sweep
+from scheduler.services import submission
+
+
+class JobEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = JobEvent
+        fields = ["at", "from_status", "to_status", "reason", "message", "attempt"]
+
+
+class JobSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.CharField(source="team.slug", read_only=True)
+    node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
+    sweep = serializers.IntegerField(source="sweep_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "team",
+            "image",
+            "command",
+            "args",
+            "env",
+            "gpus",
+            "gpu_models",
+            "cpu_millis",
+            "memory_mb",
+            "max_runtime_s",
+            "priority_class",
+            "preemptible",
+            "mounts",
+            "status",
+            "reason",
+            "message",
+            "attempt",
+            "queue_position",
+            "eta",
+            "node",
+            "gpu_indices",
+            "borrowed",
+            "exit_code",
+            "submitted_at",
+            "admitted_at",
+            "started_at",
+            "finished_at",
+            "sweep",
+            "sweep_params",
+        ]
+        read_only_fields = fields
+
+
+class JobDetailSerializer(JobSerializer):
+    events = JobEventSerializer(many=True, read_only=True)
+
+    class Meta(JobSerializer.Meta):
+        fields = [*JobSerializer.Meta.fields, "events"]
+        read_only_fields = fields
+
+
+class JobRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    team = serializers.SlugField()
+    image = serializers.CharField(max_length=500)
+    command = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    args = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    env = serializers.DictField(
+        child=serializers.CharField(allow_blank=True), required=False, default=dict
+    )
+    gpus = serializers.IntegerField(min_value=0, max_value=8, default=1)
+    gpu_models = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    cpu_millis = serializers.IntegerField(min_value=100, default=1000)
+    memory_mb = serializers.IntegerField(min_value=64, default=4096)
+    max_runtime_s = serializers.IntegerField(min_value=1)
+    priority_class = serializers.CharField(required=False, allow_blank=True, default="")
+    preemptible = serializers.BooleanField(default=True)
+    mounts = serializers.ListField(required=False, default=list)
+    annotations = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+
+
+class SweepRequestSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=80)
+    template = JobRequestSerializer()
+    parameters = serializers.DictField(help_text='{"grid": {...}} or {"list": [...]}')
+    parallelism = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class SweepSerializer(serializers.ModelSerializer):
+    owner = serializers.CharField(source="owner.username", read_only=True)
+    team = serializers.CharField(source="team.slug", read_only=True)
+    status = serializers.SerializerMethodField()
+    counts = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Sweep
+        fields = [
+            "id",
+            "name",
+            "owner",
+            "team",
+            "parameters",
+            "parallelism",
+            "created_at",
+            "status",
+            "counts",
+        ]
+        read_only_fields = fields
+
+    def get_counts(self, sweep: Sweep) -> dict[str, int]:
+        return dict(Counter(j.status for j in sweep.jobs.all()))
+
+    def get_status(self, sweep: Sweep) -> str:
+        return submission.sweep_status(self.get_counts(sweep))
+
+
+def visible_jobs(user: Any) -> Any:
+    """Own jobs and the user's teams' jobs; admins see all."""
+    jobs = Job.objects.select_related("owner", "team", "node")
+    if user.is_staff:
+        return jobs
+    return jobs.filter(Q(owner=user) | Q(team__memberships__user=user)).distinct()
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Training jobs. Filters: `?status=queued,running`, `?team=`, `?mine=1`, `?sweep=`."""
+
+    queryset = Job.objects.none()
+
+    def get_serializer_class(self) -> Any:
+        return JobDetailSerializer if self.action == "retrieve" else JobSerializer
+
+    def get_queryset(self) -> Any:
+        jobs = visible_jobs(self.request.user)
+        params = self.request.query_params
+        if params.get("status"):
+            jobs = jobs.filter(status__in=params["status"].split(","))
+        if params.get("team"):
+            jobs = jobs.filter(team__slug=params["team"])
+        if params.get("mine") in ("1", "true"):
+            jobs = jobs.filter(owner=self.request.user)
+        if params.get("sweep"):
+            jobs = jobs.filter(sweep_id=params["sweep"])
+        if self.action == "retrieve":
+            jobs = jobs.prefetch_related("events")
+        return jobs.order_by("-submitted_at", "-pk")
+
+    @extend_schema(request=JobRequestSerializer, responses={201: JobSerializer})
+    def create(self, request: Request) -> Response:
+        form = JobRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        job = submission.submit_job(
+            request.user, submission.JobRequest(**form.validated_data), now=timezone.now()
+        )
+        return Response(JobSerializer(job).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=JobSerializer, summary="Cancel a job")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        job = submission.cancel_job(request.user, self.get_object(), now=timezone.now())
+        return Response(JobSerializer(job).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("tail", int), OpenApiParameter("follow", bool)],
+        responses={(200, "text/plain"): str},
+        summary="The job's log (plain text)",
+    )
+    @action(detail=True, methods=["get"])
+    def logs(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        job = self.get_object()
+        if job.status == states.QUEUED:
+            raise Conflict("The job has not started yet: no log.", code="no_log")
+        try:
+            tail = int(request.query_params.get("tail", "500"))
+        except ValueError:
+            tail = 500
+        follow = request.query_params.get("follow") in ("1", "true")
+        try:
+            lines = cluster_backend().logs(job.pk, job.attempt, tail_lines=tail, follow=follow)
+        except ClusterUnavailable as exc:
+            raise NotFoundError(f"The log is not available: {exc}", code="log_unavailable") from exc
+        return StreamingHttpResponse(
+            (f"{line}\n" for line in lines), content_type="text/plain; charset=utf-8"
+        )
+
+
+class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Parameter sweeps: N jobs from one template, at most `parallelism` running at once."""
+
+    serializer_class = SweepSerializer
+    queryset = Sweep.objects.none()
+
+    def get_queryset(self) -> Any:
+        sweeps = Sweep.objects.select_related("owner", "team").prefetch_related("jobs")
+        user = self.request.user
+        if not user.is_staff:
+            sweeps = sweeps.filter(Q(owner=user) | Q(team__memberships__user=user)).distinct()
+        return sweeps
+
+    @extend_schema(request=SweepRequestSerializer, responses={201: SweepSerializer})
+    def create(self, request: Request) -> Response:
+        form = SweepRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        sweep = submission.submit_sweep(
+            request.user,
+            submission.JobRequest(**data["template"]),
+            name=data["name"],
+            parameters=data["parameters"],
+            parallelism=data.get("parallelism"),
+            now=timezone.now(),
+        )
+        sweep = self.get_queryset().get(pk=sweep.pk)
+        return Response(SweepSerializer(sweep).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses=SweepSerializer, summary="Cancel every job left")
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        sweep = get_object_or_404(self.get_queryset(), pk=pk)
+        submission.cancel_sweep(request.user, sweep, now=timezone.now())
+        return Response(SweepSerializer(self.get_queryset().get(pk=sweep.pk)).data)

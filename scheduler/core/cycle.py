@@ -1,0 +1,262 @@
+"""One scheduling cycle: a snapshot in, decisions out. The only copy of the policy.
+
+Production (the services layer), the tests, the trace simulator and the benchmarks all call
+``run_cycle``; it reads no clock and does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from scheduler.core.cache import Block, ClusterUsage
+from scheduler.core.decisions import (
+    Admit,
+    CycleResult,
+    Preempt,
+    Reason,
+    ReleaseReservation,
+    Waiting,
+)
+from scheduler.core.fairshare import order_queue
+from scheduler.core.placement import Placement, place_now, plan, static_reason
+from scheduler.core.preemption import find_victims
+from scheduler.core.snapshot import Allocation, Booking, Config, QueuedJob, Snapshot
+
+Gate = tuple[Reason, str]
+
+
+def review_bookings(snap: Snapshot) -> tuple[list[ReleaseReservation], tuple[Booking, ...]]:
+    """Bookings to release (over, or unused ``booking_no_show_s`` after start) and the rest."""
+    no_show = snap.config.booking_no_show_s
+    nodes = {n.name: n for n in snap.nodes}
+    released: list[ReleaseReservation] = []
+    kept: list[Booking] = []
+    for b in snap.bookings:
+        if b.end <= snap.now:
+            released.append(ReleaseReservation(b.id, "ended"))
+            continue
+        if no_show is not None and b.start + no_show <= snap.now:
+            used_by_holder = any(
+                a.node == b.node
+                and set(a.gpu_indices) & set(b.gpu_indices)
+                and b.holds(a.team, a.user)
+                for a in snap.allocations
+            )
+            node = nodes.get(b.node)
+            # A foreign process on a booked GPU is most likely the holder working by hand.
+            used_by_hand = node is not None and any(
+                g.foreign_busy for g in node.gpus if g.index in b.gpu_indices
+            )
+            if not used_by_holder and not used_by_hand:
+                released.append(ReleaseReservation(b.id, "no-show"))
+                continue
+        kept.append(b)
+    return released, tuple(kept)
+
+
+def admission_gate(snap: Snapshot, usage: ClusterUsage, job: QueuedJob) -> Gate | bool:
+    """A (reason, detail) that keeps ``job`` out whatever the free GPUs, else ``borrowed``."""
+    if job.sweep_id is not None and job.sweep_parallelism is not None:
+        running = usage.sweep_jobs[job.sweep_id]
+        if running >= job.sweep_parallelism:
+            return (
+                Reason.SWEEP_CAP,
+                f"sweep {job.sweep_id} runs {running} of {job.sweep_parallelism}",
+            )
+    cap = snap.user_cap(job.user)
+    if cap is not None and usage.user_gpus[job.user] + job.gpus > cap:
+        return Reason.USER_CAP, f"{job.user} uses {usage.user_gpus[job.user]} of {cap} GPUs"
+    quota = snap.quota(job.team)
+    if quota.weekly_gpu_hours is not None and job.gpus > 0:
+        spent = quota.spent_gpu_hours + usage.team_gpu_hours[job.team]
+        need = job.gpu_seconds / 3600.0
+        if spent + need > quota.weekly_gpu_hours:
+            return Reason.BUDGET, (
+                f"team {job.team} spent {spent:.1f} of {quota.weekly_gpu_hours:.1f} GPU-hours "
+                f"this week; the job may need {need:.1f}"
+            )
+    over = usage.team_gpus[job.team] + job.gpus - quota.guaranteed_gpus
+    if over > 0 and job.gpus > 0:
+        if not quota.borrowing_allowed:
+            return Reason.QUOTA, f"team {job.team} uses its {quota.guaranteed_gpus} guaranteed GPUs"
+        if quota.borrowing_limit is not None and over > quota.borrowing_limit:
+            return Reason.QUOTA, f"team {job.team} may borrow at most {quota.borrowing_limit} GPUs"
+    return over > 0 and job.gpus > 0
+
+
+def _static_detail(reason: Reason, job: QueuedJob) -> str:
+    if reason is Reason.NO_MODEL:
+        return f"no schedulable node has a GPU of model {' or '.join(sorted(job.models))}"
+    return (
+        f"no schedulable node has {job.gpus} usable GPUs, {job.cpu_milli}m CPU and "
+        f"{job.memory_mib} MiB"
+    )
+
+
+class _NoFit:
+    """Shapes that found no place now in this cycle, with the shortest such runtime.
+
+    Within one cycle free GPUs, CPU and memory only shrink and blocks only grow, so a shape
+    that did not fit will not fit later in the cycle with a run at least as long: the cycle
+    skips the node scan (most of its time with a long queue on a full cluster).
+    """
+
+    def __init__(self) -> None:
+        self._runtime: dict[tuple[object, ...], float] = {}
+
+    def known(self, key: tuple[object, ...], runtime_s: float) -> bool:
+        shortest = self._runtime.get(key)
+        return shortest is not None and runtime_s >= shortest
+
+    def add(self, key: tuple[object, ...], runtime_s: float) -> None:
+        self._runtime[key] = min(runtime_s, self._runtime.get(key, runtime_s))
+
+
+@dataclass
+class _Queue:
+    """What step 5 accumulates for step 6."""
+
+    no_fit: _NoFit = field(default_factory=_NoFit)
+
+    admitted: list[Admit] = field(default_factory=list)
+    preempted: list[Preempt] = field(default_factory=list)
+    waiting: list[tuple[QueuedJob, Reason, str, Placement | None]] = field(default_factory=list)
+    capacity_blocked: int = 0
+    protected: int = 0
+    planned: int = 0
+
+
+def _admit(usage: ClusterUsage, job: QueuedJob, where: Placement, borrowed: bool) -> Admit:
+    usage.add_usage(
+        Allocation(
+            job.id,
+            job.team,
+            job.user,
+            where.node,
+            where.gpu_indices,
+            usage.now,
+            job.max_runtime_s,
+            job.priority,
+            job.preemptible,
+            borrowed,
+            job.cpu_milli,
+            job.memory_mib,
+            job.sweep_id,
+        ),
+        admitted_now=True,
+    )
+    return Admit(job.id, where.node, where.gpu_indices, borrowed)
+
+
+def _reserve(usage: ClusterUsage, job: QueuedJob, where: Placement, soft: bool) -> None:
+    """Block ``where``'s GPUs over the job's planned run so later jobs plan around it."""
+    block = Block(where.start, where.start + job.max_runtime_s, soft=soft)
+    state = usage.nodes[where.node]
+    for g in where.gpu_indices:
+        state.add_block(g, block)
+
+
+def _fits_but_for_blocks(usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue) -> bool:
+    """True if free GPUs could hold ``job`` now were it not for bookings and plans."""
+    key = ("ignoring blocks", job.gpus, job.models, job.cpu_milli, job.memory_mib)
+    if q.no_fit.known(key, 0.0):
+        return False
+    if place_now(usage, job, cfg.packing, ignore_blocks=True) is not None:
+        return True
+    q.no_fit.add(key, 0.0)
+    return False
+
+
+def run_cycle(snap: Snapshot) -> CycleResult:
+    """Decide admissions, preemptions and booking releases for ``snap``; explain the rest.
+
+    Steps: 1 heads (bookings in force), 2 snapshot (the usage cache), 3 nominate (jobs some
+    node could ever run), 4 order (priority, fair share, submit time), 5 admit (gates, place
+    now, else preempt or plan a start), 6 requeue (reasons, positions, ETAs).
+    """
+    cfg, now = snap.config, snap.now
+    # 1. Heads: release bookings that are over or not shown up for; the rest block GPUs.
+    released, bookings = review_bookings(snap)
+    # 2. Snapshot: nodes, running work and bookings into the cache.
+    usage = ClusterUsage(snap, bookings)
+    free = usage.free_gpus
+    # 3. Nominate: a job no schedulable node could ever hold waits with a static reason.
+    nodes = list(snap.nodes)
+    shapes: dict[tuple[int, frozenset[str], int, int], Reason | None] = {}
+    # 4. Order.
+    ordered = order_queue(snap)
+    # 5. Admit, in rank order.
+    q = _Queue()
+    grace = cfg.preemption_grace_s
+    for job in ordered:
+        shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
+        if shape not in shapes:
+            shapes[shape] = static_reason(nodes, job)
+        static = shapes[shape]
+        if static is not None:
+            q.waiting.append((job, static, _static_detail(static, job), None))
+            continue
+        gate = admission_gate(snap, usage, job)
+        if not isinstance(gate, bool):
+            q.waiting.append((job, gate[0], gate[1], None))
+            continue
+        # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
+        fit_key = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.team, job.user)
+        may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= job.gpus
+        if may_start and not q.no_fit.known(fit_key, job.max_runtime_s):
+            where = place_now(usage, job, cfg.packing)
+            if where is not None:
+                q.admitted.append(_admit(usage, job, where, gate))
+                free -= job.gpus
+                continue
+            q.no_fit.add(fit_key, job.max_runtime_s)
+        # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
+        planned, in_depth = None, q.planned < cfg.plan_depth
+        if in_depth:
+            planned = plan(usage, job, cfg.packing)
+            q.planned += 1
+        # 5c. Preempt if that starts it sooner than waiting would. Only jobs within the plan
+        # depth may: deeper ones get their turn as they move up, which also bounds how much
+        # one cycle preempts.
+        if cfg.preemption and in_depth and (planned is None or planned.start > now + grace):
+            victims = find_victims(usage, snap, job)
+            if victims is not None:
+                for a, why in victims.allocations:
+                    q.preempted.append(Preempt(a.job_id, why, job.id, grace))
+                    usage.remove_usage(a, busy_until=now + grace)
+                where = Placement(victims.node, victims.gpu_indices, now + grace)
+                _reserve(usage, job, where, soft=False)
+                q.waiting.append(
+                    (job, Reason.PREEMPTING, f"{len(victims.allocations)} to stop", where)
+                )
+                q.capacity_blocked += 1
+                continue
+        if planned is not None:
+            soft = cfg.backfill and q.protected >= cfg.reserve_depth
+            _reserve(usage, job, planned, soft=soft)
+            q.protected += 0 if soft else 1
+        # "Behind" counts the higher-ranked jobs that also wait for GPUs; those held by a
+        # quota or cap keep their place in line but don't stand in this job's way.
+        ahead = q.capacity_blocked
+        if cfg.backfill and free >= job.gpus and _fits_but_for_blocks(usage, job, cfg, q):
+            reason, detail = Reason.RESERVED, "free GPUs are booked or planned for others"
+        elif ahead:
+            reason, detail = Reason.BEHIND, f"behind {ahead} jobs of higher rank"
+        else:
+            reason, detail = Reason.CAPACITY, "waiting for running jobs to end"
+        q.waiting.append((job, reason, detail, planned))
+        q.capacity_blocked += 1
+    # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
+    waiting = tuple(
+        Waiting(
+            job.id,
+            reason,
+            detail,
+            i + 1,
+            i,
+            where.start if where is not None else None,
+            where.node if where is not None else None,
+        )
+        for i, (job, reason, detail, where) in enumerate(q.waiting)
+    )
+    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), waiting)

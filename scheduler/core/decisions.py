@@ -1,0 +1,86 @@
+"""The cycle's output: what to do now, and why every other job waits.
+
+Decisions carry ids, not rows, so the services layer can apply them idempotently and
+serialize them as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a queued job was not admitted in this cycle (shown to users as is)."""
+
+    QUOTA = "quota"  # beyond the team's guaranteed GPUs and borrowing is off or at its limit
+    BUDGET = "budget"  # the team's weekly GPU-hour budget would be exceeded
+    NO_MODEL = "no-model"  # no schedulable node has an acceptable GPU model
+    TOO_BIG = "too-big"  # no schedulable node could ever hold it (GPUs, CPU or memory)
+    RESERVED = "reserved"  # it would fit now but for bookings held by others
+    USER_CAP = "user-cap"  # the user's concurrent-GPU cap
+    SWEEP_CAP = "sweep-cap"  # its sweep already runs as many jobs as its parallelism allows
+    BEHIND = "behind"  # waits for GPUs behind N higher-ranked jobs also waiting for GPUs
+    CAPACITY = "capacity"  # first in line; waits for running jobs to end
+    PREEMPTING = "preempting"  # victims were told to stop; it starts when they are gone
+
+
+class PreemptReason(StrEnum):
+    RECLAIM = "reclaim"  # the lender wants its guaranteed GPUs back from borrowed work
+    PRIORITY = "priority"  # a job of a higher priority class needs the GPUs
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """Start ``job_id`` on ``node`` with ``gpu_indices``; ``borrowed`` if beyond guarantee."""
+
+    job_id: str
+    node: str
+    gpu_indices: tuple[int, ...]
+    borrowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop ``job_id`` (SIGTERM, then kill after ``grace_s``) and requeue it (attempt + 1)."""
+
+    job_id: str
+    reason: PreemptReason
+    by_job: str
+    grace_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReservation:
+    """End booking ``booking_id`` early or mark it over; ``reason`` is "ended" or "no-show"."""
+
+    booking_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A job left in the queue: why, where (1-based ``position`` among waiting jobs in rank
+    order, ``ahead`` = waiting jobs ranked above it) and when it is expected to start
+    (``eta``, None when unknown, e.g. blocked by a quota or budget rather than by GPUs)."""
+
+    job_id: str
+    reason: Reason
+    detail: str
+    position: int
+    ahead: int
+    eta: float | None
+    planned_node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """Everything one cycle decided, in rank order within each kind."""
+
+    admitted: tuple[Admit, ...]
+    preempted: tuple[Preempt, ...]
+    released: tuple[ReleaseReservation, ...]
+    waiting: tuple[Waiting, ...]
+
+    def waiting_by_id(self) -> dict[str, Waiting]:
+        return {w.job_id: w for w in self.waiting}

@@ -1,0 +1,338 @@
+"""Submitting and cancelling training jobs and sweeps: validation with clear errors, then
+rows in `queued`, then a scheduling cycle on commit."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from portal.accounts.models import Membership, Team, User
+from portal.errors import InvalidRequest, NotPermitted
+from scheduler import states
+from scheduler.models import Job, NamedMount, Node, PriorityClass, Sweep, TeamQuota
+from scheduler.services.jobs import transition_job
+
+log = logging.getLogger("karimasu.submit")
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_SWEEP_JOBS = 500
+
+
+@dataclass
+class JobRequest:
+    """A job as asked for, before validation (the API's serializer fills it)."""
+
+    name: str
+    image: str
+    team: str
+    max_runtime_s: int
+    command: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    gpus: int = 1
+    gpu_models: list[str] = field(default_factory=list)
+    cpu_millis: int = 1000
+    memory_mb: int = 4096
+    priority_class: str = ""
+    preemptible: bool = True
+    mounts: list[Any] = field(default_factory=list)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _fail(field_name: str, message: str) -> InvalidRequest:
+    return InvalidRequest(message, details={field_name: [message]})
+
+
+def _team_for(actor: User, slug: str) -> Team:
+    membership = (
+        Membership.objects.select_related("team").filter(user=actor, team__slug=slug).first()
+    )
+    if membership is not None:
+        return membership.team
+    if actor.is_staff:
+        team = Team.objects.filter(slug=slug).first()
+        if team is not None:
+            return team
+    raise _fail("team", f"You are not a member of a team {slug!r}.")
+
+
+def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
+    """Check a request against the cluster and the rules; raise InvalidRequest naming the
+    field, or NotPermitted for limits."""
+    team = _team_for(actor, request.team)
+    if not request.image.strip() or any(c.isspace() for c in request.image):
+        raise _fail("image", "An image reference like registry/name:tag is required.")
+    bad_env = [k for k in request.env if not ENV_NAME.match(k)]
+    if bad_env:
+        raise _fail("env", f"Invalid environment variable names: {', '.join(bad_env)}.")
+    limit_s = settings.KARIMASU_MAX_JOB_RUNTIME_HOURS * 3600
+    if not 60 <= request.max_runtime_s <= limit_s:
+        raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
+    _validate_fit(request)
+    _validate_mounts(request.mounts)
+    priority = _priority(request.priority_class)
+    quota = TeamQuota.objects.filter(team=team).first()
+    if quota is not None and quota.user_gpu_cap is not None and request.gpus > quota.user_gpu_cap:
+        raise NotPermitted(
+            f"{team.slug} lets one member hold at most {quota.user_gpu_cap} GPUs; this job "
+            f"asks for {request.gpus}.",
+            code="over_limit",
+            details={"gpus": request.gpus, "limit": quota.user_gpu_cap},
+        )
+    return team, priority
+
+
+def _validate_fit(request: JobRequest) -> None:
+    nodes = list(Node.objects.filter(gone_at__isnull=True))
+    models = {n.gpu_model for n in nodes if n.gpu_model}
+    unknown = [m for m in request.gpu_models if m not in models]
+    if unknown:
+        raise _fail(
+            "gpu_models",
+            f"Unknown GPU model(s) {', '.join(unknown)}; the cluster has "
+            f"{', '.join(sorted(models)) or 'none'}.",
+        )
+    if not 0 <= request.gpus <= 8:
+        raise _fail("gpus", "A job uses 0 to 8 GPUs on one node.")
+    fitting = [n for n in nodes if not request.gpu_models or n.gpu_model in request.gpu_models]
+    largest = max((n.gpu_capacity for n in fitting), default=0)
+    if request.gpus > largest:
+        kind = f" of {', '.join(request.gpu_models)}" if request.gpu_models else ""
+        raise _fail("gpus", f"No node has {request.gpus} GPUs{kind} (the largest has {largest}).")
+    cpu = max((n.cpu_allocatable_millis for n in fitting), default=0)
+    if request.cpu_millis > cpu:
+        raise _fail("cpu_millis", f"No node has {request.cpu_millis}m CPU (largest: {cpu}m).")
+    memory = max((n.memory_allocatable_mb for n in fitting), default=0)
+    if request.memory_mb > memory:
+        raise _fail("memory_mb", f"No node has {request.memory_mb} MiB (largest: {memory} MiB).")
+
+
+def _validate_mounts(mounts: list[Any]) -> None:
+    wanted = [m if isinstance(m, Mapping) else {"name": m} for m in mounts]
+    named = {m.name: m for m in NamedMount.objects.filter(name__in=[w.get("name") for w in wanted])}
+    for request in wanted:
+        mount = named.get(request.get("name"))
+        if mount is None:
+            known = ", ".join(NamedMount.objects.values_list("name", flat=True)) or "none"
+            raise _fail("mounts", f"Unknown mount {request.get('name')!r} (known: {known}).")
+        if request.get("write") and not mount.allow_write:
+            raise _fail("mounts", f"Mount {mount.name!r} is read-only.")
+
+
+def _priority(name: str) -> PriorityClass:
+    if not name:
+        default = PriorityClass.objects.filter(is_default=True).first()
+        if default is not None:
+            return default
+        raise _fail("priority_class", "No default priority class is configured.")
+    priority = PriorityClass.objects.filter(name=name).first()
+    if priority is None:
+        names = ", ".join(PriorityClass.objects.values_list("name", flat=True))
+        raise _fail("priority_class", f"Unknown priority class {name!r} (one of: {names}).")
+    return priority
+
+
+def _new_job(
+    actor: User,
+    team: Team,
+    priority: PriorityClass,
+    request: JobRequest,
+    now: datetime,
+    **extra: Any,
+) -> Job:
+    return Job(
+        name=request.name,
+        owner=actor,
+        team=team,
+        image=request.image.strip(),
+        command=request.command,
+        args=request.args,
+        env=request.env,
+        gpus=request.gpus,
+        gpu_models=request.gpu_models,
+        cpu_millis=request.cpu_millis,
+        memory_mb=request.memory_mb,
+        max_runtime_s=request.max_runtime_s,
+        priority_class=priority.name,
+        preemptible=request.preemptible,
+        mounts=request.mounts,
+        annotations=request.annotations,
+        status=states.QUEUED,
+        submitted_at=now,
+        **extra,
+    )
+
+
+def submit_job(actor: User, request: JobRequest, *, now: datetime) -> Job:
+    team, priority = validate(actor, request)
+    with transaction.atomic():
+        job = _new_job(actor, team, priority, request, now)
+        job.save()
+    log.info("job.submitted job=%s user=%s team=%s gpus=%s", job.pk, actor.pk, team.slug, job.gpus)
+    request_cycle()
+    return job
+
+
+def expand_parameters(parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """`{"grid": {"lr": [1, 2], "bs": [8]}}` -> the cartesian product; `{"list": [...]}` as is.
+
+    >>> expand_parameters({"grid": {"lr": [0.1, 0.01], "bs": [32]}})
+    [{'lr': 0.1, 'bs': 32}, {'lr': 0.01, 'bs': 32}]
+    """
+    if "grid" in parameters:
+        grid = parameters["grid"]
+        if (
+            not isinstance(grid, Mapping)
+            or not grid
+            or not all(isinstance(v, list) and v for v in grid.values())
+        ):
+            raise _fail("parameters", "A grid maps each parameter to a non-empty list.")
+        keys = list(grid)
+        combos = [
+            dict(zip(keys, values, strict=True))
+            for values in itertools.product(*(grid[k] for k in keys))
+        ]
+    elif "list" in parameters:
+        combos = parameters["list"]
+        if (
+            not isinstance(combos, list)
+            or not combos
+            or not all(isinstance(c, Mapping) for c in combos)
+        ):
+            raise _fail("parameters", "A list holds one object of parameters per job.")
+        combos = [dict(c) for c in combos]
+    else:
+        raise _fail("parameters", 'Give {"grid": {...}} or {"list": [...]}.')
+    if len(combos) > MAX_SWEEP_JOBS:
+        raise _fail(
+            "parameters", f"A sweep makes at most {MAX_SWEEP_JOBS} jobs (this one: {len(combos)})."
+        )
+    bad = [k for c in combos for k in c if not ENV_NAME.match(str(k))]
+    if bad:
+        raise _fail("parameters", f"Parameter names must be identifiers: {sorted(set(bad))}.")
+    return combos
+
+
+def submit_sweep(
+    actor: User,
+    request: JobRequest,
+    *,
+    name: str,
+    parameters: dict[str, Any],
+    parallelism: int | None,
+    now: datetime,
+) -> Sweep:
+    """One job per parameter set. Each job gets its parameters as environment variables
+    (uppercased) and `{name}` placeholders in its args filled in."""
+    combos = expand_parameters(parameters)
+    team, priority = validate(actor, request)
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            name=name,
+            owner=actor,
+            team=team,
+            template=request.__dict__,
+            parameters=parameters,
+            parallelism=parallelism,
+            created_at=now,
+        )
+        jobs = []
+        for i, combo in enumerate(combos):
+            env = {**request.env, **{str(k).upper(): str(v) for k, v in combo.items()}}
+            try:
+                args = [a.format(**combo) for a in request.args]
+            except (KeyError, IndexError, ValueError) as exc:
+                raise _fail("args", f"Placeholder {exc} in args matches no parameter.") from exc
+            item = JobRequest(
+                **{**request.__dict__, "env": env, "args": args, "name": f"{name}-{i + 1}"}
+            )
+            jobs.append(_new_job(actor, team, priority, item, now, sweep=sweep, sweep_params=combo))
+        Job.objects.bulk_create(jobs)
+    log.info("sweep.submitted sweep=%s jobs=%s user=%s", sweep.pk, len(jobs), actor.pk)
+    request_cycle()
+    return sweep
+
+
+def can_manage_job(user: User, job: Job) -> bool:
+    if user.is_staff or job.owner_id == user.pk:
+        return True
+    return Membership.objects.filter(
+        team_id=job.team_id, user=user, role=Membership.Role.LEAD
+    ).exists()
+
+
+def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
+    """Cancel a job in any non-final state. On the cluster it is deleted after commit; if
+    that fails, reconcile deletes it later (its row no longer wants it)."""
+    if actor is not None and not can_manage_job(actor, job):
+        raise NotPermitted("Only the job's owner, its team's leads and admins can cancel it.")
+    if job.status in states.TERMINAL:
+        return job
+    was_on_cluster = job.status in states.ON_CLUSTER
+    transition_job(
+        job,
+        states.CANCELLED,
+        now=now,
+        reason="cancelled",
+        message=f"Cancelled by {actor.get_username() if actor else 'the system'}.",
+        finished_at=now,
+        queue_position=None,
+        eta=None,
+    )
+    if was_on_cluster:
+        from scheduler import tasks
+
+        job_id, attempt = job.pk, job.attempt
+        transaction.on_commit(lambda: tasks.delete_from_cluster.delay(job_id, attempt))
+    request_cycle()
+    return job
+
+
+def cancel_sweep(actor: User, sweep: Sweep, *, now: datetime) -> int:
+    if not (
+        actor.is_staff
+        or sweep.owner_id == actor.pk
+        or Membership.objects.filter(
+            team_id=sweep.team_id, user=actor, role=Membership.Role.LEAD
+        ).exists()
+    ):
+        raise NotPermitted("Only the sweep's owner, its team's leads and admins can cancel it.")
+    cancelled = 0
+    for job in sweep.jobs.exclude(status__in=states.TERMINAL):
+        cancel_job(None, job, now=now)
+        cancelled += 1
+    return cancelled
+
+
+def sweep_status(counts: Mapping[str, int]) -> str:
+    """One word for a sweep from its jobs' statuses.
+
+    >>> sweep_status({"succeeded": 3, "running": 1}), sweep_status({"succeeded": 2, "failed": 1})
+    ('running', 'failed')
+    """
+    total = sum(counts.values())
+    active = sum(counts.get(s, 0) for s in (*states.ON_CLUSTER, states.PREEMPTED, states.LOST))
+    if active:
+        return "running"
+    if counts.get(states.QUEUED):
+        return "queued"
+    if counts.get(states.SUCCEEDED) == total:
+        return "succeeded"
+    if counts.get(states.CANCELLED) == total:
+        return "cancelled"
+    return "failed"
+
+
+def request_cycle() -> None:
+    """Ask for a scheduling cycle once the current transaction commits."""
+    from scheduler import tasks
+
+    transaction.on_commit(lambda: tasks.schedule_cycle.delay())

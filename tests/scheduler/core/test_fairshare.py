@@ -1,0 +1,97 @@
+"""Queue order: priority class, then fair share (team, then user), then submit time."""
+
+from __future__ import annotations
+
+import pytest
+
+from scheduler.core import Config, TeamQuota, UsageRecord
+from scheduler.core.fairshare import decay, fair_share_factor, order_queue
+from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
+
+NOW = 30 * 24 * H
+WEEK = 7 * 24 * H
+
+
+@pytest.mark.parametrize(
+    ("queue", "usage", "quotas", "allocations", "config", "want_order"),
+    [
+        pytest.param(
+            [make_job("a").submitted(0), make_job("b").priority(10).submitted(100)],
+            [], [], [], None, ["b", "a"],
+            id="a higher priority class goes first even when submitted later",
+        ),
+        pytest.param(
+            [make_job("a").team("cv").user("carol"), make_job("b").team("ml").submitted(5)],
+            [UsageRecord("cv", "carol", 10 * H, NOW)], [], [], None, ["b", "a"],
+            id="same priority: the team with less usage goes first",
+        ),
+        pytest.param(
+            [make_job("a").team("ml").user("dave"), make_job("b").team("cv").submitted(5)],
+            [UsageRecord("cv", "carol", 10 * H, NOW - 2 * WEEK),
+             UsageRecord("ml", "dave", 6 * H, NOW)],
+            [], [], None, ["b", "a"],
+            id="usage decays: 10h two half-lives ago (2.5h) ranks before 6h today",
+        ),
+        pytest.param(
+            [make_job("a").team("ml").user("dave"), make_job("b").team("cv").submitted(5)],
+            [UsageRecord("cv", "carol", 9 * H, NOW), UsageRecord("ml", "dave", 4 * H, NOW)],
+            [TeamQuota("cv", share_weight=3.0)], [], None, ["b", "a"],
+            id="share weight: 9h on weight 3 ranks before 4h on weight 1",
+        ),
+        pytest.param(
+            [make_job("a").user("alice"), make_job("b").user("bob").submitted(5)],
+            [UsageRecord("ml", "alice", 5 * H, NOW), UsageRecord("ml", "bob", 1 * H, NOW)],
+            [], [], None, ["b", "a"],
+            id="within a team: the user with less usage goes first",
+        ),
+        pytest.param(
+            [make_job("late").submitted(50), make_job("early").submitted(10)],
+            [], [], [], None, ["early", "late"],
+            id="equal priority and usage: submit time decides",
+        ),
+        pytest.param(
+            [make_job("cv0").team("cv").user("carol").submitted(0),
+             make_job("cv1").team("cv").user("carol").submitted(1),
+             make_job("cv2").team("cv").user("carol").submitted(2),
+             make_job("ml3").team("ml").user("dave").submitted(3),
+             make_job("ml4").team("ml").user("dave").submitted(4)],
+            [], [], [], None, ["cv0", "ml3", "cv1", "ml4", "cv2"],
+            id="equal history: two teams interleave instead of first-come taking all",
+        ),
+        pytest.param(
+            [make_job("a").team("cv").user("carol"), make_job("b").team("ml").submitted(5)],
+            [], [], [make_alloc("r").team("cv").user("carol").on("n1", 0, 1, 2, 3)
+                     .started(NOW - 2 * H)],
+            None, ["b", "a"],
+            id="running work counts as usage",
+        ),
+        pytest.param(
+            [make_job("a").team("cv").user("carol"), make_job("b").team("ml").submitted(5)],
+            [UsageRecord("cv", "carol", 10 * H, NOW)], [], [], Config(fair_share=False),
+            ["a", "b"],
+            id="fair share off (fifo): submit time only",
+        ),
+    ],
+)  # fmt: skip
+def test_order(queue, usage, quotas, allocations, config, want_order):
+    snap = snapshot(
+        now=NOW, queue=queue, usage=usage, quotas=quotas, allocations=allocations, config=config
+    )
+    assert [j.id for j in order_queue(snap)] == want_order
+
+
+def test_decay_halves_per_half_life():
+    assert decay(80.0, 2 * WEEK, WEEK) == pytest.approx(20.0)
+    assert decay(80.0, 0, WEEK) == 80.0
+
+
+@pytest.mark.parametrize(
+    ("usage", "total", "share", "total_share", "want"),
+    [
+        pytest.param(0.0, 0.0, 1.0, 1.0, 1.0, id="no usage anywhere: factor 1"),
+        pytest.param(50.0, 100.0, 1.0, 2.0, 0.5, id="used exactly its share: one half"),
+        pytest.param(100.0, 100.0, 1.0, 4.0, 2.0**-4, id="used all on a quarter share"),
+    ],
+)
+def test_fair_share_factor(usage, total, share, total_share, want):
+    assert fair_share_factor(usage, total, share, total_share) == pytest.approx(want)
