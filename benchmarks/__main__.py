@@ -8,7 +8,7 @@ import platform
 import sys
 import tempfile
 
-BENCHMARKS = ["api_auth", "bookings"]
+BENCHMARKS = ["api_auth", "bookings", "scheduler_cycle"]
 
 
 def main() -> None:
