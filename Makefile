@@ -56,8 +56,16 @@ format: venv
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+PHILLY := ../shared/traces/philly.csv
+
 bench: venv
 	$(BIN)/python -m benchmarks
+	$(BIN)/python manage.py sched bench --queued 10000 --nodes 200 --gpus-per-node 8 --reservations 1000 --json
+	@for policy in fifo fifo-backfill default; do \
+	  echo "sched simulate philly 103959,ee9e8c 8x8 $$policy:"; \
+	  $(BIN)/python manage.py sched simulate --trace $(PHILLY) --trace-format philly \
+	    --clusters 103959,ee9e8c --nodes 8 --gpus-per-node 8 --policy $$policy --limit 1500 --json; \
+	done
 
 messages: venv
 	$(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=var
