@@ -43,6 +43,20 @@ USERS = [
 DEMO_TOKEN_NAME = "demo"  # noqa: S105 (a token name, not a secret)
 
 
+# team: (guaranteed GPUs, share weight) — 8 GPUs in the emulated cluster
+QUOTAS = {"vision": (4, 1.0), "nlp": (4, 1.0), "analytics": (0, 0.5)}
+
+
+def _seed_scheduler(teams: dict[str, Team]) -> None:
+    from scheduler.models import TeamPolicy, TeamQuota
+
+    for slug, (guaranteed, weight) in QUOTAS.items():
+        TeamQuota.objects.update_or_create(
+            team=teams[slug], defaults={"guaranteed_gpus": guaranteed, "share_weight": weight}
+        )
+        TeamPolicy.objects.get_or_create(team=teams[slug])
+
+
 class Command(BaseCommand):
     help = "Create demo teams and users (with printed passwords) and a demo API token."
 
@@ -81,6 +95,7 @@ class Command(BaseCommand):
                     Membership.objects.update_or_create(
                         team=teams[slug], user=user, defaults={"role": role}
                     )
+            _seed_scheduler(teams)
             alice = User.objects.get(username="alice")
             ApiToken.objects.filter(
                 user=alice, name=DEMO_TOKEN_NAME, revoked_at__isnull=True
