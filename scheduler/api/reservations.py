@@ -19,6 +19,7 @@ from portal.accounts.models import Team
 from portal.accounts.services import is_team_lead
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler.api import serializers as s
+from scheduler.api.policy import IsAdminOrReadOnly
 from scheduler.models import (
     LIVE_STATUSES,
     MaintenanceWindow,
@@ -240,13 +241,6 @@ class CalendarFeedsView(APIView):
             "user": url(calendar.feed_secret(request.user)),
             "teams": [{"team": t.slug, "url": url(calendar.feed_secret(t))} for t in teams],
         }
-
-
-class IsAdminOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request: Request, view: Any) -> bool:
-        return bool(
-            request.user and (request.method in permissions.SAFE_METHODS or request.user.is_staff)
-        )
 
 
 class MaintenanceWindowViewSet(viewsets.ModelViewSet):

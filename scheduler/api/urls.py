@@ -1,12 +1,13 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import jobs, reservations, views
+from scheduler.api import jobs, policy, reservations, views
 
 router = SimpleRouter()
 router.register("nodes", views.NodeViewSet, basename="node")
 router.register("jobs", jobs.JobViewSet, basename="job")
 router.register("sweeps", jobs.SweepViewSet, basename="sweep")
+router.register("priority-classes", policy.PriorityClassViewSet, basename="priority-class")
 router.register("reservations", reservations.ReservationViewSet, basename="reservation")
 router.register(
     "maintenance-windows", reservations.MaintenanceWindowViewSet, basename="maintenance-window"
@@ -15,6 +16,7 @@ router.register(
 urlpatterns = [
     path("availability/", reservations.AvailabilityView.as_view(), name="availability"),
     path("calendar-feeds/", reservations.CalendarFeedsView.as_view(), name="calendar-feeds"),
+    path("teams/<slug:slug>/quota/", policy.TeamQuotaView.as_view(), name="team-quota"),
     path("teams/<slug:slug>/policy/", reservations.TeamPolicyView.as_view(), name="team-policy"),
     *router.urls,
 ]

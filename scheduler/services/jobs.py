@@ -129,3 +129,11 @@ def _mounts(job: Job) -> list[Mount]:
             )
         )
     return mounts
+
+
+def request_cycle() -> None:
+    """Ask for a scheduling cycle once the current transaction commits (at once outside
+    one): after a submit, a cancel, a finish, or a booking change."""
+    from scheduler import tasks  # tasks import services
+
+    transaction.on_commit(lambda: tasks.schedule_cycle.delay())

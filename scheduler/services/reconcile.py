@@ -28,7 +28,13 @@ from scheduler import states
 from scheduler.cluster import backend as cluster
 from scheduler.cluster.backend import AttemptState, ClusterBackend, ClusterUnavailable
 from scheduler.models import Job
-from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
+from scheduler.services.jobs import (
+    InvalidTransition,
+    job_spec,
+    request_cycle,
+    requeue,
+    transition_job,
+)
 
 log = logging.getLogger("karimasu.reconcile")
 
@@ -60,6 +66,9 @@ def reconcile(backend: ClusterBackend, *, now: datetime) -> ReconcileReport:
             except InvalidTransition:
                 log.info("reconcile.raced job=%s: changed by another worker", job.pk)
         _delete_orphans(backend, owned, report, now)
+        freed = Job.objects.filter(pk__in=report.updated, status__in=states.TERMINAL)
+        if report.lost or freed.exists():
+            request_cycle()  # GPUs came free: the queue may move
     except ClusterUnavailable as exc:
         log.warning("reconcile.unavailable %s: keeping state", exc)
         report.unavailable = True

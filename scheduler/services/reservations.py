@@ -30,6 +30,7 @@ from scheduler.models import (
     ReservationStatus,
     TeamPolicy,
 )
+from scheduler.services.jobs import request_cycle
 
 log = logging.getLogger("karimasu.reservations")
 
@@ -498,6 +499,8 @@ def _after_commit(event: str, reservation: Reservation) -> None:
 
     reservation_id = reservation.pk
     transaction.on_commit(lambda: tasks.notify_reservation.delay(event, reservation_id))
+    if event != "idle_notice":
+        request_cycle()  # GPUs were booked or given back: the queue may move
 
 
 def get_reservation(pk: int) -> Reservation:

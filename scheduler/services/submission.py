@@ -18,7 +18,7 @@ from portal.accounts.models import Membership, Team, User
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler import states
 from scheduler.models import Job, NamedMount, Node, PriorityClass, Sweep, TeamQuota
-from scheduler.services.jobs import transition_job
+from scheduler.services.jobs import request_cycle, transition_job
 
 log = logging.getLogger("karimasu.submit")
 
@@ -329,10 +329,3 @@ def sweep_status(counts: Mapping[str, int]) -> str:
     if counts.get(states.CANCELLED) == total:
         return "cancelled"
     return "failed"
-
-
-def request_cycle() -> None:
-    """Ask for a scheduling cycle once the current transaction commits."""
-    from scheduler import tasks
-
-    transaction.on_commit(lambda: tasks.schedule_cycle.delay())

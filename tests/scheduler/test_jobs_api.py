@@ -201,3 +201,35 @@ def test_job_list_does_not_query_per_job(alice, nodes, django_assert_max_num_que
     with django_assert_max_num_queries(6):
         response = alice.client().get("/api/v1/jobs/")
     assert response.json()["count"] == 15
+
+
+def test_priority_classes_read_by_all_written_by_admins(alice, admin, nodes):
+    names = [p["name"] for p in alice.client().get("/api/v1/priority-classes/").json()["results"]]
+    assert names == ["high", "normal", "low"]
+    assert_error(
+        alice.client().post("/api/v1/priority-classes/", {"name": "x", "value": 5}, format="json"),
+        403,
+    )
+    created = admin.client().post(
+        "/api/v1/priority-classes/",
+        {"name": "urgent", "value": 500, "is_default": True},
+        format="json",
+    )
+    assert created.status_code == 201
+    defaults = [
+        p["name"]
+        for p in alice.client().get("/api/v1/priority-classes/").json()["results"]
+        if p["is_default"]
+    ]
+    assert defaults == ["urgent"]
+    assert submit(alice).json()["priority_class"] == "urgent"
+
+
+def test_quotas_members_read_admins_write(alice, bob, charlie, admin, nodes):
+    url = "/api/v1/teams/vision/quota/"
+    assert bob.client().get(url).json()["guaranteed_gpus"] == 0
+    assert_error(charlie.client().get(url), 403)
+    assert_error(alice.client().patch(url, {"guaranteed_gpus": 8}, format="json"), 403)
+    changed = admin.client().patch(url, {"guaranteed_gpus": 4, "share_weight": 2}, format="json")
+    assert changed.json()["guaranteed_gpus"] == 4
+    assert_error(admin.client().patch(url, {"share_weight": 0}, format="json"), 400)

@@ -1,0 +1,97 @@
+"""Admin endpoints for what the scheduler weighs: priority classes and team quotas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions, serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.accounts.models import Membership, Team
+from portal.errors import NotPermitted
+from scheduler.models import PriorityClass, TeamQuota
+from scheduler.services.jobs import request_cycle
+
+
+class IsAdminOrReadOnly(permissions.BasePermission):
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return bool(request.method in permissions.SAFE_METHODS or request.user.is_staff)
+
+
+class PriorityClassSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PriorityClass
+        fields = ["name", "value", "description", "is_default"]
+
+
+class PriorityClassViewSet(viewsets.ModelViewSet):
+    """Priority classes: everyone reads, admins write. Higher values run first."""
+
+    serializer_class = PriorityClassSerializer
+    permission_classes = [permissions.IsAuthenticated, IsAdminOrReadOnly]
+    queryset = PriorityClass.objects.all()
+    lookup_field = "name"
+
+    def perform_create(self, serializer: Any) -> None:
+        self._save(serializer)
+
+    def perform_update(self, serializer: Any) -> None:
+        self._save(serializer)
+
+    @staticmethod
+    def _save(serializer: Any) -> None:
+        instance = serializer.save()
+        if instance.is_default:  # one default at a time
+            PriorityClass.objects.exclude(pk=instance.pk).update(is_default=False)
+        request_cycle()
+
+
+class TeamQuotaSerializer(serializers.ModelSerializer):
+    team = serializers.CharField(source="team.slug", read_only=True)
+
+    class Meta:
+        model = TeamQuota
+        fields = [
+            "team",
+            "guaranteed_gpus",
+            "borrowing_allowed",
+            "borrowing_limit",
+            "share_weight",
+            "user_gpu_cap",
+        ]
+
+    def validate_share_weight(self, value: float) -> float:
+        if value <= 0:
+            raise serializers.ValidationError("Must be positive.")
+        return value
+
+
+class TeamQuotaView(APIView):
+    """A team's quota: its members read it, admins change it (guaranteed GPUs are a
+    cluster-wide promise, so leads cannot raise their own)."""
+
+    @extend_schema(responses=TeamQuotaSerializer)
+    def get(self, request: Request, slug: str) -> Response:
+        team = get_object_or_404(Team, slug=slug)
+        if (
+            not request.user.is_staff
+            and not Membership.objects.filter(team=team, user=request.user).exists()
+        ):
+            raise NotPermitted("Only the team's members and admins see its quota.")
+        quota, _ = TeamQuota.objects.get_or_create(team=team)
+        return Response(TeamQuotaSerializer(quota).data)
+
+    @extend_schema(request=TeamQuotaSerializer, responses=TeamQuotaSerializer)
+    def patch(self, request: Request, slug: str) -> Response:
+        if not request.user.is_staff:
+            raise NotPermitted("Only admins change quotas.")
+        quota, _ = TeamQuota.objects.get_or_create(team=get_object_or_404(Team, slug=slug))
+        form = TeamQuotaSerializer(quota, data=request.data, partial=True)
+        form.is_valid(raise_exception=True)
+        form.save()
+        request_cycle()
+        return Response(form.data)
