@@ -69,6 +69,7 @@ bench: venv
 
 messages: venv
 	$(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=var
+	$(BIN)/python scripts/translate_ja.py  # fills from scripts/ja.json; lists what is missing
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 # Re-pin every transitive dependency after changing pyproject.toml.

@@ -1,11 +1,17 @@
 """Server-rendered pages of the portal shell (the home dashboard)."""
 
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
 from portal.accounts.models import Membership
+from scheduler import states
+from scheduler.models import LIVE_STATUSES, Job, Reservation
+from scheduler.services.board import gpu_board
 
 
 @login_required
@@ -17,4 +23,26 @@ def home(request: HttpRequest) -> HttpResponse:
             Prefetch("team__memberships", queryset=Membership.objects.select_related("user"))
         )
     )
-    return render(request, "portal/home.html", {"memberships": memberships})
+    now = timezone.now()
+    my_jobs = (
+        Job.objects.filter(owner=request.user)
+        .exclude(status__in=states.TERMINAL, finished_at__lt=now - timedelta(days=1))
+        .select_related("node")
+        .order_by("-submitted_at")[:10]
+    )
+    my_bookings = (
+        Reservation.objects.filter(holder=request.user, status__in=LIVE_STATUSES, end__gt=now)
+        .select_related("node")
+        .prefetch_related("slots__gpu")
+        .order_by("start")[:10]
+    )
+    return render(
+        request,
+        "portal/home.html",
+        {
+            "memberships": memberships,
+            "board": gpu_board(now=now),
+            "my_jobs": my_jobs,
+            "my_bookings": my_bookings,
+        },
+    )

@@ -132,3 +132,46 @@ def test_unknown_language_is_ignored(alice):
     client.post("/i18n/setlang/", {"language": "xx", "next": "/"})
     alice.user.refresh_from_db()
     assert alice.user.language == "en"
+
+
+def test_dashboard_shows_every_gpu_and_who_holds_it(alice, bob, vision):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduler.models import Job
+    from scheduler.services.reservations import reserve_gpus
+    from tests.scheduler.conftest import make_node
+
+    node = make_node("tesla-01")
+    make_node("tesla-02", cordoned=True)
+    now = timezone.now()
+    Job.objects.create(
+        name="run",
+        owner=bob.user,
+        team=vision,
+        image="x",
+        gpus=1,
+        max_runtime_s=3600,
+        status="running",
+        node=node,
+        gpu_indices=[0],
+        submitted_at=now,
+        started_at=now,
+    )
+    reserve_gpus(
+        alice.user,
+        team=vision,
+        node=node,
+        gpu_indices=[1],
+        start=now,
+        end=now + timedelta(hours=2),
+        now=now,
+    )
+    client = Client()
+    client.force_login(alice.user)
+    html = client.get("/").content.decode()
+    board = html.split('id="gpu-board"')[1].split("</section>")[0]
+    assert "job of bob" in board and "booked by alice" in board
+    assert "cordoned" in board
+    assert board.count('class="gpu free"') == 2  # tesla-02's two GPUs
