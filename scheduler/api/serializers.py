@@ -10,10 +10,11 @@ from scheduler.services.reservations import can_manage, can_see_purpose
 
 
 class GpuHolderSerializer(serializers.Serializer):
-    kind = serializers.ChoiceField(choices=["job"])
+    kind = serializers.ChoiceField(choices=["job", "booking"])
     id = serializers.IntegerField()
     user = serializers.CharField()
     team = serializers.CharField()
+    until = serializers.DateTimeField()
 
 
 class GpuSerializer(serializers.ModelSerializer):
@@ -25,8 +26,8 @@ class GpuSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(GpuHolderSerializer(allow_null=True))
     def get_held_by(self, gpu: Gpu) -> dict[str, Any] | None:
-        holders: dict[tuple[int, int], dict[str, Any]] = self.context.get("holders", {})
-        return holders.get((gpu.node_id, gpu.index))
+        holder = self.context.get("holders", {}).get((gpu.node_id, gpu.index))
+        return GpuHolderSerializer(holder).data if holder is not None else None
 
 
 class NodeSerializer(serializers.ModelSerializer):

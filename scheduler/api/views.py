@@ -1,15 +1,16 @@
-"""Scheduler API views. Reads only here so far; writes arrive with the job queue."""
+"""The GPU nodes API (jobs, bookings and policy live in their own modules)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db.models import Prefetch
+from django.utils import timezone
 from rest_framework import mixins, viewsets
 
-from scheduler import states
 from scheduler.api.serializers import NodeSerializer
-from scheduler.models import Gpu, Job, Node
+from scheduler.models import Gpu, Node
+from scheduler.services.board import gpu_holders
 
 
 class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -31,17 +32,5 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
-        holders = {}
-        running = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).values(
-            "pk", "node_id", "gpu_indices", "owner__username", "team__slug"
-        )
-        for job in running:
-            for index in job["gpu_indices"] or []:
-                holders[(job["node_id"], index)] = {
-                    "kind": "job",
-                    "id": job["pk"],
-                    "user": job["owner__username"],
-                    "team": job["team__slug"],
-                }
-        context["holders"] = holders
+        context["holders"] = gpu_holders(now=timezone.now())
         return context

@@ -1,4 +1,4 @@
-"""The GPU board: every GPU now, and who holds it (a job or a booking). Read-only."""
+"""Who holds each GPU now (a job or a booking), for the GPU board and `/api/v1/nodes/`."""
 
 from __future__ import annotations
 
@@ -9,14 +9,20 @@ from scheduler import states
 from scheduler.models import LIVE_STATUSES, Job, Node, ReservationSlot
 
 
+@dataclass(frozen=True)
+class Holder:
+    kind: str  # "job" | "booking"
+    id: int
+    user: str
+    team: str
+    until: datetime
+
+
 @dataclass
 class GpuCell:
     index: int
-    state: str  # free | job | booked | unhealthy
-    holder: str = ""
-    team: str = ""
-    until: datetime | None = None
-    ref: int | None = None
+    state: str  # free | job | booking | unhealthy
+    holder: Holder | None = None
 
 
 @dataclass
@@ -33,52 +39,42 @@ class NodeRow:
         return sum(1 for g in self.gpus if g.state == "free")
 
 
-def gpu_board(*, now: datetime) -> list[NodeRow]:
-    """One row per live node; a running job wins over a booking on the same GPU."""
-    jobs = {}
-    for job in Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).select_related(
-        "owner", "team"
-    ):
-        began = job.started_at or job.admitted_at or now
-        for index in job.gpu_indices or []:
-            jobs[(job.node_id, index)] = (job, began)
-    booked = {}
+def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
+    """(node id, GPU index) -> its holder. A job on the GPU wins over a booking of it."""
+    holders: dict[tuple[int, int], Holder] = {}
     slots = ReservationSlot.objects.filter(
         active=True, start__lte=now, end__gt=now, reservation__status__in=LIVE_STATUSES
     ).select_related("gpu", "reservation__holder", "reservation__team")
     for slot in slots:
-        booked[(slot.gpu.node_id, slot.gpu.index)] = slot
+        res = slot.reservation
+        holders[(slot.gpu.node_id, slot.gpu.index)] = Holder(
+            "booking", res.pk, res.holder.get_username(), res.team.slug, slot.end
+        )
+    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).select_related(
+        "owner", "team"
+    )
+    for job in jobs:
+        began = job.started_at or job.admitted_at or now
+        until = began + timedelta(seconds=job.max_runtime_s)
+        for index in job.gpu_indices or []:
+            holders[(job.node_id, index)] = Holder(
+                "job", job.pk, job.owner.get_username(), job.team.slug, until
+            )
+    return holders
+
+
+def gpu_board(*, now: datetime) -> list[NodeRow]:
+    """One row per live node with each present GPU's state."""
+    holders = gpu_holders(now=now)
     rows = []
     for node in Node.objects.filter(gone_at__isnull=True).prefetch_related("gpus"):
         row = NodeRow(node.name, node.gpu_model, node.schedulable, node.cordoned, node.ready)
         for gpu in node.gpus.all():
             if not gpu.present:
                 continue
-            key = (node.pk, gpu.index)
-            if key in jobs:
-                job, began = jobs[key]
-                row.gpus.append(
-                    GpuCell(
-                        gpu.index,
-                        "job",
-                        job.owner.get_username(),
-                        job.team.slug,
-                        began + timedelta(seconds=job.max_runtime_s),
-                        job.pk,
-                    )
-                )
-            elif key in booked:
-                slot = booked[key]
-                row.gpus.append(
-                    GpuCell(
-                        gpu.index,
-                        "booked",
-                        slot.reservation.holder.get_username(),
-                        slot.reservation.team.slug,
-                        slot.end,
-                        slot.reservation_id,
-                    )
-                )
+            holder = holders.get((node.pk, gpu.index))
+            if holder is not None:
+                row.gpus.append(GpuCell(gpu.index, holder.kind, holder))
             elif not gpu.healthy:
                 row.gpus.append(GpuCell(gpu.index, "unhealthy"))
             else:

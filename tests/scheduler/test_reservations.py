@@ -396,3 +396,11 @@ def test_team_webhook_gets_the_notice(
             book(alice, gpus=(1,))
     assert len(received) == 1
     assert received[0]["text"].startswith("alice booked 1 × Tesla-V100-SXM2-16GB on tesla-01")
+
+
+def test_nodes_api_shows_the_booking_holding_a_gpu(alice, bob, nodes, unlimited):
+    book(alice, node="tesla-02", gpus=(1,), start=0, end=2)
+    node = bob.client().get("/api/v1/nodes/tesla-02/").json()
+    held = {g["index"]: g["held_by"] for g in node["gpus"]}
+    assert held[0] is None
+    assert (held[1]["kind"], held[1]["user"], held[1]["team"]) == ("booking", "alice", "vision")
