@@ -141,6 +141,14 @@ def is_team_lead(user: User, team: Team) -> bool:
     )
 
 
+def may_manage(user: User, *, owner_id: int, team_id: int) -> bool:
+    """Who may change something a person owns on behalf of a team (a job, a booking, a
+    sweep): the owner, the team's leads, and admins."""
+    if user.is_staff or owner_id == user.pk:
+        return True
+    return Membership.objects.filter(team_id=team_id, user=user, role=Membership.Role.LEAD).exists()
+
+
 def _require_lead(actor: User, team: Team) -> None:
     if not is_team_lead(actor, team):
         raise NotPermitted("Only the team's leads and site admins can change its members.")

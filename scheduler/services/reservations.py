@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from portal.accounts.models import Membership, Team, User
+from portal.accounts.services import may_manage
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 from scheduler import states
 from scheduler.models import (
@@ -65,11 +66,7 @@ def _member_of(user: User, team: Team) -> bool:
 
 def can_manage(user: User, reservation: Reservation) -> bool:
     """The holder, the leads of the team it is charged to, and admins."""
-    if user.is_staff or reservation.holder_id == user.pk:
-        return True
-    return Membership.objects.filter(
-        team_id=reservation.team_id, user=user, role=Membership.Role.LEAD
-    ).exists()
+    return may_manage(user, owner_id=reservation.holder_id, team_id=reservation.team_id)
 
 
 def can_see_purpose(user: User, reservation: Reservation) -> bool:

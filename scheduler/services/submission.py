@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 
 from portal.accounts.models import Membership, Team, User
+from portal.accounts.services import may_manage
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler import states
 from scheduler.models import Job, NamedMount, Node, PriorityClass, Sweep, TeamQuota
@@ -262,11 +263,7 @@ def submit_sweep(
 
 
 def can_manage_job(user: User, job: Job) -> bool:
-    if user.is_staff or job.owner_id == user.pk:
-        return True
-    return Membership.objects.filter(
-        team_id=job.team_id, user=user, role=Membership.Role.LEAD
-    ).exists()
+    return may_manage(user, owner_id=job.owner_id, team_id=job.team_id)
 
 
 def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
@@ -297,13 +294,7 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
 
 
 def cancel_sweep(actor: User, sweep: Sweep, *, now: datetime) -> int:
-    if not (
-        actor.is_staff
-        or sweep.owner_id == actor.pk
-        or Membership.objects.filter(
-            team_id=sweep.team_id, user=actor, role=Membership.Role.LEAD
-        ).exists()
-    ):
+    if not may_manage(actor, owner_id=sweep.owner_id, team_id=sweep.team_id):
         raise NotPermitted("Only the sweep's owner, its team's leads and admins can cancel it.")
     cancelled = 0
     for job in sweep.jobs.exclude(status__in=states.TERMINAL):
