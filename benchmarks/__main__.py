@@ -8,7 +8,7 @@ import platform
 import sys
 import tempfile
 
-BENCHMARKS = ["api_auth", "bookings", "scheduler_cycle"]
+BENCHMARKS = ["api_auth", "bookings", "scheduler_cycle", "querygate_analysis", "telemetry_ingest"]
 
 
 def main() -> None:

@@ -42,12 +42,19 @@ def run() -> None:
 
     now = timezone.now()
     team = Team.objects.create(slug="bench", name="Bench")
-    TeamPolicy.objects.create(team=team, max_booking_hours=None, max_days_ahead=None,
-                              max_gpus_per_user=None)
+    TeamPolicy.objects.create(
+        team=team, max_booking_hours=None, max_days_ahead=None, max_gpus_per_user=None
+    )
     for n in range(4):
-        node = Node.objects.create(name=f"n{n}", gpu_model="V100", gpu_capacity=8,
-                                   gpu_allocatable=8, ready=True, first_seen_at=now,
-                                   last_seen_at=now)
+        node = Node.objects.create(
+            name=f"n{n}",
+            gpu_model="V100",
+            gpu_capacity=8,
+            gpu_allocatable=8,
+            ready=True,
+            first_seen_at=now,
+            last_seen_at=now,
+        )
         Gpu.objects.bulk_create(Gpu(node=node, index=i) for i in range(8))
     tokens = []
     for i in range(THREADS):
@@ -58,8 +65,13 @@ def run() -> None:
 
     def booking(slot: int, gpu: int) -> dict[str, object]:
         start = base + timedelta(hours=slot)
-        return {"team": "bench", "node": f"n{slot % 4}", "gpus": [gpu],
-                "start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+        return {
+            "team": "bench",
+            "node": f"n{slot % 4}",
+            "gpus": [gpu],
+            "start": start.isoformat(),
+            "end": (start + timedelta(hours=1)).isoformat(),
+        }
 
     statuses: list[int] = []
 
@@ -71,23 +83,26 @@ def run() -> None:
     def free(i: int) -> None:
         client = Client(headers={"authorization": f"Bearer {tokens[i]}"})
         for k in range(FREE_BOOKINGS // THREADS):
-            response = client.post("/api/v1/reservations/", booking(1000 + k, i),
-                                   content_type="application/json")
+            response = client.post(
+                "/api/v1/reservations/", booking(1000 + k, i), content_type="application/json"
+            )
             statuses.append(response.status_code)
 
     def contended(i: int) -> None:
         client = Client(headers={"authorization": f"Bearer {tokens[i]}"})
         for slot in range(CONTENDED_SLOTS):
-            response = client.post("/api/v1/reservations/", booking(slot, 0),
-                                   content_type="application/json")
+            response = client.post(
+                "/api/v1/reservations/", booking(slot, 0), content_type="application/json"
+            )
             statuses.append(response.status_code)
 
     rates = {"user": "1000000/min", "anon": "1000000/min"}
-    with override_settings(DEBUG=False, ALLOWED_HOSTS=["testserver"],
-                           REST_FRAMEWORK={**settings.REST_FRAMEWORK,
-                                           "DEFAULT_THROTTLE_RATES": rates},
-                           CACHES={"default": {
-                               "BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
+    with override_settings(
+        DEBUG=False,
+        ALLOWED_HOSTS=["testserver"],
+        REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates},
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    ):
         base_s = _run_threads(healthz)
         free_s = _run_threads(free)
         assert statuses.count(201) == FREE_BOOKINGS, statuses[:10]
@@ -97,8 +112,10 @@ def run() -> None:
     assert won == CONTENDED_SLOTS, f"{won} winners for {CONTENDED_SLOTS} slots"
     assert statuses.count(409) == CONTENDED_SLOTS * (THREADS - 1)
     attempts = CONTENDED_SLOTS * THREADS
-    print(f"bookings ({connection.vendor}, {THREADS} threads): "
-          f"healthz {FREE_BOOKINGS / base_s:.0f}/s; free slots {FREE_BOOKINGS / free_s:.0f} "
-          f"bookings/s ({base_s / free_s:.3f}x healthz); contended {attempts / cont_s:.0f} "
-          f"attempts/s ({base_s / FREE_BOOKINGS * attempts / cont_s:.3f}x healthz), "
-          f"{won} won, {attempts - won} got 409, 0 double bookings")
+    print(
+        f"bookings ({connection.vendor}, {THREADS} threads): "
+        f"healthz {FREE_BOOKINGS / base_s:.0f}/s; free slots {FREE_BOOKINGS / free_s:.0f} "
+        f"bookings/s ({base_s / free_s:.3f}x healthz); contended {attempts / cont_s:.0f} "
+        f"attempts/s ({base_s / FREE_BOOKINGS * attempts / cont_s:.3f}x healthz), "
+        f"{won} won, {attempts - won} got 409, 0 double bookings"
+    )

@@ -262,6 +262,16 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Query gate ---------------------------------------------------------------------------
+# Small queries run inside the request for up to this long, then move to a Celery worker.
+QUERYGATE_INLINE_SECONDS = _env_or_fail("QUERYGATE_INLINE_SECONDS", env.float, 5.0)
+# After a cancel, how long before pg_terminate_backend; 3x this marks an executor as lost.
+QUERYGATE_KILL_GRACE_SECONDS = _env_or_fail("QUERYGATE_KILL_GRACE_SECONDS", env.float, 10.0)
+QUERYGATE_WATCHDOG_SECONDS = _env_or_fail("QUERYGATE_WATCHDOG_SECONDS", env.float, 5.0)
+QUERYGATE_CATALOG_REFRESH_SECONDS = _env_or_fail(
+    "QUERYGATE_CATALOG_REFRESH_SECONDS", env.float, 3600.0
+)
+
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")
 _broker_dir = VAR_DIR / "broker"
@@ -291,6 +301,22 @@ CELERY_BEAT_SCHEDULE = {
     "purge-dead-api-tokens": {
         "task": "accounts.purge_dead_tokens",
         "schedule": 6 * 3600,
+    },
+    "querygate-watchdog": {
+        "task": "querygate.enforce_budgets",
+        "schedule": QUERYGATE_WATCHDOG_SECONDS,
+    },
+    "querygate-refresh-catalogs": {
+        "task": "querygate.refresh_catalogs",
+        "schedule": QUERYGATE_CATALOG_REFRESH_SECONDS,
+    },
+    "telemetry-retention": {
+        "task": "telemetry.apply_retention",
+        "schedule": 600.0,
+    },
+    "check-idle-bookings": {
+        "task": "scheduler.check_idle_bookings",
+        "schedule": 60.0,
     },
     "advance-reservations": {
         "task": "scheduler.advance_reservations",
@@ -327,6 +353,14 @@ KARIMASU_PACKING = env.str("KARIMASU_PACKING", default="best-fit")
 if KARIMASU_PACKING not in ("best-fit", "worst-fit"):
     raise ImproperlyConfigured("KARIMASU_PACKING must be best-fit or worst-fit")
 KARIMASU_CYCLE_SECONDS = _env_or_fail("KARIMASU_CYCLE_SECONDS", env.float, 5.0)
+
+# --- GPU telemetry ---------------------------------------------------------------------------
+KARIMASU_TELEMETRY_RAW_RETENTION_HOURS = _env_or_fail(
+    "KARIMASU_TELEMETRY_RAW_RETENTION_HOURS", env.float, 24.0
+)
+KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS = _env_or_fail(
+    "KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS", env.float, 90.0
+)
 
 # --- Bookings: idle auto-release ----------------------------------------------------------
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)

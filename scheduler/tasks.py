@@ -76,3 +76,13 @@ def schedule_cycle() -> dict[str, object]:
 def delete_from_cluster(job_id: int, attempt: int) -> bool:
     """Stop a cancelled job's attempt. If every retry fails, reconcile deletes it later."""
     return cluster_backend().cancel(job_id, attempt)
+
+
+@shared_task(name="scheduler.check_idle_bookings", ignore_result=True)
+def check_idle_bookings() -> dict[str, list[int]]:
+    """Periodic (beat): "use it or lose it" for idle bookings, judged by GPU telemetry."""
+    from scheduler.services.idle import check_idle_bookings as check
+    from scheduler.telemetry.signals import reservation_is_idle
+
+    report = check(now=timezone.now(), is_idle=reservation_is_idle)
+    return {"noticed": report.noticed, "reclaimed": report.reclaimed}

@@ -1,3 +1,11 @@
-"""API routes of this app, mounted under /api/v1/. Endpoints arrive with their issues."""
+"""API routes of the query gate, mounted under /api/v1/."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from querygate.api import views
+
+router = SimpleRouter()
+router.register("warehouses", views.WarehouseViewSet, basename="warehouse")
+router.register("queries", views.QueryViewSet, basename="query")
+
+urlpatterns = router.urls

@@ -52,9 +52,6 @@ class Exclusions:
         i = bisect_left(self.starts, end)
         return i == 0 or self.max_ends[i - 1] <= start
 
-    def ends(self) -> list[float]:
-        return self.max_ends
-
     def first_free(self, t: float) -> float:
         """The first instant at or after ``t`` that no span covers."""
         while True:
@@ -76,11 +73,16 @@ _NO_EXCLUSIONS = Exclusions([], [])
 
 
 class NodeState:
-    """One node's GPUs (usable ones only), free CPU/memory and blocks per GPU."""
+    """One node's GPUs (usable ones only), free CPU/memory and blocks per GPU.
+
+    Derived views are cached and invalidated by the only two writers, ``ClusterUsage.hold``
+    (through ``set_busy``) and ``add_block``: ``exclusions`` per GPU as seen by a job that
+    holds none of the node's bookings, and ``start_bounds`` per GPU.
+    """
 
     __slots__ = (
-        "blocks", "booked", "bounds", "busy_until", "cache", "cpu_free", "free", "mem_free",
-        "node", "usable", "version",
+        "blocks", "booked", "bounds", "busy_until", "cache", "cpu_free", "earliest", "free",
+        "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "usable", "version",
     )  # fmt: skip
 
     def __init__(self, node: Node, now: float) -> None:
@@ -93,39 +95,48 @@ class NodeState:
         self.blocks: dict[int, list[Block]] = {}
         self.version = 0  # bumped on every change: invalidates ``bounds``
         self.bounds: tuple[int, list[float]] | None = None
+        self.gpu_bound: dict[int, float] = {}  # per GPU, what ``start_bounds`` sorts
+        # Placement's earliest starts by job shape, each with the version it was found at.
+        self.earliest: dict[tuple[object, ...], tuple[int, float | None, float]] = {}
         self.booked: set[int] = set()  # GPUs with a booking: exclusions depend on the job
+        # Who holds a booking on this node: a job of anyone else sees every block as a span.
+        self.holder_teams: set[str] = set()
+        self.holder_users: set[str] = set()
         self.cache: dict[tuple[int, bool], Exclusions] = {}
 
-    def blocked(self, gpu: int, start: float, end: float, team: str, user: str, soft: bool) -> bool:
-        """True if any block on ``gpu`` (soft ones only when ``soft``) excludes the job."""
-        for b in self.blocks.get(gpu, ()):
-            if (soft or not b.soft) and b.excludes(start, end, team, user):
-                return True
-        return False
+    def holds_any(self, team: str, user: str) -> bool:
+        """True if a job of ``team``/``user`` holds some booking on this node."""
+        return team in self.holder_teams or user in self.holder_users
 
     def exclusions(self, gpu: int, team: str, user: str, soft: bool) -> Exclusions:
         """``gpu``'s blocks as seen by a job of ``team``/``user``, for fast window checks.
 
-        A holder's own booking only stops its window from crossing the booking's end, which
-        is the same overlap test against the empty interval ``[end, end)``.
+        ``free(start, end)`` on the result is True iff no block on ``gpu`` (soft ones only
+        when ``soft``) ``excludes`` the job's window. A holder's own booking only stops its
+        window from crossing the booking's end, which is the same overlap test against the
+        empty interval ``[end, end)``.
         """
-        if gpu not in self.blocks:
+        blocks = self.blocks.get(gpu)
+        if blocks is None:
             return _NO_EXCLUSIONS
-        # Without bookings on the GPU, what it excludes is the same for every job: cache it.
-        key = (gpu, soft)
-        if gpu not in self.booked and key in self.cache:
-            return self.cache[key]
+        # For a job holding no booking here, what a GPU excludes is the same for every job.
+        outsider = gpu not in self.booked or not (
+            team in self.holder_teams or user in self.holder_users
+        )
+        if outsider:
+            found = self.cache.get((gpu, soft))
+            if found is None:
+                found = Exclusions.of([(b.start, b.end) for b in blocks if soft or not b.soft])
+                self.cache[(gpu, soft)] = found
+            return found
         spans = [
             (b.end, b.end)
             if (b.user is not None and b.user == user) or (b.team is not None and b.team == team)
             else (b.start, b.end)
-            for b in self.blocks.get(gpu, ())
+            for b in blocks
             if soft or not b.soft
         ]
-        found = Exclusions.of(spans)
-        if gpu not in self.booked:
-            self.cache[key] = found
-        return found
+        return Exclusions.of(spans)
 
     def start_bounds(self) -> list[float]:
         """Per usable GPU, ascending: the earliest any window could start on it (when its
@@ -133,22 +144,37 @@ class NodeState:
         these are lower bounds for every job; cached until the node changes."""
         if self.bounds is not None and self.bounds[0] == self.version:
             return self.bounds[1]
-        found = sorted(
-            Exclusions.of(
-                [(b.start, b.end) for b in self.blocks.get(g, ()) if b.team is b.user is None]
-            ).first_free(self.busy_until[g])
-            for g in self.usable
-        )
+        per_gpu, blocks = self.gpu_bound, self.blocks
+        for g in self.usable:
+            if g in per_gpu:
+                continue
+            if g not in blocks:
+                per_gpu[g] = self.busy_until[g]
+                continue
+            planned = [(b.start, b.end) for b in blocks[g] if b.team is b.user is None]
+            per_gpu[g] = Exclusions.of(planned).first_free(self.busy_until[g])
+        found = sorted(per_gpu.values())
         self.bounds = (self.version, found)
         return found
+
+    def set_busy(self, gpu: int, until: float) -> None:
+        """``gpu`` (a usable one) is busy until ``until``; ``ClusterUsage.hold`` keeps ``free``."""
+        self.version += 1
+        self.busy_until[gpu] = until
+        self.gpu_bound.pop(gpu, None)
 
     def add_block(self, gpu: int, block: Block) -> None:
         self.version += 1
         self.blocks.setdefault(gpu, []).append(block)
         self.cache.pop((gpu, True), None)
         self.cache.pop((gpu, False), None)
+        self.gpu_bound.pop(gpu, None)
         if block.team is not None or block.user is not None:
             self.booked.add(gpu)
+            if block.team is not None:
+                self.holder_teams.add(block.team)
+            if block.user is not None:
+                self.holder_users.add(block.user)
 
 
 class ClusterUsage:
@@ -167,6 +193,10 @@ class ClusterUsage:
         self.sweep_jobs: dict[str, int] = defaultdict(int)
         self.team_gpu_hours: dict[str, float] = defaultdict(float)
         self.running: dict[str, Allocation] = {}
+        self.holds = 0  # counts ``hold`` calls: a result that reads only held GPUs, CPU and
+        # memory stays valid while it is unchanged
+        # Placement's per-shape filter of nodes that could ever hold a job (static per cycle).
+        self.shape_nodes: dict[tuple[int, frozenset[str], int, int], dict[str, NodeState]] = {}
         # A lower bound on running preemptible priorities: lets preemption skip hopeless jobs.
         self.lowest_preemptible = float("inf")
         for a in snapshot.allocations:
@@ -219,6 +249,7 @@ class ClusterUsage:
 
     def hold(self, node: str, gpus: tuple[int, ...], until: float, cpu: int, mem: int) -> None:
         """Mark ``gpus`` busy until ``until`` and take ``cpu``/``mem`` off the node's free."""
+        self.holds += 1
         state = self.nodes.get(node)
         if state is None:  # an allocation on a node that left the inventory
             return
@@ -227,7 +258,7 @@ class ClusterUsage:
         state.mem_free -= mem
         for g in gpus:
             if g in state.busy_until:
-                state.busy_until[g] = until
+                state.set_busy(g, until)
                 if until > self.now:
                     state.free.discard(g)
                 else:

@@ -117,6 +117,7 @@ class _Queue:
     """What step 5 accumulates for step 6."""
 
     no_fit: _NoFit = field(default_factory=_NoFit)
+    fits: dict[tuple[object, ...], int] = field(default_factory=dict)  # shape: usage.holds
 
     admitted: list[Admit] = field(default_factory=list)
     preempted: list[Preempt] = field(default_factory=list)
@@ -124,6 +125,23 @@ class _Queue:
     capacity_blocked: int = 0
     protected: int = 0
     planned: int = 0
+    last_preemptor: int = -1  # rank of the last job that might preempt (see below)
+
+    def plan_matters(self, cfg: Config, rank: int) -> bool:
+        """True if the plan of the job at ``rank`` may be read by more than its ETA.
+
+        Plans feed ETAs, the protected starts backfill must not delay, and preemption checks
+        (a job's own plan, and the soft plans of jobs ranked above it). With ``plan_etas``
+        off, the rest are skipped. The one other reader of a soft plan is ``_pick_gpus``'
+        preference for GPUs without plans, so a job may get other GPU indices on the same
+        node; ``tests/scheduler/sim`` checks that replays measure the same either way.
+        """
+        return (
+            cfg.plan_etas
+            or rank <= self.last_preemptor
+            or bool(self.preempted)  # a team's GPUs may have shrunk: see _last_preemptor
+            or (cfg.backfill and self.protected < cfg.reserve_depth)
+        )
 
 
 def _admit(usage: ClusterUsage, job: QueuedJob, where: Placement, borrowed: bool) -> Admit:
@@ -161,10 +179,40 @@ def _fits_but_for_blocks(usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Q
     key = ("ignoring blocks", job.gpus, job.models, job.cpu_milli, job.memory_mib)
     if q.no_fit.known(key, 0.0):
         return False
+    # Ignoring blocks, the answer depends only on what is held: it stands until the next hold.
+    if q.fits.get(key) == usage.holds:
+        return True
     if place_now(usage, job, cfg.packing, ignore_blocks=True) is not None:
+        q.fits[key] = usage.holds
         return True
     q.no_fit.add(key, 0.0)
     return False
+
+
+def _last_preemptor(snap: Snapshot, usage: ClusterUsage, ordered: list[QueuedJob]) -> int:
+    """The rank of the last job that might preempt in this cycle (-1: none can).
+
+    Conservative for ``find_victims``' early exit: until a first preemption a team's GPUs only
+    grow (so reclaim needs room under the guarantee now) and the lowest running preemptible
+    priority only falls to some queued preemptible job's priority.
+    """
+    if not snap.config.preemption:
+        return -1
+    lowest = usage.lowest_preemptible
+    floor = min((j.priority for j in ordered if j.preemptible), default=lowest)
+    floor = min(floor, lowest)
+    room: dict[str, int] = {}  # GPUs left under each team's guarantee
+    for i in range(len(ordered) - 1, -1, -1):
+        job = ordered[i]
+        if job.gpus == 0:
+            continue
+        if job.priority > floor:
+            return i
+        if job.team not in room:
+            room[job.team] = snap.quota(job.team).guaranteed_gpus - usage.team_gpus.get(job.team, 0)
+        if job.gpus <= room[job.team]:
+            return i
+    return -1
 
 
 def run_cycle(snap: Snapshot) -> CycleResult:
@@ -188,7 +236,9 @@ def run_cycle(snap: Snapshot) -> CycleResult:
     # 5. Admit, in rank order.
     q = _Queue()
     grace = cfg.preemption_grace_s
-    for job in ordered:
+    if not cfg.plan_etas:
+        q.last_preemptor = _last_preemptor(snap, usage, ordered)
+    for rank, job in enumerate(ordered):
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
         if shape not in shapes:
             shapes[shape] = static_reason(nodes, job)
@@ -201,8 +251,8 @@ def run_cycle(snap: Snapshot) -> CycleResult:
             q.waiting.append((job, gate[0], gate[1], None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        fit_key = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.team, job.user)
         may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= job.gpus
+        fit_key = (*shape, job.team, job.user) if may_start else ()
         if may_start and not q.no_fit.known(fit_key, job.max_runtime_s):
             where = place_now(usage, job, cfg.packing)
             if where is not None:
@@ -213,7 +263,8 @@ def run_cycle(snap: Snapshot) -> CycleResult:
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
         planned, in_depth = None, q.planned < cfg.plan_depth
         if in_depth:
-            planned = plan(usage, job, cfg.packing)
+            if q.plan_matters(cfg, rank):
+                planned = plan(usage, job, cfg.packing)
             q.planned += 1
         # 5c. Preempt if that starts it sooner than waiting would. Only jobs within the plan
         # depth may: deeper ones get their turn as they move up, which also bounds how much

@@ -75,33 +75,66 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
         jobs.sort(key=_static_key, reverse=True)  # pop() from the end gives the best
     team_w = {t: max(snapshot.quota(t).share_weight, 1e-9) for t, _ in lanes}
     user_w = {u: max(snapshot.user_share_weights.get(u, 1.0), 1e-9) for _, u in lanes}
+    return _take_in_turn(lanes, team_use, user_use, team_w, user_w)
 
-    def key(lane: tuple[str, str]) -> tuple[int, float, float, float, str]:
-        job = lanes[lane][-1]
-        team, user = lane
-        return (
-            -job.priority,
-            team_use[team] / team_w[team],
-            user_use[user] / user_w[user],
-            job.submitted_at,
-            job.id,
-        )
 
-    heap = [(key(lane), lane) for lane in lanes]
-    heapq.heapify(heap)
+def _take_in_turn(
+    lanes: dict[tuple[str, str], list[QueuedJob]],
+    team_use: dict[str, float],
+    user_use: dict[str, float],
+    team_w: dict[str, float],
+    user_w: dict[str, float],
+) -> list[QueuedJob]:
+    """Empty ``lanes`` (per (team, user), best job last) in rank order, adding each job's
+    GPU-seconds to its team's and user's usage as it is taken."""
+    # Each one's usage over its weight, kept current as jobs are taken (same float division
+    # as computing it afresh, so the order is exactly that of re-ranking after every job).
+    team_rank = {t: team_use[t] / w for t, w in team_w.items()}
+    user_rank = {u: user_use[u] / w for u, w in user_w.items()}
+    # Two levels of heaps: a team's lanes by (priority, user rank, submit time, id), and the
+    # teams by their best lane's key with the team's rank after the priority. A team's rank
+    # is the same for all its lanes, so the best team's best lane is the best lane overall,
+    # and taking a job leaves only that team's entry (and a user's lanes in other teams)
+    # stale. Keys only grow (usage only accrues, a lane's next job ranks no better), so a
+    # stale entry is re-keyed when it reaches the top: lazy re-ranking stays exact.
+    inner: dict[str, list[tuple[tuple[int, float, float, str], str]]] = defaultdict(list)
+    for (team, user), jobs in lanes.items():
+        job = jobs[-1]
+        inner[team].append(((-job.priority, user_rank[user], job.submitted_at, job.id), user))
+    outer: list[tuple[tuple[int, float, float, float, str], str]] = []
+    for team, heap in inner.items():
+        heapq.heapify(heap)
+        key = heap[0][0]
+        outer.append(((key[0], team_rank[team], key[1], key[2], key[3]), team))
+    heapq.heapify(outer)
     ordered: list[QueuedJob] = []
-    # Keys only grow (usage only accrues, a lane's next job ranks no better), so a stale heap
-    # entry is re-keyed when popped: lazy re-ranking stays exact.
-    while heap:
-        stored, lane = heapq.heappop(heap)
-        current = key(lane)
-        if current != stored:
-            heapq.heappush(heap, (current, lane))
+    while outer:
+        stored, team = outer[0]
+        heap = inner[team]
+        key, user = heap[0]
+        while key[1] != user_rank[user]:  # a lane of a user who also works in another team
+            heapq.heapreplace(heap, ((key[0], user_rank[user], key[2], key[3]), user))
+            key, user = heap[0]
+        if stored[1] != team_rank[team] or stored[2] != key[1] or stored[4] != key[3]:
+            heapq.heapreplace(outer, ((key[0], team_rank[team], key[1], key[2], key[3]), team))
             continue
-        job = lanes[lane].pop()
+        jobs = lanes[(team, user)]
+        job = jobs.pop()
         ordered.append(job)
-        team_use[job.team] += job.gpu_seconds
-        user_use[job.user] += job.gpu_seconds
-        if lanes[lane]:
-            heapq.heappush(heap, (key(lane), lane))
+        gpu_s = job.gpu_seconds
+        team_use[team] += gpu_s
+        user_use[user] += gpu_s
+        team_rank[team] = team_use[team] / team_w[team]
+        user_rank[user] = user_use[user] / user_w[user]
+        if jobs:
+            job = jobs[-1]
+            key = (-job.priority, user_rank[user], job.submitted_at, job.id)
+            heapq.heapreplace(heap, (key, user))
+        else:
+            heapq.heappop(heap)
+        if heap:
+            key = heap[0][0]
+            heapq.heapreplace(outer, ((key[0], team_rank[team], key[1], key[2], key[3]), team))
+        else:
+            heapq.heappop(outer)
     return ordered

@@ -48,6 +48,18 @@ def _eligible(state: NodeState, job: QueuedJob) -> bool:
     )
 
 
+def eligible_nodes(usage: ClusterUsage, job: QueuedJob) -> dict[str, NodeState]:
+    """The nodes that could ever hold ``job``, in inventory order. Eligibility reads only
+    what a cycle never changes (the node's model, usable GPUs, size), so it is computed once
+    per job shape and cycle."""
+    shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
+    found = usage.shape_nodes.get(shape)
+    if found is None:
+        found = {name: s for name, s in usage.nodes.items() if _eligible(s, job)}
+        usage.shape_nodes[shape] = found
+    return found
+
+
 def _pick_gpus(state: NodeState, candidates: list[int], k: int) -> tuple[int, ...]:
     # GPUs without bookings or plans first: keeps booked GPUs for their holders and plans.
     ranked = sorted(candidates, key=lambda g: (g in state.blocks, g))
@@ -60,24 +72,27 @@ def place_now(
     """Where ``job`` can start at ``usage.now`` (hard blocks only), chosen by ``packing``."""
     now, end, k = usage.now, usage.now + job.max_runtime_s, job.gpus
     best: tuple[tuple[int, str], NodeState, list[int]] | None = None
-    for state in (usage.with_free if k > 0 else usage.nodes).values():
-        if len(state.free) < k or state.cpu_free < job.cpu_milli or not _eligible(state, job):
+    eligible = eligible_nodes(usage, job)
+    best_fit = packing is Packing.BEST_FIT
+    for name, state in (usage.with_free if k > 0 else eligible).items():
+        free = state.free
+        if len(free) < k or state.cpu_free < job.cpu_milli or name not in eligible:
             continue
         if state.mem_free < job.memory_mib:
             continue
-        if ignore_blocks:
-            fits = list(state.free)
+        left = len(free) - k
+        score = (left if best_fit else -left, name)
+        if best is not None and score >= best[0]:
+            continue  # checking blocks is the costly part: only for a node that would win
+        if ignore_blocks or not state.blocks:
+            fits = list(free)
         else:
             fits = [
                 g
-                for g in state.free
-                if not state.blocked(g, now, end, job.team, job.user, soft=False)
+                for g in free
+                if state.exclusions(g, job.team, job.user, soft=False).free(now, end)
             ]
-        if len(fits) < k:
-            continue
-        left = len(state.free) - k
-        score = (left if packing is Packing.BEST_FIT else -left, state.node.name)
-        if best is None or score < best[0]:
+        if len(fits) >= k:
             best = (score, state, fits)
     if best is None:
         return None
@@ -86,12 +101,18 @@ def place_now(
 
 
 def _earliest_on(state: NodeState, job: QueuedJob, now: float, bound: float) -> float | None:
-    """Earliest start before ``bound`` at which ``job`` fits on ``state`` (soft blocks count)."""
-    rt = job.max_runtime_s
-    excl = {g: state.exclusions(g, job.team, job.user, soft=True) for g in state.usable}
-    times = {t for t in state.busy_until.values() if t > now}
-    for e in excl.values():
-        times.update(t for t in e.ends() if t > now)
+    """Earliest start before ``bound`` at which ``job`` fits on ``state`` (soft blocks count).
+
+    Candidate starts are now (if CPU and memory fit), the instants GPUs come free and the
+    ends of blocks: a window can only open at one of them.
+    """
+    rt, k = job.max_runtime_s, job.gpus
+    busy = state.busy_until
+    gpus = [(busy[g], state.exclusions(g, job.team, job.user, soft=True)) for g in state.usable]
+    times = {t for t in busy.values() if t > now}
+    for _, e in gpus:
+        if e.starts:
+            times.update(t for t in e.max_ends if t > now)
     if state.cpu_free >= job.cpu_milli and state.mem_free >= job.memory_mib:
         times.add(now)
     elif not times:  # CPU-only work with no GPU end to wait for: next cycle will tell
@@ -99,15 +120,38 @@ def _earliest_on(state: NodeState, job: QueuedJob, now: float, bound: float) -> 
     for s in sorted(times):
         if s >= bound:
             return None
-        if job.gpus == 0:
+        if k == 0:
             return s
         count = 0
-        for g, e in excl.items():
-            if state.busy_until[g] <= s and e.free(s, s + rt):
+        end = s + rt
+        for until, e in gpus:
+            if until <= s and e.free(s, end):
                 count += 1
-                if count >= job.gpus:
+                if count >= k:
                     return s
     return None
+
+
+def _earliest_memo(state: NodeState, job: QueuedJob, now: float, bound: float) -> float | None:
+    """``_earliest_on``, remembered per node until it changes (``NodeState.version``).
+
+    Besides the node, the answer reads only the job's GPUs, runtime, whether CPU and memory
+    fit now and, where it holds a booking here, its team and user. A start found below one
+    bound answers every bound; "none below ``b``" answers bounds up to ``b``.
+    """
+    fits_now = state.cpu_free >= job.cpu_milli and state.mem_free >= job.memory_mib
+    holder = (job.team, job.user) if state.holds_any(job.team, job.user) else None
+    key = (job.gpus, job.max_runtime_s, fits_now, holder)
+    known = state.earliest.get(key)
+    if known is not None and known[0] == state.version:
+        _, start, searched = known
+        if start is not None:
+            return start if start < bound else None
+        if bound <= searched:
+            return None
+    start = _earliest_on(state, job, now, bound)
+    state.earliest[key] = (state.version, start, bound)
+    return start
 
 
 def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | None:
@@ -119,17 +163,15 @@ def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | N
     the search stops early.
     """
     now, k = usage.now, job.gpus
-    bounds: list[tuple[float, NodeState]] = []
-    for state in usage.nodes.values():
-        if _eligible(state, job):
-            lb = max(state.start_bounds()[k - 1], now) if k > 0 else now
-            bounds.append((lb, state))
-    bounds.sort(key=lambda b: b[0])
+    states = list(eligible_nodes(usage, job).values())
+    lbs = [s.start_bounds()[k - 1] for s in states] if k > 0 else [now] * len(states)
     best: tuple[float, int, str] | None = None
-    for lb, state in bounds:
+    # The winner is the least (start, packing, name), whatever order nodes are visited in.
+    for i in sorted(range(len(states)), key=lbs.__getitem__):
+        lb, state = max(lbs[i], now), states[i]
         if best is not None and lb > best[0]:
             break
-        start = _earliest_on(state, job, now, best[0] + 1e-9 if best else float("inf"))
+        start = _earliest_memo(state, job, now, best[0] + 1e-9 if best else float("inf"))
         if start is None:
             continue
         left = sum(1 for t in state.busy_until.values() if t <= start) - k
@@ -145,6 +187,6 @@ def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | N
         g
         for g in state.usable
         if state.busy_until[g] <= start
-        and not state.blocked(g, start, end, job.team, job.user, True)
+        and state.exclusions(g, job.team, job.user, soft=True).free(start, end)
     ]
     return Placement(name, _pick_gpus(state, fits, k), start)

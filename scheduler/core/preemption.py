@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from scheduler.core.cache import ClusterUsage, NodeState
 from scheduler.core.decisions import PreemptReason
-from scheduler.core.placement import model_ok
+from scheduler.core.placement import eligible_nodes
 from scheduler.core.snapshot import Allocation, QueuedJob, Snapshot
 
 
@@ -26,22 +26,27 @@ class Victims:
     allocations: tuple[tuple[Allocation, PreemptReason], ...]
 
 
-def _grounds(
-    usage: ClusterUsage, snap: Snapshot, job: QueuedJob, a: Allocation
-) -> PreemptReason | None:
-    if not a.preemptible or a.job_id == job.id:
-        return None
-    reclaim = usage.team_gpus[job.team] + job.gpus <= snap.quota(job.team).guaranteed_gpus
-    if (
-        reclaim
-        and a.team != job.team
-        and a.borrowed
-        and usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
-    ):
-        return PreemptReason.RECLAIM
-    if a.priority < job.priority and (a.team == job.team or a.borrowed):
-        return PreemptReason.PRIORITY
-    return None
+def _candidates(
+    usage: ClusterUsage, snap: Snapshot, job: QueuedJob, reclaim: bool
+) -> dict[str, list[tuple[Allocation, PreemptReason]]]:
+    """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
+    ``job`` fits in its team's guarantee."""
+    eligible = eligible_nodes(usage, job)
+    team, priority = job.team, job.priority
+    over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
+    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
+    for a in usage.running.values():
+        if not a.preemptible or a.job_id == job.id or a.node not in eligible:
+            continue
+        if reclaim and a.team != team and a.borrowed:
+            if a.team not in over:
+                over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
+            if over[a.team]:
+                by_node[a.node].append((a, PreemptReason.RECLAIM))
+                continue
+        if a.priority < priority and (a.team == team or a.borrowed):
+            by_node[a.node].append((a, PreemptReason.PRIORITY))
+    return by_node
 
 
 def _fit(state: NodeState, job: QueuedJob, start: float, freed: list[Allocation]) -> list[int]:
@@ -52,7 +57,7 @@ def _fit(state: NodeState, job: QueuedJob, start: float, freed: list[Allocation]
         g
         for g in state.usable
         if (state.busy_until[g] <= start or g in gone)
-        and not state.blocked(g, start, end, job.team, job.user, soft=False)
+        and state.exclusions(g, job.team, job.user, soft=False).free(start, end)
     ]
 
 
@@ -65,6 +70,13 @@ def _resources_ok(state: NodeState, job: QueuedJob, freed: list[Allocation]) -> 
 def _on_node(
     state: NodeState, job: QueuedJob, start: float, cands: list[tuple[Allocation, PreemptReason]]
 ) -> tuple[list[tuple[Allocation, PreemptReason]], list[int]] | None:
+    # Freeing more only frees more: if stopping every candidate isn't enough, nothing is.
+    everyone = [a for a, _ in cands]
+    gone = {g for a in everyone for g in a.gpu_indices}
+    if sum(1 for g, t in state.busy_until.items() if t <= start or g in gone) < job.gpus:
+        return None  # too few GPUs even before bookings and plans: skip the window checks
+    if len(_fit(state, job, start, everyone)) < job.gpus or not _resources_ok(state, job, everyone):
+        return None
     cands = sorted(cands, key=lambda c: (not c[0].borrowed, c[0].priority, -c[0].started_at))
     chosen: list[tuple[Allocation, PreemptReason]] = []
     for cand in cands:
@@ -91,17 +103,10 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
     reclaim = usage.team_gpus[job.team] + job.gpus <= snap.quota(job.team).guaranteed_gpus
     if job.gpus == 0 or (not reclaim and job.priority <= usage.lowest_preemptible):
         return None
-    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
-    for a in usage.running.values():
-        why = _grounds(usage, snap, job, a)
-        if why is not None:
-            by_node[a.node].append((a, why))
     start = usage.now + snap.config.preemption_grace_s
     best: tuple[tuple[float, int, str], Victims] | None = None
-    for name, cands in by_node.items():
-        state = usage.nodes.get(name)
-        if state is None or not state.node.schedulable or not model_ok(state.node, job):
-            continue
+    for name, cands in _candidates(usage, snap, job, reclaim).items():
+        state = usage.nodes[name]
         found = _on_node(state, job, start, cands)
         if found is None:
             continue

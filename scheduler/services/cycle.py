@@ -124,8 +124,14 @@ def build_snapshot(
         usage=_usage(now),
         quotas=_quotas(now),
         user_gpu_caps=_user_caps(),
-        config=snap.Config(packing=snap.Packing(settings.KARIMASU_PACKING)),
+        config=production_config(),
     )
+
+
+def production_config() -> snap.Config:
+    """Production's policy switches. Bookings are never released as no-shows by the core:
+    idle bookings get a notice and are reclaimed from telemetry (`services/idle.py`)."""
+    return snap.Config(packing=snap.Packing(settings.KARIMASU_PACKING), booking_no_show_s=None)
 
 
 def _allocation(job: Job, priorities: dict[str, int]) -> snap.Allocation:

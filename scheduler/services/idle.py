@@ -1,7 +1,8 @@
 """Idle auto-release: "use it or lose it" for bookings whose GPUs sit unused.
 
-A live booking past its grace period (default 30 min after start) whose GPUs all stayed
-under the idle threshold for a window (default 15 min) gets a notice. If they are still idle
+A live booking whose GPUs all stayed under the idle threshold for a whole window (default
+15 min) after its grace period (default 30 min from the start) gets a notice: at the
+earliest 45 minutes in. If they are still idle
 one more window after the notice, the rest of the booking is reclaimed, the holder is told,
 and the wasted GPU-hours are recorded on the booking. Activity after the notice clears it.
 Admins can exempt a booking.
@@ -40,7 +41,10 @@ def check_idle_bookings(*, now: datetime, is_idle: IsIdle) -> IdleReport:
     report = IdleReport()
     candidates = (
         Reservation.objects.filter(
-            status__in=LIVE_STATUSES, start__lte=now - grace, end__gt=now, idle_exempt=False
+            status__in=LIVE_STATUSES,
+            start__lte=now - grace - window,
+            end__gt=now,
+            idle_exempt=False,
         )
         .select_related("holder", "team", "node")
         .prefetch_related("slots__gpu")

@@ -32,8 +32,9 @@ from scheduler.sim.metrics import Metrics, Recorder
 from scheduler.sim.traces import TraceJob
 
 # Replays need only the plans decisions depend on (the protected head's, and the check
-# before preempting), not an ETA for everyone: a shallow plan depth keeps cycles short.
-_SIM = Config(plan_depth=32)
+# before preempting), not an ETA for everyone: a shallow plan depth keeps cycles short, and
+# ``plan_etas=False`` skips the plans that only ETAs would read.
+_SIM = Config(plan_depth=32, plan_etas=False)
 POLICIES: dict[str, Config] = {
     "fifo": replace(_SIM, fair_share=False, backfill=False, preemption=False),
     "fifo-backfill": replace(_SIM, fair_share=False, preemption=False),

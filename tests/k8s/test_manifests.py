@@ -22,8 +22,14 @@ KUSTOMIZATIONS = ["k8s/base", "k8s/overlays/demo"]
 def build(kustomization: str) -> list[dict]:
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl (with its built-in kustomize) is needed to build k8s/"
-    result = subprocess.run([kubectl, "kustomize", kustomization], cwd=REPO, capture_output=True,
-                            text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [kubectl, "kustomize", kustomization],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
@@ -42,7 +48,8 @@ def test_every_object_validates_against_the_kubernetes_schema(kustomization):
 
 def test_every_manifest_file_is_part_of_its_kustomization():
     for folder in KUSTOMIZATIONS:
-        listed = set(yaml.safe_load((REPO / folder / "kustomization.yaml").read_text())["resources"])
+        kustomization = yaml.safe_load((REPO / folder / "kustomization.yaml").read_text())
+        listed = set(kustomization["resources"])
         files = {p.name for p in (REPO / folder).glob("*.yaml")} - {"kustomization.yaml"}
         assert files <= listed, f"{folder}: not in kustomization.yaml: {files - listed}"
 
@@ -57,7 +64,11 @@ def test_karimasu_pods_meet_the_restricted_pod_security_profile():
     objects = [o for o in build("k8s/base")]
     pods = list(_pod_specs(objects))
     assert {o["metadata"]["name"] for o, _ in pods} >= {
-        "karimasu-web", "karimasu-worker", "karimasu-beat", "karimasu-migrate"}
+        "karimasu-web",
+        "karimasu-worker",
+        "karimasu-beat",
+        "karimasu-migrate",
+    }
     for obj, spec in pods:
         assert spec["securityContext"]["runAsNonRoot"] is True, obj["metadata"]["name"]
         assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"

@@ -13,6 +13,9 @@ def _unquote(line: str) -> str:
     return ast.literal_eval(line)
 
 
+PLURAL: set[str] = set()  # msgids with plural forms (Japanese has one: msgstr[0])
+
+
 def _po_entries() -> dict[str, str]:
     """msgid -> msgstr, read line by line (blank lines between entries are not relied on)."""
     entries: dict[str, str] = {}
@@ -29,8 +32,13 @@ def _po_entries() -> dict[str, str]:
                 entries[msgid] = msgstr or ""
             msgid, msgstr, field = _unquote(line[6:]), None, "msgid"
             fuzzy_of_previous, fuzzy = fuzzy, False
+        elif line.startswith("msgid_plural "):
+            PLURAL.add(msgid)
+            field = None
         elif line.startswith("msgstr "):
             msgstr, field = _unquote(line[7:]), "msgstr"
+        elif line.startswith("msgstr[0] "):
+            msgstr, field = _unquote(line[10:]), "msgstr"
         elif line.startswith('"') and field == "msgid":
             msgid += _unquote(line)
         elif line.startswith('"') and field == "msgstr":
@@ -47,5 +55,11 @@ def test_every_message_is_translated_to_japanese():
 
 def test_compiled_catalog_matches_the_source():
     catalog = gettext.GNUTranslations(PO.with_suffix(".mo").open("rb"))
-    stale = [msgid for msgid in _po_entries() if catalog.gettext(msgid) == msgid]
+    entries = _po_entries()
+    stale = [
+        msgid
+        for msgid in entries
+        if (catalog.ngettext(msgid, msgid, 1) if msgid in PLURAL else catalog.gettext(msgid))
+        == msgid
+    ]
     assert stale == [], "run `make messages` to recompile locale/ja"

@@ -22,9 +22,22 @@ from scheduler.sim import traces
 from scheduler.sim.simulator import POLICIES, simulate
 from scheduler.sim.synthetic import synthetic_snapshot
 
-SIMULATE_KEYS = ["jobs", "avg_jct_s", "p50_jct_s", "p95_jct_s", "p99_jct_s", "avg_wait_s",
-                 "max_wait_s", "makespan_s", "gpu_utilization", "jain_fairness", "preemptions",
-                 "cycle_ms_p50", "cycle_ms_p99", "decisions_per_s"]
+SIMULATE_KEYS = [
+    "jobs",
+    "avg_jct_s",
+    "p50_jct_s",
+    "p95_jct_s",
+    "p99_jct_s",
+    "avg_wait_s",
+    "max_wait_s",
+    "makespan_s",
+    "gpu_utilization",
+    "jain_fairness",
+    "preemptions",
+    "cycle_ms_p50",
+    "cycle_ms_p99",
+    "decisions_per_s",
+]
 
 
 class Command(BaseCommand):
@@ -39,11 +52,19 @@ class Command(BaseCommand):
         sim.add_argument("--nodes", type=int, help="Uniform nodes (with --gpus-per-node).")
         sim.add_argument("--gpus-per-node", type=int, default=8)
         sim.add_argument("--node-list", type=Path, help="Alibaba node list CSV.")
-        sim.add_argument("--node-every", type=int, default=1,
-                         help="Keep every Nth node of the node list (to scale it down).")
+        sim.add_argument(
+            "--node-every",
+            type=int,
+            default=1,
+            help="Keep every Nth node of the node list (to scale it down).",
+        )
         sim.add_argument("--policy", default="default", choices=sorted(POLICIES))
-        sim.add_argument("--runtime-estimate-error", type=float, default=1.0,
-                         help="Declared runtime = actual x U[1, 1+X].")
+        sim.add_argument(
+            "--runtime-estimate-error",
+            type=float,
+            default=1.0,
+            help="Declared runtime = actual x U[1, 1+X].",
+        )
         sim.add_argument("--limit", type=int, default=None)
         sim.add_argument("--seed", type=int, default=0)
         sim.add_argument("--json", action="store_true")
@@ -56,10 +77,14 @@ class Command(BaseCommand):
         bench.add_argument("--json", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        result = self._simulate(options) if options["action"] == "simulate" else self._bench(
-            options)
-        self.stdout.write(json.dumps(result) if options["json"] else
-                          "\n".join(f"{k}: {v}" for k, v in result.items()))
+        result = (
+            self._simulate(options) if options["action"] == "simulate" else self._bench(options)
+        )
+        self.stdout.write(
+            json.dumps(result)
+            if options["json"]
+            else "\n".join(f"{k}: {v}" for k, v in result.items())
+        )
 
     def _simulate(self, o: dict[str, Any]) -> dict[str, Any]:
         if not o["trace"].is_file():
@@ -80,14 +105,22 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         if not jobs:
             raise CommandError("The trace selection has no jobs.")
-        metrics = simulate(jobs, nodes, POLICIES[o["policy"]],
-                           runtime_error=o["runtime_estimate_error"], seed=o["seed"]).as_dict()
+        metrics = simulate(
+            jobs,
+            nodes,
+            POLICIES[o["policy"]],
+            runtime_error=o["runtime_estimate_error"],
+            seed=o["seed"],
+        ).as_dict()
         return {key: metrics[key] for key in SIMULATE_KEYS}
 
     def _bench(self, o: dict[str, Any]) -> dict[str, Any]:
-        snapshot = synthetic_snapshot(queued=o["queued"], nodes=o["nodes"],
-                                      gpus_per_node=o["gpus_per_node"],
-                                      reservations=o["reservations"])
+        snapshot = synthetic_snapshot(
+            queued=o["queued"],
+            nodes=o["nodes"],
+            gpus_per_node=o["gpus_per_node"],
+            reservations=o["reservations"],
+        )
         run_cycle(snapshot)  # warm up
         times = []
         for _ in range(max(o["repeat"], 1)):
@@ -95,7 +128,11 @@ class Command(BaseCommand):
             run_cycle(snapshot)
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
-        return {"queued": o["queued"], "nodes": o["nodes"], "gpus_per_node": o["gpus_per_node"],
-                "reservations": o["reservations"],
-                "cycle_ms_p50": round(statistics.median(times), 2),
-                "cycle_ms_p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)}
+        return {
+            "queued": o["queued"],
+            "nodes": o["nodes"],
+            "gpus_per_node": o["gpus_per_node"],
+            "reservations": o["reservations"],
+            "cycle_ms_p50": round(statistics.median(times), 2),
+            "cycle_ms_p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+        }

@@ -140,3 +140,50 @@ def test_remove_usage_with_grace_keeps_the_gpus_busy():
     assert usage.team_gpus["ml"] == 0
     assert usage.nodes["n1"].busy_until[0] == NOW + 60
     assert 0 not in usage.nodes["n1"].free
+
+
+def _decided(result):
+    """What a replay reads from a cycle: who starts where, who stops, why the rest wait."""
+    return (
+        [(a.job_id, a.node, len(a.gpu_indices), a.borrowed) for a in result.admitted],
+        result.preempted,
+        result.released,
+        [(w.job_id, w.reason, w.detail, w.position, w.ahead) for w in result.waiting],
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param(Config(), id="default-with-preemption"),
+        pytest.param(Config(preemption=False), id="no-preemption"),
+        pytest.param(Config(fair_share=False, backfill=False, preemption=False), id="fifo"),
+        pytest.param(Config(reserve_depth=3, plan_depth=40), id="deeper-protection"),
+    ],
+)
+@pytest.mark.parametrize("seed", range(3), ids=lambda s: f"seed-{s}")
+def test_skipping_eta_only_plans_keeps_decisions(config, seed):
+    from scheduler.sim.synthetic import synthetic_snapshot
+
+    snap = synthetic_snapshot(queued=400, nodes=12, seed=seed, config=config)
+    full = run_cycle(snap)
+    lean = run_cycle(replace(snap, config=replace(config, plan_etas=False)))
+    assert _decided(lean) == _decided(full)
+    etas = {w.job_id: w.eta for w in full.waiting}
+    # Plans still made are the same plans; the others leave the ETA unknown.
+    assert all(w.eta is None or w.eta == etas[w.job_id] for w in lean.waiting)
+    assert sum(w.eta is not None for w in lean.waiting) <= sum(e is not None for e in etas.values())
+
+
+def test_plans_are_the_same_with_or_without_the_per_node_memo(monkeypatch):
+    from scheduler.core import placement
+    from scheduler.sim.synthetic import synthetic_snapshot
+
+    snap = synthetic_snapshot(queued=600, nodes=20, reservations=60, seed=7)
+    remembered = run_cycle(snap)
+    monkeypatch.setattr(
+        placement,
+        "_earliest_memo",
+        lambda state, job, now, bound: placement._earliest_on(state, job, now, bound),
+    )
+    assert run_cycle(snap) == remembered

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from scheduler.core import Config, TeamQuota, UsageRecord
-from scheduler.core.fairshare import decay, fair_share_factor, order_queue
+from scheduler.core import Config, Snapshot, TeamQuota, UsageRecord
+from scheduler.core.fairshare import decay, decayed_usage, fair_share_factor, order_queue
 from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
 
 NOW = 30 * 24 * H
@@ -95,3 +97,57 @@ def test_decay_halves_per_half_life():
 )
 def test_fair_share_factor(usage, total, share, total_share, want):
     assert fair_share_factor(usage, total, share, total_share) == pytest.approx(want)
+
+
+def _reference_order(snap: Snapshot) -> list[str]:
+    """The definition, slowly: re-rank every waiting job after each one is taken."""
+    team_use, user_use = decayed_usage(
+        snap.usage, snap.allocations, snap.now, snap.config.usage_half_life_s
+    )
+    waiting, ordered = list(snap.queue), []
+    while waiting:
+        job = min(
+            waiting,
+            key=lambda j: (
+                -j.priority,
+                team_use[j.team] / max(snap.quota(j.team).share_weight, 1e-9),
+                user_use[j.user] / max(snap.user_share_weights.get(j.user, 1.0), 1e-9),
+                j.submitted_at,
+                j.id,
+            ),
+        )
+        waiting.remove(job)
+        ordered.append(job.id)
+        team_use[job.team] += job.gpu_seconds
+        user_use[job.user] += job.gpu_seconds
+    return ordered
+
+
+@pytest.mark.parametrize("seed", range(6), ids=lambda s: f"random-queue-{s}")
+def test_order_matches_reranking_after_every_job(seed: int) -> None:
+    # Users who work in several teams, share weights and priority classes: the heaps'
+    # lazy re-ranking must give exactly the order of re-ranking everything each time.
+    rng = random.Random(seed)
+    teams, users = ["a", "b", "c"], ["u1", "u2", "u3", "u4"]
+    queue = tuple(
+        make_job(f"j{i}")
+        .team(rng.choice(teams))
+        .user(rng.choice(users))
+        .gpus(rng.choice((1, 2, 4, 8)))
+        .runtime(rng.choice((H, 2 * H, 5 * H)))
+        .submitted(float(rng.randrange(50)))
+        .priority(rng.choice((0, 0, 5)))
+        .build()
+        for i in range(rng.randint(1, 60))
+    )
+    usage = tuple(UsageRecord(t, u, rng.uniform(0, 50 * H), 0.0) for t in teams for u in users[:2])
+    quotas = {t: TeamQuota(t, share_weight=rng.choice((0.5, 1.0, 3.0))) for t in teams}
+    snap = Snapshot(
+        now=100.0,
+        nodes=(),
+        queue=queue,
+        usage=usage,
+        quotas=quotas,
+        user_share_weights={"u3": 2.0},
+    )
+    assert [j.id for j in order_queue(snap)] == _reference_order(snap)

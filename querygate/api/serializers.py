@@ -1,0 +1,184 @@
+"""Shapes of the query gate's API: requests checked here, rules in the services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from querygate.models import CatalogTable, Query, QueryStatus, Warehouse
+
+PREVIEW_ROWS = 100
+
+
+class WarehouseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Warehouse
+        fields = [
+            "name",
+            "engine",
+            "dialect",
+            "description",
+            "enabled",
+            "max_runtime_s",
+            "row_cap",
+            "catalog_version",
+            "catalog_refreshed_at",
+        ]
+        read_only_fields = fields
+
+
+class WarehouseAdminSerializer(WarehouseSerializer):
+    """What admins see: the connection and the policy too."""
+
+    class Meta(WarehouseSerializer.Meta):
+        fields = [*WarehouseSerializer.Meta.fields, "connection", "policy", "catalog_error"]
+        read_only_fields = fields
+
+
+class CatalogTableSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CatalogTable
+        fields = [
+            "schema",
+            "name",
+            "rows",
+            "bytes",
+            "columns",
+            "primary_key",
+            "unique_keys",
+            "partition_columns",
+            "declared_partition_columns",
+            "requires_partition_filter",
+            "refreshed_at",
+        ]
+        read_only_fields = fields
+
+
+class QueryRequestSerializer(serializers.Serializer):
+    warehouse = serializers.SlugField()
+    sql = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    team = serializers.SlugField(required=False, help_text="Account the query to this team.")
+    acknowledge_warnings = serializers.BooleanField(
+        default=False, help_text="Run a query whose decision is warn."
+    )
+    override_justification = serializers.CharField(
+        required=False,
+        default="",
+        allow_blank=True,
+        max_length=2000,
+        help_text="Leads and admins: run a rejected query anyway, with this reason on record.",
+    )
+
+
+class AnalyzeRequestSerializer(serializers.Serializer):
+    warehouse = serializers.SlugField()
+    sql = serializers.CharField(max_length=100_000, trim_whitespace=False)
+    team = serializers.SlugField(required=False)
+    explain = serializers.BooleanField(default=True, help_text="Add the engine's EXPLAIN.")
+
+
+class QuerySerializer(serializers.ModelSerializer):
+    user = serializers.CharField(source="user.username", read_only=True)
+    team = serializers.CharField(source="team.slug", read_only=True, allow_null=True)
+    warehouse = serializers.CharField(source="warehouse.name", read_only=True)
+    killed_by = serializers.CharField(source="killed_by.username", read_only=True, allow_null=True)
+    override_by = serializers.CharField(
+        source="override_by.username", read_only=True, allow_null=True
+    )
+    # A plain string in the schema: an enum here collides with other apps' "status" enums
+    # (settings.ENUM_NAME_OVERRIDES could name it QueryStatusEnum).
+    status = serializers.CharField(read_only=True, help_text=", ".join(QueryStatus.values))
+    duration_s = serializers.FloatField(read_only=True, allow_null=True)
+    cached_from = serializers.IntegerField(source="cached_from_id", read_only=True, allow_null=True)
+
+    class Meta:
+        model = Query
+        fields = [
+            "id",
+            "user",
+            "team",
+            "warehouse",
+            "sql",
+            "fingerprint",
+            "statement_type",
+            "decision",
+            "reasons",
+            "acknowledged",
+            "override_by",
+            "override_justification",
+            "status",
+            "mode",
+            "cached_from",
+            "bytes_estimate",
+            "runtime_budget_s",
+            "created_at",
+            "started_at",
+            "deadline",
+            "finished_at",
+            "duration_s",
+            "killed_by",
+            "kill_reason",
+            "row_count",
+            "truncated",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class ResultPreviewSerializer(serializers.Serializer):
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.ListField())
+    row_count = serializers.IntegerField()
+    truncated = serializers.BooleanField(help_text="The row cap cut the result.")
+
+
+class QueryDetailSerializer(QuerySerializer):
+    analysis = serializers.JSONField(read_only=True)
+    result = serializers.SerializerMethodField(
+        help_text=f"The first {PREVIEW_ROWS} rows; all of them at results/."
+    )
+
+    class Meta(QuerySerializer.Meta):
+        fields = [*QuerySerializer.Meta.fields, "analysis", "result"]
+        read_only_fields = fields
+
+    @extend_schema_field(ResultPreviewSerializer(allow_null=True))
+    def get_result(self, query: Query) -> dict[str, Any] | None:
+        if query.result is None:
+            return None
+        return {
+            "columns": query.result["columns"],
+            "rows": query.result["rows"][:PREVIEW_ROWS],
+            "row_count": query.row_count or 0,
+            "truncated": query.truncated,
+        }
+
+
+class CancelRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, default="", allow_blank=True, max_length=200)
+
+
+class AnalysisSerializer(serializers.Serializer):
+    """The analysis report (the same JSON as ``manage.py gate analyze``)."""
+
+    decision = serializers.ChoiceField(choices=["allow", "warn", "reject"])
+    reasons = serializers.ListField(child=serializers.CharField())
+    statement_type = serializers.CharField(allow_null=True)
+    tables = serializers.ListField(child=serializers.CharField())
+    columns = serializers.ListField(child=serializers.CharField())
+    estimate = serializers.JSONField(allow_null=True)
+    findings = serializers.ListField(child=serializers.DictField())
+    normalized_sql = serializers.CharField()
+    error = serializers.JSONField(allow_null=True)
+    explain = serializers.JSONField(allow_null=True)
+
+
+class ResultPageSerializer(serializers.Serializer):
+    columns = serializers.ListField(child=serializers.CharField())
+    rows = serializers.ListField(child=serializers.ListField())
+    row_count = serializers.IntegerField()
+    truncated = serializers.BooleanField()
+    page = serializers.IntegerField()
+    page_size = serializers.IntegerField()

@@ -1,0 +1,226 @@
+"""Query gate API: warehouses and their catalogs, submit/analyze/list/cancel queries, and
+result pages (JSON or CSV)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAdminUser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from portal.accounts.models import Membership
+from portal.errors import Conflict, InvalidRequest
+from querygate import tasks
+from querygate.api import serializers as s
+from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse, WarehouseGrant
+from querygate.services import queries
+from querygate.services.warehouses import access_for, analysis_of, get_warehouse
+
+
+def visible_warehouses(user: Any) -> Any:
+    if user.is_staff:
+        return Warehouse.objects.all()
+    teams = Membership.objects.filter(user=user).values("team")
+    granted = WarehouseGrant.objects.filter(team__in=teams).values("warehouse")
+    return Warehouse.objects.filter(Q(open_to_all=True) | Q(pk__in=granted), enabled=True)
+
+
+def visible_queries(user: Any) -> Any:
+    """Own queries; a lead's team's queries; admins all."""
+    rows = Query.objects.select_related("user", "team", "warehouse", "killed_by", "override_by")
+    if user.is_staff:
+        return rows
+    led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("team")
+    return rows.filter(Q(user=user) | Q(team__in=led))
+
+
+class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Warehouses the user may query. The connection is shown to admins only."""
+
+    lookup_field = "name"
+    queryset = Warehouse.objects.none()
+
+    def get_queryset(self) -> Any:
+        return visible_warehouses(self.request.user)
+
+    def get_serializer_class(self) -> Any:
+        staff = getattr(self.request, "user", None) and self.request.user.is_staff
+        return s.WarehouseAdminSerializer if staff else s.WarehouseSerializer
+
+    @extend_schema(responses=s.CatalogTableSerializer(many=True), summary="Catalog snapshot")
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def catalog(self, request: Request, name: str | None = None) -> Response:
+        warehouse = self.get_object()
+        tables = warehouse.tables.filter(present=True).order_by("schema", "name")
+        return Response(s.CatalogTableSerializer(tables, many=True).data)
+
+    @extend_schema(request=None, responses={202: None}, summary="Refresh the catalog (admin)")
+    @action(detail=True, methods=["post"], permission_classes=[IsAdminUser])
+    def refresh(self, request: Request, name: str | None = None) -> Response:
+        warehouse = self.get_object()
+        tasks.refresh_catalog.delay(warehouse.pk)
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+
+_FILTERS = [
+    OpenApiParameter("status", str, description="Comma-separated statuses."),
+    OpenApiParameter("warehouse", str),
+    OpenApiParameter("decision", str, enum=["allow", "warn", "reject"]),
+    OpenApiParameter("user", str, description="Username."),
+    OpenApiParameter("team", str, description="Team slug."),
+    OpenApiParameter("mine", bool),
+    OpenApiParameter("since", str, description="ISO time: created at or after."),
+    OpenApiParameter("until", str, description="ISO time: created before."),
+    OpenApiParameter("fingerprint", str),
+]
+
+
+class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Queries through the gate and their audit log."""
+
+    queryset = Query.objects.none()
+
+    def get_serializer_class(self) -> Any:
+        return s.QueryDetailSerializer if self.action == "retrieve" else s.QuerySerializer
+
+    def get_queryset(self) -> Any:
+        rows = visible_queries(self.request.user)
+        if self.action != "list":
+            return rows
+        params = self.request.query_params
+        if params.get("status"):
+            rows = rows.filter(status__in=params["status"].split(","))
+        for param, field in (
+            ("warehouse", "warehouse__name"),
+            ("decision", "decision"),
+            ("user", "user__username"),
+            ("team", "team__slug"),
+            ("fingerprint", "fingerprint"),
+        ):
+            if params.get(param):
+                rows = rows.filter(**{field: params[param]})
+        if params.get("mine") in ("1", "true"):
+            rows = rows.filter(user=self.request.user)
+        for param, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
+            if params.get(param):
+                when = parse_datetime(params[param])
+                if when is None:
+                    raise InvalidRequest(f"{param}: not an ISO date-time.")
+                rows = rows.filter(**{lookup: when})
+        return rows.defer("result", "analysis").order_by("-created_at", "-pk")
+
+    @extend_schema(parameters=_FILTERS)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=s.QueryRequestSerializer,
+        responses={201: s.QueryDetailSerializer, 202: s.QueryDetailSerializer},
+        summary="Submit a query: analyzed, decided, audited, then run",
+    )
+    def create(self, request: Request) -> Response:
+        form = s.QueryRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        query = queries.submit_query(
+            request.user,
+            data["warehouse"],
+            data["sql"],
+            now=timezone.now(),
+            acknowledge_warnings=data["acknowledge_warnings"],
+            override_justification=data["override_justification"],
+            team=data.get("team"),
+        )
+        query = visible_queries(request.user).get(pk=query.pk)
+        code = status.HTTP_202_ACCEPTED if query.status in ACTIVE_STATUSES else 201
+        return Response(s.QueryDetailSerializer(query).data, status=code)
+
+    @extend_schema(
+        request=s.AnalyzeRequestSerializer,
+        responses=s.AnalysisSerializer,
+        summary="Lint and estimate a query without running it",
+    )
+    @action(detail=False, methods=["post"])
+    def analyze(self, request: Request) -> Response:
+        form = s.AnalyzeRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        data = form.validated_data
+        access = access_for(request.user, get_warehouse(data["warehouse"]), data.get("team"))
+        _, report = analysis_of(access, data["sql"], explain=data["explain"])
+        return Response(report)
+
+    @extend_schema(
+        request=s.CancelRequestSerializer,
+        responses=s.QueryDetailSerializer,
+        summary="Cancel your query (admins: kill any)",
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        query = self.get_object()  # 404 for queries the user cannot see
+        form = s.CancelRequestSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        queries.cancel_query(
+            request.user, query.pk, now=timezone.now(), reason=form.validated_data["reason"]
+        )
+        return Response(s.QueryDetailSerializer(self.get_queryset().get(pk=query.pk)).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("page", int),
+            OpenApiParameter("page_size", int, description="At most 5,000."),
+            OpenApiParameter(
+                "download", str, enum=["csv"], description="csv: the whole result as a file."
+            ),
+        ],
+        responses={200: s.ResultPageSerializer, (200, "text/csv"): str},
+        summary="The stored result, paged (or all of it as CSV)",
+    )
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def results(self, request: Request, pk: str | None = None) -> Any:
+        query = get_object_or_404(self.get_queryset(), pk=pk)
+        if query.result is None:
+            if query.status == QueryStatus.SUCCEEDED or query.status not in ACTIVE_STATUSES:
+                raise Conflict(f"The query is {query.status}: it has no result.", code="no_result")
+            raise Conflict("The query has not finished yet.", code="not_finished")
+        columns, rows = query.result["columns"], query.result["rows"]
+        if request.query_params.get("download") == "csv":
+            buffer = io.StringIO()
+            writer = csv.writer(buffer)
+            writer.writerow(columns)
+            writer.writerows(rows)
+            response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'
+            return response
+        page, size = _page(request, "page", 1), min(_page(request, "page_size", 1000), 5000)
+        chunk = rows[(page - 1) * size : page * size]
+        return Response(
+            {
+                "columns": columns,
+                "rows": chunk,
+                "row_count": len(rows),
+                "truncated": query.truncated,
+                "page": page,
+                "page_size": size,
+            }
+        )
+
+
+def _page(request: Request, name: str, default: int) -> int:
+    try:
+        value = int(request.query_params.get(name, default))
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer.") from None
+    if value < 1:
+        raise InvalidRequest(f"{name} must be at least 1.")
+    return value

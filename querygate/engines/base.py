@@ -1,0 +1,88 @@
+"""The ``Engine`` protocol: explain, execute in a session with a cancel handle, cancel from
+anywhere, and catalog statistics.
+
+A ``Session`` is one engine connection set up for one query: read-only unless writes are
+allowed, with the engine-side timeout as the second guard. ``session.handle`` is a small
+JSON-able dict that lets *another process* cancel the statement (PostgreSQL: the backend pid
+and start time); ``session.interrupt()`` cancels it from another thread of the same process
+(DuckDB's only way). ``execute`` raises ``QueryInterrupted`` when cancelled.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from querygate.analysis import TableStats
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    """Column names and at most ``max_rows`` rows; ``truncated`` when more were available."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool
+
+
+class Session(Protocol):
+    handle: dict[str, Any]
+
+    def execute(self, sql: str, *, max_rows: int) -> ResultSet: ...
+
+    def interrupt(self) -> None: ...
+
+
+class Engine(Protocol):
+    kind: str
+
+    def session(
+        self, *, timeout_s: float, allow_writes: bool = False
+    ) -> AbstractContextManager[Session]: ...
+
+    def cancel(self, handle: dict[str, Any], *, terminate: bool = False) -> bool:
+        """Cancel the statement of ``handle`` from any process; True when a signal was sent.
+        Engines that cannot (DuckDB) return False and rely on the session's own watcher."""
+        ...
+
+    def explain(self, sql: str) -> dict[str, Any]:
+        """The engine's own estimate: ``{"rows": int | None, "cost": float | None}``."""
+        ...
+
+    def catalog(self) -> list[TableStats]: ...
+
+
+def fetch_capped(cursor: Any, max_rows: int) -> ResultSet:
+    """Read at most ``max_rows`` rows from a DB-API cursor, noting whether more remained."""
+    columns = [d[0] for d in cursor.description or ()]
+    rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
+    truncated = len(rows) > max_rows
+    return ResultSet(columns, [tuple(r) for r in rows[:max_rows]], truncated)
+
+
+TYPE_WIDTHS = {
+    "BOOLEAN": 1,
+    "TINYINT": 1,
+    "SMALLINT": 2,
+    "INTEGER": 4,
+    "INT": 4,
+    "BIGINT": 8,
+    "HUGEINT": 16,
+    "REAL": 4,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "DATE": 4,
+    "TIME": 8,
+    "TIMESTAMP": 8,
+    "TIMESTAMP WITH TIME ZONE": 8,
+    "UUID": 16,
+}
+
+
+def type_width(sql_type: str) -> int | None:
+    """Fixed width in bytes of a type, or None for variable-width types."""
+    base = sql_type.upper().split("(")[0].strip()
+    if base.startswith("DECIMAL") or base.startswith("NUMERIC"):
+        return 8
+    return TYPE_WIDTHS.get(base)

@@ -1,1 +1,0 @@
-"""The app's one write path: state changes as named functions in transactions."""

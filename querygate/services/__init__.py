@@ -1,0 +1,8 @@
+"""The query gate's one write path.
+
+- ``warehouses``: who may use a warehouse, with which policy; the catalog snapshot
+  (refresh from the engine, turn into ``querygate.analysis.Catalog``); analysis for a user.
+- ``queries``: submit (analyze, decide, audit row first), execute under a budget, cancel
+  and kill, the watchdog.
+- ``demo``: build the demo DuckDB warehouses from the TPC extensions.
+"""

@@ -1,0 +1,546 @@
+"""Query life: submit (analyze, decide, audit row first), execute under a budget, cancel
+and kill, and the watchdog. ``now`` and the engine are injected; only this module writes
+``Query.status``.
+
+Decisions (see docs/querygate.md): *reject* answers 400 ``query_rejected`` (or
+``sql_error`` with line and column); *warn* answers 409 ``acknowledgement_required`` until
+the request says ``acknowledge_warnings: true``; a lead of the query's team or an admin may
+run a rejected query with ``override_justification`` unless a safety finding (parse error,
+unknown name, escape hatch, write) rejected it. Every request leaves an audit row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlglot
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from sqlglot import exp
+from sqlglot.errors import SqlglotError
+
+from portal.accounts.models import Membership
+from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
+from querygate.analysis import Report, Severity
+from querygate.engines import Engine, Session
+from querygate.errors import (
+    AcknowledgementRequired,
+    BudgetExceeded,
+    EngineError,
+    QueryInterrupted,
+    QueryRejected,
+    SqlError,
+)
+from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
+from querygate.services.warehouses import (
+    Access,
+    access_for,
+    analysis_of,
+    engine_of,
+    fingerprint,
+    get_warehouse,
+)
+
+log = logging.getLogger("karimasu.querygate")
+
+#: Findings no override can lift: the SQL is broken, unknown, an escape hatch or a write.
+SAFETY_RULES = frozenset(
+    {
+        "parse-error",
+        "empty-statement",
+        "multiple-statements",
+        "unknown-table",
+        "unknown-column",
+        "ambiguous-column",
+        "function-not-allowed",
+        "table-function-not-allowed",
+        "statement-not-allowed",
+        "file-path-table",
+        "write-not-allowed",
+    }
+)
+_COUNTED = (
+    QueryStatus.QUEUED,
+    QueryStatus.RUNNING,
+    QueryStatus.SUCCEEDED,
+    QueryStatus.FAILED,
+    QueryStatus.CANCELLED,
+    QueryStatus.KILLED,
+)
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def submit_query(
+    user: Any,
+    warehouse_name: str,
+    sql: str,
+    *,
+    now: datetime,
+    acknowledge_warnings: bool = False,
+    override_justification: str = "",
+    team: str | None = None,
+    engine: Engine | None = None,
+    inline: bool | None = None,
+) -> Query:
+    """Analyze, decide, write the audit row, then run (inline when small, else Celery).
+
+    Raises ``SqlError``/``QueryRejected``/``AcknowledgementRequired``/``BudgetExceeded``
+    *after* the audit row is committed; ``details.query_id`` names it."""
+    warehouse = get_warehouse(warehouse_name)
+    access = access_for(user, warehouse, team)
+    report, analysis = analysis_of(access, sql)
+    status, reasons, overridden = _decide(
+        user, access, report, acknowledge_warnings, override_justification
+    )
+    estimate = report.estimate.bytes_scanned if report.estimate else 0
+    refusal: Exception | None = None
+    if status == QueryStatus.QUEUED:
+        refusal = _budget_refusal(user, access, estimate, now)
+        if refusal is not None:
+            status, reasons = QueryStatus.REJECTED, [*reasons, str(refusal)]
+    key = _cache_key(report, warehouse)
+    cached = _cached_result(warehouse, key, now) if status == QueryStatus.QUEUED else None
+    with transaction.atomic():
+        query = Query.objects.create(
+            user=user,
+            team=access.team,
+            warehouse=warehouse,
+            sql=sql,
+            fingerprint=fingerprint(sql, warehouse.sql_dialect),
+            statement_type=analysis["statement_type"] or "",
+            analysis=analysis,
+            decision=report.decision.value,
+            reasons=reasons,
+            acknowledged=acknowledge_warnings and report.decision == "warn",
+            override_by=user if overridden else None,
+            override_justification=override_justification if overridden else "",
+            catalog_version=warehouse.catalog_version,
+            bytes_estimate=estimate,
+            status=status,
+            runtime_budget_s=access.max_runtime_s,
+            created_at=now,
+            finished_at=now if status not in ACTIVE_STATUSES else None,
+            cache_key=key,
+        )
+        if cached is not None:
+            _serve_from_cache(query, cached, now)
+    log.info(
+        "query.submitted id=%s user=%s warehouse=%s decision=%s status=%s",
+        query.pk,
+        user.username,
+        warehouse.name,
+        report.decision.value,
+        status,
+    )
+    _raise_refusal(query, report, analysis, refusal)
+    if cached is not None:
+        return query
+    small = report.estimate is not None and report.estimate.cost_class == "small"
+    if inline if inline is not None else small:
+        return execute_query(query.pk, engine=engine, inline=True)
+    _enqueue(query.pk)
+    return query
+
+
+def _cache_key(report: Report, warehouse: Any) -> str:
+    if report.statement_kind != "select" or not report.normalized_sql:
+        return ""
+    text = f"{report.normalized_sql}\x00{warehouse.catalog_version}\x00{warehouse.row_cap}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _cached_result(warehouse: Any, key: str, now: datetime) -> Query | None:
+    """The newest successful run of the same normalized query on the same catalog version
+    within the warehouse's ``result_cache_s``, or None."""
+    if not key or not warehouse.result_cache_s:
+        return None
+    since = now - timedelta(seconds=warehouse.result_cache_s)
+    return (
+        Query.objects.filter(
+            warehouse=warehouse,
+            cache_key=key,
+            status=QueryStatus.SUCCEEDED,
+            finished_at__gte=since,
+            cached_from__isnull=True,
+        )
+        .order_by("-finished_at")
+        .first()
+    )
+
+
+def _serve_from_cache(query: Query, source: Query, now: datetime) -> None:
+    query.status = QueryStatus.SUCCEEDED
+    query.mode = "cache"
+    query.cached_from = source
+    query.result, query.row_count, query.truncated = (
+        source.result,
+        source.row_count,
+        source.truncated,
+    )
+    query.started_at = query.finished_at = now
+    query.save(
+        update_fields=[
+            "status",
+            "mode",
+            "cached_from",
+            "result",
+            "row_count",
+            "truncated",
+            "started_at",
+            "finished_at",
+        ]
+    )
+
+
+def _decide(
+    user: Any, access: Access, report: Report, acknowledged: bool, justification: str
+) -> tuple[str, list[str], bool]:
+    reasons = list(report.reasons)
+    if report.decision == "warn":
+        return (QueryStatus.QUEUED if acknowledged else QueryStatus.NEEDS_ACK), reasons, False
+    if report.decision != "reject":
+        return QueryStatus.QUEUED, reasons, False
+    if not justification.strip():
+        return QueryStatus.REJECTED, reasons, False
+    if not _may_override(user, access):
+        raise NotPermitted("Only a lead of the query's team or an admin may override.")
+    unsafe = [
+        f.rule for f in report.findings if f.severity is Severity.ERROR and f.rule in SAFETY_RULES
+    ]
+    if unsafe or report.error is not None:
+        raise InvalidRequest(
+            f"This query cannot be overridden: {', '.join(unsafe) or 'it does not parse'}.",
+            code="not_overridable",
+        )
+    return QueryStatus.QUEUED, reasons, True
+
+
+def _may_override(user: Any, access: Access) -> bool:
+    if user.is_staff:
+        return True
+    return (
+        access.team is not None
+        and Membership.objects.filter(
+            user=user, team=access.team, role=Membership.Role.LEAD
+        ).exists()
+    )
+
+
+def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> Exception | None:
+    warehouse = access.warehouse
+    running = Query.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
+    if running >= warehouse.max_concurrent_per_user:
+        return BudgetExceeded(
+            f"You already have {running} queries running or queued "
+            f"(limit {warehouse.max_concurrent_per_user})."
+        )
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    today = Query.objects.filter(warehouse=warehouse, created_at__gte=day, status__in=_COUNTED)
+    for limit, scope, rows in (
+        (warehouse.daily_bytes_per_user, "your", today.filter(user=user)),
+        (
+            warehouse.daily_bytes_per_team,
+            "your team's",
+            today.filter(team=access.team) if access.team else None,
+        ),
+    ):
+        if limit is None or rows is None:
+            continue
+        used = rows.aggregate(total=Sum("bytes_estimate"))["total"] or 0
+        if used + estimate > limit:
+            return BudgetExceeded(
+                f"This query (about {estimate:,} bytes) would pass {scope} daily budget of "
+                f"{limit:,} bytes scanned on {warehouse.name} ({used:,} used today)."
+            )
+    return None
+
+
+def _raise_refusal(
+    query: Query, report: Report, analysis: dict[str, Any], refusal: Exception | None
+) -> None:
+    details = {
+        "query_id": query.pk,
+        "decision": report.decision.value,
+        "reasons": query.reasons,
+        "findings": analysis["findings"],
+    }
+    if refusal is not None:
+        refusal.details = details  # type: ignore[attr-defined]
+        raise refusal
+    if report.error is not None and query.status == QueryStatus.REJECTED:
+        error = report.error
+        raise SqlError(
+            f"line {error.line}, column {error.column}: {error.message}",
+            details={**details, "line": error.line, "column": error.column, "kind": error.kind},
+        )
+    if query.status == QueryStatus.REJECTED:
+        first = next((f for f in report.findings if f.severity is Severity.ERROR), None)
+        if first is not None and first.rule in {
+            "unknown-table",
+            "unknown-column",
+            "ambiguous-column",
+        }:
+            raise SqlError(
+                f"line {first.line}, column {first.column}: {first.message}",
+                details={**details, "line": first.line, "column": first.column, "kind": "catalog"},
+            )
+        raise QueryRejected(
+            "The query gate rejected this query: " + "; ".join(query.reasons), details=details
+        )
+    if query.status == QueryStatus.NEEDS_ACK:
+        raise AcknowledgementRequired(
+            "This query has warnings; resend it with acknowledge_warnings=true to run it.",
+            details=details,
+        )
+
+
+def _enqueue(query_id: int) -> None:
+    from querygate import tasks
+
+    transaction.on_commit(lambda: tasks.run_query.delay(query_id))
+
+
+def limited_sql(query: Query, dialect: str) -> str:
+    """A SELECT without LIMIT gets ``LIMIT row_cap + 1`` (the +1 detects truncation), so the
+    engine stops early; one with its own LIMIT runs as written (rows are capped on fetch)."""
+    if query.statement_type != "select":
+        return query.sql
+    try:
+        tree = sqlglot.parse_one(query.sql, read=dialect)
+    except SqlglotError:
+        return query.sql
+    if not isinstance(tree, exp.Query) or tree.args.get("limit") is not None:
+        return query.sql
+    return tree.limit(query.warehouse.row_cap + 1).sql(dialect=dialect)
+
+
+def execute_query(
+    query_id: int, *, engine: Engine | None = None, inline: bool = False, poll_s: float = 0.2
+) -> Query:
+    """Claim a queued query and run it on the engine; safe to call twice (the second call
+    finds it claimed and returns it). Inline runs get ``QUERYGATE_INLINE_SECONDS``; one that
+    passes it is stopped on the engine and handed to Celery with its full budget."""
+    now = timezone.now()
+    query = Query.objects.select_related("warehouse").get(pk=query_id)
+    budget = query.runtime_budget_s or query.warehouse.max_runtime_s
+    timeout = min(budget, _setting("QUERYGATE_INLINE_SECONDS", 5.0)) if inline else budget
+    claimed = Query.objects.filter(pk=query_id, status=QueryStatus.QUEUED).update(
+        status=QueryStatus.RUNNING,
+        started_at=now,
+        deadline=now + timedelta(seconds=budget),
+        mode="inline" if inline else "celery",
+    )
+    if claimed != 1:
+        return query
+    warehouse = query.warehouse
+    engine = engine or engine_of(warehouse)
+    sql = limited_sql(query, warehouse.sql_dialect)
+    try:
+        with engine.session(
+            timeout_s=timeout, allow_writes=query.statement_type != "select"
+        ) as session:
+            Query.objects.filter(pk=query_id).update(engine_handle=session.handle)
+            watcher = _Watcher(query_id, session, poll_s)
+            watcher.start()
+            try:
+                result = session.execute(sql, max_rows=warehouse.row_cap)
+            finally:
+                watcher.stop()
+    except QueryInterrupted as error:
+        return _interrupted(query_id, str(error), inline=inline)
+    except EngineError as error:
+        return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
+    rows = [list(r) for r in result.rows]
+    return _finish(
+        query_id,
+        QueryStatus.SUCCEEDED,
+        result={"columns": result.columns, "rows": rows},
+        row_count=len(rows),
+        truncated=result.truncated,
+    )
+
+
+def _interrupted(query_id: int, message: str, *, inline: bool) -> Query:
+    query = Query.objects.get(pk=query_id)
+    if query.cancel_requested_at is None and inline and "timeout" in message.lower():
+        # Not cancelled: the inline budget ran out. Hand it to a worker with its full budget.
+        updated = Query.objects.filter(pk=query_id, status=QueryStatus.RUNNING).update(
+            status=QueryStatus.QUEUED,
+            mode="celery",
+            started_at=None,
+            deadline=None,
+            engine_handle={},
+        )
+        if updated:
+            _enqueue(query_id)
+        return Query.objects.get(pk=query_id)
+    if query.cancel_requested_at is not None and query.killed_by_id == query.user_id:
+        status = QueryStatus.CANCELLED
+    else:
+        status = QueryStatus.KILLED
+    reason = query.kill_reason or "engine timeout: runtime budget exceeded"
+    return _finish(query_id, status, error={"message": message}, kill_reason=reason)
+
+
+def _finish(query_id: int, status: str, **fields: Any) -> Query:
+    Query.objects.filter(pk=query_id, status=QueryStatus.RUNNING).update(
+        status=status, finished_at=timezone.now(), **fields
+    )
+    query = Query.objects.get(pk=query_id)
+    log.info("query.finished id=%s status=%s rows=%s", query_id, query.status, query.row_count)
+    return query
+
+
+class _Watcher:
+    """Polls the query's row while it runs; on a cancel request or a passed deadline it
+    interrupts the session (DuckDB can only be interrupted by the process running it)."""
+
+    def __init__(self, query_id: int, session: Session, poll_s: float) -> None:
+        self._query_id = query_id
+        self._session = session
+        self._poll_s = poll_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"qg-{query_id}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        try:
+            while not self._done.wait(self._poll_s):
+                row = (
+                    Query.objects.filter(pk=self._query_id)
+                    .values("cancel_requested_at", "deadline", "status")
+                    .first()
+                )
+                if row is None or row["status"] != QueryStatus.RUNNING:
+                    return
+                if row["cancel_requested_at"] is not None:
+                    self._session.interrupt()
+                    return
+                if row["deadline"] is not None and timezone.now() > row["deadline"]:
+                    request_kill(
+                        self._query_id,
+                        by=None,
+                        reason="runtime budget exceeded",
+                        now=timezone.now(),
+                        signal=False,
+                    )
+                    self._session.interrupt()
+                    return
+        except Exception:  # the watcher must never take the worker down
+            log.exception("query.watcher_failed id=%s", self._query_id)
+        finally:
+            connection.close()
+
+
+def request_kill(
+    query_id: int,
+    *,
+    by: Any,
+    reason: str,
+    now: datetime,
+    signal: bool = True,
+    engine: Engine | None = None,
+) -> Query:
+    """Record who stops a query and why, then signal the engine. A queued query is
+    cancelled at once; a running one is interrupted (PostgreSQL: ``pg_cancel_backend``
+    now; DuckDB: by its executor's watcher within one poll)."""
+    query = Query.objects.select_related("warehouse").get(pk=query_id)
+    own = by is not None and by.pk == query.user_id
+    if Query.objects.filter(pk=query_id, status=QueryStatus.QUEUED).update(
+        status=QueryStatus.CANCELLED if own else QueryStatus.KILLED,
+        killed_by=by,
+        kill_reason=reason,
+        cancel_requested_at=now,
+        finished_at=now,
+    ):
+        return Query.objects.get(pk=query_id)
+    first = Query.objects.filter(
+        pk=query_id, status=QueryStatus.RUNNING, cancel_requested_at__isnull=True
+    ).update(killed_by=by, kill_reason=reason, cancel_requested_at=now)
+    query.refresh_from_db()
+    if query.status == QueryStatus.RUNNING and signal and query.engine_handle:
+        try:
+            (engine or engine_of(query.warehouse)).cancel(query.engine_handle)
+        except EngineError as error:
+            log.warning("query.cancel_signal_failed id=%s %s", query_id, error)
+    if first:
+        log.info(
+            "query.kill_requested id=%s by=%s reason=%s",
+            query_id,
+            getattr(by, "username", "watchdog"),
+            reason,
+        )
+    return query
+
+
+def cancel_query(user: Any, query_id: int, *, now: datetime, reason: str = "") -> Query:
+    """The owner cancels their query; an admin kills anyone's. Others get 404 (not their
+    query to see) or 403 (a teammate's they can see)."""
+    try:
+        query = Query.objects.get(pk=query_id)
+    except Query.DoesNotExist:
+        raise NotFoundError("Query not found.") from None
+    if query.user_id != user.pk and not user.is_staff:
+        raise NotPermitted("Only the query's owner or an admin can cancel it.")
+    if query.status not in ACTIVE_STATUSES:
+        raise Conflict(f"The query is already {query.status}.", code="not_running")
+    default = "cancelled by its owner" if query.user_id == user.pk else "killed by an admin"
+    return request_kill(query_id, by=user, reason=reason or default, now=now)
+
+
+def enforce_budgets(*, now: datetime, engines: dict[int, Engine] | None = None) -> dict[str, int]:
+    """The watchdog: kill running queries past their deadline; escalate to terminate a
+    PostgreSQL backend still running ``QUERYGATE_KILL_GRACE_SECONDS`` after the cancel;
+    mark lost those whose executor vanished (still running long after the grace)."""
+    engines = engines or {}
+    grace = timedelta(seconds=_setting("QUERYGATE_KILL_GRACE_SECONDS", 10.0))
+    counts = {"killed": 0, "terminated": 0, "lost": 0}
+    running = Query.objects.filter(status=QueryStatus.RUNNING).select_related("warehouse")
+    for query in running.filter(deadline__lt=now, cancel_requested_at__isnull=True):
+        engine = engines.get(query.warehouse_id)
+        request_kill(
+            query.pk, by=None, reason="runtime budget exceeded (watchdog)", now=now, engine=engine
+        )
+        counts["killed"] += 1
+    for query in running.filter(cancel_requested_at__lt=now - grace, terminated_at__isnull=True):
+        engine = engines.get(query.warehouse_id) or engine_of(query.warehouse)
+        try:
+            if engine.cancel(query.engine_handle, terminate=True):
+                counts["terminated"] += 1
+        except EngineError as error:
+            log.warning("query.terminate_failed id=%s %s", query.pk, error)
+        Query.objects.filter(pk=query.pk).update(terminated_at=now)
+    for query in running.filter(cancel_requested_at__lt=now - 3 * grace):
+        counts["lost"] += Query.objects.filter(pk=query.pk, status=QueryStatus.RUNNING).update(
+            status=QueryStatus.KILLED,
+            finished_at=now,
+            error={"message": "the executor did not report back after the kill"},
+        )
+    return counts
+
+
+def wait_for(query_id: int, *, timeout_s: float) -> Query:
+    """Poll until the query leaves queued/running (tests and the CLI)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        query = Query.objects.get(pk=query_id)
+        if query.status not in ACTIVE_STATUSES or time.monotonic() > end:
+            return query
+        close_old_connections()
+        time.sleep(0.1)

@@ -1,0 +1,129 @@
+"""Query gate fixtures: a real DuckDB TPC-H file (sf=0.01, built once per session) and a real
+PostgreSQL warehouse database with a read-only role (created per session, dropped after).
+
+PostgreSQL must be reachable at ``QUERYGATE_TEST_PG`` (default
+``postgres://postgres@127.0.0.1:5432/postgres``): these tests fail, never skip, without it.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+from django.utils import timezone
+
+from querygate.analysis import TableStats
+from querygate.engines import tpc
+from querygate.engines.duckdb import DuckDBEngine
+from querygate.engines.postgres import PostgresEngine
+from querygate.models import Warehouse
+from querygate.services.warehouses import refresh_catalog
+
+ADMIN_DSN = os.environ.get("QUERYGATE_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
+
+# A heavy query for the engine layer (the analysis would refuse it): billions of pairs.
+DUCKDB_HEAVY = (
+    "SELECT count(*) FROM range(1000000000) a, range(100000) b WHERE a.range + b.range = 7"
+)
+PG_HEAVY = "SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 100000) b"
+
+
+class CatalogOnce:
+    """The real engine, with its catalog read once per session (the scan costs a second)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._tables: list[TableStats] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def catalog(self) -> list[TableStats]:
+        if self._tables is None:
+            self._tables = self.engine.catalog()
+        return self._tables
+
+
+@pytest.fixture(scope="session")
+def tpch_path(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("warehouse") / "tpch.duckdb")
+    connection = duckdb.connect(path)
+    tpc.generate(connection, "tpch", 0.01)
+    connection.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def duckdb_engine(tpch_path) -> CatalogOnce:
+    return CatalogOnce(DuckDBEngine(tpch_path))
+
+
+@pytest.fixture
+def demo(db, tpch_path, duckdb_engine) -> Warehouse:
+    """Warehouse ``demo``: the sf=0.01 TPC-H DuckDB file, open to all, catalog loaded."""
+    warehouse = Warehouse.objects.create(name="demo", engine="duckdb", connection=tpch_path)
+    refresh_catalog(warehouse.pk, now=timezone.now(), engine=duckdb_engine)
+    warehouse.refresh_from_db()
+    return warehouse
+
+
+def _admin() -> psycopg.Connection:
+    return psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=5)
+
+
+_SCHEMA = """
+CREATE TABLE customers (id bigint PRIMARY KEY, email text UNIQUE, country text NOT NULL);
+CREATE TABLE events (id bigint, customer_id bigint, day date NOT NULL, kind text)
+    PARTITION BY RANGE (day);
+CREATE TABLE events_2026_01 PARTITION OF events FOR VALUES FROM ('2026-01-01') TO ('2026-02-01');
+CREATE TABLE events_2026_02 PARTITION OF events FOR VALUES FROM ('2026-02-01') TO ('2026-03-01');
+INSERT INTO customers SELECT g, 'c' || g || '@example.com', (ARRAY['jp','us','de'])[1 + g % 3]
+    FROM generate_series(1, 2000) g;
+INSERT INTO events SELECT g, 1 + g % 2000, DATE '2026-01-01' + (g % 59), 'view'
+    FROM generate_series(1, 20000) g;
+ANALYZE;
+"""
+
+
+@pytest.fixture(scope="session")
+def pg_warehouse() -> Iterator[dict[str, str]]:
+    """A fresh database with ``customers`` and a partitioned ``events``, and a login role
+    that may only SELECT: ``{"dsn": reader DSN, "admin_dsn": owner DSN, "name": db}``."""
+    suffix = uuid.uuid4().hex[:10]
+    name, role = f"karimasu_wh_test_{suffix}", f"karimasu_reader_{suffix}"
+    base = ADMIN_DSN.rsplit("/", 1)[0]
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE ROLE "{role}" LOGIN')
+    owner_dsn = f"{base}/{name}"
+    with psycopg.connect(owner_dsn, autocommit=True) as owner:
+        owner.execute(_SCHEMA)
+        owner.execute(f'GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{role}"')
+    reader = psycopg.conninfo.make_conninfo(owner_dsn, user=role)
+    try:
+        yield {"dsn": reader, "admin_dsn": owner_dsn, "name": name}
+    finally:
+        with _admin() as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (name,),
+            )
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture(scope="session")
+def pg_engine(pg_warehouse) -> PostgresEngine:
+    return PostgresEngine(pg_warehouse["dsn"])
+
+
+def backend_state(pid: int) -> str | None:
+    """The state of backend ``pid`` in pg_stat_activity (None when it is gone)."""
+    with _admin() as admin:
+        row = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
+    return row[0] if row else None
