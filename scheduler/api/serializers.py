@@ -17,12 +17,44 @@ class GpuHolderSerializer(serializers.Serializer):
     until = serializers.DateTimeField()
 
 
+class GpuTelemetrySerializer(serializers.Serializer):
+    """The latest reading of the node agent for one GPU (null fields: not supported)."""
+
+    at = serializers.DateTimeField()
+    sample_age_s = serializers.FloatField()
+    utilization_pct = serializers.FloatField(source="utilization", allow_null=True)
+    memory_used_mib = serializers.FloatField(allow_null=True)
+    memory_total_mib = serializers.FloatField(allow_null=True)
+    temperature_c = serializers.FloatField(allow_null=True)
+    power_w = serializers.FloatField(allow_null=True)
+    foreign_processes = serializers.IntegerField()
+    error = serializers.CharField()
+
+
 class GpuSerializer(serializers.ModelSerializer):
     held_by = serializers.SerializerMethodField()
+    telemetry = serializers.SerializerMethodField()
 
     class Meta:
         model = Gpu
-        fields = ["index", "uuid", "model", "memory_mb", "healthy", "present", "held_by"]
+        fields = [
+            "index",
+            "uuid",
+            "model",
+            "memory_mb",
+            "healthy",
+            "present",
+            "held_by",
+            "telemetry",
+        ]
+
+    @extend_schema_field(GpuTelemetrySerializer(allow_null=True))
+    def get_telemetry(self, gpu: Gpu) -> dict[str, Any] | None:
+        state = getattr(gpu, "telemetry_state", None)
+        if state is None:
+            return None
+        state.sample_age_s = round((self.context["now"] - state.at).total_seconds(), 1)
+        return GpuTelemetrySerializer(state).data
 
     @extend_schema_field(GpuHolderSerializer(allow_null=True))
     def get_held_by(self, gpu: Gpu) -> dict[str, Any] | None:

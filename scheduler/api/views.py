@@ -14,8 +14,9 @@ from scheduler.services.board import gpu_holders
 
 
 class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The GPU nodes, their GPUs and who holds each one. Everyone signed in sees this:
-    knowing who holds what is the point. `?include_gone=1` adds nodes that left."""
+    """The GPU nodes, their GPUs, who holds each one and its latest telemetry (utilization,
+    memory, health, sample age). Everyone signed in sees this: knowing who holds what is the
+    point. `?include_gone=1` adds nodes that left."""
 
     serializer_class = NodeSerializer
     lookup_field = "name"
@@ -24,7 +25,9 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_queryset(self) -> Any:
         nodes = Node.objects.prefetch_related(
-            Prefetch("gpus", queryset=Gpu.objects.order_by("index"))
+            Prefetch(
+                "gpus", queryset=Gpu.objects.select_related("telemetry_state").order_by("index")
+            )
         )
         if self.request.query_params.get("include_gone") not in ("1", "true"):
             nodes = nodes.filter(gone_at__isnull=True)
@@ -32,5 +35,6 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
-        context["holders"] = gpu_holders(now=timezone.now())
+        context["now"] = timezone.now()
+        context["holders"] = gpu_holders(now=context["now"])
         return context

@@ -404,3 +404,30 @@ def test_nodes_api_shows_the_booking_holding_a_gpu(alice, bob, nodes, unlimited)
     held = {g["index"]: g["held_by"] for g in node["gpus"]}
     assert held[0] is None
     assert (held[1]["kind"], held[1]["user"], held[1]["team"]) == ("booking", "alice", "vision")
+
+
+def test_nodes_api_carries_each_gpus_latest_telemetry(alice, nodes):
+    from scheduler.telemetry.models import GpuState
+
+    gpu = nodes["tesla-01"].gpus.get(index=1)
+    GpuState.objects.create(
+        gpu=gpu,
+        at=timezone.now() - timedelta(seconds=30),
+        utilization=87.5,
+        memory_used_mib=12000,
+        memory_total_mib=16384,
+    )
+    gpus = {g["index"]: g for g in alice.client().get("/api/v1/nodes/tesla-01/").json()["gpus"]}
+    assert gpus[0]["telemetry"] is None
+    assert gpus[1]["telemetry"]["utilization_pct"] == 87.5
+    assert 29 <= gpus[1]["telemetry"]["sample_age_s"] <= 60
+
+
+def test_nodes_list_does_not_query_per_node_or_gpu(alice, nodes, django_assert_max_num_queries):
+    from tests.scheduler.conftest import make_node
+
+    for i in range(10):
+        make_node(f"extra-{i}", gpus=8)
+    with django_assert_max_num_queries(8):
+        response = alice.client().get("/api/v1/nodes/")
+    assert response.json()["count"] == 13
