@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.db.models import Prefetch
+
 from scheduler import states
-from scheduler.models import LIVE_STATUSES, Job, Node, ReservationSlot
+from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class GpuCell:
     index: int
     state: str  # free | job | booking | unhealthy
     holder: Holder | None = None
+    utilization: float | None = None  # the node agent's latest reading, percent
 
 
 @dataclass
@@ -67,17 +70,22 @@ def gpu_board(*, now: datetime) -> list[NodeRow]:
     """One row per live node with each present GPU's state."""
     holders = gpu_holders(now=now)
     rows = []
-    for node in Node.objects.filter(gone_at__isnull=True).prefetch_related("gpus"):
+    gpus = Gpu.objects.select_related("telemetry_state")
+    for node in Node.objects.filter(gone_at__isnull=True).prefetch_related(
+        Prefetch("gpus", queryset=gpus)
+    ):
         row = NodeRow(node.name, node.gpu_model, node.schedulable, node.cordoned, node.ready)
         for gpu in node.gpus.all():
             if not gpu.present:
                 continue
             holder = holders.get((node.pk, gpu.index))
+            state = getattr(gpu, "telemetry_state", None)
+            util = state.utilization if state is not None else None
             if holder is not None:
-                row.gpus.append(GpuCell(gpu.index, holder.kind, holder))
+                row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util))
             elif not gpu.healthy:
-                row.gpus.append(GpuCell(gpu.index, "unhealthy"))
+                row.gpus.append(GpuCell(gpu.index, "unhealthy", None, util))
             else:
-                row.gpus.append(GpuCell(gpu.index, "free"))
+                row.gpus.append(GpuCell(gpu.index, "free", None, util))
         rows.append(row)
     return rows

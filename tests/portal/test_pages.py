@@ -175,3 +175,17 @@ def test_dashboard_shows_every_gpu_and_who_holds_it(alice, bob, vision):
     assert "job of bob" in board and "booked by alice" in board
     assert "cordoned" in board
     assert board.count('class="gpu free"') == 2  # tesla-02's two GPUs
+
+
+def test_dashboard_shows_the_latest_utilization(alice, vision):
+    from django.utils import timezone
+
+    from scheduler.telemetry.models import GpuState
+    from tests.scheduler.conftest import make_node
+
+    node = make_node("tesla-01")
+    GpuState.objects.create(gpu=node.gpus.get(index=0), at=timezone.now(), utilization=42.4)
+    client = Client()
+    client.force_login(alice.user)
+    board = client.get("/").content.decode().split('id="gpu-board"')[1]
+    assert '<span class="util">42%</span>' in board
