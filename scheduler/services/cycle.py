@@ -40,6 +40,7 @@ from scheduler.models import (
 )
 from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
 from scheduler.services.reservations import end_reservation, team_gpu_hours, week_start
+from scheduler.telemetry.signals import foreign_gpus
 
 log = logging.getLogger("karimasu.cycle")
 
@@ -240,15 +241,19 @@ def run_cycle(
     backend: ClusterBackend | None,
     *,
     now: datetime,
-    foreign_busy: frozenset[tuple[str, int]] = frozenset(),
+    foreign_busy: frozenset[tuple[str, int]] | None = None,
 ) -> CycleReport:
     """One full cycle. `backend` None decides and records without touching a cluster
-    (the admitted jobs wait in `admitted` until reconcile submits them)."""
+    (the admitted jobs wait in `admitted` until reconcile submits them). GPUs the node
+    agents see busy with processes from outside Karimasu are not placed on; `foreign_busy`
+    overrides what telemetry says (tests, the simulator)."""
     report = CycleReport()
     with transaction.atomic():
         if not _lock():
             log.info("cycle.skipped another cycle holds the lock")
             return CycleReport(skipped=True)
+        if foreign_busy is None:
+            foreign_busy = frozenset((g.node, g.index) for g in foreign_gpus(now=now))
         snapshot = build_snapshot(now=now, foreign_busy=foreign_busy)
         result = decide(snapshot)
         jobs = Job.objects.select_related("owner", "team", "node").in_bulk(

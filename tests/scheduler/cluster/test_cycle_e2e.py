@@ -122,3 +122,18 @@ def test_backfill_runs_only_what_ends_before_a_booking(alice, charlie, synced, b
     assert long_job.status == states.QUEUED
     assert long_job.reason in ("reserved", "capacity")
     assert long_job.eta is not None and long_job.eta >= now + timedelta(hours=4)
+
+
+@pytest.mark.nodes_file(ONE_NODE)
+def test_gpus_busy_with_foreign_processes_are_not_placed_on(alice, synced, backend):
+    from scheduler.telemetry.models import GpuState
+
+    gpu = Node.objects.get(name="tesla-01").gpus.get(index=0)
+    GpuState.objects.create(gpu=gpu, at=timezone.now(), utilization=95, foreign_processes=1)
+    two = submit(alice, gpus=2)
+    one = submit(alice, gpus=1)
+    run_cycle(backend, now=timezone.now())
+    two.refresh_from_db()
+    one.refresh_from_db()
+    assert two.status == states.QUEUED
+    assert (one.status, one.gpu_indices) == (states.STARTING, [1])
