@@ -137,3 +137,41 @@ def test_gpus_busy_with_foreign_processes_are_not_placed_on(alice, synced, backe
     one.refresh_from_db()
     assert two.status == states.QUEUED
     assert (one.status, one.gpu_indices) == (states.STARTING, [1])
+
+
+def test_the_celery_task_drives_a_cycle_against_the_configured_cluster(
+    alice, synced, emulator, settings
+):
+    from scheduler.tasks import schedule_cycle
+
+    settings.KUBECONFIG = str(emulator.kubeconfig_path)
+    job = submit(alice, gpus=1)
+    result = schedule_cycle()
+    assert result["admitted"] == [job.pk]
+    job.refresh_from_db()
+    assert job.status == states.STARTING  # created on the emulated cluster
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cycles_never_overlap(alice, synced, backend):
+    """While another cycle holds the lock, a cycle skips (PostgreSQL advisory lock); on
+    SQLite writers are serialized by IMMEDIATE transactions and the cycle simply runs."""
+    from django.db import connection, connections
+
+    from scheduler.services.cycle import LOCK_KEY
+
+    job = submit(alice, gpus=1)
+    if connection.vendor != "postgresql":
+        assert run_cycle(backend, now=timezone.now()).admitted == [job.pk]
+        return
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [LOCK_KEY])
+        assert run_cycle(backend, now=timezone.now()).skipped
+        assert Job.objects.get(pk=job.pk).status == states.QUEUED
+        with other.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [LOCK_KEY])
+        assert run_cycle(backend, now=timezone.now()).admitted == [job.pk]
+    finally:
+        other.close()
