@@ -11,6 +11,22 @@ from rest_framework import authentication, exceptions
 from portal.accounts import services
 
 
+def bearer_token(request: Any) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header; None when the request
+    carries no Bearer header. A malformed one is AuthenticationFailed (401)."""
+    parts = authentication.get_authorization_header(request).split()
+    if not parts or parts[0].lower() != b"bearer":
+        return None
+    if len(parts) != 2:
+        raise exceptions.AuthenticationFailed(
+            "Malformed Authorization header: expected 'Bearer <token>'."
+        )
+    try:
+        return str(parts[1].decode("ascii"))
+    except UnicodeDecodeError as exc:
+        raise exceptions.AuthenticationFailed("Invalid token.") from exc
+
+
 class BearerTokenAuthentication(authentication.BaseAuthentication):
     """Authenticates a request carrying a personal API token.
 
@@ -18,20 +34,10 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
     A Bearer header with a bad, expired or revoked token: 401, never a fallback.
     """
 
-    keyword = b"bearer"
-
     def authenticate(self, request: Any) -> tuple[Any, Any] | None:
-        parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != self.keyword:
+        plaintext = bearer_token(request)
+        if plaintext is None:
             return None
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Malformed Authorization header: expected 'Bearer <token>'."
-            )
-        try:
-            plaintext = parts[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid token.") from exc
         token = services.authenticate_token(plaintext, now=timezone.now())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")

@@ -13,7 +13,6 @@ agent could not tell and no job holds the GPU.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 from collections import defaultdict
@@ -24,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 
+from portal.accounts.services import token_digest
 from scheduler import states
 from scheduler.models import Gpu, Job, Node
 from scheduler.telemetry.models import (
@@ -50,10 +50,6 @@ def idle_percent() -> float:
 
 
 # --- node tokens -------------------------------------------------------------------------
-
-
-def token_digest(plaintext: str) -> str:
-    return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
 def create_node_token(node: Node, *, now: datetime) -> tuple[NodeToken, str]:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
+from portal.accounts.authentication import bearer_token
 from scheduler.telemetry import services
 from scheduler.telemetry.models import NodeToken
 
@@ -33,17 +34,9 @@ class NodeAgent:
 
 class NodeTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[NodeAgent, NodeToken]:
-        parts = authentication.get_authorization_header(request).split()
-        if not parts or parts[0].lower() != b"bearer":
+        plaintext = bearer_token(request)
+        if plaintext is None:
             raise exceptions.NotAuthenticated("A node token is required: 'Bearer kmn_...'.")
-        if len(parts) != 2:
-            raise exceptions.AuthenticationFailed(
-                "Malformed Authorization header: expected 'Bearer <token>'."
-            )
-        try:
-            plaintext = parts[1].decode("ascii")
-        except UnicodeDecodeError as exc:
-            raise exceptions.AuthenticationFailed("Invalid node token.") from exc
         token = services.authenticate_node_token(plaintext, now=timezone.now())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked node token.")
