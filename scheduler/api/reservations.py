@@ -27,7 +27,7 @@ from scheduler.models import (
     Reservation,
     ReservationSlot,
 )
-from scheduler.services import availability, calendar, reservations
+from scheduler.services import availability, booking_policy, calendar, reservations
 
 
 def _team(slug: str) -> Team:
@@ -197,14 +197,16 @@ class TeamPolicyView(APIView):
     @extend_schema(responses=s.TeamPolicySerializer)
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(Team, slug=slug)
-        return Response(s.TeamPolicySerializer(reservations.policy_of(team)).data)
+        return Response(s.TeamPolicySerializer(booking_policy.policy_of(team)).data)
 
     @extend_schema(request=s.TeamPolicySerializer, responses=s.TeamPolicySerializer)
     def patch(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(Team, slug=slug)
         if not is_team_lead(request.user, team):
             raise NotPermitted("Only the team's leads and admins can change its policy.")
-        form = s.TeamPolicySerializer(reservations.policy_of(team), data=request.data, partial=True)
+        form = s.TeamPolicySerializer(
+            booking_policy.policy_of(team), data=request.data, partial=True
+        )
         form.is_valid(raise_exception=True)
         form.save()
         return Response(form.data)

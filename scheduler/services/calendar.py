@@ -10,7 +10,7 @@ from icalendar import Calendar, Event
 
 from portal.accounts.models import Team, User
 from scheduler.models import Reservation, ReservationStatus, TeamPolicy
-from scheduler.services.reservations import policy_of
+from scheduler.services.booking_policy import policy_of
 
 FEED_PAST = timedelta(days=30)
 

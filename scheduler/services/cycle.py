@@ -38,8 +38,9 @@ from scheduler.models import (
     TeamPolicy,
     TeamQuota,
 )
+from scheduler.services.booking_policy import team_gpu_hours, week_start
 from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
-from scheduler.services.reservations import end_reservation, team_gpu_hours, week_start
+from scheduler.services.reservations import end_reservation
 from scheduler.telemetry.signals import foreign_gpus
 
 log = logging.getLogger("karimasu.cycle")
