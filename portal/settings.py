@@ -268,6 +268,12 @@ QUERYGATE_INLINE_SECONDS = _env_or_fail("QUERYGATE_INLINE_SECONDS", env.float, 5
 # After a cancel, how long before pg_terminate_backend; 3x this marks an executor as lost.
 QUERYGATE_KILL_GRACE_SECONDS = _env_or_fail("QUERYGATE_KILL_GRACE_SECONDS", env.float, 10.0)
 QUERYGATE_WATCHDOG_SECONDS = _env_or_fail("QUERYGATE_WATCHDOG_SECONDS", env.float, 5.0)
+QUERYGATE_RESULTS_DIR = Path(
+    env.str("QUERYGATE_RESULTS_DIR", default=str(VAR_DIR / "query-results"))
+)
+QUERYGATE_RESULTS_RETENTION_HOURS = _env_or_fail(
+    "QUERYGATE_RESULTS_RETENTION_HOURS", env.float, 168.0
+)
 QUERYGATE_CATALOG_REFRESH_SECONDS = _env_or_fail(
     "QUERYGATE_CATALOG_REFRESH_SECONDS", env.float, 3600.0
 )
@@ -305,6 +311,10 @@ CELERY_BEAT_SCHEDULE = {
     "querygate-watchdog": {
         "task": "querygate.enforce_budgets",
         "schedule": QUERYGATE_WATCHDOG_SECONDS,
+    },
+    "querygate-purge-results": {
+        "task": "querygate.purge_results",
+        "schedule": 3600.0,
     },
     "querygate-refresh-catalogs": {
         "task": "querygate.refresh_catalogs",

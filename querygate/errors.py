@@ -34,6 +34,13 @@ class BudgetExceeded(QueryGateError, Conflict):
     code = "budget_exceeded"
 
 
+class ResultsExpired(QueryGateError):
+    """The query's result file was deleted after the retention (or is missing)."""
+
+    status = 410
+    code = "results_expired"
+
+
 class WarehouseDenied(QueryGateError, NotPermitted):
     code = "warehouse_denied"
 

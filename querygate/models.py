@@ -195,7 +195,12 @@ class Query(models.Model):
     terminated_at = models.DateTimeField(null=True, blank=True)
     row_count = models.IntegerField(null=True, blank=True)
     truncated = models.BooleanField(default=False)
+    # The first rows (``{"columns", "rows"}``) for the detail view; all of them are in
+    # ``result_file`` (a Parquet file in QUERYGATE_RESULTS_DIR). Without a file (no columns,
+    # or a row from before result files) ``result`` holds every row.
     result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    result_file = models.CharField(max_length=200, blank=True)
+    result_expired_at = models.DateTimeField(null=True, blank=True)
     error = models.JSONField(null=True, blank=True)
 
     class Meta:

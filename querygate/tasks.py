@@ -30,6 +30,14 @@ def enforce_budgets() -> dict[str, int]:
     return enforce(now=timezone.now())
 
 
+@shared_task(name="querygate.purge_results", ignore_result=True)
+def purge_results() -> dict[str, int]:
+    """Periodic (beat, hourly): delete result files past QUERYGATE_RESULTS_RETENTION_HOURS."""
+    from querygate.services.results import purge_results as purge
+
+    return purge(now=timezone.now())
+
+
 @shared_task(name="querygate.refresh_catalogs", ignore_result=True)
 def refresh_catalogs() -> dict[str, int]:
     """Periodic (beat): refresh every enabled warehouse's catalog; one failing warehouse is

@@ -4,28 +4,30 @@ Steps: 1. tokenize and parse (a parse error becomes a ``parse-error`` finding wi
 column); 2. exactly one statement (``multiple-statements``); 3. classify; 4. gate rules on
 the parsed tree (statement and function allow-lists, file paths, writes); 5. resolve tables
 (``unknown-table``) and qualify against the catalog (``unknown-column``); 6. rules on the
-qualified tree; 7. estimate; 8. decide.
+qualified tree, re-graded by the policy's ``severity_overrides`` (lint rules only: the
+findings of steps 1-5 are never overridden); 7. estimate; 8. decide.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import re
 
-import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError, TokenError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.schema import MappingSchema
 from sqlglot.tokenizer_core import Token, TokenType
 
 from querygate.analysis.catalog import Catalog
-from querygate.analysis.classify import StatementKind, classify
+from querygate.analysis.classify import StatementKind
 from querygate.analysis.context import RuleContext
 from querygate.analysis.estimate import Estimate, estimate, table_reads
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
-from querygate.analysis.policy import Policy
+from querygate.analysis.policy import LINT_RULES, Policy
 from querygate.analysis.report import AnalysisFailure, Report, decide
 from querygate.analysis.rules import GATE_RULES, RULES, run_rules
 from querygate.analysis.rules.file_tables import is_file_path_table
@@ -48,8 +50,11 @@ def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None =
     """
     policy = policy or Policy()
     try:
-        tokens = sqlglot.tokenize(sql, read=dialect)
-        trees = [t for t in sqlglot.parse(sql, read=dialect) if t is not None]
+        # Tokenize once: the rules need the tokens (positions, keywords) and the parser takes
+        # them as they are, so sqlglot.parse's own tokenizing would be wasted work.
+        sqlglot_dialect = Dialect.get_or_raise(dialect)
+        tokens = sqlglot_dialect.tokenize(sql)
+        trees = [t for t in sqlglot_dialect.parser().parse(tokens, sql) if t is not None]
     except (ParseError, TokenError) as error:
         return _failure(_parse_finding(error, sql, dialect, catalog, policy), "parse", policy)
     if len(trees) != 1:
@@ -65,9 +70,26 @@ def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None =
             findings.append(problem)
         else:
             context.qualified = qualified
-            findings += run_rules(RULES, qualified, context)
+            findings += apply_severity_overrides(run_rules(RULES, qualified, context), policy)
             report_estimate = estimate(context)
-    return _report(classify(tree), findings, report_estimate, context)
+    return _report(context.statement_kind, findings, report_estimate, context)
+
+
+def apply_severity_overrides(findings: list[Finding], policy: Policy) -> list[Finding]:
+    """The lint ``findings`` with the policy's ``severity_overrides`` applied (``off`` drops
+    a finding). Only ever called on lint-rule findings; safety rule ids are skipped here too,
+    although ``Policy`` already refuses to hold them."""
+    overrides = policy.severity_overrides
+    if not overrides:
+        return findings
+    graded: list[Finding] = []
+    for finding in findings:
+        override = overrides.get(finding.rule) if finding.rule in LINT_RULES else None
+        if override is None:
+            graded.append(finding)
+        elif override != "off":
+            graded.append(dataclasses.replace(finding, severity=Severity(override)))
+    return graded
 
 
 def _report(
@@ -84,7 +106,8 @@ def _report(
         reasons=reasons,
         findings=tuple(ordered),
         estimate=est,
-        normalized_sql=context.parsed.sql(dialect=context.dialect, pretty=True),
+        source=context.parsed,
+        dialect=context.dialect,
         tables=tuple(tables),
         columns=tuple(columns),
     )
@@ -154,7 +177,6 @@ def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
     """``unknown-table`` errors for table names neither in the catalog nor CTEs."""
     findings: list[Finding] = []
     created = tree.this if isinstance(tree, exp.Create) else None
-    names = sorted(t.name for t in context.catalog.tables)
     for table in tree.find_all(exp.Table):
         if table is created or not isinstance(table.this, exp.Identifier):
             continue
@@ -162,6 +184,7 @@ def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
             continue
         if context.table_stats(table) is not None or is_file_path_table(table, context):
             continue
+        names = sorted(t.name for t in context.catalog.tables)
         close = difflib.get_close_matches(table.name.lower(), names, n=3)
         findings.append(
             context.finding(
@@ -179,11 +202,10 @@ def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
 
 def qualify_against(tree: exp.Expr, context: RuleContext) -> tuple[exp.Expr, Finding | None]:
     """The tree qualified against the catalog, or an ``unknown-column`` finding."""
-    mapping: dict[str, object] = dict(context.catalog.sqlglot_schema())
-    schema = MappingSchema(mapping, dialect=context.dialect)
+    schema = sqlglot_schema(context.catalog, context.dialect)
     try:
         qualified = qualify(
-            tree.copy(),  # qualify rewrites in place; rules also need the tree as written
+            _second_tree(tree, context),  # qualify rewrites in place; rules need the original
             schema=schema,
             dialect=context.dialect,
             db=context.catalog.default_schema,
@@ -192,6 +214,55 @@ def qualify_against(tree: exp.Expr, context: RuleContext) -> tuple[exp.Expr, Fin
         return qualified, None
     except SqlglotError as error:
         return tree, _unknown_column(str(error), context)
+    finally:
+        _trim_lookup_caches(schema)
+
+
+#: Entries sqlglot's per-schema lookup caches may hold before they are dropped (see below).
+_MAX_CACHED_LOOKUPS = 512
+
+
+def sqlglot_schema(catalog: Catalog, dialect: str) -> MappingSchema:
+    """sqlglot's ``MappingSchema`` of ``catalog`` in ``dialect``, built once per catalog
+    snapshot (normalizing every name costs more than qualifying a typical query).
+
+    The cache lives on the (frozen) catalog object, so it goes with the snapshot and a new
+    snapshot starts empty. qualify only reads the schema, apart from its lookup caches.
+    """
+    key = f"sqlglot-schema:{dialect}"
+    cached = catalog.derived.get(key)
+    if isinstance(cached, MappingSchema):
+        return cached
+    mapping: dict[str, object] = dict(catalog.sqlglot_schema())
+    schema = MappingSchema(mapping, dialect=dialect)
+    catalog.derived[key] = schema
+    return schema
+
+
+def _second_tree(tree: exp.Expr, context: RuleContext) -> exp.Expr:
+    """A fresh tree equal to ``tree``: parsed again from the same tokens, which is about
+    twice as fast as ``tree.copy()`` (that deep-copies every node's metadata in Python).
+
+    The parser may hand a token's comment list to a node as it is; each token gets a new list
+    first, so the two trees never share one (qualify moves comments around in place).
+    """
+    if not context.tokens:
+        return tree.copy()
+    for token in context.tokens:
+        if token.comments:
+            token.comments = list(token.comments)
+    trees = Dialect.get_or_raise(context.dialect).parser().parse(context.tokens, context.sql)
+    again = next((t for t in trees if t is not None), None)
+    return again if again is not None else tree.copy()
+
+
+def _trim_lookup_caches(schema: MappingSchema) -> None:
+    """Bound sqlglot's lookup caches: they are keyed by table expressions, so a schema shared
+    by every query of a long-lived process would otherwise grow without limit."""
+    caches = (schema._find_cache, schema._normalized_table_cache)
+    if sum(len(c) for c in caches) > _MAX_CACHED_LOOKUPS:
+        for cache in caches:
+            cache.clear()
 
 
 def _unknown_column(message: str, context: RuleContext) -> Finding:

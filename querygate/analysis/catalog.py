@@ -107,6 +107,12 @@ class Catalog:
     _index: dict[tuple[str, str], TableStats] = field(
         init=False, repr=False, compare=False, hash=False
     )
+    #: Derived per-dialect structures (sqlglot's ``MappingSchema``), built once per snapshot
+    #: by ``analyze``: the catalog is frozen, so a changed catalog is a new object with an
+    #: empty cache and can never be served a stale schema.
+    derived: dict[str, object] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         index = {(t.schema.lower(), t.name.lower()): t for t in self.tables}

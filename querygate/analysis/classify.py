@@ -26,6 +26,8 @@ _WRITES: tuple[tuple[type[exp.Expr], StatementKind], ...] = (
     (exp.Delete, StatementKind.DELETE),
 )
 
+_ANY_WRITE: tuple[type[exp.Expr], ...] = (*(c for c, _ in _WRITES), exp.Into, *_DDL)
+
 
 def statement_name(tree: exp.Expr) -> str:
     """The statement's keyword, upper case: ``SELECT``, ``COPY``, ``ATTACH``, ``LOAD``...
@@ -59,6 +61,8 @@ def classify(tree: exp.Expr) -> StatementKind:
             return kind
     if not isinstance(tree, exp.Query):
         return StatementKind.OTHER
+    if tree.find(*_ANY_WRITE) is None:  # one walk for the common case, a plain query
+        return StatementKind.SELECT
     for kind_class, kind in _WRITES:
         if tree.find(kind_class) is not None:
             return kind

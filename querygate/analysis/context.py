@@ -11,6 +11,7 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokenizer_core import Token, TokenType
 
 from querygate.analysis.catalog import Catalog, TableStats
+from querygate.analysis.classify import StatementKind, classify
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
 from querygate.analysis.policy import Policy
 
@@ -44,6 +45,8 @@ class RuleContext:
     parsed: exp.Expr
     tokens: list[Token] = field(default_factory=list)
     qualified: exp.Expr | None = None
+    #: Results derived from the qualified tree that several rules share, by name.
+    derived: dict[str, object] = field(default_factory=dict)
 
     @property
     def engine(self) -> str:
@@ -174,6 +177,11 @@ class RuleContext:
         if stats is None or stats.column(column.name) is None:
             return None
         return stats, column.name.lower()
+
+    @cached_property
+    def statement_kind(self) -> StatementKind:
+        """The kind of the parsed statement (``classify``), computed once per analysis."""
+        return classify(self.parsed)
 
     @cached_property
     def cte_names(self) -> set[str]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
@@ -69,7 +69,15 @@ class TableRead:
 
 
 def table_reads(context: RuleContext) -> list[TableRead]:
-    """Every base-table reference of the qualified tree with the columns read from it."""
+    """Every base-table reference of the qualified tree with the columns read from it
+    (computed once per analysis: the partition rule, the estimate and the report share it;
+    callers must not change the reads)."""
+    if "table_reads" not in context.derived:
+        context.derived["table_reads"] = _table_reads(context)
+    return cast("list[TableRead]", context.derived["table_reads"])  # stored just above
+
+
+def _table_reads(context: RuleContext) -> list[TableRead]:
     reads: dict[int, TableRead] = {}
     for scope in context.scopes:
         for _, source in scope.selected_sources.values():

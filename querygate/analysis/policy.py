@@ -20,16 +20,67 @@ max_nodes                  5,000
 allow_writes               False            INSERT/UPDATE/DELETE/DDL refused otherwise
 suggested_limit            1,000            the LIMIT suggestions propose
 allow_lists                {}               per-engine ``EngineAllowList`` overrides
+severity_overrides         {}               lint rule id -> info, warn, error or off
 =========================  ===============  ==========================================
+
+``severity_overrides`` re-grades the findings of the lint rules (``LINT_RULES``: cost and
+style judgements an admin may weigh differently, e.g. ``{"select-star": "error"}``, or
+``"off"`` to drop a rule's findings). The safety findings (``SAFETY_RULES``: parse errors,
+unknown tables and columns, statements, functions and file paths off the allow-lists, and
+writes) cannot be overridden: naming one, an unknown rule id or an unknown severity raises
+``ValueError`` when the policy is built. Overrides are applied before the decision, so a
+warning raised to ``error`` rejects and an error lowered to ``warn`` runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from querygate.analysis import allowlist
 
 GIB = 1024**3
+
+#: Rule ids whose severity a policy may override (the rules run on the qualified tree).
+LINT_RULES = frozenset(
+    {
+        "cartesian-join",
+        "always-true-join",
+        "exploding-join",
+        "select-star",
+        "unbounded-result",
+        "order-without-limit",
+        "order-by-random",
+        "distinct-star",
+        "union-distinct",
+        "always-true-where",
+        "leading-wildcard-like",
+        "missing-partition-filter",
+        "unprunable-partition-filter",
+        "unbounded-recursive-cte",
+        "excessive-complexity",
+    }
+)
+
+#: Rule ids that guard the warehouse or the analysis itself: never overridable.
+SAFETY_RULES = frozenset(
+    {
+        "parse-error",
+        "multiple-statements",
+        "empty-statement",
+        "unknown-table",
+        "unknown-column",
+        "ambiguous-column",
+        "statement-not-allowed",
+        "write-not-allowed",
+        "function-not-allowed",
+        "table-function-not-allowed",
+        "file-path-table",
+    }
+)
+
+#: What a severity override may say: a ``Severity`` value, or ``off`` to drop the finding.
+OVERRIDE_SEVERITIES = ("info", "warn", "error", "off")
 
 
 @dataclass(frozen=True)
@@ -62,6 +113,10 @@ class Policy:
     allow_writes: bool = False
     suggested_limit: int = 1000
     allow_lists: dict[str, EngineAllowList] = field(default_factory=dict, hash=False)
+    severity_overrides: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity_overrides", _checked_overrides(self.severity_overrides))
 
     def allowed_function_classes(self, engine: str) -> frozenset[str]:
         """sqlglot function class names allowed on ``engine``."""
@@ -90,3 +145,31 @@ class Policy:
         if custom and custom.statements:
             return custom.statements
         return allowlist.DEFAULT_STATEMENTS
+
+
+def _checked_overrides(overrides: Mapping[str, str]) -> Mapping[str, str]:
+    """``overrides`` checked, as a new dict with lower-cased severities; ValueError naming
+    the first bad rule id."""
+    if not isinstance(overrides, Mapping):
+        raise ValueError(
+            f"severity_overrides must map rule ids to severities, not {type(overrides).__name__}"
+        )
+    checked: dict[str, str] = {}
+    for rule, severity in overrides.items():
+        if rule in SAFETY_RULES:
+            raise ValueError(
+                f"severity_overrides: {rule} is a safety finding and cannot be overridden."
+            )
+        if rule not in LINT_RULES:
+            raise ValueError(
+                f"severity_overrides: unknown rule id {rule!r}; "
+                f"overridable rules are {', '.join(sorted(LINT_RULES))}."
+            )
+        value = severity.lower() if isinstance(severity, str) else severity
+        if value not in OVERRIDE_SEVERITIES:
+            raise ValueError(
+                f"severity_overrides: {rule} has severity {severity!r}; "
+                f"use one of {', '.join(OVERRIDE_SEVERITIES)}."
+            )
+        checked[rule] = value
+    return checked  # a plain dict: policies are pickled and asdict()-ed by callers

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
+
+from sqlglot import exp
 
 from querygate.analysis.classify import StatementKind
 from querygate.analysis.estimate import Estimate
@@ -36,7 +39,9 @@ class Report:
 
     ``findings`` are sorted by position; ``tables`` and ``columns`` are the catalog tables
     (``schema.table``) and columns (``schema.table.column``) the statement reads;
-    ``normalized_sql`` is sqlglot's pretty output (empty when the SQL did not parse).
+    ``normalized_sql`` is sqlglot's pretty output of ``source`` in ``dialect`` (empty when the
+    SQL did not parse), generated on first use: the gate decides without it, and generating
+    it costs about as much as parsing.
     """
 
     statement_kind: StatementKind | None
@@ -44,10 +49,20 @@ class Report:
     reasons: tuple[str, ...]
     findings: tuple[Finding, ...]
     estimate: Estimate | None
-    normalized_sql: str = ""
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     error: AnalysisFailure | None = None
+    source: exp.Expr | None = field(default=None, repr=False, compare=False)
+    dialect: str = ""
+
+    @cached_property
+    def normalized_sql(self) -> str:
+        """The statement as sqlglot's pretty SQL in the warehouse's dialect."""
+        if self.source is None:
+            return ""
+        # copy=False: the report owns the parsed tree (analysis is done with it), and the
+        # property is computed once, so the generator's own copy would be wasted.
+        return self.source.sql(dialect=self.dialect, pretty=True, copy=False)
 
     def rule_ids(self) -> list[str]:
         """The findings' rule ids, in report order."""

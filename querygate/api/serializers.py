@@ -8,8 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from querygate.models import CatalogTable, Query, QueryStatus, Warehouse
-
-PREVIEW_ROWS = 100
+from querygate.services.results import PREVIEW_ROWS
 
 
 class WarehouseSerializer(serializers.ModelSerializer):
@@ -122,6 +121,7 @@ class QuerySerializer(serializers.ModelSerializer):
             "kill_reason",
             "row_count",
             "truncated",
+            "result_expired_at",
             "error",
         ]
         read_only_fields = fields

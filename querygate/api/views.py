@@ -1,17 +1,16 @@
 """Query gate API: warehouses and their catalogs, submit/analyze/list/cancel queries, and
-result pages (JSON or CSV)."""
+result pages (JSON, or CSV/Parquet downloads of the result file)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from django.db.models import Q
-from django.http import HttpResponse
+from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -24,8 +23,10 @@ from portal.errors import Conflict, InvalidRequest
 from querygate import tasks
 from querygate.api import serializers as s
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse, WarehouseGrant
-from querygate.services import queries
+from querygate.services import queries, results
 from querygate.services.warehouses import access_for, analysis_of, get_warehouse
+
+PARQUET = "application/vnd.apache.parquet"
 
 
 def visible_warehouses(user: Any) -> Any:
@@ -180,35 +181,52 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             OpenApiParameter("page", int),
             OpenApiParameter("page_size", int, description="At most 5,000."),
             OpenApiParameter(
-                "download", str, enum=["csv"], description="csv: the whole result as a file."
+                "download",
+                str,
+                enum=["csv", "parquet"],
+                description="csv or parquet: the whole result as a file.",
             ),
         ],
-        responses={200: s.ResultPageSerializer, (200, "text/csv"): str},
-        summary="The stored result, paged (or all of it as CSV)",
+        responses={
+            200: s.ResultPageSerializer,
+            (200, "text/csv"): OpenApiTypes.STR,
+            (200, PARQUET): OpenApiTypes.BINARY,
+        },
+        summary="The stored result, paged (or all of it as CSV or Parquet)",
+        description="410 `results_expired` once the result file is deleted after the retention.",
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def results(self, request: Request, pk: str | None = None) -> Any:
         query = get_object_or_404(self.get_queryset(), pk=pk)
-        if query.result is None:
+        if query.result is None and query.result_expired_at is None:
             if query.status == QueryStatus.SUCCEEDED or query.status not in ACTIVE_STATUSES:
                 raise Conflict(f"The query is {query.status}: it has no result.", code="no_result")
             raise Conflict("The query has not finished yet.", code="not_finished")
-        columns, rows = query.result["columns"], query.result["rows"]
-        if request.query_params.get("download") == "csv":
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(columns)
-            writer.writerows(rows)
-            response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+        download = request.query_params.get("download")
+        if download == "parquet":
+            if not query.result_file and query.result_expired_at is None:
+                raise Conflict("This result has no Parquet file.", code="no_result_file")
+            return FileResponse(
+                results.path_of(query).open("rb"),
+                as_attachment=True,
+                filename=f"query-{query.pk}.parquet",
+                content_type=PARQUET,
+            )
+        if download == "csv":
+            response = HttpResponse(
+                results.result_csv(query), content_type="text/csv; charset=utf-8"
+            )
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'
             return response
+        if download:
+            raise InvalidRequest("download must be csv or parquet.")
         page, size = _page(request, "page", 1), min(_page(request, "page_size", 1000), 5000)
-        chunk = rows[(page - 1) * size : page * size]
+        columns, rows = results.result_page(query, page=page, size=size)
         return Response(
             {
                 "columns": columns,
-                "rows": chunk,
-                "row_count": len(rows),
+                "rows": rows,
+                "row_count": query.row_count or 0,
                 "truncated": query.truncated,
                 "page": page,
                 "page_size": size,

@@ -10,6 +10,7 @@ and start time); ``session.interrupt()`` cancels it from another thread of the s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,11 +20,14 @@ from querygate.analysis import TableStats
 
 @dataclass(frozen=True)
 class ResultSet:
-    """Column names and at most ``max_rows`` rows; ``truncated`` when more were available."""
+    """Column names and at most ``max_rows`` rows; ``truncated`` when more were available.
+    ``types`` are the columns' DuckDB type names (what the Parquet file stores; empty when the
+    engine did not say)."""
 
     columns: list[str]
     rows: list[tuple[Any, ...]]
     truncated: bool
+    types: tuple[str, ...] = ()
 
 
 class Session(Protocol):
@@ -53,12 +57,17 @@ class Engine(Protocol):
     def catalog(self) -> list[TableStats]: ...
 
 
-def fetch_capped(cursor: Any, max_rows: int) -> ResultSet:
-    """Read at most ``max_rows`` rows from a DB-API cursor, noting whether more remained."""
-    columns = [d[0] for d in cursor.description or ()]
+def fetch_capped(
+    cursor: Any, max_rows: int, type_of: Callable[[Any], str] | None = None
+) -> ResultSet:
+    """Read at most ``max_rows`` rows from a DB-API cursor, noting whether more remained.
+    ``type_of`` maps a ``cursor.description`` entry to a DuckDB type name."""
+    description = cursor.description or ()
+    columns = [d[0] for d in description]
     rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
     truncated = len(rows) > max_rows
-    return ResultSet(columns, [tuple(r) for r in rows[:max_rows]], truncated)
+    types = tuple(type_of(d) for d in description) if type_of else ()
+    return ResultSet(columns, [tuple(r) for r in rows[:max_rows]], truncated, types)
 
 
 TYPE_WIDTHS = {

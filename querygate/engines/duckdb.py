@@ -50,7 +50,7 @@ class DuckDBSession:
         self._timer.start()
         try:
             cursor = self._connection.execute(sql)
-            return fetch_capped(cursor, max_rows)
+            return fetch_capped(cursor, max_rows, type_of=lambda d: str(d[1]))
         except duckdb.InterruptException as error:
             reason = "timeout" if self.timed_out else "interrupted"
             raise QueryInterrupted(f"{reason}: {error}") from error

@@ -11,6 +11,7 @@ the watchdog escalates to ``pg_terminate_backend``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +26,40 @@ from querygate.errors import EngineError, QueryInterrupted
 _SIGNAL = (
     "SELECT {fn}(pid) FROM pg_stat_activity WHERE pid = %s AND backend_start = %s::timestamptz"
 )
+
+
+# PostgreSQL type (psycopg's short name, without modifiers) -> the DuckDB type its values
+# are stored as in a result's Parquet file; anything else is stored as text.
+_DUCKDB_TYPES = {
+    "bool": "BOOLEAN",
+    "int2": "SMALLINT",
+    "int4": "INTEGER",
+    "int8": "BIGINT",
+    "oid": "BIGINT",
+    "float4": "FLOAT",
+    "float8": "DOUBLE",
+    "date": "DATE",
+    "time": "TIME",
+    "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "uuid": "UUID",
+}
+
+
+def duckdb_type(column: Any) -> str:
+    """The DuckDB type of a psycopg result column: ``numeric(p,s)`` with p <= 38 is a
+    DECIMAL, unconstrained ``numeric`` (``avg``, ``sum`` of bigint) a DOUBLE, and types
+    DuckDB has no twin for (json, arrays, intervals, bytea) VARCHAR."""
+    display = column.type_display
+    base = re.sub(r"\(\d+(,\d+)?\)", "", display).strip()
+    if base == "numeric":
+        precision, scale = column.precision, column.scale
+        if precision is not None and precision <= 38:
+            return f"DECIMAL({precision},{scale or 0})"
+        return "DOUBLE"
+    if display.endswith("]"):
+        return "VARCHAR"
+    return _DUCKDB_TYPES.get(base, "VARCHAR")
 
 
 class PostgresSession:
@@ -50,7 +85,7 @@ class PostgresSession:
                     "SET TRANSACTION READ WRITE" if self._writes else "SET TRANSACTION READ ONLY"
                 )
                 cursor.execute(sql.encode(), prepare=False)
-                result = fetch_capped(cursor, max_rows)
+                result = fetch_capped(cursor, max_rows, type_of=duckdb_type)
             if self._writes:
                 connection.commit()
             else:

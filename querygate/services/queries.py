@@ -30,6 +30,7 @@ from portal.accounts.models import Membership
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 from querygate.analysis import Report, Severity
 from querygate.engines import Engine, Session
+from querygate.engines.base import ResultSet
 from querygate.errors import (
     AcknowledgementRequired,
     BudgetExceeded,
@@ -39,6 +40,7 @@ from querygate.errors import (
     SqlError,
 )
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
+from querygate.services import results
 from querygate.services.warehouses import (
     Access,
     access_for,
@@ -172,6 +174,7 @@ def _cached_result(warehouse: Any, key: str, now: datetime) -> Query | None:
             status=QueryStatus.SUCCEEDED,
             finished_at__gte=since,
             cached_from__isnull=True,
+            result_expired_at__isnull=True,
         )
         .order_by("-finished_at")
         .first()
@@ -182,8 +185,9 @@ def _serve_from_cache(query: Query, source: Query, now: datetime) -> None:
     query.status = QueryStatus.SUCCEEDED
     query.mode = "cache"
     query.cached_from = source
-    query.result, query.row_count, query.truncated = (
+    query.result, query.result_file, query.row_count, query.truncated = (
         source.result,
+        source.result_file,
         source.row_count,
         source.truncated,
     )
@@ -194,6 +198,7 @@ def _serve_from_cache(query: Query, source: Query, now: datetime) -> None:
             "mode",
             "cached_from",
             "result",
+            "result_file",
             "row_count",
             "truncated",
             "started_at",
@@ -360,14 +365,32 @@ def execute_query(
         return _interrupted(query_id, str(error), inline=inline)
     except EngineError as error:
         return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
-    rows = [list(r) for r in result.rows]
-    return _finish(
-        query_id,
-        QueryStatus.SUCCEEDED,
-        result={"columns": result.columns, "rows": rows},
-        row_count=len(rows),
-        truncated=result.truncated,
-    )
+    return _store(query_id, result)
+
+
+def _store(query_id: int, result: ResultSet) -> Query:
+    """Write the result's Parquet file, then mark the query succeeded with a preview of the
+    first rows. A failed write fails the query (its audit row stays, with the reason) and
+    leaves no file; a file whose query was killed meanwhile is removed."""
+    size = {"row_count": len(result.rows), "truncated": result.truncated}
+    preview = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
+    name = ""
+    if result.columns:
+        try:
+            name = results.write_result(query_id, result)
+        except results.ResultStorageError as error:
+            message = f"The query ran but its result could not be stored: {error}"
+            return _finish(
+                query_id,
+                QueryStatus.FAILED,
+                error={"message": message, "kind": "result_storage"},
+                **size,
+            )
+        preview["rows"] = preview["rows"][: results.PREVIEW_ROWS]
+    query = _finish(query_id, QueryStatus.SUCCEEDED, result=preview, result_file=name, **size)
+    if name and query.result_file != name:
+        (results.results_dir() / name).unlink(missing_ok=True)
+    return query
 
 
 def _interrupted(query_id: int, message: str, *, inline: bool) -> Query:

@@ -49,6 +49,13 @@ class CatalogOnce:
         return self._tables
 
 
+@pytest.fixture(autouse=True)
+def results_dir(settings, tmp_path) -> Any:
+    """Result files of each test in its own directory, never in VAR_DIR."""
+    settings.QUERYGATE_RESULTS_DIR = tmp_path / "query-results"
+    return settings.QUERYGATE_RESULTS_DIR
+
+
 @pytest.fixture(scope="session")
 def tpch_path(tmp_path_factory) -> str:
     path = str(tmp_path_factory.mktemp("warehouse") / "tpch.duckdb")

@@ -110,3 +110,14 @@ def test_explain_gives_the_engines_cardinality(tpch_path) -> None:
 def test_a_missing_file_is_an_engine_error(tmp_path) -> None:
     with pytest.raises(EngineError, match="cannot open"):
         DuckDBEngine(str(tmp_path / "nope.duckdb")).catalog()
+
+
+def test_timestamp_with_time_zone_columns_come_back(tpch_path) -> None:
+    """DuckDB hands TIMESTAMPTZ to Python through pytz (a dependency for this reason)."""
+    from datetime import UTC, datetime
+
+    engine = DuckDBEngine(tpch_path)
+    with engine.session(timeout_s=10) as session:
+        result = session.execute("SELECT TIMESTAMPTZ '2026-01-01 10:00:00+00' AS t", max_rows=10)
+    [[value]] = result.rows
+    assert value == datetime(2026, 1, 1, 10, tzinfo=UTC)

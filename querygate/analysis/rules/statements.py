@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
-from querygate.analysis.classify import StatementKind, classify, statement_name
+from querygate.analysis.classify import StatementKind, statement_name
 from querygate.analysis.context import RuleContext
 from querygate.analysis.findings import Finding, Severity
 
@@ -46,7 +46,7 @@ def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     name = statement_name(tree)
     if name not in context.policy.allowed_statements(context.engine):
         return [not_allowed_finding(name, None, context, tree)]
-    kind = classify(tree)
+    kind = context.statement_kind
     if kind is StatementKind.SELECT or context.policy.allow_writes:
         return []
     return [
