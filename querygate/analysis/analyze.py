@@ -219,7 +219,7 @@ def qualify_against(tree: exp.Expr, context: RuleContext) -> tuple[exp.Expr, Fin
 
 
 #: Entries sqlglot's per-schema lookup caches may hold before they are dropped (see below).
-_MAX_CACHED_LOOKUPS = 512
+_MAX_CACHED_LOOKUPS = 1_000
 
 
 def sqlglot_schema(catalog: Catalog, dialect: str) -> MappingSchema:
@@ -257,8 +257,9 @@ def _second_tree(tree: exp.Expr, context: RuleContext) -> exp.Expr:
 
 
 def _trim_lookup_caches(schema: MappingSchema) -> None:
-    """Bound sqlglot's lookup caches: they are keyed by table expressions, so a schema shared
-    by every query of a long-lived process would otherwise grow without limit."""
+    """Bound sqlglot's lookup caches: they are keyed by table expressions (each holding its
+    whole query tree through its parents), so a schema shared by every query of a long-lived
+    process would otherwise keep every tree alive."""
     caches = (schema._find_cache, schema._normalized_table_cache)
     if sum(len(c) for c in caches) > _MAX_CACHED_LOOKUPS:
         for cache in caches:
