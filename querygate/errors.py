@@ -41,6 +41,12 @@ class ResultsExpired(QueryGateError):
     code = "results_expired"
 
 
+class InvalidPolicy(QueryGateError, InvalidRequest):
+    """A warehouse's or grant's policy overrides do not make a valid Policy."""
+
+    code = "invalid_policy"
+
+
 class WarehouseDenied(QueryGateError, NotPermitted):
     code = "warehouse_denied"
 

@@ -56,6 +56,10 @@ class Warehouse(models.Model):
     class Meta:
         ordering = ["name"]
 
+    def clean(self) -> None:
+        """The admin screens refuse policy overrides that do not make a valid Policy."""
+        _check_policy(self.policy)
+
     def __str__(self) -> str:
         return self.name
 
@@ -84,6 +88,10 @@ class WarehouseGrant(models.Model):
                 fields=["warehouse", "team", "role"], name="warehousegrant_unique"
             )
         ]
+
+    def clean(self) -> None:
+        """The admin screens refuse policy overrides that do not make a valid Policy."""
+        _check_policy(self.policy)
 
     def __str__(self) -> str:
         return f"{self.team} ({self.role}) on {self.warehouse}"
@@ -218,3 +226,17 @@ class Query(models.Model):
         if self.started_at and self.finished_at:
             return (self.finished_at - self.started_at).total_seconds()
         return None
+
+
+def _check_policy(overrides: object) -> None:
+    from django.core.exceptions import ValidationError
+
+    from querygate.errors import InvalidPolicy
+    from querygate.services.warehouses import policy_from
+
+    if not isinstance(overrides, dict):
+        raise ValidationError({"policy": "An object of policy fields is expected."})
+    try:
+        policy_from(overrides, allow_writes=False)
+    except InvalidPolicy as exc:
+        raise ValidationError({"policy": exc.message}) from exc

@@ -20,7 +20,7 @@ from portal.accounts.models import Membership, Team
 from portal.errors import NotFoundError
 from querygate.analysis import Catalog, ColumnStats, Policy, Report, TableStats, analyze
 from querygate.engines import Engine, engine_for
-from querygate.errors import EngineError, WarehouseDenied
+from querygate.errors import EngineError, InvalidPolicy, WarehouseDenied
 from querygate.models import CatalogTable, Query, QueryStatus, Warehouse, WarehouseGrant
 
 log = logging.getLogger("karimasu.querygate")
@@ -54,11 +54,24 @@ def engine_of(warehouse: Warehouse) -> Engine:
 
 
 def policy_from(*overrides: dict[str, Any], allow_writes: bool) -> Policy:
-    """``Policy`` defaults with the known fields of each override applied in order."""
+    """``Policy`` defaults with the known fields of each override applied in order.
+
+    Severity overrides combine rule by rule (a grant's override of one rule keeps the
+    warehouse's overrides of the others). An invalid override is InvalidPolicy (400), not a
+    crash: the admin screens validate on save, this guards rows saved before that.
+    """
     values: dict[str, Any] = {}
+    severities: dict[str, Any] = {}
     for override in overrides:
         values.update({k: v for k, v in override.items() if k in _POLICY_FIELDS})
-    return Policy(**values, allow_writes=allow_writes)
+        if isinstance(override.get("severity_overrides"), dict):
+            severities.update(override["severity_overrides"])
+    if severities:
+        values["severity_overrides"] = severities
+    try:
+        return Policy(**values, allow_writes=allow_writes)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPolicy(f"The warehouse's query policy is invalid: {exc}") from exc
 
 
 def access_for(user: Any, warehouse: Warehouse, team_slug: str | None = None) -> Access:

@@ -270,3 +270,29 @@ def test_analyze_reports_a_parse_error_with_its_position(demo, bob) -> None:
     )
     assert report["decision"] == "reject" and report["error"]["kind"] == "parse"
     assert report["error"]["line"] == 1 and report["error"]["column"] >= 1
+
+
+def test_severity_overrides_combine_and_bad_ones_are_a_clear_error():
+    from django.core.exceptions import ValidationError
+
+    from querygate.errors import InvalidPolicy
+    from querygate.models import Warehouse
+    from querygate.services.warehouses import policy_from
+
+    policy = policy_from(
+        {"severity_overrides": {"select-star": "error"}},
+        {"severity_overrides": {"order-by-random": "off"}},
+        allow_writes=False,
+    )
+    assert dict(policy.severity_overrides) == {"select-star": "error", "order-by-random": "off"}
+    with pytest.raises(InvalidPolicy, match="no-such-rule"):
+        policy_from({"severity_overrides": {"no-such-rule": "warn"}}, allow_writes=False)
+    warehouse = Warehouse(
+        name="w",
+        engine="duckdb",
+        connection="/tmp/x.duckdb",
+        policy={"severity_overrides": {"parse-error": "off"}},
+    )
+    with pytest.raises(ValidationError) as caught:
+        warehouse.clean()
+    assert "policy" in caught.value.message_dict
