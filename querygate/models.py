@@ -56,12 +56,12 @@ class Warehouse(models.Model):
     class Meta:
         ordering = ["name"]
 
+    def __str__(self) -> str:
+        return self.name
+
     def clean(self) -> None:
         """The admin screens refuse policy overrides that do not make a valid Policy."""
         _check_policy(self.policy)
-
-    def __str__(self) -> str:
-        return self.name
 
     @property
     def sql_dialect(self) -> str:
@@ -89,12 +89,12 @@ class WarehouseGrant(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.team} ({self.role}) on {self.warehouse}"
+
     def clean(self) -> None:
         """The admin screens refuse policy overrides that do not make a valid Policy."""
         _check_policy(self.policy)
-
-    def __str__(self) -> str:
-        return f"{self.team} ({self.role}) on {self.warehouse}"
 
 
 class CatalogTable(models.Model):

@@ -290,7 +290,7 @@ def test_severity_overrides_combine_and_bad_ones_are_a_clear_error():
     warehouse = Warehouse(
         name="w",
         engine="duckdb",
-        connection="/tmp/x.duckdb",
+        connection="warehouse.duckdb",
         policy={"severity_overrides": {"parse-error": "off"}},
     )
     with pytest.raises(ValidationError) as caught:
