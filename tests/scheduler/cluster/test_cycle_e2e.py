@@ -158,8 +158,11 @@ def test_cycles_never_overlap(alice, synced, backend):
     SQLite writers are serialized by IMMEDIATE transactions and the cycle simply runs."""
     from django.db import connection, connections
 
+    from scheduler.models import PriorityClass
     from scheduler.services.cycle import LOCK_KEY
 
+    # A transactional test may run after another one flushed the migrations' default rows.
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
     job = submit(alice, gpus=1)
     if connection.vendor != "postgresql":
         assert run_cycle(backend, now=timezone.now()).admitted == [job.pk]
