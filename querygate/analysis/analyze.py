@@ -177,7 +177,8 @@ def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
     """``unknown-table`` errors for table names neither in the catalog nor CTEs."""
     findings: list[Finding] = []
     created = tree.this if isinstance(tree, exp.Create) else None
-    for table in tree.find_all(exp.Table):
+    tables = context.parsed_nodes(exp.Table) if tree is context.parsed else tree.find_all(exp.Table)
+    for table in tables:
         if table is created or not isinstance(table.this, exp.Identifier):
             continue
         if not table.db and table.name.lower() in context.cte_names:
@@ -278,7 +279,7 @@ def _unknown_column(message: str, context: RuleContext) -> Finding:
     at = _first_mention(name, context)
     owners = [
         table.alias_or_name
-        for table in context.parsed.find_all(exp.Table)
+        for table in context.parsed_nodes(exp.Table)
         if (stats := context.table_stats(table)) is not None and stats.column(name)
     ]
     if len(owners) > 1 and match.re is _UNRESOLVED:

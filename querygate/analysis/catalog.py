@@ -9,6 +9,7 @@ estimate falls back to documented defaults (see ``estimate.py``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 #: Average width in bytes assumed for a column whose width the engine did not report.
 DEFAULT_COLUMN_WIDTH = 8
@@ -56,11 +57,17 @@ class TableStats:
 
     def column(self, name: str) -> ColumnStats | None:
         """The column called ``name`` (case-insensitive), or None."""
-        wanted = name.lower()
+        return self._columns_by_name.get(name.lower())
+
+    @cached_property
+    def _columns_by_name(self) -> dict[str, ColumnStats]:
+        """Lower-cased name -> the first column of that name (built once: ``column`` is
+        called for every column reference the estimate looks at). Not a field, so equality,
+        hashing, ``repr`` and ``asdict`` are unchanged."""
+        by_name: dict[str, ColumnStats] = {}
         for column in self.columns:
-            if column.name.lower() == wanted:
-                return column
-        return None
+            by_name.setdefault(column.name.lower(), column)
+        return by_name
 
     def column_bytes(self, name: str) -> int:
         """Bytes read to scan column ``name``: reported size, else width x rows.
@@ -78,6 +85,10 @@ class TableStats:
 
     def keys(self) -> tuple[tuple[str, ...], ...]:
         """Every declared unique key (primary key first), lower-cased."""
+        return self._keys
+
+    @cached_property
+    def _keys(self) -> tuple[tuple[str, ...], ...]:
         keys = ((self.primary_key,) if self.primary_key else ()) + self.unique_keys
         return tuple(tuple(c.lower() for c in key) for key in keys)
 

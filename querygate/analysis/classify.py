@@ -28,6 +28,10 @@ _WRITES: tuple[tuple[type[exp.Expr], StatementKind], ...] = (
 
 _ANY_WRITE: tuple[type[exp.Expr], ...] = (*(c for c, _ in _WRITES), exp.Into, *_DDL)
 
+#: Node types that make a query more than a read (a write, ``SELECT ... INTO``, DDL): a query
+#: with none of them anywhere is a ``select``.
+WRITE_NODE_TYPES = _ANY_WRITE
+
 
 def statement_name(tree: exp.Expr) -> str:
     """The statement's keyword, upper case: ``SELECT``, ``COPY``, ``ATTACH``, ``LOAD``...

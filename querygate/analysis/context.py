@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import itemgetter
+from typing import TypeVar, cast
 
 from sqlglot import exp
 from sqlglot.errors import OptimizeError
@@ -11,9 +13,11 @@ from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokenizer_core import Token, TokenType
 
 from querygate.analysis.catalog import Catalog, TableStats
-from querygate.analysis.classify import StatementKind, classify
+from querygate.analysis.classify import WRITE_NODE_TYPES, StatementKind, classify
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
 from querygate.analysis.policy import Policy
+
+E = TypeVar("E", bound=exp.Expr)
 
 _CASTS = ("CAST", "TRY_CAST")
 _JOIN_MODIFIERS = {
@@ -181,9 +185,53 @@ class RuleContext:
     @cached_property
     def statement_kind(self) -> StatementKind:
         """The kind of the parsed statement (``classify``), computed once per analysis."""
+        if isinstance(self.parsed, exp.Query) and not self.has_parsed_node(WRITE_NODE_TYPES):
+            return StatementKind.SELECT  # what classify finds, read from the node index
         return classify(self.parsed)
 
     @cached_property
     def cte_names(self) -> set[str]:
         """Lower-cased names of every CTE in the statement."""
-        return {cte.alias_or_name.lower() for cte in self.parsed.find_all(exp.CTE)}
+        return {cte.alias_or_name.lower() for cte in self.parsed_nodes(exp.CTE)}
+
+    @cached_property
+    def _parsed_index(self) -> tuple[int, dict[type, list[tuple[int, exp.Expr]]]]:
+        """One breadth-first walk of the parsed tree: (node count, the nodes bucketed by
+        their exact type, each with its position in the walk)."""
+        buckets: dict[type, list[tuple[int, exp.Expr]]] = {}
+        count = 0
+        for count, node in enumerate(self.parsed.walk(), start=1):
+            bucket = buckets.get(type(node))
+            if bucket is None:
+                buckets[type(node)] = [(count, node)]
+            else:
+                bucket.append((count, node))
+        return count, buckets
+
+    def has_parsed_node(self, kinds: tuple[type[exp.Expr], ...]) -> bool:
+        """True when the parsed tree has a node that is an instance of one of ``kinds``."""
+        return any(issubclass(t, kinds) for t in self._parsed_index[1])
+
+    @property
+    def parsed_node_count(self) -> int:
+        """How many nodes the parsed tree has (``len(list(parsed.walk()))``)."""
+        return self._parsed_index[0]
+
+    def parsed_nodes(self, kind: type[E]) -> list[E]:
+        """The nodes of the parsed tree that are instances of ``kind``, in the order
+        ``parsed.find_all(kind)`` yields them, from the index built by one walk (the parsed
+        tree must not change after the first call; callers must not change the list)."""
+        found = self._parsed_nodes_cache.get(kind)
+        if found is None:
+            buckets = [b for t, b in self._parsed_index[1].items() if issubclass(t, kind)]
+            if len(buckets) == 1:
+                found = [node for _, node in buckets[0]]
+            else:
+                merged = sorted((pair for b in buckets for pair in b), key=itemgetter(0))
+                found = [node for _, node in merged]
+            self._parsed_nodes_cache[kind] = found
+        return cast("list[E]", found)  # every node is an instance of ``kind``
+
+    @cached_property
+    def _parsed_nodes_cache(self) -> dict[type, list[exp.Expr]]:
+        return {}

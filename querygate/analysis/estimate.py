@@ -109,7 +109,7 @@ def partition_fraction(read: TableRead, context: RuleContext) -> float:
     if not partition:
         return 1.0
     fraction = 1.0
-    for predicate in scope_conjuncts(read.scope):
+    for predicate in scope_conjuncts(read.scope, context):
         sides = compared_column(predicate)
         if sides is None or not isinstance(sides[0], exp.Column):
             continue
@@ -119,8 +119,22 @@ def partition_fraction(read: TableRead, context: RuleContext) -> float:
     return fraction
 
 
-def scope_conjuncts(scope: Scope) -> list[exp.Expr]:
-    """The conjuncts of a select scope's WHERE and its joins' ON conditions."""
+def scope_conjuncts(scope: Scope, context: RuleContext | None = None) -> list[exp.Expr]:
+    """The conjuncts of a select scope's WHERE and its joins' ON conditions.
+
+    With ``context`` (whose scopes ``scope`` is one of), computed once per scope and analysis;
+    callers must not change the list."""
+    if context is None:
+        return _scope_conjuncts(scope)
+    stored = context.derived.setdefault("scope_conjuncts", {})
+    cache = cast("dict[int, list[exp.Expr]]", stored)  # only ever stored here
+    found = cache.get(id(scope))
+    if found is None:
+        found = cache[id(scope)] = _scope_conjuncts(scope)
+    return found
+
+
+def _scope_conjuncts(scope: Scope) -> list[exp.Expr]:
     select = scope.expression
     if not isinstance(select, exp.Select):
         return []
@@ -161,9 +175,32 @@ def estimate_rows(context: RuleContext) -> tuple[int, int]:
     """(result rows, intermediate rows) of the qualified statement; (0, 0) without scopes."""
     if not context.scopes:
         return 0, 0
-    memo: dict[int, tuple[float, float]] = {}
-    rows, intermediate = scope_rows(context.scopes[-1], context, memo)
+    rows, intermediate = scope_rows(context.scopes[-1], context, rows_memo(context))
     return _to_int(rows), _to_int(intermediate)
+
+
+def rows_memo(context: RuleContext) -> dict[int, tuple[float, float]]:
+    """A ``scope_rows`` memo shared by the whole analysis (the rules and the estimate) when
+    the scopes can form no cycle (no recursive CTE): a scope's rows then do not depend on
+    where the computation started. A fresh memo otherwise, as the recursion guard makes the
+    rows of a cycle's scopes depend on the entry point."""
+    if context.qualified is None or _has_recursive_cte(context):
+        return {}
+    memo = context.derived.get("scope_rows_memo")
+    if not isinstance(memo, dict):
+        memo = {}
+        context.derived["scope_rows_memo"] = memo
+    return cast("dict[int, tuple[float, float]]", memo)  # only ever stored just above
+
+
+def _has_recursive_cte(context: RuleContext) -> bool:
+    found = context.derived.get("has_recursive_cte")
+    if not isinstance(found, bool):
+        # The qualified tree is parsed from the same tokens and qualify never makes a WITH
+        # recursive, so the parsed tree's WITHs answer for both.
+        found = any(w.args.get("recursive") for w in context.parsed_nodes(exp.With))
+        context.derived["has_recursive_cte"] = found
+    return found
 
 
 def _to_int(value: float) -> int:
@@ -212,7 +249,7 @@ def _select_rows(
         rows_by_alias[alias] = rows
         intermediate = max(intermediate, inner)
     pairs: list[tuple[exp.Column, exp.Column]] = []
-    for predicate in scope_conjuncts(scope):
+    for predicate in scope_conjuncts(scope, context):
         aliases = {c.table for c in predicate.find_all(exp.Column)}
         if len(aliases) == 1 and predicate.find(exp.Query) is None:
             alias = aliases.pop()

@@ -27,9 +27,7 @@ def is_aggregate(select: exp.Expr) -> bool:
 def base_tables(node: exp.Expr, context: RuleContext, depth: int = 0) -> list[TableStats]:
     """Catalog tables read anywhere under ``node``, looking into the CTEs it references."""
     found: list[TableStats] = []
-    ctes = {cte.alias_or_name.lower(): cte.this for cte in context.parsed.find_all(exp.CTE)}
-    if context.qualified is not None:
-        ctes |= {c.alias_or_name.lower(): c.this for c in context.qualified.find_all(exp.CTE)}
+    ctes = _cte_bodies(context)
     for table in node.find_all(exp.Table):
         stats = context.table_stats(table)
         name = table.name.lower()
@@ -38,6 +36,19 @@ def base_tables(node: exp.Expr, context: RuleContext, depth: int = 0) -> list[Ta
         elif stats is not None:
             found.append(stats)
     return found
+
+
+def _cte_bodies(context: RuleContext) -> dict[str, exp.Expr]:
+    """CTE name -> body, from the parsed tree and then the qualified one (computed once per
+    analysis when the qualified tree is there; callers must not change the mapping)."""
+    cached = context.derived.get("cte_bodies")
+    if isinstance(cached, dict):
+        return cached
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in context.parsed_nodes(exp.CTE)}
+    if context.qualified is not None:
+        ctes |= {c.alias_or_name.lower(): c.this for c in context.qualified.find_all(exp.CTE)}
+        context.derived["cte_bodies"] = ctes
+    return ctes
 
 
 def reads_large_table(node: exp.Expr, context: RuleContext) -> bool:

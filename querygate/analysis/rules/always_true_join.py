@@ -16,7 +16,7 @@ from querygate.analysis.query_shape import reads_large_table
 def always_true_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per join whose ON condition is always true."""
     findings: list[Finding] = []
-    for join in context.parsed.find_all(exp.Join):
+    for join in context.parsed_nodes(exp.Join):
         on = join.args.get("on")
         if on is None or not is_always_true(on):
             continue

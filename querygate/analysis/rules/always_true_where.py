@@ -14,7 +14,7 @@ from querygate.analysis.predicates import conjuncts, disjuncts, is_always_true
 def always_true_where(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per always-true WHERE, or per self-comparison inside a WHERE."""
     findings: list[Finding] = []
-    for where in context.parsed.find_all(exp.Where):
+    for where in context.parsed_nodes(exp.Where):
         condition = where.this
         if is_always_true(condition):
             culprit = next((d for d in disjuncts(condition) if is_always_true(d)), condition)

@@ -10,7 +10,7 @@ from sqlglot.optimizer.scope import Scope
 from sqlglot.tokenizer_core import TokenType
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.estimate import scope_conjuncts, scope_rows
+from querygate.analysis.estimate import rows_memo, scope_conjuncts, scope_rows
 from querygate.analysis.findings import Finding, Severity
 from querygate.analysis.predicates import is_always_true
 
@@ -38,7 +38,7 @@ def _check_scope(scope: Scope, context: RuleContext) -> list[Finding]:
         for root in roots[1:]:
             parent[root] = roots[0]
 
-    for predicate in scope_conjuncts(scope):
+    for predicate in scope_conjuncts(scope, context):
         union({c.table for c in predicate.find_all(exp.Column)})
     for join in scope.expression.args.get("joins") or []:
         on = join.args.get("on")
@@ -67,13 +67,13 @@ def _is_single_row_or_function(
     if isinstance(source, Scope):
         if source.external_columns:
             return True  # a LATERAL subquery: correlated with the sources before it
-        rows, _ = scope_rows(source, context, {})
+        rows, _ = scope_rows(source, context, rows_memo(context))
         return rows <= 1
     return False
 
 
 def _finding(scope: Scope, left: str, right: str, context: RuleContext) -> Finding:
-    memo: dict[int, tuple[float, float]] = {}
+    memo = rows_memo(context)
     sizes = []
     for alias in (left, right):
         node, source = scope.selected_sources[alias]

@@ -10,15 +10,17 @@ from querygate.analysis.context import RuleContext
 from querygate.analysis.findings import Finding, Severity
 
 
-def query_depth(tree: exp.Expr) -> int:
+def query_depth(tree: exp.Expr, selects: list[exp.Select] | None = None) -> int:
     """The deepest nesting of SELECTs (a flat query is 1).
 
     >>> import sqlglot
     >>> query_depth(sqlglot.parse_one("SELECT * FROM (SELECT * FROM (SELECT 1) a) b"))
     3
+
+    ``selects``: the SELECTs of ``tree``, when the caller already has them.
     """
     deepest = 0
-    for select in tree.find_all(exp.Select):
+    for select in tree.find_all(exp.Select) if selects is None else selects:
         depth, node = 1, select.parent
         while node is not None:
             depth += isinstance(node, exp.Select)
@@ -32,10 +34,13 @@ def complexity(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     parsed = context.parsed
     policy = context.policy
     measured = {
-        "joins": (sum(1 for _ in parsed.find_all(exp.Join)), policy.max_joins),
-        "subquery depth": (query_depth(parsed), policy.max_subquery_depth),
-        "CTEs": (sum(1 for _ in parsed.find_all(exp.CTE)), policy.max_ctes),
-        "syntax nodes": (len(list(parsed.walk())), policy.max_nodes),
+        "joins": (len(context.parsed_nodes(exp.Join)), policy.max_joins),
+        "subquery depth": (
+            query_depth(parsed, context.parsed_nodes(exp.Select)),
+            policy.max_subquery_depth,
+        ),
+        "CTEs": (len(context.parsed_nodes(exp.CTE)), policy.max_ctes),
+        "syntax nodes": (context.parsed_node_count, policy.max_nodes),
     }
     over = {name: pair for name, pair in measured.items() if pair[0] > pair[1]}
     if not over:

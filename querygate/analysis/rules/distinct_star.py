@@ -12,7 +12,7 @@ from querygate.analysis.findings import Finding, Severity
 def distinct_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per ``SELECT DISTINCT *``."""
     findings: list[Finding] = []
-    for select in context.parsed.find_all(exp.Select):
+    for select in context.parsed_nodes(exp.Select):
         if not select.args.get("distinct"):
             continue
         for projection in select.expressions:

@@ -22,7 +22,7 @@ def exploding_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     findings: list[Finding] = []
     for scope in context.scopes:
         pairs: dict[tuple[str, str], list[tuple[exp.Column, exp.Column]]] = {}
-        for predicate in scope_conjuncts(scope):
+        for predicate in scope_conjuncts(scope, context):
             if not isinstance(predicate, exp.EQ):
                 continue
             left, right = predicate.left.unnest(), predicate.right.unnest()

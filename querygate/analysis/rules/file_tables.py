@@ -33,6 +33,8 @@ def file_tables(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
             at=table,
             suggestion="Query a warehouse table; ask an admin to load the file into one.",
         )
-        for table in tree.find_all(exp.Table)
+        for table in (
+            context.parsed_nodes(exp.Table) if tree is context.parsed else tree.find_all(exp.Table)
+        )
         if is_file_path_table(table, context)
     ]

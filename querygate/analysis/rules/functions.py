@@ -32,7 +32,8 @@ def function_name(func: exp.Func) -> str:
 def functions(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """Refuse every function (and table function) that is not on the allow-lists."""
     findings: list[Finding] = []
-    for func in tree.find_all(exp.Func):
+    funcs = context.parsed_nodes(exp.Func) if tree is context.parsed else tree.find_all(exp.Func)
+    for func in funcs:
         if isinstance(func.parent, exp.Table) and func.arg_key == "this":
             allowed = _table_function_allowed(func, context)
             rule, what = "table-function-not-allowed", "table function"

@@ -12,6 +12,8 @@ from querygate.analysis.findings import Finding, Severity
 def leading_wildcard_like(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per leading-wildcard pattern on a column of a large table."""
     findings: list[Finding] = []
+    if not context.has_parsed_node((exp.Like, exp.ILike)):
+        return findings  # qualify makes no LIKE: none in the parsed tree means none at all
     for scope in context.scopes:
         for like in scope.find_all(exp.Like, exp.ILike):
             pattern = like.expression

@@ -18,7 +18,7 @@ def order_by_random(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per ORDER BY key that is a random function."""
     findings: list[Finding] = []
     sample = _SAMPLE.get(context.dialect, _SAMPLE["duckdb"])
-    for order in context.parsed.find_all(exp.Order):
+    for order in context.parsed_nodes(exp.Order):
         if isinstance(order.parent, exp.Window):
             continue
         for key in order.expressions:

@@ -7,7 +7,7 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.estimate import scope_rows
+from querygate.analysis.estimate import rows_memo, scope_rows
 from querygate.analysis.findings import Finding, Severity
 from querygate.analysis.query_shape import has_limit, is_aggregate
 
@@ -15,7 +15,7 @@ from querygate.analysis.query_shape import has_limit, is_aggregate
 def order_without_limit(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per sorted, unlimited, non-aggregated SELECT over a large input."""
     findings: list[Finding] = []
-    memo: dict[int, tuple[float, float]] = {}
+    memo = rows_memo(context)
     for scope in context.scopes:
         select = scope.expression
         if not isinstance(select, exp.Select) or select.args.get("order") is None:

@@ -30,7 +30,7 @@ def partition_filter(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
             continue
         alias = read.table.alias_or_name
         sargable, wrapped = False, []
-        for predicate in scope_conjuncts(read.scope):
+        for predicate in scope_conjuncts(read.scope, context):
             sides = compared_column(predicate)
             if sides is None:
                 continue

@@ -14,7 +14,7 @@ def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per recursive CTE without a termination predicate or outer LIMIT."""
     findings: list[Finding] = []
     parsed = context.parsed
-    for with_ in parsed.find_all(exp.With):
+    for with_ in context.parsed_nodes(exp.With):
         if not with_.args.get("recursive"):
             continue
         for cte in with_.expressions:

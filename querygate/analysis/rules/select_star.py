@@ -13,7 +13,7 @@ from querygate.analysis.findings import Finding, Severity
 def select_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per star projection over a wide or large base table."""
     findings: list[Finding] = []
-    for select in context.parsed.find_all(exp.Select):
+    for select in context.parsed_nodes(exp.Select):
         if select.find_ancestor(exp.Exists) is not None:
             continue
         sources = _sources(select, context)

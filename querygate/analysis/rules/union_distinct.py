@@ -14,7 +14,7 @@ from querygate.analysis.query_shape import reads_large_table
 def union_distinct(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per distinct UNION with a large table on either side."""
     findings: list[Finding] = []
-    for union in context.parsed.find_all(exp.Union):
+    for union in context.parsed_nodes(exp.Union):
         if not union.args.get("distinct") or not reads_large_table(union, context):
             continue
         findings.append(
