@@ -22,6 +22,7 @@ from scheduler.cluster.backend import ClusterUnavailable
 from scheduler.cluster.factory import cluster_backend
 from scheduler.models import Job, JobEvent, Sweep
 from scheduler.services import submission
+from scheduler.services.jobs import visible_jobs
 
 
 class JobEventSerializer(serializers.ModelSerializer):
@@ -136,14 +137,6 @@ class SweepSerializer(serializers.ModelSerializer):
 
     def get_status(self, sweep: Sweep) -> str:
         return submission.sweep_status(self.get_counts(sweep))
-
-
-def visible_jobs(user: Any) -> Any:
-    """Own jobs and the user's teams' jobs; admins see all."""
-    jobs = Job.objects.select_related("owner", "team", "node")
-    if user.is_staff:
-        return jobs
-    return jobs.filter(Q(owner=user) | Q(team__memberships__user=user)).distinct()
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 
 from scheduler.models import LIVE_STATUSES, Reservation, ReservationStatus
-from scheduler.services.reservations import _after_commit, end_reservation
+from scheduler.services.reservations import end_reservation, notify_after_commit
 
 log = logging.getLogger("karimasu.idle")
 
@@ -54,7 +54,7 @@ def check_idle_bookings(*, now: datetime, is_idle: IsIdle) -> IdleReport:
         if notice is None:
             if is_idle(reservation, now - window, now):
                 Reservation.objects.filter(pk=reservation.pk).update(idle_notice_at=now)
-                _after_commit("idle_notice", reservation)
+                notify_after_commit("idle_notice", reservation)
                 report.noticed.append(reservation.pk)
                 log.info("idle.notice reservation=%s", reservation.pk)
         elif now - notice >= window:

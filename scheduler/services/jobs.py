@@ -8,6 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q, QuerySet
 
 from portal.errors import Conflict
 from scheduler import states
@@ -137,3 +138,11 @@ def request_cycle() -> None:
     from scheduler import tasks  # tasks import services
 
     transaction.on_commit(lambda: tasks.schedule_cycle.delay())
+
+
+def visible_jobs(user: Any) -> QuerySet[Job]:
+    """The jobs a user may see: their own and their teams'; admins see all."""
+    jobs = Job.objects.select_related("owner", "team", "node")
+    if user.is_staff:
+        return jobs
+    return jobs.filter(Q(owner=user) | Q(team__memberships__user=user)).distinct()

@@ -256,7 +256,7 @@ def reserve_gpus(
         start.isoformat(),
         end.isoformat(),
     )
-    _after_commit("booked", reservation)
+    notify_after_commit("booked", reservation)
     return reservation
 
 
@@ -321,7 +321,7 @@ def change_reservation(
         new_end.isoformat(),
         actor.pk,
     )
-    _after_commit("changed", reservation)
+    notify_after_commit("changed", reservation)
     return reservation
 
 
@@ -357,7 +357,7 @@ def end_reservation(
         locked.status,
         actor.pk if actor else "system",
     )
-    _after_commit(locked.status, locked)
+    notify_after_commit(locked.status, locked)
     return locked
 
 
@@ -377,7 +377,9 @@ def _require_manage(actor: User, reservation: Reservation) -> None:
         raise NotPermitted("Only the holder, the team's leads and admins can change this booking.")
 
 
-def _after_commit(event: str, reservation: Reservation) -> None:
+def notify_after_commit(event: str, reservation: Reservation) -> None:
+    """Once the transaction commits: tell the holder and the team; for anything but a
+    notice, also run a scheduling cycle (GPUs were booked or given back)."""
     from scheduler import tasks  # tasks import services; import here to avoid a cycle
 
     reservation_id = reservation.pk

@@ -13,18 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from portal.accounts.models import User
 from scheduler.models import Gpu, Job
 from scheduler.telemetry.models import GpuMinute, GpuSample, GpuState, JobUtilization
 
 MAX_POINTS = 2000
-
-
-def can_view_job(user: User, job: Job) -> bool:
-    """Owner, members of the job's team, staff."""
-    if user.is_staff or job.owner_id == user.pk:
-        return True
-    return job.team.memberships.filter(user=user).exists()
 
 
 @dataclass
