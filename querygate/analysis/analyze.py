@@ -3,9 +3,15 @@
 Steps: 1. tokenize and parse (a parse error becomes a ``parse-error`` finding with line and
 column); 2. exactly one statement (``multiple-statements``); 3. classify; 4. gate rules on
 the parsed tree (statement and function allow-lists, file paths, writes); 5. resolve tables
-(``unknown-table``) and qualify against the catalog (``unknown-column``); 6. rules on the
-qualified tree, re-graded by the policy's ``severity_overrides`` (lint rules only: the
-findings of steps 1-5 are never overridden); 7. estimate; 8. decide.
+(``unknown-table``); 6. the lint rules that judge the query as written (``SYNTAX_RULES``);
+7. qualify the same tree in place against the catalog (``unknown-column``); 8. the lint rules
+that need resolved columns and scopes (``RULES``); the lint findings are re-graded by the
+policy's ``severity_overrides`` (the findings of steps 1-5 and 7 are never overridden) and
+kept only when the query qualified; 9. estimate; 10. decide.
+
+One tree serves every step: the rules of steps 4-6 read it before qualification rewrites it,
+and a finding's position and text are fixed when it is made, so nothing has to be parsed or
+copied twice (the analysis costs little more than sqlglot's own parse + qualify).
 """
 
 from __future__ import annotations
@@ -16,20 +22,22 @@ import itertools
 import re
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, SqlglotError, TokenError
-from sqlglot.optimizer.qualify import qualify
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify_columns import qualify_columns
+from sqlglot.optimizer.qualify_tables import qualify_tables
+from sqlglot.optimizer.scope import Scope
 from sqlglot.schema import MappingSchema
 from sqlglot.tokenizer_core import Token, TokenType
 
 from querygate.analysis.catalog import Catalog
 from querygate.analysis.classify import StatementKind
-from querygate.analysis.context import RuleContext
+from querygate.analysis.context import RuleContext, sqlglot_dialect
 from querygate.analysis.estimate import Estimate, estimate, table_reads
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
 from querygate.analysis.policy import LINT_RULES, Policy
 from querygate.analysis.report import AnalysisFailure, Report, decide
-from querygate.analysis.rules import GATE_RULES, RULES, run_rules
+from querygate.analysis.rules import GATE_RULES, RULES, SYNTAX_RULES, run_rules
 from querygate.analysis.rules.file_tables import is_file_path_table
 from querygate.analysis.rules.statements import KNOWN_REFUSED, not_allowed_finding
 
@@ -52,25 +60,28 @@ def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None =
     try:
         # Tokenize once: the rules need the tokens (positions, keywords) and the parser takes
         # them as they are, so sqlglot.parse's own tokenizing would be wasted work.
-        sqlglot_dialect = Dialect.get_or_raise(dialect)
-        tokens = sqlglot_dialect.tokenize(sql)
-        trees = [t for t in sqlglot_dialect.parser().parse(tokens, sql) if t is not None]
+        parser_dialect = sqlglot_dialect(dialect)
+        tokens = parser_dialect.tokenize(sql)
+        trees = [t for t in parser_dialect.parser().parse(tokens, sql) if t is not None]
     except (ParseError, TokenError) as error:
         return _failure(_parse_finding(error, sql, dialect, catalog, policy), "parse", policy)
     if len(trees) != 1:
         return _failure(_statement_count_finding(len(trees), tokens, sql), "statements", policy)
     tree = trees[0]
     context = RuleContext(sql, dialect, catalog, policy, tree, tokens)
+    # A query will be qualified: normalize its identifiers while indexing it (one walk).
+    context.index_tree(normalize=isinstance(tree, exp.Query))
     findings = run_rules(GATE_RULES, tree, context)
     findings += unknown_tables(tree, context)
     report_estimate: Estimate | None = None
     if isinstance(tree, exp.Query) and not any(f.severity is Severity.ERROR for f in findings):
-        qualified, problem = qualify_against(tree, context)
+        as_written = run_rules(SYNTAX_RULES, tree, context)
+        problem = qualify_against(tree, context)
         if problem is not None:
             findings.append(problem)
         else:
-            context.qualified = qualified
-            findings += apply_severity_overrides(run_rules(RULES, qualified, context), policy)
+            lint = as_written + run_rules(RULES, tree, context)
+            findings += apply_severity_overrides(lint, policy)
             report_estimate = estimate(context)
     return _report(context.statement_kind, findings, report_estimate, context)
 
@@ -106,7 +117,7 @@ def _report(
         reasons=reasons,
         findings=tuple(ordered),
         estimate=est,
-        source=context.parsed,
+        sql=context.sql,
         dialect=context.dialect,
         tables=tuple(tables),
         columns=tuple(columns),
@@ -201,22 +212,55 @@ def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
     return findings
 
 
-def qualify_against(tree: exp.Expr, context: RuleContext) -> tuple[exp.Expr, Finding | None]:
-    """The tree qualified against the catalog, or an ``unknown-column`` finding."""
+def qualify_against(tree: exp.Expr, context: RuleContext) -> Finding | None:
+    """Qualify ``tree`` in place against the catalog and set ``context.qualified``; or
+    return the ``unknown-column`` (``ambiguous-column``) finding that stops the analysis.
+
+    sqlglot's own validation step (``validate_qualify_columns``) is replaced by the same
+    checks on the scopes the rules use anyway (``_unresolved_column``): it would build every
+    scope a second time. Its first step is done by ``context.index_tree``."""
     schema = sqlglot_schema(context.catalog, context.dialect)
+    dialect = sqlglot_dialect(context.dialect)
     try:
-        qualified = qualify(
-            _second_tree(tree, context),  # qualify rewrites in place; rules need the original
-            schema=schema,
-            dialect=context.dialect,
-            db=context.catalog.default_schema,
-            quote_identifiers=False,
-        )
-        return qualified, None
+        # sqlglot's ``qualify`` with quote_identifiers=False, step by step: identifiers
+        # (usually normalized already by ``index_tree``), tables, columns; its last step,
+        # validation, is ``_unresolved_column`` below.
+        if not context.identifiers_normalized:
+            normalize_identifiers(tree, dialect=dialect, store_original_column_identifiers=True)
+        qualify_tables(tree, db=context.catalog.default_schema, dialect=dialect)
+        qualify_columns(tree, schema)
     except SqlglotError as error:
-        return tree, _unknown_column(str(error), context)
+        return _unknown_column(str(error), context)
     finally:
         _trim_lookup_caches(schema)
+    context.qualified = tree
+    unresolved = _unresolved_column(context.scopes)
+    if unresolved is None:
+        return None
+    context.qualified = None
+    column, for_table = unresolved
+    return _column_finding(
+        column.name,
+        for_table,
+        may_be_ambiguous=True,
+        at=context.position(column),
+        context=context,
+    )
+
+
+def _unresolved_column(scopes: list[Scope]) -> tuple[exp.Column, str | None] | None:
+    """The first column sqlglot's ``validate_qualify_columns`` would complain about, with
+    the qualifier it was written with, or None: a column of no source, else one that stayed
+    unqualified (unknown or ambiguous)."""
+    unqualified: list[exp.Column] = []
+    for scope in scopes:
+        if not isinstance(scope.expression, exp.Select):
+            continue
+        if scope.external_columns and not scope.is_correlated_subquery and not scope.pivots:
+            column = scope.external_columns[0]
+            return column, column.table or None
+        unqualified += scope.unqualified_columns
+    return (unqualified[0], None) if unqualified else None
 
 
 #: Entries sqlglot's per-schema lookup caches may hold before they are dropped (see below).
@@ -240,23 +284,6 @@ def sqlglot_schema(catalog: Catalog, dialect: str) -> MappingSchema:
     return schema
 
 
-def _second_tree(tree: exp.Expr, context: RuleContext) -> exp.Expr:
-    """A fresh tree equal to ``tree``: parsed again from the same tokens, which is about
-    twice as fast as ``tree.copy()`` (that deep-copies every node's metadata in Python).
-
-    The parser may hand a token's comment list to a node as it is; each token gets a new list
-    first, so the two trees never share one (qualify moves comments around in place).
-    """
-    if not context.tokens:
-        return tree.copy()
-    for token in context.tokens:
-        if token.comments:
-            token.comments = list(token.comments)
-    trees = Dialect.get_or_raise(context.dialect).parser().parse(context.tokens, context.sql)
-    again = next((t for t in trees if t is not None), None)
-    return again if again is not None else tree.copy()
-
-
 def _trim_lookup_caches(schema: MappingSchema) -> None:
     """Bound sqlglot's lookup caches: they are keyed by table expressions (each holding its
     whole query tree through its parents), so a schema shared by every query of a long-lived
@@ -276,13 +303,33 @@ def _unknown_column(message: str, context: RuleContext) -> Finding:
         first_line = message.splitlines()[0] if message else "unresolved column"
         return context.finding("unknown-column", Severity.ERROR, first_line, at=at)
     name = match.group(1)
-    at = _first_mention(name, context)
+    alias = _FOR_TABLE.search(message)
+    return _column_finding(
+        name,
+        alias.group(1) if alias else None,
+        may_be_ambiguous=match.re is _UNRESOLVED,
+        at=_first_mention(name, context),
+        context=context,
+    )
+
+
+def _column_finding(
+    name: str,
+    for_table: str | None,
+    *,
+    may_be_ambiguous: bool,
+    at: tuple[int, int],
+    context: RuleContext,
+) -> Finding:
+    """The finding for column ``name`` that did not resolve (``for_table``: the qualifier
+    it was written with): ambiguous when several tables of the query have it, else unknown."""
+    tables = sorted(context.parsed_nodes(exp.Table), key=lambda t: start_offset(t) or 0)
     owners = [
         table.alias_or_name
-        for table in context.parsed_nodes(exp.Table)
+        for table in tables
         if (stats := context.table_stats(table)) is not None and stats.column(name)
     ]
-    if len(owners) > 1 and match.re is _UNRESOLVED:
+    if len(owners) > 1 and may_be_ambiguous:
         choices = " or ".join(f"{owner}.{name}" for owner in owners)
         return context.finding(
             "ambiguous-column",
@@ -291,12 +338,11 @@ def _unknown_column(message: str, context: RuleContext) -> Finding:
             at=at,
             suggestion=f"Qualify it with its table: {choices}.",
         )
-    alias = _FOR_TABLE.search(message)
-    if alias is not None:
+    if for_table is not None:
         return context.finding(
             "unknown-column",
             Severity.ERROR,
-            f"{alias.group(1)}.{name}: {alias.group(1)} is not a table or alias in this query.",
+            f"{for_table}.{name}: {for_table} is not a table or alias in this query.",
             at=at,
             suggestion="Use one of the aliases defined in FROM.",
         )

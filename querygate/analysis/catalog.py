@@ -83,6 +83,31 @@ class TableStats:
             return column.bytes
         return column.avg_width * (self.rows or 0)
 
+    def ndv(self, name: str) -> int | None:
+        """Distinct values of column ``name``: the table's rows when the column alone is
+        unique, else its reported NDV (None when unknown or no such column); answered once
+        per column.
+
+        >>> t = TableStats("t", (ColumnStats("id", distinct=7),), rows=10, primary_key=("id",))
+        >>> t.ndv("id")
+        10
+        """
+        memo = self._ndv_memo
+        key = name.lower()
+        if key not in memo:
+            column = self.column(key)
+            if column is None:
+                memo[key] = None
+            elif self.rows and self.is_unique({key}):
+                memo[key] = self.rows
+            else:
+                memo[key] = column.distinct
+        return memo[key]
+
+    @cached_property
+    def _ndv_memo(self) -> dict[str, int | None]:
+        return {}
+
     def keys(self) -> tuple[tuple[str, ...], ...]:
         """Every declared unique key (primary key first), lower-cased."""
         return self._keys
@@ -93,8 +118,20 @@ class TableStats:
         return tuple(tuple(c.lower() for c in key) for key in keys)
 
     def is_unique(self, columns: set[str]) -> bool:
-        """True when ``columns`` contain a declared key or a column whose NDV equals the rows."""
-        lowered = {c.lower() for c in columns}
+        """True when ``columns`` contain a declared key or a column whose NDV equals the rows
+        (answered once per column set)."""
+        lowered = frozenset(c.lower() for c in columns)
+        memo = self._unique_memo
+        found = memo.get(lowered)
+        if found is None:
+            found = memo[lowered] = self._is_unique(lowered)
+        return found
+
+    @cached_property
+    def _unique_memo(self) -> dict[frozenset[str], bool]:
+        return {}
+
+    def _is_unique(self, lowered: frozenset[str]) -> bool:
         if any(key and set(key) <= lowered for key in self.keys()):
             return True
         for name in lowered:

@@ -36,6 +36,7 @@ from querygate.analysis.predicates import (
     join_pairs,
     selectivity,
 )
+from querygate.analysis.query_shape import is_aggregate
 
 DEFAULT_TABLE_ROWS = 1000
 MIB = 1024**2
@@ -86,10 +87,13 @@ def _table_reads(context: RuleContext) -> list[TableRead]:
                 reads.setdefault(id(source), TableRead(source, stats, scope))
     for scope in context.scopes:
         ignored = _exists_projection_columns(scope)
+        sources = scope.sources
         for column in scope.columns:
-            if id(column) in ignored:
+            if ignored and id(column) in ignored:
                 continue
-            table = context.base_table(column, scope)
+            table = sources.get(column.table)  # the common case, without a call
+            if not isinstance(table, exp.Table):
+                table = context.base_table(column, scope)
             if table is not None and id(table) in reads:
                 reads[id(table)].columns.add(column.name.lower())
     return list(reads.values())
@@ -100,7 +104,13 @@ def _exists_projection_columns(scope: Scope) -> set[int]:
     select = scope.expression
     if not isinstance(select, exp.Select) or not isinstance(select.parent, exp.Exists):
         return set()
-    return {id(c) for p in select.expressions for c in p.find_all(exp.Column)}
+    ids = set()
+    for projection in select.expressions:
+        if isinstance(projection, exp.Column):
+            ids.add(id(projection))
+        elif not isinstance(projection, exp.Literal):  # SELECT 1: no walk
+            ids.update(id(c) for c in projection.find_all(exp.Column))
+    return ids
 
 
 def partition_fraction(read: TableRead, context: RuleContext) -> float:
@@ -115,7 +125,7 @@ def partition_fraction(read: TableRead, context: RuleContext) -> float:
             continue
         column = sides[0]
         if column.table == read.table.alias_or_name and column.name.lower() in partition:
-            fraction *= selectivity(predicate, lambda c: _ndv(c, read.scope, context))
+            fraction *= selectivity(predicate, ndv_lookup(read.scope, context))
     return fraction
 
 
@@ -160,15 +170,28 @@ def _narrowest_column(stats: TableStats) -> str:
     return min(stats.columns, key=lambda c: stats.column_bytes(c.name)).name.lower()
 
 
-def _ndv(column: exp.Column, scope: Scope, context: RuleContext) -> int | None:
-    found = context.column_stats(column, scope)
-    if found is None:
-        return None
-    stats, name = found
-    col = stats.column(name)
-    if stats.is_unique({name}) and stats.rows:
-        return stats.rows
-    return col.distinct if col is not None else None
+def ndv_lookup(scope: Scope, context: RuleContext) -> NdvLookup:
+    """The NDV of a qualified column read in ``scope`` (None when unknown), answered once per
+    (table alias, column) of the scope and analysis: the selectivities, join keys and group
+    keys of a scope ask for the same columns again and again."""
+    memos = cast(
+        "dict[int, tuple[Scope, dict[tuple[str, str], int | None]]]",  # only stored here
+        context.derived.setdefault("ndv_memos", {}),
+    )
+    entry = memos.get(id(scope))
+    if entry is None or entry[0] is not scope:
+        entry = memos[id(scope)] = (scope, {})
+    memo = entry[1]
+
+    def ndv(column: exp.Column) -> int | None:
+        key = (column.table, column.name)
+        if key in memo:
+            return memo[key]
+        found = context.column_stats(column, scope)
+        value = memo[key] = found[0].ndv(found[1]) if found is not None else None
+        return value
+
+    return ndv
 
 
 def estimate_rows(context: RuleContext) -> tuple[int, int]:
@@ -196,8 +219,7 @@ def rows_memo(context: RuleContext) -> dict[int, tuple[float, float]]:
 def _has_recursive_cte(context: RuleContext) -> bool:
     found = context.derived.get("has_recursive_cte")
     if not isinstance(found, bool):
-        # The qualified tree is parsed from the same tokens and qualify never makes a WITH
-        # recursive, so the parsed tree's WITHs answer for both.
+        # Qualification keeps the WITH nodes and never makes one recursive.
         found = any(w.args.get("recursive") for w in context.parsed_nodes(exp.With))
         context.derived["has_recursive_cte"] = found
     return found
@@ -241,7 +263,7 @@ def _select_rows(
     scope: Scope, context: RuleContext, memo: dict[int, tuple[float, float]]
 ) -> tuple[float, float]:
     select = scope.expression
-    ndv = lambda c: _ndv(c, scope, context)  # noqa: E731 - a one-line closure over the scope
+    ndv = ndv_lookup(scope, context)
     rows_by_alias: dict[str, float] = {}
     intermediate = 0.0
     for alias, (_, source) in scope.selected_sources.items():
@@ -250,15 +272,15 @@ def _select_rows(
         intermediate = max(intermediate, inner)
     pairs: list[tuple[exp.Column, exp.Column]] = []
     for predicate in scope_conjuncts(scope, context):
-        aliases = {c.table for c in predicate.find_all(exp.Column)}
-        if len(aliases) == 1 and predicate.find(exp.Query) is None:
-            alias = aliases.pop()
+        aliases, has_subquery = context.node_facts(predicate)
+        if len(aliases) == 1 and not has_subquery:
+            (alias,) = aliases
             if alias in rows_by_alias:
                 rows_by_alias[alias] *= selectivity(predicate, ndv)
         else:
             pairs += join_pairs(predicate)
     rows, intermediate = _join_rows(select, rows_by_alias, pairs, ndv, intermediate)
-    return _shape_rows(select, rows, ndv), intermediate
+    return _shape_rows(select, rows, ndv, context), intermediate
 
 
 def _join_rows(
@@ -271,6 +293,17 @@ def _join_rows(
     pending = list(rows_by_alias)
     if not pending:
         return 1.0, intermediate
+    # Each equality indexed under both of its sides: (the other side's alias, the other
+    # side's column, this side's column).
+    edges: dict[str, list[tuple[str, exp.Column, exp.Column]]] = {}
+    for a, b in pairs:
+        edges.setdefault(a.table, []).append((b.table, b, a))
+        edges.setdefault(b.table, []).append((a.table, a, b))
+
+    def keys_to(alias: str) -> list[tuple[exp.Column, exp.Column]]:
+        """The equalities joining ``alias`` to what is joined, as (joined side, alias side)."""
+        return [(there, here) for other, there, here in edges.get(alias, ()) if other in joined]
+
     first = pending.pop(0)
     joined = {first}
     rows = rows_by_alias[first]
@@ -278,10 +311,10 @@ def _join_rows(
     while pending:
         # Greedy order, as an optimizer would: a source joined to what is already joined
         # comes before a cross product.
-        alias = next((a for a in pending if _keys_to(a, joined, pairs)), pending[0])
+        alias = next((a for a in pending if keys_to(a)), pending[0])
         pending.remove(alias)
         right = rows_by_alias[alias]
-        keys = _keys_to(alias, joined, pairs)
+        keys = keys_to(alias)
         if str(kinds.get(alias) or "").upper() in ("SEMI", "ANTI"):
             new_rows = rows
         elif keys:
@@ -298,19 +331,6 @@ def _join_rows(
     return rows, max(intermediate, rows)
 
 
-def _keys_to(
-    alias: str, joined: set[str], pairs: list[tuple[exp.Column, exp.Column]]
-) -> list[tuple[exp.Column, exp.Column]]:
-    """The equalities joining ``alias`` to the ``joined`` sources, as (joined side, alias side)."""
-    keys = []
-    for a, b in pairs:
-        if b.table == alias and a.table in joined:
-            keys.append((a, b))
-        elif a.table == alias and b.table in joined:
-            keys.append((b, a))
-    return keys
-
-
 def _key_ndv(columns: list[exp.Column], side_rows: float, ndv: NdvLookup) -> float:
     product = 1.0
     for column in columns:
@@ -319,7 +339,7 @@ def _key_ndv(columns: list[exp.Column], side_rows: float, ndv: NdvLookup) -> flo
     return min(product, max(side_rows, 1.0))
 
 
-def _shape_rows(select: exp.Expr, rows: float, ndv: NdvLookup) -> float:
+def _shape_rows(select: exp.Expr, rows: float, ndv: NdvLookup, context: RuleContext) -> float:
     group = select.args.get("group")
     if group is not None:
         groups = 1.0
@@ -330,9 +350,7 @@ def _shape_rows(select: exp.Expr, rows: float, ndv: NdvLookup) -> float:
                 break
             groups *= distinct
         rows = min(rows, groups)
-    elif any(e.find(exp.AggFunc) for e in select.expressions) and not any(
-        e.find(exp.Window) for e in select.expressions
-    ):
+    elif is_aggregate(select, context):
         rows = 1.0
     limit = select.args.get("limit")
     if limit is not None and isinstance(limit.expression, exp.Literal):

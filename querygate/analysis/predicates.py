@@ -50,9 +50,16 @@ def disjuncts(condition: exp.Expr) -> list[exp.Expr]:
     return [condition]
 
 
+_LEAF_CONSTANTS = (exp.Literal, exp.Boolean, exp.Null, exp.Placeholder)
+
+
 def is_constant(node: exp.Expr) -> bool:
     """True when ``node`` references no column and no subquery (a literal, a parameter,
     ``CURRENT_DATE``, arithmetic on those...)."""
+    if isinstance(node, _LEAF_CONSTANTS):
+        return True  # the common cases first: a walk costs microseconds
+    if isinstance(node, exp.Column):
+        return False
     return node.find(exp.Column, exp.Query) is None
 
 
@@ -73,11 +80,21 @@ def is_always_true(condition: exp.Expr) -> bool:
         return any(is_always_true(part) for part in disjuncts(condition))
     if isinstance(condition, exp.And):
         return all(is_always_true(part) for part in conjuncts(condition))
-    if isinstance(condition, _REFLEXIVE) and condition.left == condition.right:
+    if isinstance(condition, _REFLEXIVE) and _same(condition.left, condition.right):
         return condition.left.find(exp.Rand, exp.Query) is None
     if isinstance(condition, _COMPARISONS) and is_literal(condition.left):
         return is_literal(condition.right) and _compare_literals(condition)
     return False
+
+
+def _same(left: exp.Expr, right: exp.Expr) -> bool:
+    """``left == right`` (sqlglot compares whole subtrees), with the common answer for two
+    columns of different names first: most comparisons are joins of different columns."""
+    if left.__class__ is not right.__class__:
+        return False
+    if left.__class__ is exp.Column and left.name.lower() != right.name.lower():
+        return False
+    return left == right
 
 
 def is_literal(node: exp.Expr) -> bool:

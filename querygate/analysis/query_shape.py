@@ -13,15 +13,32 @@ def has_limit(query: exp.Expr) -> bool:
     return query.args.get("limit") is not None or query.args.get("fetch") is not None
 
 
-def is_aggregate(select: exp.Expr) -> bool:
-    """True for GROUP BY, or an aggregate outside any window in the projection."""
+def is_aggregate(select: exp.Expr, context: RuleContext) -> bool:
+    """True for GROUP BY, or an aggregate outside any window in the projection (of this
+    SELECT, not of a subquery in it)."""
     if select.args.get("group") is not None:
         return True
-    for projection in select.expressions:
-        for agg in projection.find_all(exp.AggFunc):
-            if agg.find_ancestor(exp.Window) is None:
-                return True
-    return False
+    return id(select) in _aggregating_selects(context)
+
+
+def _aggregating_selects(context: RuleContext) -> set[int]:
+    """Ids of the SELECTs with an aggregate outside any window in their projection: each
+    aggregate of the statement walks up to its SELECT once (computed once per analysis,
+    cheaper than walking every projection; qualification keeps the aggregates and only
+    wraps projections in aliases, so the answer holds before and after it)."""
+    cached = context.derived.get("aggregating_selects")
+    if isinstance(cached, set):
+        return cached
+    found: set[int] = set()
+    for agg in context.parsed_nodes(exp.AggFunc):
+        child: exp.Expr = agg
+        node = agg.parent
+        while node is not None and not isinstance(node, (exp.Window, exp.Select)):
+            child, node = node, node.parent
+        if isinstance(node, exp.Select) and child.arg_key == "expressions":
+            found.add(id(node))
+    context.derived["aggregating_selects"] = found
+    return found
 
 
 def base_tables(node: exp.Expr, context: RuleContext, depth: int = 0) -> list[TableStats]:
@@ -39,15 +56,13 @@ def base_tables(node: exp.Expr, context: RuleContext, depth: int = 0) -> list[Ta
 
 
 def _cte_bodies(context: RuleContext) -> dict[str, exp.Expr]:
-    """CTE name -> body, from the parsed tree and then the qualified one (computed once per
-    analysis when the qualified tree is there; callers must not change the mapping)."""
+    """CTE name -> body (computed once per analysis; qualification keeps the CTE nodes, so
+    the mapping holds before and after it; callers must not change the mapping)."""
     cached = context.derived.get("cte_bodies")
     if isinstance(cached, dict):
         return cached
     ctes = {cte.alias_or_name.lower(): cte.this for cte in context.parsed_nodes(exp.CTE)}
-    if context.qualified is not None:
-        ctes |= {c.alias_or_name.lower(): c.this for c in context.qualified.find_all(exp.CTE)}
-        context.derived["cte_bodies"] = ctes
+    context.derived["cte_bodies"] = ctes
     return ctes
 
 

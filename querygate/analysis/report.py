@@ -7,7 +7,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from sqlglot import exp
+import sqlglot
 
 from querygate.analysis.classify import StatementKind
 from querygate.analysis.estimate import Estimate
@@ -39,9 +39,9 @@ class Report:
 
     ``findings`` are sorted by position; ``tables`` and ``columns`` are the catalog tables
     (``schema.table``) and columns (``schema.table.column``) the statement reads;
-    ``normalized_sql`` is sqlglot's pretty output of ``source`` in ``dialect`` (empty when the
-    SQL did not parse), generated on first use: the gate decides without it, and generating
-    it costs about as much as parsing.
+    ``normalized_sql`` is sqlglot's pretty output of ``sql`` in ``dialect`` as written (empty
+    when the SQL did not parse), made on first use: the gate decides without it, and the
+    analysis rewrote its own tree in place (qualification), so it is parsed again.
     """
 
     statement_kind: StatementKind | None
@@ -52,17 +52,18 @@ class Report:
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     error: AnalysisFailure | None = None
-    source: exp.Expr | None = field(default=None, repr=False, compare=False)
+    #: The SQL analyzed; empty when it did not parse into one statement.
+    sql: str = field(default="", repr=False, compare=False)
     dialect: str = ""
 
     @cached_property
     def normalized_sql(self) -> str:
         """The statement as sqlglot's pretty SQL in the warehouse's dialect."""
-        if self.source is None:
+        if not self.sql:
             return ""
-        # copy=False: the report owns the parsed tree (analysis is done with it), and the
-        # property is computed once, so the generator's own copy would be wasted.
-        return self.source.sql(dialect=self.dialect, pretty=True, copy=False)
+        tree = sqlglot.parse_one(self.sql, read=self.dialect)
+        # copy=False: the tree is this property's own, and it is computed once.
+        return tree.sql(dialect=self.dialect, pretty=True, copy=False)
 
     def rule_ids(self) -> list[str]:
         """The findings' rule ids, in report order."""

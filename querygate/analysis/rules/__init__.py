@@ -1,7 +1,11 @@
 """Rules: one module each, each a function ``rule(tree, *, context) -> list[Finding]``.
 
 ``GATE_RULES`` run on the parsed tree, always (escape hatches and writes must be refused even
-when the query does not qualify); ``RULES`` run on the qualified tree of a query.
+when the query does not qualify). The lint rules of a query run on the same tree in two
+groups: ``SYNTAX_RULES`` judge the query as written (stars, literal conditions, shapes) and run
+before qualification rewrites the tree in place; ``RULES`` need resolved columns and scopes
+and run after it. A rule reads the tree only while it runs: its findings carry their position
+and text, so they stay true after the rewrite.
 
 ============================  ==========  ====================================================
 rule id                       severity    meaning
@@ -62,21 +66,24 @@ Rule = Callable[..., list[Finding]]
 
 GATE_RULES: tuple[Rule, ...] = (statements, functions, file_tables)
 
-RULES: tuple[Rule, ...] = (
-    cartesian_join,
+SYNTAX_RULES: tuple[Rule, ...] = (
     always_true_join,
-    exploding_join,
     select_star,
-    unbounded_result,
-    order_without_limit,
     order_by_random,
     distinct_star,
     union_distinct,
     always_true_where,
-    leading_wildcard_like,
-    partition_filter,
     recursive_cte,
     complexity,
+)
+
+RULES: tuple[Rule, ...] = (
+    cartesian_join,
+    exploding_join,
+    unbounded_result,
+    order_without_limit,
+    leading_wildcard_like,
+    partition_filter,
 )
 
 

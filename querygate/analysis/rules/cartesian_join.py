@@ -5,6 +5,8 @@ BY, LIMIT 1) and a table function (UNNEST) are exempt."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 from sqlglot.tokenizer_core import TokenType
@@ -33,13 +35,13 @@ def _check_scope(scope: Scope, context: RuleContext) -> list[Finding]:
             a = parent[a]
         return a
 
-    def union(group: set[str]) -> None:
+    def union(group: Collection[str]) -> None:
         roots = sorted({find(a) for a in group if a in parent}, key=aliases.index)
         for root in roots[1:]:
             parent[root] = roots[0]
 
     for predicate in scope_conjuncts(scope, context):
-        union({c.table for c in predicate.find_all(exp.Column)})
+        union(context.column_tables(predicate))
     for join in scope.expression.args.get("joins") or []:
         on = join.args.get("on")
         if join.args.get("using") or (on is not None and is_always_true(on)):

@@ -81,12 +81,12 @@ def _judge(
     pairs: list[tuple[exp.Column, exp.Column]], scope: Scope, context: RuleContext
 ) -> Finding | None:
     left = _side([p[0] for p in pairs], scope, context)
+    if left is None or left[0].is_unique(left[1]):
+        return None  # most joins reach a key: the other side need not be looked at
     right = _side([p[1] for p in pairs], scope, context)
-    if left is None or right is None:
+    if right is None or right[0].is_unique(right[1]):
         return None
     (ls, lnames, lndv), (rs, rnames, rndv) = left, right
-    if ls.is_unique(lnames) or rs.is_unique(rnames):
-        return None
     lrows, rrows = float(ls.rows or 0), float(rs.rows or 0)
     output = lrows * rrows / max(lndv, rndv, 1.0)
     fan_out = output / max(lrows, rrows, 1.0)

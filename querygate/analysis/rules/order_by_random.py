@@ -17,6 +17,8 @@ _SAMPLE = {
 def order_by_random(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per ORDER BY key that is a random function."""
     findings: list[Finding] = []
+    if not context.has_parsed_node((exp.Rand,)):
+        return findings  # no random() anywhere: no ORDER BY to look into
     sample = _SAMPLE.get(context.dialect, _SAMPLE["duckdb"])
     for order in context.parsed_nodes(exp.Order):
         if isinstance(order.parent, exp.Window):

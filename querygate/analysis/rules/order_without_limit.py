@@ -20,7 +20,7 @@ def order_without_limit(tree: exp.Expr, *, context: RuleContext) -> list[Finding
         select = scope.expression
         if not isinstance(select, exp.Select) or select.args.get("order") is None:
             continue
-        if has_limit(select) or is_aggregate(select):
+        if has_limit(select) or is_aggregate(select, context):
             continue
         order = select.args["order"]
         rows, _ = scope_rows(scope, context, memo)

@@ -15,7 +15,7 @@ def unbounded_result(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """A finding at the statement's start when the result is estimated unbounded."""
     if not isinstance(tree, exp.Query) or has_limit(tree):
         return []
-    if isinstance(tree, exp.Select) and is_aggregate(tree):
+    if isinstance(tree, exp.Select) and is_aggregate(tree, context):
         return []
     rows, _ = estimate_rows(context)
     if rows < context.policy.large_result_rows:

@@ -7,11 +7,10 @@ import importlib
 
 import pytest
 import sqlglot
-from sqlglot.dialects.dialect import Dialect
+from sqlglot.parser import Parser
 
-from querygate.analysis import Catalog, ColumnStats, Policy, TableStats, analyze
+from querygate.analysis import Catalog, ColumnStats, TableStats, analyze
 from querygate.analysis.analyze import sqlglot_schema
-from querygate.analysis.context import RuleContext
 
 from .catalogs import lab_catalog
 
@@ -93,17 +92,24 @@ def test_qualifying_leaves_the_comments_of_the_sql_as_written(sql: str) -> None:
     assert report.normalized_sql == want
 
 
-def test_the_qualified_tree_shares_no_comment_list_with_the_parsed_one() -> None:
-    sql = "/* c1 */ SELECT n_name /* c2 */ FROM nation -- tail"
-    dialect = Dialect.get_or_raise("duckdb")
-    tokens = dialect.tokenize(sql)
-    parsed = dialect.parser().parse(tokens, sql)[0]
-    assert parsed is not None
-    context = RuleContext(sql, "duckdb", lab_catalog(), Policy(), parsed, tokens)
-    second = analyze_module._second_tree(parsed, context)
-    assert second == parsed
-    assert not [
-        a
-        for a, b in zip(parsed.walk(), second.walk(), strict=True)
-        if a.comments is not None and a.comments is b.comments
-    ]
+def test_the_sql_is_parsed_once_and_findings_point_at_the_query_as_written(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parses: list[str] = []
+    parse = Parser.parse
+
+    def counting(self: Parser, raw_tokens: list[object], sql: str | None = None) -> object:
+        parses.append(sql or "")
+        return parse(self, raw_tokens, sql)
+
+    monkeypatch.setattr(Parser, "parse", counting)
+    sql = "SELECT *\nFROM lineitem AS l, orders AS o\nWHERE 1 = 1"
+    report = analyze(sql, dialect="duckdb", catalog=lab_catalog())
+    assert parses == [sql]  # one parse: qualification rewrites that tree in place
+    where = {f.rule: (f.line, f.column) for f in report.findings}
+    # select-star (a syntax rule) saw the star that qualification then expanded;
+    # cartesian-join (a rule on the qualified tree) still points into the SQL as written.
+    assert where["select-star"] == (1, 8)
+    assert where["cartesian-join"] == (2, 21)
+    assert where["always-true-where"] == (3, 7)
+    assert report.normalized_sql.startswith("SELECT\n  *\nFROM lineitem")
