@@ -48,6 +48,10 @@ _LAST_NAME = re.compile(r": (\w+)$")
 _POSITION = re.compile(r"Line:? (\d+), Col: (\d+)")
 
 
+#: The policy of an analysis that names none (a policy is frozen, so one can be shared).
+_DEFAULT_POLICY = Policy()
+
+
 def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None = None) -> Report:
     """Analyze one SQL request; never raises for bad SQL (it becomes findings).
 
@@ -56,7 +60,7 @@ def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None =
     >>> analyze("SELECT a FROM t", dialect="duckdb", catalog=cat).decision.value
     'allow'
     """
-    policy = policy or Policy()
+    policy = policy or _DEFAULT_POLICY
     try:
         # Tokenize once: the rules need the tokens (positions, keywords) and the parser takes
         # them as they are, so sqlglot.parse's own tokenizing would be wasted work.

@@ -50,9 +50,10 @@ class TableStats:
     partition_columns: tuple[str, ...] = ()
     requires_partition_filter: bool = False
 
-    @property
+    @cached_property
     def qualified_name(self) -> str:
-        """``schema.name``, lower case."""
+        """``schema.name``, lower case (made once per table: not a field, so equality,
+        hashing, ``repr`` and ``asdict`` are unchanged)."""
         return f"{self.schema}.{self.name}".lower()
 
     def column(self, name: str) -> ColumnStats | None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TypeVar, cast
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
+from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope, traverse_scope
 from sqlglot.tokenizer_core import Token, TokenType
@@ -16,6 +15,7 @@ from querygate.analysis.catalog import Catalog, TableStats
 from querygate.analysis.classify import WRITE_NODE_TYPES, StatementKind, classify
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
 from querygate.analysis.policy import Policy
+from querygate.analysis.predicates import column_tables_and_query
 
 E = TypeVar("E", bound=exp.Expr)
 
@@ -34,6 +34,7 @@ _JOIN_MODIFIERS = {
 
 
 _DIALECTS: dict[str, Dialect] = {}
+_LOWERCASING = (NormalizationStrategy.LOWERCASE, NormalizationStrategy.CASE_INSENSITIVE)
 
 
 def sqlglot_dialect(name: str) -> Dialect:
@@ -72,6 +73,18 @@ class RuleContext:
     #: True once ``index_tree`` normalized the identifiers (qualification's first step).
     identifiers_normalized: bool = False
     _index: tuple[int, dict[type, list[exp.Expr]]] | None = field(default=None, repr=False)
+    # Memos of one analysis: plain fields, as ``cached_property`` takes a lock on every first
+    # use (Python 3.11) and the analysis makes a few hundred of these lookups.
+    _scopes: list[Scope] | None = field(default=None, repr=False)
+    _statement_kind: StatementKind | None = field(default=None, repr=False)
+    _cte_names: set[str] | None = field(default=None, repr=False)
+    _table_stats_memo: dict[int, tuple[exp.Table, TableStats | None]] = field(
+        default_factory=dict, repr=False
+    )
+    _node_facts_memo: dict[int, tuple[exp.Expr, tuple[frozenset[str], bool]]] = field(
+        default_factory=dict, repr=False
+    )
+    _parsed_nodes_cache: dict[type, list[exp.Expr]] = field(default_factory=dict, repr=False)
 
     @property
     def engine(self) -> str:
@@ -171,10 +184,6 @@ class RuleContext:
         memo[id(table)] = (table, stats)
         return stats
 
-    @cached_property
-    def _table_stats_memo(self) -> dict[int, tuple[exp.Table, TableStats | None]]:
-        return {}
-
     def column_tables(self, node: exp.Expr) -> frozenset[str]:
         """The table aliases of the (qualified) columns under ``node`` (see ``node_facts``)."""
         return self.node_facts(node)[0]
@@ -191,22 +200,9 @@ class RuleContext:
         hit = memo.get(id(node))
         if hit is not None and hit[0] is node:  # the node itself: an id can be reused
             return hit[1]
-        facts = _flat_facts(node)
-        if facts is None:
-            tables: set[str] = set()
-            has_query = False
-            for found in node.find_all(exp.Column, exp.Query):
-                if isinstance(found, exp.Column):
-                    tables.add(found.table)
-                else:
-                    has_query = True
-            facts = (frozenset(tables), has_query)
+        facts = column_tables_and_query(node)
         memo[id(node)] = (node, facts)
         return facts
-
-    @cached_property
-    def _node_facts_memo(self) -> dict[int, tuple[exp.Expr, tuple[frozenset[str], bool]]]:
-        return {}
 
     def is_large(self, stats: TableStats | None) -> bool:
         """True when the table passes the policy's row or byte threshold."""
@@ -225,14 +221,12 @@ class RuleContext:
         qualification and when it failed."""
         if self.qualified is None:
             return []
-        found = self.derived.get("scopes")
-        if found is None:
+        if self._scopes is None:
             try:
-                found = traverse_scope(self.qualified)
+                self._scopes = traverse_scope(self.qualified)
             except OptimizeError:  # a tree sqlglot cannot scope: rules that need them skip it
-                found = []
-            self.derived["scopes"] = found
-        return cast("list[Scope]", found)  # only ever stored just above
+                self._scopes = []
+        return self._scopes
 
     def base_table(self, column: exp.Column, scope: Scope) -> exp.Table | None:
         """The base-table reference ``column`` reads, looking through outer scopes."""
@@ -254,17 +248,22 @@ class RuleContext:
             return None
         return stats, column.name.lower()
 
-    @cached_property
+    @property
     def statement_kind(self) -> StatementKind:
         """The kind of the parsed statement (``classify``), computed once per analysis."""
-        if isinstance(self.parsed, exp.Query) and not self.has_parsed_node(WRITE_NODE_TYPES):
-            return StatementKind.SELECT  # what classify finds, read from the node index
-        return classify(self.parsed)
+        if self._statement_kind is None:
+            if isinstance(self.parsed, exp.Query) and not self.has_parsed_node(WRITE_NODE_TYPES):
+                self._statement_kind = StatementKind.SELECT  # classify's answer, from the index
+            else:
+                self._statement_kind = classify(self.parsed)
+        return self._statement_kind
 
-    @cached_property
+    @property
     def cte_names(self) -> set[str]:
         """Lower-cased names of every CTE in the statement."""
-        return {cte.alias_or_name.lower() for cte in self.parsed_nodes(exp.CTE)}
+        if self._cte_names is None:
+            self._cte_names = {cte.alias_or_name.lower() for cte in self.parsed_nodes(exp.CTE)}
+        return self._cte_names
 
     def index_tree(self, *, normalize: bool) -> None:
         """Build the node index (one walk of the parsed tree); with ``normalize``, also do
@@ -284,7 +283,10 @@ class RuleContext:
         but the order within a bucket is no document order, so callers that show several
         nodes sort them by position."""
         normalize = normalize and "case_sensitive" not in self.sql
-        normalizer = sqlglot_dialect(self.dialect).normalize_identifier
+        dialect = sqlglot_dialect(self.dialect)
+        normalizer = dialect.normalize_identifier
+        # Lower-casing leaves an all-lowercase name as it is: skip the call for those.
+        lowers = dialect.normalization_strategy in _LOWERCASING
         buckets: dict[type, list[exp.Expr]] = {}
         stack: list[exp.Expr] = [self.parsed]
         pop, push = stack.pop, stack.extend
@@ -293,16 +295,17 @@ class RuleContext:
             node = pop()
             count += 1
             kind = node.__class__
+            if kind is exp.Identifier:  # a third of the nodes: a leaf, and not indexed
+                if normalize and not (lowers and node.this.islower()):
+                    normalizer(node)
+                continue
             bucket = buckets.get(kind)
             if bucket is None:
                 buckets[kind] = [node]
             else:
                 bucket.append(node)
-            if normalize:
-                if kind is exp.Identifier:
-                    normalizer(node)
-                    continue  # an identifier has no child nodes
-                if (kind is exp.Column or kind is exp.Dot) and not isinstance(node.parent, exp.Dot):
+            if normalize and (kind is exp.Column or kind is exp.Dot):
+                if not isinstance(node.parent, exp.Dot):
                     _keep_dot_parts(node)
             push(node.iter_expressions())
         self._index = (count, buckets)
@@ -328,36 +331,15 @@ class RuleContext:
 
     def parsed_nodes(self, kind: type[E]) -> list[E]:
         """The nodes of the parsed tree that are instances of ``kind`` (what
-        ``parsed.find_all(kind)`` yields, in no particular order), from the index built by
-        one walk (the parsed tree must not change before the first call; callers must not
-        change the list)."""
+        ``parsed.find_all(kind)`` yields, in no particular order; identifiers are not
+        indexed), from the index built by one walk (the parsed tree must not change before
+        the first call; callers must not change the list)."""
         found = self._parsed_nodes_cache.get(kind)
         if found is None:
             buckets = [b for t, b in self._parsed_index[1].items() if issubclass(t, kind)]
             found = buckets[0] if len(buckets) == 1 else [n for b in buckets for n in b]
             self._parsed_nodes_cache[kind] = found
         return cast("list[E]", found)  # every node is an instance of ``kind``
-
-    @cached_property
-    def _parsed_nodes_cache(self) -> dict[type, list[exp.Expr]]:
-        return {}
-
-
-#: Leaves that hold no column and no query.
-_CONSTANT_LEAVES = (exp.Literal, exp.Boolean, exp.Null, exp.Placeholder)
-
-
-def _flat_facts(node: exp.Expr) -> tuple[frozenset[str], bool] | None:
-    """``node_facts`` of a node whose operands are all columns or constant leaves (``a.x =
-    b.y``, ``a.d BETWEEN 1 AND 2``, ``a.k IN (1, 2)``: most predicates), read from its
-    operands without a walk; None for any other node."""
-    tables = []
-    for child in node.iter_expressions():
-        if child.__class__ is exp.Column:
-            tables.append(child.table)
-        elif not isinstance(child, _CONSTANT_LEAVES):
-            return None
-    return frozenset(tables), False
 
 
 def _keep_dot_parts(node: exp.Expr) -> None:

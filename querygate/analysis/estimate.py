@@ -87,15 +87,21 @@ def _table_reads(context: RuleContext) -> list[TableRead]:
                 reads.setdefault(id(source), TableRead(source, stats, scope))
     for scope in context.scopes:
         ignored = _exists_projection_columns(scope)
-        sources = scope.sources
+        # The reads of this scope's own tables by alias: most columns are found in one step.
+        local = {
+            alias: reads[id(source)]
+            for alias, source in scope.sources.items()
+            if isinstance(source, exp.Table) and id(source) in reads
+        }
         for column in scope.columns:
             if ignored and id(column) in ignored:
                 continue
-            table = sources.get(column.table)  # the common case, without a call
-            if not isinstance(table, exp.Table):
+            read = local.get(column.table)
+            if read is None:  # an outer scope's table (a correlated column), or no table
                 table = context.base_table(column, scope)
-            if table is not None and id(table) in reads:
-                reads[id(table)].columns.add(column.name.lower())
+                read = reads.get(id(table)) if table is not None else None
+            if read is not None:
+                read.columns.add(column.name.lower())
     return list(reads.values())
 
 

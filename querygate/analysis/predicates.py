@@ -57,10 +57,37 @@ def is_constant(node: exp.Expr) -> bool:
     """True when ``node`` references no column and no subquery (a literal, a parameter,
     ``CURRENT_DATE``, arithmetic on those...)."""
     if isinstance(node, _LEAF_CONSTANTS):
-        return True  # the common cases first: a walk costs microseconds
+        return True  # the common cases first, without a walk
     if isinstance(node, exp.Column):
         return False
-    return node.find(exp.Column, exp.Query) is None
+    tables, has_query = column_tables_and_query(node)
+    return not tables and not has_query
+
+
+def column_tables_and_query(node: exp.Expr) -> tuple[frozenset[str], bool]:
+    """(the table qualifiers of the columns under ``node``, whether a query is under it),
+    by a walk in Python that enters neither columns nor constants: for the small
+    predicates that make most of a query it costs less than ``find_all``'s generator,
+    whose start-up alone takes a few microseconds.
+
+    >>> import sqlglot
+    >>> tables, has_query = column_tables_and_query(sqlglot.parse_one("a.x + 1 > b.y"))
+    >>> sorted(tables), has_query
+    (['a', 'b'], False)
+    """
+    tables: set[str] = set()
+    has_query = False
+    stack = [node]
+    pop, push = stack.pop, stack.extend
+    while stack:
+        current = pop()
+        if current.__class__ is exp.Column:
+            tables.add(current.table)
+        elif not isinstance(current, _LEAF_CONSTANTS):
+            if isinstance(current, exp.Query):
+                has_query = True
+            push(current.iter_expressions())
+    return frozenset(tables), has_query
 
 
 def is_always_true(condition: exp.Expr) -> bool:
