@@ -304,9 +304,9 @@ class RuleContext:
                 buckets[kind] = [node]
             else:
                 bucket.append(node)
-            if normalize and (kind is exp.Column or kind is exp.Dot):
-                if not isinstance(node.parent, exp.Dot):
-                    _keep_dot_parts(node)
+            outermost_path = kind is exp.Column or kind is exp.Dot
+            if normalize and outermost_path and not isinstance(node.parent, exp.Dot):
+                _keep_dot_parts(node)
             push(node.iter_expressions())
         self._index = (count, buckets)
         self.identifiers_normalized = normalize
