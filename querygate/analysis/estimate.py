@@ -112,10 +112,11 @@ def _exists_projection_columns(scope: Scope) -> set[int]:
         return set()
     ids = set()
     for projection in select.expressions:
-        if isinstance(projection, exp.Column):
-            ids.add(id(projection))
-        elif not isinstance(projection, exp.Literal):  # SELECT 1: no walk
-            ids.update(id(c) for c in projection.find_all(exp.Column))
+        value = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(value, exp.Column):  # SELECT * expanded: aliased columns, no walk
+            ids.add(id(value))
+        elif not isinstance(value, exp.Literal):  # SELECT 1: no walk
+            ids.update(id(c) for c in value.find_all(exp.Column))
     return ids
 
 
@@ -154,7 +155,8 @@ def _scope_conjuncts(scope: Scope) -> list[exp.Expr]:
     select = scope.expression
     if not isinstance(select, exp.Select):
         return []
-    found = conjuncts(select.args.get("where", exp.Where()).this)
+    where = select.args.get("where")
+    found = conjuncts(where.this) if where is not None else []
     for join in select.args.get("joins") or []:
         found += conjuncts(join.args.get("on"))
     return found

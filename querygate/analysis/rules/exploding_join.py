@@ -28,17 +28,17 @@ def exploding_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
             left, right = predicate.left.unnest(), predicate.right.unnest()
             if not (isinstance(left, exp.Column) and isinstance(right, exp.Column)):
                 continue
-            local = left.table in scope.selected_sources and right.table in scope.selected_sources
-            if local and left.table != right.table:
-                a, b = sorted((left, right), key=lambda c: c.table)
+            sources = scope.selected_sources
+            a, b = (left, right) if left.table <= right.table else (right, left)
+            if a.table != b.table and a.table in sources and b.table in sources:
                 pairs.setdefault((a.table, b.table), []).append((a, b))
         for (left_alias, right_alias), columns in pairs.items():
+            finding = _judge(columns, scope, context)  # most joins reach a key: None
+            if finding is None:
+                continue
             others = set(pairs) - {(left_alias, right_alias)}
-            if _connected_without(left_alias, right_alias, others):
-                continue  # another join path relates them: this equality only filters
-            finding = _judge(columns, scope, context)
-            if finding is not None:
-                findings.append(finding)
+            if not _connected_without(left_alias, right_alias, others):
+                findings.append(finding)  # no other join path relates them
     return findings
 
 
