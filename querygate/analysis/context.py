@@ -85,6 +85,10 @@ class RuleContext:
         default_factory=dict, repr=False
     )
     _parsed_nodes_cache: dict[type, list[exp.Expr]] = field(default_factory=dict, repr=False)
+    #: Per scope (by id, with the scope to check the id): (table alias, column) -> NDV.
+    ndv_memos: dict[int, tuple[Scope, dict[tuple[str, str], int | None]]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def engine(self) -> str:

@@ -182,10 +182,7 @@ def ndv_lookup(scope: Scope, context: RuleContext) -> NdvLookup:
     """The NDV of a qualified column read in ``scope`` (None when unknown), answered once per
     (table alias, column) of the scope and analysis: the selectivities, join keys and group
     keys of a scope ask for the same columns again and again."""
-    memos = cast(
-        "dict[int, tuple[Scope, dict[tuple[str, str], int | None]]]",  # only stored here
-        context.derived.setdefault("ndv_memos", {}),
-    )
+    memos = context.ndv_memos
     entry = memos.get(id(scope))
     if entry is None or entry[0] is not scope:
         entry = memos[id(scope)] = (scope, {})
@@ -275,9 +272,15 @@ def _select_rows(
     rows_by_alias: dict[str, float] = {}
     intermediate = 0.0
     for alias, (_, source) in scope.selected_sources.items():
-        rows, inner = _source_rows(source, context, memo)
+        if isinstance(source, exp.Table):  # the common case, without a call
+            stats = context.table_stats(source)
+            rows = float(stats.rows if stats and stats.rows is not None else DEFAULT_TABLE_ROWS)
+            inner = rows
+        else:
+            rows, inner = _source_rows(source, context, memo)
         rows_by_alias[alias] = rows
-        intermediate = max(intermediate, inner)
+        if inner > intermediate:
+            intermediate = inner
     pairs: list[tuple[exp.Column, exp.Column]] = []
     for predicate in scope_conjuncts(scope, context):
         aliases, has_subquery = context.node_facts(predicate)

@@ -36,6 +36,8 @@ def _check_scope(scope: Scope, context: RuleContext) -> list[Finding]:
         return a
 
     def union(group: Collection[str]) -> None:
+        if len(group) < 2:
+            return  # a one-table predicate joins nothing
         roots = sorted({find(a) for a in group if a in parent}, key=aliases.index)
         for root in roots[1:]:
             parent[root] = roots[0]
