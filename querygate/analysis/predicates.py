@@ -135,8 +135,9 @@ def is_literal(node: exp.Expr) -> bool:
 def _compare_literals(condition: exp.Binary) -> bool:
     left, right = condition.left.unnest(), condition.right.unnest()
     try:
-        lv: float | str = float(left.sql()) if not left.is_string else left.name
-        rv: float | str = float(right.sql()) if not right.is_string else right.name
+        # copy=False: a literal (or its negation) needs no copy to be printed.
+        lv: float | str = float(left.sql(copy=False)) if not left.is_string else left.name
+        rv: float | str = float(right.sql(copy=False)) if not right.is_string else right.name
     except ValueError:
         return False
     if type(lv) is not type(rv):
@@ -196,8 +197,8 @@ def join_pairs(predicate: exp.Expr) -> list[tuple[exp.Column, exp.Column]]:
     return [(left, right)] if left.table and right.table and left.table != right.table else []
 
 
-def _pair_key(pair: tuple[exp.Column, exp.Column]) -> frozenset[str]:
-    return frozenset(column.sql() for column in pair)
+def _pair_key(pair: tuple[exp.Column, exp.Column]) -> frozenset[tuple[str, str]]:
+    return frozenset((column.table, column.name) for column in pair)
 
 
 def selectivity(predicate: exp.Expr, ndv: NdvLookup) -> float:

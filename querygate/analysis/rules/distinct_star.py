@@ -12,6 +12,8 @@ from querygate.analysis.findings import Finding, Severity
 def distinct_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per ``SELECT DISTINCT *``."""
     findings: list[Finding] = []
+    if not context.has_parsed_node((exp.Star,)):
+        return findings  # no star anywhere (``t.*`` holds one too)
     for select in context.parsed_nodes(exp.Select):
         if not select.args.get("distinct"):
             continue

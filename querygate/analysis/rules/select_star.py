@@ -13,6 +13,8 @@ from querygate.analysis.findings import Finding, Severity
 def select_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """One finding per star projection over a wide or large base table."""
     findings: list[Finding] = []
+    if not context.has_parsed_node((exp.Star,)):
+        return findings  # no star anywhere (``t.*`` holds one too)
     for select in context.parsed_nodes(exp.Select):
         if select.find_ancestor(exp.Exists) is not None:
             continue
