@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from portal import health, views
 from portal.accounts import views as account_views
+from querygate import views as querygate_views
 from scheduler import views as scheduler_views
 
 api_v1 = [
@@ -16,6 +17,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("sql/", querygate_views.sql_editor, name="sql-editor"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/tokens/", account_views.tokens, name="tokens"),

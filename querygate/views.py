@@ -1,1 +1,113 @@
-"""Server-rendered pages of this app."""
+"""Server-rendered pages of the query gate: the SQL editor (``/sql/``).
+
+The page is a thin client of the REST API (``/api/v1/queries/...``): the view only lists the
+warehouses the user may query, their recent queries and the translated labels; analysis,
+runs, polling, cancel and result pages go through the API with the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+
+from portal.accounts.models import Membership
+from querygate.api import serializers as s
+from querygate.models import QueryStatus
+from querygate.services.warehouses import visible_queries, visible_warehouses
+
+#: Rows per result page in the editor.
+PAGE_SIZE = 100
+
+
+@login_required
+def sql_editor(request: HttpRequest) -> HttpResponse:
+    """The editor; ``?warehouse=NAME`` preselects a warehouse, ``?query=ID`` reopens one of
+    the user's (visible) queries with its SQL and result."""
+    user = request.user
+    warehouses = list(visible_warehouses(user).order_by("name"))
+    names = [warehouse.name for warehouse in warehouses]
+    selected = request.GET.get("warehouse", "")
+    initial_sql, reopened = "", None
+    wanted = request.GET.get("query", "")
+    if wanted.isdigit():
+        query = visible_queries(user).filter(pk=int(wanted)).first()
+        if query is not None:
+            initial_sql, selected = query.sql, query.warehouse.name
+            reopened = s.QueryDetailSerializer(query).data
+    if selected not in names:
+        selected = names[0] if names else ""
+    recent = (
+        visible_queries(user)
+        .filter(user=user)
+        .defer("result", "analysis")
+        .order_by("-created_at", "-pk")[:15]
+    )
+    can_override = (
+        user.is_staff or Membership.objects.filter(user=user, role=Membership.Role.LEAD).exists()
+    )
+    config = {
+        "urls": {
+            "queries": reverse("query-list"),
+            "analyze": reverse("query-analyze"),
+        },
+        "username": user.get_username(),
+        "is_admin": user.is_staff,
+        "can_override": can_override,
+        "page_size": PAGE_SIZE,
+        "query": reopened,
+        "labels": _labels(),
+    }
+    return render(
+        request,
+        "querygate/editor.html",
+        {
+            "warehouses": warehouses,
+            "selected": selected,
+            "initial_sql": initial_sql,
+            "recent": recent,
+            "config": config,
+        },
+    )
+
+
+def _labels() -> dict[str, Any]:
+    """Every text the page's script shows, in the request's language."""
+    return {
+        "decision": {
+            "allow": _("Allowed: this query can run."),
+            "warn": _("Runs with warnings: read them first."),
+            "reject": _("Rejected: the gate will not run this query."),
+        },
+        "severity": {"info": _("info"), "warn": _("warning"), "error": _("error")},
+        "cost": {
+            "small": _("small"),
+            "medium": _("medium"),
+            "large": _("large"),
+            "excessive": _("excessive"),
+        },
+        "status": {value: str(label) for value, label in QueryStatus.choices},
+        "rows": _("Estimated result rows"),
+        "bytes_scanned": _("Estimated bytes scanned"),
+        "intermediate_rows": _("Intermediate rows (upper bound)"),
+        "cost_class": _("Cost"),
+        "runtime": _("Predicted runtime"),
+        "seconds": _("%(seconds)s s"),
+        "position": _("line %(line)s, column %(column)s"),
+        "suggestion": _("Suggestion:"),
+        "no_findings": _("No findings: nothing the gate can see is wrong."),
+        "empty": _("Type a query to see what the gate thinks of it."),
+        "analyzing": _("Analyzing…"),
+        "failed": _("The request failed; try again."),
+        "submitting": _("Submitting…"),
+        "running_for": _("Running for %(seconds)s s…"),
+        "finished": _("%(rows)s rows in %(seconds)s s."),
+        "truncated": _("Only the first %(rows)s rows were kept (the row cap)."),
+        "cached": _("Served from the result of query %(id)s."),
+        "killed": _("stopped by %(user)s (%(reason)s)"),
+        "page": _("Rows %(first)s–%(last)s of %(total)s"),
+    }

@@ -6,13 +6,17 @@ The personas (healthchecks' style) make permission tests read like the rule they
 - bob     is a member of "vision"        (a teammate)
 - charlie leads "nlp", not in "vision"   (an outsider to vision)
 - admin   is site staff, in no team      (an admin)
+
+``demo`` is the query gate's DuckDB warehouse: TPC-H at sf=0.01, built once per session.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import pytest
 from django.core.servers.basehttp import WSGIServer
 from django.utils import timezone
@@ -20,6 +24,11 @@ from rest_framework.test import APIClient
 
 from portal.accounts import services
 from portal.accounts.models import Membership, Team, User
+from querygate.analysis import TableStats
+from querygate.engines import tpc
+from querygate.engines.duckdb import DuckDBEngine
+from querygate.models import Warehouse
+from querygate.services.warehouses import refresh_catalog
 
 # pytest-django's live server listens with Django's backlog of 10 connections; a real
 # deployment (gunicorn: 2048) queues far more. The concurrency tests open 50 at once.
@@ -116,3 +125,42 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     if code is not None:
         assert body["error"]["code"] == code, body
     return body["error"]
+
+
+class CatalogOnce:
+    """The real engine, with its catalog read once per session (the scan costs a second)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+        self._tables: list[TableStats] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def catalog(self) -> list[TableStats]:
+        if self._tables is None:
+            self._tables = self.engine.catalog()
+        return self._tables
+
+
+@pytest.fixture(scope="session")
+def tpch_path(tmp_path_factory) -> str:
+    path = str(tmp_path_factory.mktemp("warehouse") / "tpch.duckdb")
+    connection = duckdb.connect(path)
+    tpc.generate(connection, "tpch", 0.01)
+    connection.close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def duckdb_engine(tpch_path) -> CatalogOnce:
+    return CatalogOnce(DuckDBEngine(tpch_path))
+
+
+@pytest.fixture
+def demo(db, tpch_path, duckdb_engine) -> Warehouse:
+    """Warehouse ``demo``: the sf=0.01 TPC-H DuckDB file, open to all, catalog loaded."""
+    warehouse = Warehouse.objects.create(name="demo", engine="duckdb", connection=tpch_path)
+    refresh_catalog(warehouse.pk, now=timezone.now(), engine=duckdb_engine)
+    warehouse.refresh_from_db()
+    return warehouse

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q
 from django.http import FileResponse, HttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
@@ -18,32 +17,20 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.accounts.models import Membership
 from portal.errors import Conflict, InvalidRequest
 from querygate import tasks
 from querygate.api import serializers as s
-from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse, WarehouseGrant
+from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse
 from querygate.services import queries, results
-from querygate.services.warehouses import access_for, analysis_of, get_warehouse
+from querygate.services.warehouses import (
+    access_for,
+    analysis_of,
+    get_warehouse,
+    visible_queries,
+    visible_warehouses,
+)
 
 PARQUET = "application/vnd.apache.parquet"
-
-
-def visible_warehouses(user: Any) -> Any:
-    if user.is_staff:
-        return Warehouse.objects.all()
-    teams = Membership.objects.filter(user=user).values("team")
-    granted = WarehouseGrant.objects.filter(team__in=teams).values("warehouse")
-    return Warehouse.objects.filter(Q(open_to_all=True) | Q(pk__in=granted), enabled=True)
-
-
-def visible_queries(user: Any) -> Any:
-    """Own queries; a lead's team's queries; admins all."""
-    rows = Query.objects.select_related("user", "team", "warehouse", "killed_by", "override_by")
-    if user.is_staff:
-        return rows
-    led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("team")
-    return rows.filter(Q(user=user) | Q(team__in=led))
 
 
 class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

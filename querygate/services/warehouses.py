@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlglot
 from django.db import transaction
+from django.db.models import Q
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
@@ -289,3 +290,22 @@ def analysis_of(access: Access, sql: str, *, explain: bool = True) -> tuple[Repo
                 log.info("explain.failed warehouse=%s %s", warehouse.name, error)
         data["estimate"]["source"] = "+".join(sources)
     return report, data
+
+
+def visible_warehouses(user: Any) -> Any:
+    """The warehouses ``user`` may query: admins all; others the enabled ones open to all or
+    granted to one of their teams."""
+    if user.is_staff:
+        return Warehouse.objects.all()
+    teams = Membership.objects.filter(user=user).values("team")
+    granted = WarehouseGrant.objects.filter(team__in=teams).values("warehouse")
+    return Warehouse.objects.filter(Q(open_to_all=True) | Q(pk__in=granted), enabled=True)
+
+
+def visible_queries(user: Any) -> Any:
+    """Own queries; a lead's team's queries; admins all."""
+    rows = Query.objects.select_related("user", "team", "warehouse", "killed_by", "override_by")
+    if user.is_staff:
+        return rows
+    led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("team")
+    return rows.filter(Q(user=user) | Q(team__in=led))

@@ -1,4 +1,4 @@
-"""Query gate fixtures: a real DuckDB TPC-H file (sf=0.01, built once per session) and a real
+"""Query gate fixtures (the DuckDB TPC-H warehouse ``demo`` is in ``tests/conftest.py``): a real
 PostgreSQL warehouse database with a read-only role (created per session, dropped after).
 
 PostgreSQL must be reachable at ``QUERYGATE_TEST_PG`` (default
@@ -12,17 +12,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import duckdb
 import psycopg
 import pytest
-from django.utils import timezone
 
-from querygate.analysis import TableStats
-from querygate.engines import tpc
-from querygate.engines.duckdb import DuckDBEngine
 from querygate.engines.postgres import PostgresEngine
-from querygate.models import Warehouse
-from querygate.services.warehouses import refresh_catalog
 
 ADMIN_DSN = os.environ.get("QUERYGATE_TEST_PG", "postgres://postgres@127.0.0.1:5432/postgres")
 
@@ -33,50 +26,11 @@ DUCKDB_HEAVY = (
 PG_HEAVY = "SELECT count(*) FROM generate_series(1, 100000000) a, generate_series(1, 100000) b"
 
 
-class CatalogOnce:
-    """The real engine, with its catalog read once per session (the scan costs a second)."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self._tables: list[TableStats] | None = None
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.engine, name)
-
-    def catalog(self) -> list[TableStats]:
-        if self._tables is None:
-            self._tables = self.engine.catalog()
-        return self._tables
-
-
 @pytest.fixture(autouse=True)
 def results_dir(settings, tmp_path) -> Any:
     """Result files of each test in its own directory, never in VAR_DIR."""
     settings.QUERYGATE_RESULTS_DIR = tmp_path / "query-results"
     return settings.QUERYGATE_RESULTS_DIR
-
-
-@pytest.fixture(scope="session")
-def tpch_path(tmp_path_factory) -> str:
-    path = str(tmp_path_factory.mktemp("warehouse") / "tpch.duckdb")
-    connection = duckdb.connect(path)
-    tpc.generate(connection, "tpch", 0.01)
-    connection.close()
-    return path
-
-
-@pytest.fixture(scope="session")
-def duckdb_engine(tpch_path) -> CatalogOnce:
-    return CatalogOnce(DuckDBEngine(tpch_path))
-
-
-@pytest.fixture
-def demo(db, tpch_path, duckdb_engine) -> Warehouse:
-    """Warehouse ``demo``: the sf=0.01 TPC-H DuckDB file, open to all, catalog loaded."""
-    warehouse = Warehouse.objects.create(name="demo", engine="duckdb", connection=tpch_path)
-    refresh_catalog(warehouse.pk, now=timezone.now(), engine=duckdb_engine)
-    warehouse.refresh_from_db()
-    return warehouse
 
 
 def _admin() -> psycopg.Connection:
