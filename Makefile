@@ -51,7 +51,7 @@ lint: venv
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/mypy scheduler/core querygate/analysis
+	$(BIN)/mypy scheduler/core querygate/analysis karimasu_client
 
 format: venv
 	$(BIN)/ruff check --fix .
