@@ -196,7 +196,6 @@ class _Resource:
         return self.client.call("GET", f"{self.path}{id}/")
 
 
-
 class _Cancellable(_Resource):
     def cancel(self, id: int) -> dict[str, Any]:
         """Cancel it (``POST .../{id}/cancel/``); the updated record."""
