@@ -17,6 +17,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("bookings/", scheduler_views.bookings_page, name="bookings"),
     path("sql/", querygate_views.sql_editor, name="sql-editor"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from portal.errors import KarimasuError
+from scheduler.forms import BookForm, BorrowForm
+from scheduler.models import LIVE_STATUSES, Reservation
+from scheduler.services import availability, reservations
 from scheduler.services.calendar import feed_for_secret
+from scheduler.services.timeline import now_offset, week_timeline
 
 
 @never_cache
@@ -19,3 +31,141 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="karimasu.ics"'
     return response
+
+
+@login_required
+def bookings_page(request: HttpRequest) -> HttpResponse:
+    """The bookings calendar: a week of every GPU's bookings (``?week=YYYY-MM-DD``, the
+    week holding that day; this week by default), booking and borrowing forms, and the
+    user's live bookings to give back. Writes go through the same services as the API."""
+    now = timezone.now()
+    week_start = _week_start(request.GET.get("week", ""), now)
+    book_form = BookForm(user=request.user, prefix="book")
+    borrow_form = BorrowForm(user=request.user, prefix="borrow")
+    if request.method == "POST":
+        action = request.POST.get("action", "")
+        if action == "book":
+            book_form = BookForm(request.POST, user=request.user, prefix="book")
+            if book_form.is_valid() and _book(request, book_form, now):
+                return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
+        elif action == "borrow":
+            borrow_form = BorrowForm(request.POST, user=request.user, prefix="borrow")
+            if borrow_form.is_valid() and _borrow(request, borrow_form, now):
+                return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
+        elif action == "end":
+            _end(request, request.POST.get("reservation", ""), now)
+            return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
+    mine = (
+        Reservation.objects.filter(holder=request.user, status__in=LIVE_STATUSES, end__gt=now)
+        .select_related("node", "team")
+        .prefetch_related("slots__gpu")
+        .order_by("start")
+    )
+    days = [week_start + timedelta(days=i) for i in range(7)]
+    return render(
+        request,
+        "scheduler/bookings.html",
+        {
+            "week_start": week_start,
+            "days": days,
+            "previous_week": week_start - timedelta(days=7),
+            "next_week": week_start + timedelta(days=7),
+            "this_week": _week_start("", now),
+            "rows": week_timeline(request.user, week_start=week_start),
+            "now_at": now_offset(now, week_start),
+            "mine": mine,
+            "book_form": book_form,
+            "borrow_form": borrow_form,
+        },
+    )
+
+
+def _week_start(day: str, now: datetime) -> datetime:
+    """Monday 00:00 (in the current time zone) of the week holding ``day`` (or ``now``)."""
+    local = timezone.localtime(now)
+    try:
+        chosen = date.fromisoformat(day) if day else local.date()
+    except ValueError:
+        chosen = local.date()
+    monday = chosen - timedelta(days=chosen.weekday())
+    return timezone.make_aware(datetime.combine(monday, time.min))
+
+
+def _refused(request: HttpRequest, error: KarimasuError) -> None:
+    """The service's refusal as a message, with the conflicting bookings when it names them."""
+    text = error.message
+    conflicts = error.details.get("conflicts") if isinstance(error.details, dict) else None
+    if conflicts:
+        text += " " + "; ".join(_conflict_text(c) for c in conflicts[:5])
+    messages.error(request, text)
+
+
+def _conflict_text(conflict: dict[str, Any]) -> str:
+    """``GPU 0, 1: alice (vision) 2026-11-24 10:00 – 12:00`` from a conflict's details."""
+    gpus = ", ".join(str(index) for index in conflict.get("gpus", []))
+    who = conflict.get("holder") or conflict.get("kind") or ""
+    if conflict.get("team"):
+        who += f" ({conflict['team']})"
+    span = [
+        f"{timezone.localtime(datetime.fromisoformat(conflict[key])):%Y-%m-%d %H:%M}"
+        for key in ("start", "end")
+        if conflict.get(key)
+    ]
+    return f"GPU {gpus}: {who} {' – '.join(span)}".strip()
+
+
+def _book(request: HttpRequest, form: BookForm, now: datetime) -> bool:
+    data = form.cleaned_data
+    try:
+        reservation = reservations.reserve_gpus(
+            request.user,
+            team=data["team"],
+            node=data["node"],
+            gpu_indices=data["gpus"],
+            start=data["start"],
+            end=data["end"],
+            purpose=data["purpose"],
+            now=now,
+        )
+    except KarimasuError as error:
+        _refused(request, error)
+        return False
+    messages.success(request, _("Booked: %(what)s.") % {"what": _describe(reservation)})
+    return True
+
+
+def _borrow(request: HttpRequest, form: BorrowForm, now: datetime) -> bool:
+    data = form.cleaned_data
+    try:
+        reservation = availability.borrow_now(
+            request.user,
+            team=data["team"],
+            gpus=data["gpus"],
+            model=None,
+            hours=data["hours"],
+            purpose=data["purpose"],
+            now=now,
+        )
+    except KarimasuError as error:
+        _refused(request, error)
+        return False
+    messages.success(request, _("Borrowed: %(what)s.") % {"what": _describe(reservation)})
+    return True
+
+
+def _end(request: HttpRequest, pk: str, now: datetime) -> None:
+    try:
+        reservation = reservations.get_reservation(int(pk))
+        ended = reservations.end_reservation(request.user, reservation, now=now)
+    except ValueError:
+        messages.error(request, _("No such booking."))
+    except KarimasuError as error:
+        _refused(request, error)
+    else:
+        messages.success(request, _("Gave back: %(what)s.") % {"what": _describe(ended)})
+
+
+def _describe(reservation: Reservation) -> str:
+    indices = ", ".join(str(s.gpu.index) for s in reservation.slots.select_related("gpu"))
+    start, end = timezone.localtime(reservation.start), timezone.localtime(reservation.end)
+    return f"{reservation.node.name} GPU {indices}, {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}"

@@ -1,0 +1,49 @@
+"""A researcher borrows a GPU from the bookings page, sees it on the week's calendar, and
+gives it back."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from scheduler import tasks
+from scheduler.models import Reservation
+from tests.scheduler.conftest import make_node
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_borrow_see_it_on_the_calendar_and_give_it_back(
+    page, live_server, alice, vision, monkeypatch
+) -> None:
+    monkeypatch.setattr(tasks.schedule_cycle, "delay", lambda: None)  # no worker here
+    make_node("tesla-01")
+    make_node("a100-01", 4, "NVIDIA-A100-SXM4-80GB")
+    client = Client()
+    client.force_login(alice.user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+    )
+
+    page.goto("/")
+    page.get_by_role("link", name="Bookings").click()
+    assert page.locator("[data-gpu]").count() == 6
+    assert page.locator(".bar").count() == 0
+
+    page.fill("#id_borrow-gpus", "2")
+    page.fill("#id_borrow-hours", "3")
+    page.fill("#id_borrow-purpose", "ablation study")
+    page.get_by_role("button", name="Borrow", exact=True).click()
+    assert "Borrowed: tesla-01 GPU 0, 1" in page.locator(".messages").inner_text()
+    bars = page.locator(".bar.mine")
+    assert bars.count() == 2  # best fit: both GPUs of the small node, not half the A100s
+    assert "ablation study" in (bars.first.get_attribute("title") or "")
+    assert page.locator(".now").count() == 6
+
+    page.get_by_role("button", name="Give back").click()
+    assert "Gave back" in page.locator(".messages").inner_text()
+    assert page.locator(".bar.mine").count() == 0
+    assert page.locator(".bar.ended").count() == 2
+    assert Reservation.objects.get().status == "released"

@@ -1,0 +1,204 @@
+"""The bookings page (``/bookings/``): the week's calendar of every GPU, booking, borrowing
+and giving back from the browser through the same services as the API."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from scheduler.models import MaintenanceWindow, Reservation
+from scheduler.services import reservations
+from scheduler.services.timeline import week_timeline
+
+from .conftest import make_node
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(persona) -> Client:
+    client = Client()
+    client.force_login(persona.user)
+    return client
+
+
+def _monday(now):
+    local = timezone.localtime(now)
+    monday = (local - timedelta(days=local.weekday())).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    return monday
+
+
+def _book(persona, team, node, indices, start, end, purpose=""):
+    return reservations.reserve_gpus(
+        persona.user,
+        team=team,
+        node=node,
+        gpu_indices=indices,
+        start=start,
+        end=end,
+        purpose=purpose,
+        now=timezone.now(),
+    )
+
+
+def test_the_page_needs_a_login(client) -> None:
+    response = client.get("/bookings/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
+
+
+def test_the_week_shows_each_gpu_with_its_bookings_where_they_fall(
+    alice, bob, charlie, vision, nlp, unlimited
+) -> None:
+    node = make_node("tesla-01")
+    monday = _monday(timezone.now()) + timedelta(days=7)  # next week: all in the future
+    _book(alice, vision, node, [0], monday + timedelta(days=1), monday + timedelta(days=2), "bert")
+    _book(bob, vision, node, [1], monday + timedelta(hours=12), monday + timedelta(hours=18))
+    _book(charlie, nlp, node, [1], monday + timedelta(days=3), monday + timedelta(days=4), "llm")
+    MaintenanceWindow.objects.create(
+        node=None, start=monday + timedelta(days=6), end=monday + timedelta(days=7), reason="UPS"
+    )
+    rows = week_timeline(alice.user, week_start=monday)
+    assert [(r.name, [g.index for g in r.gpus]) for r in rows] == [("tesla-01", [0, 1])]
+    gpu0, gpu1 = rows[0].gpus
+    assert [(b.kind, b.left, b.width, b.label) for b in gpu0.bars] == [
+        ("mine", round(100 / 7, 3), round(100 / 7, 3), "alice")
+    ]
+    assert "bert" in gpu0.bars[0].title
+    kinds = [(b.kind, b.label) for b in gpu1.bars]
+    assert kinds == [("team", "bob"), ("other", "charlie")]
+    assert "llm" not in gpu1.bars[1].title  # nlp's purpose is nlp's business
+    assert [(b.kind, b.left, b.width) for b in rows[0].maintenance] == [
+        ("maintenance", round(600 / 7, 3), round(100 / 7, 3))
+    ]
+
+    page = _client(alice).get(f"/bookings/?week={monday:%Y-%m-%d}").content.decode()
+    assert 'data-gpu="tesla-01/0"' in page and 'class="bar mine"' in page
+    assert 'class="bar maintenance"' in page
+    assert 'class="now"' not in page  # not this week
+
+
+def test_bars_are_clipped_to_the_week_and_now_is_marked(alice, vision, unlimited) -> None:
+    node = make_node("tesla-01")
+    now = timezone.now()
+    monday = _monday(now)
+    booking = _book(alice, vision, node, [0], now + timedelta(minutes=5), now + timedelta(days=9))
+    (bar,) = week_timeline(alice.user, week_start=monday)[0].gpus[0].bars
+    assert bar.reservation_id == booking.pk
+    assert bar.left + bar.width == pytest.approx(100, abs=0.01)  # runs past the week's end
+    page = _client(alice).get("/bookings/").content.decode()
+    assert re.search(r'class="now" style="left: [0-9.]+%"', page)
+
+
+def test_booking_from_the_form(alice, vision, unlimited) -> None:
+    make_node("tesla-01")
+    start = timezone.localtime(timezone.now() + timedelta(days=1)).replace(second=0, microsecond=0)
+    response = _client(alice).post(
+        "/bookings/",
+        {
+            "action": "book",
+            "book-team": "vision",
+            "book-node": "tesla-01",
+            "book-gpus": "0, 1",
+            "book-start": f"{start:%Y-%m-%dT%H:%M}",
+            "book-end": f"{start + timedelta(hours=3):%Y-%m-%dT%H:%M}",
+            "book-purpose": "fine-tuning",
+        },
+        follow=True,
+    )
+    booking = Reservation.objects.get()
+    assert (booking.holder, booking.purpose, booking.end - booking.start) == (
+        alice.user,
+        "fine-tuning",
+        timedelta(hours=3),
+    )
+    assert sorted(s.gpu.index for s in booking.slots.all()) == [0, 1]
+    page = response.content.decode()
+    assert "Booked: tesla-01 GPU 0, 1" in page
+    assert "fine-tuning" in page  # in "Your bookings"
+
+
+def test_a_clash_says_who_holds_the_gpus_and_keeps_the_form(alice, bob, vision, unlimited) -> None:
+    node = make_node("tesla-01")
+    start = timezone.localtime(timezone.now() + timedelta(days=1)).replace(second=0, microsecond=0)
+    _book(bob, vision, node, [0], start, start + timedelta(hours=2))
+    response = _client(alice).post(
+        "/bookings/",
+        {
+            "action": "book",
+            "book-team": "vision",
+            "book-node": "tesla-01",
+            "book-gpus": "0",
+            "book-start": f"{start + timedelta(hours=1):%Y-%m-%dT%H:%M}",
+            "book-end": f"{start + timedelta(hours=4):%Y-%m-%dT%H:%M}",
+        },
+    )
+    assert response.status_code == 200  # the form again, not a redirect
+    page = response.content.decode()
+    assert "Those GPUs are not free for that whole time." in page
+    assert f"GPU 0: bob (vision) {start:%Y-%m-%d %H:%M}" in page
+    assert Reservation.objects.filter(holder=alice.user).count() == 0
+
+
+def test_bad_form_input_is_explained(alice, vision) -> None:
+    make_node("tesla-01")
+    response = _client(alice).post(
+        "/bookings/",
+        {"action": "book", "book-team": "vision", "book-node": "tesla-01", "book-gpus": "x"},
+    )
+    page = response.content.decode()
+    assert "Give GPU numbers separated by commas." in page
+    assert "This field is required." in page
+    assert not Reservation.objects.exists()
+
+
+def test_a_team_not_ones_own_is_not_offered(charlie, vision) -> None:
+    make_node("tesla-01")
+    response = _client(charlie).post(
+        "/bookings/",
+        {"action": "borrow", "borrow-team": "vision", "borrow-gpus": "1", "borrow-hours": "1"},
+    )
+    assert "Select a valid choice" in response.content.decode()
+    assert not Reservation.objects.exists()
+
+
+def test_borrow_now_then_give_back(alice, vision, unlimited) -> None:
+    make_node("tesla-01")
+    client = _client(alice)
+    response = client.post(
+        "/bookings/",
+        {"action": "borrow", "borrow-team": "vision", "borrow-gpus": "1", "borrow-hours": "2"},
+        follow=True,
+    )
+    booking = Reservation.objects.get()
+    assert booking.status == "active"
+    assert "Borrowed: tesla-01 GPU 0" in response.content.decode()
+    response = client.post(
+        "/bookings/", {"action": "end", "reservation": str(booking.pk)}, follow=True
+    )
+    booking.refresh_from_db()
+    assert booking.status == "released"
+    assert "Gave back: tesla-01 GPU 0" in response.content.decode()
+
+
+def test_only_the_holder_or_a_lead_gives_a_booking_back(alice, bob, charlie, vision, unlimited):
+    node = make_node("tesla-01")
+    start = timezone.now() + timedelta(days=1)
+    booking = _book(bob, vision, node, [0], start, start + timedelta(hours=2))
+    response = _client(charlie).post(
+        "/bookings/", {"action": "end", "reservation": str(booking.pk)}, follow=True
+    )
+    booking.refresh_from_db()
+    assert booking.status == "booked"
+    assert response.status_code == 200 and 'class="error"' in response.content.decode()
+
+
+def test_the_page_speaks_japanese(alice) -> None:
+    alice.user.language = "ja"
+    alice.user.save()
+    page = _client(alice).get("/bookings/").content.decode()
+    assert "予約" in page and "今すぐ借りる" in page
