@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Team, User
-from scheduler.models import Node
+from scheduler.models import Node, PriorityClass
+from scheduler.services.submission import JobRequest
 
 _LOCAL_MINUTE = ["%Y-%m-%dT%H:%M"]  # what <input type="datetime-local"> sends
 
@@ -82,3 +84,81 @@ class BorrowForm(_TeamForm):
     gpus = forms.IntegerField(label=_("GPUs"), min_value=1, max_value=8, initial=1)
     hours = forms.FloatField(label=_("Hours"), min_value=0.25, max_value=24 * 31, initial=2)
     purpose = forms.CharField(label=_("Purpose"), max_length=500, required=False)
+
+
+class JobForm(_TeamForm):
+    """Submit a training job (the API's fields that a form can hold)."""
+
+    name = forms.SlugField(label=_("Name"), max_length=100)
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), to_field_name="slug", label=_("Team")
+    )
+    image = forms.CharField(label=_("Image"), max_length=500, initial="pytorch/pytorch:2.4")
+    command = forms.CharField(
+        label=_("Command"),
+        required=False,
+        max_length=2000,
+        help_text=_("As in a shell, e.g. python train.py --epochs 10; empty: the image's own"),
+    )
+    gpus = forms.IntegerField(label=_("GPUs"), min_value=0, max_value=8, initial=1)
+    gpu_models = forms.MultipleChoiceField(
+        label=_("GPU models"),
+        required=False,
+        help_text=_("Any of these; none chosen: any model"),
+    )
+    max_runtime_h = forms.FloatField(
+        label=_("Longest runtime (hours)"), min_value=0.02, max_value=24 * 14, initial=4
+    )
+    priority_class = forms.ChoiceField(label=_("Priority"), required=False)
+    preemptible = forms.BooleanField(
+        label=_("May be preempted (runs on borrowed GPUs sooner)"), required=False, initial=True
+    )
+    env = forms.CharField(
+        label=_("Environment"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One NAME=value per line"),
+    )
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, user=user, **kwargs)
+        models = Node.objects.filter(gone_at__isnull=True).exclude(gpu_model="")
+        names = sorted(set(models.values_list("gpu_model", flat=True)))
+        self.fields["gpu_models"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
+        classes = PriorityClass.objects.order_by("-value")
+        self.fields["priority_class"].choices = [("", _("the default"))] + [  # type: ignore[attr-defined]
+            (pc.name, pc.name) for pc in classes
+        ]
+
+    def clean_command(self) -> list[str]:
+        try:
+            return shlex.split(self.cleaned_data["command"])
+        except ValueError as error:
+            raise forms.ValidationError(_("The command does not parse: %s") % error) from None
+
+    def clean_env(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for number, line in enumerate(self.cleaned_data["env"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name.strip():
+                raise forms.ValidationError(_("Line %(n)s is not NAME=value.") % {"n": number})
+            env[name.strip()] = value
+        return env
+
+    def job_request(self) -> JobRequest:
+        """The validated form as the submission service's request."""
+        data = self.cleaned_data
+        return JobRequest(
+            name=data["name"],
+            image=data["image"],
+            team=data["team"].slug,
+            max_runtime_s=max(60, int(data["max_runtime_h"] * 3600)),
+            command=data["command"],
+            env=data["env"],
+            gpus=data["gpus"],
+            gpu_models=list(data["gpu_models"]),
+            priority_class=data["priority_class"],
+            preemptible=data["preemptible"],
+        )

@@ -14,10 +14,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from portal.errors import KarimasuError
-from scheduler.forms import BookForm, BorrowForm
+from scheduler import states
+from scheduler.cluster.backend import ClusterError
+from scheduler.cluster.factory import cluster_backend
+from scheduler.forms import BookForm, BorrowForm, JobForm
 from scheduler.models import LIVE_STATUSES, Reservation
-from scheduler.services import availability, reservations
+from scheduler.services import availability, reservations, submission
 from scheduler.services.calendar import feed_for_secret
+from scheduler.services.jobs import visible_jobs
 from scheduler.services.timeline import now_offset, week_timeline
 
 
@@ -169,3 +173,63 @@ def _describe(reservation: Reservation) -> str:
     indices = ", ".join(str(s.gpu.index) for s in reservation.slots.select_related("gpu"))
     start, end = timezone.localtime(reservation.start), timezone.localtime(reservation.end)
     return f"{reservation.node.name} GPU {indices}, {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}"
+
+
+@login_required
+def jobs_page(request: HttpRequest) -> HttpResponse:
+    """The jobs the user may see (theirs and their teams'; ``?mine=1`` only theirs) with
+    status, reason, queue position and ETA, and a form to submit one."""
+    form = JobForm(user=request.user, prefix="job")
+    if request.method == "POST":
+        form = JobForm(request.POST, user=request.user, prefix="job")
+        if form.is_valid():
+            try:
+                job = submission.submit_job(request.user, form.job_request(), now=timezone.now())
+            except KarimasuError as error:
+                _refused(request, error)
+            else:
+                messages.success(request, _("Submitted job %(id)s.") % {"id": job.pk})
+                return redirect("job", job_id=job.pk)
+    mine = request.GET.get("mine") == "1"
+    jobs = visible_jobs(request.user).order_by("-submitted_at", "-pk")
+    if mine:
+        jobs = jobs.filter(owner=request.user)
+    return render(request, "scheduler/jobs.html", {"jobs": jobs[:100], "form": form, "mine": mine})
+
+
+@login_required
+def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
+    """One job: what was asked, where it runs, its timeline, the tail of its log, cancel."""
+    job = visible_jobs(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such job.")
+    if request.method == "POST" and request.POST.get("action") == "cancel":
+        try:
+            submission.cancel_job(request.user, job, now=timezone.now())
+        except KarimasuError as error:
+            _refused(request, error)
+        else:
+            messages.success(request, _("Cancelled job %(id)s.") % {"id": job.pk})
+        return redirect("job", job_id=job.pk)
+    log_text, log_note = "", ""
+    if job.status == states.QUEUED:
+        log_note = _("The job has not started yet: no log.")
+    else:
+        try:
+            log_text = "\n".join(
+                cluster_backend().logs(job.pk, job.attempt, tail_lines=200, follow=False)
+            )
+        except ClusterError as error:
+            log_note = _("The log is not available: %(why)s") % {"why": error}
+    return render(
+        request,
+        "scheduler/job.html",
+        {
+            "job": job,
+            "events": job.events.order_by("at", "pk"),
+            "log_text": log_text,
+            "log_note": log_note,
+            "can_cancel": job.status not in states.TERMINAL
+            and submission.can_manage_job(request.user, job),
+        },
+    )

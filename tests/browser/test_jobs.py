@@ -1,0 +1,50 @@
+"""An engineer submits a training job from the jobs page, follows it, and cancels it."""
+
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.test import Client
+
+from scheduler import tasks
+from scheduler.models import Job, PriorityClass
+from tests.scheduler.conftest import make_node
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_submit_follow_and_cancel_a_job(page, live_server, alice, monkeypatch) -> None:
+    monkeypatch.setattr(tasks.schedule_cycle, "delay", lambda: None)  # no worker here
+    # A transactional test may run after another one flushed the migrations' default rows.
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
+    make_node("tesla-01")
+    client = Client()
+    client.force_login(alice.user)
+    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+    )
+
+    page.goto("/")
+    page.get_by_role("link", name="Jobs", exact=True).click()
+    page.fill("#id_job-name", "resnet50")
+    page.fill("#id_job-command", "python train.py --epochs 3")
+    page.fill("#id_job-gpus", "2")
+    page.select_option("#id_job-gpu_models", "Tesla-V100-SXM2-16GB")
+    page.fill("#id_job-env", "SEED=1")
+    page.get_by_role("button", name="Submit", exact=True).click()
+
+    job = Job.objects.get()
+    page.wait_for_url(f"{live_server.url}/jobs/{job.pk}/")
+    assert f"Submitted job {job.pk}." in page.locator(".messages").inner_text()
+    assert page.locator("h1").inner_text().startswith("resnet50")
+    assert job.gpu_models == ["Tesla-V100-SXM2-16GB"] and job.env == {"SEED": "1"}
+
+    page.get_by_role("button", name="Cancel job").click()
+    assert page.locator("h2 .status.cancelled").is_visible()
+    assert "cancelled" in page.locator("#events").inner_text()
+    job.refresh_from_db()
+    assert job.status == "cancelled"
+
+    page.get_by_role("link", name="← Jobs").click()
+    assert "resnet50" in page.locator("#jobs").inner_text()
