@@ -7,6 +7,12 @@ from portal.accounts.models import ApiToken, Membership, Team, User
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _private_var_dir(settings, tmp_path):
+    """seed_demo keeps its banner under VAR_DIR: never the developer's own var/."""
+    settings.VAR_DIR = tmp_path
+
+
 def _run(**options) -> str:
     import io
 
@@ -46,3 +52,27 @@ def test_seed_refuses_with_debug_off(settings):
     with pytest.raises(CommandError, match="DEBUG off"):
         _run()
     assert not User.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_banner_comes_again_once_the_demo_answers(settings, live_server, tmp_path):
+    import io
+
+    settings.DEBUG = True
+    printed = _run()
+    token = next(line.split()[-1] for line in printed.splitlines() if "API token" in line)
+    banner = (tmp_path / "demo-banner.txt").read_text(encoding="utf-8")
+    assert token in banner and "alice-demo-pass" in banner
+    assert oct((tmp_path / "demo-banner.txt").stat().st_mode & 0o777) == "0o600"
+
+    out = io.StringIO()
+    call_command("demo_banner", url=live_server.url, once=True, wait=10, stdout=out)
+    shown = out.getvalue()
+    assert f"Karimasu is ready: {live_server.url}/" in shown
+    assert f"{live_server.url}/sql/" in shown
+    assert token in shown and "bob      / bob-demo-pass" in shown
+
+
+def test_the_banner_gives_up_on_a_portal_that_never_answers(settings):
+    with pytest.raises(CommandError, match="did not get ready"):
+        call_command("demo_banner", url="http://127.0.0.1:9", once=True, wait=0.6)

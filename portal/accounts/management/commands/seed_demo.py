@@ -7,6 +7,7 @@ passwords by accident.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -102,17 +103,33 @@ class Command(BaseCommand):
             ).update(revoked_at=now)
             _, plaintext = services.create_api_token(alice, name=DEMO_TOKEN_NAME, now=now)
 
+        banner = _banner(plaintext)
+        # Kept for `manage.py demo_banner`, which shows it again once the demo is up (the
+        # processes' logs scroll this one away); demo passwords only, private to this user.
+        path = Path(settings.VAR_DIR) / BANNER_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(banner + "\n", encoding="utf-8")
+        path.chmod(0o600)
         if options["quiet_logins"]:
             return
-        out = self.stdout
-        out.write(self.style.SUCCESS("Demo data ready."))
-        out.write("")
-        out.write("  Logins (username / password):")
-        for username, password, _f, _l, _lang, staff, roles in USERS:
-            what = "site admin" if staff else ", ".join(f"{r} of {t}" for t, r in roles)
-            out.write(f"    {username:<8} / {password:<18} {what}")
-        out.write("")
-        out.write(f"  API token for alice: {plaintext}")
-        out.write(
-            f"    curl -H 'Authorization: Bearer {plaintext}' http://127.0.0.1:8000/api/v1/me/"
-        )
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write("")
+        self.stdout.write(banner)
+
+
+#: The file under ``VAR_DIR`` that holds the logins banner for ``demo_banner``.
+BANNER_FILE = "demo-banner.txt"
+
+
+def _banner(token: str) -> str:
+    """The demo's logins and API token, as printed."""
+    lines = ["  Logins (username / password):"]
+    for username, password, _f, _l, _lang, staff, roles in USERS:
+        what = "site admin" if staff else ", ".join(f"{r} of {t}" for t, r in roles)
+        lines.append(f"    {username:<8} / {password:<18} {what}")
+    lines += [
+        "",
+        f"  API token for alice: {token}",
+        f"    curl -H 'Authorization: Bearer {token}' http://127.0.0.1:8000/api/v1/me/",
+    ]
+    return "\n".join(lines)
