@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -120,8 +121,9 @@ def _conflict_text(conflict: dict[str, Any]) -> str:
 
 def _book(request: HttpRequest, form: BookForm, now: datetime) -> bool:
     data = form.cleaned_data
-    try:
-        reservation = reservations.reserve_gpus(
+    return _try_booking(
+        request,
+        lambda: reservations.reserve_gpus(
             request.user,
             team=data["team"],
             node=data["node"],
@@ -130,18 +132,16 @@ def _book(request: HttpRequest, form: BookForm, now: datetime) -> bool:
             end=data["end"],
             purpose=data["purpose"],
             now=now,
-        )
-    except KarimasuError as error:
-        _refused(request, error)
-        return False
-    messages.success(request, _("Booked: %(what)s.") % {"what": _describe(reservation)})
-    return True
+        ),
+        _("Booked: %(what)s."),
+    )
 
 
 def _borrow(request: HttpRequest, form: BorrowForm, now: datetime) -> bool:
     data = form.cleaned_data
-    try:
-        reservation = availability.borrow_now(
+    return _try_booking(
+        request,
+        lambda: availability.borrow_now(
             request.user,
             team=data["team"],
             gpus=data["gpus"],
@@ -149,11 +149,19 @@ def _borrow(request: HttpRequest, form: BorrowForm, now: datetime) -> bool:
             hours=data["hours"],
             purpose=data["purpose"],
             now=now,
-        )
+        ),
+        _("Borrowed: %(what)s."),
+    )
+
+
+def _try_booking(request: HttpRequest, make: Callable[[], Reservation], done: str) -> bool:
+    """Call the booking service; say what was booked (``done``) or why not. True on success."""
+    try:
+        reservation = make()
     except KarimasuError as error:
         _refused(request, error)
         return False
-    messages.success(request, _("Borrowed: %(what)s.") % {"what": _describe(reservation)})
+    messages.success(request, done % {"what": _describe(reservation)})
     return True
 
 

@@ -49,3 +49,21 @@ def page(monkeypatch, live_server):
             # (asgiref locals are per context); close them here, in that same context, or
             # they outlive the test and block the test database's teardown.
             connections.close_all()
+
+
+@pytest.fixture
+def sign_in(page, live_server):
+    """Sign a persona in for the page: a session made by Django's test client, handed to the
+    browser as its cookie (the login form itself is tested in test_login.py)."""
+    from django.conf import settings
+    from django.test import Client
+
+    def signed_in(persona) -> None:
+        client = Client()
+        client.force_login(persona.user)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        page.context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
+        )
+
+    return signed_in

@@ -4,8 +4,6 @@ gives it back."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from scheduler import tasks
 from scheduler.models import Reservation
@@ -15,17 +13,12 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_borrow_see_it_on_the_calendar_and_give_it_back(
-    page, live_server, alice, vision, monkeypatch
+    page, live_server, sign_in, alice, vision, monkeypatch
 ) -> None:
     monkeypatch.setattr(tasks.schedule_cycle, "delay", lambda: None)  # no worker here
     make_node("tesla-01")
     make_node("a100-01", 4, "NVIDIA-A100-SXM4-80GB")
-    client = Client()
-    client.force_login(alice.user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
+    sign_in(alice)
 
     page.goto("/")
     page.get_by_role("link", name="Bookings").click()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from scheduler import tasks
 from scheduler.models import Job, PriorityClass
@@ -13,17 +11,12 @@ from tests.scheduler.conftest import make_node
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_submit_follow_and_cancel_a_job(page, live_server, alice, monkeypatch) -> None:
+def test_submit_follow_and_cancel_a_job(page, live_server, sign_in, alice, monkeypatch) -> None:
     monkeypatch.setattr(tasks.schedule_cycle, "delay", lambda: None)  # no worker here
     # A transactional test may run after another one flushed the migrations' default rows.
     PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
     make_node("tesla-01")
-    client = Client()
-    client.force_login(alice.user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
+    sign_in(alice)
 
     page.goto("/")
     page.get_by_role("link", name="Jobs", exact=True).click()

@@ -5,8 +5,6 @@ cancelled from the page."""
 from __future__ import annotations
 
 import pytest
-from django.conf import settings
-from django.test import Client
 
 from querygate import tasks
 from querygate.models import Query
@@ -14,26 +12,17 @@ from querygate.models import Query
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def _sign_in(page, live_server, persona) -> None:
-    client = Client()
-    client.force_login(persona.user)
-    cookie = client.cookies[settings.SESSION_COOKIE_NAME]
-    page.context.add_cookies(
-        [{"name": settings.SESSION_COOKIE_NAME, "value": cookie.value, "url": live_server.url}]
-    )
-
-
 def _type(page, sql: str) -> None:
     page.fill("#sql", sql)  # fires "input": the analysis follows
 
 
 def test_findings_as_you_type_run_acknowledge_and_cancel(
-    page, live_server, alice, demo, settings, tmp_path, monkeypatch
+    page, live_server, sign_in, alice, demo, settings, tmp_path, monkeypatch
 ) -> None:
     settings.QUERYGATE_RESULTS_DIR = tmp_path / "results"
     sent: list[int] = []  # no worker here: a query handed to Celery stays queued
     monkeypatch.setattr(tasks.run_query, "delay", lambda query_id: sent.append(query_id))
-    _sign_in(page, live_server, alice)
+    sign_in(alice)
     page.goto("/sql/")
     assert page.locator("#warehouse").input_value() == "demo"
 
