@@ -1,6 +1,34 @@
-from django.contrib import admin
+"""Admin screens: inventory (read-only), jobs and bookings (read-only, with kill and give-back
+actions that go through the services), and the settings admins own: priority classes, team
+quotas, team booking policies, maintenance windows and named mounts. Saving a setting that
+changes what may run asks for a scheduling cycle, as the API does."""
 
-from scheduler.models import Gpu, Job, JobEvent, NamedMount, Node, NodeEvent
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from portal.errors import KarimasuError
+from scheduler import states
+from scheduler.models import (
+    LIVE_STATUSES,
+    Gpu,
+    Job,
+    JobEvent,
+    MaintenanceWindow,
+    NamedMount,
+    Node,
+    NodeEvent,
+    PriorityClass,
+    Reservation,
+    Sweep,
+    TeamPolicy,
+    TeamQuota,
+)
+from scheduler.services import reservations, submission
+from scheduler.services.jobs import request_cycle
 
 
 class GpuInline(admin.TabularInline):
@@ -39,7 +67,8 @@ class JobEventInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    """Read-only here: status changes go through the services (cancel from the job page)."""
+    """Read-only: status changes go through the services (the kill action here, cancel on
+    the job's page and in the API)."""
 
     list_display = (
         "pk",
@@ -56,8 +85,104 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("name", "owner__username")
     readonly_fields = [f.name for f in Job._meta.fields]
     inlines = [JobEventInline]
+    actions = ["kill"]
+
+    @admin.action(description="Kill the selected jobs (cancel them, on the cluster too)")
+    def kill(self, request: Any, queryset: Any) -> None:
+        now, killed = timezone.now(), 0
+        for job in queryset.exclude(status__in=states.TERMINAL):
+            submission.cancel_job(request.user, job, now=now)
+            killed += 1
+        self.message_user(request, f"Killed {killed} job(s).", messages.SUCCESS)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # jobs are submitted through the API or the jobs page
 
 
 @admin.register(NamedMount)
 class NamedMountAdmin(admin.ModelAdmin):
     list_display = ("name", "claim", "path", "read_only", "allow_write")
+
+
+class _RequestsCycle(admin.ModelAdmin):
+    """A change here can let queued work run (or stop it from running): ask for a cycle."""
+
+    def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        request_cycle()
+
+    def delete_model(self, request: Any, obj: Any) -> None:
+        super().delete_model(request, obj)
+        request_cycle()
+
+
+@admin.register(PriorityClass)
+class PriorityClassAdmin(_RequestsCycle):
+    list_display = ("name", "value", "is_default", "description")
+
+
+@admin.register(TeamQuota)
+class TeamQuotaAdmin(_RequestsCycle):
+    list_display = (
+        "team",
+        "guaranteed_gpus",
+        "borrowing_allowed",
+        "borrowing_limit",
+        "share_weight",
+        "user_gpu_cap",
+    )
+    search_fields = ("team__slug", "team__name")
+
+
+@admin.register(TeamPolicy)
+class TeamPolicyAdmin(_RequestsCycle):
+    list_display = (
+        "team",
+        "max_booking_hours",
+        "max_days_ahead",
+        "max_gpus_per_user",
+        "weekly_gpu_hours",
+    )
+    search_fields = ("team__slug", "team__name")
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(_RequestsCycle):
+    list_display = ("start", "end", "node", "reason")
+    list_filter = ("node",)
+
+
+@admin.register(Reservation)
+class ReservationAdmin(admin.ModelAdmin):
+    """Read-only: bookings change through the services (the give-back action here)."""
+
+    list_display = ("pk", "holder", "team", "node", "start", "end", "status", "purpose")
+    list_filter = ("status", "team", "node")
+    search_fields = ("holder__username", "purpose")
+    readonly_fields = [f.name for f in Reservation._meta.fields]
+    actions = ["give_back"]
+
+    @admin.action(description="Give back the selected bookings now (cancel future ones)")
+    def give_back(self, request: Any, queryset: Any) -> None:
+        now, ended = timezone.now(), 0
+        for reservation in queryset.filter(status__in=LIVE_STATUSES):
+            try:
+                reservations.end_reservation(request.user, reservation, now=now)
+            except KarimasuError as error:
+                self.message_user(request, f"{reservation.pk}: {error.message}", messages.ERROR)
+            else:
+                ended += 1
+        self.message_user(request, f"Gave back {ended} booking(s).", messages.SUCCESS)
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # booked through the bookings page or the API (policies, no overlap)
+
+
+@admin.register(Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    list_display = ("pk", "name", "owner", "team", "parallelism", "created_at")
+    search_fields = ("name", "owner__username")
+    readonly_fields = [f.name for f in Sweep._meta.fields]
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
