@@ -105,6 +105,9 @@ class Command(BaseCommand):
     def _emulate(self, options: dict[str, Any]) -> None:
         from scheduler.cluster.emulator import start_emulator
 
+        # Before anything is announced: a SIGTERM right after the URL is printed must still
+        # stop the emulator cleanly (exit 0), not kill the process.
+        stop = _stop_on_signals()
         kubeconfig = Path(options["kubeconfig"])
         kubeconfig.parent.mkdir(parents=True, exist_ok=True)
         handle = start_emulator(
@@ -120,7 +123,6 @@ class Command(BaseCommand):
         self.stdout.write(f"Kubernetes API emulator at {handle.url}", ending="\n")
         self.stdout.write(f"kubeconfig written to {kubeconfig}", ending="\n")
         self.stdout.flush()
-        stop = _stop_on_signals()
         try:
             stop.wait()
         finally:
