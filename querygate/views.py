@@ -54,6 +54,7 @@ def sql_editor(request: HttpRequest) -> HttpResponse:
         "urls": {
             "queries": reverse("query-list"),
             "analyze": reverse("query-analyze"),
+            "warehouses": reverse("warehouse-list"),
         },
         "username": user.get_username(),
         "is_admin": user.is_staff,
@@ -110,4 +111,7 @@ def _labels() -> dict[str, Any]:
         "cached": _("Served from the result of query %(id)s."),
         "killed": _("stopped by %(user)s (%(reason)s)"),
         "page": _("Rows %(first)s–%(last)s of %(total)s"),
+        "tables": _("%(count)s tables"),
+        "table_rows": _("%(rows)s rows"),
+        "insert": _("Insert into the query"),
     }

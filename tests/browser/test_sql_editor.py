@@ -26,6 +26,15 @@ def test_findings_as_you_type_run_acknowledge_and_cancel(
     page.goto("/sql/")
     assert page.locator("#warehouse").input_value() == "demo"
 
+    # 0. The catalog: the warehouse's tables, filtered, and a click inserts a name.
+    page.locator("#catalog-tables button.insert", has_text="lineitem").wait_for()
+    assert page.locator("#catalog-count").inner_text() == "8 tables"
+    page.fill("#catalog-filter", "lineit")
+    assert page.locator("#catalog-tables > li").count() == 1
+    _type(page, "SELECT count(*) FROM ")
+    page.locator("#catalog-tables button.insert", has_text="lineitem").click()
+    assert page.locator("#sql").input_value() == "SELECT count(*) FROM lineitem"
+
     # 1. A cartesian product: the finding says where, and its position moves the cursor.
     _type(page, "SELECT count(*)\nFROM lineitem, orders")
     finding = page.locator("#findings li.finding", has_text="cartesian-join")

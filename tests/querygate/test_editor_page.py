@@ -49,7 +49,11 @@ def test_the_editor_offers_the_warehouses_the_user_may_query(alice, demo) -> Non
     assert '<option value="demo" selected>demo (duckdb)</option>' in page
     assert "finance" not in page  # neither open to all nor granted to alice's team
     config = _config(response)
-    assert config["urls"] == {"queries": "/api/v1/queries/", "analyze": "/api/v1/queries/analyze/"}
+    assert config["urls"] == {
+        "queries": "/api/v1/queries/",
+        "analyze": "/api/v1/queries/analyze/",
+        "warehouses": "/api/v1/warehouses/",
+    }
     assert config["username"] == "alice"
     assert config["can_override"] is True  # alice leads vision
     assert config["query"] is None

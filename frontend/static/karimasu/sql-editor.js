@@ -303,6 +303,61 @@
     }
   }
 
+  // --- the catalog ------------------------------------------------------------------------
+
+  function insertAtCursor(text) {
+    const start = sql.selectionStart;
+    const end = sql.selectionEnd;
+    sql.setRangeText(text, start, end, "end");
+    sql.focus();
+    showCursor();
+    analyzeSoon();
+  }
+
+  function insertButton(text) {
+    return element("button", { type: "button", class: "insert", title: L.insert, onclick: () => insertAtCursor(text) }, text);
+  }
+
+  function renderCatalog(tables) {
+    const filter = $("catalog-filter").value.trim().toLowerCase();
+    const shown = tables.filter(
+      (t) => !filter || t.name.toLowerCase().includes(filter) || t.columns.some((c) => c.name.toLowerCase().includes(filter))
+    );
+    $("catalog-count").textContent = fmt(L.tables, { count: number(tables.length) });
+    $("catalog-tables").replaceChildren(
+      ...shown.map((table) =>
+        element(
+          "li",
+          {},
+          element(
+            "details",
+            {},
+            element(
+              "summary",
+              {},
+              insertButton(table.name),
+              " ",
+              element("span", { class: "muted" }, table.rows === null ? "" : fmt(L.table_rows, { rows: number(table.rows) }))
+            ),
+            element(
+              "ul",
+              {},
+              table.columns.map((column) =>
+                element("li", {}, insertButton(column.name), " ", element("span", { class: "muted" }, column.type))
+              )
+            )
+          )
+        )
+      )
+    );
+  }
+
+  async function loadCatalog() {
+    const answer = await api("GET", config.urls.warehouses + encodeURIComponent(warehouse.value) + "/catalog/");
+    state.catalog = answer.status === 200 ? answer.body : [];
+    renderCatalog(state.catalog);
+  }
+
   // --- wiring -----------------------------------------------------------------------------
 
   sql.addEventListener("input", analyzeSoon);
@@ -313,7 +368,11 @@
       run();
     }
   });
-  warehouse.addEventListener("change", analyze);
+  warehouse.addEventListener("change", () => {
+    analyze();
+    loadCatalog();
+  });
+  $("catalog-filter").addEventListener("input", () => renderCatalog(state.catalog || []));
   $("run").addEventListener("click", () => run());
   $("acknowledge").addEventListener("click", () => run({ acknowledge: true }));
   $("override-run").addEventListener("click", () => {
@@ -329,6 +388,7 @@
   $("next").addEventListener("click", () => { state.page += 1; loadPage(); });
 
   showCursor();
+  loadCatalog();
   if (sql.value.trim()) analyze();
   if (config.query) {
     $("outcome").hidden = false;
