@@ -60,6 +60,9 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
         elif action == "end":
             _end(request, request.POST.get("reservation", ""), now)
             return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
+        elif action == "extend":
+            _extend(request, request.POST.get("reservation", ""), now)
+            return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
     mine = (
         Reservation.objects.filter(holder=request.user, status__in=LIVE_STATUSES, end__gt=now)
         .select_related("node", "team")
@@ -175,6 +178,21 @@ def _end(request: HttpRequest, pk: str, now: datetime) -> None:
         _refused(request, error)
     else:
         messages.success(request, _("Gave back: %(what)s.") % {"what": _describe(ended)})
+
+
+def _extend(request: HttpRequest, pk: str, now: datetime) -> None:
+    """One more hour at the end, if the GPUs are free then and the policy allows."""
+    try:
+        reservation = reservations.get_reservation(int(pk))
+        changed = reservations.change_reservation(
+            request.user, reservation, end=reservation.end + timedelta(hours=1), now=now
+        )
+    except ValueError:
+        messages.error(request, _("No such booking."))
+    except KarimasuError as error:
+        _refused(request, error)
+    else:
+        messages.success(request, _("Extended: %(what)s.") % {"what": _describe(changed)})
 
 
 def _describe(reservation: Reservation) -> str:

@@ -202,3 +202,25 @@ def test_the_page_speaks_japanese(alice) -> None:
     alice.user.save()
     page = _client(alice).get("/bookings/").content.decode()
     assert "予約" in page and "今すぐ借りる" in page
+
+
+def test_extend_by_an_hour_when_free_and_say_why_not_when_taken(
+    alice, bob, vision, unlimited
+) -> None:
+    node = make_node("tesla-01")
+    start = timezone.now() + timedelta(hours=1)
+    booking = _book(alice, vision, node, [0], start, start + timedelta(hours=2))
+    client = _client(alice)
+    response = client.post(
+        "/bookings/", {"action": "extend", "reservation": str(booking.pk)}, follow=True
+    )
+    booking.refresh_from_db()
+    assert booking.end - booking.start == timedelta(hours=3)
+    assert "Extended: tesla-01 GPU 0" in response.content.decode()
+    _book(bob, vision, node, [0], booking.end, booking.end + timedelta(hours=1))
+    response = client.post(
+        "/bookings/", {"action": "extend", "reservation": str(booking.pk)}, follow=True
+    )
+    booking.refresh_from_db()
+    assert booking.end - booking.start == timedelta(hours=3)  # bob's booking follows
+    assert "bob (vision)" in response.content.decode()
