@@ -9,6 +9,7 @@ from django.db.models import Prefetch
 
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
+from scheduler.telemetry.models import GpuMinute
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,9 @@ class GpuCell:
     state: str  # free | job | booking | unhealthy
     holder: Holder | None = None
     utilization: float | None = None  # the node agent's latest reading, percent
+    #: The last hour's utilization, one point a minute, as SVG polyline points in a 60 x 16
+    #: box (x: minutes ago from the left, y: 0 % at the bottom); empty without readings.
+    sparkline: str = ""
 
 
 @dataclass
@@ -69,6 +73,7 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
 def gpu_board(*, now: datetime) -> list[NodeRow]:
     """One row per live node with each present GPU's state."""
     holders = gpu_holders(now=now)
+    lines = utilization_sparklines(now=now)
     rows = []
     gpus = Gpu.objects.select_related("telemetry_state")
     for node in Node.objects.filter(gone_at__isnull=True).prefetch_related(
@@ -81,11 +86,37 @@ def gpu_board(*, now: datetime) -> list[NodeRow]:
             holder = holders.get((node.pk, gpu.index))
             state = getattr(gpu, "telemetry_state", None)
             util = state.utilization if state is not None else None
+            line = lines.get(gpu.pk, "")
             if holder is not None:
-                row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util))
+                row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util, line))
             elif not gpu.healthy:
-                row.gpus.append(GpuCell(gpu.index, "unhealthy", None, util))
+                row.gpus.append(GpuCell(gpu.index, "unhealthy", None, util, line))
             else:
-                row.gpus.append(GpuCell(gpu.index, "free", None, util))
+                row.gpus.append(GpuCell(gpu.index, "free", None, util, line))
         rows.append(row)
     return rows
+
+
+SPARK_MINUTES = 60
+SPARK_HEIGHT = 16
+
+
+def utilization_sparklines(*, now: datetime) -> dict[int, str]:
+    """GPU id -> the last hour's mean utilization per minute as polyline points (see
+    ``GpuCell.sparkline``), from the telemetry's one-minute rollups: one query for all GPUs."""
+    start = (now - timedelta(minutes=SPARK_MINUTES)).replace(second=0, microsecond=0)
+    rows = GpuMinute.objects.filter(minute__gte=start, utilization_samples__gt=0).values_list(
+        "gpu_id", "minute", "utilization_sum", "utilization_samples"
+    )
+    points: dict[int, list[tuple[int, float]]] = {}
+    for gpu_id, minute, total, count in rows:
+        x = int((minute - start).total_seconds() // 60)
+        if 0 <= x <= SPARK_MINUTES:
+            percent = min(max(total / count, 0.0), 100.0)
+            points.setdefault(gpu_id, []).append((x, percent))
+    return {
+        gpu_id: " ".join(
+            f"{x},{SPARK_HEIGHT - percent * SPARK_HEIGHT / 100:.1f}" for x, percent in sorted(line)
+        )
+        for gpu_id, line in points.items()
+    }

@@ -189,3 +189,39 @@ def test_dashboard_shows_the_latest_utilization(alice, vision):
     client.force_login(alice.user)
     board = client.get("/").content.decode().split('id="gpu-board"')[1]
     assert '<span class="util">42%</span>' in board
+
+
+def test_dashboard_draws_the_last_hours_utilization(alice, vision):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from scheduler.services.board import utilization_sparklines
+    from scheduler.telemetry.models import GpuMinute
+    from tests.scheduler.conftest import make_node
+
+    node = make_node("tesla-01")
+    gpu = node.gpus.get(index=1)
+    now = timezone.now()
+    start = (now - timedelta(minutes=60)).replace(second=0, microsecond=0)
+    for minutes_in, percent in ((10, 100.0), (11, 50.0), (59, 0.0)):
+        GpuMinute.objects.create(
+            gpu=gpu,
+            minute=start + timedelta(minutes=minutes_in),
+            samples=6,
+            utilization_samples=6,
+            utilization_sum=6 * percent,
+        )
+    GpuMinute.objects.create(
+        gpu=gpu,
+        minute=start - timedelta(minutes=5),
+        samples=6,
+        utilization_samples=6,
+        utilization_sum=600.0,
+    )  # too old
+    assert utilization_sparklines(now=now) == {gpu.pk: "10,0.0 11,8.0 59,16.0"}
+    client = Client()
+    client.force_login(alice.user)
+    board = client.get("/").content.decode().split('id="gpu-board"')[1]
+    assert '<polyline points="10,0.0 11,8.0 59,16.0"/>' in board
+    assert board.count('class="spark"') == 1  # GPU 0 has no readings: no line
