@@ -46,8 +46,13 @@ def test_findings_as_you_type_run_acknowledge_and_cancel(
     finding.get_by_role("button", name="line 2, column 16").click()
     assert page.locator("#cursor").inner_text() == "2:16"
 
-    # 2. A clean query: allowed, runs inline, its rows are shown and can be downloaded.
-    _type(page, "SELECT n_name, n_regionkey FROM nation ORDER BY n_name")
+    # 2. A clean query, formatted: allowed, runs inline, its rows are shown and downloaded.
+    _type(page, "select n_name, n_regionkey from nation order by n_name")
+    page.locator("#decision.allow").wait_for()
+    page.locator("#format:not([disabled])").click()
+    assert page.locator("#sql").input_value() == (
+        "SELECT\n  n_name,\n  n_regionkey\nFROM nation\nORDER BY\n  n_name"
+    )
     page.locator("#decision.allow").wait_for()
     page.get_by_role("button", name="Run", exact=True).click()
     page.locator("#result").wait_for()

@@ -168,6 +168,8 @@
     $("decision").textContent = L.analyzing;
     const answer = await api("POST", config.urls.analyze, { warehouse: warehouse.value, sql: text });
     if (seq !== state.seq) return; // a newer edit is being analyzed
+    state.formatted = answer.status === 200 && text === sql.value ? answer.body.normalized_sql : "";
+    $("format").disabled = !state.formatted || state.formatted === text;
     if (answer.status === 200) {
       renderAnalysis(answer.body);
     } else {
@@ -360,7 +362,17 @@
 
   // --- wiring -----------------------------------------------------------------------------
 
-  sql.addEventListener("input", analyzeSoon);
+  sql.addEventListener("input", () => {
+    $("format").disabled = true; // the formatted text is of the SQL before this edit
+    analyzeSoon();
+  });
+  $("format").addEventListener("click", () => {
+    if (!state.formatted) return;
+    sql.value = state.formatted;
+    $("format").disabled = true;
+    showCursor();
+    analyzeSoon();
+  });
   ["keyup", "click", "select"].forEach((name) => sql.addEventListener(name, showCursor));
   sql.addEventListener("keydown", (event) => {
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
