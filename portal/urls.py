@@ -26,6 +26,7 @@ urlpatterns = [
     path("accounts/tokens/", account_views.tokens, name="tokens"),
     path("accounts/tokens/<int:token_id>/revoke/", account_views.revoke_token, name="token-revoke"),
     path("i18n/setlang/", account_views.set_language, name="set_language"),
+    path("accounts/time-zone/", account_views.set_time_zone, name="set_time_zone"),
     path("admin/", admin.site.urls),
     path("calendar/<str:secret>.ics", scheduler_views.calendar_feed, name="calendar-feed"),
     path("healthz", health.healthz, name="healthz"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
+from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
@@ -84,8 +87,17 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
             "mine": mine,
             "book_form": book_form,
             "borrow_form": borrow_form,
+            "time_zones": _time_zones(),
+            "site_time_zone": settings.TIME_ZONE,
+            "current_time_zone": timezone.get_current_timezone_name(),
         },
     )
+
+
+@cache
+def _time_zones() -> list[str]:
+    """Every IANA time zone this machine knows, sorted (read once)."""
+    return sorted(zoneinfo.available_timezones())
 
 
 def _week_start(day: str, now: datetime) -> datetime:

@@ -16,13 +16,16 @@ from django.utils.translation import gettext_lazy as _
 
 
 class User(AbstractUser):
-    """Django's user plus the language notifications and pages use."""
+    """Django's user plus the language notifications and pages use, and the time zone the
+    pages use."""
 
     class Language(models.TextChoices):
         ENGLISH = "en", _("English")
         JAPANESE = "ja", _("Japanese")
 
     language = models.CharField(max_length=8, choices=Language.choices, default=Language.ENGLISH)
+    #: IANA time zone the pages show and read times in (``Asia/Tokyo``); empty: the site's.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
     # Secret part of the user's iCalendar feed URL (bookings in Google Calendar, Outlook).
     calendar_secret = models.CharField(max_length=64, blank=True, db_index=True)
 

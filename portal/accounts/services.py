@@ -10,6 +10,7 @@ import hashlib
 import logging
 import secrets
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
@@ -122,6 +123,24 @@ def set_language(user: User, language: str) -> None:
         )
     User.objects.filter(pk=user.pk).update(language=language)
     user.language = language
+
+
+def zone_or_none(name: str) -> ZoneInfo | None:
+    """The IANA time zone ``name``, or None when it is empty or unknown."""
+    if not name:
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def set_time_zone(user: User, name: str) -> None:
+    """Save the IANA time zone the pages use for ``user`` ("" for the site's)."""
+    if name and zone_or_none(name) is None:
+        raise InvalidRequest(f"Unknown time zone {name!r}.", details={"time_zone": [name]})
+    user.time_zone = name
+    user.save(update_fields=["time_zone"])
 
 
 # --- Teams ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test import Client
@@ -224,3 +225,45 @@ def test_extend_by_an_hour_when_free_and_say_why_not_when_taken(
     booking.refresh_from_db()
     assert booking.end - booking.start == timedelta(hours=3)  # bob's booking follows
     assert "bob (vision)" in response.content.decode()
+
+
+def test_times_are_shown_and_read_in_the_users_time_zone(alice, vision, unlimited) -> None:
+    make_node("tesla-01")
+    client = _client(alice)
+    response = client.post(
+        "/accounts/time-zone/", {"time_zone": "Asia/Tokyo", "next": "/bookings/"}
+    )
+    assert response["Location"] == "/bookings/"
+    alice.user.refresh_from_db()
+    assert alice.user.time_zone == "Asia/Tokyo"
+    page = client.get("/bookings/").content.decode()
+    assert "Times are in Asia/Tokyo." in page
+    assert '<option value="Asia/Tokyo" selected>' in page
+    tomorrow = timezone.localtime(timezone.now(), ZoneInfo("Asia/Tokyo")) + timedelta(days=1)
+    client.post(
+        "/bookings/",
+        {
+            "action": "book",
+            "book-team": "vision",
+            "book-node": "tesla-01",
+            "book-gpus": "0",
+            "book-start": f"{tomorrow:%Y-%m-%d}T10:00",
+            "book-end": f"{tomorrow:%Y-%m-%d}T12:00",
+        },
+    )
+    booking = Reservation.objects.get()
+    start = booking.start.astimezone(ZoneInfo("Asia/Tokyo"))
+    assert (start.hour, start.minute) == (10, 0)  # 10:00 in Tokyo, 01:00 UTC
+    assert booking.start.astimezone(ZoneInfo("UTC")).hour == 1
+
+
+def test_an_unknown_time_zone_is_refused_and_empty_means_the_sites(alice) -> None:
+    client = _client(alice)
+    response = client.post("/accounts/time-zone/", {"time_zone": "Mars/Olympus"}, follow=True)
+    assert "Unknown time zone" in response.content.decode()
+    alice.user.refresh_from_db()
+    assert alice.user.time_zone == ""
+    client.post("/accounts/time-zone/", {"time_zone": "Asia/Tokyo"})
+    client.post("/accounts/time-zone/", {"time_zone": "", "next": "https://evil.example/"})
+    alice.user.refresh_from_db()
+    assert alice.user.time_zone == ""
