@@ -22,6 +22,7 @@ def test_me_answers_with_the_token_owner_teams_and_roles(alice):
     assert body["username"] == "alice"
     assert body["is_admin"] is False
     assert body["teams"] == [{"slug": "vision", "name": "Vision Lab", "role": "lead"}]
+    assert (body["language"], body["time_zone"]) == ("en", "")  # "": the site's time zone
 
 
 @pytest.mark.parametrize(

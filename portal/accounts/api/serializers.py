@@ -26,6 +26,7 @@ class MeSerializer(serializers.ModelSerializer):
             "first_name",
             "last_name",
             "language",
+            "time_zone",
             "is_admin",
             "teams",
         ]
