@@ -192,10 +192,6 @@ class RuleContext:
         """The table aliases of the (qualified) columns under ``node`` (see ``node_facts``)."""
         return self.node_facts(node)[0]
 
-    def has_subquery(self, node: exp.Expr) -> bool:
-        """True when a query (a subquery) is under ``node`` (see ``node_facts``)."""
-        return self.node_facts(node)[1]
-
     def node_facts(self, node: exp.Expr) -> tuple[frozenset[str], bool]:
         """(the table aliases of the columns under ``node``, whether a query is under it),
         from one walk per node: the predicates of a scope are asked by several rules and the

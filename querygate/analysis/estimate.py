@@ -272,15 +272,9 @@ def _select_rows(
     rows_by_alias: dict[str, float] = {}
     intermediate = 0.0
     for alias, (_, source) in scope.selected_sources.items():
-        if isinstance(source, exp.Table):  # the common case, without a call
-            stats = context.table_stats(source)
-            rows = float(stats.rows if stats and stats.rows is not None else DEFAULT_TABLE_ROWS)
-            inner = rows
-        else:
-            rows, inner = _source_rows(source, context, memo)
+        rows, inner = _source_rows(source, context, memo)
         rows_by_alias[alias] = rows
-        if inner > intermediate:
-            intermediate = inner
+        intermediate = max(intermediate, inner)
     pairs: list[tuple[exp.Column, exp.Column]] = []
     for predicate in scope_conjuncts(scope, context):
         aliases, has_subquery = context.node_facts(predicate)

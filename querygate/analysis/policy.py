@@ -16,7 +16,7 @@ exploding_join_factor      10               join output / larger input above: wa
 max_joins                  20               complexity limits (warn above)
 max_subquery_depth         5
 max_ctes                   15
-max_nodes                  5,000            syntax nodes (a column reference is one)
+max_nodes                  5,000
 allow_writes               False            INSERT/UPDATE/DELETE/DDL refused otherwise
 suggested_limit            1,000            the LIMIT suggestions propose
 allow_lists                {}               per-engine ``EngineAllowList`` overrides
