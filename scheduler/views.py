@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from portal.errors import KarimasuError
+from portal.errors import KarimasuError, NotFoundError
 from scheduler import states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
@@ -26,7 +26,7 @@ from scheduler.models import LIVE_STATUSES, Reservation
 from scheduler.services import availability, reservations, submission
 from scheduler.services.calendar import feed_for_secret
 from scheduler.services.jobs import visible_jobs
-from scheduler.services.timeline import now_offset, week_timeline
+from scheduler.services.timeline import local_span, now_offset, week_timeline
 
 
 @never_cache
@@ -51,21 +51,19 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
     book_form = BookForm(user=request.user, prefix="book")
     borrow_form = BorrowForm(user=request.user, prefix="borrow")
     if request.method == "POST":
+        back = f"{request.path}?week={week_start:%Y-%m-%d}"
         action = request.POST.get("action", "")
         if action == "book":
             book_form = BookForm(request.POST, user=request.user, prefix="book")
             if book_form.is_valid() and _book(request, book_form, now):
-                return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
+                return redirect(back)
         elif action == "borrow":
             borrow_form = BorrowForm(request.POST, user=request.user, prefix="borrow")
             if borrow_form.is_valid() and _borrow(request, borrow_form, now):
-                return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
-        elif action == "end":
-            _end(request, request.POST.get("reservation", ""), now)
-            return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
-        elif action == "extend":
-            _extend(request, request.POST.get("reservation", ""), now)
-            return redirect(f"{request.path}?week={week_start:%Y-%m-%d}")
+                return redirect(back)
+        elif action in ("end", "extend"):
+            _change(request, action, request.POST.get("reservation", ""), now)
+            return redirect(back)
     mine = (
         Reservation.objects.filter(holder=request.user, status__in=LIVE_STATUSES, end__gt=now)
         .select_related("node", "team")
@@ -121,17 +119,15 @@ def _refused(request: HttpRequest, error: KarimasuError) -> None:
 
 
 def _conflict_text(conflict: dict[str, Any]) -> str:
-    """``GPU 0, 1: alice (vision) 2026-11-24 10:00 – 12:00`` from a conflict's details."""
+    """``GPU 0, 1: alice (vision) 2026-11-24 10:00 – 2026-11-24 12:00`` from a conflict."""
     gpus = ", ".join(str(index) for index in conflict.get("gpus", []))
     who = conflict.get("holder") or conflict.get("kind") or ""
     if conflict.get("team"):
         who += f" ({conflict['team']})"
-    span = [
-        f"{timezone.localtime(datetime.fromisoformat(conflict[key])):%Y-%m-%d %H:%M}"
-        for key in ("start", "end")
-        if conflict.get(key)
-    ]
-    return f"GPU {gpus}: {who} {' – '.join(span)}".strip()
+    span = local_span(
+        datetime.fromisoformat(conflict["start"]), datetime.fromisoformat(conflict["end"])
+    )
+    return f"GPU {gpus}: {who} {span}"
 
 
 def _book(request: HttpRequest, form: BookForm, now: datetime) -> bool:
@@ -170,7 +166,7 @@ def _borrow(request: HttpRequest, form: BorrowForm, now: datetime) -> bool:
 
 
 def _try_booking(request: HttpRequest, make: Callable[[], Reservation], done: str) -> bool:
-    """Call the booking service; say what was booked (``done``) or why not. True on success."""
+    """Call a booking service; say what it did (``done``) or why not. True on success."""
     try:
         reservation = make()
     except KarimasuError as error:
@@ -180,37 +176,29 @@ def _try_booking(request: HttpRequest, make: Callable[[], Reservation], done: st
     return True
 
 
-def _end(request: HttpRequest, pk: str, now: datetime) -> None:
-    try:
-        reservation = reservations.get_reservation(int(pk))
-        ended = reservations.end_reservation(request.user, reservation, now=now)
-    except ValueError:
-        messages.error(request, _("No such booking."))
-    except KarimasuError as error:
-        _refused(request, error)
-    else:
-        messages.success(request, _("Gave back: %(what)s.") % {"what": _describe(ended)})
+def _change(request: HttpRequest, action: str, pk: str, now: datetime) -> None:
+    """``end`` (give back, or cancel before it begins) or ``extend`` (one more hour at the
+    end, if the GPUs are free then and the policy allows) the booking ``pk``."""
 
+    def change() -> Reservation:
+        try:
+            reservation = reservations.get_reservation(int(pk))
+        except ValueError:
+            raise NotFoundError(_("No such booking.")) from None
+        if action == "extend":
+            end = reservation.end + timedelta(hours=1)
+            return reservations.change_reservation(request.user, reservation, end=end, now=now)
+        return reservations.end_reservation(request.user, reservation, now=now)
 
-def _extend(request: HttpRequest, pk: str, now: datetime) -> None:
-    """One more hour at the end, if the GPUs are free then and the policy allows."""
-    try:
-        reservation = reservations.get_reservation(int(pk))
-        changed = reservations.change_reservation(
-            request.user, reservation, end=reservation.end + timedelta(hours=1), now=now
-        )
-    except ValueError:
-        messages.error(request, _("No such booking."))
-    except KarimasuError as error:
-        _refused(request, error)
-    else:
-        messages.success(request, _("Extended: %(what)s.") % {"what": _describe(changed)})
+    done = _("Extended: %(what)s.") if action == "extend" else _("Gave back: %(what)s.")
+    _try_booking(request, change, done)
 
 
 def _describe(reservation: Reservation) -> str:
     indices = ", ".join(str(s.gpu.index) for s in reservation.slots.select_related("gpu"))
-    start, end = timezone.localtime(reservation.start), timezone.localtime(reservation.end)
-    return f"{reservation.node.name} GPU {indices}, {start:%Y-%m-%d %H:%M} – {end:%Y-%m-%d %H:%M}"
+    return (
+        f"{reservation.node.name} GPU {indices}, {local_span(reservation.start, reservation.end)}"
+    )
 
 
 @login_required

@@ -58,8 +58,8 @@ class NodeRow:
     maintenance: list[Bar] = field(default_factory=list)
 
 
-def _span(start: datetime, end: datetime) -> str:
-    """``start – end`` in the current time zone."""
+def local_span(start: datetime, end: datetime) -> str:
+    """``2026-11-24 10:00 – 2026-11-24 12:00``: ``start – end`` in the current time zone."""
     return f"{localtime(start):%Y-%m-%d %H:%M} – {localtime(end):%Y-%m-%d %H:%M}"
 
 
@@ -104,7 +104,7 @@ def week_timeline(viewer: User, *, week_start: datetime) -> list[NodeRow]:
         who = f"{reservation.holder.get_username()} ({reservation.team.slug})"
         sees_purpose = viewer.is_staff or reservation.team_id in my_teams or kind == "mine"
         purpose = reservation.purpose if sees_purpose else ""
-        title = f"{who} · {_span(slot.start, slot.end)} · {reservation.status}" + (
+        title = f"{who} · {local_span(slot.start, slot.end)} · {reservation.status}" + (
             f" · {purpose}" if purpose else ""
         )
         by_gpu[slot.gpu_id].bars.append(
@@ -115,7 +115,7 @@ def week_timeline(viewer: User, *, week_start: datetime) -> list[NodeRow]:
     )
     for window in windows:
         left, width = _bar_span(window.start, window.end, week_start)
-        title = f"{_span(window.start, window.end)} · {window.reason}"
+        title = f"{local_span(window.start, window.end)} · {window.reason}"
         bar = Bar(left, width, "maintenance", window.reason or "maintenance", title)
         targets = rows.values() if window.node_id is None else [rows[window.node_id]]
         for row in targets:
