@@ -21,6 +21,13 @@ def _teams(user: User) -> Any:
 
 
 class _TeamForm(forms.Form):
+    """A form that charges a team: one of the user's (admins: any); preselected when the
+    user has only one."""
+
+    team = forms.ModelChoiceField(
+        queryset=Team.objects.none(), to_field_name="slug", label=_("Team")
+    )
+
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["team"]
@@ -33,9 +40,6 @@ class _TeamForm(forms.Form):
 class BookForm(_TeamForm):
     """Book chosen GPUs of one node for a time window."""
 
-    team = forms.ModelChoiceField(
-        queryset=Team.objects.none(), to_field_name="slug", label=_("Team")
-    )
     node = forms.ModelChoiceField(
         queryset=Node.objects.filter(gone_at__isnull=True).order_by("name"),
         to_field_name="name",
@@ -78,9 +82,6 @@ class BookForm(_TeamForm):
 class BorrowForm(_TeamForm):
     """Borrow GPUs from now on, wherever they are free (best fit)."""
 
-    team = forms.ModelChoiceField(
-        queryset=Team.objects.none(), to_field_name="slug", label=_("Team")
-    )
     gpus = forms.IntegerField(label=_("GPUs"), min_value=1, max_value=8, initial=1)
     hours = forms.FloatField(label=_("Hours"), min_value=0.25, max_value=24 * 31, initial=2)
     purpose = forms.CharField(label=_("Purpose"), max_length=500, required=False)
@@ -89,10 +90,9 @@ class BorrowForm(_TeamForm):
 class JobForm(_TeamForm):
     """Submit a training job (the API's fields that a form can hold)."""
 
+    field_order = ["name", "team"]  # the job's name, then whom it is charged to
+
     name = forms.SlugField(label=_("Name"), max_length=100)
-    team = forms.ModelChoiceField(
-        queryset=Team.objects.none(), to_field_name="slug", label=_("Team")
-    )
     image = forms.CharField(label=_("Image"), max_length=500, initial="pytorch/pytorch:2.4")
     command = forms.CharField(
         label=_("Command"),

@@ -44,8 +44,6 @@ class UserTimezoneMiddleware:
         zone = zone_or_none(user.time_zone) if user is not None and user.is_authenticated else None
         if zone is not None:
             timezone.activate(zone)
-        else:
-            timezone.deactivate()
         try:
             return self.get_response(request)
         finally:

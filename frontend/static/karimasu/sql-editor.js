@@ -72,6 +72,10 @@
     return { status: response.status, body: payload };
   }
 
+  function errorText(answer) {
+    return answer.body && answer.body.error ? answer.body.error.message : L.failed;
+  }
+
   // --- the cursor and positions -------------------------------------------------------
 
   function offsetOf(line, column) {
@@ -174,7 +178,7 @@
       renderAnalysis(answer.body);
     } else {
       $("decision").className = "decision reject";
-      $("decision").textContent = answer.body.error ? answer.body.error.message : L.failed;
+      $("decision").textContent = errorText(answer);
       $("estimate").hidden = true;
       $("findings").replaceChildren();
     }
@@ -261,7 +265,7 @@
       state.poll = setTimeout(async () => {
         const answer = await api("GET", config.urls.queries + query.id + "/");
         if (answer.status === 200) show(answer.body);
-        else setStatus(answer.body.error ? answer.body.error.message : L.failed, "failed");
+        else setStatus(errorText(answer), "failed");
       }, 1000);
     }
   }
@@ -271,7 +275,7 @@
     const url = config.urls.queries + query.id + "/results/?page=" + state.page + "&page_size=" + config.page_size;
     const answer = await api("GET", url);
     if (answer.status !== 200) {
-      setStatus(answer.body.error ? answer.body.error.message : L.failed, "failed");
+      setStatus(errorText(answer), "failed");
       return;
     }
     const page = answer.body;
@@ -301,7 +305,7 @@
       clearTimeout(state.poll);
       show(answer.body);
     } else {
-      setStatus(answer.body.error ? answer.body.error.message : L.failed, "failed");
+      setStatus(errorText(answer), "failed");
     }
   }
 
