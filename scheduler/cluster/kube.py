@@ -1,6 +1,7 @@
 """ClusterBackend on the official `kubernetes` client: each attempt is a `batch/v1` Job.
 
-The only module of Karimasu that imports `kubernetes`. Jobs live in one namespace
+The module that builds Kubernetes API clients (``api_client``: the node agent's pod lookups
+use it too) and runs the scheduler's Jobs. Jobs live in one namespace
 (default `karimasu-jobs`) and carry labels for the job, attempt, user and team, so the
 reconciler can list exactly what Karimasu owns. Names are deterministic per attempt
 (`karimasu-job-<id>-a<attempt>`): a retried submit finds the Job it already created (409),
@@ -59,6 +60,15 @@ def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 
 def _json(response: Any) -> Any:
     return json.loads(response.data)
+
+
+def api_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """An API client from the kubeconfig at ``kubeconfig``, else the pod's in-cluster
+    service account (how the node agent's pod lookups reach the API server)."""
+    if kubeconfig:
+        return config.new_client_from_config(config_file=kubeconfig)
+    config.load_incluster_config()
+    return client.ApiClient()
 
 
 class KubernetesBackend:

@@ -128,14 +128,11 @@ class KubePodDirectory:
     """
 
     def __init__(self, node: str, kubeconfig: str | None = None) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
 
-        if kubeconfig:
-            api_client = config.new_client_from_config(config_file=kubeconfig)
-        else:
-            config.load_incluster_config()
-            api_client = client.ApiClient()
-        self.core = client.CoreV1Api(api_client)
+        from scheduler.cluster.kube import api_client
+
+        self.core = client.CoreV1Api(api_client(kubeconfig))
         self.node = node
 
     def pods(self) -> list[Any]:

@@ -86,14 +86,12 @@ class SimulatedSource:
         api_client: Any = None,
         foreign: dict[int, float] | None = None,
     ) -> None:
-        from kubernetes import client, config
+        from kubernetes import client
+
+        from scheduler.cluster.kube import api_client as kube_client
 
         if api_client is None:
-            if kubeconfig:
-                api_client = config.new_client_from_config(config_file=kubeconfig)
-            else:
-                config.load_incluster_config()
-                api_client = client.ApiClient()
+            api_client = kube_client(kubeconfig)
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.node = node
