@@ -8,7 +8,7 @@ conflicting bookings in `details["conflicts"]`, `PolicyViolation` (403) naming t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -65,8 +65,16 @@ def can_manage(user: User, reservation: Reservation) -> bool:
     return may_manage(user, owner_id=reservation.holder_id, team_id=reservation.team_id)
 
 
-def can_see_purpose(user: User, reservation: Reservation) -> bool:
-    return user.is_staff or reservation.holder_id == user.pk or _member_of(user, reservation.team)
+def can_see_purpose(
+    user: User, reservation: Reservation, team_ids: Collection[int] | None = None
+) -> bool:
+    """Admins, the holder and the booking's team see its purpose. ``team_ids``: the user's
+    teams, when the caller already has them (a calendar asks for many bookings)."""
+    if user.is_staff or reservation.holder_id == user.pk:
+        return True
+    if team_ids is not None:
+        return reservation.team_id in team_ids
+    return _member_of(user, reservation.team)
 
 
 # --- occupancy -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from scheduler.models import (
     ReservationSlot,
     ReservationStatus,
 )
+from scheduler.services.reservations import can_see_purpose
 
 WEEK = timedelta(days=7)
 
@@ -102,8 +103,7 @@ def week_timeline(viewer: User, *, week_start: datetime) -> list[NodeRow]:
         else:
             kind = "other"
         who = f"{reservation.holder.get_username()} ({reservation.team.slug})"
-        sees_purpose = viewer.is_staff or reservation.team_id in my_teams or kind == "mine"
-        purpose = reservation.purpose if sees_purpose else ""
+        purpose = reservation.purpose if can_see_purpose(viewer, reservation, my_teams) else ""
         title = f"{who} · {local_span(slot.start, slot.end)} · {reservation.status}" + (
             f" · {purpose}" if purpose else ""
         )
