@@ -278,6 +278,20 @@ QUERYGATE_RESULTS_RETENTION_HOURS = _env_or_fail(
 QUERYGATE_CATALOG_REFRESH_SECONDS = _env_or_fail(
     "QUERYGATE_CATALOG_REFRESH_SECONDS", env.float, 3600.0
 )
+# Engine calls run under these limits (DuckDB: in a sandbox child process; PostgreSQL:
+# work_mem, temp_file_limit and the result cap). See docs/querygate.md, "Threat model".
+QUERYGATE_SANDBOX_MEMORY_MB = _env_or_fail("QUERYGATE_SANDBOX_MEMORY_MB", env.int, 2048)
+QUERYGATE_SANDBOX_THREADS = _env_or_fail("QUERYGATE_SANDBOX_THREADS", env.int, 2)
+QUERYGATE_TEMP_MB = _env_or_fail("QUERYGATE_TEMP_MB", env.int, 1024)
+QUERYGATE_MAX_RESULT_MB = _env_or_fail("QUERYGATE_MAX_RESULT_MB", env.int, 32)
+# The engine's EXPLAIN (analysis and submission) gets this long; then it is dropped.
+QUERYGATE_EXPLAIN_SECONDS = _env_or_fail("QUERYGATE_EXPLAIN_SECONDS", env.float, 2.0)
+# A queued query no worker has started after this long is marked lost (never run late).
+QUERYGATE_MAX_QUEUE_SECONDS = _env_or_fail("QUERYGATE_MAX_QUEUE_SECONDS", env.float, 300.0)
+# A running query whose executor has not reported for this long is marked lost.
+QUERYGATE_HEARTBEAT_TIMEOUT_SECONDS = _env_or_fail(
+    "QUERYGATE_HEARTBEAT_TIMEOUT_SECONDS", env.float, 30.0
+)
 
 # --- Celery ---------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="filesystem://localhost/")

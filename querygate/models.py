@@ -27,12 +27,18 @@ class Warehouse(models.Model):
     engine = models.CharField(max_length=16, choices=Engine.choices)
     connection = models.TextField(help_text=_("PostgreSQL DSN or DuckDB file path (secret)."))
     dialect = models.CharField(
-        max_length=32, blank=True, help_text=_("sqlglot dialect; empty means the engine's.")
+        max_length=32,
+        blank=True,
+        help_text=_("sqlglot dialect: empty or the engine's own (the gate judges what runs)."),
     )
     description = models.TextField(blank=True)
     enabled = models.BooleanField(default=True)
     open_to_all = models.BooleanField(
-        default=True, help_text=_("Any signed-in user may read; otherwise only granted teams.")
+        default=False,
+        help_text=_(
+            "Any signed-in user may read, while the warehouse has no team grants; otherwise "
+            "only granted teams."
+        ),
     )
     admin_writes = models.BooleanField(default=False, help_text=_("Admins may write."))
     # Overrides of querygate.analysis.Policy fields, e.g. {"max_bytes_scanned": 1e12}.
@@ -60,12 +66,28 @@ class Warehouse(models.Model):
         return self.name
 
     def clean(self) -> None:
-        """The admin screens refuse policy overrides that do not make a valid Policy."""
+        """The admin screens refuse policy overrides that do not make a valid Policy, and a
+        dialect the engine does not speak."""
         _check_policy(self.policy)
+        if self.dialect and self.dialect != self.engine:
+            from django.core.exceptions import ValidationError
+
+            raise ValidationError(
+                {
+                    "dialect": _(
+                        "A %(engine)s warehouse is queried in the %(engine)s dialect: leave "
+                        "it empty or write %(engine)s."
+                    )
+                    % {"engine": self.engine}
+                }
+            )
 
     @property
     def sql_dialect(self) -> str:
-        return self.dialect or self.engine
+        """The dialect the gate parses in: always the engine's own. A stored dialect that
+        differs (saved before it was validated) is ignored, so what the gate judges is what
+        the engine runs."""
+        return str(self.engine)
 
 
 class WarehouseGrant(models.Model):
@@ -138,6 +160,7 @@ class QueryStatus(models.TextChoices):
     FAILED = "failed", _("Failed")
     CANCELLED = "cancelled", _("Cancelled")
     KILLED = "killed", _("Killed")
+    LOST = "lost", _("Lost")
 
 
 ACTIVE_STATUSES = (QueryStatus.QUEUED, QueryStatus.RUNNING)
@@ -148,6 +171,7 @@ FINAL_STATUSES = (
     QueryStatus.FAILED,
     QueryStatus.CANCELLED,
     QueryStatus.KILLED,
+    QueryStatus.LOST,
 )
 
 
@@ -201,6 +225,11 @@ class Query(models.Model):
     )
     kill_reason = models.CharField(max_length=200, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
+    # The executor's last sign of life while running (its watcher writes it every few
+    # seconds): the watchdog marks a query whose executor went silent as lost.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Peak temporary (spill) bytes the engine used: counted in the daily bytes budget.
+    temp_bytes = models.BigIntegerField(default=0)
     row_count = models.IntegerField(null=True, blank=True)
     truncated = models.BooleanField(default=False)
     # The first rows (``{"columns", "rows"}``) for the detail view; all of them are in
@@ -240,3 +269,27 @@ def _check_policy(overrides: object) -> None:
         policy_from(overrides, allow_writes=False)
     except InvalidPolicy as exc:
         raise ValidationError({"policy": exc.message}) from exc
+
+
+class AnalyzeAudit(models.Model):
+    """The audit row of one analysis request (``POST /api/v1/queries/analyze/``, the SQL
+    editor as you type): written before the engine's EXPLAIN is asked for, completed after.
+    Lighter than a ``Query``: nothing runs, so there is no execution state."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True)
+    warehouse = models.ForeignKey(Warehouse, on_delete=models.CASCADE, related_name="+")
+    sql = models.TextField()
+    fingerprint = models.CharField(max_length=64, db_index=True)
+    decision = models.CharField(max_length=8, blank=True)
+    # "skipped" (not asked), "running", "ok", "timeout" or "failed".
+    explain_status = models.CharField(max_length=8, default="skipped")
+    explain_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"analysis {self.pk} ({self.decision or 'error'})"

@@ -160,7 +160,9 @@ def duckdb_engine(tpch_path) -> CatalogOnce:
 @pytest.fixture
 def demo(db, tpch_path, duckdb_engine) -> Warehouse:
     """Warehouse ``demo``: the sf=0.01 TPC-H DuckDB file, open to all, catalog loaded."""
-    warehouse = Warehouse.objects.create(name="demo", engine="duckdb", connection=tpch_path)
+    warehouse = Warehouse.objects.create(
+        name="demo", engine="duckdb", connection=tpch_path, open_to_all=True
+    )
     refresh_catalog(warehouse.pk, now=timezone.now(), engine=duckdb_engine)
     warehouse.refresh_from_db()
     return warehouse

@@ -24,7 +24,7 @@ from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse
 from querygate.services import queries, results
 from querygate.services.warehouses import (
     access_for,
-    analysis_of,
+    audited_analysis,
     get_warehouse,
     visible_queries,
     visible_warehouses,
@@ -145,7 +145,9 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         form.is_valid(raise_exception=True)
         data = form.validated_data
         access = access_for(request.user, get_warehouse(data["warehouse"]), data.get("team"))
-        _, report = analysis_of(access, data["sql"], explain=data["explain"])
+        report = audited_analysis(
+            request.user, access, data["sql"], explain=data["explain"], now=timezone.now()
+        )
         return Response(report)
 
     @extend_schema(

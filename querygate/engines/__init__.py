@@ -5,19 +5,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from querygate.engines.base import Engine, ResultSet, Session
 
 
-def engine_for(kind: str, connection: str) -> Engine:
-    """The engine of ``kind`` (``duckdb`` or ``postgres``) over ``connection``."""
+def engine_for(kind: str, connection: str, *, limits: Any = None) -> Engine:
+    """The engine of ``kind`` (``duckdb`` or ``postgres``) over ``connection``, under
+    ``limits`` (a ``sandbox.Limits``; its defaults when None)."""
+    from querygate.engines.sandbox import DEFAULT_LIMITS
+
+    limits = limits or DEFAULT_LIMITS
     if kind == "duckdb":
         from querygate.engines.duckdb import DuckDBEngine
 
-        return DuckDBEngine(connection)
+        return DuckDBEngine(connection, limits)
     if kind == "postgres":
         from querygate.engines.postgres import PostgresEngine
 
-        return PostgresEngine(connection)
+        return PostgresEngine(connection, limits)
     raise ValueError(f"unknown engine {kind!r}")
 
 

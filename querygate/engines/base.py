@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any, Protocol
+from uuid import UUID
+
+from sqlglot import exp
 
 from querygate.analysis import TableStats
 
@@ -31,7 +36,12 @@ class ResultSet:
 
 
 class Session(Protocol):
+    """``temp_bytes`` (peak spill) and ``cut_by`` (``"rows"``, ``"bytes"`` or empty: why
+    the result was truncated) are set by ``execute``."""
+
     handle: dict[str, Any]
+    temp_bytes: int
+    cut_by: str
 
     def execute(self, sql: str, *, max_rows: int) -> ResultSet: ...
 
@@ -50,11 +60,12 @@ class Engine(Protocol):
         Engines that cannot (DuckDB) return False and rely on the session's own watcher."""
         ...
 
-    def explain(self, sql: str) -> dict[str, Any]:
-        """The engine's own estimate: ``{"rows": int | None, "cost": float | None}``."""
+    def explain(self, sql: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        """The engine's own estimate: ``{"rows": int | None, "cost": float | None}`` of one
+        statement, within ``timeout_s`` (``QueryInterrupted`` "timeout: ..." after it)."""
         ...
 
-    def catalog(self) -> list[TableStats]: ...
+    def catalog(self, *, timeout_s: float = 600.0) -> list[TableStats]: ...
 
 
 def fetch_capped(
@@ -95,3 +106,39 @@ def type_width(sql_type: str) -> int | None:
     if base.startswith("DECIMAL") or base.startswith("NUMERIC"):
         return 8
     return TYPE_WIDTHS.get(base)
+
+
+def value_size(value: Any) -> int:
+    """The bytes a value stands for in a result (strings and blobs by length, nested values
+    summed, scalars by a fixed width): what ``max_result_bytes`` counts."""
+    if value is None:
+        return 1
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        return len(value)
+    if isinstance(value, bool | int | float | Decimal | date | datetime | time | timedelta | UUID):
+        return 8 if not isinstance(value, Decimal | UUID) else 16
+    if isinstance(value, dict):
+        return sum(value_size(k) + value_size(v) for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return sum(value_size(v) for v in value) + 8
+    return len(str(value))
+
+
+def cap_rows(tree: exp.Expr, cap: int) -> exp.Expr:
+    """``tree`` returning at most ``cap`` rows, so no more rows than that are ever produced
+    or cross the wire: a query without a LIMIT gets ``LIMIT cap``, a literal LIMIT above
+    ``cap`` is lowered to it, and any other row limit (an expression, FETCH FIRST) is
+    wrapped in ``SELECT * FROM (...) LIMIT cap``. Statements that are not queries are
+    returned as they are."""
+    if not isinstance(tree, exp.Query):
+        return tree
+    limit = tree.args.get("limit")
+    if limit is None and tree.args.get("fetch") is None:
+        return tree.limit(cap)
+    if isinstance(limit, exp.Limit) and isinstance(limit.expression, exp.Literal):
+        value = limit.expression
+        if value.is_int and int(value.name) > cap:
+            limit.set("expression", exp.Literal.number(cap))
+        if value.is_int:
+            return tree
+    return exp.select("*").from_(tree.subquery("karimasu_capped")).limit(cap)

@@ -1,10 +1,14 @@
-"""DuckDB engine: a database file opened per query, read-only and locked down.
+"""DuckDB engine: a database file opened per call, read-only and locked down, in a sandbox.
+
+Every call (EXPLAIN, execution, catalog) runs in a child process with memory, CPU, spill and
+result-size limits and one deadline, killed for certain when over budget (``sandbox``):
+DuckDB does not honour ``interrupt()`` while it builds a list or a string.
 
 Lock-down (the second wall behind the analysis' allow-list): ``read_only=True`` unless writes
 are allowed, ``enable_external_access=false`` (no files, network, ATTACH, COPY, external
 extensions), extension autoload/autoinstall off, and ``lock_configuration=true`` so ``SET``
-cannot undo any of it. DuckDB has no statement timeout of its own, so the session starts a
-timer that calls ``interrupt()`` at the deadline; ``interrupt()`` is the kill.
+cannot undo any of it. DuckDB has no statement timeout of its own: the sandbox asks the child
+to ``interrupt()`` at the deadline and kills it a grace later.
 """
 
 from __future__ import annotations
@@ -20,8 +24,9 @@ from typing import Any
 import duckdb
 
 from querygate.analysis import ColumnStats, TableStats
-from querygate.engines.base import ResultSet, fetch_capped, type_width
-from querygate.errors import EngineError, QueryInterrupted
+from querygate.engines import sandbox
+from querygate.engines.base import ResultSet, type_width
+from querygate.errors import EngineError
 
 LOCKED_DOWN = {
     "enable_external_access": False,
@@ -33,43 +38,52 @@ _SYSTEM_SCHEMAS = ("information_schema", "pg_catalog")
 
 
 class DuckDBSession:
-    """One connection running one query; ``interrupt()`` is safe from any thread."""
+    """One query's session: ``execute`` runs the statement in a sandbox child (see
+    ``sandbox``); ``interrupt()`` is safe from any thread and stops it within the grace."""
 
-    def __init__(self, connection: duckdb.DuckDBPyConnection, timeout_s: float) -> None:
-        self._connection = connection
+    def __init__(self, engine: DuckDBEngine, timeout_s: float, allow_writes: bool) -> None:
+        self._engine = engine
+        self._timeout_s = timeout_s
+        self._allow_writes = allow_writes
+        self._cancel = threading.Event()
         self.handle: dict[str, Any] = {"engine": "duckdb"}
-        self.timed_out = False
-        self._timer = threading.Timer(timeout_s, self._timeout)
-        self._timer.daemon = True
-
-    def _timeout(self) -> None:
-        self.timed_out = True
-        self.interrupt()
+        self.temp_bytes = 0
+        self.cut_by = ""
 
     def execute(self, sql: str, *, max_rows: int) -> ResultSet:
-        self._timer.start()
-        try:
-            cursor = self._connection.execute(sql)
-            return fetch_capped(cursor, max_rows, type_of=lambda d: str(d[1]))
-        except duckdb.InterruptException as error:
-            reason = "timeout" if self.timed_out else "interrupted"
-            raise QueryInterrupted(f"{reason}: {error}") from error
-        except duckdb.Error as error:
-            raise EngineError(str(error)) from error
-        finally:
-            self._timer.cancel()
+        payload = {
+            "path": self._engine.path,
+            "allow_writes": self._allow_writes,
+            "sql": sql,
+            "max_rows": max_rows,
+        }
+        reply = sandbox.run(
+            "querygate.engines.sandbox_tasks:duckdb_execute",
+            payload,
+            timeout_s=self._timeout_s,
+            limits=self._engine.limits,
+            cancel=self._cancel,
+            on_handle=self.handle.update,
+        )
+        self.temp_bytes = int(reply["temp_bytes"])
+        self.cut_by = str(reply["cut_by"])
+        result: ResultSet = reply["result"]
+        return result
 
     def interrupt(self) -> None:
-        self._connection.interrupt()
+        self._cancel.set()
 
 
 class DuckDBEngine:
     kind = "duckdb"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: sandbox.Limits = sandbox.DEFAULT_LIMITS) -> None:
         self.path = path
+        self.limits = limits
 
     def connect(self, *, allow_writes: bool = False) -> duckdb.DuckDBPyConnection:
+        """An in-process connection, locked down: for tools and tests only (the portal's
+        calls all go through the sandbox)."""
         try:
             return duckdb.connect(self.path, read_only=not allow_writes, config=dict(LOCKED_DOWN))
         except duckdb.Error as error:
@@ -77,39 +91,34 @@ class DuckDBEngine:
 
     @contextmanager
     def session(self, *, timeout_s: float, allow_writes: bool = False) -> Iterator[DuckDBSession]:
-        connection = self.connect(allow_writes=allow_writes)
-        try:
-            yield DuckDBSession(connection, timeout_s)
-        finally:
-            connection.close()
+        yield DuckDBSession(self, timeout_s, allow_writes)
 
     def cancel(self, handle: dict[str, Any], *, terminate: bool = False) -> bool:
-        # An in-process DuckDB connection can only be interrupted by its owner: the
-        # executing process watches the query's row and calls session.interrupt().
+        # The sandbox child is stopped by the process that started it: its watcher sees the
+        # query's cancel request and calls session.interrupt().
         return False
 
-    def explain(self, sql: str) -> dict[str, Any]:
-        connection = self.connect()
-        try:
-            plan = connection.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()
-        except duckdb.Error as error:
-            raise EngineError(str(error)) from error
-        finally:
-            connection.close()
-        root = json.loads(plan[0][1])[0]
+    def explain(self, sql: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        text = sandbox.run(
+            "querygate.engines.sandbox_tasks:duckdb_explain",
+            {"path": self.path, "sql": sql},
+            timeout_s=timeout_s,
+            limits=self.limits,
+        )
+        root = json.loads(text)[0]
         rows = _cardinality(root)
         return {"rows": rows, "cost": None, "operator": root.get("name")}
 
-    def catalog(self) -> list[TableStats]:
+    def catalog(self, *, timeout_s: float = 600.0) -> list[TableStats]:
         """Tables, columns and types; rows, distinct counts and average widths from one scan
         per table (DuckDB keeps no NDV statistics it exposes); declared keys."""
-        connection = self.connect()
-        try:
-            return _read_catalog(connection)
-        except duckdb.Error as error:
-            raise EngineError(str(error)) from error
-        finally:
-            connection.close()
+        tables: list[TableStats] = sandbox.run(
+            "querygate.engines.sandbox_tasks:duckdb_catalog",
+            {"path": self.path},
+            timeout_s=timeout_s,
+            limits=self.limits,
+        )
+        return tables
 
 
 def _cardinality(node: dict[str, Any]) -> int | None:

@@ -1,31 +1,45 @@
 """PostgreSQL engine (psycopg 3).
 
-Every session runs with ``default_transaction_read_only=on`` (unless writes are allowed) and
-``statement_timeout`` set at connect time, the engine-side second guard; the statement runs
-in a transaction started ``READ ONLY``. The admin's DSN should name a role without write
-grants, the third wall. The kill is ``pg_cancel_backend(pid)`` from a second connection,
-checked against the backend's start time so a reused pid is never signalled; after a grace
-the watchdog escalates to ``pg_terminate_backend``.
+Every session runs with ``default_transaction_read_only=on`` (unless writes are allowed),
+``statement_timeout``, ``work_mem`` and ``temp_file_limit`` set at connect time, the
+engine-side guards; a read runs as its own read-only transaction over the extended protocol
+(exactly one statement, never a ``;``-separated list), re-rendered with its row limit at
+most the cap (only the capped rows are produced and cross the wire). The admin's DSN should
+name a role without write grants, the third wall. The kill is ``pg_cancel_backend(pid)``
+from a second connection, checked against the backend's start time so a reused pid is never
+signalled; after a grace the watchdog escalates to ``pg_terminate_backend``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+import sqlglot
 from psycopg import errors
+from sqlglot.errors import SqlglotError
 
 from querygate.analysis import ColumnStats, TableStats
-from querygate.engines.base import ResultSet, fetch_capped, type_width
+from querygate.engines.base import ResultSet, cap_rows, type_width, value_size
+from querygate.engines.sandbox import DEFAULT_LIMITS, MIB, Limits
 from querygate.errors import EngineError, QueryInterrupted
+
+log = logging.getLogger("karimasu.querygate")
 
 _SIGNAL = (
     "SELECT {fn}(pid) FROM pg_stat_activity WHERE pid = %s AND backend_start = %s::timestamptz"
 )
+_STILL_ACTIVE = (
+    "SELECT 1 FROM pg_stat_activity WHERE pid = %s AND backend_start = %s::timestamptz "
+    "AND state = 'active'"
+)
+_CANCEL_RETRIES = 8
 
 
 # PostgreSQL type (psycopg's short name, without modifiers) -> the DuckDB type its values
@@ -63,12 +77,19 @@ def duckdb_type(column: Any) -> str:
 
 
 class PostgresSession:
-    """One backend running one query; ``interrupt()`` cancels it from a second connection."""
+    """One backend running one query; ``interrupt()`` cancels it from a second connection.
+
+    The statement is parsed and re-rendered with a row limit of at most ``max_rows + 1``
+    (so only those rows are produced and cross the wire) and runs prepared, over the
+    extended protocol (one statement, never a ``;``-separated list); rows are kept while
+    their size stays within ``max_result_bytes``."""
 
     def __init__(self, engine: PostgresEngine, connection: psycopg.Connection, writes: bool):
         self._engine = engine
         self._connection = connection
         self._writes = writes
+        self.temp_bytes = 0
+        self.cut_by = ""
         row = connection.execute(
             "SELECT pg_backend_pid(), backend_start::text FROM pg_stat_activity "
             "WHERE pid = pg_backend_pid()"
@@ -79,20 +100,26 @@ class PostgresSession:
 
     def execute(self, sql: str, *, max_rows: int) -> ResultSet:
         connection = self._connection
+        statement = _capped_statement(sql, max_rows + 1)
         try:
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SET TRANSACTION READ WRITE" if self._writes else "SET TRANSACTION READ ONLY"
-                )
-                cursor.execute(sql.encode(), prepare=False)
-                result = fetch_capped(cursor, max_rows, type_of=duckdb_type)
+                # One statement over the extended protocol (a pipeline never uses the simple
+                # query protocol, so a second ``;``-separated statement is refused). Reads run
+                # in autocommit on a read-only-by-default session: no BEGIN round trip before
+                # the query, so a cancel that sees the backend active reaches the query.
+                with connection.pipeline():
+                    cursor.execute(statement.encode())
+                result = self._fetch(cursor, max_rows)
             if self._writes:
                 connection.commit()
-            else:
-                connection.rollback()
             return result
         except (errors.QueryCanceled, errors.AdminShutdown) as error:
             raise QueryInterrupted(str(error).strip()) from error
+        except errors.ConfigurationLimitExceeded as error:
+            raise EngineError(
+                f"{str(error).strip()} (the query spilled more temporary data than its "
+                f"budget of {self._engine.limits.temp_bytes // MIB} MiB)"
+            ) from error
         except psycopg.OperationalError as error:
             if connection.closed:
                 raise QueryInterrupted(f"backend terminated: {error}") from error
@@ -100,32 +127,96 @@ class PostgresSession:
         except psycopg.Error as error:
             raise EngineError(str(error).strip()) from error
 
+    def _fetch(self, cursor: Any, max_rows: int) -> ResultSet:
+        description = cursor.description or ()
+        columns = [d[0] for d in description]
+        types = tuple(duckdb_type(d) for d in description)
+        rows: list[tuple[Any, ...]] = []
+        size, limit = 0, self._engine.limits.max_result_bytes
+        if not description:
+            return ResultSet(columns, rows, False, types)
+        while len(rows) <= max_rows:
+            batch = cursor.fetchmany(min(1000, max_rows + 1 - len(rows)))
+            if not batch:
+                return ResultSet(columns, rows, False, types)
+            for row in batch:
+                size += sum(value_size(v) for v in row)
+                if size > limit:
+                    if not rows:
+                        raise EngineError(
+                            f"the first row alone is larger than the result limit of "
+                            f"{limit // MIB} MiB: select fewer or smaller values"
+                        )
+                    self.cut_by = "bytes"
+                    return ResultSet(columns, rows, True, types)
+                rows.append(tuple(row))
+        self.cut_by = "rows"
+        return ResultSet(columns, rows[:max_rows], True, types)
+
     def interrupt(self) -> None:
         self._engine.cancel(self.handle)
+
+
+def _capped_statement(sql: str, cap: int) -> str:
+    """One statement, re-rendered, returning at most ``cap`` rows (``base.cap_rows``): only
+    those rows are produced and cross the wire. ``EngineError`` unless exactly one."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
+    except SqlglotError as error:
+        raise EngineError(f"the statement does not parse: {error}") from error
+    if len(statements) != 1:
+        raise EngineError("exactly one statement is run at a time")
+    return cap_rows(statements[0], cap).sql(dialect="postgres")
 
 
 class PostgresEngine:
     kind = "postgres"
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.dsn = dsn
+        self.limits = limits
 
     def connect(
         self, *, timeout_s: float = 30.0, allow_writes: bool = False, autocommit: bool = False
     ) -> psycopg.Connection:
+        """A connection with ``statement_timeout`` and, unless writes are allowed, read-only
+        transactions; ``work_mem`` and ``temp_file_limit`` from the limits where the role may
+        set them (``temp_file_limit`` needs superuser or ``GRANT SET ON PARAMETER``: else the
+        role's own setting stands, see docs/querygate.md)."""
         options = f"-c statement_timeout={max(1, int(timeout_s * 1000))}"
         if not allow_writes:
             options += " -c default_transaction_read_only=on"
         try:
-            return psycopg.connect(
+            connection = psycopg.connect(
                 self.dsn, options=options, autocommit=autocommit, connect_timeout=10
             )
         except psycopg.Error as error:
             raise EngineError(f"cannot connect to the PostgreSQL warehouse: {error}") from error
+        self._limit_session(connection)
+        return connection
+
+    def _limit_session(self, connection: psycopg.Connection) -> None:
+        work_mem = max(64, self.limits.memory_bytes // 8 // 1024)  # kB, per sort or hash
+        for name, value in (
+            ("work_mem", f"{work_mem}kB"),
+            ("temp_file_limit", f"{max(1, self.limits.temp_bytes // 1024)}kB"),
+        ):
+            try:
+                with connection.transaction():
+                    connection.execute(
+                        "SELECT set_config(%s, %s, false)", (name, value), prepare=False
+                    )
+            except errors.InsufficientPrivilege:
+                log.info("postgres.session_limit_not_settable name=%s", name)
+            except psycopg.Error as error:
+                connection.close()
+                raise EngineError(str(error).strip()) from error
 
     @contextmanager
     def session(self, *, timeout_s: float, allow_writes: bool = False) -> Iterator[PostgresSession]:
-        connection = self.connect(timeout_s=timeout_s, allow_writes=allow_writes)
+        connection = self.connect(
+            timeout_s=timeout_s, allow_writes=allow_writes, autocommit=not allow_writes
+        )
         try:
             yield PostgresSession(self, connection, allow_writes)
         finally:
@@ -135,16 +226,31 @@ class PostgresEngine:
         if handle.get("engine") != "postgres" or "pid" not in handle:
             return False
         function = "pg_terminate_backend" if terminate else "pg_cancel_backend"
+        key = (handle["pid"], handle["backend_start"])
         with self.connect(timeout_s=10, autocommit=True) as connection:
-            row = connection.execute(
-                _SIGNAL.format(fn=function).encode(), (handle["pid"], handle["backend_start"])
-            ).fetchone()
-        return bool(row and row[0])
+            row = connection.execute(_SIGNAL.format(fn=function).encode(), key).fetchone()
+            sent = bool(row and row[0])
+            # Over the extended protocol a cancel that lands between two protocol messages
+            # (Parse, Bind, Execute: the backend shows "active" but is reading) is ignored by
+            # PostgreSQL. Signal again while the same statement is still active.
+            for _ in range(_CANCEL_RETRIES if sent and not terminate else 0):
+                time.sleep(0.1)
+                active = connection.execute(_STILL_ACTIVE, key).fetchone()
+                if not active:
+                    break
+                connection.execute(_SIGNAL.format(fn=function).encode(), key)
+        return sent
 
-    def explain(self, sql: str) -> dict[str, Any]:
-        with self.connect(timeout_s=5) as connection:
+    def explain(self, sql: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
+        """The planner's estimate of one statement (``prepare=True``: the extended protocol,
+        so a second ``;``-separated statement is refused by the server, never run)."""
+        with self.connect(timeout_s=timeout_s) as connection:
             try:
-                row = connection.execute(f"EXPLAIN (FORMAT JSON) {sql}".encode()).fetchone()
+                row = connection.execute(
+                    f"EXPLAIN (FORMAT JSON) {sql}".encode(), prepare=True
+                ).fetchone()
+            except errors.QueryCanceled as error:
+                raise QueryInterrupted(f"timeout: {str(error).strip()}") from error
             except psycopg.Error as error:
                 raise EngineError(str(error).strip()) from error
         assert row is not None
@@ -156,8 +262,8 @@ class PostgresEngine:
             "operator": top["Node Type"],
         }
 
-    def catalog(self) -> list[TableStats]:
-        with self.connect(timeout_s=60) as connection:
+    def catalog(self, *, timeout_s: float = 600.0) -> list[TableStats]:
+        with self.connect(timeout_s=timeout_s) as connection:
             try:
                 return _read_catalog(connection)
             except psycopg.Error as error:

@@ -46,6 +46,8 @@ def build_demo_warehouse(
                 "engine": Warehouse.Engine.DUCKDB,
                 "connection": str(path),
                 "dialect": "duckdb",
+                # The demo is open to every signed-in user; real warehouses start closed.
+                "open_to_all": True,
                 "description": f"{dataset.upper()} at scale factor {scale:g} (DuckDB demo)",
                 # The demo's data only changes when rebuilt (a new catalog version).
                 "result_cache_s": 600,

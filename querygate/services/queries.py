@@ -23,14 +23,14 @@ from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
-from sqlglot import exp
+from django.utils.translation import gettext as _
 from sqlglot.errors import SqlglotError
 
-from portal.accounts.models import Membership
+from portal.accounts.models import Membership, Team
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 from querygate.analysis import Report, Severity
 from querygate.engines import Engine, Session
-from querygate.engines.base import ResultSet
+from querygate.engines.base import ResultSet, cap_rows
 from querygate.errors import (
     AcknowledgementRequired,
     BudgetExceeded,
@@ -46,6 +46,7 @@ from querygate.services.warehouses import (
     access_for,
     analysis_of,
     engine_of,
+    engine_statement,
     fingerprint,
     get_warehouse,
 )
@@ -100,19 +101,24 @@ def submit_query(
     *after* the audit row is committed; ``details.query_id`` names it."""
     warehouse = get_warehouse(warehouse_name)
     access = access_for(user, warehouse, team)
-    report, analysis = analysis_of(access, sql)
-    status, reasons, overridden = _decide(
+    try:
+        report, analysis = analysis_of(access, sql, explain=False)
+    except Exception as error:  # fail closed, and on the record
+        return _analysis_crashed(user, access, sql, now, error)
+    status, reasons, overridden, refusal = _decide(
         user, access, report, acknowledge_warnings, override_justification
     )
     estimate = report.estimate.bytes_scanned if report.estimate else 0
-    refusal: Exception | None = None
-    if status == QueryStatus.QUEUED:
-        refusal = _budget_refusal(user, access, estimate, now)
-        if refusal is not None:
-            status, reasons = QueryStatus.REJECTED, [*reasons, str(refusal)]
     key = _cache_key(report, warehouse)
-    cached = _cached_result(warehouse, key, now) if status == QueryStatus.QUEUED else None
     with transaction.atomic():
+        if status == QueryStatus.QUEUED:
+            # Budgets are checked and the row written under a lock on the user (and team):
+            # two concurrent submissions cannot both see the last free slot.
+            _lock_budget_holders(user, access)
+            refusal = _budget_refusal(user, access, estimate, now)
+            if refusal is not None:
+                status, reasons = QueryStatus.REJECTED, [*reasons, str(refusal)]
+        cached = _cached_result(warehouse, key, now) if status == QueryStatus.QUEUED else None
         query = Query.objects.create(
             user=user,
             team=access.team,
@@ -147,11 +153,57 @@ def submit_query(
     _raise_refusal(query, report, analysis, refusal)
     if cached is not None:
         return query
+    _add_explain(query, access, report)
     small = report.estimate is not None and report.estimate.cost_class == "small"
     if inline if inline is not None else small:
         return execute_query(query.pk, engine=engine, inline=True)
     _enqueue(query.pk)
     return query
+
+
+def _analysis_crashed(user: Any, access: Access, sql: str, now: datetime, error: Exception) -> Any:
+    """The analysis itself failed (a bug, or an input nobody foresaw): the request is refused
+    and the refusal is on record like any other."""
+    log.exception("query.analysis_crashed user=%s warehouse=%s", user.username, access.warehouse)
+    message = _("The query gate could not analyze this query, so it will not run it.")
+    query = Query.objects.create(
+        user=user,
+        team=access.team,
+        warehouse=access.warehouse,
+        sql=sql,
+        fingerprint=hashlib.sha256(" ".join(sql.split()).encode()).hexdigest(),
+        analysis={},
+        decision="reject",
+        reasons=[str(message)],
+        status=QueryStatus.REJECTED,
+        created_at=now,
+        finished_at=now,
+        error={"kind": "analysis_failed", "message": type(error).__name__},
+    )
+    raise QueryRejected(
+        str(message), code="analysis_failed", details={"query_id": query.pk}
+    ) from None
+
+
+def _add_explain(query: Query, access: Access, report: Report) -> None:
+    """The engine's EXPLAIN of an allowed SELECT, asked for once the audit row exists."""
+    if report.statement_kind != "select" or query.status != QueryStatus.QUEUED:
+        return
+    if query.analysis.get("estimate") is None:
+        return
+    sources = query.analysis["estimate"].get("source", "catalog")
+    try:
+        statement = engine_statement(query.sql, access.warehouse.sql_dialect)
+        query.analysis["explain"] = engine_of(access.warehouse).explain(
+            statement, timeout_s=_setting("QUERYGATE_EXPLAIN_SECONDS", 2.0)
+        )
+        query.analysis["explain_status"] = "ok"
+        query.analysis["estimate"]["source"] = sources + "+explain"
+    except QueryInterrupted as error:
+        query.analysis["explain_status"], query.analysis["explain_error"] = "timeout", str(error)
+    except (EngineError, SqlError) as error:
+        query.analysis["explain_status"], query.analysis["explain_error"] = "failed", str(error)
+    Query.objects.filter(pk=query.pk).update(analysis=query.analysis)
 
 
 def _cache_key(report: Report, warehouse: Any) -> str:
@@ -209,25 +261,32 @@ def _serve_from_cache(query: Query, source: Query, now: datetime) -> None:
 
 def _decide(
     user: Any, access: Access, report: Report, acknowledged: bool, justification: str
-) -> tuple[str, list[str], bool]:
+) -> tuple[str, list[str], bool, Exception | None]:
+    """(status, reasons, overridden, refusal): a refused override is a REJECTED row with its
+    refusal raised after the row is written."""
     reasons = list(report.reasons)
     if report.decision == "warn":
-        return (QueryStatus.QUEUED if acknowledged else QueryStatus.NEEDS_ACK), reasons, False
+        status = QueryStatus.QUEUED if acknowledged else QueryStatus.NEEDS_ACK
+        return status, reasons, False, None
     if report.decision != "reject":
-        return QueryStatus.QUEUED, reasons, False
+        return QueryStatus.QUEUED, reasons, False, None
     if not justification.strip():
-        return QueryStatus.REJECTED, reasons, False
+        return QueryStatus.REJECTED, reasons, False, None
     if not _may_override(user, access):
-        raise NotPermitted("Only a lead of the query's team or an admin may override.")
+        refusal: Exception = NotPermitted(
+            str(_("Only a lead of the query's team or an admin may override."))
+        )
+        return QueryStatus.REJECTED, [*reasons, str(refusal)], False, refusal
     unsafe = [
         f.rule for f in report.findings if f.severity is Severity.ERROR and f.rule in SAFETY_RULES
     ]
     if unsafe or report.error is not None:
-        raise InvalidRequest(
+        refusal = InvalidRequest(
             f"This query cannot be overridden: {', '.join(unsafe) or 'it does not parse'}.",
             code="not_overridable",
         )
-    return QueryStatus.QUEUED, reasons, True
+        return QueryStatus.REJECTED, [*reasons, str(refusal)], False, refusal
+    return QueryStatus.QUEUED, reasons, True, None
 
 
 def _may_override(user: Any, access: Access) -> bool:
@@ -239,6 +298,16 @@ def _may_override(user: Any, access: Access) -> bool:
             user=user, team=access.team, role=Membership.Role.LEAD
         ).exists()
     )
+
+
+def _lock_budget_holders(user: Any, access: Access) -> None:
+    """Row locks on the user, then the team (always in this order): budget checks of one
+    user, or one team, run one at a time until the query row is written. (SQLite's
+    immediate transactions already serialize writers.)"""
+    user_model = type(user)
+    list(user_model.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    if access.team is not None:
+        list(Team.objects.select_for_update().filter(pk=access.team.pk).values_list("pk"))
 
 
 def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> Exception | None:
@@ -261,7 +330,8 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
     ):
         if limit is None or rows is None:
             continue
-        used = rows.aggregate(total=Sum("bytes_estimate"))["total"] or 0
+        totals = rows.aggregate(scanned=Sum("bytes_estimate"), spilled=Sum("temp_bytes"))
+        used = (totals["scanned"] or 0) + (totals["spilled"] or 0)
         if used + estimate > limit:
             return BudgetExceeded(
                 f"This query (about {estimate:,} bytes) would pass {scope} daily budget of "
@@ -316,17 +386,20 @@ def _enqueue(query_id: int) -> None:
 
 
 def limited_sql(query: Query, dialect: str) -> str:
-    """A SELECT without LIMIT gets ``LIMIT row_cap + 1`` (the +1 detects truncation), so the
-    engine stops early; one with its own LIMIT runs as written (rows are capped on fetch)."""
-    if query.statement_type != "select":
-        return query.sql
+    """The statement the engine runs: the one the gate judged, re-rendered by sqlglot
+    (``engine_statement``); a SELECT returns at most ``row_cap + 1`` rows (``cap_rows``:
+    LIMIT added or lowered; the +1 detects truncation), so the engine stops early.
+    ``SqlError`` unless exactly one statement parses."""
     try:
-        tree = sqlglot.parse_one(query.sql, read=dialect)
-    except SqlglotError:
-        return query.sql
-    if not isinstance(tree, exp.Query) or tree.args.get("limit") is not None:
-        return query.sql
-    return tree.limit(query.warehouse.row_cap + 1).sql(dialect=dialect)
+        statements = [s for s in sqlglot.parse(query.sql, read=dialect) if s is not None]
+    except SqlglotError as error:
+        raise SqlError(f"The query does not parse: {str(error).splitlines()[0]}") from error
+    if len(statements) != 1:
+        raise SqlError("Exactly one statement is run at a time.")
+    tree = statements[0]
+    if query.statement_type == "select":
+        tree = cap_rows(tree, query.warehouse.row_cap + 1)
+    return tree.sql(dialect=dialect)
 
 
 def execute_query(
@@ -342,14 +415,34 @@ def execute_query(
     claimed = Query.objects.filter(pk=query_id, status=QueryStatus.QUEUED).update(
         status=QueryStatus.RUNNING,
         started_at=now,
+        heartbeat_at=now,
         deadline=now + timedelta(seconds=budget),
         mode="inline" if inline else "celery",
     )
     if claimed != 1:
-        return query
+        return query  # run by another delivery, cancelled, or lost: never run late
+    try:
+        return _run_claimed(query, engine, timeout, inline, poll_s)
+    except Exception as error:  # nothing may leave a query "running" with no executor
+        log.exception("query.executor_failed id=%s", query_id)
+        return _finish(
+            query_id,
+            QueryStatus.FAILED,
+            error={"message": f"internal error: {type(error).__name__}", "kind": "internal"},
+        )
+
+
+def _run_claimed(
+    query: Query, engine: Engine | None, timeout: float, inline: bool, poll_s: float
+) -> Query:
+    query_id = query.pk
     warehouse = query.warehouse
     engine = engine or engine_of(warehouse)
-    sql = limited_sql(query, warehouse.sql_dialect)
+    try:
+        sql = limited_sql(query, warehouse.sql_dialect)
+    except SqlError as error:
+        return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
+    session: Session | None = None
     try:
         with engine.session(
             timeout_s=timeout, allow_writes=query.statement_type != "select"
@@ -362,17 +455,58 @@ def execute_query(
             finally:
                 watcher.stop()
     except QueryInterrupted as error:
+        _record_spill(query_id, session)
         return _interrupted(query_id, str(error), inline=inline)
     except EngineError as error:
+        _record_spill(query_id, session)
         return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
-    return _store(query_id, result)
+    _record_spill(query_id, session)
+    return _store(query_id, result, cut_by=getattr(session, "cut_by", ""))
 
 
-def _store(query_id: int, result: ResultSet) -> Query:
+def _record_spill(query_id: int, session: Session | None) -> None:
+    spilled = int(getattr(session, "temp_bytes", 0) or 0)
+    if spilled:
+        Query.objects.filter(pk=query_id).update(temp_bytes=spilled)
+
+
+def _without_bytes(result: ResultSet) -> ResultSet:
+    """Binary values (BLOB, bytea) as text ``\\x`` + hex, their columns typed VARCHAR: the
+    preview is JSON and the result file is written through JSON lines."""
+    binary = {
+        i
+        for row in result.rows
+        for i, value in enumerate(row)
+        if isinstance(value, bytes | bytearray | memoryview)
+    }
+    if not binary:
+        return result
+
+    def text(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return "\\x" + bytes(value).hex()
+        return value
+
+    rows = [tuple(text(v) if i in binary else v for i, v in enumerate(r)) for r in result.rows]
+    types = tuple("VARCHAR" if i in binary else t for i, t in enumerate(result.types))
+    return ResultSet(result.columns, rows, result.truncated, types)
+
+
+def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
     """Write the result's Parquet file, then mark the query succeeded with a preview of the
     first rows. A failed write fails the query (its audit row stays, with the reason) and
-    leaves no file; a file whose query was killed meanwhile is removed."""
-    size = {"row_count": len(result.rows), "truncated": result.truncated}
+    leaves no file; a file whose query was killed meanwhile is removed. A result cut at the
+    byte limit says so in ``error`` (``kind: result_truncated``) while it succeeds."""
+    result = _without_bytes(result)
+    size: dict[str, Any] = {"row_count": len(result.rows), "truncated": result.truncated}
+    if cut_by == "bytes":
+        size["error"] = {
+            "kind": "result_truncated",
+            "message": (
+                f"Only the first {len(result.rows):,} rows are kept: the result passed "
+                f"{int(_setting('QUERYGATE_MAX_RESULT_MB', 32))} MiB."
+            ),
+        }
     preview = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
     name = ""
     if result.columns:
@@ -424,6 +558,9 @@ def _finish(query_id: int, status: str, **fields: Any) -> Query:
     return query
 
 
+_HEARTBEAT_S = 2.0
+
+
 class _Watcher:
     """Polls the query's row while it runs; on a cancel request or a passed deadline it
     interrupts the session (DuckDB can only be interrupted by the process running it)."""
@@ -443,8 +580,18 @@ class _Watcher:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        beat = checked = time.monotonic()
         try:
-            while not self._done.wait(self._poll_s):
+            while not self._done.wait(min(self._poll_s, _HEARTBEAT_S)):
+                now = time.monotonic()
+                if now - beat >= _HEARTBEAT_S:
+                    beat = now
+                    Query.objects.filter(pk=self._query_id, status=QueryStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                if now - checked < self._poll_s:
+                    continue
+                checked = now
                 row = (
                     Query.objects.filter(pk=self._query_id)
                     .values("cancel_requested_at", "deadline", "status")
@@ -555,7 +702,48 @@ def enforce_budgets(*, now: datetime, engines: dict[int, Engine] | None = None) 
             finished_at=now,
             error={"message": "the executor did not report back after the kill"},
         )
+    counts["lost"] += _reap_lost(now)
     return counts
+
+
+def _reap_lost(now: datetime) -> int:
+    """Queued queries no worker started within ``QUERYGATE_MAX_QUEUE_SECONDS`` and running
+    ones whose executor went silent for ``QUERYGATE_HEARTBEAT_TIMEOUT_SECONDS`` become
+    ``lost``, freeing the user's slot. A late delivery then finds the query lost and does
+    not run it."""
+    queued_limit = timedelta(seconds=_setting("QUERYGATE_MAX_QUEUE_SECONDS", 300.0))
+    silent_limit = timedelta(seconds=_setting("QUERYGATE_HEARTBEAT_TIMEOUT_SECONDS", 30.0))
+    lost = Query.objects.filter(
+        status=QueryStatus.QUEUED, created_at__lt=now - queued_limit
+    ).update(
+        status=QueryStatus.LOST,
+        finished_at=now,
+        error={
+            "kind": "lost",
+            "message": (
+                f"No worker started this query within {queued_limit.total_seconds():g} s "
+                "(a worker may have died); it will not run. Submit it again."
+            ),
+        },
+    )
+    # A query being killed is left to the kill's escalation above.
+    lost += Query.objects.filter(
+        status=QueryStatus.RUNNING,
+        heartbeat_at__lt=now - silent_limit,
+        cancel_requested_at__isnull=True,
+    ).update(
+        status=QueryStatus.LOST,
+        finished_at=now,
+        error={
+            "kind": "lost",
+            "message": (
+                f"The process running this query stopped reporting for "
+                f"{silent_limit.total_seconds():g} s (it may have died); the query was "
+                "abandoned. Submit it again."
+            ),
+        },
+    )
+    return lost
 
 
 def wait_for(query_id: int, *, timeout_s: float) -> Query:

@@ -6,14 +6,17 @@ import dataclasses
 import hashlib
 import logging
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 import sqlglot
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
@@ -21,8 +24,16 @@ from portal.accounts.models import Membership, Team
 from portal.errors import NotFoundError
 from querygate.analysis import Catalog, ColumnStats, Policy, Report, TableStats, analyze
 from querygate.engines import Engine, engine_for
-from querygate.errors import EngineError, InvalidPolicy, WarehouseDenied
-from querygate.models import CatalogTable, Query, QueryStatus, Warehouse, WarehouseGrant
+from querygate.engines.sandbox import MIB, Limits
+from querygate.errors import EngineError, InvalidPolicy, QueryInterrupted, SqlError, WarehouseDenied
+from querygate.models import (
+    AnalyzeAudit,
+    CatalogTable,
+    Query,
+    QueryStatus,
+    Warehouse,
+    WarehouseGrant,
+)
 
 log = logging.getLogger("karimasu.querygate")
 
@@ -50,8 +61,31 @@ def get_warehouse(name: str) -> Warehouse:
         raise NotFoundError(f"Warehouse {name!r} not found.") from None
 
 
+def sandbox_limits() -> Limits:
+    """The limits of every engine call, from the ``QUERYGATE_*`` settings."""
+    return Limits(
+        memory_bytes=int(settings.QUERYGATE_SANDBOX_MEMORY_MB) * MIB,
+        threads=int(settings.QUERYGATE_SANDBOX_THREADS),
+        temp_bytes=int(settings.QUERYGATE_TEMP_MB) * MIB,
+        max_result_bytes=int(settings.QUERYGATE_MAX_RESULT_MB) * MIB,
+    )
+
+
 def engine_of(warehouse: Warehouse) -> Engine:
-    return engine_for(warehouse.engine, warehouse.connection)
+    return engine_for(warehouse.engine, warehouse.connection, limits=sandbox_limits())
+
+
+def engine_statement(sql: str, dialect: str) -> str:
+    """The one statement the gate judged, re-rendered by sqlglot in ``dialect``: what EXPLAIN
+    and execution send, never the raw text (a comment or quote the engine reads differently
+    cannot smuggle a second statement). ``SqlError`` unless ``sql`` is exactly one statement."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except SqlglotError as error:
+        raise SqlError(f"The query does not parse: {str(error).splitlines()[0]}") from error
+    if len(statements) != 1:
+        raise SqlError("Exactly one statement is run at a time.")
+    return statements[0].sql(dialect=dialect)
 
 
 def policy_from(*overrides: dict[str, Any], allow_writes: bool) -> Policy:
@@ -115,7 +149,7 @@ def access_for(user: Any, warehouse: Warehouse, team_slug: str | None = None) ->
         policy = policy_from(warehouse.policy, *(g.policy for g in mine), allow_writes=writes)
         runtime = _runtime(warehouse, warehouse.policy, *(g.policy for g in mine))
         return Access(warehouse, team, writes, policy, False, runtime)
-    if warehouse.open_to_all:
+    if warehouse.open_to_all and not WarehouseGrant.objects.filter(warehouse=warehouse).exists():
         team = memberships[0].team if memberships else None
         policy = policy_from(warehouse.policy, allow_writes=False)
         return Access(warehouse, team, False, policy, False, _runtime(warehouse, warehouse.policy))
@@ -268,28 +302,107 @@ def predicted_runtime_s(warehouse: Warehouse, bytes_scanned: int) -> float | Non
     return round(statistics.median(rates) * bytes_scanned, 3)
 
 
-def analysis_of(access: Access, sql: str, *, explain: bool = True) -> tuple[Report, dict[str, Any]]:
+def analysis_of(
+    access: Access,
+    sql: str,
+    *,
+    explain: bool = True,
+    before_explain: Callable[[Report], None] | None = None,
+) -> tuple[Report, dict[str, Any]]:
     """Analyze ``sql`` for ``access``: the pure report and its JSON with, where cheap, the
-    engine's EXPLAIN and the runtime predicted from history."""
+    engine's EXPLAIN (of the re-rendered statement, under ``QUERYGATE_EXPLAIN_SECONDS``, in
+    the engine's sandbox) and the runtime predicted from history.
+
+    ``before_explain(report)`` is called before the engine is asked anything (the caller
+    writes its audit row there); ``data["explain_status"]`` says how the EXPLAIN went:
+    ``skipped``, ``ok``, ``timeout`` or ``failed`` (``data["explain_error"]``)."""
     warehouse = access.warehouse
     report = analyze(
         sql, dialect=warehouse.sql_dialect, catalog=catalog_for(warehouse), policy=access.policy
     )
     data = report.to_dict()
     data["explain"] = None
+    data["explain_status"] = "skipped"
     if data["estimate"] is not None:
         data["estimate"]["runtime_s"] = predicted_runtime_s(
             warehouse, report.estimate.bytes_scanned if report.estimate else 0
         )
         sources = ["catalog"] + (["history"] if data["estimate"]["runtime_s"] is not None else [])
         if explain and report.decision != "reject" and report.statement_kind == "select":
+            if before_explain is not None:
+                before_explain(report)
             try:
-                data["explain"] = engine_of(warehouse).explain(sql)
+                statement = engine_statement(sql, warehouse.sql_dialect)
+                data["explain"] = engine_of(warehouse).explain(
+                    statement, timeout_s=float(settings.QUERYGATE_EXPLAIN_SECONDS)
+                )
+                data["explain_status"] = "ok"
                 sources.append("explain")
-            except EngineError as error:
+            except QueryInterrupted as error:
+                data["explain_status"], data["explain_error"] = "timeout", str(error)
+                log.info("explain.timeout warehouse=%s %s", warehouse.name, error)
+            except (EngineError, SqlError) as error:
+                data["explain_status"], data["explain_error"] = "failed", str(error)
                 log.info("explain.failed warehouse=%s %s", warehouse.name, error)
         data["estimate"]["source"] = "+".join(sources)
     return report, data
+
+
+def audited_analysis(
+    user: Any, access: Access, sql: str, *, explain: bool, now: datetime
+) -> dict[str, Any]:
+    """``analysis_of`` for the analyze endpoint, with its ``AnalyzeAudit`` row written before
+    the engine's EXPLAIN is asked for and completed after (or written with the outcome when
+    no engine call was needed)."""
+    audit: list[AnalyzeAudit] = []
+
+    def record(report: Report) -> None:
+        audit.append(
+            AnalyzeAudit.objects.create(
+                user=user,
+                team=access.team,
+                warehouse=access.warehouse,
+                sql=sql,
+                fingerprint=fingerprint(sql, access.warehouse.sql_dialect),
+                decision=report.decision.value,
+                explain_status="running",
+                created_at=now,
+            )
+        )
+
+    try:
+        report, data = analysis_of(access, sql, explain=explain, before_explain=record)
+    except Exception as error:
+        AnalyzeAudit.objects.create(
+            user=user,
+            team=access.team,
+            warehouse=access.warehouse,
+            sql=sql,
+            fingerprint=fingerprint(sql, access.warehouse.sql_dialect),
+            explain_status="failed",
+            explain_error=f"analysis failed: {type(error).__name__}",
+            created_at=now,
+            finished_at=timezone.now(),
+        )
+        raise
+    if audit:
+        AnalyzeAudit.objects.filter(pk=audit[0].pk).update(
+            explain_status=data["explain_status"],
+            explain_error=str(data.get("explain_error", ""))[:2000],
+            finished_at=timezone.now(),
+        )
+    else:
+        AnalyzeAudit.objects.create(
+            user=user,
+            team=access.team,
+            warehouse=access.warehouse,
+            sql=sql,
+            fingerprint=fingerprint(sql, access.warehouse.sql_dialect),
+            decision=report.decision.value,
+            created_at=now,
+            finished_at=now,
+        )
+    return data
 
 
 def visible_warehouses(user: Any) -> Any:
@@ -299,7 +412,11 @@ def visible_warehouses(user: Any) -> Any:
         return Warehouse.objects.all()
     teams = Membership.objects.filter(user=user).values("team")
     granted = WarehouseGrant.objects.filter(team__in=teams).values("warehouse")
-    return Warehouse.objects.filter(Q(open_to_all=True) | Q(pk__in=granted), enabled=True)
+    with_grants = WarehouseGrant.objects.values("warehouse")
+    return Warehouse.objects.filter(
+        Q(open_to_all=True, enabled=True) & ~Q(pk__in=with_grants) | Q(pk__in=granted),
+        enabled=True,
+    )
 
 
 def visible_queries(user: Any) -> Any:

@@ -60,12 +60,16 @@ def wait_running(query_id: int) -> Query:
 
 @pytest.fixture
 def demo_wh(transactional_db, tpch_path) -> Warehouse:
-    return Warehouse.objects.create(name="demo", engine="duckdb", connection=tpch_path)
+    return Warehouse.objects.create(
+        name="demo", engine="duckdb", connection=tpch_path, open_to_all=True
+    )
 
 
 @pytest.fixture
 def pg_wh(transactional_db, pg_warehouse) -> Warehouse:
-    return Warehouse.objects.create(name="pg", engine="postgres", connection=pg_warehouse["dsn"])
+    return Warehouse.objects.create(
+        name="pg", engine="postgres", connection=pg_warehouse["dsn"], open_to_all=True
+    )
 
 
 def test_owner_cancels_a_running_duckdb_query(demo_wh, bob) -> None:

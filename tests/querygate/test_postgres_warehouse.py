@@ -17,7 +17,7 @@ URL = "/api/v1/queries/"
 @pytest.fixture
 def pg(db, pg_warehouse) -> Warehouse:
     warehouse = Warehouse.objects.create(
-        name="pg", engine="postgres", connection=pg_warehouse["dsn"]
+        name="pg", engine="postgres", connection=pg_warehouse["dsn"], open_to_all=True
     )
     refresh_catalog(warehouse.pk, now=timezone.now())
     warehouse.refresh_from_db()

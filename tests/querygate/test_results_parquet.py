@@ -158,7 +158,7 @@ def test_only_those_who_see_the_query_get_its_files(demo, alice, bob, charlie, a
 @pytest.fixture
 def pg(db, pg_warehouse) -> Warehouse:
     warehouse = Warehouse.objects.create(
-        name="pg", engine="postgres", connection=pg_warehouse["dsn"]
+        name="pg", engine="postgres", connection=pg_warehouse["dsn"], open_to_all=True
     )
     refresh_catalog(warehouse.pk, now=timezone.now())
     warehouse.refresh_from_db()
