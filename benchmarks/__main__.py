@@ -8,7 +8,14 @@ import platform
 import sys
 import tempfile
 
-BENCHMARKS = ["api_auth", "bookings", "scheduler_cycle", "querygate_analysis", "telemetry_ingest"]
+BENCHMARKS = [
+    "api_auth",
+    "bookings",
+    "scheduler_cycle",
+    "querygate_analysis",
+    "querygate_sandbox",
+    "telemetry_ingest",
+]
 
 
 def main() -> None:

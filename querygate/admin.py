@@ -8,7 +8,14 @@ from typing import Any
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from querygate.models import ACTIVE_STATUSES, CatalogTable, Query, Warehouse, WarehouseGrant
+from querygate.models import (
+    ACTIVE_STATUSES,
+    AnalyzeAudit,
+    CatalogTable,
+    Query,
+    Warehouse,
+    WarehouseGrant,
+)
 from querygate.services.queries import cancel_query
 from querygate.tasks import refresh_catalog
 
@@ -120,3 +127,21 @@ class QueryAdmin(admin.ModelAdmin):
             cancel_query(request.user, query.pk, now=timezone.now(), reason="killed from admin")
             killed += 1
         self.message_user(request, f"Kill requested for {killed} query(ies).", messages.INFO)
+
+
+@admin.register(AnalyzeAudit)
+class AnalyzeAuditAdmin(admin.ModelAdmin):
+    """Every analysis request (the SQL editor sends one as you type): read-only."""
+
+    list_display = ("pk", "created_at", "user", "warehouse", "decision", "explain_status")
+    list_filter = ("explain_status", "decision", "warehouse")
+    search_fields = ("sql", "user__username", "fingerprint")
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False

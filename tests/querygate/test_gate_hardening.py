@@ -80,9 +80,7 @@ def _queued(user, warehouse, *, age_s: float) -> Query:
     )
 
 
-def test_a_query_no_worker_started_is_marked_lost_and_never_runs_late(
-    demo, bob, settings
-) -> None:
+def test_a_query_no_worker_started_is_marked_lost_and_never_runs_late(demo, bob, settings) -> None:
     settings.QUERYGATE_MAX_QUEUE_SECONDS = 300
     fresh = _queued(bob.user, demo, age_s=10)
     stale = _queued(bob.user, demo, age_s=301)

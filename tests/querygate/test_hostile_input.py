@@ -190,13 +190,6 @@ def test_postgres_bombs_and_escapes_are_refused_or_stopped(
         assert created.fetchone() == (0,), "a statement the gate never judged wrote"
 
 
-def test_the_duckdb_files_hostile_sql_could_name_are_untouched(demo, bob, hostile_settings):
-    import os
-
-    for name in ("karimasu-pwn.csv", "karimasu-pwn.duckdb", "karimasu-pwn"):
-        assert not os.path.exists(f"/tmp/{name}")
-
-
 # ----------------------------------------------------- one statement, whatever the dialect
 
 SMUGGLERS = [
@@ -224,9 +217,11 @@ def test_the_duckdb_engine_runs_and_explains_only_one_statement(tmp_path) -> Non
     duckdb.connect(path).close()
     engine = DuckDBEngine(path)
     for sql in ["SELECT 1; CREATE TABLE pwn(x INT)", "SELECT 1 /* ; */; CREATE TABLE pwn(x INT)"]:
-        with engine.session(timeout_s=10, allow_writes=True) as session:
-            with pytest.raises(EngineError, match="one statement"):
-                session.execute(sql, max_rows=10)
+        with (
+            engine.session(timeout_s=10, allow_writes=True) as session,
+            pytest.raises(EngineError, match="one statement"),
+        ):
+            session.execute(sql, max_rows=10)
         with pytest.raises(EngineError, match="one statement"):
             engine.explain(sql)
     with duckdb.connect(path, read_only=True) as connection:
