@@ -17,15 +17,23 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from portal.accounts.models import Membership, Team
-from portal.errors import NotFoundError
+from portal.errors import KarimasuError, NotFoundError
 from querygate.analysis import Catalog, ColumnStats, Policy, Report, TableStats, analyze
 from querygate.engines import Engine, engine_for
 from querygate.engines.sandbox import MIB, Limits
-from querygate.errors import EngineError, InvalidPolicy, QueryInterrupted, SqlError, WarehouseDenied
+from querygate.errors import (
+    EngineError,
+    InvalidPolicy,
+    QueryInterrupted,
+    QueryRejected,
+    SqlError,
+    WarehouseDenied,
+)
 from querygate.models import (
     AnalyzeAudit,
     CatalogTable,
@@ -384,7 +392,12 @@ def audited_analysis(
             created_at=now,
             finished_at=timezone.now(),
         )
-        raise
+        if isinstance(error, KarimasuError):
+            raise
+        log.exception("analysis.crashed warehouse=%s", access.warehouse.name)
+        raise QueryRejected(
+            str(_("The query gate could not analyze this query.")), code="analysis_failed"
+        ) from None
     if audit:
         AnalyzeAudit.objects.filter(pk=audit[0].pk).update(
             explain_status=data["explain_status"],

@@ -207,3 +207,19 @@ def test_the_sandbox_kills_a_call_that_ignores_interrupt(tpch_path) -> None:
     with engine.session(timeout_s=1) as session, pytest.raises(Exception, match="timeout"):
         session.execute("SELECT len(range(100000000)) AS n", max_rows=1)
     assert time.monotonic() - started < 1 + 0.5 + 1.5
+
+
+def test_an_analysis_that_crashes_on_analyze_is_a_400_and_audited(demo, bob, monkeypatch) -> None:
+    from querygate.models import AnalyzeAudit
+    from querygate.services import warehouses
+
+    def crash(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(warehouses, "analyze", crash)
+    response = bob.client().post(
+        "/api/v1/queries/analyze/", {"warehouse": "demo", "sql": "SELECT 1"}, format="json"
+    )
+    assert_error(response, 400, "analysis_failed")
+    audit = AnalyzeAudit.objects.get(user=bob.user)
+    assert audit.explain_status == "failed" and "RecursionError" in audit.explain_error
