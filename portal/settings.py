@@ -373,6 +373,10 @@ KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.li
 
 # --- Job queue --------------------------------------------------------------------------
 KARIMASU_MAX_JOB_RUNTIME_HOURS = _env_or_fail("KARIMASU_MAX_JOB_RUNTIME_HOURS", env.int, 168)
+# Registries jobs may pull from (empty: any); e.g. "registry.example.com,nvcr.io".
+KARIMASU_ALLOWED_REGISTRIES = _env_or_fail("KARIMASU_ALLOWED_REGISTRIES", env.list, [])
+# Annotation prefixes users may set on their jobs' pods besides unprefixed keys.
+KARIMASU_JOB_ANNOTATION_PREFIXES = _env_or_fail("KARIMASU_JOB_ANNOTATION_PREFIXES", env.list, [])
 # best-fit keeps whole nodes free for big jobs (see scheduler/core/snapshot.py: Packing).
 KARIMASU_PACKING = env.str("KARIMASU_PACKING", default="best-fit")
 if KARIMASU_PACKING not in ("best-fit", "worst-fit"):

@@ -261,12 +261,13 @@ def _check_policy(overrides: object) -> None:
     from django.core.exceptions import ValidationError
 
     from querygate.errors import InvalidPolicy
-    from querygate.services.warehouses import policy_from
+    from querygate.services.warehouses import policy_from, sandbox_limits
 
     if not isinstance(overrides, dict):
         raise ValidationError({"policy": "An object of policy fields is expected."})
     try:
         policy_from(overrides, allow_writes=False)
+        sandbox_limits(overrides)
     except InvalidPolicy as exc:
         raise ValidationError({"policy": exc.message}) from exc
 

@@ -69,18 +69,41 @@ def get_warehouse(name: str) -> Warehouse:
         raise NotFoundError(f"Warehouse {name!r} not found.") from None
 
 
-def sandbox_limits() -> Limits:
-    """The limits of every engine call, from the ``QUERYGATE_*`` settings."""
+#: Keys of a warehouse's ``policy`` that set its engine limits (MiB, or threads), over the
+#: ``QUERYGATE_*`` settings of the same meaning.
+LIMIT_KEYS = {
+    "sandbox_memory_mb": "QUERYGATE_SANDBOX_MEMORY_MB",
+    "sandbox_threads": "QUERYGATE_SANDBOX_THREADS",
+    "temp_mb": "QUERYGATE_TEMP_MB",
+    "max_result_mb": "QUERYGATE_MAX_RESULT_MB",
+}
+
+
+def sandbox_limits(*overrides: dict[str, Any]) -> Limits:
+    """The limits of every engine call: the ``QUERYGATE_*`` settings, then the
+    ``LIMIT_KEYS`` of each policy override in order. ``InvalidPolicy`` for a value that is
+    not a positive integer."""
+    values = {key: int(getattr(settings, name)) for key, name in LIMIT_KEYS.items()}
+    for override in overrides:
+        for key in LIMIT_KEYS:
+            if key not in override:
+                continue
+            value = override[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidPolicy(f"The policy's {key} must be a positive whole number.")
+            values[key] = value
     return Limits(
-        memory_bytes=int(settings.QUERYGATE_SANDBOX_MEMORY_MB) * MIB,
-        threads=int(settings.QUERYGATE_SANDBOX_THREADS),
-        temp_bytes=int(settings.QUERYGATE_TEMP_MB) * MIB,
-        max_result_bytes=int(settings.QUERYGATE_MAX_RESULT_MB) * MIB,
+        memory_bytes=values["sandbox_memory_mb"] * MIB,
+        threads=values["sandbox_threads"],
+        temp_bytes=values["temp_mb"] * MIB,
+        max_result_bytes=values["max_result_mb"] * MIB,
     )
 
 
 def engine_of(warehouse: Warehouse) -> Engine:
-    return engine_for(warehouse.engine, warehouse.connection, limits=sandbox_limits())
+    return engine_for(
+        warehouse.engine, warehouse.connection, limits=sandbox_limits(warehouse.policy or {})
+    )
 
 
 def engine_statement(sql: str, dialect: str) -> str:

@@ -93,6 +93,18 @@ def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> d
     }
 
 
+def _env(spec: JobSpec) -> list[dict[str, str]]:
+    """The job's environment; a job without GPUs gets ``NVIDIA_VISIBLE_DEVICES=void`` so a
+    CUDA image sees no GPU of the node (the NVIDIA runtime would otherwise expose them all).
+    Users cannot set NVIDIA_* themselves (``services.job_inputs``)."""
+    env = {
+        k: v for k, v in spec.env.items() if not (not spec.gpus and k == "NVIDIA_VISIBLE_DEVICES")
+    }
+    if not spec.gpus:
+        env["NVIDIA_VISIBLE_DEVICES"] = "void"
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
 def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
     resources: dict[str, dict[str, str]] = {
         "requests": {"cpu": f"{spec.cpu_millis}m", "memory": f"{spec.memory_mb}Mi"},
@@ -104,7 +116,7 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": "main",
         "image": spec.image,
-        "env": [{"name": k, "value": v} for k, v in sorted(spec.env.items())],
+        "env": _env(spec),
         "resources": resources,
         "securityContext": {
             "allowPrivilegeEscalation": False,

@@ -39,6 +39,9 @@ class TeamQuota(models.Model):
     user_gpu_cap = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most GPUs one member's jobs hold at once. Empty: no cap."
     )
+    # Priority classes (names) the team's members may choose besides the default; leads and
+    # admins may choose any.
+    member_priority_classes = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"quota of {self.team}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,17 +12,19 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Sum
 
 from portal.accounts.models import Membership, Team, User
 from portal.accounts.services import may_manage
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler import states
 from scheduler.models import Job, NamedMount, Node, PriorityClass, Sweep, TeamQuota
+from scheduler.services import job_inputs
 from scheduler.services.jobs import request_cycle, transition_job
 
 log = logging.getLogger("karimasu.submit")
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = job_inputs.ENV_NAME
 MAX_SWEEP_JOBS = 500
 
 
@@ -67,13 +68,14 @@ def _team_for(actor: User, slug: str) -> Team:
 
 def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     """Check a request against the cluster and the rules; raise InvalidRequest naming the
-    field, or NotPermitted for limits."""
+    field, or NotPermitted for limits. What reaches the pod (image, env, annotations) is
+    checked by ``job_inputs`` and stored normalized on ``request``."""
     team = _team_for(actor, request.team)
-    if not request.image.strip() or any(c.isspace() for c in request.image):
-        raise _fail("image", "An image reference like registry/name:tag is required.")
-    bad_env = [k for k in request.env if not ENV_NAME.match(k)]
-    if bad_env:
-        raise _fail("env", f"Invalid environment variable names: {', '.join(bad_env)}.")
+    request.image = job_inputs.check_image(request.image, settings.KARIMASU_ALLOWED_REGISTRIES)
+    request.env = job_inputs.check_env(request.env)
+    request.annotations = job_inputs.check_annotations(
+        request.annotations, settings.KARIMASU_JOB_ANNOTATION_PREFIXES
+    )
     limit_s = settings.KARIMASU_MAX_JOB_RUNTIME_HOURS * 3600
     if not 60 <= request.max_runtime_s <= limit_s:
         raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
@@ -81,6 +83,7 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     _validate_mounts(request.mounts)
     priority = _priority(request.priority_class)
     quota = TeamQuota.objects.filter(team=team).first()
+    _check_privileges(actor, team, quota, priority, request)
     if quota is not None and quota.user_gpu_cap is not None and request.gpus > quota.user_gpu_cap:
         raise NotPermitted(
             f"{team.slug} lets one member hold at most {quota.user_gpu_cap} GPUs; this job "
@@ -89,6 +92,63 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
             details={"gpus": request.gpus, "limit": quota.user_gpu_cap},
         )
     return team, priority
+
+
+def _is_lead(actor: User, team: Team) -> bool:
+    return (
+        actor.is_staff
+        or Membership.objects.filter(user=actor, team=team, role=Membership.Role.LEAD).exists()
+    )
+
+
+def _check_privileges(
+    actor: User,
+    team: Team,
+    quota: TeamQuota | None,
+    priority: PriorityClass,
+    request: JobRequest,
+) -> None:
+    """Members run at the default priority (or a class their team's quota lists in
+    ``member_priority_classes``) and preemptibly; other classes and non-preemptible jobs
+    are for the team's leads and admins."""
+    if not priority.is_default and not _is_lead(actor, team):
+        allowed = set(quota.member_priority_classes if quota is not None else [])
+        if priority.name not in allowed:
+            raise NotPermitted(
+                f"Priority class {priority.name!r} is for {team.slug}'s leads and admins; "
+                "leave it empty to use the default.",
+                code="priority_not_allowed",
+                details={"priority_class": [priority.name]},
+            )
+    if not request.preemptible and not _is_lead(actor, team):
+        raise NotPermitted(
+            "Only team leads and admins may submit jobs that cannot be preempted.",
+            code="preemptible_required",
+            details={"preemptible": [False]},
+        )
+
+
+def _check_guarantee(team: Team, request: JobRequest, count: int = 1) -> None:
+    """Non-preemptible work of a team (here ``count`` jobs like ``request``) fits within its
+    guaranteed GPUs, all of it together, so reclaiming a guarantee is always possible.
+    Called with the team row locked."""
+    if request.preemptible or not request.gpus:
+        return
+    quota = TeamQuota.objects.filter(team=team).first()
+    guaranteed = quota.guaranteed_gpus if quota is not None else 0
+    held = (
+        Job.objects.filter(team=team, preemptible=False)
+        .exclude(status__in=states.TERMINAL)
+        .aggregate(total=Sum("gpus"))["total"]
+        or 0
+    )
+    if held + request.gpus * count > guaranteed:
+        raise NotPermitted(
+            f"Jobs that cannot be preempted must fit within {team.slug}'s guarantee of "
+            f"{guaranteed} GPUs ({held} already held by such jobs); submit it as preemptible.",
+            code="over_guarantee",
+            details={"gpus": request.gpus * count, "guaranteed": guaranteed, "held": held},
+        )
 
 
 def _validate_fit(request: JobRequest) -> None:
@@ -175,6 +235,8 @@ def _new_job(
 def submit_job(actor: User, request: JobRequest, *, now: datetime) -> Job:
     team, priority = validate(actor, request)
     with transaction.atomic():
+        Team.objects.select_for_update().filter(pk=team.pk).exists()
+        _check_guarantee(team, request)
         job = _new_job(actor, team, priority, request, now)
         job.save()
     log.info("job.submitted job=%s user=%s team=%s gpus=%s", job.pk, actor.pk, team.slug, job.gpus)
@@ -196,6 +258,11 @@ def expand_parameters(parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
             or not all(isinstance(v, list) and v for v in grid.values())
         ):
             raise _fail("parameters", "A grid maps each parameter to a non-empty list.")
+        size = job_inputs.grid_size(grid)  # counted before anything is expanded
+        if size > MAX_SWEEP_JOBS:
+            raise _fail(
+                "parameters", f"A sweep makes at most {MAX_SWEEP_JOBS} jobs (this one: {size})."
+            )
         keys = list(grid)
         combos = [
             dict(zip(keys, values, strict=True))
@@ -236,6 +303,8 @@ def submit_sweep(
     combos = expand_parameters(parameters)
     team, priority = validate(actor, request)
     with transaction.atomic():
+        Team.objects.select_for_update().filter(pk=team.pk).exists()
+        _check_guarantee(team, request, count=len(combos))
         sweep = Sweep.objects.create(
             name=name,
             owner=actor,
@@ -247,11 +316,10 @@ def submit_sweep(
         )
         jobs = []
         for i, combo in enumerate(combos):
-            env = {**request.env, **{str(k).upper(): str(v) for k, v in combo.items()}}
-            try:
-                args = [a.format(**combo) for a in request.args]
-            except (KeyError, IndexError, ValueError) as exc:
-                raise _fail("args", f"Placeholder {exc} in args matches no parameter.") from exc
+            env = job_inputs.check_env(
+                {**request.env, **{str(k).upper(): str(v) for k, v in combo.items()}}
+            )
+            args = [job_inputs.fill_placeholders(a, combo) for a in request.args]
             item = JobRequest(
                 **{**request.__dict__, "env": env, "args": args, "name": f"{name}-{i + 1}"}
             )

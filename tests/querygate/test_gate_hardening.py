@@ -223,3 +223,21 @@ def test_an_analysis_that_crashes_on_analyze_is_a_400_and_audited(demo, bob, mon
     assert_error(response, 400, "analysis_failed")
     audit = AnalyzeAudit.objects.get(user=bob.user)
     assert audit.explain_status == "failed" and "RecursionError" in audit.explain_error
+
+
+def test_a_warehouse_policy_sets_its_engine_limits_and_bad_values_are_refused(
+    demo, settings
+) -> None:
+    from django.core.exceptions import ValidationError
+
+    from querygate.services.warehouses import engine_of
+
+    settings.QUERYGATE_MAX_RESULT_MB = 32
+    demo.policy = {"max_result_mb": 2, "temp_mb": 64, "sandbox_memory_mb": 512}
+    demo.full_clean()
+    limits = engine_of(demo).limits  # type: ignore[attr-defined]
+    assert limits.max_result_bytes == 2 * MIB and limits.temp_bytes == 64 * MIB
+    assert limits.memory_bytes == 512 * MIB
+    demo.policy = {"temp_mb": "lots"}
+    with pytest.raises(ValidationError, match="temp_mb"):
+        demo.full_clean()
