@@ -34,7 +34,7 @@ def test_daemonset_is_locked_down_except_host_pid():
     assert "memory" in container["resources"]["limits"]
     # Its arguments parse with the agent's own parser (env references filled in).
     args = [
-        a.replace("$(KARIMASU_PORTAL_URL)", "http://p").replace("$(NODE_NAME)", "n1")
+        a.replace("$(KARIMASU_PORTAL_URL)", "https://p").replace("$(NODE_NAME)", "n1")
         for a in container["args"]
     ]
     parsed = parse_args([a for a in args if not a.startswith("--token-file")] + ["--token", "t"])
