@@ -486,3 +486,61 @@ def test_each_agent_mounts_only_its_nodes_token(rendered):
     (token_arg,) = [a for a in container["args"] if a.startswith("--token-file=")]
     (mount,) = [m for m in container["volumeMounts"] if m["name"] == "node-token"]
     assert token_arg == f"--token-file={mount['mountPath']}" and mount["readOnly"] is True
+
+
+def test_the_demo_agents_use_an_allowed_host_without_a_redirect(rendered):
+    from urllib.parse import urlsplit
+
+    objects = rendered["demo"]
+    agent_config = _find(objects, "ConfigMap", "karimasu-agent-config")["data"]
+    config = _find(objects, "ConfigMap", "karimasu-config")["data"]
+    assert urlsplit(agent_config["KARIMASU_PORTAL_URL"]).hostname in config["ALLOWED_HOSTS"].split(
+        ","
+    )
+    assert config["SECURE_SSL_REDIRECT"] == "false"
+
+
+# --- the rendered configuration starts the portal and the agent -------------------------
+
+
+def _pod_environment(objects: list[dict], deployment: str, secret_dir: Path) -> dict[str, str]:
+    """The environment the container would get: ConfigMap values, then its env entries,
+    with the Secret's keys written as files where its volume is mounted."""
+    spec = _find(objects, "Deployment", deployment)["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(_find(objects, "ConfigMap", source["configMapRef"]["name"])["data"])
+    (secret,) = [o for o in objects if o["kind"] == "Secret"]
+    (mount,) = [m for m in container["volumeMounts"] if m["name"] == "secrets"]
+    for key, value in secret["data"].items():
+        (secret_dir / key).write_bytes(base64.b64decode(value))
+    for item in container.get("env", []):
+        env[item["name"]] = item["value"].replace(mount["mountPath"], str(secret_dir))
+    return env
+
+
+@pytest.mark.parametrize("name", ["production", "demo"])
+def test_the_rendered_configuration_passes_the_settings_and_deploy_checks(rendered, name, tmp_path):
+    """The web container's environment, as rendered, loads the settings (no placeholder, a
+    parseable value for every variable) and passes `check --deploy` in production."""
+    import os
+
+    secret_dir = tmp_path / "secrets"
+    secret_dir.mkdir()
+    env = _pod_environment(rendered[name], "karimasu-web", secret_dir)
+    env["KARIMASU_VAR_DIR"] = str(tmp_path / "var")
+    env["STATIC_ROOT"] = str(tmp_path / "static")
+    env["QUERYGATE_RESULTS_DIR"] = str(tmp_path / "results")
+    keep = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "PYTHONPATH"}}
+    args = ["check", "--deploy", "--fail-level", "WARNING"] if name == "production" else ["check"]
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=REPO,
+        env={**keep, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
