@@ -94,10 +94,11 @@ def test_the_httproute_has_the_gateway_api_shape(rendered):
 
 
 def test_every_manifest_file_is_part_of_its_kustomization():
-    for folder in ["k8s/base", "k8s/overlays/demo", "k8s/components/ingress"]:
+    folders = ["k8s/base", "k8s/overlays/demo", "k8s/overlays/production"]
+    for folder in [*folders, "k8s/components/ingress", "k8s/components/gateway-api"]:
         folder_path = REPO / folder
         kustomization = yaml.safe_load((folder_path / "kustomization.yaml").read_text())
-        listed = set(kustomization["resources"])
+        listed = set(kustomization.get("resources", []))
         files = {p.name for p in folder_path.glob("*.yaml")} - {"kustomization.yaml"}
         assert files <= listed, f"{folder}: not in kustomization.yaml: {files - listed}"
 
@@ -137,6 +138,11 @@ def test_rendered_secrets_hold_no_placeholder(rendered, name):
     for key, value in values.items():
         assert value, key
         assert not any(m in value.lower() for m in PLACEHOLDER_MARKERS), f"{key}: {value}"
+    # The broker (and cache) authenticate: a password in every Redis URL.
+    from urllib.parse import urlsplit
+
+    for key in ("broker-url", "cache-url", "database-url"):
+        assert len(urlsplit(values[key]).password or "") >= 16, key
     for obj, spec in _workloads(rendered[name]):
         names = {v["secret"]["secretName"] for v in spec.get("volumes", []) if "secret" in v}
         assert names <= {secret["metadata"]["name"]}, obj["metadata"]["name"]
