@@ -5,8 +5,8 @@ results volume, migrations before the rollout, pinned images, drainable budgets.
 
 Everything is rendered by `scripts/k8s.py render` (the same command `make k8s-policy` feeds to
 the policy scanner), on a copy of k8s/ with throwaway random secrets. Schemas come from
-PyPI's kubernetes-validate (no network). It has no Gateway API schemas: HTTPRoute is checked
-by shape here instead.
+PyPI's kubernetes-validate (no network), every release it ships (1.25 to 1.37). It has no
+Gateway API schemas: HTTPRoute is checked by shape here instead.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 RENDERED = ["base", "production", "demo"]
-# The oldest and newest Kubernetes that kubernetes-validate ships schemas for, and one between.
-KUBERNETES_VERSIONS = ["1.25.0", "1.33.0", "1.37.0"]
+# Every Kubernetes minor that kubernetes-validate ships schemas for (1.25 to 1.37 today).
+KUBERNETES_VERSIONS = sorted(
+    set(kubernetes_validate.utils.all_versions()), key=lambda v: tuple(map(int, v.split(".")))
+)
 NOT_IN_CORE_SCHEMAS = {"HTTPRoute"}
 NAMESPACES = {"karimasu", "karimasu-jobs", "karimasu-agents"}
 PLACEHOLDER_MARKERS = ("replace-me", "change-me", "changeme", "example")
@@ -57,6 +59,10 @@ def _workloads(objects: list[dict]):
     for obj in objects:
         if obj["kind"] in {"Deployment", "Job", "StatefulSet", "DaemonSet"}:
             yield obj, obj["spec"]["template"]["spec"]
+
+
+def test_schemas_cover_the_supported_kubernetes_versions():
+    assert {"1.25.0", "1.37.0"} <= set(KUBERNETES_VERSIONS)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
