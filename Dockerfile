@@ -17,9 +17,15 @@ RUN pip install -c requirements.lock .
 COPY manage.py ./
 COPY frontend ./frontend
 COPY locale ./locale
-# collectstatic needs settings that load; the key is only for this build step.
-RUN DEBUG=false SECRET_KEY=collectstatic-only ALLOWED_HOSTS=build STATIC_ROOT=/app/static \
+# collectstatic needs settings that load; a throwaway random key for this build step only
+# (settings refuse published example keys when DEBUG is off).
+RUN DEBUG=false SECRET_KEY="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+    ALLOWED_HOSTS=build STATIC_ROOT=/app/static \
     python manage.py collectstatic --noinput -v0
+# Mutable state: the query results (k8s mounts the shared results volume here) and
+# KARIMASU_VAR_DIR; the root filesystem is read-only in k8s/.
+RUN mkdir -p /var/lib/karimasu/query-results && chown -R 10001:10001 /var/lib/karimasu
+ENV KARIMASU_VAR_DIR=/var/lib/karimasu QUERYGATE_RESULTS_DIR=/var/lib/karimasu/query-results
 
 USER 10001:10001
 EXPOSE 8000

@@ -4,15 +4,21 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The policy scanner (checkov) lives in its own virtualenv: its pins clash with the app's.
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv run test test-fast lint format bench messages lock chromium clean
+.PHONY: help venv tools run test test-fast lint format bench messages lock chromium clean \
+	k8s-policy k8s-demo-secrets
 
 help:
 	@echo "make run      set up and start the demo on http://127.0.0.1:8000"
 	@echo "make test     set up and run the whole test suite"
-	@echo "make lint     ruff, manage.py check, makemigrations --check, mypy"
+	@echo "make lint     ruff, manage.py check, makemigrations --check, mypy, k8s policy"
+	@echo "make k8s-policy  render every k8s/ kustomization and scan it with checkov"
+	@echo "make k8s-demo-secrets  write k8s/overlays/demo/secrets.env (random passwords)"
 	@echo "make bench    run the benchmarks (results: benchmarks/RESULTS.md)"
 	@echo "make messages refresh and compile the Japanese translations"
 
@@ -23,6 +29,14 @@ $(STAMP): pyproject.toml requirements.lock
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+$(TOOLS_STAMP): requirements-tools.lock
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --upgrade pip
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.lock
+	@touch $(TOOLS_STAMP)
+
+tools: $(TOOLS_STAMP)
 
 run: venv
 	$(BIN)/python manage.py migrate --noinput
@@ -52,6 +66,18 @@ lint: venv
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/mypy scheduler/core querygate/analysis karimasu_client
+	$(MAKE) --no-print-directory k8s-policy
+
+# Every kustomization rendered (throwaway secrets), then checkov over the objects: any
+# failed check fails; each skip is a checkov.io/skipN annotation with its reason.
+k8s-policy: venv tools
+	rm -rf var/k8s-rendered
+	$(BIN)/python scripts/k8s.py render var/k8s-rendered
+	$(TOOLS)/bin/checkov --quiet --compact --skip-download --framework kubernetes \
+	  --directory var/k8s-rendered
+
+k8s-demo-secrets: venv
+	$(BIN)/python scripts/k8s.py demo-secrets
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -79,6 +105,11 @@ lock:
 	/tmp/karimasu-lock/bin/pip install --quiet --upgrade pip
 	/tmp/karimasu-lock/bin/pip install --quiet -e '.[dev]'
 	/tmp/karimasu-lock/bin/pip freeze --exclude-editable | grep -v '^karimasu' > requirements.lock
+	rm -rf /tmp/karimasu-tools-lock && $(PYTHON) -m venv /tmp/karimasu-tools-lock
+	/tmp/karimasu-tools-lock/bin/pip install --quiet --upgrade pip
+	/tmp/karimasu-tools-lock/bin/pip install --quiet "checkov==$$(sed -n 's/^checkov==//p' requirements-tools.lock)"
+	{ sed -n '/^#/p' requirements-tools.lock; /tmp/karimasu-tools-lock/bin/pip freeze; } > requirements-tools.lock.new
+	mv requirements-tools.lock.new requirements-tools.lock
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) $(TOOLS) var

@@ -60,6 +60,39 @@ if not SECRET_KEY:
         )
     SECRET_KEY = _DEV_SECRET_KEY
 
+# Values published in this repository's examples and docs: a deployment that copied one
+# would run with a key (or password) everybody knows. Refused unless DEBUG (the demo).
+KNOWN_PLACEHOLDER_SECRET_KEYS = frozenset(
+    {
+        _DEV_SECRET_KEY,
+        "replace-me-with-50-random-characters",
+        "collectstatic-only",
+        "change-me",
+        "changeme",
+        "secret",
+    }
+)
+# A password containing one of these is an example's, not a site's.
+PLACEHOLDER_PASSWORD_MARKERS = ("replace-me", "change-me", "changeme")
+
+
+def _placeholder_password(url: str) -> bool:
+    """True when the URL's password is an example's (postgres://u:replace-me@host/db)."""
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(url).password or ""
+    except ValueError:
+        return False
+    return any(marker in password.lower() for marker in PLACEHOLDER_PASSWORD_MARKERS)
+
+
+if not DEBUG and SECRET_KEY in KNOWN_PLACEHOLDER_SECRET_KEYS:
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a published example value; generate one with: "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    )
+
 ALLOWED_HOSTS = _env_or_fail(
     "ALLOWED_HOSTS", env.list, ["127.0.0.1", "localhost", "[::1]"] if DEBUG else []
 )
@@ -395,6 +428,15 @@ KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS = _env_or_fail(
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)
 KARIMASU_IDLE_GRACE_MINUTES = _env_or_fail("KARIMASU_IDLE_GRACE_MINUTES", env.int, 30)
 KARIMASU_IDLE_WINDOW_MINUTES = _env_or_fail("KARIMASU_IDLE_WINDOW_MINUTES", env.int, 15)
+
+# --- No example passwords in production ------------------------------------------------
+if not DEBUG:
+    for _name in ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "CELERY_RESULT_BACKEND"):
+        if _placeholder_password(env.str(_name, default="")):
+            raise ImproperlyConfigured(
+                f"{_name} carries an example password (replace-me/change-me); "
+                "set the site's real password"
+            )
 
 # --- Logging: one line per event, greppable ---------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -18,9 +18,11 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import datetime
@@ -47,16 +49,38 @@ class SendError(Exception):
     """The portal did not take the batch now; keep it and try again later."""
 
 
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 class HttpSender:
     """POSTs a batch with the node token. 2xx: taken. 400/413/422: the portal will never take
-    it (logged, discarded). Anything else, or no answer: SendError (retry later)."""
+    it (logged, discarded). Anything else, or no answer: SendError (retry later).
 
-    def __init__(self, portal: str, token: str, timeout: float = 10.0) -> None:
+    The token is a credential: plain http is refused except to this machine (the demo) or
+    with `allow_http`. `ca_file` verifies the portal's certificate against a private CA.
+    """
+
+    def __init__(
+        self,
+        portal: str,
+        token: str,
+        timeout: float = 10.0,
+        *,
+        ca_file: str | None = None,
+        allow_http: bool = False,
+    ) -> None:
         if not portal.startswith(("http://", "https://")):
             raise ValueError(f"--portal must be an http(s) URL, not {portal!r}")
+        host = urllib.parse.urlsplit(portal).hostname or ""
+        if portal.startswith("http://") and host not in LOOPBACK_HOSTS and not allow_http:
+            raise ValueError(
+                f"--portal {portal!r} is plain http: the node token would travel in clear; "
+                "use https:// (with --ca-file for a private CA) or pass --allow-http"
+            )
         self.url = portal.rstrip("/") + INGEST_PATH
         self.token = token
         self.timeout = timeout
+        self.context = ssl.create_default_context(cafile=ca_file) if ca_file else None
 
     def __call__(self, batch: dict[str, Any]) -> bool:
         request = urllib.request.Request(  # noqa: S310 (scheme checked in __init__)
@@ -69,7 +93,9 @@ class HttpSender:
             method="POST",
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(  # noqa: S310
+                request, timeout=self.timeout, context=self.context
+            ) as response:
                 response.read()
                 return True
         except urllib.error.HTTPError as exc:
@@ -193,6 +219,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--portal", default=env("KARIMASU_PORTAL_URL"), help="portal base URL")
     parser.add_argument("--token", default=env("KARIMASU_NODE_TOKEN"), help="node token")
     parser.add_argument("--token-file", default=env("KARIMASU_NODE_TOKEN_FILE"))
+    parser.add_argument(
+        "--ca-file",
+        default=env("KARIMASU_PORTAL_CA_FILE"),
+        help="PEM bundle to verify the portal's certificate (default: the system's)",
+    )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        default=env("KARIMASU_AGENT_ALLOW_HTTP", "").lower() in ("1", "true", "yes"),
+        help="allow a plain http portal URL other than loopback (the token travels in clear)",
+    )
     parser.add_argument("--node", default=env("NODE_NAME") or socket.gethostname())
     parser.add_argument("--interval", type=float, default=10.0, help="seconds between readings")
     parser.add_argument(
@@ -223,6 +260,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--portal and --token (or --token-file) are needed unless --once")
     if args.buffer_size < 1:
         parser.error("--buffer-size must be at least 1")
+    if args.portal:
+        try:
+            HttpSender(
+                args.portal, args.token or "", ca_file=args.ca_file, allow_http=args.allow_http
+            )
+        except (ValueError, OSError) as exc:  # a bad URL, or a CA file that cannot be read
+            parser.error(str(exc))
     return args
 
 
@@ -232,7 +276,11 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     directory = KubePodDirectory(args.node, args.kubeconfig) if args.pods == "kube" else None
-    send = HttpSender(args.portal, args.token) if args.portal and args.token else None
+    send = (
+        HttpSender(args.portal, args.token, ca_file=args.ca_file, allow_http=args.allow_http)
+        if args.portal and args.token
+        else None
+    )
     agent = Agent(
         build_source(args),
         args.node,

@@ -123,8 +123,9 @@ class StaticPodDirectory:
 class KubePodDirectory:
     """Pods of one node from the Kubernetes API (`list pods` with `spec.nodeName=<node>`).
 
-    Needs RBAC `list pods` cluster-wide (k8s/base/node-agent.yaml grants it). Imported lazily
-    so the agent runs without the `kubernetes` package when no directory is wanted.
+    Needs RBAC `list pods` cluster-wide, which k8s/base/node-agent.yaml does not grant: the
+    DaemonSet runs with `--pods none` and the portal resolves pod UIDs. Imported lazily so
+    the agent runs without the `kubernetes` package when no directory is wanted.
     """
 
     def __init__(self, node: str, kubeconfig: str | None = None) -> None:

@@ -25,6 +25,9 @@ _SCRUB = {
     "SECURE_HSTS_SECONDS",
     "DATABASE_URL",
     "DATABASE_URL_FILE",
+    "CELERY_BROKER_URL",
+    "CACHE_URL",
+    "CELERY_RESULT_BACKEND",
 }
 
 
@@ -97,3 +100,52 @@ def test_a_bad_value_stops_the_start_with_a_named_message(tmp_path, env, want_me
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert want_message in result.stderr
+
+
+@pytest.mark.parametrize(
+    "env, want_message",
+    [
+        pytest.param(
+            {"SECRET_KEY": "replace-me-with-50-random-characters"},
+            "SECRET_KEY is a published example value",
+            id="example-secret-key",
+        ),
+        pytest.param(
+            {"SECRET_KEY": "django-insecure-karimasu-dev-only-never-in-production"},
+            "SECRET_KEY is a published example value",
+            id="dev-secret-key",
+        ),
+        pytest.param(
+            {"DATABASE_URL": "postgres://karimasu:replace-me@db.example:5432/karimasu"},
+            "DATABASE_URL carries an example password",
+            id="example-database-password",
+        ),
+        pytest.param(
+            {"CELERY_BROKER_URL": "redis://:demo-only-change-me@redis:6379/0"},
+            "CELERY_BROKER_URL carries an example password",
+            id="example-broker-password",
+        ),
+    ],
+)
+def test_production_refuses_to_start_with_a_placeholder(tmp_path, env, want_message):
+    result = manage("check", env={**PRODUCTION, **env}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert want_message in result.stderr
+
+
+def test_the_demo_accepts_placeholders(tmp_path):
+    """DEBUG on (the local demo): the example values do not stop the start."""
+    env = {
+        "DEBUG": "true",
+        "SECRET_KEY": "replace-me-with-50-random-characters",
+        "CELERY_BROKER_URL": "redis://:demo-only-change-me@127.0.0.1:1/0",
+    }
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_real_password_is_accepted(tmp_path):
+    env = {**PRODUCTION, "CELERY_BROKER_URL": "redis://:Zq8vX2pL9mN4bR7t@127.0.0.1:1/0"}
+    result = manage("check", env=env, tmp_path=tmp_path)
+    assert result.returncode == 0, result.stderr

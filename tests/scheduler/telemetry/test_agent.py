@@ -250,3 +250,68 @@ def test_a_batch_the_portal_calls_malformed_is_dropped_not_retried_forever():
 def test_portal_url_must_be_http():
     with pytest.raises(ValueError, match="http"):
         HttpSender("file:///etc/passwd", "kmn_x")
+
+
+def test_plain_http_is_refused_off_this_machine():
+    """The node token is a credential: it must not cross the network in clear."""
+    with pytest.raises(ValueError, match="plain http"):
+        HttpSender("http://karimasu-web.karimasu.svc", "kmn_secret")
+    HttpSender("http://karimasu-web.karimasu.svc", "kmn_secret", allow_http=True)
+    HttpSender("https://karimasu.example.com", "kmn_secret")
+    HttpSender("http://localhost:8000", "kmn_secret")
+
+
+def test_parse_args_reports_a_plain_http_portal_and_a_missing_ca_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        agent_module.parse_args(["--portal", "http://portal.example", "--token", "t"])
+    assert "plain http" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        agent_module.parse_args(
+            ["--portal", "https://p.example", "--token", "t", "--ca-file", str(tmp_path / "no")]
+        )
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_https_with_a_private_ca_verifies_the_portal(tmp_path):
+    """A real TLS server with a self-signed certificate: refused without the CA file,
+    delivered with it."""
+    import shutil
+    import ssl
+    import subprocess
+
+    openssl = shutil.which("openssl")
+    assert openssl, "the openssl command (Debian's openssl package) makes the test certificate"
+    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=DNS:localhost", "-keyout", str(key_file), "-out", str(cert_file)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"https://localhost:{server.server_address[1]}"
+        with pytest.raises(agent_module.SendError, match="CERTIFICATE_VERIFY_FAILED"):
+            HttpSender(url, "kmn_x", timeout=5)({"node": "n1"})
+        assert HttpSender(url, "kmn_x", timeout=5, ca_file=str(cert_file))({"node": "n1"})
+        assert received == [{"node": "n1"}]
+    finally:
+        server.shutdown()

@@ -21,12 +21,14 @@ def test_every_object_validates():
         kubernetes_validate.validate(obj, "1.33.0", strict=True)
 
 
-def test_daemonset_is_locked_down_except_host_pid():
+def test_daemonset_is_locked_down_except_host_pid_and_its_token_file():
     (ds,) = [o for o in objects() if o["kind"] == "DaemonSet"]
     spec = ds["spec"]["template"]["spec"]
     assert spec["hostPID"] is True and not spec.get("hostNetwork")
     assert spec["securityContext"]["runAsNonRoot"] is True
-    assert all("hostPath" not in v for v in spec["volumes"])
+    # One hostPath: this node's token file, read-only (k8s/README.md: node tokens).
+    host_paths = [v["hostPath"] for v in spec["volumes"] if "hostPath" in v]
+    assert host_paths == [{"path": "/etc/karimasu/node-token", "type": "File"}]
     (container,) = spec["containers"]
     ctx = container["securityContext"]
     assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"]["drop"] == ["ALL"]
@@ -34,7 +36,7 @@ def test_daemonset_is_locked_down_except_host_pid():
     assert "memory" in container["resources"]["limits"]
     # Its arguments parse with the agent's own parser (env references filled in).
     args = [
-        a.replace("$(KARIMASU_PORTAL_URL)", "http://p").replace("$(NODE_NAME)", "n1")
+        a.replace("$(KARIMASU_PORTAL_URL)", "https://p").replace("$(NODE_NAME)", "n1")
         for a in container["args"]
     ]
     parsed = parse_args([a for a in args if not a.startswith("--token-file")] + ["--token", "t"])
