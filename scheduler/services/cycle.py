@@ -24,7 +24,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 
 from scheduler import states
-from scheduler.cluster.backend import ClusterBackend, ClusterError
+from scheduler.cluster.backend import ClusterBackend, ClusterError, ClusterRejected
 from scheduler.core import snapshot as snap
 from scheduler.core.cycle import run_cycle as decide
 from scheduler.core.decisions import CycleResult
@@ -377,6 +377,10 @@ def _after(backend: ClusterBackend, report: CycleReport) -> None:
         try:
             backend.submit(job_spec(job))
             transition_job(job, states.STARTING, now=now, reason="submitted")
+        except ClusterRejected as exc:
+            from scheduler.services.reconcile import fail_rejected
+
+            fail_rejected(job, exc, now)
         except (ClusterError, InvalidTransition) as exc:
             log.warning("cycle.submit_deferred job=%s %s: reconcile will retry", job.pk, exc)
     for job in Job.objects.filter(pk__in=report.preempted):

@@ -26,7 +26,12 @@ from django.conf import settings
 
 from scheduler import states
 from scheduler.cluster import backend as cluster
-from scheduler.cluster.backend import AttemptState, ClusterBackend, ClusterUnavailable
+from scheduler.cluster.backend import (
+    AttemptState,
+    ClusterBackend,
+    ClusterRejected,
+    ClusterUnavailable,
+)
 from scheduler.models import Job
 from scheduler.services.jobs import (
     InvalidTransition,
@@ -65,6 +70,12 @@ def reconcile(backend: ClusterBackend, *, now: datetime) -> ReconcileReport:
                 _repair_row(backend, job, state, now, report)
             except InvalidTransition:
                 log.info("reconcile.raced job=%s: changed by another worker", job.pk)
+            except ClusterRejected as exc:  # this job's problem, not the pass's
+                _rejected(job, exc, now, report)
+            except ClusterUnavailable:
+                raise
+            except Exception:  # one bad row never stalls the rest
+                log.exception("reconcile.row_failed job=%s", job.pk)
         _delete_orphans(backend, owned, report, now)
         freed = Job.objects.filter(pk__in=report.updated, status__in=states.TERMINAL)
         if report.lost or freed.exists():
@@ -121,6 +132,33 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
         else:
             _finish(job, states.FAILED, state, now)
     return (job.status, job.reason, job.message) != before
+
+
+def fail_rejected(job: Job, exc: ClusterRejected, now: datetime) -> bool:
+    """The API server refused this job's Kubernetes Job (a 4xx): fail it with the server's
+    message instead of retrying forever. True when the row changed."""
+    if job.status != states.ADMITTED:
+        return False
+    try:
+        transition_job(
+            job,
+            states.FAILED,
+            now=now,
+            reason="rejected_by_cluster",
+            message=f"The cluster refused this job: {exc}"[:1000],
+            finished_at=now,
+        )
+    except InvalidTransition:
+        return False
+    log.warning("job.rejected_by_cluster job=%s %s", job.pk, exc)
+    return True
+
+
+def _rejected(job: Job, exc: ClusterRejected, now: datetime, report: ReconcileReport) -> None:
+    if fail_rejected(job, exc, now):
+        report.updated.append(job.pk)
+    else:
+        log.warning("reconcile.rejected job=%s %s", job.pk, exc)
 
 
 def _finish(job: Job, to: str, state: AttemptState, now: datetime) -> None:
@@ -190,7 +228,14 @@ def _delete_orphans(
             and row.terminating_until > now
         ):
             continue  # stopping within its grace period, as the cycle asked
-        if backend.cancel(job_id, attempt):
+        try:
+            deleted = backend.cancel(job_id, attempt)
+        except ClusterRejected as exc:  # one refused delete never stops the others
+            log.warning(
+                "reconcile.orphan_delete_refused job=%s attempt=%s %s", job_id, attempt, exc
+            )
+            continue
+        if deleted:
             report.orphans_deleted.append(f"{job_id}/a{attempt}")
             log.warning(
                 "reconcile.orphan_deleted job=%s attempt=%s row_status=%s",

@@ -271,3 +271,53 @@ def test_status_reports_the_node_and_phase(make_admitted, backend, emulator):
     run_cluster(emulator)
     state = backend.status(job.pk, 1)
     assert (state.phase, state.node_name) == (cluster.RUNNING, "tesla-03")
+
+
+class _RefusesOne:
+    """The real backend, except that the API server refuses one job's create with a 422
+    (as it does for a spec it finds invalid)."""
+
+    def __init__(self, backend, refused_job_id: int) -> None:
+        self._backend = backend
+        self._refused = refused_job_id
+
+    def submit(self, spec):
+        if spec.job_id == self._refused:
+            raise cluster.ClusterRejected(
+                f"Job karimasu-job-{spec.job_id}-a1 rejected: 422 metadata.annotations: "
+                "Invalid value"
+            )
+        return self._backend.submit(spec)
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)
+
+
+def test_one_refused_job_never_stalls_reconcile(make_admitted, backend, emulator):
+    finished = make_admitted(duration=5)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 6)  # it has finished on the cluster; its row does not know yet
+    bad = make_admitted(node="tesla-02", duration=5)
+    good = make_admitted(node="tesla-03", duration=5)
+    report = reconcile(_RefusesOne(backend, bad.pk), now=timezone.now())
+
+    bad.refresh_from_db()
+    assert (bad.status, bad.reason) == (states.FAILED, "rejected_by_cluster")
+    assert "422" in bad.message
+    good.refresh_from_db()
+    finished.refresh_from_db()
+    assert good.status == states.STARTING and good.pk in report.submitted
+    assert finished.status == states.SUCCEEDED
+
+
+def test_a_refused_create_after_a_cycle_fails_the_job_with_the_servers_message(
+    make_admitted, backend
+):
+    from scheduler.services.cycle import CycleReport, _after
+
+    bad = make_admitted()
+    report = CycleReport()
+    report.admitted.append(bad.pk)
+    _after(_RefusesOne(backend, bad.pk), report)
+    bad.refresh_from_db()
+    assert bad.status == states.FAILED and "refused" in bad.message
