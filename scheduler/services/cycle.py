@@ -27,7 +27,7 @@ from scheduler import states
 from scheduler.cluster.backend import ClusterBackend, ClusterError, ClusterRejected
 from scheduler.core import snapshot as snap
 from scheduler.core.cycle import run_cycle as decide
-from scheduler.core.decisions import CycleResult
+from scheduler.core.decisions import CycleResult, Preempt
 from scheduler.models import (
     LIVE_STATUSES,
     Job,
@@ -312,6 +312,18 @@ def _apply_admissions(
         report.admitted.append(job.pk)
 
 
+def _preempted_message(preempt: Preempt, jobs: dict[int, Job]) -> str:
+    """Why a job was stopped, in words its owner can act on: whose work took the GPUs (the
+    team, not a job page the owner may not see) and for what reason."""
+    by = jobs.get(int(preempt.by_job)) if str(preempt.by_job).isdigit() else None
+    who = f"a {by.gpus}-GPU job of team {by.team.slug}" if by is not None else "another job"
+    why = {
+        "reclaim": "that team is taking back GPUs it is guaranteed, which this job borrowed",
+        "priority": "it has a higher priority class",
+    }.get(str(preempt.reason), str(preempt.reason))
+    return f"Stopped to make room for {who}: {why}. It is queued again as a new attempt."
+
+
 def _apply_preemptions(
     result: CycleResult, jobs: dict[int, Job], now: datetime, report: CycleReport
 ) -> None:
@@ -324,7 +336,7 @@ def _apply_preemptions(
             states.PREEMPTED,
             now=now,
             reason=f"preempted_{preempt.reason}",
-            message=f"Stopped for job {preempt.by_job} ({preempt.reason}).",
+            message=_preempted_message(preempt, jobs),
             terminating_until=now + timedelta(seconds=preempt.grace_s),
         )
         report.preempted.append(job.pk)
