@@ -406,6 +406,10 @@ KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.li
 
 # --- Job queue --------------------------------------------------------------------------
 KARIMASU_MAX_JOB_RUNTIME_HOURS = _env_or_fail("KARIMASU_MAX_JOB_RUNTIME_HOURS", env.int, 168)
+# The Kubernetes PriorityClass of job pods (k8s/base/priorityclass.yaml; empty: none).
+KARIMASU_POD_PRIORITY_CLASS = env.str("KARIMASU_POD_PRIORITY_CLASS", default="")
+# Scratch space per job (/scratch), requested as ephemeral storage.
+KARIMASU_JOB_SCRATCH_GB = _env_or_fail("KARIMASU_JOB_SCRATCH_GB", env.int, 20)
 # Registries jobs may pull from (empty: any); e.g. "registry.example.com,nvcr.io".
 KARIMASU_ALLOWED_REGISTRIES = _env_or_fail("KARIMASU_ALLOWED_REGISTRIES", env.list, [])
 # Annotation prefixes users may set on their jobs' pods besides unprefixed keys.

@@ -79,6 +79,11 @@ class JobSpec:
     backoff_limit: int = 0
     ttl_after_finished_s: int = 3600
     termination_grace_s: int = 60
+    # The Kubernetes PriorityClass of the pod (empty: the cluster's default), so that other
+    # higher-priority pods of the cluster do not evict training.
+    priority_class_name: str = ""
+    # Scratch space on the node (``/scratch``), requested as ephemeral storage.
+    scratch_gb: int = 20
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.

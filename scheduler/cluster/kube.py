@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import urllib3
@@ -195,8 +196,16 @@ class KubernetesBackend:
         return _lines(response)
 
     def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool:
-        """Delete the attempt's Job and its pods. False when it was already gone."""
+        """Delete the attempt's Job and its pods. False when it was already gone.
+
+        With ``grace_s`` (a preemption), the pods are told first and stopped with that grace
+        themselves: each gets the ``karimasu.io/stop-requested-at`` annotation (the container
+        reads it at ``/etc/karimasu/pod/annotations``) and is deleted with
+        ``grace_s`` — a Job's deletion grace does not reach its pods (the garbage collector
+        deletes them with their own default)."""
         name = mapping.job_name(job_id, attempt)
+        if grace_s is not None:
+            self._stop_pods(name, grace_s)
         try:
             _call(
                 self.batch.delete_namespaced_job,
@@ -275,6 +284,30 @@ class KubernetesBackend:
             except ApiException as create_exc:
                 if create_exc.status != 409:
                     raise
+
+    def _stop_pods(self, job: str, grace_s: int) -> None:
+        stamp = datetime.now(tz=UTC).isoformat(timespec="seconds")
+        for pod in self._pods(f"job-name={job}"):
+            pod_name = pod["metadata"]["name"]
+            try:
+                _call(
+                    self.core.patch_namespaced_pod,
+                    pod_name,
+                    self.namespace,
+                    {"metadata": {"annotations": {mapping.STOP_ANNOTATION: stamp}}},
+                )
+                _call(
+                    self.core.delete_namespaced_pod,
+                    pod_name,
+                    self.namespace,
+                    grace_period_seconds=grace_s,
+                    _preload_content=False,
+                )
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise ClusterRejected(
+                        f"stopping pod {pod_name}: {exc.status} {_message(exc)}"
+                    ) from exc
 
     def _pods(self, selector: str) -> list[dict[str, Any]]:
         response = _call(

@@ -93,23 +93,66 @@ def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> d
     }
 
 
+HOME = "/home/karimasu"
+SCRATCH = "/scratch"
+POD_INFO = "/etc/karimasu/pod"
+#: Annotation set on a pod when Karimasu stops it (preemption, cancel): its time, readable
+#: in the container at ``/etc/karimasu/pod/annotations`` (downward API) to checkpoint, before
+#: SIGTERM and the grace period.
+STOP_ANNOTATION = "karimasu.io/stop-requested-at"
+
+
 def _env(spec: JobSpec) -> list[dict[str, str]]:
-    """The job's environment; a job without GPUs gets ``NVIDIA_VISIBLE_DEVICES=void`` so a
-    CUDA image sees no GPU of the node (the NVIDIA runtime would otherwise expose them all).
-    Users cannot set NVIDIA_* themselves (``services.job_inputs``)."""
-    env = {
-        k: v for k, v in spec.env.items() if not (not spec.gpus and k == "NVIDIA_VISIBLE_DEVICES")
-    }
+    """The job's environment, plus ``HOME`` (a writable home: NGC images and ``~/.cache``
+    need one) and ``KARIMASU_POD_INFO``; a job without GPUs gets
+    ``NVIDIA_VISIBLE_DEVICES=void`` so a CUDA image sees no GPU of the node (the NVIDIA
+    runtime would otherwise expose them all). Users cannot set NVIDIA_* themselves
+    (``services.job_inputs``)."""
+    env = {"HOME": HOME, "KARIMASU_POD_INFO": POD_INFO, **spec.env}
     if not spec.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = "void"
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
 
 
+def _scratch_volumes(spec: JobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes every job gets, and their mounts: ``/dev/shm`` in memory (PyTorch's
+    DataLoader workers and NCCL need more than the runtime's 64 MB; it counts against the
+    memory limit, so it is half of it), a writable home, a scratch directory on the node's
+    disk (its size is requested as ephemeral storage), and the pod's own annotations (the
+    stop signal)."""
+    shm_mb = max(64, spec.memory_mb // 2)
+    volumes = [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": f"{shm_mb}Mi"}},
+        {"name": "home", "emptyDir": {"sizeLimit": "1Gi"}},
+        {"name": "scratch", "emptyDir": {"sizeLimit": f"{spec.scratch_gb}Gi"}},
+        {
+            "name": "pod-info",
+            "downwardAPI": {
+                "items": [
+                    {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}}
+                ]
+            },
+        },
+    ]
+    mounts = [
+        {"name": "dshm", "mountPath": "/dev/shm"},  # noqa: S108 - the pod's shared memory
+        {"name": "home", "mountPath": HOME},
+        {"name": "scratch", "mountPath": SCRATCH},
+        {"name": "pod-info", "mountPath": POD_INFO, "readOnly": True},
+    ]
+    return volumes, mounts
+
+
 def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
     resources: dict[str, dict[str, str]] = {
-        "requests": {"cpu": f"{spec.cpu_millis}m", "memory": f"{spec.memory_mb}Mi"},
+        "requests": {
+            "cpu": f"{spec.cpu_millis}m",
+            "memory": f"{spec.memory_mb}Mi",
+            "ephemeral-storage": f"{spec.scratch_gb}Gi",
+        },
         "limits": {"memory": f"{spec.memory_mb}Mi"},
     }
+    scratch_volumes, scratch_mounts = _scratch_volumes(spec)
     if spec.gpus:
         resources["requests"][GPU_RESOURCE] = str(spec.gpus)
         resources["limits"][GPU_RESOURCE] = str(spec.gpus)
@@ -125,7 +168,8 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
             "privileged": False,
         },
         "volumeMounts": [
-            {"name": m.name, "mountPath": m.path, "readOnly": m.read_only} for m in spec.mounts
+            *scratch_mounts,
+            *({"name": m.name, "mountPath": m.path, "readOnly": m.read_only} for m in spec.mounts),
         ],
     }
     if spec.command:
@@ -142,6 +186,9 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
             "runAsNonRoot": True,
             "runAsUser": run_as_user,
             "runAsGroup": run_as_user,
+            # Volumes (PVCs, scratch) are writable by the job's group.
+            "fsGroup": run_as_user,
+            "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "affinity": {
@@ -165,12 +212,16 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
         "imagePullSecrets": [{"name": s} for s in spec.image_pull_secrets],
         "containers": [container],
         "volumes": [
-            {
-                "name": m.name,
-                "persistentVolumeClaim": {"claimName": m.claim, "readOnly": m.read_only},
-            }
-            for m in spec.mounts
+            *scratch_volumes,
+            *(
+                {
+                    "name": m.name,
+                    "persistentVolumeClaim": {"claimName": m.claim, "readOnly": m.read_only},
+                }
+                for m in spec.mounts
+            ),
         ],
+        **({"priorityClassName": spec.priority_class_name} if spec.priority_class_name else {}),
     }
 
 

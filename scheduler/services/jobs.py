@@ -108,6 +108,8 @@ def job_spec(job: Job) -> JobSpec:
         mounts=_mounts(job),
         annotations={str(k): str(v) for k, v in job.annotations.items()},
         image_pull_secrets=list(settings.KARIMASU_IMAGE_PULL_SECRETS),
+        priority_class_name=settings.KARIMASU_POD_PRIORITY_CLASS,
+        scratch_gb=settings.KARIMASU_JOB_SCRATCH_GB,
     )
 
 

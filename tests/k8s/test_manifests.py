@@ -372,14 +372,16 @@ def test_each_role_has_its_own_service_account_with_least_privilege(rendered):
     # Web: reads only.
     web_rules = _rules_for(objects, "karimasu-web")
     assert web_rules and all(not set(r["verbs"]) & WRITE_VERBS for _, _, r in web_rules)
-    # Worker and watch: write Jobs, and only in the jobs namespace.
+    # Worker and watch: write Jobs (and stop their pods), and only in the jobs namespace.
     for account in ("karimasu-worker", "karimasu-watch"):
         rules = _rules_for(objects, account)
         writes = [(kind, ns, r) for kind, ns, r in rules if set(r["verbs"]) & WRITE_VERBS]
         assert writes, account
         for kind, namespace, rule in writes:
             assert (kind, namespace) == ("RoleBinding", "karimasu-jobs"), account
-            assert rule["resources"] == ["jobs"], account
+            assert rule["resources"] in (["jobs"], ["pods"]), account
+            if rule["resources"] == ["pods"]:
+                assert set(rule["verbs"]) == {"patch", "delete"}, account
         cluster = [r for kind, _, r in rules if kind == "ClusterRoleBinding"]
         assert {res for r in cluster for res in r["resources"]} == {"nodes"}
     # Beat, migrate and the node agent: no API access, no token.
@@ -556,3 +558,12 @@ def test_the_rendered_configuration_passes_the_settings_and_deploy_checks(render
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", RENDERED)
+def test_job_pods_name_a_priority_class_the_manifests_create(rendered, name):
+    objects = rendered[name]
+    config = _find(objects, "ConfigMap", "karimasu-config")
+    wanted = config["data"]["KARIMASU_POD_PRIORITY_CLASS"]
+    priority = _find(objects, "PriorityClass", wanted)
+    assert priority["preemptionPolicy"] == "Never" and priority["globalDefault"] is False

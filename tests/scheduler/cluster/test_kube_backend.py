@@ -321,3 +321,18 @@ def test_a_refused_create_after_a_cycle_fails_the_job_with_the_servers_message(
     _after(_RefusesOne(backend, bad.pk), report)
     bad.refresh_from_db()
     assert bad.status == states.FAILED and "refused" in bad.message
+
+
+def test_a_preemption_tells_the_pod_then_stops_it_with_the_grace(make_admitted, backend, emulator):
+    job = make_admitted(duration=600)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    start = emulator.store.resource_version
+    assert backend.cancel(job.pk, job.attempt, grace_s=45) is True
+    events = [e for e in emulator.store._history if e.rv > start and e.plural == "pods"]
+    kinds = [e.type for e in events]
+    # first the annotation (the container sees it), then the pod's own deletion
+    assert kinds[:2] == ["MODIFIED", "DELETED"], kinds
+    annotations = events[0].obj["metadata"]["annotations"]
+    assert "karimasu.io/stop-requested-at" in annotations
+    assert client.BatchV1Api(backend.api_client).list_namespaced_job("karimasu-jobs").items == []

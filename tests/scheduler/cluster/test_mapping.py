@@ -45,7 +45,12 @@ def test_manifest_pins_the_node_and_requests_gpus_cpu_memory():
     term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert term["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == ["tesla-02"]
     resources = pod["containers"][0]["resources"]
-    assert resources["requests"] == {"cpu": "4000m", "memory": "16384Mi", "nvidia.com/gpu": "2"}
+    assert resources["requests"] == {
+        "cpu": "4000m",
+        "memory": "16384Mi",
+        "nvidia.com/gpu": "2",
+        "ephemeral-storage": "20Gi",
+    }
     assert resources["limits"]["nvidia.com/gpu"] == "2"
     assert body["spec"]["activeDeadlineSeconds"] == 3600
     assert body["spec"]["backoffLimit"] == 0
@@ -89,14 +94,12 @@ def test_manifest_mounts_named_volumes_and_pull_secrets():
         image_pull_secrets=["registry"],
     )
     pod = job_manifest(spec, namespace="ns")["spec"]["template"]["spec"]
-    assert pod["volumes"] == [
-        {
-            "name": "datasets",
-            "persistentVolumeClaim": {"claimName": "datasets-pvc", "readOnly": True},
-        }
-    ]
-    assert pod["containers"][0]["volumeMounts"] == [
-        {"name": "datasets", "mountPath": "/data", "readOnly": True}
+    assert {
+        "name": "datasets",
+        "persistentVolumeClaim": {"claimName": "datasets-pvc", "readOnly": True},
+    } in pod["volumes"]
+    assert {"name": "datasets", "mountPath": "/data", "readOnly": True} in pod["containers"][0][
+        "volumeMounts"
     ]
     assert pod["imagePullSecrets"] == [{"name": "registry"}]
 
@@ -294,3 +297,35 @@ def test_attempt_state_carries_exit_code_node_and_times():
 
 def test_job_without_karimasu_labels_is_ignored():
     assert attempt_state({"metadata": {"name": "x", "labels": {}}}, []) is None
+
+
+def test_pods_are_shaped_for_real_training_images():
+    spec = make_spec(memory_mb=16384, priority_class_name="karimasu-training", scratch_gb=50)
+    pod = job_manifest(spec, namespace="ns")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    # /dev/shm in memory, beyond the runtime's 64 MB (DataLoader workers, NCCL)
+    shm = volumes[mounts["/dev/shm"]]  # noqa: S108 - the pod's shared memory
+    assert shm["emptyDir"] == {"medium": "Memory", "sizeLimit": "8192Mi"}
+    # a writable HOME and scratch, the scratch requested as ephemeral storage
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["HOME"] == "/home/karimasu" and "emptyDir" in volumes[mounts["/home/karimasu"]]
+    assert volumes[mounts["/scratch"]]["emptyDir"] == {"sizeLimit": "50Gi"}
+    assert container["resources"]["requests"]["ephemeral-storage"] == "50Gi"
+    # volumes writable by the job's group, and a priority class so other pods do not evict it
+    assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsUser"]
+    assert pod["priorityClassName"] == "karimasu-training"
+    # the stop signal: the pod's annotations as a file
+    info = volumes[mounts[env["KARIMASU_POD_INFO"]]]["downwardAPI"]["items"][0]
+    assert info["fieldRef"]["fieldPath"] == "metadata.annotations"
+    assert (
+        "priorityClassName"
+        not in job_manifest(make_spec(), namespace="ns")["spec"]["template"]["spec"]
+    )
+
+
+def test_a_users_home_wins_over_the_default():
+    pod = job_manifest(make_spec(env={"HOME": "/workspace"}), namespace="ns")
+    env = pod["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "HOME", "value": "/workspace"} in env
