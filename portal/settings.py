@@ -406,6 +406,11 @@ KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.li
 
 # --- Job queue --------------------------------------------------------------------------
 KARIMASU_MAX_JOB_RUNTIME_HOURS = _env_or_fail("KARIMASU_MAX_JOB_RUNTIME_HOURS", env.int, 168)
+# Finished attempts' logs are archived here (on the shared volume in a deployment).
+KARIMASU_JOB_LOGS_DIR = Path(env.str("KARIMASU_JOB_LOGS_DIR", default=str(VAR_DIR / "job-logs")))
+KARIMASU_JOB_LOG_MAX_MB = _env_or_fail("KARIMASU_JOB_LOG_MAX_MB", env.int, 50)
+# A log follow streams for at most this long per request (the client asks again).
+KARIMASU_LOG_FOLLOW_SECONDS = _env_or_fail("KARIMASU_LOG_FOLLOW_SECONDS", env.float, 25.0)
 # The Kubernetes PriorityClass of job pods (k8s/base/priorityclass.yaml; empty: none).
 KARIMASU_POD_PRIORITY_CLASS = env.str("KARIMASU_POD_PRIORITY_CLASS", default="")
 # Scratch space per job (/scratch), requested as ephemeral storage.

@@ -23,7 +23,7 @@ from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
 from scheduler.models import LIVE_STATUSES, Reservation
-from scheduler.services import availability, reservations, submission
+from scheduler.services import availability, job_logs, reservations, submission
 from scheduler.services.calendar import feed_for_secret
 from scheduler.services.jobs import visible_jobs
 from scheduler.services.timeline import local_span, now_offset, week_timeline
@@ -240,6 +240,8 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
     log_text, log_note = "", ""
     if job.status == states.QUEUED:
         log_note = _("The job has not started yet: no log.")
+    elif (archived := job_logs.read_archive(job.pk, job.attempt, 200)) is not None:
+        log_text = "\n".join(archived)
     else:
         try:
             log_text = "\n".join(

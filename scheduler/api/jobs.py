@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,10 +19,10 @@ from rest_framework.response import Response
 
 from portal.errors import Conflict, NotFoundError
 from scheduler import states
-from scheduler.cluster.backend import ClusterUnavailable
+from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.models import Job, JobEvent, Sweep
-from scheduler.services import submission
+from scheduler.services import job_logs, submission
 from scheduler.services.jobs import visible_jobs
 
 
@@ -191,14 +192,28 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             tail = int(request.query_params.get("tail", "500"))
         except ValueError:
             tail = 500
+        tail = max(1, min(tail, 100_000))
         follow = request.query_params.get("follow") in ("1", "true")
+        archived = job_logs.read_archive(job.pk, job.attempt, tail)
+        if archived is not None:  # the attempt is over: its log was archived
+            return StreamingHttpResponse(
+                (f"{line}\n" for line in archived), content_type="text/plain; charset=utf-8"
+            )
+        window = float(settings.KARIMASU_LOG_FOLLOW_SECONDS)
         try:
-            lines = cluster_backend().logs(job.pk, job.attempt, tail_lines=tail, follow=follow)
-        except ClusterUnavailable as exc:
+            lines = cluster_backend().logs(
+                job.pk, job.attempt, tail_lines=tail, follow=follow, read_timeout_s=window
+            )
+        except ClusterError as exc:
             raise NotFoundError(f"The log is not available: {exc}", code="log_unavailable") from exc
-        return StreamingHttpResponse(
+        if follow:  # at most one follow window per request: ask again to go on
+            lines = job_logs.bounded(lines, window)
+        response = StreamingHttpResponse(
             (f"{line}\n" for line in lines), content_type="text/plain; charset=utf-8"
         )
+        if follow:
+            response["X-Karimasu-Follow-Seconds"] = f"{window:g}"
+        return response
 
 
 class SweepViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

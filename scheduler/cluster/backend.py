@@ -126,7 +126,13 @@ class ClusterBackend(Protocol):
     def list_owned(self) -> list[AttemptState]: ...
 
     def logs(
-        self, job_id: int, attempt: int, *, tail_lines: int | None = None, follow: bool = False
+        self,
+        job_id: int,
+        attempt: int,
+        *,
+        tail_lines: int | None = None,
+        follow: bool = False,
+        read_timeout_s: float | None = None,
     ) -> Iterator[str]: ...
 
     def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool: ...

@@ -173,9 +173,16 @@ class KubernetesBackend:
         return states
 
     def logs(
-        self, job_id: int, attempt: int, *, tail_lines: int | None = None, follow: bool = False
+        self,
+        job_id: int,
+        attempt: int,
+        *,
+        tail_lines: int | None = None,
+        follow: bool = False,
+        read_timeout_s: float | None = None,
     ) -> Iterator[str]:
-        """Lines of the attempt's newest pod; with `follow`, until the container ends."""
+        """Lines of the attempt's newest pod; with `follow`, until the container ends or no
+        line came for `read_timeout_s` (None: wait as long as it takes)."""
         pods = self._pods(f"job-name={mapping.job_name(job_id, attempt)}")
         if not pods:
             return iter(())
@@ -184,7 +191,7 @@ class KubernetesBackend:
         if tail_lines is not None:
             kwargs["tail_lines"] = tail_lines
         if follow:
-            kwargs["_request_timeout"] = (REQUEST_TIMEOUT[0], None)
+            kwargs["_request_timeout"] = (REQUEST_TIMEOUT[0], read_timeout_s)
         try:
             response = _call(
                 self.core.read_namespaced_pod_log, pod["metadata"]["name"], self.namespace, **kwargs

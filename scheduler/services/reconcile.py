@@ -33,6 +33,7 @@ from scheduler.cluster.backend import (
     ClusterUnavailable,
 )
 from scheduler.models import Job
+from scheduler.services import job_logs
 from scheduler.services.jobs import (
     InvalidTransition,
     job_spec,
@@ -103,6 +104,8 @@ def _repair_row(
         return
     if apply_attempt_state(job, state, now=now):
         report.updated.append(job.pk)
+        if job.status in states.TERMINAL:
+            job_logs.archive_log(backend, job.pk, state.attempt)
     if job.status == states.LOST:
         report.lost.append(job.pk)
         backend.cancel(job.pk, state.attempt)

@@ -336,3 +336,62 @@ def test_a_preemption_tells_the_pod_then_stops_it_with_the_grace(make_admitted, 
     annotations = events[0].obj["metadata"]["annotations"]
     assert "karimasu.io/stop-requested-at" in annotations
     assert client.BatchV1Api(backend.api_client).list_namespaced_job("karimasu-jobs").items == []
+
+
+def test_a_finished_attempts_log_is_archived_and_outlives_its_job(
+    make_admitted, backend, emulator, settings, tmp_path
+):
+    from rest_framework.test import APIClient
+
+    from scheduler.services import job_logs
+
+    settings.KARIMASU_JOB_LOGS_DIR = tmp_path / "job-logs"
+    job = make_admitted(duration=5)
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator, 6)
+    live = list(backend.logs(job.pk, job.attempt))
+    assert live
+    reconcile(backend, now=timezone.now())  # sees it succeed: archives the log
+    job.refresh_from_db()
+    assert job.status == states.SUCCEEDED
+    assert job_logs.read_archive(job.pk, job.attempt, None) == live
+    # The Job and its pods go (TTL); the log is still served, from the archive.
+    backend.cancel(job.pk, job.attempt)
+    run_cluster(emulator)
+    assert list(backend.logs(job.pk, job.attempt)) == []
+    from unittest import mock
+
+    owner = APIClient()
+    owner.force_authenticate(job.owner)
+    with mock.patch("scheduler.api.jobs.cluster_backend", return_value=backend):
+        response = owner.get(f"/api/v1/jobs/{job.pk}/logs/?tail=2")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content).decode().splitlines() == live[-2:]
+    assert not list((tmp_path / "job-logs").glob(".tmp-*"))
+
+
+def test_a_long_log_keeps_its_head_and_tail():
+    from scheduler.services.job_logs import _capped
+
+    lines = [f"line {i:05d}" for i in range(10_000)]
+    kept = list(_capped(lines, 2_000))
+    assert kept[0] == "line 00000" and kept[-1] == "line 09999"
+    assert any("cut from the middle" in line for line in kept)
+    assert sum(len(line) + 1 for line in kept) < 2_200
+
+
+def test_a_follow_ends_after_its_window():
+    import time as clock
+
+    from scheduler.services.job_logs import bounded
+
+    def endless():
+        n = 0
+        while True:
+            clock.sleep(0.05)
+            n += 1
+            yield f"step {n}"
+
+    started = clock.monotonic()
+    lines = list(bounded(endless(), 0.5))
+    assert 0.5 <= clock.monotonic() - started < 1.5 and lines
