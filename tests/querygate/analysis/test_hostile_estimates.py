@@ -1,0 +1,413 @@
+"""Estimates that cannot be dodged (issue 11): memory bombs built from generators and value
+builders, and expensive joins hidden in CTEs and subqueries.
+
+Every expected number is worked out from the statement's literals or the SF1 catalog in
+``catalogs.py`` (lineitem: 6,001,215 rows, l_quantity has 50 distinct values, l_comment is 27
+bytes wide; orders: 1,500,000 rows) and the policy's defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from querygate.analysis import Policy, analyze
+
+from .catalogs import lab_catalog
+
+CATALOGS = {"duckdb": lab_catalog(), "postgres": lab_catalog("public")}
+POLICY = Policy()
+LINEITEM_ROWS = 6_001_215
+ORDERS_ROWS = 1_500_000
+#: lineitem joined to itself on l_quantity (50 distinct values): the many-to-many join.
+QUANTITY_JOIN_ROWS = LINEITEM_ROWS * LINEITEM_ROWS // 50
+
+
+def _analyze(sql: str, dialect: str, policy: Policy = POLICY):  # type: ignore[no-untyped-def]
+    return analyze(sql, dialect=dialect, catalog=CATALOGS[dialect], policy=policy)
+
+
+# (dialect, SQL, the finding that refuses it). Each is refused by an error finding of the
+# named rule, whose suggestion says what to change.
+HOSTILE_FINDINGS = [
+    # DuckDB: list and row generators
+    ("duckdb", "SELECT len(range(100000000)) AS n", "generator-too-large"),
+    ("duckdb", "SELECT * FROM range(10000000000)", "generator-too-large"),
+    ("duckdb", "SELECT count(*) FROM generate_series(1, 1e12)", "generator-too-large"),
+    ("duckdb", "SELECT len(range(10*1000*1000*1000))", "generator-too-large"),
+    ("duckdb", "SELECT len(range(CAST(1e9 AS BIGINT)))", "generator-too-large"),
+    ("duckdb", "SELECT count(*) FROM range(-1000000000, 0)", "generator-too-large"),
+    ("duckdb", "SELECT count(*) FROM range(0, -1e9, -1)", "generator-too-large"),
+    ("duckdb", "SELECT unnest(range(100000000))", "generator-too-large"),
+    ("duckdb", "SELECT count(*) FROM unnest(range(2 ** 30))", "generator-too-large"),
+    (
+        "duckdb",
+        "SELECT count(*) FROM range(TIMESTAMP '2000-01-01', TIMESTAMP '2030-01-01', "
+        "INTERVAL 1 SECOND)",
+        "generator-too-large",
+    ),
+    (
+        "duckdb",
+        "WITH g AS (SELECT * FROM range(1e9)) SELECT count(*) FROM g",
+        "generator-too-large",
+    ),
+    ("duckdb", "SELECT (SELECT count(*) FROM range(1e9)) AS n", "generator-too-large"),
+    ("duckdb", "SELECT range(range(10))", "unbounded-generator"),
+    ("duckdb", "SELECT o_orderkey, range(o_custkey) FROM orders LIMIT 5", "unbounded-generator"),
+    (
+        "duckdb",
+        "SELECT * FROM orders, LATERAL (SELECT * FROM range(o_custkey)) LIMIT 5",
+        "unbounded-generator",
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM range((SELECT max(o_orderkey) FROM orders))",
+        "unbounded-generator",
+    ),
+    # DuckDB: string and list builders
+    ("duckdb", "SELECT repeat('x', 1000000000)", "value-too-large"),
+    ("duckdb", "SELECT lpad('a', 2000000000, 'b')", "value-too-large"),
+    ("duckdb", "SELECT rpad('a', 2000000000, 'b')", "value-too-large"),
+    ("duckdb", "SELECT repeat([1, 2, 3], 1000000000)", "value-too-large"),
+    ("duckdb", "SELECT repeat(repeat('x', 100000), 100000)", "value-too-large"),
+    ("duckdb", "SELECT 'a' || repeat('x', 500000000)", "value-too-large"),
+    ("duckdb", "SELECT printf('%1000000000d', 1)", "value-too-large"),
+    ("duckdb", "SELECT printf('%.1000000000f', 1.0)", "value-too-large"),
+    ("duckdb", "SELECT printf('%*d', 1000000000, 1)", "value-too-large"),
+    ("duckdb", "SELECT format('{:>1000000000}', 1)", "value-too-large"),
+    ("duckdb", "SELECT printf('%*d', o_custkey, 1) FROM orders LIMIT 1", "unbounded-generator"),
+    ("duckdb", "SELECT lpad('a', o_custkey::INT, 'b') FROM orders LIMIT 1", "unbounded-generator"),
+    ("duckdb", "SELECT repeat('x', l_linenumber) FROM lineitem LIMIT 1", "unbounded-generator"),
+    # DuckDB: aggregates that build one value of their rows
+    ("duckdb", "SELECT list(repeat('x', 100)) FROM range(5000000)", "value-too-large"),
+    ("duckdb", "SELECT string_agg(repeat('y', 1000), ',') FROM range(1000000)", "value-too-large"),
+    ("duckdb", "SELECT array_agg(l_comment) FROM lineitem, range(3)", "value-too-large"),
+    # DuckDB: counting recursive CTEs
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 1e9) "
+        "SELECT count(*) FROM t",
+        "generator-too-large",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n > 0) "
+        "SELECT count(*) FROM t",
+        "unbounded-generator",
+    ),
+    # PostgreSQL
+    ("postgres", "SELECT * FROM generate_series(1, 20000000)", "generator-too-large"),
+    ("postgres", "SELECT generate_series(1, 20000000)", "generator-too-large"),
+    ("postgres", "SELECT count(*) FROM generate_series(1, 10^9)", "generator-too-large"),
+    (
+        "postgres",
+        "SELECT string_agg(g::text, ',') FROM generate_series(1, 100000000) g",
+        "generator-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT g FROM generate_series(1, 100000000) g ORDER BY g DESC",
+        "generator-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT count(*) FROM generate_series(timestamp '2000-01-01', timestamp '2030-01-01', "
+        "interval '1 second')",
+        "generator-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT count(*) FROM generate_series(date '2000-01-01', date '2030-01-01', "
+        "'1 minute'::interval)",
+        "generator-too-large",
+    ),
+    ("postgres", "SELECT repeat('x', 1e9::int)", "value-too-large"),
+    ("postgres", "SELECT repeat('x', 1000000000)", "value-too-large"),
+    ("postgres", "SELECT lpad('a', 1000000000, 'b')", "value-too-large"),
+    ("postgres", "SELECT rpad('', 300000000)", "value-too-large"),
+    ("postgres", "SELECT format('%1000000000s', 'x')", "value-too-large"),
+    ("postgres", "SELECT format('%s', repeat('x', 500000000))", "value-too-large"),
+    (
+        "postgres",
+        "SELECT array_agg(repeat('x', 100)) FROM generate_series(1, 5000000)",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT string_agg(l_comment || l_shipinstruct || l_comment, ',') FROM lineitem",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT generate_series(1, l_linenumber::int) FROM lineitem",
+        "unbounded-generator",
+    ),
+    (
+        "postgres",
+        "SELECT * FROM generate_series(1, (SELECT max(o_orderkey) FROM orders)) g LIMIT 5",
+        "unbounded-generator",
+    ),
+    (
+        "postgres",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 100000000) "
+        "SELECT max(n) FROM t",
+        "generator-too-large",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "rule"), HOSTILE_FINDINGS, ids=[f"{d}: {s}" for d, s, _ in HOSTILE_FINDINGS]
+)
+def test_hostile_statement_is_refused(dialect: str, sql: str, rule: str) -> None:
+    report = _analyze(sql, dialect)
+    assert report.decision.value == "reject", report.reasons
+    findings = [f for f in report.findings if f.rule == rule]
+    assert findings, report.rule_ids()
+    assert all(f.severity.value == "error" and f.suggestion for f in findings)
+    assert all(f.line >= 1 and f.column >= 1 for f in findings)
+
+
+def test_enough_distinct_hostile_statements() -> None:
+    statements = {(d, s) for d, s, _ in HOSTILE_FINDINGS}
+    assert len(statements) == len(HOSTILE_FINDINGS) >= 25
+    assert {d for d, _ in statements} == {"duckdb", "postgres"}
+
+
+# Statements refused by the estimate itself (intermediate rows or result bytes), not a finding.
+HOSTILE_ESTIMATES = [
+    ("duckdb", "SELECT count(*) FROM range(1000000) a, range(1000000) b", "intermediate rows"),
+    (
+        "postgres",
+        "SELECT count(*) FROM generate_series(1, 5000) a CROSS JOIN generate_series(1, 5000) b "
+        "CROSS JOIN generate_series(1, 5000) c",
+        "intermediate rows",
+    ),
+    ("postgres", "SELECT count(*) FROM lineitem, generate_series(1, 5000) g", "intermediate rows"),
+    ("postgres", "SELECT repeat('x', 1000000) FROM generate_series(1, 1000000)", "of result"),
+    ("duckdb", "SELECT l_comment, repeat(l_comment, 100) FROM lineitem", "of result"),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "reason"), HOSTILE_ESTIMATES, ids=[s for _, s, _ in HOSTILE_ESTIMATES]
+)
+def test_hostile_estimate_is_refused(dialect: str, sql: str, reason: str) -> None:
+    report = _analyze(sql, dialect)
+    assert report.decision.value == "reject"
+    assert any(reason in r for r in report.reasons), report.reasons
+
+
+def test_generator_cross_join_multiplies_rows() -> None:
+    report = _analyze("SELECT count(*) FROM range(1000000) a, range(1000000) b", "duckdb")
+    assert report.estimate is not None
+    assert report.estimate.intermediate_rows == 1_000_000 * 1_000_000
+    assert report.estimate.generated_rows == 2 * 1_000_000
+
+
+def test_result_bytes_are_rows_times_row_width() -> None:
+    # l_comment averages 27 bytes; repeat(l_comment, 100) builds 100 times that.
+    report = _analyze("SELECT l_comment, repeat(l_comment, 100) FROM lineitem", "duckdb")
+    assert report.estimate is not None
+    assert report.estimate.rows == LINEITEM_ROWS
+    assert report.estimate.result_bytes == LINEITEM_ROWS * (27 + 100 * 64)
+    assert report.to_dict()["estimate"]["result_bytes"] == report.estimate.result_bytes
+
+
+# Small literal bounds: allowed, with the estimate the literals give.
+SMALL = [
+    # (dialect, SQL, rows, generated rows, bytes built)
+    ("duckdb", "SELECT * FROM range(0, 10, 2)", 5, 5, 0),
+    ("duckdb", "SELECT * FROM range(10, 0, -3)", 4, 4, 0),  # 10, 7, 4, 1
+    ("duckdb", "SELECT * FROM generate_series(1, 10)", 10, 10, 0),  # the end is included
+    ("duckdb", "SELECT * FROM range(0, 10, 0)", 0, 0, 0),  # a zero step is an error
+    (
+        "duckdb",
+        "SELECT * FROM range(DATE '2024-01-01', DATE '2025-01-01', INTERVAL 1 DAY)",
+        366,
+        366,
+        0,
+    ),
+    ("duckdb", "SELECT range(10 * 1000)", 1, 10_000, 80_000),  # a list of 10,000 BIGINTs
+    ("duckdb", "SELECT unnest([1, 2, 3])", 3, 0, 0),
+    ("duckdb", "SELECT * FROM (VALUES (1), (2), (3)) AS v(x)", 3, 0, 0),
+    ("duckdb", "SELECT repeat('ab', 1000)", 1, 0, 2_000),
+    ("duckdb", "SELECT lpad('7', 10 * 1000, '0')", 1, 0, 10_000),
+    ("duckdb", "SELECT printf('%20d', 7)", 1, 0, len("%20d") + 8 + 20),
+    ("duckdb", "SELECT list(x) FROM range(1000) AS t(x)", 1, 1_000, 8_000),
+    ("postgres", "SELECT * FROM generate_series(1, 10, 3)", 4, 4, 0),  # 1, 4, 7, 10
+    ("postgres", "SELECT generate_series(1, 1000)", 1_000, 1_000, 0),
+    ("postgres", "SELECT * FROM generate_series(1, 10, -1)", 0, 0, 0),  # steps away: none
+    (
+        "postgres",
+        "SELECT * FROM generate_series(timestamp '2024-01-01', timestamp '2024-01-02', "
+        "interval '1 hour')",
+        25,
+        25,
+        0,
+    ),
+    ("postgres", "SELECT repeat('x', 1e3::int)", 1, 0, 1_000),
+    ("postgres", "SELECT * FROM unnest(ARRAY[1, 2, 3])", 3, 0, 0),
+    (
+        "postgres",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 10) "
+        "SELECT n FROM t",
+        10,
+        10,
+        0,
+    ),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "rows", "generated", "built"), SMALL)
+def test_small_literal_bounds_are_allowed_with_their_estimate(
+    dialect: str, sql: str, rows: int, generated: int, built: int
+) -> None:
+    report = _analyze(sql, dialect)
+    assert report.decision.value == "allow", report.reasons
+    assert report.estimate is not None
+    assert report.estimate.rows == rows
+    assert report.estimate.generated_rows == generated
+    assert report.estimate.bytes_built == built
+
+
+def test_generator_limits_are_policy_fields() -> None:
+    tight = replace(POLICY, max_generated_rows=100, max_bytes_built=1000, max_result_bytes=10**6)
+    assert _analyze("SELECT * FROM range(101)", "duckdb", tight).rule_ids() == [
+        "generator-too-large"
+    ]
+    assert _analyze("SELECT * FROM range(100)", "duckdb", tight).decision.value == "allow"
+    assert _analyze("SELECT repeat('x', 1001)", "duckdb", tight).rule_ids() == ["value-too-large"]
+    big = _analyze("SELECT l_comment FROM lineitem LIMIT 100000", "duckdb", tight)
+    assert big.decision.value == "reject"
+    assert any("of result" in r for r in big.reasons)
+
+
+def test_new_safety_findings_cannot_be_overridden() -> None:
+    for rule in ("unbounded-generator", "generator-too-large", "value-too-large"):
+        with pytest.raises(ValueError, match="safety"):
+            Policy(severity_overrides={rule: "warn"})
+
+
+# A many-to-many join rejected plain must be rejected, with no smaller intermediate estimate,
+# in every wrapping: (dialect, SQL with {join} where the join goes).
+JOIN = "lineitem a JOIN lineitem b ON a.l_quantity = b.l_quantity"
+WRAPPINGS = [
+    ("duckdb", "SELECT count(*) FROM {join}"),
+    ("duckdb", "WITH x AS (SELECT a.l_orderkey FROM {join}) SELECT count(*) FROM x"),
+    (
+        "duckdb",
+        "WITH x AS (SELECT a.l_orderkey AS k FROM {join}), y AS (SELECT k FROM x) "
+        "SELECT count(*) FROM y",
+    ),
+    ("duckdb", "SELECT count(*) FROM (SELECT a.l_orderkey FROM {join}) AS d"),
+    ("duckdb", "SELECT (SELECT count(*) FROM {join}) AS n"),
+    (
+        "duckdb",
+        "SELECT o_orderkey FROM orders WHERE o_orderkey IN (SELECT a.l_orderkey FROM {join}) "
+        "LIMIT 10",
+    ),
+    (
+        "duckdb",
+        "SELECT o_orderkey FROM orders WHERE EXISTS (SELECT 1 FROM {join} "
+        "WHERE a.l_orderkey = o_orderkey) LIMIT 10",
+    ),
+    (
+        "duckdb",
+        "SELECT o_orderstatus, count(*) FROM orders GROUP BY o_orderstatus "
+        "HAVING count(*) > (SELECT count(*) FROM {join})",
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM orders JOIN customer ON o_custkey = c_custkey "
+        "AND c_acctbal > (SELECT max(a.l_tax) FROM {join})",
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM (SELECT 1 AS one FROM region UNION ALL SELECT 1 FROM {join}) AS u",
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM orders, LATERAL (SELECT a.l_orderkey FROM {join} "
+        "WHERE a.l_orderkey = o_orderkey) AS l",
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM (VALUES (1), (2)) AS v(x), (SELECT a.l_orderkey FROM {join}) AS d",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE r(k, d) AS (SELECT a.l_orderkey, 1 FROM {join} UNION ALL "
+        "SELECT k, d + 1 FROM r WHERE d < 3) SELECT count(*) FROM r",
+    ),
+    ("postgres", "WITH x AS MATERIALIZED (SELECT a.l_orderkey FROM {join}) SELECT count(*) FROM x"),
+    ("postgres", "SELECT count(*) FROM (SELECT (SELECT count(*) FROM {join}) AS n) AS s"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "template"), WRAPPINGS, ids=[t for _, t in WRAPPINGS])
+def test_wrapping_a_rejected_join_cannot_lower_its_estimate(dialect: str, template: str) -> None:
+    plain = _analyze("SELECT count(*) FROM " + JOIN, dialect)  # noqa: S608 - never run
+    assert plain.decision.value == "reject"
+    assert plain.estimate is not None
+    assert plain.estimate.intermediate_rows == QUANTITY_JOIN_ROWS
+    report = _analyze(template.format(join=JOIN), dialect)
+    assert report.decision.value == "reject", report.reasons
+    assert report.estimate is not None
+    assert report.estimate.intermediate_rows >= plain.estimate.intermediate_rows
+    assert report.estimate.cost_class == "excessive"
+
+
+# The same many-to-many join written as a correlated subquery: no join in any one scope.
+CORRELATED = [
+    (
+        "duckdb",
+        "SELECT (SELECT count(*) FROM lineitem b WHERE b.l_quantity = a.l_quantity) "
+        "FROM lineitem a",
+        QUANTITY_JOIN_ROWS,
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM lineitem a WHERE a.l_tax < "
+        "(SELECT avg(b.l_tax) FROM lineitem b WHERE b.l_quantity = a.l_quantity)",
+        QUANTITY_JOIN_ROWS,
+    ),
+    (
+        "postgres",
+        "SELECT count(*) FROM lineitem a WHERE EXISTS "
+        "(SELECT 1 FROM lineitem b WHERE b.l_quantity = a.l_quantity AND b.l_tax > a.l_tax)",
+        QUANTITY_JOIN_ROWS,
+    ),
+    (
+        # No equality: every pair of orders is compared.
+        "postgres",
+        "SELECT count(*) FROM orders o WHERE o.o_totalprice > ALL "
+        "(SELECT p.o_totalprice FROM orders p WHERE p.o_orderdate < o.o_orderdate)",
+        ORDERS_ROWS * ORDERS_ROWS // 3,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "at_least"), CORRELATED, ids=[s for _, s, _ in CORRELATED]
+)
+def test_correlated_subquery_is_estimated_as_its_join(
+    dialect: str, sql: str, at_least: int
+) -> None:
+    report = _analyze(sql, dialect)
+    assert report.decision.value == "reject", report.reasons
+    assert report.estimate is not None
+    assert report.estimate.intermediate_rows >= at_least
+
+
+def test_correlated_key_lookup_stays_allowed() -> None:
+    # Correlated on orders' key: the decorrelated join keeps lineitem's rows.
+    report = _analyze(
+        "SELECT l_orderkey, (SELECT o_orderdate FROM orders WHERE o_orderkey = l_orderkey) "
+        "FROM lineitem LIMIT 10",
+        "duckdb",
+    )
+    assert report.decision.value == "allow", report.reasons
+    assert report.estimate is not None
+    assert report.estimate.intermediate_rows <= LINEITEM_ROWS
