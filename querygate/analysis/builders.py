@@ -416,64 +416,197 @@ _STOPS: dict[tuple[type[exp.Expr], bool], int] = {
 }
 
 
-def recursion_rows(cte: exp.CTE) -> tuple[bool, float | None]:
-    """(whether the recursive CTE ``cte`` is a counter, the rows it makes per anchor row).
-
-    A counter is a recursive member that reads only the CTE itself and steps a column by a
-    constant (``SELECT n + 1 FROM t WHERE n < 1000``): it generates rows out of nothing, like
-    ``generate_series``. Its rows come from the anchor's constant start, the step and a
-    constant bound on the column in the member's WHERE; without such a bound it is (True,
-    None). Anything else, e.g. a walk over a table's hierarchy, is (False, None): bounded by
-    the data, estimated by the caller."""
-    body = cte.this
-    if not isinstance(body, exp.Union):
-        return False, None
-    anchor, member = body.this, body.expression
-    if not isinstance(anchor, exp.Select) or not isinstance(member, exp.Select):
-        return False, None
+def recursive_parts(cte: exp.CTE) -> tuple[list[exp.Expr], list[exp.Select]] | None:
+    """(anchor parts, recursive members) of a recursive CTE's body: the parts of its UNION
+    (ALL) chain, a member being a SELECT that reads the CTE; None when it has no member."""
     name = cte.alias_or_name.lower()
-    tables = list(member.find_all(exp.Table))
-    if not tables or any(t.name.lower() != name or t.db for t in tables):
-        return False, None  # reads a table (or nothing): bounded by its data
+    parts: list[exp.Expr] = []
+    pending: list[exp.Expr] = [cte.this]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, exp.Union):
+            pending += [node.expression, node.this]  # left first
+        else:
+            parts.append(node)
+    anchors: list[exp.Expr] = []
+    members: list[exp.Select] = []
+    for part in parts:
+        reads = any(t.name.lower() == name and not t.db for t in part.find_all(exp.Table))
+        if reads and isinstance(part, exp.Select):
+            members.append(part)
+        else:
+            anchors.append(part)
+    return (anchors, members) if members and anchors else None
+
+
+def cte_column_names(cte: exp.CTE, anchor: exp.Expr) -> list[str]:
+    """The CTE's column names: its column list, else its (first) anchor's projection names."""
     alias = cte.args.get("alias")
     names = [c.name.lower() for c in alias.columns] if alias is not None and alias.columns else []
-    names = names or [p.alias_or_name.lower() for p in anchor.expressions]
-    where = member.args.get("where")
-    bounded: list[float] = []
-    counter = False
-    for position, projection in enumerate(member.expressions):
-        step = _counter_step(projection.unalias(), names[position] if position < len(names) else "")
-        starts = anchor.expressions
-        start = constant(starts[position].unalias()) if position < len(starts) else None
-        if step is None or start is None:
+    if names or not isinstance(anchor, exp.Select):
+        return names
+    return [p.alias_or_name.lower() for p in anchor.expressions]
+
+
+def _anchor_values(anchor: exp.Expr) -> list[exp.Expr]:
+    """The first row of an anchor: a SELECT's projections or a VALUES' first tuple."""
+    if isinstance(anchor, exp.Select):
+        source = anchor.args.get("from_")
+        star = len(anchor.expressions) == 1 and isinstance(anchor.expressions[0], exp.Star)
+        if star and source is not None and isinstance(source.this, exp.Values):
+            return _anchor_values(source.this)  # VALUES (1), as sqlglot wraps it
+        return [p.unalias() for p in anchor.expressions]
+    if isinstance(anchor, exp.Values) and anchor.expressions:
+        first = anchor.expressions[0]
+        return list(first.expressions) if isinstance(first, exp.Tuple) else [first]
+    if isinstance(anchor, exp.Subquery):
+        return _anchor_values(anchor.this)
+    return []
+
+
+def recursion_rows(cte: exp.CTE) -> tuple[bool, float | None, float]:
+    """(whether the recursive CTE ``cte`` generates its rows, the rows it makes per anchor
+    row (None when nothing bounds them), its depth in steps (0 when unknown)).
+
+    A generating recursion's members read only the CTE (once each) and generated sources
+    (``range(10)``, VALUES): it makes rows out of nothing, like ``generate_series``. Each
+    member must step a column by a constant (``SELECT n + 1 FROM t WHERE n < 1000``) with a
+    constant bound on it in its WHERE, in the step's direction; a member that steps without
+    one, or (under UNION ALL) does not step at all, repeats forever. The depth is the largest
+    number of steps a member's bound allows; each step multiplies the rows by the members'
+    fan-out (2 for two members, 10 for a member that also reads ``range(10)``). Anything
+    else, e.g. a walk over a table's hierarchy, is (False, None, 0): bounded by the data,
+    estimated by the caller."""
+    parts = recursive_parts(cte)
+    if parts is None:
+        return False, None, 0.0
+    anchors, members = parts
+    name = cte.alias_or_name.lower()
+    names = cte_column_names(cte, anchors[0])
+    starts = _anchor_values(anchors[0])
+    distinct = any(
+        isinstance(u, exp.Union) and u.args.get("distinct") for u in cte.this.find_all(exp.Union)
+    )
+    depth = 0.0
+    fan_out = 0.0
+    for member in members:
+        sources = _member_fan_out(member, name)
+        if sources is None:
+            return False, None, 0.0  # reads a table: bounded by its data
+        fan_out += sources
+        steps: list[float] = []
+        stepping = False
+        where = member.args.get("where")
+        for position, projection in enumerate(member.expressions):
+            column = names[position] if position < len(names) else ""
+            counter = _counter_step(projection.unalias(), column)
+            if counter is None:
+                continue
+            stepping = True
+            start = constant(starts[position]) if position < len(starts) else None
+            condition = where.this if where is not None else None
+            bound = None
+            if start is not None:
+                bound = _bound(condition, column, start, *counter)
+            if bound is not None:
+                steps.append(bound)
+        if steps:
+            depth = max(depth, min(steps))
+        elif stepping or not distinct:
+            return True, None, 0.0  # nothing stops this member
+    if not depth:  # UNION of members that do not step: stops when no new row comes
+        return True, max(fan_out, 1.0), 1.0
+    if fan_out <= 1.0:
+        return True, depth, depth
+    if math.isinf(fan_out):
+        return True, math.inf, depth
+    levels = min(depth, 4096.0)
+    return True, (fan_out**levels - 1) / (fan_out - 1), depth
+
+
+def _member_fan_out(member: exp.Select, name: str) -> float | None:
+    """Rows each CTE row becomes in one step of ``member``: the product of its generated
+    sources' rows (a CTE read twice grows without end: inf); None when it reads a table."""
+    fan_out = 1.0
+    reads = 0
+    for table in member.find_all(exp.Table):
+        if isinstance(table.this, GENERATOR_CLASSES):
+            count = generator_count(table.this)
+            fan_out *= count if count is not None else math.inf
+        elif table.name.lower() == name and not table.db:
+            reads += 1
+        else:
+            return None
+    for values in member.find_all(exp.Values):
+        fan_out *= max(len(values.expressions), 1)
+    return math.inf if reads > 1 else fan_out
+
+
+def recursion_value_bytes(
+    cte: exp.CTE, engine: str, depth: float, limit: float
+) -> tuple[str, float] | None:
+    """(a column, its bytes) of a recursive CTE whose value grows past ``limit`` over
+    ``depth`` steps (``s || s`` doubles each step, ``repeat(s, 3)`` triples it), or None.
+    Each member's projection is sized from the column's size one step before."""
+    parts = recursive_parts(cte)
+    if parts is None:
+        return None
+    anchors, members = parts
+    names = cte_column_names(cte, anchors[0])
+    starts = _anchor_values(anchors[0])
+    steps = int(min(depth, 10_000))
+    for position, column in enumerate(names):
+        first = starts[position] if position < len(starts) else None
+        size = value_bytes(first, engine) if first is not None else float(UNKNOWN_VALUE_BYTES)
+        if size is None:
             continue
-        counter = True
-        bound = _bound(where.this if where is not None else None, names[position], start, step)
-        if bound is not None:
-            bounded.append(bound)
-    if bounded:
-        return True, min(bounded)
-    return counter, None
+        projections = [
+            m.expressions[position].unalias() for m in members if position < len(m.expressions)
+        ]
+        for _ in range(steps):
+            current = size
+
+            def width(col: exp.Column, name: str = column, now: float = current) -> float | None:
+                return now if col.name.lower() == name else None
+
+            grown = [value_bytes(p, engine, width) for p in projections]
+            size = max([current, *(g for g in grown if g is not None)])
+            if size > limit or size == current:
+                break
+        if size > limit:
+            return column, size
+    return None
 
 
-def _counter_step(value: exp.Expr, name: str) -> float | None:
-    if not isinstance(value, (exp.Add, exp.Sub)):
+def _counter_step(value: exp.Expr, name: str) -> tuple[float, bool] | None:
+    """(the step, whether it multiplies) of a projection that steps column ``name``:
+    ``n + 1``, ``1 + n``, ``n - 1`` (adds) or ``n * 2``, ``2 * n`` (multiplies); else None."""
+    if not isinstance(value, (exp.Add, exp.Sub, exp.Mul)):
         return None
     left, right = value.this, value.expression
     if isinstance(left, exp.Column) and left.name.lower() == name:
         step = constant(right)
-        if step is not None and isinstance(value, exp.Sub):
-            step = -step
-        return step
-    if isinstance(value, exp.Add) and isinstance(right, exp.Column) and right.name.lower() == name:
-        return constant(left)
-    return None
+    elif not isinstance(value, exp.Sub) and isinstance(right, exp.Column):
+        step = constant(left) if right.name.lower() == name else None
+    else:
+        step = None
+    if step is None:
+        return None
+    if isinstance(value, exp.Mul):
+        return step, True
+    return (-step if isinstance(value, exp.Sub) else step), False
 
 
-def _bound(condition: exp.Expr | None, name: str, start: float, step: float) -> float | None:
+def _bound(
+    condition: exp.Expr | None, name: str, start: float, step: float, multiplies: bool = False
+) -> float | None:
     """The rows a counter on column ``name`` (from ``start`` by ``step``) makes before a
     conjunct of ``condition`` stops it, or None when none does: ``n < 1000`` stops a counter
     stepping up, not one stepping down; ``n <> 1000`` only one that lands on 1000."""
+    if multiplies:  # a geometric counter: an arithmetic one in logarithms
+        if start <= 0 or step <= 0:
+            return None
+        start, step = math.log(start), math.log(step)
     pending = [condition] if condition is not None else []
     found: list[float] = []
     while pending:
@@ -488,6 +621,8 @@ def _bound(condition: exp.Expr | None, name: str, start: float, step: float) -> 
                 if not (isinstance(column, exp.Column) and column.name.lower() == name):
                     continue
                 value = constant(other)
+                if multiplies and value is not None:
+                    value = math.log(value) if value > 0 else None
                 direction = _STOPS[(type(node), left)]
                 if value is None or step == 0:
                     continue

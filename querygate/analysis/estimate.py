@@ -467,7 +467,7 @@ def _recursive_rows(
     anchor_rows, anchor_inner = scope_rows(parts[0], context, memo)
     memo[id(scope)] = (anchor_rows, anchor_inner)  # what the member reads of the CTE
     members = [scope_rows(s, context, memo) for s in parts[1:]]
-    counter, per_anchor = recursion_rows(cte)
+    counter, per_anchor, _ = recursion_rows(cte)
     if counter and per_anchor is not None:
         rows = anchor_rows * max(per_anchor, 1.0)
     else:  # data-bound, or a counter without a bound (which the generators rule refuses)
@@ -592,6 +592,9 @@ class BuiltValues:
     bytes_built: float = 0.0
     #: Bytes per value of each aggregate builder, by node id (with the node to check it).
     aggregates: dict[int, tuple[exp.Expr, float]] = field(default_factory=dict)
+    #: The scalar builders and combined values the gate rule sized (within the limits), by
+    #: node id: (the node, its bytes with unknown widths at ``UNKNOWN_VALUE_BYTES``).
+    scalars: dict[int, tuple[exp.Expr, float]] = field(default_factory=dict)
 
 
 def built_values(context: RuleContext) -> BuiltValues:
@@ -669,6 +672,26 @@ def aggregate_builders(context: RuleContext) -> list[tuple[exp.Expr, float]]:
     return sized
 
 
+def enclosing_scope(node: exp.Expr, context: RuleContext) -> Scope | None:
+    """The select scope ``node`` is evaluated in (its nearest SELECT's), or None."""
+    by_select = context.derived.get("scopes_by_select")
+    if not isinstance(by_select, dict):
+        by_select = {id(s.expression): s for s in context.scopes}
+        context.derived["scopes_by_select"] = by_select
+    select = node.parent
+    while select is not None and not isinstance(select, exp.Select):
+        select = select.parent
+    found = by_select.get(id(select)) if select is not None else None
+    return cast("Scope | None", found)  # only ever stored just above
+
+
+def scope_input_rows(scope: Scope, context: RuleContext) -> float:
+    """The rows ``scope`` reads (after joins and filters, before grouping and LIMIT)."""
+    estimate_rows(context)  # fills every select scope's input rows
+    entry = input_rows(context).get(id(scope))
+    return entry[1] if entry is not None and entry[0] is scope else DEFAULT_TABLE_ROWS
+
+
 def result_row_width(context: RuleContext) -> float:
     """Bytes of one result row of the qualified statement (see the module docstring)."""
     if not context.scopes:
@@ -688,6 +711,8 @@ def _scope_width(scope: Scope, context: RuleContext) -> float:
     total = 0.0
     for projection in select.expressions:
         value = projection.unalias()
+        if isinstance(value, exp.Window):  # string_agg(...) OVER (...): the aggregate's size
+            value = value.this
         if isinstance(value, exp.Column):
             total += widths(value) or float(ELEMENT_BYTES)
         elif id(value) in built and built[id(value)][0] is value:

@@ -31,9 +31,19 @@ from querygate.analysis.builders import (
     built_bytes,
     generator_count,
     recursion_rows,
+    recursion_value_bytes,
+    recursive_parts,
+    value_bytes,
 )
 from querygate.analysis.context import RuleContext
-from querygate.analysis.estimate import BuiltValues, aggregate_builders, built_values
+from querygate.analysis.estimate import (
+    BuiltValues,
+    aggregate_builders,
+    built_values,
+    column_width,
+    enclosing_scope,
+    scope_input_rows,
+)
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
 from querygate.analysis.query_shape import has_limit
 from querygate.analysis.rules.functions import function_name
@@ -53,19 +63,20 @@ def generators(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         for n in context.parsed_nodes(kind)
     }
     builders = ANONYMOUS_BUILDERS.get(context.engine, {})
-    for node in context.parsed_nodes(exp.Anonymous):
-        if node.name.lower() in builders:
-            nodes[id(node)] = node
+    for call in context.parsed_nodes(exp.Anonymous):
+        if call.name.lower() in builders:
+            nodes[id(call)] = call
     for node in nodes.values():
         _judge(node, context, totals, faults)
+    _judge_combined(nodes, context, totals, faults)
     for with_ in context.parsed_nodes(exp.With):
         if with_.args.get("recursive"):
             for cte in with_.expressions:
                 _judge_recursion(cte, context, totals, faults)
     # Innermost faults only: drop a node with a faulty builder below it.
     outer: set[int] = set()
-    for node, _ in faults.values():
-        parent = node.parent
+    for faulty, _ in faults.values():
+        parent = faulty.parent
         while parent is not None:
             outer.add(id(parent))
             parent = parent.parent
@@ -100,6 +111,42 @@ def _judge(
         faults[id(node)] = (node, _too_big(node, text, size, context))
         return
     totals.bytes_built = max(totals.bytes_built, size)
+    totals.scalars[id(node)] = (node, size)
+
+
+#: Nodes a built value flows up through into a larger value: functions (concat, list_value,
+#: a function of the value), operators (``||``), brackets, casts, array literals.
+_VALUE_PARENTS = (exp.Func, exp.Binary, exp.Unary, exp.Cast, exp.Array, exp.Tuple)
+
+
+def _judge_combined(
+    nodes: dict[int, exp.Expr],
+    context: RuleContext,
+    totals: BuiltValues,
+    faults: dict[int, tuple[exp.Expr, Finding]],
+) -> None:
+    """``value-too-large`` for an expression that puts several built values together, each
+    within the limit (``repeat('x', 2e8) || repeat('x', 2e8)``, ``[lpad(...), lpad(...)]``):
+    the outermost expression above each builder is sized as a whole."""
+    tops: dict[int, exp.Expr] = {}
+    for node in nodes.values():
+        if id(node) in faults:
+            continue
+        top = node
+        while isinstance(top.parent, _VALUE_PARENTS) and not isinstance(top.parent, exp.AggFunc):
+            top = top.parent
+        if top is not node:
+            tops[id(top)] = top
+    limit = context.policy.max_bytes_built
+    for top in tops.values():
+        size = value_bytes(top, context.engine)
+        if size is None:
+            continue  # a builder of unknown size inside: refused on its own
+        if size > limit:
+            faults[id(top)] = (top, _too_big(top, _shown(top, context), size, context))
+        else:
+            totals.bytes_built = max(totals.bytes_built, size)
+            totals.scalars[id(top)] = (top, size)
 
 
 def _judge_recursion(
@@ -108,44 +155,67 @@ def _judge_recursion(
     totals: BuiltValues,
     faults: dict[int, tuple[exp.Expr, Finding]],
 ) -> None:
-    counter, rows = recursion_rows(cte)
-    if not counter:
+    parts = recursive_parts(cte)
+    if parts is None:
         return
     policy = context.policy
     name = cte.alias_or_name
-    if rows is None:
-        if has_limit(context.parsed) or cte.this.expression.args.get("where") is None:
+    at = cte.args.get("alias") or cte
+    generating, rows, depth = recursion_rows(cte)
+    if not generating:
+        depth = float(policy.assumed_recursion_depth)
+    elif rows is None:
+        if has_limit(context.parsed) or any(m.args.get("where") is None for m in parts[1]):
             # Both engines stop a recursion when the LIMIT is reached; a member without any
             # WHERE is the ``unbounded-recursive-cte`` rule's.
             return
-        faults[id(cte)] = (
-            cte,
-            context.finding(
-                "unbounded-generator",
-                Severity.ERROR,
-                f"The recursive CTE {name} counts up with no constant bound on its counter: "
-                "how many rows it generates cannot be known before it runs.",
-                at=cte.args.get("alias") or cte,
-                suggestion="Bound the column it steps with a constant in the recursive "
-                f"member's WHERE (e.g. WHERE n < 1000) so that it makes at most "
-                f"{policy.max_generated_rows:,} rows, or add a LIMIT to the query.",
-            ),
+        finding = context.finding(
+            "unbounded-generator",
+            Severity.ERROR,
+            f"The recursive CTE {name} generates rows from itself with no constant bound that "
+            "stops it: how many rows it makes cannot be known before it runs.",
+            at=at,
+            suggestion="Step one column by a constant and bound it with a constant in every "
+            f"recursive member's WHERE (e.g. SELECT n + 1 ... WHERE n < 1000), so that it makes "
+            f"at most {policy.max_generated_rows:,} rows; or add a LIMIT to the query.",
         )
+        faults[id(cte)] = (cte, finding)
+        return
     elif rows > policy.max_generated_rows:
-        faults[id(cte)] = (
-            cte,
-            context.finding(
-                "generator-too-large",
-                Severity.ERROR,
-                f"The recursive CTE {name} generates about {rows:,.0f} rows, over the limit "
-                f"of {policy.max_generated_rows:,} generated rows.",
-                at=cte.args.get("alias") or cte,
-                suggestion=f"Lower the bound on its counter so that it makes at most "
-                f"{policy.max_generated_rows:,} rows, or read the rows from a table.",
-            ),
+        finding = context.finding(
+            "generator-too-large",
+            Severity.ERROR,
+            f"The recursive CTE {name} generates about {_count(rows)} rows, over the limit of "
+            f"{policy.max_generated_rows:,} generated rows.",
+            at=at,
+            suggestion=f"Lower the bound on the column it steps (or its fan-out: members and "
+            f"generators it reads) so that it makes at most {policy.max_generated_rows:,} "
+            "rows, or read the rows from a table.",
         )
+        faults[id(cte)] = (cte, finding)
+        return
     else:
         totals.generated_rows += rows
+    grown = recursion_value_bytes(cte, context.engine, depth, float(policy.max_bytes_built))
+    if grown is not None:
+        column, size = grown
+        faults[id(cte)] = (
+            cte,
+            context.finding(
+                "value-too-large",
+                Severity.ERROR,
+                f"The recursive CTE {name} grows its column {column} at every step, to about "
+                f"{size / MIB:,.0f} MiB or more within {depth:,.0f} steps, over the limit of "
+                f"{policy.max_bytes_built / MIB:,.0f} MiB for one value.",
+                at=at,
+                suggestion=f"Do not feed {column} back into itself twice (e.g. {column} || "
+                f"{column}); append a bounded piece per step, or lower the recursion's bound.",
+            ),
+        )
+
+
+def _count(rows: float) -> str:
+    return f"{rows:,.0f}" if rows < 1e18 else "more than 10^18"
 
 
 def written_name(node: exp.Expr, context: RuleContext) -> str:
@@ -241,12 +311,21 @@ def _too_big(node: exp.Expr, text: str, size: float, context: RuleContext) -> Fi
     )
 
 
+#: Rows DuckDB evaluates an expression for at once (its vector size): a value built from a
+#: column is built for this many rows before any of them moves on.
+DUCKDB_VECTOR_ROWS = 2048
+
+
 def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """``value-too-large`` for an aggregate that builds one value of more rows than fit
-    (``string_agg``, ``list``, ``array_agg``, ``json_agg``... over a generator or a table)."""
+    (``string_agg``, ``list``, ``array_agg``, ``json_agg``... over a generator or a table),
+    and, on DuckDB, for a value built from a column for a whole vector of rows at once
+    (``repeat(l_comment, 1000000)``: 2,048 values at a time)."""
     totals = built_values(context)
     limit = context.policy.max_bytes_built
     findings: list[Finding] = []
+    if context.engine == "duckdb":
+        findings += _built_per_vector(context, totals)
     for node, size in aggregate_builders(context):
         totals.aggregates[id(node)] = (node, size)
         totals.bytes_built = max(totals.bytes_built, size)
@@ -266,3 +345,53 @@ def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 )
             )
     return findings
+
+
+def _built_per_vector(context: RuleContext, totals: BuiltValues) -> list[Finding]:
+    """DuckDB evaluates an expression a vector of rows at a time; one that reads a column
+    (one it cannot fold into a constant) builds its value for up to ``DUCKDB_VECTOR_ROWS``
+    rows together. The value is re-sized with the catalog's column widths."""
+    limit = context.policy.max_bytes_built
+    findings: list[Finding] = []
+    refined = 0.0
+    sized = set(totals.scalars)
+    for node, _ in list(totals.scalars.values()):
+        if node.find(exp.Column) is None:
+            continue  # a constant: folded once
+        if _has_ancestor_in(node, sized):
+            continue  # part of a larger value: that one is judged
+        scope = enclosing_scope(node, context)
+        if scope is None:
+            continue
+        size = value_bytes(node, context.engine, column_width(scope, context)) or 0.0
+        refined = max(refined, size)
+        rows = min(scope_input_rows(scope, context), float(DUCKDB_VECTOR_ROWS))
+        if size * rows > limit:
+            findings.append(
+                context.finding(
+                    "value-too-large",
+                    Severity.ERROR,
+                    f"{_shown(node, context)} builds about {size / MIB:,.1f} MiB per row, and "
+                    f"DuckDB builds it for {rows:,.0f} rows at a time: about "
+                    f"{size * rows / MIB:,.0f} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+                    at=_at(node, context),
+                    suggestion=f"Build at most {limit / rows / MIB:,.2f} MiB per row: lower the "
+                    "length or count argument, or compute the value in the client.",
+                )
+            )
+    if refined:
+        totals.bytes_built = max(
+            [refined]
+            + [size for n, size in totals.scalars.values() if n.find(exp.Column) is None]
+            + [size for _, size in totals.aggregates.values()]
+        )
+    return findings
+
+
+def _has_ancestor_in(node: exp.Expr, ids: set[int]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if id(parent) in ids:
+            return True
+        parent = parent.parent
+    return False

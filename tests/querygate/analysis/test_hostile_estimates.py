@@ -96,8 +96,66 @@ HOSTILE_FINDINGS = [
         "SELECT count(*) FROM t",
         "unbounded-generator",
     ),
+    # DuckDB: several values within the limit put together
+    (
+        "duckdb",
+        "SELECT list_value(repeat('x', 200000000), repeat('x', 200000000))",
+        "value-too-large",
+    ),
+    ("duckdb", "SELECT repeat('x', 200000000) || repeat('y', 200000000)", "value-too-large"),
+    # DuckDB: a value built from a column, 2,048 rows at a time
+    ("duckdb", "SELECT repeat(l_comment, 100000) FROM lineitem LIMIT 1", "value-too-large"),
+    ("duckdb", "SELECT l_comment || repeat('x', 200000) FROM lineitem LIMIT 1", "value-too-large"),
+    # DuckDB: recursive CTEs that multiply rows or grow values
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n, s) AS (SELECT 1, 'x' UNION ALL SELECT n + 1, s || s FROM t "
+        "WHERE n < 40) SELECT max(length(s)) FROM t",
+        "value-too-large",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t, range(10) "
+        "WHERE n < 8) SELECT count(*) FROM t",
+        "generator-too-large",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 60 "
+        "UNION ALL SELECT n + 2 FROM t WHERE n < 60) SELECT count(*) FROM t",
+        "generator-too-large",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM t WHERE n < 10 "
+        "UNION ALL SELECT n FROM t) SELECT count(*) FROM t",
+        "unbounded-recursive-cte",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n FROM t WHERE n < 10) "
+        "SELECT count(*) FROM t",
+        "unbounded-generator",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT a.n + 1 FROM t a, t b "
+        "WHERE a.n < 30) SELECT count(*) FROM t",
+        "generator-too-large",
+    ),
     # PostgreSQL
     ("postgres", "SELECT * FROM generate_series(1, 20000000)", "generator-too-large"),
+    (
+        "postgres",
+        "SELECT concat(lpad('a', 200000000, 'b'), rpad('a', 200000000, 'b'))",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "WITH RECURSIVE t(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM t WHERE n < 100000000) "
+        "SELECT count(*) FROM t",
+        "generator-too-large",
+    ),
     ("postgres", "SELECT generate_series(1, 20000000)", "generator-too-large"),
     ("postgres", "SELECT count(*) FROM generate_series(1, 10^9)", "generator-too-large"),
     (
@@ -258,6 +316,47 @@ SMALL = [
         0,
     ),
 ]
+
+
+# Allowed shapes near the hostile ones: (dialect, SQL).
+ALLOWED = [
+    # A geometric counter: 2 ** 996 < 1e300, so 997 rows.
+    (
+        "duckdb",
+        "WITH RECURSIVE t(n) AS (SELECT 1 UNION ALL SELECT n * 2 FROM t WHERE n < 1e300) "
+        "SELECT count(*) FROM t",
+    ),
+    # A walk over a table's hierarchy: bounded by its data.
+    (
+        "duckdb",
+        "WITH RECURSIVE r AS (SELECT n_nationkey AS k, 0 AS d FROM nation UNION ALL "
+        "SELECT n.n_nationkey, r.d + 1 FROM nation AS n JOIN r ON n.n_regionkey = r.k "
+        "WHERE r.d < 3) SELECT count(*) FROM r",
+    ),
+    # A path that grows by a bounded piece per step.
+    (
+        "postgres",
+        "WITH RECURSIVE p(n, path) AS (SELECT 1, 'root' UNION ALL "
+        "SELECT n + 1, path || '/' || 'child' FROM p WHERE n < 100) SELECT max(path) FROM p",
+    ),
+    # PostgreSQL evaluates a row at a time: 2.6 MiB per value is within the limit.
+    ("postgres", "SELECT repeat(l_comment, 100000) FROM lineitem LIMIT 1"),
+    ("duckdb", "SELECT repeat(l_comment, 1000) FROM lineitem LIMIT 1"),
+    # A constant built once (DuckDB folds it), read for every row.
+    ("duckdb", "SELECT len(range(5000000)) AS n FROM lineitem LIMIT 10"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), ALLOWED, ids=[s for _, s in ALLOWED])
+def test_bounded_shapes_are_allowed(dialect: str, sql: str) -> None:
+    report = _analyze(sql, dialect)
+    assert report.decision.value == "allow", report.reasons
+
+
+def test_geometric_counter_rows() -> None:
+    report = _analyze(ALLOWED[0][1], "duckdb")
+    assert report.estimate is not None
+    assert report.estimate.generated_rows == 997  # 1, 2, 4 ... 2 ** 996
 
 
 @pytest.mark.parametrize(("dialect", "sql", "rows", "generated", "built"), SMALL)
