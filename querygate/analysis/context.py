@@ -324,6 +324,16 @@ class RuleContext:
         """True when the parsed tree has a node that is an instance of one of ``kinds``."""
         return any(issubclass(t, kinds) for t in self._parsed_index[1])
 
+    def parsed_nodes_of(self, kinds: tuple[type[exp.Expr], ...]) -> list[exp.Expr]:
+        """The nodes of the parsed tree that are instances of any of ``kinds``, each once,
+        from one pass over the index's types (``parsed_nodes`` per kind would pass over them
+        once per kind); not cached."""
+        found: list[exp.Expr] = []
+        for node_type, bucket in self._parsed_index[1].items():
+            if issubclass(node_type, kinds):
+                found += bucket
+        return found
+
     @property
     def parsed_node_count(self) -> int:
         """How many nodes the parsed tree has (``len(list(parsed.walk()))``)."""

@@ -635,12 +635,13 @@ def aggregate_builders(context: RuleContext) -> list[tuple[exp.Expr, float]]:
     """(node, bytes of the value it builds per group) for every aggregate that builds one
     value of its rows (``string_agg``, ``list``, ``array_agg``, ``json_agg``...): the rows
     its SELECT reads per group (all of them in a window) times its argument's width."""
-    nodes: list[exp.Expr] = []
-    for kind in AGGREGATE_BUILDER_CLASSES:
-        nodes += context.parsed_nodes(kind)
     names = ANONYMOUS_AGGREGATE_BUILDERS.get(context.engine, frozenset())
-    for kind in (exp.Anonymous, exp.AnonymousAggFunc):
-        nodes += [n for n in context.parsed_nodes(kind) if n.name.lower() in names]
+    kinds = (*AGGREGATE_BUILDER_CLASSES, exp.Anonymous, exp.AnonymousAggFunc)
+    nodes = [
+        n
+        for n in context.parsed_nodes_of(kinds)
+        if not isinstance(n, (exp.Anonymous, exp.AnonymousAggFunc)) or n.name.lower() in names
+    ]
     if not nodes or not context.scopes:
         return []
     estimate_rows(context)  # fills every select scope's input rows

@@ -56,16 +56,11 @@ def generators(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """Size every generator and builder; refuse the unknown and the too large."""
     totals = built_values(context)
     faults: dict[int, tuple[exp.Expr, Finding]] = {}
-    # By id: a class may subclass another (ExplodingGenerateSeries is a GenerateSeries).
-    nodes = {
-        id(n): n
-        for kind in (*GENERATOR_CLASSES, *BUILDER_CLASSES)
-        for n in context.parsed_nodes(kind)
-    }
     builders = ANONYMOUS_BUILDERS.get(context.engine, {})
-    for call in context.parsed_nodes(exp.Anonymous):
-        if call.name.lower() in builders:
-            nodes[id(call)] = call
+    nodes: dict[int, exp.Expr] = {}
+    for node in context.parsed_nodes_of((*GENERATOR_CLASSES, *BUILDER_CLASSES, exp.Anonymous)):
+        if not isinstance(node, exp.Anonymous) or node.name.lower() in builders:
+            nodes[id(node)] = node
     for node in nodes.values():
         _judge(node, context, totals, faults)
     _judge_combined(nodes, context, totals, faults)
