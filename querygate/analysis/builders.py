@@ -310,6 +310,16 @@ def value_bytes(
         return float(width) if width is not None else float(UNKNOWN_VALUE_BYTES)
     if is_builder(node, engine):
         return built_bytes(node, engine, column_width)
+    if isinstance(node, exp.Transform) and isinstance(node.expression, exp.Lambda):
+        # list_transform(list, x -> f(x)): one f(x) per element of the list.
+        elements = list_length(node.this)
+        if elements is None:
+            whole = value_bytes(node.this, engine, column_width)
+            elements = whole / ELEMENT_BYTES if whole is not None else None
+        each = value_bytes(node.expression.this, engine, column_width)
+        if elements is None or each is None:
+            return None
+        return elements * max(each, float(ELEMENT_BYTES))
     parts = [value_bytes(child, engine, column_width) for child in node.iter_expressions()]
     if any(p is None for p in parts):
         return None

@@ -50,6 +50,7 @@ from querygate.analysis.builders import (
     ANONYMOUS_AGGREGATE_BUILDERS,
     ELEMENT_BYTES,
     GENERATOR_CLASSES,
+    constant,
     generator_count,
     is_builder,
     list_length,
@@ -606,19 +607,44 @@ def built_values(context: RuleContext) -> BuiltValues:
     return found
 
 
-def column_width(scope: Scope, context: RuleContext) -> Callable[[exp.Column], float | None]:
-    """The catalog average width of a qualified column read in ``scope``, or None."""
+def column_width(
+    scope: Scope, context: RuleContext, depth: int = 0
+) -> Callable[[exp.Column], float | None]:
+    """The width of a qualified column read in ``scope``: its catalog average width, 8 bytes
+    for a generator's column, the size of the projection it names in a CTE or derived table
+    (``repeat('x', 1000) AS x`` is 1,000 bytes wide); None when unknown."""
 
     def width(column: exp.Column) -> float | None:
         found = context.column_stats(column, scope)
-        if found is None:
-            source = _column_source(column, scope)
-            generated = isinstance(source, exp.Table) and isinstance(source.this, GENERATOR_CLASSES)
-            return float(ELEMENT_BYTES) if generated else None
-        stats = found[0].column(found[1])
-        return float(stats.avg_width) if stats is not None else None
+        if found is not None:
+            stats = found[0].column(found[1])
+            return float(stats.avg_width) if stats is not None else None
+        source = _column_source(column, scope)
+        if isinstance(source, Scope):
+            return _projection_bytes(source, column.name.lower(), context, depth + 1)
+        generated = isinstance(source, exp.Table) and isinstance(source.this, GENERATOR_CLASSES)
+        return float(ELEMENT_BYTES) if generated else None
 
     return width
+
+
+def _projection_bytes(scope: Scope, name: str, context: RuleContext, depth: int) -> float | None:
+    """Bytes of the projection ``name`` of a CTE or derived table (the largest of a UNION's
+    branches), looked through up to four levels; None when unknown."""
+    if depth > 4:
+        return None
+    if isinstance(scope.expression, exp.SetOperation) and scope.set_operation_scopes:
+        sizes = [_projection_bytes(s, name, context, depth + 1) for s in scope.set_operation_scopes]
+        known = [size for size in sizes if size is not None]
+        return max(known) if known else None
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return None
+    for projection in select.expressions:
+        if projection.alias_or_name.lower() == name:
+            value = projection.unalias()
+            return value_bytes(value, context.engine, column_width(scope, context, depth))
+    return None
 
 
 def _column_source(column: exp.Column, scope: Scope) -> exp.Expr | Scope | None:
@@ -631,10 +657,12 @@ def _column_source(column: exp.Column, scope: Scope) -> exp.Expr | Scope | None:
     return None
 
 
-def aggregate_builders(context: RuleContext) -> list[tuple[exp.Expr, float]]:
+def aggregate_builders(context: RuleContext) -> list[tuple[exp.Expr, float, float]]:
     """(node, bytes of the value it builds per group) for every aggregate that builds one
     value of its rows (``string_agg``, ``list``, ``array_agg``, ``json_agg``...): the rows
-    its SELECT reads per group (all of them in a window) times its argument's width."""
+    its SELECT reads per group (all of them in a window) times its argument's width; and
+    the rows it is built for at once: 1, or in a window (a value per row) the rows of its
+    SELECT."""
     names = ANONYMOUS_AGGREGATE_BUILDERS.get(context.engine, frozenset())
     kinds = (*AGGREGATE_BUILDER_CLASSES, exp.Anonymous, exp.AnonymousAggFunc)
     nodes = [
@@ -648,19 +676,23 @@ def aggregate_builders(context: RuleContext) -> list[tuple[exp.Expr, float]]:
     by_select = {id(s.expression): s for s in context.scopes}
     inputs = input_rows(context)
     memo = rows_memo(context)
-    sized: list[tuple[exp.Expr, float]] = []
+    sized: list[tuple[exp.Expr, float, float]] = []
     for node in nodes:
         select = node.parent
-        window = False
+        window: exp.Window | None = None
         while select is not None and not isinstance(select, exp.Select):
-            window = window or isinstance(select, exp.Window)
+            if isinstance(select, exp.Window):
+                window = select
             select = select.parent
         scope = by_select.get(id(select)) if select is not None else None
         if scope is None:
             continue
         entry = inputs.get(id(scope))
-        rows = entry[1] if entry is not None and entry[0] is scope else DEFAULT_TABLE_ROWS
-        if not window and scope.expression.args.get("group") is not None:
+        input_count = entry[1] if entry is not None and entry[0] is scope else DEFAULT_TABLE_ROWS
+        rows = input_count
+        if window is not None:
+            rows = min(rows, _frame_rows(window) or rows)
+        elif scope.expression.args.get("group") is not None:
             rows /= max(scope_rows(scope, context, memo)[0], 1.0)
         args = [node.this] if not isinstance(node, exp.Anonymous) else node.expressions[:1]
         width = value_bytes(args[0] if args else None, context.engine, column_width(scope, context))
@@ -669,7 +701,8 @@ def aggregate_builders(context: RuleContext) -> list[tuple[exp.Expr, float]]:
         separator = node.args.get("separator")
         if separator is not None:
             width += value_bytes(separator, context.engine) or 0.0
-        sized.append((node, max(rows, 1.0) * max(width, float(ELEMENT_BYTES))))
+        value = max(rows, 1.0) * max(width, float(ELEMENT_BYTES))
+        sized.append((node, value, input_count if window is not None else 1.0))
     return sized
 
 
@@ -691,6 +724,26 @@ def scope_input_rows(scope: Scope, context: RuleContext) -> float:
     estimate_rows(context)  # fills every select scope's input rows
     entry = input_rows(context).get(id(scope))
     return entry[1] if entry is not None and entry[0] is scope else DEFAULT_TABLE_ROWS
+
+
+def _frame_rows(window: exp.Window) -> float | None:
+    """Rows in a ``ROWS BETWEEN n PRECEDING AND m FOLLOWING`` frame with constant bounds
+    (CURRENT ROW counts 0), or None (unbounded, RANGE frames, the default frame)."""
+    spec = window.args.get("spec")
+    if not isinstance(spec, exp.WindowSpec) or str(spec.args.get("kind")).upper() != "ROWS":
+        return None
+    count = 1.0
+    for bound, side in (("start", "start_side"), ("end", "end_side")):
+        value = spec.args.get(bound)
+        if isinstance(value, str) and value.upper() == "CURRENT ROW":
+            continue
+        number = constant(value) if isinstance(value, exp.Expr) else None
+        if number is None:
+            return None  # UNBOUNDED, or not a constant
+        count += abs(number)
+        if str(spec.args.get(side) or "").upper() not in ("PRECEDING", "FOLLOWING"):
+            return None
+    return count
 
 
 def result_row_width(context: RuleContext) -> float:

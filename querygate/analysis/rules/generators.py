@@ -111,7 +111,7 @@ def _judge(
 
 #: Nodes a built value flows up through into a larger value: functions (concat, list_value,
 #: a function of the value), operators (``||``), brackets, casts, array literals.
-_VALUE_PARENTS = (exp.Func, exp.Binary, exp.Unary, exp.Cast, exp.Array, exp.Tuple)
+_VALUE_PARENTS = (exp.Func, exp.Binary, exp.Unary, exp.Cast, exp.Array, exp.Tuple, exp.Lambda)
 
 
 def _judge_combined(
@@ -321,10 +321,13 @@ def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     findings: list[Finding] = []
     if context.engine == "duckdb":
         findings += _built_per_vector(context, totals)
-    for node, size in aggregate_builders(context):
+    for node, size, values in aggregate_builders(context):
         totals.aggregates[id(node)] = (node, size)
         totals.bytes_built = max(totals.bytes_built, size)
-        if size > limit:
+        batch = min(values, float(DUCKDB_VECTOR_ROWS)) if context.engine == "duckdb" else 1.0
+        if size <= limit < size * batch:
+            findings.append(_window_vector(node, size, batch, context))
+        elif size > limit:
             name = written_name(node, context)
             findings.append(
                 context.finding(
@@ -390,3 +393,18 @@ def _has_ancestor_in(node: exp.Expr, ids: set[int]) -> bool:
             return True
         parent = parent.parent
     return False
+
+
+def _window_vector(node: exp.Expr, size: float, rows: float, context: RuleContext) -> Finding:
+    limit = context.policy.max_bytes_built
+    return context.finding(
+        "value-too-large",
+        Severity.ERROR,
+        f"{_shown(node, context)} builds a value of up to {size / MIB:,.0f} MiB for every row of "
+        f"its window, and DuckDB builds {rows:,.0f} of them at a time: about "
+        f"{size * rows / MIB:,.0f} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+        at=_at(node, context),
+        suggestion=f"Aggregate with GROUP BY instead of OVER (...), or bound the window's "
+        f"frame (e.g. ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) so that each value stays "
+        f"under {limit / rows / MIB:,.2f} MiB.",
+    )

@@ -143,8 +143,31 @@ HOSTILE_FINDINGS = [
         "WHERE a.n < 30) SELECT count(*) FROM t",
         "generator-too-large",
     ),
+    # DuckDB: a lambda over a generated list, a value built in a derived table or CTE and
+    # aggregated outside it, a window that builds a growing value for every row
+    ("duckdb", "SELECT list_transform(range(5000000), x -> repeat('x', 100))", "value-too-large"),
+    (
+        "duckdb",
+        "SELECT string_agg(x, ',') FROM (SELECT repeat('x', 1000) AS x FROM range(1000000))",
+        "value-too-large",
+    ),
+    (
+        "duckdb",
+        "WITH c AS (SELECT repeat('x', 1000) AS x FROM range(1000000)) SELECT list(x) FROM c",
+        "value-too-large",
+    ),
+    (
+        "duckdb",
+        "SELECT string_agg(l_comment, ',') OVER (ORDER BY l_orderkey) FROM lineitem LIMIT 1",
+        "value-too-large",
+    ),
     # PostgreSQL
     ("postgres", "SELECT * FROM generate_series(1, 20000000)", "generator-too-large"),
+    (
+        "postgres",
+        "SELECT array_agg(g) FROM generate_series(1, 10000000) g, generate_series(1, 10) h",
+        "value-too-large",
+    ),
     (
         "postgres",
         "SELECT concat(lpad('a', 200000000, 'b'), rpad('a', 200000000, 'b'))",
@@ -342,6 +365,13 @@ ALLOWED = [
     # PostgreSQL evaluates a row at a time: 2.6 MiB per value is within the limit.
     ("postgres", "SELECT repeat(l_comment, 100000) FROM lineitem LIMIT 1"),
     ("duckdb", "SELECT repeat(l_comment, 1000) FROM lineitem LIMIT 1"),
+    # A window whose frame is bounded: 11 comments per value.
+    (
+        "duckdb",
+        "SELECT string_agg(l_comment, ',') OVER (ORDER BY l_orderkey "
+        "ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM lineitem LIMIT 1",
+    ),
+    ("duckdb", "SELECT len(list_transform(range(1000), x -> x + 1))"),
     # A constant built once (DuckDB folds it), read for every row.
     ("duckdb", "SELECT len(range(5000000)) AS n FROM lineitem LIMIT 10"),
 ]
