@@ -45,7 +45,7 @@ from querygate.analysis.estimate import (
     scope_input_rows,
 )
 from querygate.analysis.findings import Finding, Severity, line_column, start_offset
-from querygate.analysis.query_shape import has_limit
+from querygate.analysis.query_shape import limit_stops_reading
 from querygate.analysis.rules.functions import function_name
 
 MIB = 1024**2
@@ -160,9 +160,10 @@ def _judge_recursion(
     if not generating:
         depth = float(policy.assumed_recursion_depth)
     elif rows is None:
-        if has_limit(context.parsed) or any(m.args.get("where") is None for m in parts[1]):
-            # Both engines stop a recursion when the LIMIT is reached; a member without any
-            # WHERE is the ``unbounded-recursive-cte`` rule's.
+        stops = limit_stops_reading(context.parsed, name.lower(), context)
+        if stops or any(m.args.get("where") is None for m in parts[1]):
+            # Both engines stop a recursion when a LIMIT reading it is reached; a member
+            # without any WHERE is the ``unbounded-recursive-cte`` rule's.
             return
         finding = context.finding(
             "unbounded-generator",
@@ -245,8 +246,30 @@ def _at(node: exp.Expr, context: RuleContext) -> tuple[int, int] | exp.Expr:
 
 
 def _shown(node: exp.Expr, context: RuleContext) -> str:
-    text = context.sql_of(node)
+    """The call as the SQL writes it (sqlglot's print otherwise), cut to 80 characters."""
+    text = _written_call(node, context) or context.sql_of(node)
+    text = " ".join(text.split())
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _written_call(node: exp.Expr, context: RuleContext) -> str | None:
+    """The text of a function call from its name to its closing parenthesis, or None."""
+    if not isinstance(node, exp.Func):
+        return None
+    offset = _call_offset(node, context)
+    if offset is None or not _NAME.match(context.sql, offset):
+        return None
+    depth = 0
+    for token in context.tokens:
+        if token.start < offset:
+            continue
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return context.sql[offset : token.end + 1]
+    return None
 
 
 def _unbounded(node: exp.Expr, name: str, text: str, context: RuleContext) -> Finding:

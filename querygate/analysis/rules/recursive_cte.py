@@ -1,6 +1,8 @@
 """``unbounded-recursive-cte``: a recursive CTE with a recursive member (any of them, when
-its UNION has several) that has no WHERE (no termination predicate) while the statement has
-no LIMIT: it may never stop. Error."""
+its UNION has several) that has no WHERE (no termination predicate) while no LIMIT stops
+reading it (a LIMIT on a query that reads the CTE directly, without aggregating, sorting or
+DISTINCT: ``SELECT count(*) FROM r LIMIT 10`` still reads every row): it may never stop.
+Error."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from sqlglot import exp
 from querygate.analysis.builders import recursive_parts
 from querygate.analysis.context import RuleContext
 from querygate.analysis.findings import Finding, Severity
-from querygate.analysis.query_shape import has_limit
+from querygate.analysis.query_shape import limit_stops_reading
 
 
 def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -21,7 +23,8 @@ def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
             continue
         for cte in with_.expressions:
             parts = recursive_parts(cte)
-            if parts is None or has_limit(parsed):
+            name = cte.alias_or_name.lower()
+            if parts is None or limit_stops_reading(parsed, name, context):
                 continue
             anchors, members = parts
             if all(member.args.get("where") is not None for member in members):

@@ -161,6 +161,26 @@ HOSTILE_FINDINGS = [
         "SELECT string_agg(l_comment, ',') OVER (ORDER BY l_orderkey) FROM lineitem LIMIT 1",
         "value-too-large",
     ),
+    # A LIMIT that does not stop reading a recursion: the aggregate, ORDER BY or the
+    # derived table under it reads every row first
+    (
+        "duckdb",
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) "
+        "SELECT count(*) FROM r LIMIT 10",
+        "unbounded-recursive-cte",
+    ),
+    (
+        "duckdb",
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n > 0) "
+        "SELECT n FROM r ORDER BY n DESC LIMIT 10",
+        "unbounded-generator",
+    ),
+    (
+        "postgres",
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r) "
+        "SELECT * FROM (SELECT max(n) AS m FROM r) AS s LIMIT 1",
+        "unbounded-recursive-cte",
+    ),
     # PostgreSQL
     ("postgres", "SELECT * FROM generate_series(1, 20000000)", "generator-too-large"),
     (
@@ -372,6 +392,12 @@ ALLOWED = [
         "ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM lineitem LIMIT 1",
     ),
     ("duckdb", "SELECT len(list_transform(range(1000), x -> x + 1))"),
+    # A LIMIT read straight from a recursion stops it on both engines.
+    (
+        "postgres",
+        "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n > 0) "
+        "SELECT n FROM r LIMIT 10",
+    ),
     # A constant built once (DuckDB folds it), read for every row.
     ("duckdb", "SELECT len(range(5000000)) AS n FROM lineitem LIMIT 10"),
 ]
