@@ -229,10 +229,37 @@ def ndv_lookup(scope: Scope, context: RuleContext) -> NdvLookup:
         if key in memo:
             return memo[key]
         found = context.column_stats(column, scope)
-        value = memo[key] = found[0].ndv(found[1]) if found is not None else None
+        if found is not None:
+            value = found[0].ndv(found[1])
+        else:
+            value = _derived_ndv(column, scope, context)
+        memo[key] = value
         return value
 
     return ndv
+
+
+def _derived_ndv(column: exp.Column, scope: Scope, context: RuleContext) -> int | None:
+    """The NDV of a column read from a CTE or derived table that passes a column through
+    (``SELECT l_quantity AS q ...``): that column's NDV in its own scope, at most the rows
+    the CTE makes; None otherwise. Without it a join on a CTE's columns looked like a join
+    on keys, and wrapping a many-to-many join's sides in CTEs hid its fan-out."""
+    source = _column_source(column, scope)
+    if not isinstance(source, Scope) or not isinstance(source.expression, exp.Select):
+        return None
+    name = column.name.lower()
+    for projection in source.expression.expressions:
+        if projection.alias_or_name.lower() != name:
+            continue
+        value = projection.unalias()
+        if not isinstance(value, exp.Column):
+            return None
+        inner = ndv_lookup(source, context)(value)
+        if inner is None:
+            return None
+        rows, _ = scope_rows(source, context, rows_memo(context))
+        return int(max(min(float(inner), rows), 1.0))
+    return None
 
 
 def estimate_rows(context: RuleContext) -> tuple[int, int]:

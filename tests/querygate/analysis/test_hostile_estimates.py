@@ -566,3 +566,51 @@ def test_correlated_key_lookup_stays_allowed() -> None:
     assert report.decision.value == "allow", report.reasons
     assert report.estimate is not None
     assert report.estimate.intermediate_rows <= LINEITEM_ROWS
+
+
+# The same join with each side wrapped: the join reads CTE or derived-table columns, whose
+# distinct counts are the wrapped columns'.
+SIDES_WRAPPED = [
+    (
+        "duckdb",
+        "SELECT count(*) FROM (SELECT l_quantity AS q FROM lineitem) AS a "
+        "JOIN (SELECT l_quantity AS q FROM lineitem) AS b ON a.q = b.q",
+    ),
+    (
+        "duckdb",
+        "WITH a AS (SELECT l_quantity AS q FROM lineitem) SELECT count(*) FROM a AS x "
+        "JOIN a AS y ON x.q = y.q",
+    ),
+    (
+        "postgres",
+        "WITH a AS (SELECT l_quantity AS q, l_orderkey FROM lineitem), b AS (SELECT q FROM a) "
+        "SELECT count(*) FROM b AS x JOIN b AS y ON x.q = y.q",
+    ),
+    (
+        "duckdb",
+        "SELECT count(*) FROM (SELECT l_quantity, l_orderkey FROM lineitem) AS a "
+        "NATURAL JOIN (SELECT l_quantity, l_partkey FROM lineitem) AS b",
+    ),
+    ("postgres", "SELECT count(*) FROM lineitem AS a JOIN lineitem AS b USING (l_quantity)"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), SIDES_WRAPPED, ids=[s for _, s in SIDES_WRAPPED])
+def test_wrapping_each_side_of_a_join_cannot_hide_it(dialect: str, sql: str) -> None:
+    report = _analyze(sql, dialect)
+    assert report.decision.value == "reject", report.reasons
+    assert "exploding-join" in report.rule_ids()
+    assert report.estimate is not None
+    assert report.estimate.intermediate_rows >= QUANTITY_JOIN_ROWS
+
+
+def test_join_on_a_derived_key_stays_allowed() -> None:
+    # orders' key passed through a derived table is still a key: lineitem's rows.
+    report = _analyze(
+        "SELECT count(*) FROM lineitem JOIN (SELECT o_orderkey AS k FROM orders) AS o "
+        "ON l_orderkey = o.k",
+        "duckdb",
+    )
+    assert report.decision.value == "allow", report.reasons
+    assert report.estimate is not None
+    assert report.estimate.intermediate_rows == LINEITEM_ROWS
