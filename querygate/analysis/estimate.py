@@ -52,7 +52,6 @@ from querygate.analysis.builders import (
     GENERATOR_CLASSES,
     constant,
     generator_count,
-    is_builder,
     list_length,
     recursion_rows,
     value_bytes,
@@ -786,20 +785,40 @@ def _scope_width(scope: Scope, context: RuleContext) -> float:
     select = scope.expression
     if not isinstance(select, exp.Select):
         return float(ELEMENT_BYTES)
+    values = built_values(context)
+    if values.scalars or values.aggregates:
+        return _built_width(select, scope, context, values)
+    # Nothing in the statement builds a value: catalog widths, literals, 8 bytes otherwise.
+    total = 0.0
+    for projection in select.expressions:
+        value = projection.unalias()
+        width = None
+        if isinstance(value, exp.Column):
+            found = context.column_stats(value, scope)
+            stats = found[0].column(found[1]) if found is not None else None
+            width = stats.avg_width if stats is not None else None
+        elif isinstance(value, exp.Literal) and value.is_string:
+            width = len(value.this.encode())
+        total += float(width) if width is not None else float(ELEMENT_BYTES)
+    return total
+
+
+def _built_width(
+    select: exp.Select, scope: Scope, context: RuleContext, values: BuiltValues
+) -> float:
+    """The row width of a SELECT in a statement that builds values: projections sized with
+    ``value_bytes`` (through CTE columns), aggregates by their built size."""
     widths = column_width(scope, context)
-    built = built_values(context).aggregates
+    built = values.aggregates
     limit = float(context.policy.max_bytes_built)
     total = 0.0
     for projection in select.expressions:
         value = projection.unalias()
         if isinstance(value, exp.Window):  # string_agg(...) OVER (...): the aggregate's size
             value = value.this
-        if isinstance(value, exp.Column):
-            total += widths(value) or float(ELEMENT_BYTES)
-        elif id(value) in built and built[id(value)][0] is value:
+        if id(value) in built and built[id(value)][0] is value:
             total += built[id(value)][1]
-        elif isinstance(value, exp.Literal) or is_builder(value, context.engine):
-            total += value_bytes(value, context.engine) or limit
         else:
-            total += float(ELEMENT_BYTES)
+            size = value_bytes(value, context.engine, widths)
+            total += limit if size is None else size
     return total

@@ -308,11 +308,11 @@ def test_generator_cross_join_multiplies_rows() -> None:
 
 
 def test_result_bytes_are_rows_times_row_width() -> None:
-    # l_comment averages 27 bytes; repeat(l_comment, 100) builds 100 times that.
+    # l_comment averages 27 bytes (the catalog); repeat(l_comment, 100) builds 100 times that.
     report = _analyze("SELECT l_comment, repeat(l_comment, 100) FROM lineitem", "duckdb")
     assert report.estimate is not None
     assert report.estimate.rows == LINEITEM_ROWS
-    assert report.estimate.result_bytes == LINEITEM_ROWS * (27 + 100 * 64)
+    assert report.estimate.result_bytes == LINEITEM_ROWS * (27 + 100 * 27)
     assert report.to_dict()["estimate"]["result_bytes"] == report.estimate.result_bytes
 
 
