@@ -9,7 +9,8 @@ from numbers, dates and timestamps with an interval step.
 
 A **builder** makes one large value out of small arguments: ``repeat`` (of a string or a
 list), ``lpad`` / ``rpad`` (``Pad``), ``space``, ``printf`` / ``format`` with a width or
-precision in the format string, DuckDB ``list_resize`` / ``array_resize``, PostgreSQL
+precision in the format string, ``replace`` / ``regexp_replace`` (each character may become
+the replacement), DuckDB ``list_resize`` / ``array_resize``, PostgreSQL
 ``array_fill``, and the scalar list generators above (8 bytes an element). Which plain
 (anonymous to sqlglot) functions build values is per engine (``ANONYMOUS_BUILDERS``), as the
 allow-lists in ``allowlist.py`` are. The aggregates that build one value out of their input
@@ -44,7 +45,14 @@ GENERATOR_CLASSES: tuple[type[exp.Expr], ...] = (
     exp.GenerateDateArray,
 )
 #: Builder classes other than the generators.
-BUILDER_CLASSES: tuple[type[exp.Expr], ...] = (exp.Repeat, exp.Pad, exp.Space, exp.Format)
+BUILDER_CLASSES: tuple[type[exp.Expr], ...] = (
+    exp.Repeat,
+    exp.Pad,
+    exp.Space,
+    exp.Format,
+    exp.Replace,
+    exp.RegexpReplace,
+)
 
 #: Plain functions that build a value from a size argument, per engine (lower case):
 #: name -> the index of the size argument (``array_fill``: an array of dimensions).
@@ -310,6 +318,14 @@ def value_bytes(
         return float(width) if width is not None else float(UNKNOWN_VALUE_BYTES)
     if is_builder(node, engine):
         return built_bytes(node, engine, column_width)
+    if isinstance(node, exp.ArrayToString):
+        # array_to_string(list, separator): each element's text and a separator.
+        elements = list_length(node.this)
+        whole = value_bytes(node.this, engine, column_width)
+        separator = value_bytes(node.expression, engine, column_width)
+        if whole is None or separator is None:
+            return None
+        return whole + (elements if elements is not None else whole / ELEMENT_BYTES) * separator
     if isinstance(node, exp.Transform) and isinstance(node.expression, exp.Lambda):
         # list_transform(list, x -> f(x)): one f(x) per element of the list.
         elements = list_length(node.this)
@@ -324,9 +340,21 @@ def value_bytes(
     if any(p is None for p in parts):
         return None
     sizes = [p for p in parts if p is not None]
-    if isinstance(node, (exp.Array, exp.Concat, exp.DPipe, exp.ArrayConcat, exp.Tuple)):
+    if isinstance(node, _SUMS):
         return float(sum(sizes))
     return max([float(ELEMENT_BYTES), *sizes])
+
+
+#: Expressions whose value holds all their arguments' values (concatenations, lists).
+_SUMS = (
+    exp.Array,
+    exp.Concat,
+    exp.ConcatWs,
+    exp.DPipe,
+    exp.ArrayConcat,
+    exp.Tuple,
+    exp.Overlay,
+)
 
 
 def built_bytes(
@@ -350,6 +378,15 @@ def built_bytes(
         return _times(1.0, constant(node.this))
     if isinstance(node, exp.Format):
         return _format_bytes(node.this, node.expressions, engine, column_width)
+    if isinstance(node, (exp.Replace, exp.RegexpReplace)):
+        # Every match (every character, for a one-character or empty pattern) may become
+        # the replacement: replace(repeat('a', 1e5), 'a', repeat('b', 1e4)) is 1e9 bytes.
+        text = value_bytes(node.this, engine, column_width)
+        replacement = value_bytes(node.args.get("replacement"), engine, column_width)
+        if text is None or replacement is None:
+            return None
+        extra = 1.0 if isinstance(node, exp.RegexpReplace) else 0.0
+        return text * max(1.0, replacement + extra)
     name = node.name.lower()
     args = node.expressions
     if name in FORMAT_FUNCTIONS:

@@ -181,6 +181,24 @@ HOSTILE_FINDINGS = [
         "SELECT * FROM (SELECT max(n) AS m FROM r) AS s LIMIT 1",
         "unbounded-recursive-cte",
     ),
+    # Functions that amplify their arguments: every match may become the replacement, every
+    # element gets a separator
+    (
+        "duckdb",
+        "SELECT replace(repeat('a', 100000), 'a', repeat('b', 10000))",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT regexp_replace(repeat('a', 100000), '', repeat('b', 10000), 'g')",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT concat_ws(',', repeat('x', 200000000), repeat('y', 200000000))",
+        "value-too-large",
+    ),
+    ("duckdb", "SELECT array_to_string(range(5000000), repeat('-', 60))", "value-too-large"),
     # PostgreSQL
     ("postgres", "SELECT * FROM generate_series(1, 20000000)", "generator-too-large"),
     (
@@ -392,6 +410,8 @@ ALLOWED = [
         "ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) FROM lineitem LIMIT 1",
     ),
     ("duckdb", "SELECT len(list_transform(range(1000), x -> x + 1))"),
+    ("duckdb", "SELECT replace(l_comment, ',', ';') FROM lineitem LIMIT 5"),
+    ("postgres", "SELECT array_to_string(ARRAY[1, 2, 3], ', ')"),
     # A LIMIT read straight from a recursion stops it on both engines.
     (
         "postgres",
