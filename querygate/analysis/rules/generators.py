@@ -181,7 +181,7 @@ def _judge_recursion(
         finding = context.finding(
             "generator-too-large",
             Severity.ERROR,
-            f"The recursive CTE {name} generates about {_count(rows)} rows, over the limit of "
+            f"The recursive CTE {name} generates {_count(rows)} rows, over the limit of "
             f"{policy.max_generated_rows:,} generated rows.",
             at=at,
             suggestion=f"Lower the bound on the column it steps (or its fan-out: members and "
@@ -200,8 +200,8 @@ def _judge_recursion(
             context.finding(
                 "value-too-large",
                 Severity.ERROR,
-                f"The recursive CTE {name} grows its column {column} at every step, to about "
-                f"{size / MIB:,.0f} MiB or more within {depth:,.0f} steps, over the limit of "
+                f"The recursive CTE {name} grows its column {column} at every step, to "
+                f"{_mib(size)} MiB or more within {depth:,.0f} steps, over the limit of "
                 f"{policy.max_bytes_built / MIB:,.0f} MiB for one value.",
                 at=at,
                 suggestion=f"Do not feed {column} back into itself twice (e.g. {column} || "
@@ -211,7 +211,13 @@ def _judge_recursion(
 
 
 def _count(rows: float) -> str:
-    return f"{rows:,.0f}" if rows < 1e18 else "more than 10^18"
+    """A row count for a message (an overflowing constant is inf)."""
+    return f"about {rows:,.0f}" if rows < 1e18 else "more than 10^18"
+
+
+def _mib(size: float) -> str:
+    """Bytes as MiB for a message (an overflowing constant is inf)."""
+    return f"about {size / MIB:,.0f}" if size < 1e18 else "more than 10^12"
 
 
 def written_name(node: exp.Expr, context: RuleContext) -> str:
@@ -308,7 +314,7 @@ def _too_many(node: exp.Expr, text: str, count: float, context: RuleContext) -> 
     return context.finding(
         "generator-too-large",
         Severity.ERROR,
-        f"{text} generates about {count:,.0f} rows, over the limit of {limit:,} generated "
+        f"{text} generates {_count(count)} rows, over the limit of {limit:,} generated "
         "rows (the engine builds them all in memory or temp files).",
         at=_at(node, context),
         suggestion=f"Generate at most {limit:,} rows: lower the bounds (or raise the step), "
@@ -321,7 +327,7 @@ def _too_big(node: exp.Expr, text: str, size: float, context: RuleContext) -> Fi
     return context.finding(
         "value-too-large",
         Severity.ERROR,
-        f"{text} builds a value of about {size / MIB:,.0f} MiB, over the limit of "
+        f"{text} builds a value of {_mib(size)} MiB, over the limit of "
         f"{limit / MIB:,.0f} MiB for one value.",
         at=_at(node, context),
         suggestion=f"Build at most {limit / MIB:,.0f} MiB per value: lower the length or count "
@@ -356,7 +362,7 @@ def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 context.finding(
                     "value-too-large",
                     Severity.ERROR,
-                    f"{_shown(node, context)} builds one value of about {size / MIB:,.0f} MiB "
+                    f"{_shown(node, context)} builds one value of {_mib(size)} MiB "
                     f"per group from its rows, over the limit of {limit / MIB:,.0f} MiB for "
                     "one value.",
                     at=_at(node, context),
@@ -393,8 +399,8 @@ def _built_per_vector(context: RuleContext, totals: BuiltValues) -> list[Finding
                     "value-too-large",
                     Severity.ERROR,
                     f"{_shown(node, context)} builds about {size / MIB:,.1f} MiB per row, and "
-                    f"DuckDB builds it for {rows:,.0f} rows at a time: about "
-                    f"{size * rows / MIB:,.0f} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+                    f"DuckDB builds it for {rows:,.0f} rows at a time: "
+                    f"{_mib(size * rows)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
                     at=_at(node, context),
                     suggestion=f"Build at most {limit / rows / MIB:,.2f} MiB per row: lower the "
                     "length or count argument, or compute the value in the client.",
@@ -423,9 +429,9 @@ def _window_vector(node: exp.Expr, size: float, rows: float, context: RuleContex
     return context.finding(
         "value-too-large",
         Severity.ERROR,
-        f"{_shown(node, context)} builds a value of up to {size / MIB:,.0f} MiB for every row of "
-        f"its window, and DuckDB builds {rows:,.0f} of them at a time: about "
-        f"{size * rows / MIB:,.0f} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+        f"{_shown(node, context)} builds a value of up to {_mib(size)} MiB for every row "
+        f"of its window, and DuckDB builds {rows:,.0f} of them at a time: "
+        f"{_mib(size * rows)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
         at=_at(node, context),
         suggestion=f"Aggregate with GROUP BY instead of OVER (...), or bound the window's "
         f"frame (e.g. ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) so that each value stays "

@@ -199,6 +199,12 @@ HOSTILE_FINDINGS = [
         "value-too-large",
     ),
     ("duckdb", "SELECT array_to_string(range(5000000), repeat('-', 60))", "value-too-large"),
+    # Constants that overflow or are not numbers, and parameters
+    ("duckdb", "SELECT range(1e400)", "generator-too-large"),
+    ("duckdb", "SELECT repeat('x', 10 ^ 400)", "value-too-large"),
+    ("postgres", "SELECT * FROM generate_series(0, 'nan'::float8)", "generator-too-large"),
+    ("duckdb", "SELECT * FROM range(?)", "unbounded-generator"),
+    ("postgres", "SELECT * FROM generate_series(1, $1)", "unbounded-generator"),
     # PostgreSQL
     ("postgres", "SELECT * FROM generate_series(1, 20000000)", "generator-too-large"),
     (
@@ -286,6 +292,12 @@ def test_hostile_statement_is_refused(dialect: str, sql: str, rule: str) -> None
     assert findings, report.rule_ids()
     assert all(f.severity.value == "error" and f.suggestion for f in findings)
     assert all(f.line >= 1 and f.column >= 1 for f in findings)
+
+
+def test_overflowing_sizes_are_named_in_words() -> None:
+    report = _analyze("SELECT range(1e400)", "duckdb")
+    assert "more than 10^18 rows" in report.findings[0].message
+    assert "inf" not in report.findings[0].message
 
 
 def test_enough_distinct_hostile_statements() -> None:
