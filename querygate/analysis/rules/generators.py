@@ -343,13 +343,13 @@ DUCKDB_VECTOR_ROWS = 2048
 def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """``value-too-large`` for an aggregate that builds one value of more rows than fit
     (``string_agg``, ``list``, ``array_agg``, ``json_agg``... over a generator or a table),
-    and, on DuckDB, for a value built from a column for a whole vector of rows at once
-    (``repeat(l_comment, 1000000)``: 2,048 values at a time)."""
+    for a value built from a column for a whole DuckDB vector of rows at once
+    (``repeat(l_comment, 1000000)``: 2,048 values at a time), and for one kept for every row
+    as a sort, group, DISTINCT or window key."""
     totals = built_values(context)
     limit = context.policy.max_bytes_built
     findings: list[Finding] = []
-    if context.engine == "duckdb":
-        findings += _built_per_vector(context, totals)
+    findings += _built_per_row(context, totals)
     for node, size, values in aggregate_builders(context):
         totals.aggregates[id(node)] = (node, size)
         totals.bytes_built = max(totals.bytes_built, size)
@@ -374,10 +374,12 @@ def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     return findings
 
 
-def _built_per_vector(context: RuleContext, totals: BuiltValues) -> list[Finding]:
-    """DuckDB evaluates an expression a vector of rows at a time; one that reads a column
-    (one it cannot fold into a constant) builds its value for up to ``DUCKDB_VECTOR_ROWS``
-    rows together. The value is re-sized with the catalog's column widths."""
+def _built_per_row(context: RuleContext, totals: BuiltValues) -> list[Finding]:
+    """The values built from a column (once per row; a constant is folded once), re-sized
+    with the catalog's column widths: on DuckDB, built for a vector of up to
+    ``DUCKDB_VECTOR_ROWS`` rows together; on both engines, kept for every row when they are
+    a sort, group, DISTINCT or window key (judged against ``max_result_bytes``, as a result
+    of that size would be)."""
     limit = context.policy.max_bytes_built
     findings: list[Finding] = []
     refined = 0.0
@@ -392,20 +394,24 @@ def _built_per_vector(context: RuleContext, totals: BuiltValues) -> list[Finding
             continue
         size = value_bytes(node, context.engine, column_width(scope, context)) or 0.0
         refined = max(refined, size)
-        rows = min(scope_input_rows(scope, context), float(DUCKDB_VECTOR_ROWS))
-        if size * rows > limit:
+        rows = scope_input_rows(scope, context)
+        batch = min(rows, float(DUCKDB_VECTOR_ROWS))
+        key = _key_clause(node)
+        if context.engine == "duckdb" and size * batch > limit:
             findings.append(
                 context.finding(
                     "value-too-large",
                     Severity.ERROR,
                     f"{_shown(node, context)} builds about {size / MIB:,.1f} MiB per row, and "
-                    f"DuckDB builds it for {rows:,.0f} rows at a time: "
-                    f"{_mib(size * rows)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+                    f"DuckDB builds it for {batch:,.0f} rows at a time: "
+                    f"{_mib(size * batch)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
                     at=_at(node, context),
-                    suggestion=f"Build at most {limit / rows / MIB:,.2f} MiB per row: lower the "
+                    suggestion=f"Build at most {limit / batch / MIB:,.2f} MiB per row: lower the "
                     "length or count argument, or compute the value in the client.",
                 )
             )
+        elif key and size * rows > context.policy.max_result_bytes:
+            findings.append(_kept_for_every_row(node, key, size, rows, context))
     if refined:
         totals.bytes_built = max(
             [refined]
@@ -413,6 +419,52 @@ def _built_per_vector(context: RuleContext, totals: BuiltValues) -> list[Finding
             + [size for _, size in totals.aggregates.values()]
         )
     return findings
+
+
+def _key_clause(node: exp.Expr) -> str:
+    """``ORDER BY``, ``GROUP BY``, ``DISTINCT`` or ``a window`` when ``node`` is a key the
+    engine keeps for every row (sorts, hashes), else an empty string."""
+    child, parent = node, node.parent
+    while parent is not None and not isinstance(parent, exp.Select):
+        if isinstance(parent, exp.Order):
+            return "ORDER BY"
+        if isinstance(parent, exp.Group):
+            return "GROUP BY"
+        if isinstance(parent, exp.Window) and child.arg_key in ("partition_by", "order"):
+            return "a window"
+        child, parent = parent, parent.parent
+    if not isinstance(parent, exp.Select) or child.arg_key != "expressions":
+        return ""
+    if parent.args.get("distinct"):
+        return "DISTINCT"
+    if parent.args.get("group") is not None and child.find(exp.AggFunc) is None:
+        return "GROUP BY"  # a plain projection of a grouped SELECT is one of its keys
+    order = parent.args.get("order")
+    if order is not None:
+        position = str(parent.expressions.index(child) + 1)
+        name = child.alias_or_name.lower()
+        for ordered in order.expressions:
+            key = ordered.this
+            by_position = isinstance(key, exp.Literal) and key.name == position
+            if by_position or (isinstance(key, exp.Column) and key.name.lower() == name):
+                return "ORDER BY"
+    return ""
+
+
+def _kept_for_every_row(
+    node: exp.Expr, key: str, size: float, rows: float, context: RuleContext
+) -> Finding:
+    limit = context.policy.max_result_bytes
+    return context.finding(
+        "value-too-large",
+        Severity.ERROR,
+        f"{_shown(node, context)} builds about {size / MIB:,.2f} MiB per row and is a key of "
+        f"{key}, so the engine keeps it for every one of about {rows:,.0f} rows: "
+        f"{_mib(size * rows)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+        at=_at(node, context),
+        suggestion=f"Sort or group by the column itself, not by a value built from it, or "
+        f"filter to fewer rows than {limit / max(size, 1.0):,.0f}.",
+    )
 
 
 def _has_ancestor_in(node: exp.Expr, ids: set[int]) -> bool:

@@ -199,6 +199,32 @@ HOSTILE_FINDINGS = [
         "value-too-large",
     ),
     ("duckdb", "SELECT array_to_string(range(5000000), repeat('-', 60))", "value-too-large"),
+    # A built value kept for every row as a sort, group, DISTINCT or window key
+    (
+        "postgres",
+        "SELECT l_orderkey FROM lineitem ORDER BY repeat(l_comment, 10000) LIMIT 10",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT repeat(l_comment, 10000), count(*) FROM lineitem GROUP BY 1 LIMIT 10",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT DISTINCT repeat(l_comment, 10000) FROM lineitem LIMIT 10",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT rank() OVER (ORDER BY repeat(l_comment, 10000)) FROM lineitem LIMIT 10",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT repeat(l_comment, 10000) AS r FROM lineitem ORDER BY r LIMIT 10",
+        "value-too-large",
+    ),
     # Constants that overflow or are not numbers, and parameters
     ("duckdb", "SELECT range(1e400)", "generator-too-large"),
     ("duckdb", "SELECT repeat('x', 10 ^ 400)", "value-too-large"),
@@ -423,6 +449,9 @@ ALLOWED = [
     ),
     ("duckdb", "SELECT len(list_transform(range(1000), x -> x + 1))"),
     ("duckdb", "SELECT replace(l_comment, ',', ';') FROM lineitem LIMIT 5"),
+    # Row at a time, not a key: 0.26 MiB per value, ten of them returned.
+    ("postgres", "SELECT repeat(l_comment, 10000) AS r FROM lineitem LIMIT 10"),
+    ("postgres", "SELECT l_orderkey FROM lineitem ORDER BY lpad(l_comment, 30) LIMIT 10"),
     ("postgres", "SELECT array_to_string(ARRAY[1, 2, 3], ', ')"),
     # A LIMIT read straight from a recursion stops it on both engines.
     (
