@@ -463,10 +463,13 @@ def _set_returning_factor(select: exp.Expr, context: RuleContext) -> float:
     return factor
 
 
+_SET_RETURNING: tuple[type[exp.Expr], ...] = (exp.ExplodingGenerateSeries, exp.Explode, exp.Unnest)
+
+
 def _has_set_returning(context: RuleContext) -> bool:
     found = context.derived.get("has_set_returning")
     if not isinstance(found, bool):
-        found = context.has_parsed_node((exp.ExplodingGenerateSeries, exp.Explode, exp.Unnest))
+        found = bool(context.parsed_nodes_of(_SET_RETURNING))
         context.derived["has_set_returning"] = found
     return found
 
