@@ -350,6 +350,7 @@ def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     limit = context.policy.max_bytes_built
     findings: list[Finding] = []
     findings += _built_per_row(context, totals)
+    findings += _built_from_columns(context, totals)
     for node, size, values in aggregate_builders(context):
         totals.aggregates[id(node)] = (node, size)
         totals.bytes_built = max(totals.bytes_built, size)
@@ -419,6 +420,39 @@ def _built_per_row(context: RuleContext, totals: BuiltValues) -> list[Finding]:
             + [size for _, size in totals.aggregates.values()]
         )
     return findings
+
+
+def _built_from_columns(context: RuleContext, totals: BuiltValues) -> list[Finding]:
+    """``value-too-large`` for a projection that puts together values a CTE or derived table
+    built (``WITH c AS (SELECT range(5000000) AS l) SELECT list_concat(l, l, l, l, l, l, l)
+    FROM c``): no builder is in the projection itself, so the gate rule cannot see it. Only
+    looked for when the statement builds something."""
+    if not totals.scalars:
+        return []
+    limit = context.policy.max_bytes_built
+    sized = set(totals.scalars)
+    findings: list[Finding] = []
+    for scope in context.scopes:
+        select = scope.expression
+        if not isinstance(select, exp.Select):
+            continue
+        widths = column_width(scope, context)
+        for projection in select.expressions:
+            value = projection.unalias()
+            if isinstance(value, exp.Column) or id(value) in sized:
+                continue  # a column passed on, or a builder judged already
+            if value.find(exp.Column) is None or _has_descendant_in(value, sized):
+                continue
+            size = value_bytes(value, context.engine, widths)
+            if size is not None and size > limit:
+                findings.append(_too_big(value, _shown(value, context), size, context))
+            elif size is not None:
+                totals.bytes_built = max(totals.bytes_built, size)
+    return findings
+
+
+def _has_descendant_in(node: exp.Expr, ids: set[int]) -> bool:
+    return any(id(sub) in ids for sub in node.walk())
 
 
 def _key_clause(node: exp.Expr) -> str:

@@ -199,6 +199,17 @@ HOSTILE_FINDINGS = [
         "value-too-large",
     ),
     ("duckdb", "SELECT array_to_string(range(5000000), repeat('-', 60))", "value-too-large"),
+    # Values a CTE or derived table built, put together outside it
+    (
+        "duckdb",
+        "WITH c AS (SELECT range(5000000) AS l) SELECT list_concat(l, l, l, l, l, l, l) FROM c",
+        "value-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT s || s FROM (SELECT repeat('x', 200000000) AS s) AS t",
+        "value-too-large",
+    ),
     # A built value kept for every row as a sort, group, DISTINCT or window key
     (
         "postgres",
@@ -449,6 +460,7 @@ ALLOWED = [
     ),
     ("duckdb", "SELECT len(list_transform(range(1000), x -> x + 1))"),
     ("duckdb", "SELECT replace(l_comment, ',', ';') FROM lineitem LIMIT 5"),
+    ("duckdb", "WITH c AS (SELECT repeat('x', 100) AS s) SELECT s || s FROM c"),
     # Row at a time, not a key: 0.26 MiB per value, ten of them returned.
     ("postgres", "SELECT repeat(l_comment, 10000) AS r FROM lineitem LIMIT 10"),
     ("postgres", "SELECT l_orderkey FROM lineitem ORDER BY lpad(l_comment, 30) LIMIT 10"),
