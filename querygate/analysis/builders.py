@@ -188,6 +188,37 @@ def _instant(node: exp.Expr | None) -> float | None:
     return _naive_seconds(value.replace(tzinfo=None))
 
 
+#: The current date or time: a generator between two of them (``current_date - 30`` and
+#: ``current_date``) spans a constant length.
+_NOW = (exp.CurrentDate, exp.CurrentTimestamp, exp.CurrentDatetime, exp.CurrentTime)
+#: The same as plain functions (DuckDB's ``now()`` and friends are anonymous to sqlglot).
+_NOW_FUNCTIONS = frozenset(
+    {"now", "today", "get_current_timestamp", "get_current_time", "transaction_timestamp"}
+)
+
+
+def _moment(node: exp.Expr | None) -> tuple[float, bool] | None:
+    """(seconds, whether relative to now) of a date or timestamp literal, the current date
+    or time, or either plus or minus a constant interval (or whole days); None otherwise."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, _NOW) or (
+        isinstance(node, exp.Anonymous) and node.name.lower() in _NOW_FUNCTIONS
+    ):
+        return 0.0, True
+    if isinstance(node, (exp.Add, exp.Sub)):
+        base = _moment(node.this)
+        shift = interval_seconds(node.expression)
+        if shift is None:
+            days = constant(node.expression)
+            shift = days * 86400.0 if days is not None else None
+        if base is None or shift is None:
+            return None
+        return base[0] + (shift if isinstance(node, exp.Add) else -shift), base[1]
+    seconds = _instant(node)
+    return (seconds, False) if seconds is not None else None
+
+
 def _naive_seconds(value: datetime) -> float:
     return (value - datetime(1970, 1, 1)).total_seconds()
 
@@ -248,9 +279,10 @@ def generator_count(func: exp.Expr) -> float | None:
     if low is not None and high is not None:
         stride = constant(step) if step is not None else 1.0
     else:
-        low, high = _instant(start), _instant(end)
-        if low is None or high is None:
-            return None
+        first, last = _moment(start), _moment(end)
+        if first is None or last is None or first[1] != last[1]:
+            return None  # not both literals, or not both relative to now
+        low, high = first[0], last[0]
         stride = interval_seconds(step) if step is not None else 86400.0
     if stride is None:
         return None

@@ -236,6 +236,19 @@ HOSTILE_FINDINGS = [
         "SELECT repeat(l_comment, 10000) AS r FROM lineitem ORDER BY r LIMIT 10",
         "value-too-large",
     ),
+    # Spans relative to now: constant length, but a second-by-second year is too long; a
+    # span from a literal to now grows with time (the analysis has no clock)
+    (
+        "duckdb",
+        "SELECT count(*) FROM generate_series(current_timestamp - INTERVAL 1 YEAR, "
+        "current_timestamp, INTERVAL 1 SECOND)",
+        "generator-too-large",
+    ),
+    (
+        "postgres",
+        "SELECT * FROM generate_series(DATE '2000-01-01', current_date, interval '1 day')",
+        "unbounded-generator",
+    ),
     # Constants that overflow or are not numbers, and parameters
     ("duckdb", "SELECT range(1e400)", "generator-too-large"),
     ("duckdb", "SELECT repeat('x', 10 ^ 400)", "value-too-large"),
@@ -416,6 +429,20 @@ SMALL = [
         0,
     ),
     ("postgres", "SELECT repeat('x', 1e3::int)", 1, 0, 1_000),
+    (
+        "postgres",
+        "SELECT * FROM generate_series(current_date - 30, current_date, interval '1 day')",
+        31,
+        31,
+        0,
+    ),
+    (
+        "duckdb",
+        "SELECT * FROM range(now() - INTERVAL 1 DAY, now(), INTERVAL 1 MINUTE)",
+        1_440,
+        1_440,
+        0,
+    ),
     ("postgres", "SELECT * FROM unnest(ARRAY[1, 2, 3])", 3, 0, 0),
     (
         "postgres",
