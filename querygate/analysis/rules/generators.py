@@ -7,9 +7,12 @@ another generator. Its size cannot be known before it runs, so it is refused.
 ``generator-too-large`` (error): constant bounds that make more rows or list elements than the
 policy's ``max_generated_rows``.
 ``value-too-large`` (error): an expression that builds a value larger than the policy's
-``max_bytes_built`` (``repeat('x', 1e9)``, ``printf('%1000000000d', 1)``); the aggregates that
-build one value of their rows (``string_agg``, ``list``...) are judged by the estimate's rule
-``aggregate_values`` (with the rules that need resolved columns) once the rows are known.
+``max_bytes_built`` (``repeat('x', 1e9)``, ``printf('%1000000000d', 1)``). What needs row
+counts and catalog widths is judged by ``aggregate_values``, with the rules that need
+resolved columns: aggregates that build one value of their rows (``string_agg``, ``list``...,
+per group or per window row), values built from a column for a DuckDB vector of 2,048 rows,
+built sort / group / DISTINCT / window keys kept for every row (against
+``max_result_bytes``), and values a CTE built that a query puts together outside it.
 
 Runs with the gate rules, on the tree as written, for every statement (an INSERT ... SELECT
 builds the same values). Where builders nest, only the innermost one at fault is reported (an
