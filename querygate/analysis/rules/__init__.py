@@ -19,7 +19,9 @@ unbounded-generator           error       generator/builder/counting recursive C
                                           argument is not a constant (``range(x)``)
 generator-too-large           error       constant bounds over ``max_generated_rows``
 value-too-large               error       one value over ``max_bytes_built`` (``repeat``,
-                                          ``lpad``, ``printf`` widths, ``string_agg``...)
+                                          ``lpad``, ``printf`` widths, ``string_agg``...,
+                                          a DuckDB vector of them); a built sort/group
+                                          key kept for every row over ``max_result_bytes``
 cartesian-join                warn/error  sources no predicate connects
 always-true-join              warn/error  ``ON TRUE``, ``ON 1 = 1``, ``ON a.x = a.x``
 exploding-join                warn/error  many-to-many equi-join (fan-out from keys and NDVs)
