@@ -34,6 +34,10 @@ _JOIN_MODIFIERS = {
 
 
 _DIALECTS: dict[str, Dialect] = {}
+#: Per tuple of node classes asked for (``parsed_nodes_of``): node type -> whether it is an
+#: instance of one of them. Node types are few, so this stays small; a dict lookup is a
+#: tenth of an ``issubclass`` against a tuple.
+_KIND_MATCHES: dict[tuple[type[exp.Expr], ...], dict[type, bool]] = {}
 _LOWERCASING = (NormalizationStrategy.LOWERCASE, NormalizationStrategy.CASE_INSENSITIVE)
 
 
@@ -323,6 +327,22 @@ class RuleContext:
     def has_parsed_node(self, kinds: tuple[type[exp.Expr], ...]) -> bool:
         """True when the parsed tree has a node that is an instance of one of ``kinds``."""
         return any(issubclass(t, kinds) for t in self._parsed_index[1])
+
+    def parsed_nodes_of(self, kinds: tuple[type[exp.Expr], ...]) -> list[exp.Expr]:
+        """The nodes of the parsed tree that are instances of any of ``kinds``, each once,
+        from one pass over the index's types (``parsed_nodes`` per kind would pass over them
+        once per kind); not cached."""
+        matches = _KIND_MATCHES.get(kinds)
+        if matches is None:
+            matches = _KIND_MATCHES[kinds] = {}
+        found: list[exp.Expr] = []
+        for node_type, bucket in self._parsed_index[1].items():
+            match = matches.get(node_type)
+            if match is None:
+                match = matches[node_type] = issubclass(node_type, kinds)
+            if match:
+                found += bucket
+        return found
 
     @property
     def parsed_node_count(self) -> int:

@@ -13,6 +13,10 @@ warn_bytes_scanned         5 GiB            estimate above: decision at least wa
 max_bytes_scanned          100 GiB          estimate above: reject
 max_intermediate_rows      1e10             join fan-out above: reject
 exploding_join_factor      10               join output / larger input above: warn
+max_generated_rows         10,000,000       rows (or list elements) one generator makes
+max_bytes_built            256 MiB          bytes one expression builds (repeat, lpad, list)
+max_result_bytes           10 GiB           estimated result (rows x row width) above: reject
+assumed_recursion_depth    100              iterations assumed for a data-bound recursive CTE
 max_joins                  20               complexity limits (warn above)
 max_subquery_depth         5
 max_ctes                   15
@@ -76,6 +80,9 @@ SAFETY_RULES = frozenset(
         "function-not-allowed",
         "table-function-not-allowed",
         "file-path-table",
+        "unbounded-generator",
+        "generator-too-large",
+        "value-too-large",
     }
 )
 
@@ -106,6 +113,10 @@ class Policy:
     max_bytes_scanned: int = 100 * GIB
     max_intermediate_rows: int = 10_000_000_000
     exploding_join_factor: float = 10.0
+    max_generated_rows: int = 10_000_000
+    max_bytes_built: int = 256 * 1024**2
+    max_result_bytes: int = 10 * GIB
+    assumed_recursion_depth: int = 100
     max_joins: int = 20
     max_subquery_depth: int = 5
     max_ctes: int = 15

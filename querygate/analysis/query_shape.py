@@ -13,6 +13,25 @@ def has_limit(query: exp.Expr) -> bool:
     return query.args.get("limit") is not None or query.args.get("fetch") is not None
 
 
+def limit_stops_reading(query: exp.Expr, name: str, context: RuleContext) -> bool:
+    """True when ``query``'s LIMIT stops it reading the CTE ``name`` early: a SELECT with
+    LIMIT that reads the CTE directly in its FROM or joins and neither aggregates, sorts,
+    removes duplicates nor computes windows (each of those reads every row first, so a
+    recursion under them never stops)."""
+    if not isinstance(query, exp.Select) or not has_limit(query):
+        return False
+    if query.args.get("order") or query.args.get("distinct") or query.args.get("group"):
+        return False
+    if is_aggregate(query, context) or any(p.find(exp.Window) for p in query.expressions):
+        return False
+    sources = [query.args.get("from_"), *(query.args.get("joins") or [])]
+    return any(
+        isinstance(s.this, exp.Table) and s.this.name.lower() == name and not s.this.db
+        for s in sources
+        if s is not None
+    )
+
+
 def is_aggregate(select: exp.Expr, context: RuleContext) -> bool:
     """True for GROUP BY, or an aggregate outside any window in the projection (of this
     SELECT, not of a subquery in it)."""

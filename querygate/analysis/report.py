@@ -81,6 +81,9 @@ class Report:
                 "source": "catalog",
                 "cost_class": self.estimate.cost_class,
                 "bytes_by_table": dict(self.estimate.bytes_by_table),
+                "result_bytes": self.estimate.result_bytes,
+                "generated_rows": self.estimate.generated_rows,
+                "bytes_built": self.estimate.bytes_built,
             }
         error = None
         if self.error is not None:
@@ -123,6 +126,13 @@ def decide(
             rejects.append(
                 f"joins produce about {estimate.intermediate_rows:,} intermediate rows, over "
                 f"the limit of {policy.max_intermediate_rows:,}"
+            )
+        if estimate.result_bytes > policy.max_result_bytes:
+            rejects.append(
+                f"returns about {estimate.result_bytes / GIB:,.1f} GiB "
+                f"({estimate.rows:,} rows), over the limit of "
+                f"{policy.max_result_bytes / GIB:,.1f} GiB of result; add a LIMIT, "
+                "aggregate, or select fewer columns"
             )
     if rejects:
         return Decision.REJECT, tuple(rejects)

@@ -15,6 +15,13 @@ write-not-allowed             error       INSERT/UPDATE/DELETE/MERGE/DDL without
 function-not-allowed          error       a function not on the engine's allow-list
 table-function-not-allowed    error       a function in FROM that is not a plain generator
 file-path-table               error       DuckDB ``FROM 'file.csv'`` / ``FROM 's3://...'``
+unbounded-generator           error       generator/builder/counting recursive CTE whose size
+                                          argument is not a constant (``range(x)``)
+generator-too-large           error       constant bounds over ``max_generated_rows``
+value-too-large               error       one value over ``max_bytes_built`` (``repeat``,
+                                          ``lpad``, ``printf`` widths, ``string_agg``...,
+                                          a DuckDB vector of them); a built sort/group
+                                          key kept for every row over ``max_result_bytes``
 cartesian-join                warn/error  sources no predicate connects
 always-true-join              warn/error  ``ON TRUE``, ``ON 1 = 1``, ``ON a.x = a.x``
 exploding-join                warn/error  many-to-many equi-join (fan-out from keys and NDVs)
@@ -52,6 +59,7 @@ from querygate.analysis.rules.distinct_star import distinct_star
 from querygate.analysis.rules.exploding_join import exploding_join
 from querygate.analysis.rules.file_tables import file_tables
 from querygate.analysis.rules.functions import functions
+from querygate.analysis.rules.generators import aggregate_values, generators
 from querygate.analysis.rules.leading_wildcard_like import leading_wildcard_like
 from querygate.analysis.rules.order_by_random import order_by_random
 from querygate.analysis.rules.order_without_limit import order_without_limit
@@ -64,7 +72,7 @@ from querygate.analysis.rules.union_distinct import union_distinct
 
 Rule = Callable[..., list[Finding]]
 
-GATE_RULES: tuple[Rule, ...] = (statements, functions, file_tables)
+GATE_RULES: tuple[Rule, ...] = (statements, functions, file_tables, generators)
 
 SYNTAX_RULES: tuple[Rule, ...] = (
     always_true_join,
@@ -84,6 +92,7 @@ RULES: tuple[Rule, ...] = (
     order_without_limit,
     leading_wildcard_like,
     partition_filter,
+    aggregate_values,
 )
 
 

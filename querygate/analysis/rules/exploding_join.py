@@ -3,17 +3,19 @@
 When neither side's join columns form a key, the join produces about
 ``rows(a) * rows(b) / max(NDV(a.keys), NDV(b.keys))`` rows; the fan-out is that divided by the
 larger side. Warn when the fan-out passes the policy's ``exploding_join_factor``; error when
-the output passes ``max_intermediate_rows``. Silent when a distinct count is unknown.
+the output passes ``max_intermediate_rows``. Silent when a distinct count is unknown. A side
+read from a CTE or derived table counts with the distinct counts of the columns it passes on.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 
-from querygate.analysis.catalog import TableStats
 from querygate.analysis.context import RuleContext
-from querygate.analysis.estimate import scope_conjuncts
+from querygate.analysis.estimate import ndv_lookup, rows_memo, scope_conjuncts, scope_rows
 from querygate.analysis.findings import Finding, Severity
 
 
@@ -57,51 +59,82 @@ def _connected_without(start: str, goal: str, edges: set[tuple[str, str]]) -> bo
     return False
 
 
-def _side(
-    columns: list[exp.Column], scope: Scope, context: RuleContext
-) -> tuple[TableStats, set[str], float] | None:
-    """(table, join column names, NDV of the column combination) or None when unknown."""
+@dataclass
+class _Side:
+    """One side of a join: its name (table or CTE alias), join column names, rows, the NDV
+    of the column combination, and whether those columns are unique."""
+
+    name: str
+    columns: set[str]
+    rows: float
+    ndv: float
+    unique: bool
+
+
+def _side(columns: list[exp.Column], scope: Scope, context: RuleContext) -> _Side | None:
+    """The side the join ``columns`` read, or None when unknown. A CTE's or derived table's
+    columns count through to the columns they pass on (``estimate.ndv_lookup``), so wrapping
+    each side of a many-to-many join in a CTE does not hide it."""
     table = context.base_table(columns[0], scope)
     stats = context.table_stats(table) if table is not None else None
-    if stats is None or not stats.rows:
-        return None
     names = {c.name.lower() for c in columns}
+    if stats is None:
+        return _derived_side(columns, names, scope, context)
+    if not stats.rows:
+        return None
     if stats.is_unique(names):
-        return stats, names, float(stats.rows)
+        return _Side(stats.name, names, float(stats.rows), float(stats.rows), True)
     ndv = 1.0
     for name in names:
         column = stats.column(name)
         if column is None or column.distinct is None:
             return None
         ndv *= column.distinct
-    return stats, names, min(ndv, float(stats.rows))
+    return _Side(stats.name, names, float(stats.rows), min(ndv, float(stats.rows)), False)
+
+
+def _derived_side(
+    columns: list[exp.Column], names: set[str], scope: Scope, context: RuleContext
+) -> _Side | None:
+    source = scope.sources.get(columns[0].table)
+    if not isinstance(source, Scope):
+        return None
+    rows, _ = scope_rows(source, context, rows_memo(context))
+    lookup = ndv_lookup(scope, context)
+    ndv = 1.0
+    for column in columns:
+        distinct = lookup(column)
+        if distinct is None:
+            return None
+        ndv *= distinct
+    ndv = min(ndv, rows)
+    return _Side(columns[0].table, names, rows, ndv, ndv >= rows)
 
 
 def _judge(
     pairs: list[tuple[exp.Column, exp.Column]], scope: Scope, context: RuleContext
 ) -> Finding | None:
     left = _side([p[0] for p in pairs], scope, context)
-    if left is None or left[0].is_unique(left[1]):
+    if left is None or left.unique:
         return None  # most joins reach a key: the other side need not be looked at
     right = _side([p[1] for p in pairs], scope, context)
-    if right is None or right[0].is_unique(right[1]):
+    if right is None or right.unique:
         return None
-    (ls, lnames, lndv), (rs, rnames, rndv) = left, right
-    lrows, rrows = float(ls.rows or 0), float(rs.rows or 0)
-    output = lrows * rrows / max(lndv, rndv, 1.0)
-    fan_out = output / max(lrows, rrows, 1.0)
+    output = left.rows * right.rows / max(left.ndv, right.ndv, 1.0)
+    fan_out = output / max(left.rows, right.rows, 1.0)
     policy = context.policy
     if fan_out < policy.exploding_join_factor:
         return None
     severity = Severity.ERROR if output > policy.max_intermediate_rows else Severity.WARN
-    keys = ", ".join(sorted(rnames))
+    keys = ", ".join(sorted(right.columns))
     return context.finding(
         "exploding-join",
         severity,
-        f"Many-to-many join of {ls.name} and {rs.name} on {', '.join(sorted(lnames))} = {keys}: "
+        f"Many-to-many join of {left.name} and {right.name} on "
+        f"{', '.join(sorted(left.columns))} = {keys}: "
         f"neither side is unique on its join columns, so the join yields about "
         f"{int(output):,} rows ({fan_out:,.0f}x the larger input).",
         at=pairs[0][0].parent,
         suggestion=f"Aggregate one side to one row per key first, e.g. "  # noqa: S608 - shown, never run
-        f"(SELECT {keys}, ... FROM {rs.name} GROUP BY {keys}), or join on a full key.",
+        f"(SELECT {keys}, ... FROM {right.name} GROUP BY {keys}), or join on a full key.",
     )

@@ -1,13 +1,17 @@
-"""``unbounded-recursive-cte``: a recursive CTE whose recursive member has no WHERE (no
-termination predicate) while the statement has no LIMIT: it may never stop. Error."""
+"""``unbounded-recursive-cte``: a recursive CTE with a recursive member (any of them, when
+its UNION has several) that has no WHERE (no termination predicate) while no LIMIT stops
+reading it (a LIMIT on a query that reads the CTE directly, without aggregating, sorting or
+DISTINCT: ``SELECT count(*) FROM r LIMIT 10`` still reads every row): it may never stop.
+Error."""
 
 from __future__ import annotations
 
 from sqlglot import exp
 
+from querygate.analysis.builders import recursive_parts
 from querygate.analysis.context import RuleContext
 from querygate.analysis.findings import Finding, Severity
-from querygate.analysis.query_shape import has_limit
+from querygate.analysis.query_shape import limit_stops_reading
 
 
 def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -18,16 +22,16 @@ def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         if not with_.args.get("recursive"):
             continue
         for cte in with_.expressions:
-            body = cte.this
+            parts = recursive_parts(cte)
             name = cte.alias_or_name.lower()
-            if not isinstance(body, exp.Union):
+            if parts is None or limit_stops_reading(parsed, name, context):
                 continue
-            member = body.right
-            refers = any(t.name.lower() == name for t in member.find_all(exp.Table))
-            if not refers or member.args.get("where") is not None or has_limit(parsed):
-                continue
-            anchor = body.this
-            first = anchor.expressions[0].alias_or_name if anchor.expressions else ""
+            anchors, members = parts
+            if all(member.args.get("where") is not None for member in members):
+                continue  # every recursive member has a termination predicate
+            anchor = anchors[0]
+            projections = anchor.expressions if isinstance(anchor, exp.Select) else []
+            first = projections[0].alias_or_name if projections else ""
             first = first or "depth"
             findings.append(
                 context.finding(
