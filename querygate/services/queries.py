@@ -29,6 +29,7 @@ from sqlglot.errors import SqlglotError
 from portal.accounts.models import Membership, Team
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 from querygate.analysis import Report, Severity
+from querygate.analysis.policy import SAFETY_RULES  # the one list: severities and overrides
 from querygate.engines import Engine, Session
 from querygate.engines.base import ResultSet, cap_rows
 from querygate.errors import (
@@ -53,22 +54,6 @@ from querygate.services.warehouses import (
 
 log = logging.getLogger("karimasu.querygate")
 
-#: Findings no override can lift: the SQL is broken, unknown, an escape hatch or a write.
-SAFETY_RULES = frozenset(
-    {
-        "parse-error",
-        "empty-statement",
-        "multiple-statements",
-        "unknown-table",
-        "unknown-column",
-        "ambiguous-column",
-        "function-not-allowed",
-        "table-function-not-allowed",
-        "statement-not-allowed",
-        "file-path-table",
-        "write-not-allowed",
-    }
-)
 _COUNTED = (
     QueryStatus.QUEUED,
     QueryStatus.RUNNING,

@@ -241,3 +241,9 @@ def test_a_warehouse_policy_sets_its_engine_limits_and_bad_values_are_refused(
     demo.policy = {"temp_mb": "lots"}
     with pytest.raises(ValidationError, match="temp_mb"):
         demo.full_clean()
+
+
+def test_a_memory_bomb_refusal_cannot_be_overridden_by_a_lead(demo, alice) -> None:
+    response = submit(alice, "SELECT len(range(100000000)) AS n", override_justification="x")
+    error = assert_error(response, 400, "not_overridable")
+    assert "generator-too-large" in error["message"]
