@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,8 +102,9 @@ class PostgresSession:
     def execute(self, sql: str, *, max_rows: int) -> ResultSet:
         connection = self._connection
         statement = _capped_statement(sql, max_rows + 1)
+        spill = _SpillSampler(self._engine, self.handle["pid"])
         try:
-            with connection.cursor() as cursor:
+            with spill, connection.cursor() as cursor:
                 # One statement over the extended protocol (a pipeline never uses the simple
                 # query protocol, so a second ``;``-separated statement is refused). Reads run
                 # in autocommit on a read-only-by-default session: no BEGIN round trip before
@@ -126,6 +128,8 @@ class PostgresSession:
             raise EngineError(str(error).strip()) from error
         except psycopg.Error as error:
             raise EngineError(str(error).strip()) from error
+        finally:
+            self.temp_bytes = spill.peak
 
     def _fetch(self, cursor: Any, max_rows: int) -> ResultSet:
         description = cursor.description or ()
@@ -167,6 +171,44 @@ def _capped_statement(sql: str, cap: int) -> str:
     if len(statements) != 1:
         raise EngineError("exactly one statement is run at a time")
     return cap_rows(statements[0], cap).sql(dialect="postgres")
+
+
+class _SpillSampler:
+    """Measures a backend's temporary files while its statement runs: from 0.25 s on, every
+    0.25 s, the size of its ``pgsql_tmp<pid>.*`` files (``pg_ls_tmpdir()``, which needs the
+    ``pg_monitor`` role or superuser; without it nothing is measured, once logged). The peak
+    becomes the session's ``temp_bytes`` (counted in the daily bytes budget)."""
+
+    def __init__(self, engine: PostgresEngine, pid: int) -> None:
+        self._engine = engine
+        self._pid = pid
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"spill-{pid}")
+        self.peak = 0
+
+    def __enter__(self) -> _SpillSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        if self._stop.wait(0.25):
+            return
+        try:
+            with self._engine.connect(timeout_s=5, autocommit=True) as connection:
+                while True:
+                    row = connection.execute(_SPILL, (f"pgsql_tmp{self._pid}.%",)).fetchone()
+                    self.peak = max(self.peak, int(row[0]) if row and row[0] else 0)
+                    if self._stop.wait(0.25):
+                        return
+        except (psycopg.Error, EngineError) as error:
+            log.info("postgres.spill_not_measured pid=%s %s", self._pid, str(error).strip())
+
+
+_SPILL = "SELECT coalesce(sum(size), 0) FROM pg_ls_tmpdir() WHERE name LIKE %s"
 
 
 class PostgresEngine:

@@ -170,3 +170,20 @@ def test_an_unreachable_server_is_an_engine_error() -> None:
     engine = PostgresEngine("postgres://nobody@127.0.0.1:1/none")
     with pytest.raises(EngineError, match="cannot connect"):
         engine.catalog()
+
+
+def test_a_sort_that_spills_is_measured(pg_warehouse) -> None:
+    """The spill of a statement is sampled while it runs (the role needs pg_monitor)."""
+    import psycopg
+
+    from querygate.engines.sandbox import MIB, Limits
+
+    with psycopg.connect(pg_warehouse["admin_dsn"], autocommit=True) as owner:
+        role = psycopg.conninfo.conninfo_to_dict(pg_warehouse["dsn"])["user"]
+        owner.execute(f'GRANT pg_monitor TO "{role}"')
+    # work_mem = memory / 8: 64 kB makes any real sort spill to disk.
+    engine = PostgresEngine(pg_warehouse["dsn"], Limits(memory_bytes=512 * 1024))
+    sql = "SELECT g FROM generate_series(1, 3000000) g ORDER BY md5(g::text) LIMIT 1"
+    with engine.session(timeout_s=60) as session:
+        session.execute(sql, max_rows=1)
+    assert session.temp_bytes > 10 * MIB
