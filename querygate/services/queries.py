@@ -698,35 +698,31 @@ def _reap_lost(now: datetime) -> int:
     not run it."""
     queued_limit = timedelta(seconds=_setting("QUERYGATE_MAX_QUEUE_SECONDS", 300.0))
     silent_limit = timedelta(seconds=_setting("QUERYGATE_HEARTBEAT_TIMEOUT_SECONDS", 30.0))
-    lost = Query.objects.filter(
-        status=QueryStatus.QUEUED, created_at__lt=now - queued_limit
-    ).update(
-        status=QueryStatus.LOST,
-        finished_at=now,
-        error={
-            "kind": "lost",
-            "message": (
-                f"No worker started this query within {queued_limit.total_seconds():g} s "
-                "(a worker may have died); it will not run. Submit it again."
-            ),
-        },
+
+    def mark_lost(rows: Any, message: str) -> int:
+        return int(
+            rows.update(
+                status=QueryStatus.LOST,
+                finished_at=now,
+                error={"kind": "lost", "message": message},
+            )
+        )
+
+    lost = mark_lost(
+        Query.objects.filter(status=QueryStatus.QUEUED, created_at__lt=now - queued_limit),
+        f"No worker started this query within {queued_limit.total_seconds():g} s (a worker "
+        "may have died); it will not run. Submit it again.",
     )
     # A query being killed is left to the kill's escalation above.
-    lost += Query.objects.filter(
-        status=QueryStatus.RUNNING,
-        heartbeat_at__lt=now - silent_limit,
-        cancel_requested_at__isnull=True,
-    ).update(
-        status=QueryStatus.LOST,
-        finished_at=now,
-        error={
-            "kind": "lost",
-            "message": (
-                f"The process running this query stopped reporting for "
-                f"{silent_limit.total_seconds():g} s (it may have died); the query was "
-                "abandoned. Submit it again."
-            ),
-        },
+    lost += mark_lost(
+        Query.objects.filter(
+            status=QueryStatus.RUNNING,
+            heartbeat_at__lt=now - silent_limit,
+            cancel_requested_at__isnull=True,
+        ),
+        f"The process running this query stopped reporting for "
+        f"{silent_limit.total_seconds():g} s (it may have died); the query was abandoned. "
+        "Submit it again.",
     )
     return lost
 

@@ -387,32 +387,26 @@ def audited_analysis(
     no engine call was needed)."""
     audit: list[AnalyzeAudit] = []
 
-    def record(report: Report) -> None:
-        audit.append(
-            AnalyzeAudit.objects.create(
-                user=user,
-                team=access.team,
-                warehouse=access.warehouse,
-                sql=sql,
-                fingerprint=fingerprint(sql, access.warehouse.sql_dialect),
-                decision=report.decision.value,
-                explain_status="running",
-                created_at=now,
-            )
-        )
-
-    try:
-        report, data = analysis_of(access, sql, explain=explain, before_explain=record)
-    except Exception as error:
-        AnalyzeAudit.objects.create(
+    def write(**fields: Any) -> AnalyzeAudit:
+        return AnalyzeAudit.objects.create(
             user=user,
             team=access.team,
             warehouse=access.warehouse,
             sql=sql,
             fingerprint=fingerprint(sql, access.warehouse.sql_dialect),
+            created_at=now,
+            **fields,
+        )
+
+    def record(report: Report) -> None:
+        audit.append(write(decision=report.decision.value, explain_status="running"))
+
+    try:
+        report, data = analysis_of(access, sql, explain=explain, before_explain=record)
+    except Exception as error:
+        write(
             explain_status="failed",
             explain_error=f"analysis failed: {type(error).__name__}",
-            created_at=now,
             finished_at=timezone.now(),
         )
         if isinstance(error, KarimasuError):
@@ -428,16 +422,7 @@ def audited_analysis(
             finished_at=timezone.now(),
         )
     else:
-        AnalyzeAudit.objects.create(
-            user=user,
-            team=access.team,
-            warehouse=access.warehouse,
-            sql=sql,
-            fingerprint=fingerprint(sql, access.warehouse.sql_dialect),
-            decision=report.decision.value,
-            created_at=now,
-            finished_at=now,
-        )
+        write(decision=report.decision.value, finished_at=now)
     return data
 
 

@@ -12,6 +12,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,15 +41,19 @@ def _test_database_url() -> str:
     return f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def worker_queue():
-    """Start a worker consuming a queue of its own; stop it after the test."""
+@contextmanager
+def celery_worker(
+    *, pool: str = "solo", concurrency: int = 1, env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A worker process consuming a queue of its own, against the test database and the
+    configured broker: ``(queue, process)``; stopped (its output printed) on exit."""
     queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {
+    environment = {
         **os.environ,
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
+        **(env or {}),
     }
     proc = subprocess.Popen(
         [
@@ -58,7 +64,9 @@ def worker_queue():
             "portal",
             "worker",
             "--pool",
-            "solo",
+            pool,
+            "--concurrency",
+            str(concurrency),
             "--queues",
             queue,
             "--without-gossip",
@@ -70,13 +78,13 @@ def worker_queue():
             f"{queue}@%h",
         ],
         cwd=REPO,
-        env=env,
+        env=environment,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
-        yield queue
+        yield queue, proc
     finally:
         proc.terminate()
         try:
@@ -85,6 +93,13 @@ def worker_queue():
             proc.kill()
             output, _ = proc.communicate()
         print(output)  # shown by pytest when the test fails
+
+
+@pytest.fixture
+def worker_queue():
+    """Start a worker consuming a queue of its own; stop it after the test."""
+    with celery_worker() as (queue, _):
+        yield queue
 
 
 def test_worker_runs_a_task_from_the_broker_against_the_database(worker_queue):

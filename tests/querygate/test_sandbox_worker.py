@@ -4,11 +4,7 @@ processes stay small (their peak resident memory, VmHWM, is read from /proc)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -18,7 +14,8 @@ from django.utils import timezone
 from querygate import tasks
 from querygate.models import Query, QueryStatus, Warehouse
 from querygate.services.warehouses import refresh_catalog
-from tests.portal.test_celery_worker import _test_database_url
+from tests.portal.test_celery_worker import celery_worker
+from tests.querygate.test_kill import queued
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -52,68 +49,10 @@ def _worker_processes(root: int) -> list[int]:
 
 @pytest.fixture
 def prefork_worker(tmp_path, settings):
-    queue = f"test-{uuid.uuid4().hex[:8]}"
     results = tmp_path / "results"
-    env = {
-        **os.environ,
-        "DATABASE_URL": _test_database_url(),
-        "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,
-        "QUERYGATE_RESULTS_DIR": str(results),
-    }
     settings.QUERYGATE_RESULTS_DIR = results
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            "1",
-            "--queues",
-            queue,
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            "INFO",
-            "--hostname",
-            f"{queue}@%h",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        yield queue, proc
-    finally:
-        proc.terminate()
-        try:
-            output, _ = proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
-        print(output)
-
-
-def _queued(user, warehouse, sql: str) -> Query:
-    return Query.objects.create(
-        user=user,
-        warehouse=warehouse,
-        sql=sql,
-        fingerprint="test",
-        statement_type="select",
-        decision="allow",
-        status=QueryStatus.QUEUED,
-        runtime_budget_s=3,
-        created_at=timezone.now(),
-    )
+    with celery_worker(pool="prefork", env={"QUERYGATE_RESULTS_DIR": str(results)}) as worker:
+        yield worker
 
 
 def test_a_prefork_worker_runs_queries_in_the_sandbox_and_stays_small(
@@ -124,7 +63,7 @@ def test_a_prefork_worker_runs_queries_in_the_sandbox_and_stays_small(
         name="demo", engine="duckdb", connection=tpch_path, open_to_all=True
     )
     refresh_catalog(warehouse.pk, now=timezone.now(), engine=duckdb_engine)
-    small = _queued(bob.user, warehouse, "SELECT n_name FROM nation ORDER BY n_name")
+    small = queued(bob.user, warehouse, "SELECT n_name FROM nation ORDER BY n_name", budget_s=3)
     tasks.run_query.apply_async(args=[small.pk], queue=queue)
     deadline = time.monotonic() + 90  # the worker's own start-up included
     while Query.objects.get(pk=small.pk).status in ("queued", "running"):
@@ -135,7 +74,7 @@ def test_a_prefork_worker_runs_queries_in_the_sandbox_and_stays_small(
     assert small.row_count == 25
     before = {pid: _peak_kb(pid) for pid in _worker_processes(proc.pid)}
 
-    bomb = _queued(bob.user, warehouse, "SELECT len(range(300000000)) AS n")
+    bomb = queued(bob.user, warehouse, "SELECT len(range(300000000)) AS n", budget_s=3)
     started = time.monotonic()
     tasks.run_query.apply_async(args=[bomb.pk], queue=queue)
     while Query.objects.get(pk=bomb.pk).status in ("queued", "running"):
