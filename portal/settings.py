@@ -406,6 +406,9 @@ KARIMASU_IMAGE_PULL_SECRETS = _env_or_fail("KARIMASU_IMAGE_PULL_SECRETS", env.li
 
 # --- Job queue --------------------------------------------------------------------------
 KARIMASU_MAX_JOB_RUNTIME_HOURS = _env_or_fail("KARIMASU_MAX_JOB_RUNTIME_HOURS", env.int, 168)
+# An admitted job still not running after this long is stopped and requeued (a bad image,
+# a missing secret, a node that cannot start it), failed after KARIMASU_MAX_ATTEMPTS.
+KARIMASU_START_TIMEOUT_SECONDS = _env_or_fail("KARIMASU_START_TIMEOUT_SECONDS", env.float, 600.0)
 # Finished attempts' logs are archived here (on the shared volume in a deployment).
 KARIMASU_JOB_LOGS_DIR = Path(env.str("KARIMASU_JOB_LOGS_DIR", default=str(VAR_DIR / "job-logs")))
 KARIMASU_JOB_LOG_MAX_MB = _env_or_fail("KARIMASU_JOB_LOG_MAX_MB", env.int, 50)

@@ -32,7 +32,35 @@ OWNED_SELECTOR = f"{LABEL_MANAGED_BY}=karimasu"
 GPU_PRODUCT_LABEL = "nvidia.com/gpu.product"
 GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # MiB, from GPU feature discovery
 
-IMAGE_PULL_REASONS = {"ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull"}
+#: A waiting container's reason -> (Karimasu's reason code, what it means for the user).
+#: ``invalid_image`` can never start; the others may clear (a registry hiccup, a secret
+#: created late) and are given the start timeout.
+WAITING_REASONS: dict[str, tuple[str, str]] = {
+    "ImagePullBackOff": (
+        "image_pull_failure",
+        "The image cannot be pulled: check its name and tag and the registry's pull secret",
+    ),
+    "ErrImagePull": (
+        "image_pull_failure",
+        "The image cannot be pulled: check its name and tag and the registry's pull secret",
+    ),
+    "InvalidImageName": ("invalid_image", "The image reference is not valid"),
+    "ErrImageNeverPull": ("invalid_image", "The image is not on the node and may not be pulled"),
+    "CreateContainerConfigError": (
+        "container_config_error",
+        "The container's configuration is incomplete (a missing Secret or ConfigMap?)",
+    ),
+    "CreateContainerError": (
+        "container_start_error",
+        "The container could not be created (a driver or runtime problem on the node?)",
+    ),
+    "RunContainerError": (
+        "container_start_error",
+        "The container could not be started (its command, or the node's GPU driver?)",
+    ),
+    "ContainerCreating": ("starting", ""),
+    "PodInitializing": ("starting", ""),
+}
 
 
 def job_name(job_id: int, attempt: int) -> str:
@@ -404,6 +432,7 @@ def _active_pod_state(pod: dict[str, Any], common: dict[str, Any]) -> AttemptSta
             **common,
         )
     waiting, message = _waiting_reason(pod)
-    if waiting in IMAGE_PULL_REASONS:
-        return AttemptState(phase=PENDING, reason="image_pull_failure", message=message, **common)
-    return AttemptState(phase=PENDING, reason="starting", **common)
+    reason, explain = WAITING_REASONS.get(waiting, ("starting", ""))
+    if explain:
+        message = f"{explain} ({waiting}: {message})" if message else f"{explain} ({waiting})"
+    return AttemptState(phase=PENDING, reason=reason, message=message, **common)

@@ -106,6 +106,8 @@ def _repair_row(
         report.updated.append(job.pk)
         if job.status in states.TERMINAL:
             job_logs.archive_log(backend, job.pk, state.attempt)
+    if job.status == states.STARTING and state.phase == cluster.PENDING:
+        _check_start(backend, job, state, now, report)
     if job.status == states.LOST:
         report.lost.append(job.pk)
         backend.cancel(job.pk, state.attempt)
@@ -135,6 +137,34 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
         else:
             _finish(job, states.FAILED, state, now)
     return (job.status, job.reason, job.message) != before
+
+
+def _check_start(
+    backend: ClusterBackend, job: Job, state: AttemptState, now: datetime, report: ReconcileReport
+) -> None:
+    """A job that cannot start must not hold its GPUs until its runtime deadline (like
+    Kueue's waitForPodsReady): an invalid image fails at once; anything else still pending
+    ``KARIMASU_START_TIMEOUT_SECONDS`` after admission is stopped and requeued as a new
+    attempt (failed after ``KARIMASU_MAX_ATTEMPTS``), with the reason it gave."""
+    if state.reason == "invalid_image":
+        backend.cancel(job.pk, state.attempt)
+        transition_job(
+            job,
+            states.FAILED,
+            now=now,
+            reason="invalid_image",
+            message=state.message,
+            finished_at=now,
+        )
+        report.updated.append(job.pk)
+        return
+    timeout = float(settings.KARIMASU_START_TIMEOUT_SECONDS)
+    since = job.admitted_at or job.submitted_at
+    if since is None or (now - since).total_seconds() < timeout:
+        return
+    backend.cancel(job.pk, state.attempt)
+    why = f"{state.reason}: {state.message}" if state.message else state.reason
+    _lose(job, now, "start_timeout", f"It did not start within {timeout:g} s ({why}).", report)
 
 
 def fail_rejected(job: Job, exc: ClusterRejected, now: datetime) -> bool:

@@ -395,3 +395,47 @@ def test_a_follow_ends_after_its_window():
     started = clock.monotonic()
     lines = list(bounded(endless(), 0.5))
     assert 0.5 <= clock.monotonic() - started < 1.5 and lines
+
+
+def test_a_job_that_cannot_start_is_requeued_then_failed_with_its_reason(
+    make_admitted, backend, emulator, settings
+):
+    from datetime import timedelta
+
+    settings.KARIMASU_START_TIMEOUT_SECONDS = 600
+    settings.KARIMASU_MAX_ATTEMPTS = 1
+    job = make_admitted()
+    Job.objects.filter(pk=job.pk).update(image="registry.example/does-not-exist:1")
+    reconcile(backend, now=timezone.now())
+    run_cluster(emulator)
+    reconcile(backend, now=timezone.now() + timedelta(seconds=599))
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.STARTING, "image_pull_failure")
+    assert "cannot be pulled" in job.message
+    # Past the start timeout it gives its GPUs back; the only attempt was used: failed.
+    reconcile(backend, now=timezone.now() + timedelta(seconds=601))
+    job.refresh_from_db()
+    assert job.status == states.FAILED and job.reason == "start_timeout_too_often"
+    assert cluster_jobs(backend) == []
+    events = list(job.events.values_list("to_status", "reason"))
+    assert ("lost", "start_timeout") in events
+
+
+def test_an_invalid_image_fails_at_once(make_admitted, backend, emulator):
+    from unittest import mock
+
+    from scheduler.cluster.backend import PENDING, AttemptState
+
+    job = make_admitted()
+    reconcile(backend, now=timezone.now())
+    state = AttemptState(
+        job_id=job.pk,
+        attempt=job.attempt,
+        phase=PENDING,
+        reason="invalid_image",
+        message="The image reference is not valid (InvalidImageName)",
+    )
+    with mock.patch.object(type(backend), "list_owned", return_value=[state]):
+        reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.FAILED, "invalid_image")

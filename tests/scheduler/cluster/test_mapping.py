@@ -230,6 +230,23 @@ COMPLETE = {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11
             id="container-creating",
         ),
         pytest.param(
+            job(), [pod(waiting="InvalidImageName")], cluster.PENDING, "invalid_image", id="bad"
+        ),
+        pytest.param(
+            job(),
+            [pod(waiting="CreateContainerConfigError")],
+            cluster.PENDING,
+            "container_config_error",
+            id="config-error",
+        ),
+        pytest.param(
+            job(),
+            [pod(waiting="RunContainerError")],
+            cluster.PENDING,
+            "container_start_error",
+            id="run-container-error",
+        ),
+        pytest.param(
             job(startTime="2026-11-23T10:00:05Z"),
             [pod("Running")],
             cluster.RUNNING,
