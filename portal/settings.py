@@ -372,6 +372,10 @@ KARIMASU_TELEMETRY_RAW_RETENTION_HOURS = _env_or_fail(
 KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS = _env_or_fail(
     "KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS", env.float, 90.0
 )
+# Readings dated further ahead than this (or older than the rollup retention) are refused.
+KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS = _env_or_fail(
+    "KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS", env.float, 300.0
+)
 
 # --- Bookings: idle auto-release ----------------------------------------------------------
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)
