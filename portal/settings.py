@@ -377,6 +377,11 @@ KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS = _env_or_fail(
     "KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS", env.float, 300.0
 )
 
+# --- Team webhooks ----------------------------------------------------------------------------
+# Hosts an admin allows as webhook targets although they resolve to internal addresses (an
+# on-prem chat server); http is allowed for them too. Others: https to public addresses only.
+KARIMASU_WEBHOOK_ALLOWED_HOSTS = _env_or_fail("KARIMASU_WEBHOOK_ALLOWED_HOSTS", env.list, [])
+
 # --- Bookings: idle auto-release ----------------------------------------------------------
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)
 KARIMASU_IDLE_GRACE_MINUTES = _env_or_fail("KARIMASU_IDLE_GRACE_MINUTES", env.int, 30)

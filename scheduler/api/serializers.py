@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
+from scheduler.services import webhooks
 from scheduler.services.reservations import can_manage, can_see_purpose
 
 
@@ -202,6 +203,15 @@ class TeamPolicySerializer(serializers.ModelSerializer):
             "webhook_language",
             "notify_email",
         ]
+
+    def validate_slack_webhook_url(self, value: str) -> str:
+        """https to public addresses only (or a host an admin allowed): see webhooks.check."""
+        if value:
+            try:
+                webhooks.check(value)
+            except webhooks.WebhookRefused as exc:
+                raise serializers.ValidationError(str(exc)) from exc
+        return value
 
 
 class MaintenanceWindowSerializer(serializers.ModelSerializer):
