@@ -198,12 +198,27 @@ def add_member(actor: User, team: Team, *, user: User, role: str) -> Membership:
     return membership
 
 
+def _lock(membership: Membership) -> Membership:
+    """Lock the team, then re-read the membership (404 if it went meanwhile).
+
+    Every change of a team's members takes the team's row first: two leads demoting or
+    removing each other at once used to lock their own rows and then wait for each other's
+    (a deadlock, answered 500); now the second waits for the first and sees its result.
+    """
+    Team.objects.select_for_update().filter(pk=membership.team_id).exists()
+    try:
+        return Membership.objects.select_for_update().get(pk=membership.pk)
+    except Membership.DoesNotExist as exc:
+        raise NotFoundError("Not a member of this team (any more).") from exc
+
+
 def change_role(actor: User, membership: Membership, *, role: str) -> Membership:
     _require_lead(actor, membership.team)
     if role not in Membership.Role.values:
         raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        locked = _lock(membership)
+        _require_lead(actor, membership.team)  # the actor may just have been demoted
         if locked.role == Membership.Role.LEAD and role != Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.role = role
@@ -214,7 +229,8 @@ def change_role(actor: User, membership: Membership, *, role: str) -> Membership
 def remove_member(actor: User, membership: Membership) -> None:
     _require_lead(actor, membership.team)
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        locked = _lock(membership)
+        _require_lead(actor, membership.team)  # the actor may just have been demoted
         if locked.role == Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.delete()
@@ -228,10 +244,8 @@ def remove_member(actor: User, membership: Membership) -> None:
 
 def _keep_one_lead(leaving: Membership) -> None:
     """A team keeps at least one lead, or nobody but admins could manage it."""
-    others = (
-        Membership.objects.select_for_update()
-        .filter(team_id=leaving.team_id, role=Membership.Role.LEAD)
-        .exclude(pk=leaving.pk)
+    others = Membership.objects.filter(team_id=leaving.team_id, role=Membership.Role.LEAD).exclude(
+        pk=leaving.pk
     )
     if not others.exists():
         raise Conflict("A team must keep at least one lead; appoint another lead first.")

@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -132,5 +133,29 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body, status=exc.status_code, headers=headers)
 
     view = context.get("view")
+    if isinstance(exc, DataError | OverflowError):
+        # A value the database cannot hold (an integer past its range, a NUL character): the
+        # input's fault. Views validate what they know; this is the net under them.
+        log.warning("api.data_error view=%s %s", type(view).__name__ if view else None, exc)
+        return Response(
+            error_body(
+                400,
+                "invalid",
+                "A value is out of range or contains characters that cannot be stored.",
+                {},
+            ),
+            status=400,
+        )
+    if isinstance(exc, OperationalError) and _is_deadlock(exc):
+        log.warning("api.deadlock view=%s", type(view).__name__ if view else None)
+        return Response(
+            error_body(409, "conflict", "A concurrent change got in the way; try again.", {}),
+            status=409,
+        )
     log.exception("api.unhandled view=%s", type(view).__name__ if view else None)
     return Response(error_body(500), status=500)
+
+
+def _is_deadlock(exc: Exception) -> bool:
+    cause = exc.__cause__
+    return type(cause).__name__ in ("DeadlockDetected", "SerializationFailure")

@@ -233,9 +233,18 @@ class CalendarFeedsView(APIView):
         summary='Rotate a feed secret: {"team": "<slug>"} or {} for your own',
     )
     def post(self, request: Request) -> Response:
-        slug = request.data.get("team") if isinstance(request.data, dict) else None
+        if not isinstance(request.data, dict):
+            raise InvalidRequest(
+                _('Expected {"team": "<slug>"} or {}.'),
+                details={"non_field_errors": [_("Expected a JSON object.")]},
+            )
+        slug = request.data.get("team")
+        if slug is not None and not isinstance(slug, str):
+            raise InvalidRequest(_("'team' must be a team's slug."), details={"team": ["string"]})
         if slug:
             team = get_object_or_404(Team, slug=slug, memberships__user=request.user)
+            if not calendar.may_rotate_team_feed(request.user, team):
+                raise NotPermitted(_("Only the team's leads and admins rotate its feed."))
             calendar.feed_secret(team, rotate=True)
         else:
             calendar.feed_secret(request.user, rotate=True)
