@@ -10,6 +10,7 @@ README.md lists every variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -77,6 +78,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "portal.accounts",
     "scheduler",
     "scheduler.telemetry",
@@ -97,6 +99,8 @@ MIDDLEWARE = [
     "portal.accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out sign-in with its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -157,6 +161,23 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes: sign-in throttling and lockout. AxesStandaloneBackend refuses a locked-out
+# username+address before the password is checked; failures are recorded in the database.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_or_fail("LOGIN_FAILURE_LIMIT", env.int, 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_or_fail("LOGIN_LOCKOUT_MINUTES", env.float, 15.0))
+# Per username and address together: guessing one person's password from one place is
+# stopped, and nobody can lock a colleague out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "portal.api.throttling.client_ip"  # trusts KARIMASU_TRUSTED_PROXIES
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -215,6 +236,11 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="karimasu@localhost")
 
 # --- REST API -------------------------------------------------------------------------
+# How many reverse proxies in front of the portal append to X-Forwarded-For: the client's
+# address for throttles and login lockouts is the N-th from the right (0: REMOTE_ADDR; a
+# client-supplied X-Forwarded-For is never believed beyond N).
+KARIMASU_TRUSTED_PROXIES = _env_or_fail("KARIMASU_TRUSTED_PROXIES", env.int, 0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.accounts.authentication.BearerTokenAuthentication",

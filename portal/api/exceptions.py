@@ -117,6 +117,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             error_body(exc.status, exc.code, exc.message, exc.details), status=exc.status
         )
 
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        from portal.api.throttling import throttle_failed_credentials
+
+        request = context.get("request")
+        wait = throttle_failed_credentials(request) if request is not None else None
+        if wait is not None:
+            exc = exceptions.Throttled(wait=wait)
+
     if isinstance(exc, exceptions.APIException):
         headers = {}
         if getattr(exc, "auth_header", None):
