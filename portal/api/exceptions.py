@@ -12,6 +12,7 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -154,6 +155,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             ),
             status=400,
         )
+    if isinstance(exc, ValueError | TypeError | DjangoValidationError) and _from_a_lookup(exc):
+        # A path id that is not a number (`/queries/abc/`) fails the model field's
+        # conversion in `get_object_or_404`: no such object, as DRF's own helper answers.
+        return Response(error_body(404, "not_found", "Not found.", {}), status=404)
     if isinstance(exc, OperationalError) and _is_deadlock(exc):
         log.warning("api.deadlock view=%s", type(view).__name__ if view else None)
         return Response(
@@ -162,6 +167,19 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         )
     log.exception("api.unhandled view=%s", type(view).__name__ if view else None)
     return Response(error_body(500), status=500)
+
+
+def _from_a_lookup(exc: Exception) -> bool:
+    """Raised converting a lookup value for the database (a model field or a lookup)?"""
+    traceback = exc.__traceback__
+    last = None
+    while traceback is not None:
+        last = traceback.tb_frame.f_code.co_filename
+        traceback = traceback.tb_next
+    return last is not None and (
+        last.endswith(("django/db/models/lookups.py", "django/db/models/query.py"))
+        or "django/db/models/fields/" in last
+    )
 
 
 def _is_deadlock(exc: Exception) -> bool:

@@ -113,3 +113,11 @@ def test_leads_demoting_each_other_at_once_keep_a_lead_and_never_500(live_server
             thread.join(timeout=60)
         assert sorted(statuses.values()) in ([200, 403], [200, 409]), statuses
         assert Membership.objects.filter(team=team, role=Membership.Role.LEAD).count() == 1
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/v1/queries/abc/results/", "/api/v1/queries/%C2%80a/results/?download=x"]
+)
+def test_non_integer_id_in_a_path_is_404(alice, url):
+    """Found by the schema fuzz: a view's get_object_or_404 on an integer key raised."""
+    assert_error(alice.client().get(url), 404, "not_found")
