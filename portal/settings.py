@@ -278,6 +278,8 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="karimasu@localhost")
 # address for throttles and login lockouts is the N-th from the right (0: REMOTE_ADDR; a
 # client-supplied X-Forwarded-For is never believed beyond N).
 KARIMASU_TRUSTED_PROXIES = _env_or_fail("KARIMASU_TRUSTED_PROXIES", env.int, 0)
+# Seconds a live API token's lookup is kept in the cache (0: every request queries).
+KARIMASU_TOKEN_CACHE_SECONDS = _env_or_fail("KARIMASU_TOKEN_CACHE_SECONDS", env.float, 30.0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -30,6 +30,7 @@ from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from portal.accounts.models import Membership, Team, User
+from portal.accounts.services import forget_tokens
 
 log = logging.getLogger("karimasu.accounts")
 
@@ -78,6 +79,7 @@ def sync_teams(user: User, groups: list[str]) -> None:
         if user.is_staff != staff:
             User.objects.filter(pk=user.pk).update(is_staff=staff)
             user.is_staff = staff
+            forget_tokens(user_id=user.pk)
 
 
 class KarimasuOIDCBackend(OIDCAuthenticationBackend):

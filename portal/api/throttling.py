@@ -82,17 +82,27 @@ def address_key(address: str) -> str:
     return str(ip)
 
 
-def _incr(key: str, ttl: int) -> int:
-    """Add one to the counter `key` (created with `ttl` seconds to live); the new value."""
+def _incr(key: str, ttl: int, previous: str | None = None) -> tuple[int, int]:
+    """Add one to the counter `key` (created with `ttl` seconds to live); returns its new
+    value and the value of the counter `previous` (0 if none), in one round trip on Redis."""
     store = _backend()
     if isinstance(store, RedisCache):
         full = store.make_and_validate_key(key)
         client = store._cache.get_client(full, write=True)
-        with client.pipeline() as pipe:
+        with client.pipeline(transaction=False) as pipe:
             pipe.incr(full)
             pipe.expire(full, ttl, nx=True)
-            value, _ = pipe.execute()
-        return int(value)
+            if previous is not None:
+                pipe.get(store.make_and_validate_key(previous))
+            values = pipe.execute()
+        before = values[2] if previous is not None and values[2] is not None else 0
+        return int(values[0]), int(before)
+    if previous is None:
+        return _locked_incr(store, key, ttl), 0
+    return _locked_incr(store, key, ttl), int(store.get(previous) or 0)
+
+
+def _locked_incr(store: Any, key: str, ttl: int) -> int:
     if isinstance(store, FileBasedCache):
         os.makedirs(store._dir, exist_ok=True)
         with open(os.path.join(store._dir, ".throttle.lock"), "a") as lock:
@@ -137,8 +147,7 @@ class CounterThrottle(BaseThrottle):
         window = int(now // period)
         elapsed = now - window * period
         prefix = f"throttle:{self.scope}:{ident}:"
-        current = _incr(f"{prefix}{window}", 2 * period)
-        previous = int(_backend().get(f"{prefix}{window - 1}") or 0)
+        current, previous = _incr(f"{prefix}{window}", 2 * period, f"{prefix}{window - 1}")
         used = previous * (1 - elapsed / period) + current
         if used <= limit:
             return True
