@@ -10,6 +10,7 @@ README.md lists every variable.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -110,6 +111,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "portal.accounts",
     "scheduler",
     "scheduler.telemetry",
@@ -118,6 +120,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "portal.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.api.middleware.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -129,6 +132,8 @@ MIDDLEWARE = [
     "portal.accounts.middleware.UserTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it answers a locked-out sign-in with its lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -145,6 +150,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.accounts.views.sso_context",
             ],
         },
     },
@@ -189,6 +195,60 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes: sign-in throttling and lockout. AxesStandaloneBackend refuses a locked-out
+# username+address before the password is checked; failures are recorded in the database.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = _env_or_fail("LOGIN_FAILURE_LIMIT", env.int, 5)
+AXES_COOLOFF_TIME = timedelta(minutes=_env_or_fail("LOGIN_LOCKOUT_MINUTES", env.float, 15.0))
+# Per username and address together: guessing one person's password from one place is
+# stopped, and nobody can lock a colleague out from elsewhere.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "portal.api.throttling.client_ip"  # trusts KARIMASU_TRUSTED_PROXIES
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
+# --- Single sign-on (OpenID Connect, mozilla-django-oidc): on when OIDC_RP_CLIENT_ID is set --
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID", default="")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET", default="")
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER", default="")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT", default="")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT", default="")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT", default="")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT", default="")
+OIDC_RP_SIGN_ALGO = env.str("OIDC_RP_SIGN_ALGO", default="RS256")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", default="openid email profile")
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", default="groups")
+try:
+    from portal.accounts.oidc_config import parse_group_teams
+
+    OIDC_GROUP_TEAMS = parse_group_teams(env.str("OIDC_GROUP_TEAMS", default=""))
+except ValueError as _exc:
+    raise ImproperlyConfigured(f"OIDC_GROUP_TEAMS has an invalid value: {_exc}") from _exc
+OIDC_ADMIN_GROUPS = _env_or_fail("OIDC_ADMIN_GROUPS", env.list, [])
+LOGIN_REDIRECT_URL_FAILURE = "/accounts/login/?sso=failed"
+if OIDC_RP_CLIENT_ID:
+    _missing = [
+        name
+        for name in (
+            "OIDC_RP_CLIENT_SECRET",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+        )
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set but not {', '.join(_missing)}")
+    AUTHENTICATION_BACKENDS.append("portal.accounts.oidc.KarimasuOIDCBackend")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -247,6 +307,13 @@ EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="karimasu@localhost")
 
 # --- REST API -------------------------------------------------------------------------
+# How many reverse proxies in front of the portal append to X-Forwarded-For: the client's
+# address for throttles and login lockouts is the N-th from the right (0: REMOTE_ADDR; a
+# client-supplied X-Forwarded-For is never believed beyond N).
+KARIMASU_TRUSTED_PROXIES = _env_or_fail("KARIMASU_TRUSTED_PROXIES", env.int, 0)
+# Seconds a live API token's lookup is kept in the cache (0: every request queries).
+KARIMASU_TOKEN_CACHE_SECONDS = _env_or_fail("KARIMASU_TOKEN_CACHE_SECONDS", env.float, 30.0)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.accounts.authentication.BearerTokenAuthentication",
@@ -435,6 +502,15 @@ KARIMASU_TELEMETRY_RAW_RETENTION_HOURS = _env_or_fail(
 KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS = _env_or_fail(
     "KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS", env.float, 90.0
 )
+# Readings dated further ahead than this (or older than the rollup retention) are refused.
+KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS = _env_or_fail(
+    "KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS", env.float, 300.0
+)
+
+# --- Team webhooks ----------------------------------------------------------------------------
+# Hosts an admin allows as webhook targets although they resolve to internal addresses (an
+# on-prem chat server); http is allowed for them too. Others: https to public addresses only.
+KARIMASU_WEBHOOK_ALLOWED_HOSTS = _env_or_fail("KARIMASU_WEBHOOK_ALLOWED_HOSTS", env.list, [])
 
 # --- Bookings: idle auto-release ----------------------------------------------------------
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)

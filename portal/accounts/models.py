@@ -28,6 +28,9 @@ class User(AbstractUser):
     time_zone = models.CharField(max_length=64, blank=True, default="")
     # Secret part of the user's iCalendar feed URL (bookings in Google Calendar, Outlook).
     calendar_secret = models.CharField(max_length=64, blank=True, db_index=True)
+    #: The OpenID Connect subject (`sub`) of a person who signs in through single sign-on;
+    #: null for local accounts. SSO finds its user by this, never by e-mail address.
+    oidc_subject = models.CharField(max_length=255, null=True, blank=True, unique=True)
 
     class Meta:
         db_table = "accounts_user"

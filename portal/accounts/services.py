@@ -12,6 +12,8 @@ import secrets
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
@@ -70,20 +72,54 @@ def create_api_token(
     return token, plaintext
 
 
+def _token_cache_key(digest: str) -> str:
+    return f"apitoken:{digest}"
+
+
+def forget_tokens(*, digests: list[str] | None = None, user_id: int | None = None) -> None:
+    """Drop cached token lookups: these digests, or every token of this user."""
+    if user_id is not None:
+        digests = [
+            *(digests or []),
+            *ApiToken.objects.filter(user_id=user_id).values_list("digest", flat=True),
+        ]
+    if digests:
+        cache.delete_many([_token_cache_key(d) for d in digests])
+
+
 def authenticate_token(plaintext: str, *, now: datetime) -> ApiToken | None:
-    """The live token with this plaintext, or None. Records its use (at most once a minute)."""
+    """The live token with this plaintext, or None. Records its use (at most once a minute).
+
+    A live token found in the database is kept in the cache for
+    `KARIMASU_TOKEN_CACHE_SECONDS` (the notebooks' hot path then costs one cache read, not
+    a query). Revoking a token, and saving or deleting a token or a user, drop the entries
+    at once (`forget_tokens`, and the signals in `portal.accounts.apps`); expiry is checked
+    on every request.
+    """
     if not plaintext.startswith(TOKEN_PREFIX) or len(plaintext) > 128:
         return None
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(digest=token_digest(plaintext), revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .first()
-    )
-    if token is None or not token.user.is_active:
+    digest = token_digest(plaintext)
+    seconds = float(getattr(settings, "KARIMASU_TOKEN_CACHE_SECONDS", 30))
+    key = _token_cache_key(digest)
+    token: ApiToken | None = cache.get(key) if seconds > 0 else None
+    if token is None:
+        token = (
+            ApiToken.objects.select_related("user")
+            .filter(digest=digest, revoked_at__isnull=True)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+            .first()
+        )
+        if token is None or not token.user.is_active:
+            return None
+        if seconds > 0:
+            cache.set(key, token, seconds)
+    elif (token.expires_at is not None and token.expires_at <= now) or not token.user.is_active:
         return None
     if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+        if seconds > 0:
+            cache.set(key, token, seconds)
     return token
 
 
@@ -96,6 +132,7 @@ def revoke_api_token(user: User, token_id: int, *, now: datetime) -> ApiToken:
     if token is None:
         raise NotFoundError("No such token.")
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
+    forget_tokens(digests=[token.digest])
     token.refresh_from_db()
     log.info("token.revoked user=%s token=%s", user.pk, token.pk)
     return token
@@ -198,12 +235,27 @@ def add_member(actor: User, team: Team, *, user: User, role: str) -> Membership:
     return membership
 
 
+def _lock(membership: Membership) -> Membership:
+    """Lock the team, then re-read the membership (404 if it went meanwhile).
+
+    Every change of a team's members takes the team's row first: two leads demoting or
+    removing each other at once used to lock their own rows and then wait for each other's
+    (a deadlock, answered 500); now the second waits for the first and sees its result.
+    """
+    Team.objects.select_for_update().filter(pk=membership.team_id).exists()
+    try:
+        return Membership.objects.select_for_update().get(pk=membership.pk)
+    except Membership.DoesNotExist as exc:
+        raise NotFoundError("Not a member of this team (any more).") from exc
+
+
 def change_role(actor: User, membership: Membership, *, role: str) -> Membership:
     _require_lead(actor, membership.team)
     if role not in Membership.Role.values:
         raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        locked = _lock(membership)
+        _require_lead(actor, membership.team)  # the actor may just have been demoted
         if locked.role == Membership.Role.LEAD and role != Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.role = role
@@ -214,7 +266,8 @@ def change_role(actor: User, membership: Membership, *, role: str) -> Membership
 def remove_member(actor: User, membership: Membership) -> None:
     _require_lead(actor, membership.team)
     with transaction.atomic():
-        locked = Membership.objects.select_for_update().get(pk=membership.pk)
+        locked = _lock(membership)
+        _require_lead(actor, membership.team)  # the actor may just have been demoted
         if locked.role == Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.delete()
@@ -228,10 +281,8 @@ def remove_member(actor: User, membership: Membership) -> None:
 
 def _keep_one_lead(leaving: Membership) -> None:
     """A team keeps at least one lead, or nobody but admins could manage it."""
-    others = (
-        Membership.objects.select_for_update()
-        .filter(team_id=leaving.team_id, role=Membership.Role.LEAD)
-        .exclude(pk=leaving.pk)
+    others = Membership.objects.filter(team_id=leaving.team_id, role=Membership.Role.LEAD).exclude(
+        pk=leaving.pk
     )
     if not others.exists():
         raise Conflict("A team must keep at least one lead; appoint another lead first.")

@@ -92,3 +92,8 @@ def set_time_zone(request: HttpRequest) -> HttpResponse:
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "/"
     return redirect(target)
+
+
+def sso_context(request: HttpRequest) -> dict[str, bool]:
+    """Template context: whether the sign-in page offers single sign-on."""
+    return {"sso_enabled": bool(getattr(settings, "OIDC_RP_CLIENT_ID", ""))}

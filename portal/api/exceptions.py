@@ -12,6 +12,8 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -116,6 +118,14 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             error_body(exc.status, exc.code, exc.message, exc.details), status=exc.status
         )
 
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        from portal.api.throttling import throttle_failed_credentials
+
+        request = context.get("request")
+        wait = throttle_failed_credentials(request) if request is not None else None
+        if wait is not None:
+            exc = exceptions.Throttled(wait=wait)
+
     if isinstance(exc, exceptions.APIException):
         headers = {}
         if getattr(exc, "auth_header", None):
@@ -132,5 +142,46 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return Response(body, status=exc.status_code, headers=headers)
 
     view = context.get("view")
+    if isinstance(exc, DataError | OverflowError):
+        # A value the database cannot hold (an integer past its range, a NUL character): the
+        # input's fault. Views validate what they know; this is the net under them.
+        log.warning("api.data_error view=%s %s", type(view).__name__ if view else None, exc)
+        return Response(
+            error_body(
+                400,
+                "invalid",
+                "A value is out of range or contains characters that cannot be stored.",
+                {},
+            ),
+            status=400,
+        )
+    if isinstance(exc, ValueError | TypeError | DjangoValidationError) and _from_a_lookup(exc):
+        # A path id that is not a number (`/queries/abc/`) fails the model field's
+        # conversion in `get_object_or_404`: no such object, as DRF's own helper answers.
+        return Response(error_body(404, "not_found", "Not found.", {}), status=404)
+    if isinstance(exc, OperationalError) and _is_deadlock(exc):
+        log.warning("api.deadlock view=%s", type(view).__name__ if view else None)
+        return Response(
+            error_body(409, "conflict", "A concurrent change got in the way; try again.", {}),
+            status=409,
+        )
     log.exception("api.unhandled view=%s", type(view).__name__ if view else None)
     return Response(error_body(500), status=500)
+
+
+def _from_a_lookup(exc: Exception) -> bool:
+    """Raised converting a lookup value for the database (a model field or a lookup)?"""
+    traceback = exc.__traceback__
+    last = None
+    while traceback is not None:
+        last = traceback.tb_frame.f_code.co_filename
+        traceback = traceback.tb_next
+    return last is not None and (
+        last.endswith(("django/db/models/lookups.py", "django/db/models/query.py"))
+        or "django/db/models/fields/" in last
+    )
+
+
+def _is_deadlock(exc: Exception) -> bool:
+    cause = exc.__cause__
+    return type(cause).__name__ in ("DeadlockDetected", "SerializationFailure")

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 from portal.api.exceptions import error_response
 
@@ -24,11 +24,27 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith(API_PREFIX)
 
 
+def _has_nul(request: HttpRequest) -> bool:
+    """A NUL character in the path or the query (PostgreSQL cannot compare text with one)."""
+    if "\x00" in request.path:
+        return True
+    query = request.META.get("QUERY_STRING", "")
+    if "%00" not in query and "\x00" not in query:
+        return False
+    return any("\x00" in k or any("\x00" in v for v in vs) for k, vs in request.GET.lists())
+
+
 class ApiErrorMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _has_nul(request):
+            if not _is_api(request):
+                return HttpResponseBadRequest("NUL characters are not allowed in URLs.")
+            return error_response(
+                400, message="NUL characters are not allowed in URLs.", details={}
+            )
         if not _is_api(request):
             return self.get_response(request)
         too_large = self._reject_large_body(request)

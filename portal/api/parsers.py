@@ -2,7 +2,10 @@
 
 DRF's JSONParser reads the whole stream, whatever its size, because it bypasses
 Django's DATA_UPLOAD_MAX_MEMORY_SIZE check (that one guards `request.body` only).
-This one reads at most the limit and says where malformed JSON broke.
+This one reads at most the limit and says where malformed JSON broke. It also refuses what
+would later break a view or the database: nesting deeper than MAX_DEPTH (a body of 100,000
+`[` made json.loads raise RecursionError, a 500) and NUL characters in strings (PostgreSQL
+text cannot store them).
 """
 
 from __future__ import annotations
@@ -11,9 +14,32 @@ import json
 from typing import Any
 
 from django.conf import settings
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 
 from portal.api.exceptions import MalformedJSON, PayloadTooLarge
+
+MAX_DEPTH = 64
+
+
+def _walk(value: Any) -> tuple[str, str] | None:
+    """The path and problem of the first over-deep container or NUL string, else None."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path or "non_field_errors", "Must not contain NUL characters."
+        elif isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                return path or "non_field_errors", f"Nested deeper than {MAX_DEPTH} levels."
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in pairs:
+                if isinstance(key, str) and "\x00" in key:
+                    return path or "non_field_errors", "Keys must not contain NUL characters."
+                where = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
+                stack.append((child, where.lstrip("."), depth + 1))
+    return None
 
 
 class BoundedJSONParser(JSONParser):
@@ -35,10 +61,20 @@ class BoundedJSONParser(JSONParser):
                 f"Body is not valid {encoding}: {exc.reason}.", line=1, column=exc.start + 1
             ) from exc
         try:
-            return json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MalformedJSON(
                 f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
                 line=exc.lineno,
                 column=exc.colno,
             ) from exc
+        except RecursionError as exc:
+            raise MalformedJSON(
+                f"JSON nested deeper than {MAX_DEPTH} levels.", line=1, column=1
+            ) from exc
+        # The walk costs a pass over the data; only bodies that may fail it pay for it.
+        if "\\u0000" in text or text.count("[") + text.count("{") > MAX_DEPTH:
+            problem = _walk(data)
+            if problem is not None:
+                raise ValidationError({problem[0]: [problem[1]]})
+        return data

@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.decorators import action
@@ -15,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.accounts.models import Team
+from portal.accounts.models import Membership, Team
 from portal.accounts.services import is_team_lead
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler.api import serializers as s
@@ -27,7 +28,7 @@ from scheduler.models import (
     Reservation,
     ReservationSlot,
 )
-from scheduler.services import availability, booking_policy, calendar, reservations
+from scheduler.services import availability, booking_policy, calendar, reservations, webhooks
 
 
 def _team(slug: str) -> Team:
@@ -192,12 +193,19 @@ class AvailabilityView(APIView):
 
 
 class TeamPolicyView(APIView):
-    """A team's booking policy: members read it, leads and admins change it."""
+    """A team's booking policy: members read it (the webhook URL masked: it is a
+    credential), leads and admins see the webhook and change the policy."""
 
     @extend_schema(responses=s.TeamPolicySerializer)
     def get(self, request: Request, slug: str) -> Response:
         team = get_object_or_404(Team, slug=slug)
-        return Response(s.TeamPolicySerializer(booking_policy.policy_of(team)).data)
+        lead = is_team_lead(request.user, team)
+        if not lead and not Membership.objects.filter(team=team, user=request.user).exists():
+            raise NotPermitted(_("Only the team's members and admins see its policy."))
+        data = s.TeamPolicySerializer(booking_policy.policy_of(team)).data
+        if not lead:
+            data["slack_webhook_url"] = webhooks.mask(data["slack_webhook_url"])
+        return Response(data)
 
     @extend_schema(request=s.TeamPolicySerializer, responses=s.TeamPolicySerializer)
     def patch(self, request: Request, slug: str) -> Response:
@@ -225,9 +233,18 @@ class CalendarFeedsView(APIView):
         summary='Rotate a feed secret: {"team": "<slug>"} or {} for your own',
     )
     def post(self, request: Request) -> Response:
-        slug = request.data.get("team") if isinstance(request.data, dict) else None
+        if not isinstance(request.data, dict):
+            raise InvalidRequest(
+                _('Expected {"team": "<slug>"} or {}.'),
+                details={"non_field_errors": [_("Expected a JSON object.")]},
+            )
+        slug = request.data.get("team")
+        if slug is not None and not isinstance(slug, str):
+            raise InvalidRequest(_("'team' must be a team's slug."), details={"team": ["string"]})
         if slug:
             team = get_object_or_404(Team, slug=slug, memberships__user=request.user)
+            if not calendar.may_rotate_team_feed(request.user, team):
+                raise NotPermitted(_("Only the team's leads and admins rotate its feed."))
             calendar.feed_secret(team, rotate=True)
         else:
             calendar.feed_secret(request.user, rotate=True)

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+from zoneinfo import available_timezones
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
+from scheduler.services import webhooks
 from scheduler.services.reservations import can_manage, can_see_purpose
 
 
@@ -187,6 +191,11 @@ class FreeSlotSerializer(serializers.Serializer):
     gpus = serializers.ListField(child=serializers.IntegerField())
 
 
+@cache
+def available_zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 class TeamPolicySerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True)
 
@@ -201,7 +210,22 @@ class TeamPolicySerializer(serializers.ModelSerializer):
             "slack_webhook_url",
             "webhook_language",
             "notify_email",
+            "time_zone",
         ]
+
+    def validate_time_zone(self, value: str) -> str:
+        if value and value not in available_zones():
+            raise serializers.ValidationError(_("Unknown time zone."))
+        return value
+
+    def validate_slack_webhook_url(self, value: str) -> str:
+        """https to public addresses only (or a host an admin allowed): see webhooks.check."""
+        if value:
+            try:
+                webhooks.check(value)
+            except webhooks.WebhookRefused as exc:
+                raise serializers.ValidationError(str(exc)) from exc
+        return value
 
 
 class MaintenanceWindowSerializer(serializers.ModelSerializer):

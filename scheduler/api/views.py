@@ -6,6 +6,7 @@ from typing import Any
 
 from django.db.models import Prefetch
 from django.utils import timezone
+from django.utils.functional import SimpleLazyObject
 from rest_framework import mixins, viewsets
 
 from scheduler.api.serializers import NodeSerializer
@@ -36,5 +37,7 @@ class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
         context["now"] = timezone.now()
-        context["holders"] = gpu_holders(now=context["now"])
+        now = context["now"]
+        # Computed on first use: a page without GPUs (or a 404) needs no holder queries.
+        context["holders"] = SimpleLazyObject(lambda: gpu_holders(now=now))
         return context

@@ -104,6 +104,8 @@ class TeamPolicy(models.Model):
     )
     notify_email = models.BooleanField(default=True)
     calendar_secret = models.CharField(max_length=64, blank=True, db_index=True)
+    # The IANA zone the team's weeks (its weekly GPU-hours) are counted in; empty: the site's.
+    time_zone = models.CharField(max_length=64, blank=True, default="")
 
     def __str__(self) -> str:
         return f"policy of {self.team}"

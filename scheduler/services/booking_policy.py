@@ -2,12 +2,24 @@
 
 `check_policy` names the first rule a booking breaks (PolicyViolation, 403, with
 `details.rule`); `team_gpu_hours` is the weekly usage that bookings and jobs share.
+
+The limits hold under concurrency because `check_policy` runs inside the booking's
+transaction after locking, in this order, the team's policy row and the holder's user row
+(`SELECT ... FOR UPDATE` on PostgreSQL; SQLite's IMMEDIATE transactions serialize writers):
+two bookings that could together break a limit of the same team or the same person wait for
+each other, and the second one counts what the first one wrote.
+
+Weeks are the team's: Monday 00:00 to the next Monday 00:00 in `TeamPolicy.time_zone`
+(else the site's), so a week is 167 or 169 hours around DST changes. A booking that spans
+weeks is charged to each week it touches, and each must stay within the budget.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.conf import settings
 from django.db.models import Q
 
 from portal.accounts.models import Team, User
@@ -24,9 +36,37 @@ def policy_of(team: Team) -> TeamPolicy:
     return policy
 
 
-def week_start(moment: datetime) -> datetime:
-    day = moment - timedelta(days=moment.weekday())
-    return day.replace(hour=0, minute=0, second=0, microsecond=0)
+def team_zone(policy: TeamPolicy | None) -> tzinfo:
+    """The zone the team's weeks are counted in: its policy's, else the site's."""
+    name = (policy.time_zone if policy is not None else "") or settings.TIME_ZONE
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(settings.TIME_ZONE)
+
+
+def _local_midnight(day: date, zone: tzinfo) -> datetime:
+    # Midnight exists in every zone Karimasu is likely to meet; where a DST jump skips it,
+    # zoneinfo's fold=0 answer is the instant just after the gap, which is still the start.
+    return datetime.combine(day, time.min, tzinfo=zone)
+
+
+def week_bounds(moment: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """[Monday 00:00, next Monday 00:00) in `zone` around `moment`, as UTC datetimes.
+
+    UTC on purpose: Python subtracts two datetimes of the same zone by their wall clocks,
+    which would make every week 168 hours long.
+    """
+    day = moment.astimezone(zone).date()
+    monday = day - timedelta(days=day.weekday())
+    return (
+        _local_midnight(monday, zone).astimezone(UTC),
+        _local_midnight(monday + timedelta(days=7), zone).astimezone(UTC),
+    )
+
+
+def week_start(moment: datetime, zone: tzinfo | None = None) -> datetime:
+    return week_bounds(moment, zone or ZoneInfo(settings.TIME_ZONE))[0]
 
 
 def team_gpu_hours(
@@ -70,8 +110,14 @@ def check_policy(
     now: datetime,
     exclude_reservation: int | None = None,
 ) -> None:
-    """Raise PolicyViolation naming the first rule the booking breaks."""
-    policy = policy_of(team)
+    """Raise PolicyViolation naming the first rule the booking breaks.
+
+    Call inside the transaction that writes the booking: the policy and user rows stay
+    locked until it commits (see the module's docstring).
+    """
+    policy_of(team)  # exists before it can be locked
+    policy = TeamPolicy.objects.select_for_update().get(team=team)
+    User.objects.select_for_update().filter(pk=user.pk).exists()
     hours = (end - start).total_seconds() / 3600
     if policy.max_booking_hours is not None and hours > policy.max_booking_hours:
         raise PolicyViolation(
@@ -107,20 +153,38 @@ def check_policy(
                 },
             )
     if policy.weekly_gpu_hours is not None:
-        week = week_start(start)
-        used = team_gpu_hours(
-            team, week, week + timedelta(days=7), now=now, exclude_reservation=exclude_reservation
+        zone = team_zone(policy)
+        week, week_end = week_bounds(start, zone)
+        while week < end:
+            _check_week(policy, team, week, week_end, start, end, n_gpus, now, exclude_reservation)
+            week, week_end = week_end, week_bounds(week_end, zone)[1]
+
+
+def _check_week(
+    policy: TeamPolicy,
+    team: Team,
+    week: datetime,
+    week_end: datetime,
+    start: datetime,
+    end: datetime,
+    n_gpus: int,
+    now: datetime,
+    exclude_reservation: int | None,
+) -> None:
+    assert policy.weekly_gpu_hours is not None
+    used = team_gpu_hours(team, week, week_end, now=now, exclude_reservation=exclude_reservation)
+    wanted = n_gpus * (min(end, week_end) - max(start, week)).total_seconds() / 3600
+    if used + wanted > policy.weekly_gpu_hours:
+        day = week.astimezone(team_zone(policy)).date()
+        raise PolicyViolation(
+            f"{team.slug} has {max(policy.weekly_gpu_hours - used, 0):.1f} of its "
+            f"{policy.weekly_gpu_hours:g} GPU-hours left in the week of "
+            f"{day:%Y-%m-%d}; this booking needs {wanted:.1f}.",
+            details={
+                "rule": "weekly_gpu_hours",
+                "limit": policy.weekly_gpu_hours,
+                "used": round(used, 2),
+                "requested": round(wanted, 2),
+                "week": day.isoformat(),
+            },
         )
-        wanted = n_gpus * (min(end, week + timedelta(days=7)) - start).total_seconds() / 3600
-        if used + wanted > policy.weekly_gpu_hours:
-            raise PolicyViolation(
-                f"{team.slug} has {max(policy.weekly_gpu_hours - used, 0):.1f} of its "
-                f"{policy.weekly_gpu_hours:g} GPU-hours left in the week of "
-                f"{week:%Y-%m-%d}; this booking needs {wanted:.1f}.",
-                details={
-                    "rule": "weekly_gpu_hours",
-                    "limit": policy.weekly_gpu_hours,
-                    "used": round(used, 2),
-                    "requested": round(wanted, 2),
-                },
-            )

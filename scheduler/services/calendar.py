@@ -9,6 +9,7 @@ from django.db.models import Q
 from icalendar import Calendar, Event
 
 from portal.accounts.models import Team, User
+from portal.accounts.services import is_team_lead
 from scheduler.models import Reservation, ReservationStatus, TeamPolicy
 from scheduler.services.booking_policy import policy_of
 
@@ -22,6 +23,19 @@ def feed_secret(owner: User | Team, *, rotate: bool = False) -> str:
         holder.calendar_secret = secrets.token_urlsafe(24)
         type(holder).objects.filter(pk=holder.pk).update(calendar_secret=holder.calendar_secret)
     return holder.calendar_secret
+
+
+def rotate_after_leaving(sender: object, instance: object, **kwargs: object) -> None:
+    """post_delete of a Membership: a new secret for the team's feed, if it has one."""
+    team_id = getattr(instance, "team_id", None)
+    policy = TeamPolicy.objects.filter(team_id=team_id).exclude(calendar_secret="").first()
+    if policy is not None:
+        feed_secret(policy.team, rotate=True)
+
+
+def may_rotate_team_feed(user: User, team: Team) -> bool:
+    """A team's feed is rotated by its leads and admins (members only read it)."""
+    return is_team_lead(user, team)
 
 
 def feed_for_secret(secret: str, *, now: datetime) -> bytes | None:

@@ -38,7 +38,7 @@ from scheduler.models import (
     TeamPolicy,
     TeamQuota,
 )
-from scheduler.services.booking_policy import team_gpu_hours, week_start
+from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
 from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
 from scheduler.services.reservations import end_reservation
 from scheduler.telemetry.signals import foreign_gpus
@@ -198,7 +198,6 @@ def _quotas(now: datetime) -> dict[str, snap.TeamQuota]:
         for p in TeamPolicy.objects.filter(weekly_gpu_hours__isnull=False).select_related("team")
     }
     result = {}
-    week = week_start(now)
     for team_id in set(quotas) | set(budgets):
         quota, policy = quotas.get(team_id), budgets.get(team_id)
         team = (quota or policy).team  # type: ignore[union-attr]
@@ -209,7 +208,7 @@ def _quotas(now: datetime) -> dict[str, snap.TeamQuota]:
             borrowing_limit=quota.borrowing_limit if quota else None,
             share_weight=quota.share_weight if quota else 1.0,
             weekly_gpu_hours=policy.weekly_gpu_hours if policy else None,
-            spent_gpu_hours=team_gpu_hours(team, week, week + timedelta(days=7), now=now)
+            spent_gpu_hours=team_gpu_hours(team, *week_bounds(now, team_zone(policy)), now=now)
             if policy
             else 0.0,
         )

@@ -3,9 +3,7 @@ each in its recipient's language."""
 
 from __future__ import annotations
 
-import json
 import logging
-import urllib.request
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -13,10 +11,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from scheduler.models import Reservation, TeamPolicy
+from scheduler.services.webhooks import post_webhook
 
 log = logging.getLogger("karimasu.notify")
-
-WEBHOOK_TIMEOUT_S = 5
 
 
 def reservation_message(event: str, reservation: Reservation, language: str) -> str:
@@ -81,19 +78,3 @@ def send_reservation_notice(event: str, reservation_id: int) -> dict[str, bool]:
         text = reservation_message(event, reservation, policy.webhook_language)
         sent["webhook"] = post_webhook(policy.slack_webhook_url, text)
     return sent
-
-
-def post_webhook(url: str, text: str) -> bool:
-    """POST Slack's `{"text": ...}` to an http(s) webhook. Other schemes are refused."""
-    if not url.startswith(("https://", "http://")):
-        log.warning("notify.webhook_refused scheme of %r", url[:20])
-        return False
-    body = json.dumps({"text": text}).encode()
-    # S310: the scheme is checked above (no file: or custom schemes).
-    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=WEBHOOK_TIMEOUT_S) as response:  # noqa: S310
-            return 200 <= response.status < 300
-    except OSError as exc:
-        log.warning("notify.webhook_failed %s", exc)
-        return False

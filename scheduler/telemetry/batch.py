@@ -43,7 +43,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _at(value: Any) -> datetime | None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -52,7 +52,19 @@ def _at(value: Any) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
-def parse_batch(data: Any) -> dict[str, Any]:
+def _iso(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat()
+
+
+def parse_batch(
+    data: Any, *, earliest: datetime | None = None, latest: datetime | None = None
+) -> dict[str, Any]:
+    """Check `data`; every reading's `at` must lie in [earliest, latest] when they are given.
+
+    The window is what keeps the database readable: a time such as
+    `9999-12-31T23:59:59-14:00` is year 10000 in UTC, which PostgreSQL stores but psycopg
+    cannot read back, and a reading years ahead would stay the GPU's "latest" forever.
+    """
     errors: dict[str, str] = {}
     if not isinstance(data, dict):
         raise BatchError({"non_field_errors": "Expected a JSON object."})
@@ -72,7 +84,7 @@ def parse_batch(data: Any) -> dict[str, Any]:
         errors["readings"] = f"At most {MAX_READINGS} readings per batch."
     else:
         for i, reading in enumerate(readings):
-            _check_reading(reading, f"readings[{i}]", errors)
+            _check_reading(reading, f"readings[{i}]", errors, earliest, latest)
             if len(errors) >= 20:
                 break
     if errors:
@@ -80,13 +92,24 @@ def parse_batch(data: Any) -> dict[str, Any]:
     return data
 
 
-def _check_reading(reading: Any, path: str, errors: dict[str, str]) -> None:
+def _check_reading(
+    reading: Any,
+    path: str,
+    errors: dict[str, str],
+    earliest: datetime | None,
+    latest: datetime | None,
+) -> None:
     if not isinstance(reading, dict):
         errors[path] = "Expected an object."
         return
     at = _at(reading.get("at"))
     if at is None:
         errors[f"{path}.at"] = "Expected an RFC 3339 time with a zone."
+    elif (earliest is not None and at < earliest) or (latest is not None and at > latest):
+        errors[f"{path}.at"] = (
+            f"Outside the accepted window [{_iso(earliest)}, {_iso(latest)}]:"
+            " check the node's clock."
+        )
     else:
         reading["at"] = at
     if not isinstance(reading.get("healthy", True), bool):

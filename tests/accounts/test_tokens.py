@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.http import HttpRequest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -177,7 +178,8 @@ def test_purge_removes_only_tokens_dead_past_retention(alice):
 
 def test_session_auth_requires_csrf_for_writes(alice):
     client = APIClient(enforce_csrf_checks=True)
-    assert client.login(username="alice", password="alice-pass-123")
+    # django-axes checks every password sign-in against its request (lockouts).
+    assert client.login(request=HttpRequest(), username="alice", password="alice-pass-123")
     assert client.get("/api/v1/me/").json()["username"] == "alice"
 
     error = assert_error(client.post("/api/v1/tokens/", {"name": "web"}, format="json"), 403)

@@ -39,8 +39,19 @@ def page(monkeypatch, live_server):
         context = browser.new_context(locale="en-US", base_url=live_server.url)
         page = context.new_page()
         page.set_default_timeout(15_000)
+        # Every page runs under the Content-Security-Policy: a violation fails the test.
+        violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         try:
             yield page
+            assert violations == [], violations
         finally:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "last.png"), full_page=True)

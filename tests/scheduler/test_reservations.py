@@ -190,8 +190,16 @@ def test_gpus_per_user_counts_what_the_user_already_holds(alice, nodes, vision):
 
 
 def test_jobs_share_the_weekly_budget_with_bookings(alice, nodes, vision):
-    TeamPolicy.objects.update_or_create(team=vision, defaults={"weekly_gpu_hours": 10})
-    now = timezone.now()
+    from datetime import UTC, datetime
+
+    from scheduler.services.booking_policy import PolicyViolation
+    from scheduler.services.reservations import reserve_gpus
+
+    TeamPolicy.objects.update_or_create(
+        team=vision, defaults={"weekly_gpu_hours": 10, "max_days_ahead": None}
+    )
+    # A Wednesday, so that every window below is inside one week whatever today is.
+    now = datetime(2030, 1, 2, 12, tzinfo=UTC)
     Job.objects.create(
         name="big",
         owner=alice.user,
@@ -204,8 +212,22 @@ def test_jobs_share_the_weekly_budget_with_bookings(alice, nodes, vision):
         started_at=now - timedelta(hours=2),
         finished_at=now,
     )  # 8 GPU-hours
-    assert book(alice, gpus=(0,), start=1, end=2).status_code == 201  # 9 of 10
-    assert_error(book(alice, gpus=(0,), start=3, end=5), 403, "policy_violation")
+
+    def reserve(start_h: int, end_h: int):
+        return reserve_gpus(
+            alice.user,
+            team=vision,
+            node=nodes["tesla-01"],
+            gpu_indices=[0],
+            start=now + timedelta(hours=start_h),
+            end=now + timedelta(hours=end_h),
+            now=now,
+        )
+
+    reserve(1, 2)  # 9 of 10
+    with pytest.raises(PolicyViolation) as refused:
+        reserve(3, 5)
+    assert refused.value.details["rule"] == "weekly_gpu_hours"
 
 
 def test_no_booking_over_a_maintenance_window_or_a_cordoned_node(alice, nodes, unlimited):
@@ -385,8 +407,9 @@ def test_booking_notice_is_emailed_in_the_holders_language(
 
 
 def test_team_webhook_gets_the_notice(
-    alice, nodes, vision, unlimited, eager_tasks, django_capture_on_commit_callbacks
+    alice, nodes, vision, unlimited, eager_tasks, django_capture_on_commit_callbacks, settings
 ):
+    settings.KARIMASU_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the receiver is on loopback
     received = []
     from tests.scheduler.webhook import webhook_receiver
 

@@ -21,6 +21,21 @@ from scheduler.telemetry.api.authentication import IsNodeAgent, NodeTokenAuthent
 from scheduler.telemetry.batch import BatchError, parse_batch
 
 
+def now() -> datetime:
+    """The portal's clock (a seam the tests set)."""
+    return timezone.now()
+
+
+def accepted_window(at: datetime) -> tuple[datetime, datetime]:
+    """Readings older than the rollups are kept, or further ahead than the clock skew
+    allowed, are refused: see docs/telemetry.md."""
+    keep = timedelta(days=float(services.setting("KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS", 90)))
+    skew = timedelta(
+        seconds=float(services.setting("KARIMASU_TELEMETRY_MAX_CLOCK_SKEW_SECONDS", 300))
+    )
+    return at - keep, at + skew
+
+
 class IngestView(APIView):
     """POST a batch of readings from a node agent (see docs/telemetry.md for the format)."""
 
@@ -31,8 +46,10 @@ class IngestView(APIView):
     @extend_schema(request=dict, responses={202: dict}, summary="Ingest node telemetry")
     def post(self, request: Request) -> Response:
         node = request.auth.node
+        moment = now()
+        earliest, latest = accepted_window(moment)
         try:
-            batch = parse_batch(request.data)
+            batch = parse_batch(request.data, earliest=earliest, latest=latest)
         except BatchError as exc:
             raise InvalidRequest("Malformed telemetry batch.", details=exc.details) from exc
         if batch.get("node") not in (None, node.name):
@@ -40,7 +57,7 @@ class IngestView(APIView):
                 f"This token belongs to node {node.name!r}, not {batch['node']!r}.",
                 details={"node": "Does not match the token's node."},
             )
-        result = services.ingest_batch(node, batch, now=timezone.now())
+        result = services.ingest_batch(node, batch, now=moment)
         return Response(
             {
                 "node": node.name,

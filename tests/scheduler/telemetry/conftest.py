@@ -12,6 +12,16 @@ from scheduler.models import Gpu, Job, Node
 from scheduler.telemetry import services
 
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
+# The portal's clock during these tests: readings are accepted only in
+# [now - rollup retention, now + clock skew], so the fixed T0 must stay inside that window.
+NOW = T0 + timedelta(hours=1)
+
+
+@pytest.fixture(autouse=True)
+def _portal_clock(monkeypatch):
+    from scheduler.telemetry.api import views
+
+    monkeypatch.setattr(views, "now", lambda: NOW)
 
 
 def make_node(name: str = "gpu-01", gpus: int = 2) -> Node:

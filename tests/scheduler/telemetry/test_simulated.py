@@ -173,8 +173,15 @@ def test_simulated_readings_flow_into_the_portal(emulator, db, alice, vision):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_demo_agents_command_posts_every_node_to_the_live_portal(emulator, live_server):
+def test_demo_agents_command_posts_every_node_to_the_live_portal(
+    emulator, live_server, monkeypatch
+):
     from django.core.management import call_command
+    from django.utils import timezone
+
+    from scheduler.telemetry.api import views
+
+    monkeypatch.setattr(views, "now", timezone.now)  # the agents read the real clock
 
     from scheduler.cluster.kube import KubernetesBackend
     from scheduler.services.inventory import sync_inventory

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scheduler', '0005_default_priority_classes'),
+        ('scheduler', '0006_team_policy_time_zone'),
     ]
 
     operations = [
