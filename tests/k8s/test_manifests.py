@@ -185,14 +185,16 @@ def test_demo_secrets_are_random_and_wired_to_the_demo_services():
 
 
 @pytest.mark.parametrize("name", RENDERED)
-def test_web_and_worker_share_one_results_volume_at_the_same_path(rendered, name):
+def test_web_worker_and_watch_share_one_results_volume_at_the_same_path(rendered, name):
+    """Query results (worker writes, web serves) and archived job logs (reconcile in the
+    worker and the watch writes, web serves) live on one volume."""
     objects = rendered[name]
     config = _find(objects, "ConfigMap", "karimasu-config")["data"]
     results_dir = Path(config["QUERYGATE_RESULTS_DIR"])
     claim = _find(objects, "PersistentVolumeClaim", "karimasu-results")
     if name != "demo":  # the demo runs on one node, where ReadWriteOnce serves both
         assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
-    for deployment in ("karimasu-web", "karimasu-worker"):
+    for deployment in ("karimasu-web", "karimasu-worker", "karimasu-watch"):
         spec = _find(objects, "Deployment", deployment)["spec"]["template"]["spec"]
         volume = next(v["name"] for v in spec["volumes"] if "persistentVolumeClaim" in v)
         claim_names = [
