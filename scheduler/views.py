@@ -240,7 +240,7 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
     log_text, log_note = "", ""
     if job.status == states.QUEUED:
         log_note = _("The job has not started yet: no log.")
-    elif (archived := job_logs.read_archive(job.pk, job.attempt, 200)) is not None:
+    elif (archived := job_logs.read_archive(job, job.attempt, 200)) is not None:
         log_text = "\n".join(archived)
     else:
         try:

@@ -46,6 +46,12 @@ def _isolated_cache(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _job_logs_dir(settings, tmp_path):
+    """Archived job logs of each test in its own directory, never in VAR_DIR."""
+    settings.KARIMASU_JOB_LOGS_DIR = tmp_path / "job-logs"
+
+
 @dataclass
 class Persona:
     user: User

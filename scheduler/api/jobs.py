@@ -194,7 +194,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             tail = 500
         tail = max(1, min(tail, 100_000))
         follow = request.query_params.get("follow") in ("1", "true")
-        archived = job_logs.read_archive(job.pk, job.attempt, tail)
+        archived = job_logs.read_archive(job, job.attempt, tail)
         if archived is not None:  # the attempt is over: its log was archived
             return StreamingHttpResponse(
                 (f"{line}\n" for line in archived), content_type="text/plain; charset=utf-8"

@@ -25,6 +25,7 @@ from pathlib import Path
 from django.conf import settings
 
 from scheduler.cluster.backend import ClusterBackend, ClusterError
+from scheduler.models import Job
 
 log = logging.getLogger("karimasu.jobs")
 
@@ -33,14 +34,18 @@ def logs_dir() -> Path:
     return Path(settings.KARIMASU_JOB_LOGS_DIR)
 
 
-def archive_path(job_id: int, attempt: int) -> Path:
-    return logs_dir() / f"job-{int(job_id)}-a{int(attempt)}.log"
+def archive_path(job: Job, attempt: int) -> Path:
+    """The archive of one attempt. The submission time is in the name, so a database that
+    was reset (ids reused) never shows another job's log."""
+    stamp = int(job.submitted_at.timestamp()) if job.submitted_at else 0
+    return logs_dir() / f"job-{int(job.pk)}-a{int(attempt)}-{stamp}.log"
 
 
-def archive_log(backend: ClusterBackend, job_id: int, attempt: int) -> bool:
+def archive_log(backend: ClusterBackend, job: Job, attempt: int) -> bool:
     """Copy the attempt's log from the cluster into its archive file; False when the cluster
     had none (or could not be read: reconcile goes on, the log stays on the cluster)."""
     limit = int(settings.KARIMASU_JOB_LOG_MAX_MB) * 1024 * 1024
+    job_id = job.pk
     try:
         lines = list(_capped(backend.logs(job_id, attempt), limit))
     except ClusterError as exc:
@@ -48,7 +53,7 @@ def archive_log(backend: ClusterBackend, job_id: int, attempt: int) -> bool:
         return False
     if not lines:
         return False
-    target = archive_path(job_id, attempt)
+    target = archive_path(job, attempt)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".log")
     try:
@@ -81,9 +86,9 @@ def _capped(lines: Iterable[str], limit: int) -> Iterator[str]:
     yield from tail
 
 
-def read_archive(job_id: int, attempt: int, tail: int | None) -> list[str] | None:
+def read_archive(job: Job, attempt: int, tail: int | None) -> list[str] | None:
     """The archived lines (the last ``tail`` of them), or None when there is no archive."""
-    path = archive_path(job_id, attempt)
+    path = archive_path(job, attempt)
     try:
         with path.open(encoding="utf-8", errors="replace") as handle:
             lines = deque((line.rstrip("\n") for line in handle), maxlen=tail or None)

@@ -105,7 +105,7 @@ def _repair_row(
     if apply_attempt_state(job, state, now=now):
         report.updated.append(job.pk)
         if job.status in states.TERMINAL:
-            job_logs.archive_log(backend, job.pk, state.attempt)
+            job_logs.archive_log(backend, job, state.attempt)
     if job.status == states.STARTING and state.phase == cluster.PENDING:
         _check_start(backend, job, state, now, report)
     if job.status == states.LOST:

@@ -354,7 +354,7 @@ def test_a_finished_attempts_log_is_archived_and_outlives_its_job(
     reconcile(backend, now=timezone.now())  # sees it succeed: archives the log
     job.refresh_from_db()
     assert job.status == states.SUCCEEDED
-    assert job_logs.read_archive(job.pk, job.attempt, None) == live
+    assert job_logs.read_archive(job, job.attempt, None) == live
     # The Job and its pods go (TTL); the log is still served, from the archive.
     backend.cancel(job.pk, job.attempt)
     run_cluster(emulator)
