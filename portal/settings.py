@@ -386,6 +386,10 @@ QUERYGATE_TEMP_MB = _env_or_fail("QUERYGATE_TEMP_MB", env.int, 1024)
 QUERYGATE_MAX_RESULT_MB = _env_or_fail("QUERYGATE_MAX_RESULT_MB", env.int, 32)
 # The engine's EXPLAIN (analysis and submission) gets this long; then it is dropped.
 QUERYGATE_EXPLAIN_SECONDS = _env_or_fail("QUERYGATE_EXPLAIN_SECONDS", env.float, 2.0)
+# Analysis audit rows (one per pause in the SQL editor's typing) are kept this long.
+QUERYGATE_ANALYZE_AUDIT_RETENTION_DAYS = _env_or_fail(
+    "QUERYGATE_ANALYZE_AUDIT_RETENTION_DAYS", env.float, 30.0
+)
 # A queued query no worker has started after this long is marked lost (never run late).
 QUERYGATE_MAX_QUEUE_SECONDS = _env_or_fail("QUERYGATE_MAX_QUEUE_SECONDS", env.float, 300.0)
 # A running query whose executor has not reported for this long is marked lost.

@@ -36,7 +36,7 @@ from django.db import transaction
 
 from querygate.engines.base import ResultSet
 from querygate.errors import QueryGateError, ResultsExpired
-from querygate.models import Query
+from querygate.models import AnalyzeAudit, Query
 
 log = logging.getLogger("karimasu.querygate")
 
@@ -275,9 +275,18 @@ def purge_results(*, now: datetime) -> dict[str, int]:
             result_file__in=names, result_expired_at__isnull=True
         ).update(result_expired_at=now, result=None)
     swept = _sweep(directory, now=now, cutoff=cutoff)
+    analyses = _purge_analyses(now)
     if names or swept:
         log.info("query.results_purged files=%s rows=%s swept=%s", len(names), expired, swept)
-    return {"files": len(names), "rows": expired, "swept": swept}
+    return {"files": len(names), "rows": expired, "swept": swept, "analyses": analyses}
+
+
+def _purge_analyses(now: datetime) -> int:
+    """``AnalyzeAudit`` rows (one per pause in the editor's typing) are kept
+    ``QUERYGATE_ANALYZE_AUDIT_RETENTION_DAYS``; submissions (``Query``) are kept for good."""
+    days = float(getattr(settings, "QUERYGATE_ANALYZE_AUDIT_RETENTION_DAYS", 30.0))
+    deleted, _ = AnalyzeAudit.objects.filter(created_at__lt=now - timedelta(days=days)).delete()
+    return int(deleted)
 
 
 def _sweep(directory: Path, *, now: datetime, cutoff: datetime) -> int:

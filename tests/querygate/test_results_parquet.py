@@ -227,7 +227,7 @@ def test_the_purge_task_uses_the_retention_setting_and_sweeps_leftovers(
         stale.write_bytes(b"half")
         os.utime(stale, (old, old))
     settings.QUERYGATE_RESULTS_RETENTION_HOURS = 2
-    assert tasks.purge_results() == {"files": 0, "rows": 0, "swept": 2}
+    assert tasks.purge_results() == {"files": 0, "rows": 0, "swept": 2, "analyses": 0}
     assert not leftover.exists() and not orphan.exists()
     assert (results_dir / f"query-{kept['id']}.parquet").is_file()
     settings.QUERYGATE_RESULTS_RETENTION_HOURS = 0
@@ -264,3 +264,20 @@ def test_an_unwritable_results_directory_fails_the_query_clearly(
     assert response.status_code == 201 and body["status"] == "failed"
     assert body["error"]["kind"] == "result_storage"
     assert Query.objects.get(pk=body["id"]).status == QueryStatus.FAILED
+
+
+def test_the_purge_drops_analysis_audits_past_their_retention(demo, bob, settings) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from querygate.models import AnalyzeAudit
+
+    client = bob.client()
+    for _ in range(2):
+        client.post("/api/v1/queries/analyze/", {"warehouse": "demo", "sql": ORDERS}, format="json")
+    old, recent = AnalyzeAudit.objects.order_by("pk")
+    AnalyzeAudit.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=31))
+    settings.QUERYGATE_ANALYZE_AUDIT_RETENTION_DAYS = 30
+    assert tasks.purge_results()["analyses"] == 1
+    assert list(AnalyzeAudit.objects.values_list("pk", flat=True)) == [recent.pk]
