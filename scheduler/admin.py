@@ -19,6 +19,7 @@ from scheduler.models import (
     JobEvent,
     MaintenanceWindow,
     NamedMount,
+    NamedSecret,
     Node,
     NodeEvent,
     PriorityClass,
@@ -102,6 +103,12 @@ class JobAdmin(admin.ModelAdmin):
 @admin.register(NamedMount)
 class NamedMountAdmin(admin.ModelAdmin):
     list_display = ("name", "claim", "path", "read_only", "allow_write")
+
+
+@admin.register(NamedSecret)
+class NamedSecretAdmin(admin.ModelAdmin):
+    list_display = ("name", "secret", "description")
+    filter_horizontal = ("teams",)
 
 
 class _RequestsCycle(admin.ModelAdmin):

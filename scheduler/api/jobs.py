@@ -57,6 +57,7 @@ class JobSerializer(serializers.ModelSerializer):
             "priority_class",
             "preemptible",
             "mounts",
+            "secret_env",
             "status",
             "reason",
             "message",
@@ -103,6 +104,12 @@ class JobRequestSerializer(serializers.Serializer):
     preemptible = serializers.BooleanField(default=True)
     mounts = serializers.ListField(required=False, default=list)
     annotations = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+    secrets = serializers.DictField(
+        child=serializers.CharField(),
+        required=False,
+        default=dict,
+        help_text='{"VAR": "named-secret/key"}: read from a Secret an admin named for your team.',
+    )
 
 
 class SweepRequestSerializer(serializers.Serializer):

@@ -84,6 +84,8 @@ class JobSpec:
     priority_class_name: str = ""
     # Scratch space on the node (``/scratch``), requested as ephemeral storage.
     scratch_gb: int = 20
+    # Variables read from Secrets: {"VAR": (secret name, key)}.
+    secret_env: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.

@@ -130,7 +130,7 @@ POD_INFO = "/etc/karimasu/pod"
 STOP_ANNOTATION = "karimasu.io/stop-requested-at"
 
 
-def _env(spec: JobSpec) -> list[dict[str, str]]:
+def _env(spec: JobSpec) -> list[dict[str, Any]]:
     """The job's environment, plus ``HOME`` (a writable home: NGC images and ``~/.cache``
     need one) and ``KARIMASU_POD_INFO``; a job without GPUs gets
     ``NVIDIA_VISIBLE_DEVICES=void`` so a CUDA image sees no GPU of the node (the NVIDIA
@@ -139,7 +139,13 @@ def _env(spec: JobSpec) -> list[dict[str, str]]:
     env = {"HOME": HOME, "KARIMASU_POD_INFO": POD_INFO, **spec.env}
     if not spec.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = "void"
-    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+    plain: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    secrets = [
+        {"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+        for k, (secret, key) in sorted(spec.secret_env.items())
+        if k not in env
+    ]
+    return plain + secrets
 
 
 def _scratch_volumes(spec: JobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -3,7 +3,7 @@ policy (priority classes, quotas, sweeps), reservations and named mounts."""
 
 from scheduler.models.inventory import Gpu, Node, NodeEvent
 from scheduler.models.jobs import Job, JobEvent, JobStatus
-from scheduler.models.mounts import NamedMount
+from scheduler.models.mounts import NamedMount, NamedSecret
 from scheduler.models.queue import PriorityClass, Sweep, TeamQuota
 from scheduler.models.reservations import (
     LIVE_STATUSES,
@@ -22,6 +22,7 @@ __all__ = [
     "JobStatus",
     "MaintenanceWindow",
     "NamedMount",
+    "NamedSecret",
     "Node",
     "NodeEvent",
     "PriorityClass",

@@ -43,6 +43,8 @@ class Job(models.Model):
     preemptible = models.BooleanField(default=True)
     mounts = models.JSONField(default=list, blank=True)
     annotations = models.JSONField(default=dict, blank=True)  # passed to the Kubernetes Job
+    # Environment variables read from named Secrets: {"VAR": {"secret": name, "key": key}}.
+    secret_env = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True

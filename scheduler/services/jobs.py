@@ -111,6 +111,9 @@ def job_spec(job: Job) -> JobSpec:
         image_pull_secrets=list(settings.KARIMASU_IMAGE_PULL_SECRETS),
         priority_class_name=settings.KARIMASU_POD_PRIORITY_CLASS,
         scratch_gb=settings.KARIMASU_JOB_SCRATCH_GB,
+        secret_env={
+            str(k): (str(v["secret"]), str(v["key"])) for k, v in (job.secret_env or {}).items()
+        },
     )
 
 

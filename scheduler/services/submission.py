@@ -18,7 +18,15 @@ from portal.accounts.models import Membership, Team, User
 from portal.accounts.services import may_manage
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler import states
-from scheduler.models import Job, NamedMount, Node, PriorityClass, Sweep, TeamQuota
+from scheduler.models import (
+    Job,
+    NamedMount,
+    NamedSecret,
+    Node,
+    PriorityClass,
+    Sweep,
+    TeamQuota,
+)
 from scheduler.services import job_inputs
 from scheduler.services.jobs import request_cycle, transition_job
 
@@ -47,6 +55,7 @@ class JobRequest:
     preemptible: bool = True
     mounts: list[Any] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)
 
 
 def _fail(field_name: str, message: str) -> InvalidRequest:
@@ -81,6 +90,7 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
         raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
     _validate_fit(request)
     _validate_mounts(request.mounts)
+    _validate_secrets(team, request)
     priority = _priority(request.priority_class)
     quota = TeamQuota.objects.filter(team=team).first()
     _check_privileges(actor, team, quota, priority, request)
@@ -188,6 +198,34 @@ def _validate_mounts(mounts: list[Any]) -> None:
             raise _fail("mounts", f"Mount {mount.name!r} is read-only.")
 
 
+def _validate_secrets(team: Team, request: JobRequest) -> None:
+    """``{"VAR": "named-secret/key"}``: each names a Secret an admin listed for the job's
+    team (``NamedSecret``), and a key it allows; the variable follows the ``env`` rules and
+    is not also in ``env``. Normalized to ``{"VAR": {"secret", "key"}}`` on the request."""
+    if not request.secrets:
+        return
+    job_inputs.check_env(dict.fromkeys(request.secrets, ""))
+    clash = sorted(set(request.secrets) & set(request.env))
+    if clash:
+        raise _fail("secrets", f"{', '.join(clash)} is set in env too: keep one.")
+    names = {str(v).partition("/")[0] for v in request.secrets.values()}
+    granted = {s.name: s for s in NamedSecret.objects.filter(name__in=names, teams=team)}
+    resolved: dict[str, Any] = {}
+    for variable, reference in request.secrets.items():
+        name, _, key = str(reference).partition("/")
+        secret = granted.get(name)
+        if secret is None or not key:
+            raise _fail(
+                "secrets",
+                f"{reference!r}: write named-secret/key, naming a secret an admin made "
+                f"available to {team.slug}.",
+            )
+        if secret.keys and key not in secret.keys:
+            raise _fail("secrets", f"Secret {name!r} has no key {key!r} jobs may read.")
+        resolved[variable] = {"secret": secret.secret, "key": key}
+    request.secrets = resolved
+
+
 def _priority(name: str) -> PriorityClass:
     if not name:
         default = PriorityClass.objects.filter(is_default=True).first()
@@ -226,6 +264,7 @@ def _new_job(
         preemptible=request.preemptible,
         mounts=request.mounts,
         annotations=request.annotations,
+        secret_env=request.secrets,
         status=states.QUEUED,
         submitted_at=now,
         **extra,

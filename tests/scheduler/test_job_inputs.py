@@ -140,3 +140,47 @@ def test_sweep_placeholders_fill_and_unknown_names_are_refused(alice, nodes):
 def test_a_sweep_parameter_cannot_set_a_device_variable(alice, nodes):
     response = _sweep(alice, {}, {"list": [{"nvidia_visible_devices": "all"}]})
     assert "NVIDIA_VISIBLE_DEVICES" in assert_error(response, 400)["message"]
+
+
+def test_secrets_are_read_by_reference_from_secrets_named_for_the_team(bob, charlie, nodes, vision):
+    from scheduler.models import NamedSecret
+
+    wandb = NamedSecret.objects.create(name="wandb", secret="vision-wandb", keys=["api-key"])
+    wandb.teams.add(vision)
+    response = submit(bob, secrets={"WANDB_API_KEY": "wandb/api-key"})
+    assert response.status_code == 201, response.content
+    job = Job.objects.get(pk=response.json()["id"])
+    assert job.secret_env == {"WANDB_API_KEY": {"secret": "vision-wandb", "key": "api-key"}}
+    job.node = nodes["tesla-01"]
+    env = job_manifest(job_spec(job), namespace="ns")["spec"]["template"]["spec"]["containers"][0][
+        "env"
+    ]
+    assert {
+        "name": "WANDB_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "vision-wandb", "key": "api-key"}},
+    } in env
+    # Another team's job cannot name it; nor an unlisted key, a reserved name, or a clash.
+    error = assert_error(
+        charlie.client().post(
+            "/api/v1/jobs/",
+            {
+                "name": "x",
+                "team": "nlp",
+                "image": "x:1",
+                "max_runtime_s": 600,
+                "secrets": {"K": "wandb/api-key"},
+            },
+            format="json",
+        ),
+        400,
+    )
+    assert "available to nlp" in error["message"]
+    assert "secrets" in assert_error(submit(bob, secrets={"K": "wandb/other"}), 400)["details"]
+    assert (
+        "env"
+        in assert_error(submit(bob, secrets={"CUDA_VISIBLE_DEVICES": "wandb/api-key"}), 400)[
+            "details"
+        ]
+    )
+    assert_error(submit(bob, env={"K": "1"}, secrets={"K": "wandb/api-key"}), 400)
+    assert_error(submit(bob, secrets={"K": "vision-wandb"}), 400)

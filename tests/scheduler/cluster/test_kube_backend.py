@@ -439,3 +439,21 @@ def test_an_invalid_image_fails_at_once(make_admitted, backend, emulator):
         reconcile(backend, now=timezone.now())
     job.refresh_from_db()
     assert (job.status, job.reason) == (states.FAILED, "invalid_image")
+
+
+def test_a_job_reading_a_secret_by_reference_is_accepted_by_the_api_server(
+    make_admitted, backend, emulator
+):
+    job = make_admitted(duration=5)
+    Job.objects.filter(pk=job.pk).update(
+        secret_env={"WANDB_API_KEY": {"secret": "vision-wandb", "key": "api-key"}}
+    )
+    report = reconcile(backend, now=timezone.now())
+    assert report.submitted == [job.pk]
+    pod = (
+        client.BatchV1Api(backend.api_client)
+        .read_namespaced_job(f"karimasu-job-{job.pk}-a1", "karimasu-jobs")
+        .spec.template.spec
+    )
+    (ref,) = [e.value_from for e in pod.containers[0].env if e.name == "WANDB_API_KEY"]
+    assert (ref.secret_key_ref.name, ref.secret_key_ref.key) == ("vision-wandb", "api-key")
