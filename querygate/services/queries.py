@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlglot
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -289,8 +290,8 @@ def _lock_budget_holders(user: Any, access: Access) -> None:
     """Row locks on the user, then the team (always in this order): budget checks of one
     user, or one team, run one at a time until the query row is written. (SQLite's
     immediate transactions already serialize writers.)"""
-    user_model = type(user)
-    list(user_model.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+    # request.user may be a lazy wrapper: lock by the model, not type(user).
+    list(get_user_model().objects.select_for_update().filter(pk=user.pk).values_list("pk"))
     if access.team is not None:
         list(Team.objects.select_for_update().filter(pk=access.team.pk).values_list("pk"))
 

@@ -247,3 +247,18 @@ def test_a_memory_bomb_refusal_cannot_be_overridden_by_a_lead(demo, alice) -> No
     response = submit(alice, "SELECT len(range(100000000)) AS n", override_justification="x")
     error = assert_error(response, 400, "not_overridable")
     assert "generator-too-large" in error["message"]
+
+
+def test_a_signed_in_browser_session_runs_a_query(demo, bob) -> None:
+    """Session authentication hands the services a lazy user object (the SQL editor)."""
+    from django.test import Client
+
+    browser = Client()
+    browser.force_login(bob.user)
+    response = browser.post(
+        "/api/v1/queries/",
+        {"warehouse": "demo", "sql": "SELECT n_name FROM nation LIMIT 3"},
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "succeeded"
