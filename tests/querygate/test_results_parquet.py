@@ -204,7 +204,12 @@ def test_expired_results_are_deleted_and_answer_410(demo, bob, results_dir, sett
     now = timezone.now()
     assert purge_results(now=now + timedelta(hours=167))["files"] == 0
     assert path.is_file()
-    assert purge_results(now=now + timedelta(hours=169)) == {"files": 1, "rows": 1, "swept": 0}
+    assert purge_results(now=now + timedelta(hours=169)) == {
+        "files": 1,
+        "rows": 1,
+        "swept": 0,
+        "analyses": 0,
+    }
     assert not path.exists()
     client = bob.client()
     for params in ({}, {"download": "csv"}, {"download": "parquet"}):
