@@ -8,6 +8,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.db.models import Sum
 
 from portal.accounts.models import Membership, Team, User
 from portal.accounts.services import may_manage
-from portal.errors import InvalidRequest, NotPermitted
+from portal.errors import Conflict, InvalidRequest, NotPermitted
 from scheduler import states
 from scheduler.models import (
     Job,
@@ -28,7 +29,7 @@ from scheduler.models import (
     TeamQuota,
 )
 from scheduler.services import job_inputs
-from scheduler.services.jobs import request_cycle, transition_job
+from scheduler.services.jobs import InvalidTransition, request_cycle, transition_job
 
 log = logging.getLogger("karimasu.submit")
 
@@ -375,29 +376,44 @@ def can_manage_job(user: User, job: Job) -> bool:
 
 def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
     """Cancel a job in any non-final state. On the cluster it is deleted after commit; if
-    that fails, reconcile deletes it later (its row no longer wants it)."""
+    that fails, reconcile deletes it later (its row no longer wants it).
+
+    A scheduling cycle may change the job between the caller's read and this write (admit
+    it, requeue it as a new attempt): the cancel then reads the job again and cancels it in
+    its new state, instead of failing with a conflict."""
     if actor is not None and not can_manage_job(actor, job):
         raise NotPermitted("Only the job's owner, its team's leads and admins can cancel it.")
-    if job.status in states.TERMINAL:
-        return job
-    was_on_cluster = job.status in states.ON_CLUSTER
-    transition_job(
-        job,
-        states.CANCELLED,
-        now=now,
-        reason="cancelled",
-        message=f"Cancelled by {actor.get_username() if actor else 'the system'}.",
-        finished_at=now,
-        queue_position=None,
-        eta=None,
-    )
-    if was_on_cluster:
-        from scheduler import tasks
+    for _ in range(_CANCEL_TRIES):
+        if job.status in states.TERMINAL:
+            return job
+        was_on_cluster = job.status in states.ON_CLUSTER
+        try:
+            transition_job(
+                job,
+                states.CANCELLED,
+                now=now,
+                reason="cancelled",
+                message=f"Cancelled by {actor.get_username() if actor else 'the system'}.",
+                finished_at=now,
+                queue_position=None,
+                eta=None,
+            )
+        except InvalidTransition:
+            job.refresh_from_db()
+            continue
+        if was_on_cluster:
+            from scheduler import tasks
 
-        job_id, attempt = job.pk, job.attempt
-        transaction.on_commit(lambda: tasks.delete_from_cluster.delay(job_id, attempt))
-    request_cycle()
-    return job
+            transaction.on_commit(partial(tasks.delete_from_cluster.delay, job.pk, job.attempt))
+        request_cycle()
+        return job
+    raise Conflict(
+        f"Job {job.pk} kept changing while it was being cancelled; try again.",
+        code="busy",
+    )
+
+
+_CANCEL_TRIES = 5
 
 
 def cancel_sweep(actor: User, sweep: Sweep, *, now: datetime) -> int:

@@ -233,3 +233,18 @@ def test_quotas_members_read_admins_write(alice, bob, charlie, admin, nodes):
     changed = admin.client().patch(url, {"guaranteed_gpus": 4, "share_weight": 2}, format="json")
     assert changed.json()["guaranteed_gpus"] == 4
     assert_error(admin.client().patch(url, {"share_weight": 0}, format="json"), 400)
+
+
+def test_cancel_wins_a_race_with_the_scheduling_cycle(alice, nodes):
+    from django.utils import timezone
+
+    from scheduler.services.submission import cancel_job
+
+    job = Job.objects.get(pk=submit(alice).json()["id"])  # read while queued
+    # A cycle admits it before the cancel writes (the 409 the review hit).
+    Job.objects.filter(pk=job.pk).update(
+        status=states.ADMITTED, node=nodes["tesla-01"], gpu_indices=[0]
+    )
+    cancelled = cancel_job(alice.user, job, now=timezone.now())
+    assert cancelled.status == states.CANCELLED
+    assert Job.objects.get(pk=job.pk).status == states.CANCELLED
