@@ -18,9 +18,12 @@ from decimal import Decimal
 from typing import Any, Protocol
 from uuid import UUID
 
+import sqlglot
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from querygate.analysis import TableStats
+from querygate.errors import EngineError
 
 
 @dataclass(frozen=True)
@@ -68,17 +71,48 @@ class Engine(Protocol):
     def catalog(self, *, timeout_s: float = 600.0) -> list[TableStats]: ...
 
 
-def fetch_capped(
-    cursor: Any, max_rows: int, type_of: Callable[[Any], str] | None = None
-) -> ResultSet:
-    """Read at most ``max_rows`` rows from a DB-API cursor, noting whether more remained.
-    ``type_of`` maps a ``cursor.description`` entry to a DuckDB type name."""
+def fetch_within(
+    cursor: Any, max_rows: int, max_bytes: int, type_of: Callable[[Any], str]
+) -> tuple[ResultSet, str]:
+    """At most ``max_rows`` rows and ``max_bytes`` (``value_size``) from a DB-API cursor,
+    read in batches, and why it stopped early: ``"rows"``, ``"bytes"`` or ``""`` (all read).
+    ``type_of`` maps a ``cursor.description`` entry to a DuckDB type name. A first row over
+    ``max_bytes`` alone is an ``EngineError``."""
     description = cursor.description or ()
     columns = [d[0] for d in description]
-    rows = cursor.fetchmany(max_rows + 1) if cursor.description else []
-    truncated = len(rows) > max_rows
-    types = tuple(type_of(d) for d in description) if type_of else ()
-    return ResultSet(columns, [tuple(r) for r in rows[:max_rows]], truncated, types)
+    types = tuple(type_of(d) for d in description)
+    rows: list[tuple[Any, ...]] = []
+    if not description:
+        return ResultSet(columns, rows, False, types), ""
+    size = 0
+    while True:
+        batch = cursor.fetchmany(min(1000, max_rows + 1 - len(rows)))
+        if not batch:
+            return ResultSet(columns, rows, False, types), ""
+        for row in batch:
+            if len(rows) >= max_rows:
+                return ResultSet(columns, rows, True, types), "rows"
+            size += sum(value_size(v) for v in row)
+            if size > max_bytes:
+                if not rows:
+                    raise EngineError(
+                        f"the first row alone is larger than the result limit of "
+                        f"{max_bytes // 1024**2} MiB: select fewer or smaller values"
+                    )
+                return ResultSet(columns, rows, True, types), "bytes"
+            rows.append(tuple(row))
+
+
+def one_statement(sql: str, dialect: str) -> exp.Expr:
+    """sqlglot's reading of ``sql`` as exactly one statement (``EngineError`` otherwise):
+    what EXPLAIN and execution re-render and send, never the raw text."""
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except SqlglotError as error:
+        raise EngineError(f"the statement does not parse: {str(error).splitlines()[0]}") from error
+    if len(statements) != 1:
+        raise EngineError("exactly one statement is run at a time")
+    return statements[0]
 
 
 TYPE_WIDTHS = {

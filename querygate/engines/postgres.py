@@ -22,12 +22,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-import sqlglot
 from psycopg import errors
-from sqlglot.errors import SqlglotError
 
 from querygate.analysis import ColumnStats, TableStats
-from querygate.engines.base import ResultSet, cap_rows, type_width, value_size
+from querygate.engines.base import (
+    ResultSet,
+    cap_rows,
+    fetch_within,
+    one_statement,
+    type_width,
+)
 from querygate.engines.sandbox import DEFAULT_LIMITS, MIB, Limits
 from querygate.errors import EngineError, QueryInterrupted
 
@@ -111,7 +115,9 @@ class PostgresSession:
                 # the query, so a cancel that sees the backend active reaches the query.
                 with connection.pipeline():
                     cursor.execute(statement.encode())
-                result = self._fetch(cursor, max_rows)
+                result, self.cut_by = fetch_within(
+                    cursor, max_rows, self._engine.limits.max_result_bytes, duckdb_type
+                )
             if self._writes:
                 connection.commit()
             return result
@@ -131,32 +137,6 @@ class PostgresSession:
         finally:
             self.temp_bytes = spill.peak
 
-    def _fetch(self, cursor: Any, max_rows: int) -> ResultSet:
-        description = cursor.description or ()
-        columns = [d[0] for d in description]
-        types = tuple(duckdb_type(d) for d in description)
-        rows: list[tuple[Any, ...]] = []
-        size, limit = 0, self._engine.limits.max_result_bytes
-        if not description:
-            return ResultSet(columns, rows, False, types)
-        while len(rows) <= max_rows:
-            batch = cursor.fetchmany(min(1000, max_rows + 1 - len(rows)))
-            if not batch:
-                return ResultSet(columns, rows, False, types)
-            for row in batch:
-                size += sum(value_size(v) for v in row)
-                if size > limit:
-                    if not rows:
-                        raise EngineError(
-                            f"the first row alone is larger than the result limit of "
-                            f"{limit // MIB} MiB: select fewer or smaller values"
-                        )
-                    self.cut_by = "bytes"
-                    return ResultSet(columns, rows, True, types)
-                rows.append(tuple(row))
-        self.cut_by = "rows"
-        return ResultSet(columns, rows[:max_rows], True, types)
-
     def interrupt(self) -> None:
         self._engine.cancel(self.handle)
 
@@ -164,13 +144,7 @@ class PostgresSession:
 def _capped_statement(sql: str, cap: int) -> str:
     """One statement, re-rendered, returning at most ``cap`` rows (``base.cap_rows``): only
     those rows are produced and cross the wire. ``EngineError`` unless exactly one."""
-    try:
-        statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
-    except SqlglotError as error:
-        raise EngineError(f"the statement does not parse: {error}") from error
-    if len(statements) != 1:
-        raise EngineError("exactly one statement is run at a time")
-    return cap_rows(statements[0], cap).sql(dialect="postgres")
+    return cap_rows(one_statement(sql, "postgres"), cap).sql(dialect="postgres")
 
 
 class _SpillSampler:

@@ -15,11 +15,8 @@ from typing import Any
 
 import duckdb
 
-from querygate.engines.base import ResultSet, value_size
+from querygate.engines.base import fetch_within
 from querygate.engines.sandbox import MIB, Limits
-
-#: Rows are read in batches of this many while their size is counted.
-BATCH_ROWS = 1000
 
 
 class EngineFailure(Exception):
@@ -98,7 +95,9 @@ def duckdb_execute(payload: dict[str, Any], limits: Limits, channel: Any) -> dic
         channel.on_interrupt(connection.interrupt)
         try:
             cursor = connection.execute(_one_statement(connection, payload["sql"]))
-            result, cut_by = _fetch(cursor, payload["max_rows"], limits.max_result_bytes)
+            result, cut_by = fetch_within(
+                cursor, payload["max_rows"], limits.max_result_bytes, lambda d: str(d[1])
+            )
         except duckdb.InterruptException as error:
             raise EngineFailure(f"interrupted: {error}", "interrupted") from error
         except duckdb.OutOfMemoryException as error:
@@ -116,33 +115,6 @@ def duckdb_execute(payload: dict[str, Any], limits: Limits, channel: Any) -> dic
         watcher.join(timeout=1)
         shutil.rmtree(temp_dir, ignore_errors=True)
     return {"result": result, "cut_by": cut_by, "temp_bytes": peak[0]}
-
-
-def _fetch(cursor: Any, max_rows: int, max_bytes: int) -> tuple[ResultSet, str]:
-    description = cursor.description or ()
-    columns = [d[0] for d in description]
-    types = tuple(str(d[1]) for d in description)
-    if not description:
-        return ResultSet(columns, [], False, types), ""
-    rows: list[tuple[Any, ...]] = []
-    size = 0
-    while True:
-        batch = cursor.fetchmany(BATCH_ROWS)
-        if not batch:
-            return ResultSet(columns, rows, False, types), ""
-        for row in batch:
-            if len(rows) >= max_rows:
-                return ResultSet(columns, rows, True, types), "rows"
-            size += sum(value_size(v) for v in row)
-            if size > max_bytes:
-                if not rows:
-                    raise EngineFailure(
-                        f"the first row alone is larger than the result limit of "
-                        f"{max_bytes // MIB} MiB: select fewer or smaller values",
-                        "result_too_large",
-                    )
-                return ResultSet(columns, rows, True, types), "bytes"
-            rows.append(tuple(row))
 
 
 def duckdb_explain(payload: dict[str, Any], limits: Limits, channel: Any) -> str:

@@ -18,21 +18,20 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlglot
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from sqlglot.errors import SqlglotError
 
-from portal.accounts.models import Membership, Team
+from portal.accounts.models import Team
+from portal.accounts.services import is_team_lead
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 from querygate.analysis import Report, Severity
 from querygate.analysis.policy import SAFETY_RULES  # the one list: severities and overrides
 from querygate.engines import Engine, Session
-from querygate.engines.base import ResultSet, cap_rows
+from querygate.engines.base import ResultSet
 from querygate.errors import (
     AcknowledgementRequired,
     BudgetExceeded,
@@ -47,6 +46,7 @@ from querygate.services.warehouses import (
     Access,
     access_for,
     analysis_of,
+    engine_explain,
     engine_of,
     engine_statement,
     fingerprint,
@@ -177,18 +177,9 @@ def _add_explain(query: Query, access: Access, report: Report) -> None:
         return
     if query.analysis.get("estimate") is None:
         return
-    sources = query.analysis["estimate"].get("source", "catalog")
-    try:
-        statement = engine_statement(query.sql, access.warehouse.sql_dialect)
-        query.analysis["explain"] = engine_of(access.warehouse).explain(
-            statement, timeout_s=_setting("QUERYGATE_EXPLAIN_SECONDS", 2.0)
-        )
-        query.analysis["explain_status"] = "ok"
-        query.analysis["estimate"]["source"] = sources + "+explain"
-    except QueryInterrupted as error:
-        query.analysis["explain_status"], query.analysis["explain_error"] = "timeout", str(error)
-    except (EngineError, SqlError) as error:
-        query.analysis["explain_status"], query.analysis["explain_error"] = "failed", str(error)
+    query.analysis.update(engine_explain(access.warehouse, query.sql))
+    if query.analysis["explain_status"] == "ok":
+        query.analysis["estimate"]["source"] += "+explain"
     Query.objects.filter(pk=query.pk).update(analysis=query.analysis)
 
 
@@ -278,12 +269,7 @@ def _decide(
 def _may_override(user: Any, access: Access) -> bool:
     if user.is_staff:
         return True
-    return (
-        access.team is not None
-        and Membership.objects.filter(
-            user=user, team=access.team, role=Membership.Role.LEAD
-        ).exists()
-    )
+    return access.team is not None and is_team_lead(user, access.team)
 
 
 def _lock_budget_holders(user: Any, access: Access) -> None:
@@ -373,19 +359,11 @@ def _enqueue(query_id: int) -> None:
 
 def limited_sql(query: Query, dialect: str) -> str:
     """The statement the engine runs: the one the gate judged, re-rendered by sqlglot
-    (``engine_statement``); a SELECT returns at most ``row_cap + 1`` rows (``cap_rows``:
-    LIMIT added or lowered; the +1 detects truncation), so the engine stops early.
-    ``SqlError`` unless exactly one statement parses."""
-    try:
-        statements = [s for s in sqlglot.parse(query.sql, read=dialect) if s is not None]
-    except SqlglotError as error:
-        raise SqlError(f"The query does not parse: {str(error).splitlines()[0]}") from error
-    if len(statements) != 1:
-        raise SqlError("Exactly one statement is run at a time.")
-    tree = statements[0]
-    if query.statement_type == "select":
-        tree = cap_rows(tree, query.warehouse.row_cap + 1)
-    return tree.sql(dialect=dialect)
+    (``engine_statement``); a SELECT returns at most ``row_cap + 1`` rows (LIMIT added or
+    lowered; the +1 detects truncation), so the engine stops early. ``SqlError`` unless
+    exactly one statement parses."""
+    cap = query.warehouse.row_cap + 1 if query.statement_type == "select" else None
+    return engine_statement(query.sql, dialect, cap=cap)
 
 
 def execute_query(
@@ -441,19 +419,13 @@ def _run_claimed(
             finally:
                 watcher.stop()
     except QueryInterrupted as error:
-        _record_spill(query_id, session)
         return _interrupted(query_id, str(error), inline=inline)
     except EngineError as error:
-        _record_spill(query_id, session)
         return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
-    _record_spill(query_id, session)
-    return _store(query_id, result, cut_by=getattr(session, "cut_by", ""))
-
-
-def _record_spill(query_id: int, session: Session | None) -> None:
-    spilled = int(getattr(session, "temp_bytes", 0) or 0)
-    if spilled:
-        Query.objects.filter(pk=query_id).update(temp_bytes=spilled)
+    finally:
+        if session is not None and session.temp_bytes:  # spill counts, whatever the outcome
+            Query.objects.filter(pk=query_id).update(temp_bytes=session.temp_bytes)
+    return _store(query_id, result, cut_by=session.cut_by)
 
 
 def _without_bytes(result: ResultSet) -> ResultSet:

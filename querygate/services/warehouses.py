@@ -25,6 +25,7 @@ from portal.accounts.models import Membership, Team
 from portal.errors import KarimasuError, NotFoundError
 from querygate.analysis import Catalog, ColumnStats, Policy, Report, TableStats, analyze
 from querygate.engines import Engine, engine_for
+from querygate.engines.base import cap_rows, one_statement
 from querygate.engines.sandbox import MIB, Limits
 from querygate.errors import (
     EngineError,
@@ -106,17 +107,36 @@ def engine_of(warehouse: Warehouse) -> Engine:
     )
 
 
-def engine_statement(sql: str, dialect: str) -> str:
+def engine_statement(sql: str, dialect: str, *, cap: int | None = None) -> str:
     """The one statement the gate judged, re-rendered by sqlglot in ``dialect``: what EXPLAIN
     and execution send, never the raw text (a comment or quote the engine reads differently
-    cannot smuggle a second statement). ``SqlError`` unless ``sql`` is exactly one statement."""
+    cannot smuggle a second statement); with ``cap``, returning at most that many rows
+    (``cap_rows``). ``SqlError`` unless ``sql`` is exactly one statement."""
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
-    except SqlglotError as error:
-        raise SqlError(f"The query does not parse: {str(error).splitlines()[0]}") from error
-    if len(statements) != 1:
-        raise SqlError("Exactly one statement is run at a time.")
-    return statements[0].sql(dialect=dialect)
+        tree = one_statement(sql, dialect)
+    except EngineError as error:
+        raise SqlError(f"{error.message[:1].upper()}{error.message[1:]}.") from error
+    if cap is not None:
+        tree = cap_rows(tree, cap)
+    return tree.sql(dialect=dialect)
+
+
+def engine_explain(warehouse: Warehouse, sql: str) -> dict[str, Any]:
+    """The engine's EXPLAIN of ``sql`` (re-rendered, under ``QUERYGATE_EXPLAIN_SECONDS``):
+    ``{"explain": plan, "explain_status": "ok"}``, or ``explain_status`` ``timeout`` /
+    ``failed`` with ``explain_error``."""
+    try:
+        plan = engine_of(warehouse).explain(
+            engine_statement(sql, warehouse.sql_dialect),
+            timeout_s=float(settings.QUERYGATE_EXPLAIN_SECONDS),
+        )
+    except QueryInterrupted as error:
+        log.info("explain.timeout warehouse=%s %s", warehouse.name, error)
+        return {"explain_status": "timeout", "explain_error": str(error)}
+    except (EngineError, SqlError) as error:
+        log.info("explain.failed warehouse=%s %s", warehouse.name, error)
+        return {"explain_status": "failed", "explain_error": str(error)}
+    return {"explain": plan, "explain_status": "ok"}
 
 
 def policy_from(*overrides: dict[str, Any], allow_writes: bool) -> Policy:
@@ -362,19 +382,9 @@ def analysis_of(
         if explain and report.decision != "reject" and report.statement_kind == "select":
             if before_explain is not None:
                 before_explain(report)
-            try:
-                statement = engine_statement(sql, warehouse.sql_dialect)
-                data["explain"] = engine_of(warehouse).explain(
-                    statement, timeout_s=float(settings.QUERYGATE_EXPLAIN_SECONDS)
-                )
-                data["explain_status"] = "ok"
+            data.update(engine_explain(warehouse, sql))
+            if data["explain_status"] == "ok":
                 sources.append("explain")
-            except QueryInterrupted as error:
-                data["explain_status"], data["explain_error"] = "timeout", str(error)
-                log.info("explain.timeout warehouse=%s %s", warehouse.name, error)
-            except (EngineError, SqlError) as error:
-                data["explain_status"], data["explain_error"] = "failed", str(error)
-                log.info("explain.failed warehouse=%s %s", warehouse.name, error)
         data["estimate"]["source"] = "+".join(sources)
     return report, data
 

@@ -106,7 +106,5 @@ def bounded(lines: Iterable[str], seconds: float) -> Iterator[str]:
             yield line
             if time.monotonic() >= deadline:
                 return
-    except (ClusterError, OSError, TimeoutError) as exc:  # the follow window ended quietly
-        log.info("job.log_follow_ended %s", type(exc).__name__)
-    except Exception as exc:  # urllib3's read timeout and friends: end the stream, not a 500
+    except Exception as exc:  # a read timeout or a closed stream: end the stream, not a 500
         log.info("job.log_follow_ended %s", type(exc).__name__)

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Sum
 
 from portal.accounts.models import Membership, Team, User
-from portal.accounts.services import may_manage
+from portal.accounts.services import is_team_lead, may_manage
 from portal.errors import Conflict, InvalidRequest, NotPermitted
 from scheduler import states
 from scheduler.models import (
@@ -105,13 +105,6 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     return team, priority
 
 
-def _is_lead(actor: User, team: Team) -> bool:
-    return (
-        actor.is_staff
-        or Membership.objects.filter(user=actor, team=team, role=Membership.Role.LEAD).exists()
-    )
-
-
 def _check_privileges(
     actor: User,
     team: Team,
@@ -122,7 +115,7 @@ def _check_privileges(
     """Members run at the default priority (or a class their team's quota lists in
     ``member_priority_classes``) and preemptibly; other classes and non-preemptible jobs
     are for the team's leads and admins."""
-    if not priority.is_default and not _is_lead(actor, team):
+    if not priority.is_default and not is_team_lead(actor, team):
         allowed = set(quota.member_priority_classes if quota is not None else [])
         if priority.name not in allowed:
             raise NotPermitted(
@@ -131,7 +124,7 @@ def _check_privileges(
                 code="priority_not_allowed",
                 details={"priority_class": [priority.name]},
             )
-    if not request.preemptible and not _is_lead(actor, team):
+    if not request.preemptible and not is_team_lead(actor, team):
         raise NotPermitted(
             "Only team leads and admins may submit jobs that cannot be preempted.",
             code="preemptible_required",
