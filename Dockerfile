@@ -12,6 +12,8 @@ COPY pyproject.toml requirements.lock README.md ./
 COPY portal ./portal
 COPY scheduler ./scheduler
 COPY querygate ./querygate
+COPY nodeagent ./nodeagent
+COPY kube_emulator ./kube_emulator
 RUN pip install -c requirements.lock .
 
 COPY manage.py ./

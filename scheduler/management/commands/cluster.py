@@ -103,7 +103,7 @@ class Command(BaseCommand):
             ClusterWatcher(backend, on_change).run(stop)
 
     def _emulate(self, options: dict[str, Any]) -> None:
-        from scheduler.cluster.emulator import start_emulator
+        from kube_emulator import start_emulator
 
         # Before anything is announced: a SIGTERM right after the URL is printed must still
         # stop the emulator cleanly (exit 0), not kill the process.

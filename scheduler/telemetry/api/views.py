@@ -13,12 +13,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from nodeagent.batch import BatchError, parse_batch
 from portal.errors import InvalidRequest, NotFoundError
 from scheduler.models import Gpu
 from scheduler.services.jobs import visible_jobs
 from scheduler.telemetry import series, services
 from scheduler.telemetry.api.authentication import IsNodeAgent, NodeTokenAuthentication
-from scheduler.telemetry.batch import BatchError, parse_batch
 
 
 def now() -> datetime:

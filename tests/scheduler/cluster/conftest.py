@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
+from kube_emulator import start_emulator
+from kube_emulator.clock import FakeClock
 from portal.accounts.models import Membership, Team, User
-from scheduler.cluster.emulator import start_emulator
-from scheduler.cluster.emulator.clock import FakeClock
 from scheduler.cluster.kube import KubernetesBackend
 from scheduler.models import Job, Node
 from scheduler.services.inventory import sync_inventory

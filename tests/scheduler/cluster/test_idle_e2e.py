@@ -8,16 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from nodeagent.agent import Agent
+from nodeagent.batch import parse_batch
+from nodeagent.simulated import SimulatedSource
 from scheduler import states
 from scheduler.models import Job, Node, ReservationStatus, TeamPolicy
 from scheduler.services.cycle import run_cycle
 from scheduler.services.idle import check_idle_bookings
 from scheduler.services.reservations import reserve_gpus
-from scheduler.telemetry.agent import Agent
-from scheduler.telemetry.batch import parse_batch
 from scheduler.telemetry.services import ingest_batch
 from scheduler.telemetry.signals import reservation_is_idle
-from scheduler.telemetry.simulated import SimulatedSource
 from tests.scheduler.cluster.conftest import ONE_NODE
 
 pytestmark = pytest.mark.django_db

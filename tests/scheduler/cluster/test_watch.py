@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from kube_emulator import start_emulator
+from kube_emulator.clock import FakeClock
 from scheduler.cluster.backend import ResyncRequired
-from scheduler.cluster.emulator import start_emulator
-from scheduler.cluster.emulator.clock import FakeClock
 from scheduler.cluster.kube import KubernetesBackend
 from scheduler.services.jobs import job_spec
 from scheduler.services.watch import ClusterWatcher

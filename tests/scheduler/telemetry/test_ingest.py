@@ -8,9 +8,9 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from nodeagent.agent import Agent, HttpSender
 from scheduler.models import Gpu
 from scheduler.telemetry import services
-from scheduler.telemetry.agent import Agent, HttpSender
 from scheduler.telemetry.models import (
     GpuMinute,
     GpuSample,
@@ -234,7 +234,7 @@ def test_ingest_query_count_does_not_grow_with_readings(
 
 @pytest.mark.django_db(transaction=True)
 def test_agent_posts_to_the_live_portal(live_server, node):
-    from tests.scheduler.telemetry.test_agent import Clock, CountingSource
+    from tests.nodeagent.test_agent import Clock, CountingSource
 
     _, plaintext = services.create_node_token(node, now=T0)
     sender = HttpSender(live_server.url, plaintext, timeout=5)

@@ -7,7 +7,7 @@ from pathlib import Path
 import kubernetes_validate
 import yaml
 
-from scheduler.telemetry.agent import parse_args
+from nodeagent.agent import parse_args
 
 MANIFEST = Path(__file__).resolve().parents[3] / "k8s" / "base" / "node-agent.yaml"
 

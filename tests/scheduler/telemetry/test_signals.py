@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from nodeagent.batch import parse_batch
 from scheduler.models import Gpu, Reservation, ReservationSlot
 from scheduler.telemetry import signals
-from scheduler.telemetry.batch import parse_batch
 from scheduler.telemetry.services import ingest_batch
 from tests.scheduler.telemetry.conftest import T0, batch, gpu_data, make_node, reading
 

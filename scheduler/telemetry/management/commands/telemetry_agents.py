@@ -16,10 +16,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from nodeagent.agent import Agent, HttpSender
+from nodeagent.simulated import SimulatedSource
 from scheduler.models import Node
 from scheduler.telemetry import services
-from scheduler.telemetry.agent import Agent, HttpSender
-from scheduler.telemetry.simulated import SimulatedSource
 
 
 class Command(BaseCommand):

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from scheduler.telemetry.cgroups import LABEL_ATTEMPT, LABEL_JOB
-from scheduler.telemetry.readings import GpuReading, NodeReading, ProcessReading
+from nodeagent.cgroups import LABEL_ATTEMPT, LABEL_JOB
+from nodeagent.readings import GpuReading, NodeReading, ProcessReading
 
 GPU = "nvidia.com/gpu"
 UTILIZATION_KEY = "karimasu.io/sim-gpu-utilization"

@@ -7,7 +7,7 @@ import re
 import pytest
 from kubernetes import client
 
-from scheduler.cluster.emulator import EmulatorHandle
+from kube_emulator import EmulatorHandle
 
 from .conftest import NS, condition, job_pods, make_job
 

@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from scheduler.cluster.emulator.patches import merge_patch, strategic_merge_patch
+from kube_emulator.patches import merge_patch, strategic_merge_patch
 
 from .conftest import NS, make_job, make_pod
 

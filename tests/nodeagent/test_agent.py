@@ -11,9 +11,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scheduler.telemetry import agent as agent_module
-from scheduler.telemetry.agent import Agent, HttpSender
-from scheduler.telemetry.readings import GpuReading, NodeReading, ProcessReading
+from nodeagent import agent as agent_module
+from nodeagent.agent import Agent, HttpSender
+from nodeagent.readings import GpuReading, NodeReading, ProcessReading
 
 
 class CountingSource:
@@ -150,7 +150,7 @@ def test_a_failing_source_never_stops_the_loop():
 
 
 def test_metrics_endpoint_serves_prometheus_text():
-    from scheduler.telemetry.prometheus import MetricsServer
+    from nodeagent.prometheus import MetricsServer
 
     agent = Agent(CountingSource(), "gpu-01", None, clock=Clock())
     agent.tick()
@@ -204,8 +204,8 @@ def test_the_agent_needs_no_django():
     import sys
 
     code = (
-        "import sys, scheduler.telemetry.agent, scheduler.telemetry.nvml, "
-        "scheduler.telemetry.simulated; print('django' in sys.modules)"
+        "import sys, nodeagent.agent, nodeagent.nvml, "
+        "nodeagent.simulated; print('django' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.cluster.emulator.nodes import node_object
-from scheduler.cluster.emulator.scheduling import choose_node, unschedulable_message
+from kube_emulator.nodes import node_object
+from kube_emulator.scheduling import choose_node, unschedulable_message
 
 from .conftest import NS, condition, job_pods, make_job
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from scheduler.telemetry.cgroups import ProcessMapper, StaticPodDirectory, pod_uid_from_cgroup
-from scheduler.telemetry.readings import GpuReading, NodeReading, ProcessReading
+from nodeagent.cgroups import ProcessMapper, StaticPodDirectory, pod_uid_from_cgroup
+from nodeagent.readings import GpuReading, NodeReading, ProcessReading
 
 UID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 V1 = f"""12:pids:/kubepods/burstable/pod{UID}/0123abcd

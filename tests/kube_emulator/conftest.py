@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from scheduler.cluster.emulator import EmulatorHandle, FakeClock, start_emulator
+from kube_emulator import EmulatorHandle, FakeClock, start_emulator
 
 NS = "karimasu-jobs"
 ONE_NODE_YAML = """

@@ -6,7 +6,7 @@ selectors, resourceVersions, Status errors) and simulates the cluster behind it 
 GPU accounting, Job controller, kubelet, garbage collector) on an injectable clock.
 
 Plain Python, no Django. Entry points: :func:`start_emulator` and
-``python -m scheduler.cluster.emulator``. Module map:
+``python -m kube_emulator``. Module map:
 
 - ``server``: HTTP; ``api``: verbs; ``store``: objects, versions, watch history;
 - ``resources``, ``selectors``, ``patches``, ``validation``, ``errors``, ``quantities``;

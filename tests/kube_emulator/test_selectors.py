@@ -6,7 +6,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from scheduler.cluster.emulator.selectors import labels_match, parse_label_selector
+from kube_emulator.selectors import labels_match, parse_label_selector
 
 from .conftest import NS, make_pod
 

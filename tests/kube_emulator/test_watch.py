@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
-from scheduler.cluster.emulator import FakeClock, start_emulator
+from kube_emulator import FakeClock, start_emulator
 
 from .conftest import NS, make_pod
 

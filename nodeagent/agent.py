@@ -1,4 +1,4 @@
-"""The node agent: `python -m scheduler.telemetry.agent` (the DaemonSet's command).
+"""The node agent: `python -m nodeagent.agent` (the DaemonSet's command).
 
 Every `--interval` seconds: read the source (NVML or simulated), map GPU processes to pods
 and jobs, keep the reading in a bounded buffer, post the buffer to the portal in batches,
@@ -28,10 +28,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
-from scheduler.telemetry.buffer import ReadingBuffer
-from scheduler.telemetry.cgroups import KubePodDirectory, ProcessMapper
-from scheduler.telemetry.prometheus import AgentCounters, MetricsServer, render
-from scheduler.telemetry.readings import NodeReading, utcnow
+from nodeagent.buffer import ReadingBuffer
+from nodeagent.cgroups import KubePodDirectory, ProcessMapper
+from nodeagent.prometheus import AgentCounters, MetricsServer, render
+from nodeagent.readings import NodeReading, utcnow
 
 log = logging.getLogger("karimasu.telemetry.agent")
 
@@ -203,17 +203,17 @@ class Agent:
 
 def build_source(args: argparse.Namespace) -> Source:
     if args.source == "simulated":
-        from scheduler.telemetry.simulated import SimulatedSource
+        from nodeagent.simulated import SimulatedSource
 
         return SimulatedSource(args.node, kubeconfig=args.kubeconfig)
-    from scheduler.telemetry.nvml import NvmlSource
+    from nodeagent.nvml import NvmlSource
 
     return NvmlSource()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m scheduler.telemetry.agent", description="Karimasu GPU node agent"
+        prog="python -m nodeagent.agent", description="Karimasu GPU node agent"
     )
     env = os.environ.get
     parser.add_argument("--portal", default=env("KARIMASU_PORTAL_URL"), help="portal base URL")

@@ -7,7 +7,7 @@ from types import ModuleType
 
 import pytest
 
-from scheduler.cluster.emulator import clock, quantities, resources, selectors
+from kube_emulator import clock, quantities, resources, selectors
 
 
 @pytest.mark.parametrize(

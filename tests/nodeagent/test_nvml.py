@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from scheduler.telemetry.nvml import NvmlSource, throttle_names
+from nodeagent.nvml import NvmlSource, throttle_names
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 MIB = 1024 * 1024

@@ -12,7 +12,7 @@ import pytest
 import urllib3
 from kubernetes import client, config, watch
 
-from scheduler.cluster.emulator import start_emulator
+from kube_emulator import start_emulator
 
 from .conftest import NS, job_pods, make_job, make_pod
 
@@ -91,7 +91,7 @@ def test_command_line_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> Non
         [
             sys.executable,
             "-m",
-            "scheduler.cluster.emulator",
+            "kube_emulator",
             "--port",
             "0",
             "--kubeconfig",

@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import pytest
 from kubernetes import client, config
 
-from scheduler.cluster.emulator import start_emulator
-from scheduler.cluster.emulator.clock import FakeClock
-from scheduler.telemetry.agent import Agent
-from scheduler.telemetry.batch import parse_batch
+from kube_emulator import start_emulator
+from kube_emulator.clock import FakeClock
+from nodeagent.agent import Agent
+from nodeagent.batch import parse_batch
+from nodeagent.simulated import SimulatedSource, utilization
 from scheduler.telemetry.services import ingest_batch
 from scheduler.telemetry.signals import foreign_gpus
-from scheduler.telemetry.simulated import SimulatedSource, utilization
 
 NAMESPACE = "karimasu-jobs"
 ONE_NODE = """

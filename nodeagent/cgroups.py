@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-from scheduler.telemetry.readings import NodeReading, ProcessReading
+from nodeagent.readings import NodeReading, ProcessReading
 
 log = logging.getLogger("karimasu.telemetry.cgroups")
 

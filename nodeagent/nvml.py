@@ -19,7 +19,7 @@ from datetime import datetime
 from types import ModuleType
 from typing import Any
 
-from scheduler.telemetry.readings import GpuReading, NodeReading, ProcessReading
+from nodeagent.readings import GpuReading, NodeReading, ProcessReading
 
 log = logging.getLogger("karimasu.telemetry.nvml")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from scheduler.cluster.emulator.nodes import NodesFileError, load_cluster_spec
+from kube_emulator.nodes import NodesFileError, load_cluster_spec
 
 from .conftest import NS, condition, job_pods, make_job, make_pod
 

@@ -1,4 +1,4 @@
-"""``python -m scheduler.cluster.emulator``: run the emulator in real time until Ctrl-C.
+"""``python -m kube_emulator``: run the emulator in real time until Ctrl-C.
 
 Prints the server URL (one line, first) and, with ``--kubeconfig``, writes a kubeconfig there.
 """
@@ -15,9 +15,7 @@ from . import NodesFileError, start_emulator
 
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, start the emulator, block until SIGINT/SIGTERM; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m scheduler.cluster.emulator", description=__doc__
-    )
+    parser = argparse.ArgumentParser(prog="python -m kube_emulator", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one")
     parser.add_argument("--nodes-file", default=None, help="nodes YAML (default: 4 x 2 V100)")

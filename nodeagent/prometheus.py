@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from scheduler.telemetry.readings import GpuReading, NodeReading
+from nodeagent.readings import GpuReading, NodeReading
 
 MIB = 1024 * 1024
 
