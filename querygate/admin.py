@@ -16,7 +16,7 @@ from querygate.models import (
     Warehouse,
     WarehouseGrant,
 )
-from querygate.services.queries import cancel_query
+from querygate.services.enforcement import cancel_query
 from querygate.tasks import refresh_catalog
 
 

@@ -193,6 +193,9 @@ class Query(models.Model):
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     statement_type = models.CharField(max_length=16, blank=True)
+    #: What the engine runs: the statement the gate judged, rendered by sqlglot from the
+    #: analysis's tree at submission, a SELECT capped at ``row_cap + 1`` rows.
+    engine_sql = models.TextField(blank=True, default="")
     analysis = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
     decision = models.CharField(max_length=8)
     reasons = models.JSONField(default=list)

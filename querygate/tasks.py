@@ -17,7 +17,7 @@ def run_query(query_id: int) -> str:
     """Run a queued query. A second delivery finds it claimed and does nothing. Not acked
     late: a redelivered long query after a worker crash would run twice on the warehouse;
     the watchdog marks such a lost query instead."""
-    from querygate.services.queries import execute_query
+    from querygate.services.execution import execute_query
 
     return execute_query(query_id).status
 
@@ -25,7 +25,7 @@ def run_query(query_id: int) -> str:
 @shared_task(name="querygate.enforce_budgets", ignore_result=True)
 def enforce_budgets() -> dict[str, int]:
     """Periodic (beat): the watchdog kills queries past their runtime budget."""
-    from querygate.services.queries import enforce_budgets as enforce
+    from querygate.services.enforcement import enforce_budgets as enforce
 
     return enforce(now=timezone.now())
 
@@ -43,7 +43,7 @@ def refresh_catalogs() -> dict[str, int]:
     """Periodic (beat): refresh every enabled warehouse's catalog; one failing warehouse is
     logged and the others still refresh."""
     from querygate.models import Warehouse
-    from querygate.services.warehouses import refresh_catalog
+    from querygate.services.catalog import refresh_catalog
 
     versions = {}
     for warehouse in Warehouse.objects.filter(enabled=True):
@@ -63,6 +63,6 @@ def refresh_catalogs() -> dict[str, int]:
 )
 def refresh_catalog(warehouse_id: int) -> int:
     """On demand (the admin's refresh button, the API)."""
-    from querygate.services.warehouses import refresh_catalog as refresh
+    from querygate.services.catalog import refresh_catalog as refresh
 
     return refresh(warehouse_id, now=timezone.now())

@@ -15,10 +15,13 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from portal.accounts.models import Membership
 from querygate.api import serializers as s
 from querygate.models import QueryStatus
-from querygate.services.warehouses import visible_queries, visible_warehouses
+from querygate.services.access import (
+    can_override_somewhere,
+    visible_queries,
+    visible_warehouses,
+)
 
 #: Rows per result page in the editor.
 PAGE_SIZE = 100
@@ -47,9 +50,7 @@ def sql_editor(request: HttpRequest) -> HttpResponse:
         .defer("result", "analysis")
         .order_by("-created_at", "-pk")[:15]
     )
-    can_override = (
-        user.is_staff or Membership.objects.filter(user=user, role=Membership.Role.LEAD).exists()
-    )
+    can_override = can_override_somewhere(user)
     config = {
         "urls": {
             "queries": reverse("query-list"),

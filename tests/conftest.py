@@ -28,7 +28,7 @@ from querygate.analysis import TableStats
 from querygate.engines import tpc
 from querygate.engines.duckdb import DuckDBEngine
 from querygate.models import Warehouse
-from querygate.services.warehouses import refresh_catalog
+from querygate.services.catalog import refresh_catalog
 
 # pytest-django's live server listens with Django's backlog of 10 connections; a real
 # deployment (gunicorn: 2048) queues far more. The concurrency tests open 50 at once.

@@ -52,8 +52,18 @@ _POSITION = re.compile(r"Line:? (\d+), Col: (\d+)")
 _DEFAULT_POLICY = Policy()
 
 
-def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None = None) -> Report:
+def analyze(
+    sql: str,
+    *,
+    dialect: str,
+    catalog: Catalog,
+    policy: Policy | None = None,
+    keep_statement: bool = False,
+) -> Report:
     """Analyze one SQL request; never raises for bad SQL (it becomes findings).
+
+    With ``keep_statement`` the report carries a copy of the statement as written
+    (``Report.statement``), so nothing downstream has to parse the SQL again.
 
     >>> from querygate.analysis.catalog import ColumnStats, TableStats
     >>> cat = Catalog((TableStats("t", (ColumnStats("a", "INT"),), rows=10),))
@@ -72,6 +82,7 @@ def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None =
     if len(trees) != 1:
         return _failure(_statement_count_finding(len(trees), tokens, sql), "statements", policy)
     tree = trees[0]
+    as_written = tree.copy() if keep_statement else None
     context = RuleContext(sql, dialect, catalog, policy, tree, tokens)
     # A query will be qualified: normalize its identifiers while indexing it (one walk).
     context.index_tree(normalize=isinstance(tree, exp.Query))
@@ -79,15 +90,15 @@ def analyze(sql: str, *, dialect: str, catalog: Catalog, policy: Policy | None =
     findings += unknown_tables(tree, context)
     report_estimate: Estimate | None = None
     if isinstance(tree, exp.Query) and not any(f.severity is Severity.ERROR for f in findings):
-        as_written = run_rules(SYNTAX_RULES, tree, context)
+        syntax = run_rules(SYNTAX_RULES, tree, context)
         problem = qualify_against(tree, context)
         if problem is not None:
             findings.append(problem)
         else:
-            lint = as_written + run_rules(RULES, tree, context)
+            lint = syntax + run_rules(RULES, tree, context)
             findings += apply_severity_overrides(lint, policy)
             report_estimate = estimate(context)
-    return _report(context.statement_kind, findings, report_estimate, context)
+    return _report(context.statement_kind, findings, report_estimate, context, as_written)
 
 
 def apply_severity_overrides(findings: list[Finding], policy: Policy) -> list[Finding]:
@@ -108,7 +119,11 @@ def apply_severity_overrides(findings: list[Finding], policy: Policy) -> list[Fi
 
 
 def _report(
-    kind: StatementKind, findings: list[Finding], est: Estimate | None, context: RuleContext
+    kind: StatementKind,
+    findings: list[Finding],
+    est: Estimate | None,
+    context: RuleContext,
+    statement: exp.Expr | None = None,
 ) -> Report:
     reads = table_reads(context) if context.qualified is not None else []
     tables = sorted({r.stats.qualified_name for r in reads})
@@ -125,6 +140,7 @@ def _report(
         dialect=context.dialect,
         tables=tuple(tables),
         columns=tuple(columns),
+        statement=statement,
     )
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 import sqlglot
+from sqlglot import exp
 
 from querygate.analysis.classify import StatementKind
 from querygate.analysis.estimate import Estimate
@@ -40,8 +42,11 @@ class Report:
     ``findings`` are sorted by position; ``tables`` and ``columns`` are the catalog tables
     (``schema.table``) and columns (``schema.table.column``) the statement reads;
     ``normalized_sql`` is sqlglot's pretty output of ``sql`` in ``dialect`` as written (empty
-    when the SQL did not parse), made on first use: the gate decides without it, and the
-    analysis rewrote its own tree in place (qualification), so it is parsed again.
+    when the SQL did not parse), made on first use: the gate decides without it. The analysis
+    rewrites its own tree in place (qualification); an ``analyze(..., keep_statement=True)``
+    keeps a copy of the tree as written in ``statement``, from which the portal renders the
+    normalized text, the fingerprint and the statement the engine runs without parsing the
+    SQL again. Without it, ``normalized_sql`` and ``fingerprint`` parse ``sql`` once more.
     """
 
     statement_kind: StatementKind | None
@@ -55,15 +60,30 @@ class Report:
     #: The SQL analyzed; empty when it did not parse into one statement.
     sql: str = field(default="", repr=False, compare=False)
     dialect: str = ""
+    #: The statement as written (a copy made before the analysis rewrote its tree), when
+    #: asked for with ``keep_statement``; treat it as read-only (render with ``copy=True``).
+    statement: exp.Expr | None = field(default=None, repr=False, compare=False)
+
+    def _as_written(self) -> exp.Expr | None:
+        if not self.sql:
+            return None
+        if self.statement is not None:
+            return self.statement
+        return sqlglot.parse_one(self.sql, read=self.dialect)
 
     @cached_property
     def normalized_sql(self) -> str:
         """The statement as sqlglot's pretty SQL in the warehouse's dialect."""
-        if not self.sql:
-            return ""
-        tree = sqlglot.parse_one(self.sql, read=self.dialect)
-        # copy=False: the tree is this property's own, and it is computed once.
-        return tree.sql(dialect=self.dialect, pretty=True, copy=False)
+        tree = self._as_written()
+        return "" if tree is None else tree.sql(dialect=self.dialect, pretty=True)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 of the statement with every literal replaced by ``?``: the same shape gives
+        the same print (``fingerprint_of``); empty when the SQL did not parse into one
+        statement (the caller prints the text: ``text_fingerprint``)."""
+        tree = self._as_written()
+        return "" if tree is None else fingerprint_of(tree, self.dialect)
 
     def rule_ids(self) -> list[str]:
         """The findings' rule ids, in report order."""
@@ -104,6 +124,23 @@ class Report:
             "normalized_sql": self.normalized_sql,
             "error": error,
         }
+
+
+def fingerprint_of(tree: exp.Expr, dialect: str) -> str:
+    """sha256 of ``tree`` rendered in ``dialect`` with its literals as ``?`` (``tree`` is
+    left as it is).
+
+    >>> a = fingerprint_of(sqlglot.parse_one("SELECT a FROM t WHERE b = 1"), "duckdb")
+    >>> a == fingerprint_of(sqlglot.parse_one("select a from t where b = 42"), "duckdb")
+    True
+    """
+    shape = tree.transform(lambda n: exp.Placeholder() if isinstance(n, exp.Literal) else n)
+    return hashlib.sha256(shape.sql(dialect=dialect).encode()).hexdigest()
+
+
+def text_fingerprint(sql: str) -> str:
+    """sha256 of ``sql`` with its whitespace collapsed: the print of SQL that does not parse."""
+    return hashlib.sha256(" ".join(sql.split()).encode()).hexdigest()
 
 
 def decide(

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import FileResponse, HttpResponse
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -21,14 +20,17 @@ from portal.errors import Conflict, InvalidRequest
 from querygate import tasks
 from querygate.api import serializers as s
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse
-from querygate.services import queries, results
-from querygate.services.warehouses import (
-    access_for,
-    audited_analysis,
-    get_warehouse,
+from querygate.services import results
+from querygate.services.access import (
+    access_query,
+    access_warehouse_named,
+    can_manage_warehouses,
     visible_queries,
     visible_warehouses,
 )
+from querygate.services.admission import submit_query
+from querygate.services.analyses import audited_analysis
+from querygate.services.enforcement import cancel_query
 
 PARQUET = "application/vnd.apache.parquet"
 
@@ -43,8 +45,9 @@ class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return visible_warehouses(self.request.user)
 
     def get_serializer_class(self) -> Any:
-        staff = getattr(self.request, "user", None) and self.request.user.is_staff
-        return s.WarehouseAdminSerializer if staff else s.WarehouseSerializer
+        user = getattr(self.request, "user", None)
+        manager = user is not None and can_manage_warehouses(user)
+        return s.WarehouseAdminSerializer if manager else s.WarehouseSerializer
 
     @extend_schema(responses=s.CatalogTableSerializer(many=True), summary="Catalog snapshot")
     @action(detail=True, methods=["get"], pagination_class=None)
@@ -121,7 +124,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         form = s.QueryRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        query = queries.submit_query(
+        query = submit_query(
             request.user,
             data["warehouse"],
             data["sql"],
@@ -130,7 +133,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             override_justification=data["override_justification"],
             team=data.get("team"),
         )
-        query = visible_queries(request.user).get(pk=query.pk)
+        query = access_query(request.user, query.pk)
         code = status.HTTP_202_ACCEPTED if query.status in ACTIVE_STATUSES else 201
         return Response(s.QueryDetailSerializer(query).data, status=code)
 
@@ -144,7 +147,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         form = s.AnalyzeRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        access = access_for(request.user, get_warehouse(data["warehouse"]), data.get("team"))
+        access = access_warehouse_named(request.user, data["warehouse"], data.get("team"))
         report = audited_analysis(
             request.user, access, data["sql"], explain=data["explain"], now=timezone.now()
         )
@@ -157,13 +160,13 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        query = self.get_object()  # 404 for queries the user cannot see
+        query = access_query(request.user, pk, "cancel")
         form = s.CancelRequestSerializer(data=request.data)
         form.is_valid(raise_exception=True)
-        queries.cancel_query(
+        cancel_query(
             request.user, query.pk, now=timezone.now(), reason=form.validated_data["reason"]
         )
-        return Response(s.QueryDetailSerializer(self.get_queryset().get(pk=query.pk)).data)
+        return Response(s.QueryDetailSerializer(access_query(request.user, query.pk)).data)
 
     @extend_schema(
         parameters=[
@@ -186,7 +189,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
     )
     @action(detail=True, methods=["get"], pagination_class=None)
     def results(self, request: Request, pk: str | None = None) -> Any:
-        query = get_object_or_404(self.get_queryset(), pk=pk)
+        query = access_query(request.user, pk, "results")
         if query.result is None and query.result_expired_at is None:
             if query.status == QueryStatus.SUCCEEDED or query.status not in ACTIVE_STATUSES:
                 raise Conflict(f"The query is {query.status}: it has no result.", code="no_result")

@@ -11,7 +11,7 @@ from django.db import transaction
 
 from querygate.engines import tpc
 from querygate.models import Warehouse
-from querygate.services.warehouses import refresh_catalog
+from querygate.services.catalog import refresh_catalog
 
 DATASETS = {
     # dataset: (warehouse name, a table the generator creates)

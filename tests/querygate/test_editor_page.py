@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 
 from querygate.models import Warehouse
-from querygate.services import queries
+from querygate.services import admission
 
 pytestmark = pytest.mark.django_db
 
@@ -75,7 +75,7 @@ def test_without_a_warehouse_the_page_says_whom_to_ask(alice) -> None:
 
 def test_a_query_of_ones_own_reopens_with_its_sql_and_result(alice, bob, demo) -> None:
     sql = "SELECT n_name FROM nation ORDER BY n_name LIMIT 3"
-    query = queries.submit_query(alice.user, "demo", sql, now=timezone.now())
+    query = admission.submit_query(alice.user, "demo", sql, now=timezone.now())
     response = _client(alice).get(f"/sql/?query={query.pk}")
     assert f">{sql}</textarea>" in response.content.decode()
     reopened = _config(response)["query"]
@@ -90,9 +90,9 @@ def test_a_query_of_ones_own_reopens_with_its_sql_and_result(alice, bob, demo) -
 
 def test_recent_queries_are_the_users_own_newest_first(alice, bob, demo) -> None:
     now = timezone.now()
-    first = queries.submit_query(alice.user, "demo", "SELECT 1 AS one", now=now)
-    second = queries.submit_query(alice.user, "demo", "SELECT 2 AS two", now=now)
-    queries.submit_query(bob.user, "demo", "SELECT 3 AS three", now=now)
+    first = admission.submit_query(alice.user, "demo", "SELECT 1 AS one", now=now)
+    second = admission.submit_query(alice.user, "demo", "SELECT 2 AS two", now=now)
+    admission.submit_query(bob.user, "demo", "SELECT 3 AS three", now=now)
     page = _client(alice).get("/sql/").content.decode()
     recent = page[page.index('id="recent"') :]
     assert recent.index(f"?query={second.pk}") < recent.index(f"?query={first.pk}")

@@ -15,8 +15,10 @@ from querygate.engines.duckdb import DuckDBEngine
 from querygate.engines.sandbox import MIB, Limits
 from querygate.errors import BudgetExceeded
 from querygate.models import Query, QueryStatus, Warehouse, WarehouseGrant
-from querygate.services import queries
-from querygate.services.queries import enforce_budgets, execute_query, submit_query
+from querygate.services import admission
+from querygate.services.admission import submit_query
+from querygate.services.enforcement import enforce_budgets
+from querygate.services.execution import execute_query
 from tests.conftest import assert_error
 
 CARTESIAN = "SELECT count(*) FROM lineitem a, lineitem b, orders c, partsupp d"
@@ -60,7 +62,7 @@ def test_an_analysis_that_crashes_is_refused_and_audited(demo, bob, monkeypatch)
     def crash(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(queries, "analysis_of", crash)
+    monkeypatch.setattr(admission, "analysis_of", crash)
     error = assert_error(submit(bob, "SELECT 1"), 400, "analysis_failed")
     row = Query.objects.get(pk=error["details"]["query_id"])
     assert row.status == QueryStatus.REJECTED and row.error["kind"] == "analysis_failed"
@@ -135,14 +137,14 @@ def test_new_warehouses_are_closed_and_grants_restrict_an_open_one(demo, bob, ch
 def test_concurrent_submissions_never_pass_the_concurrency_limit(
     tpch_path, duckdb_engine, bob, monkeypatch
 ) -> None:
-    from querygate.services.warehouses import refresh_catalog
+    from querygate.services.catalog import refresh_catalog
 
     warehouse = Warehouse.objects.create(
         name="demo", engine="duckdb", connection=tpch_path, open_to_all=True
     )
     refresh_catalog(warehouse.pk, now=timezone.now(), engine=duckdb_engine)
     Warehouse.objects.filter(pk=warehouse.pk).update(max_concurrent_per_user=3)
-    monkeypatch.setattr(queries, "_enqueue", lambda query_id: None)  # no worker: they stay
+    monkeypatch.setattr(admission, "enqueue", lambda query_id: None)  # no worker: they stay
     outcomes: list[str] = []
     barrier = threading.Barrier(8)
 
@@ -211,12 +213,12 @@ def test_the_sandbox_kills_a_call_that_ignores_interrupt(tpch_path) -> None:
 
 def test_an_analysis_that_crashes_on_analyze_is_a_400_and_audited(demo, bob, monkeypatch) -> None:
     from querygate.models import AnalyzeAudit
-    from querygate.services import warehouses
+    from querygate.services import analyses
 
     def crash(*args, **kwargs):
         raise RecursionError("maximum recursion depth exceeded")
 
-    monkeypatch.setattr(warehouses, "analyze", crash)
+    monkeypatch.setattr(analyses, "analyze", crash)
     response = bob.client().post(
         "/api/v1/queries/analyze/", {"warehouse": "demo", "sql": "SELECT 1"}, format="json"
     )

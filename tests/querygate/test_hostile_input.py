@@ -21,8 +21,8 @@ from querygate.engines.duckdb import DuckDBEngine
 from querygate.engines.postgres import PostgresEngine
 from querygate.errors import EngineError
 from querygate.models import ACTIVE_STATUSES, AnalyzeAudit, Query, QueryStatus, Warehouse
-from querygate.services.queries import execute_query
-from querygate.services.warehouses import refresh_catalog
+from querygate.services.catalog import refresh_catalog
+from querygate.services.execution import execute_query
 
 BUDGET_S = 2
 SLACK_S = 2.0

@@ -16,7 +16,8 @@ from django.utils import timezone
 from querygate import tasks
 from querygate.engines.postgres import PostgresEngine
 from querygate.models import Query, QueryStatus, Warehouse
-from querygate.services.queries import cancel_query, enforce_budgets, execute_query, wait_for
+from querygate.services.enforcement import cancel_query, enforce_budgets
+from querygate.services.execution import execute_query, wait_for
 
 from .conftest import DUCKDB_HEAVY, backend_state
 

@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from querygate.models import CatalogTable, Warehouse
-from querygate.services.warehouses import catalog_for, declare_partitioning, refresh_catalog
+from querygate.services.catalog import catalog_for, declare_partitioning, refresh_catalog
 from tests.conftest import assert_error
 
 URL = "/api/v1/queries/"

@@ -18,9 +18,9 @@ from django.utils import timezone
 
 from querygate import tasks
 from querygate.models import Query, QueryStatus, Warehouse
-from querygate.services.queries import execute_query
+from querygate.services.catalog import refresh_catalog
+from querygate.services.execution import execute_query
 from querygate.services.results import purge_results
-from querygate.services.warehouses import refresh_catalog
 from tests.conftest import assert_error
 
 from .test_kill import queued

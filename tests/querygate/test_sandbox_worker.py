@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from querygate import tasks
 from querygate.models import Query, QueryStatus, Warehouse
-from querygate.services.warehouses import refresh_catalog
+from querygate.services.catalog import refresh_catalog
 from tests.portal.test_celery_worker import celery_worker
 from tests.querygate.test_kill import queued
 

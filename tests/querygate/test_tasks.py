@@ -11,7 +11,7 @@ from django.utils import timezone
 from portal.celery import app
 from querygate import tasks
 from querygate.models import Query, QueryStatus, Warehouse
-from querygate.services.queries import execute_query
+from querygate.services.execution import execute_query
 
 from .conftest import DUCKDB_HEAVY
 from .test_kill import queued

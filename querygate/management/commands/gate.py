@@ -23,13 +23,10 @@ from django.utils import timezone
 from portal.errors import KarimasuError
 from querygate.errors import EngineError
 from querygate.services import demo
-from querygate.services.warehouses import (
-    Access,
-    analysis_of,
-    get_warehouse,
-    policy_from,
-    refresh_catalog,
-)
+from querygate.services.access import Access, get_warehouse
+from querygate.services.analyses import analysis_of
+from querygate.services.catalog import refresh_catalog
+from querygate.services.warehouses import policy_from
 
 
 class Command(BaseCommand):

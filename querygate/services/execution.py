@@ -1,0 +1,271 @@
+"""Execution: a queued query is claimed by one executor and run on the engine under its
+runtime budget, watched for cancels and deadlines; its result is stored (Parquet) or its
+failure recorded. Only ``lifecycle.move`` changes its status."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from querygate.engines import Engine, Session
+from querygate.engines.base import ResultSet
+from querygate.errors import EngineError, QueryInterrupted, SqlError
+from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
+from querygate.services import results
+from querygate.services.enforcement import request_kill
+from querygate.services.lifecycle import move
+from querygate.services.warehouses import engine_of, engine_statement
+
+log = logging.getLogger("karimasu.querygate")
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def enqueue(query_id: int) -> None:
+    from querygate import tasks
+
+    transaction.on_commit(lambda: tasks.run_query.delay(query_id))
+
+
+def limited_sql(query: Query, dialect: str) -> str:
+    """The statement the engine runs: the one the gate judged, rendered by sqlglot from the
+    analysis's tree at submission (``Query.engine_sql``); a SELECT returns at most
+    ``row_cap + 1`` rows (LIMIT added or lowered; the +1 detects truncation), so the engine
+    stops early. A row written before ``engine_sql`` existed is re-read here
+    (``engine_statement``: ``SqlError`` unless exactly one statement parses)."""
+    if query.engine_sql:
+        return query.engine_sql
+    cap = query.warehouse.row_cap + 1 if query.statement_type == "select" else None
+    return engine_statement(query.sql, dialect, cap=cap)
+
+
+def execute_query(
+    query_id: int, *, engine: Engine | None = None, inline: bool = False, poll_s: float = 0.2
+) -> Query:
+    """Claim a queued query and run it on the engine; safe to call twice (the second call
+    finds it claimed and returns it). Inline runs get ``QUERYGATE_INLINE_SECONDS``; one that
+    passes it is stopped on the engine and handed to Celery with its full budget."""
+    now = timezone.now()
+    query = Query.objects.select_related("warehouse").get(pk=query_id)
+    budget = query.runtime_budget_s or query.warehouse.max_runtime_s
+    timeout = min(budget, _setting("QUERYGATE_INLINE_SECONDS", 5.0)) if inline else budget
+    claimed = move(
+        query_id,
+        QueryStatus.QUEUED,
+        QueryStatus.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        deadline=now + timedelta(seconds=budget),
+        mode="inline" if inline else "celery",
+    )
+    if claimed != 1:
+        return query  # run by another delivery, cancelled, or lost: never run late
+    try:
+        return _run_claimed(query, engine, timeout, inline, poll_s)
+    except Exception as error:  # nothing may leave a query "running" with no executor
+        log.exception("query.executor_failed id=%s", query_id)
+        return _finish(
+            query_id,
+            QueryStatus.FAILED,
+            error={"message": f"internal error: {type(error).__name__}", "kind": "internal"},
+        )
+
+
+def _run_claimed(
+    query: Query, engine: Engine | None, timeout: float, inline: bool, poll_s: float
+) -> Query:
+    query_id = query.pk
+    warehouse = query.warehouse
+    engine = engine or engine_of(warehouse)
+    try:
+        sql = limited_sql(query, warehouse.sql_dialect)
+    except SqlError as error:
+        return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
+    session: Session | None = None
+    try:
+        with engine.session(
+            timeout_s=timeout, allow_writes=query.statement_type != "select"
+        ) as session:
+            Query.objects.filter(pk=query_id).update(engine_handle=session.handle)
+            watcher = _Watcher(query_id, session, poll_s)
+            watcher.start()
+            try:
+                result = session.execute(sql, max_rows=warehouse.row_cap)
+            finally:
+                watcher.stop()
+    except QueryInterrupted as error:
+        return _interrupted(query_id, str(error), inline=inline)
+    except EngineError as error:
+        return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
+    finally:
+        if session is not None and session.temp_bytes:  # spill counts, whatever the outcome
+            Query.objects.filter(pk=query_id).update(temp_bytes=session.temp_bytes)
+    return _store(query_id, result, cut_by=session.cut_by)
+
+
+def _without_bytes(result: ResultSet) -> ResultSet:
+    """Binary values (BLOB, bytea) as text ``\\x`` + hex, their columns typed VARCHAR: the
+    preview is JSON and the result file is written through JSON lines."""
+    binary = {
+        i
+        for row in result.rows
+        for i, value in enumerate(row)
+        if isinstance(value, bytes | bytearray | memoryview)
+    }
+    if not binary:
+        return result
+
+    def text(value: Any) -> Any:
+        if isinstance(value, bytes | bytearray | memoryview):
+            return "\\x" + bytes(value).hex()
+        return value
+
+    rows = [tuple(text(v) if i in binary else v for i, v in enumerate(r)) for r in result.rows]
+    types = tuple("VARCHAR" if i in binary else t for i, t in enumerate(result.types))
+    return ResultSet(result.columns, rows, result.truncated, types)
+
+
+def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
+    """Write the result's Parquet file, then mark the query succeeded with a preview of the
+    first rows. A failed write fails the query (its audit row stays, with the reason) and
+    leaves no file; a file whose query was killed meanwhile is removed. A result cut at the
+    byte limit says so in ``error`` (``kind: result_truncated``) while it succeeds."""
+    result = _without_bytes(result)
+    size: dict[str, Any] = {"row_count": len(result.rows), "truncated": result.truncated}
+    if cut_by == "bytes":
+        size["error"] = {
+            "kind": "result_truncated",
+            "message": (
+                f"Only the first {len(result.rows):,} rows are kept: the result passed "
+                f"{int(_setting('QUERYGATE_MAX_RESULT_MB', 32))} MiB."
+            ),
+        }
+    preview = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
+    name = ""
+    if result.columns:
+        try:
+            name = results.write_result(query_id, result)
+        except results.ResultStorageError as error:
+            message = f"The query ran but its result could not be stored: {error}"
+            return _finish(
+                query_id,
+                QueryStatus.FAILED,
+                error={"message": message, "kind": "result_storage"},
+                **size,
+            )
+        preview["rows"] = preview["rows"][: results.PREVIEW_ROWS]
+    query = _finish(query_id, QueryStatus.SUCCEEDED, result=preview, result_file=name, **size)
+    if name and query.result_file != name:
+        (results.results_dir() / name).unlink(missing_ok=True)
+    return query
+
+
+def _interrupted(query_id: int, message: str, *, inline: bool) -> Query:
+    query = Query.objects.get(pk=query_id)
+    if query.cancel_requested_at is None and inline and "timeout" in message.lower():
+        # Not cancelled: the inline budget ran out. Hand it to a worker with its full budget.
+        updated = move(
+            query_id,
+            QueryStatus.RUNNING,
+            QueryStatus.QUEUED,
+            mode="celery",
+            started_at=None,
+            deadline=None,
+            engine_handle={},
+        )
+        if updated:
+            enqueue(query_id)
+        return Query.objects.get(pk=query_id)
+    if query.cancel_requested_at is not None and query.killed_by_id == query.user_id:
+        status = QueryStatus.CANCELLED
+    else:
+        status = QueryStatus.KILLED
+    reason = query.kill_reason or "engine timeout: runtime budget exceeded"
+    return _finish(query_id, status, error={"message": message}, kill_reason=reason)
+
+
+def _finish(query_id: int, status: str, **fields: Any) -> Query:
+    move(query_id, QueryStatus.RUNNING, status, finished_at=timezone.now(), **fields)
+    query = Query.objects.get(pk=query_id)
+    log.info("query.finished id=%s status=%s rows=%s", query_id, query.status, query.row_count)
+    return query
+
+
+_HEARTBEAT_S = 2.0
+
+
+class _Watcher:
+    """Polls the query's row while it runs; on a cancel request or a passed deadline it
+    interrupts the session (DuckDB can only be interrupted by the process running it)."""
+
+    def __init__(self, query_id: int, session: Session, poll_s: float) -> None:
+        self._query_id = query_id
+        self._session = session
+        self._poll_s = poll_s
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"qg-{query_id}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        beat = checked = time.monotonic()
+        try:
+            while not self._done.wait(min(self._poll_s, _HEARTBEAT_S)):
+                now = time.monotonic()
+                if now - beat >= _HEARTBEAT_S:
+                    beat = now
+                    Query.objects.filter(pk=self._query_id, status=QueryStatus.RUNNING).update(
+                        heartbeat_at=timezone.now()
+                    )
+                if now - checked < self._poll_s:
+                    continue
+                checked = now
+                row = (
+                    Query.objects.filter(pk=self._query_id)
+                    .values("cancel_requested_at", "deadline", "status")
+                    .first()
+                )
+                if row is None or row["status"] != QueryStatus.RUNNING:
+                    return
+                if row["cancel_requested_at"] is not None:
+                    self._session.interrupt()
+                    return
+                if row["deadline"] is not None and timezone.now() > row["deadline"]:
+                    request_kill(
+                        self._query_id,
+                        by=None,
+                        reason="runtime budget exceeded",
+                        now=timezone.now(),
+                        signal=False,
+                    )
+                    self._session.interrupt()
+                    return
+        except Exception:  # the watcher must never take the worker down
+            log.exception("query.watcher_failed id=%s", self._query_id)
+        finally:
+            connection.close()
+
+
+def wait_for(query_id: int, *, timeout_s: float) -> Query:
+    """Poll until the query leaves queued/running (tests and the CLI)."""
+    end = time.monotonic() + timeout_s
+    while True:
+        query = Query.objects.get(pk=query_id)
+        if query.status not in ACTIVE_STATUSES or time.monotonic() > end:
+            return query
+        close_old_connections()
+        time.sleep(0.1)
