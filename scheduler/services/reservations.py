@@ -19,7 +19,7 @@ from django.db.models import Q
 from portal.accounts.models import Membership, Team, User
 from portal.accounts.services import may_manage
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
-from scheduler import states
+from scheduler import reservation_states, states
 from scheduler.models import (
     LIVE_STATUSES,
     Gpu,
@@ -239,7 +239,9 @@ def reserve_gpus(
                 end=end,
                 purpose=purpose,
                 created_at=now,
-                status=ReservationStatus.ACTIVE if start <= now else ReservationStatus.BOOKED,
+                status=_initial(
+                    ReservationStatus.ACTIVE if start <= now else ReservationStatus.BOOKED
+                ),
             )
             ReservationSlot.objects.bulk_create(
                 ReservationSlot(reservation=reservation, gpu=gpu, start=start, end=end)
@@ -351,14 +353,14 @@ def end_reservation(
         if locked.status not in LIVE_STATUSES:
             return locked
         if locked.start > now:
-            locked.status = ReservationStatus.CANCELLED
+            move_reservation(locked, ReservationStatus.CANCELLED, ended_at=now)
             ReservationSlot.objects.filter(reservation=locked).update(active=False)
         else:
-            locked.status = status
-            locked.end = max(now, locked.start + timedelta(seconds=1))
-            ReservationSlot.objects.filter(reservation=locked, active=True).update(end=locked.end)
-        locked.ended_at = now
-        locked.save(update_fields=["status", "end", "ended_at"])
+            if locked.status == ReservationStatus.BOOKED:  # begun; the beat has not said so
+                move_reservation(locked, ReservationStatus.ACTIVE)
+            end = max(now, locked.start + timedelta(seconds=1))
+            move_reservation(locked, status, end=end, ended_at=now)
+            ReservationSlot.objects.filter(reservation=locked, active=True).update(end=end)
     log.info(
         "reservation.ended id=%s status=%s by=%s",
         locked.pk,
@@ -371,13 +373,43 @@ def end_reservation(
 
 def advance_reservations(*, now: datetime) -> int:
     """Beat: booked -> active at start, live -> expired at end. Returns rows changed."""
-    started = Reservation.objects.filter(
-        status=ReservationStatus.BOOKED, start__lte=now, end__gt=now
-    ).update(status=ReservationStatus.ACTIVE)
-    expired = Reservation.objects.filter(status__in=LIVE_STATUSES, end__lte=now).update(
-        status=ReservationStatus.EXPIRED
+    rows = Reservation.objects.all()
+    started = _move_rows(
+        rows.filter(start__lte=now, end__gt=now), ReservationStatus.BOOKED, ReservationStatus.ACTIVE
     )
+    ended = rows.filter(end__lte=now)
+    expired = sum(_move_rows(ended, live, ReservationStatus.EXPIRED) for live in LIVE_STATUSES)
     return started + expired
+
+
+def move_reservation(reservation: Reservation, target: str, **fields: Any) -> None:
+    """The one writer of ``Reservation.status``: ``reservation`` (whose ``status`` the caller
+    read under a row lock) moves to ``target`` along ``reservation_states.ALLOWED``, with
+    ``fields`` in the same UPDATE; the object is updated to match."""
+    if (
+        _move_rows(
+            Reservation.objects.filter(pk=reservation.pk), reservation.status, target, **fields
+        )
+        != 1
+    ):
+        raise Conflict(
+            f"Booking {reservation.pk} changed underneath (expected {reservation.status})."
+        )
+    reservation.status = target
+    for name, value in fields.items():
+        setattr(reservation, name, value)
+
+
+def _move_rows(rows: Any, source: str, target: str, **fields: Any) -> int:
+    if not reservation_states.can_transition(source, target):
+        raise Conflict(f"A booking cannot go from {source} to {target}.")
+    return int(rows.filter(status=source).update(status=target, **fields))
+
+
+def _initial(status: str) -> str:
+    if status not in reservation_states.INITIAL:
+        raise Conflict(f"A booking cannot be created {status}.")
+    return status
 
 
 def _require_manage(actor: User, reservation: Reservation) -> None:
