@@ -14,6 +14,7 @@ COPY scheduler ./scheduler
 COPY querygate ./querygate
 COPY nodeagent ./nodeagent
 COPY kube_emulator ./kube_emulator
+COPY demo ./demo
 RUN pip install -c requirements.lock .
 
 COPY manage.py ./

@@ -41,7 +41,7 @@ tools: $(TOOLS_STAMP)
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py gate demo-warehouse --dataset tpch --scale 0.1
+	$(BIN)/python manage.py demo_warehouse --dataset tpch --scale 0.1
 	@echo
 	@echo "  Karimasu demo: http://127.0.0.1:8000   (API docs: http://127.0.0.1:8000/api/docs/)"
 	@echo "  Ctrl-C stops everything."

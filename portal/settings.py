@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "scheduler",
     "scheduler.telemetry",
     "querygate",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -27,6 +27,12 @@ def gate(*args: str) -> str:
     return out.getvalue()
 
 
+def demo_warehouse(*args: str) -> str:
+    out = io.StringIO()
+    call_command("demo_warehouse", *args, stdout=out)
+    return out.getvalue()
+
+
 def analyze_batch(warehouse: str, dataset: str, tmp_path) -> list[dict]:
     batch = tmp_path / f"{dataset}.jsonl"
     queries = tpc.benchmark_queries(dataset)
@@ -38,12 +44,12 @@ def analyze_batch(warehouse: str, dataset: str, tmp_path) -> list[dict]:
 
 
 def test_demo_warehouse_is_built_once_and_every_tpch_query_passes(db, var_dir, tmp_path) -> None:
-    gate("demo-warehouse", "--dataset", "tpch", "--scale", "0.01")
+    demo_warehouse("--dataset", "tpch", "--scale", "0.01")
     warehouse = Warehouse.objects.get(name="demo")
     assert warehouse.engine == "duckdb" and warehouse.connection.startswith(str(var_dir))
     assert warehouse.tables.filter(present=True).count() == 8
     version = warehouse.catalog_version
-    gate("demo-warehouse", "--dataset", "tpch", "--scale", "0.01")  # again: no duplicates
+    demo_warehouse("--dataset", "tpch", "--scale", "0.01")  # again: no duplicates
     assert Warehouse.objects.filter(name="demo").count() == 1
     warehouse.refresh_from_db()
     assert warehouse.catalog_version == version + 1  # the catalog was refreshed
@@ -75,7 +81,7 @@ def test_demo_warehouse_is_built_once_and_every_tpch_query_passes(db, var_dir, t
 
 
 def test_tpcds_warehouse_and_its_99_queries(db, var_dir, tmp_path) -> None:
-    gate("demo-warehouse", "--dataset", "tpcds", "--scale", "0.01")
+    demo_warehouse("--dataset", "tpcds", "--scale", "0.01")
     assert Warehouse.objects.get(name="tpcds").tables.filter(present=True).count() == 24
     reports = analyze_batch("tpcds", "tpcds", tmp_path)
     assert len(reports) == 99
@@ -88,7 +94,7 @@ def test_tpcds_warehouse_and_its_99_queries(db, var_dir, tmp_path) -> None:
 
 
 def test_analyze_a_sql_file_reports_positions(db, var_dir, tmp_path) -> None:
-    gate("demo-warehouse", "--dataset", "tpch", "--scale", "0.01")
+    demo_warehouse("--dataset", "tpch", "--scale", "0.01")
     sql = tmp_path / "bad.sql"
     sql.write_text("SELECT o_orderkey\nFROM orders\nWHERE o_totalprice >")
     report = json.loads(gate("analyze", "--warehouse", "demo", "--sql-file", str(sql)))
@@ -99,7 +105,7 @@ def test_analyze_a_sql_file_reports_positions(db, var_dir, tmp_path) -> None:
 def test_unknown_warehouse_and_malformed_batch_fail_clearly(db, var_dir, tmp_path) -> None:
     with pytest.raises(CommandError, match="not found"):
         gate("analyze", "--warehouse", "nope", "--sql-file", str(tmp_path / "x.sql"))
-    gate("demo-warehouse", "--dataset", "tpch", "--scale", "0.01")
+    demo_warehouse("--dataset", "tpch", "--scale", "0.01")
     batch = tmp_path / "bad.jsonl"
     batch.write_text('{"sql": "SELECT 1"}\n')
     with pytest.raises(CommandError, match="line 1"):

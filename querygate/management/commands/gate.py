@@ -1,8 +1,9 @@
 """`manage.py gate ...` — the query gate from the command line.
 
-    gate demo-warehouse --dataset tpch|tpcds [--scale 0.1] [--name NAME]
     gate refresh-catalog --warehouse NAME
     gate analyze --warehouse NAME (--sql-file F | --batch F.jsonl) [--format json] [--explain]
+
+(The demo warehouses are built by ``manage.py demo_warehouse``, in the ``demo`` app.)
 
 ``analyze`` prints the report ``POST /api/v1/queries/analyze/`` returns, judged by the
 warehouse's own policy: one JSON object for ``--sql-file``; one line per input line for
@@ -16,13 +17,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from portal.errors import KarimasuError
 from querygate.errors import EngineError
-from querygate.services import demo
 from querygate.services.access import Access, get_warehouse
 from querygate.services.analyses import analysis_of
 from querygate.services.catalog import refresh_catalog
@@ -30,14 +29,10 @@ from querygate.services.warehouses import policy_from
 
 
 class Command(BaseCommand):
-    help = "Query gate: build the demo warehouse, refresh a catalog, analyze SQL."
+    help = "Query gate: refresh a catalog, analyze SQL."
 
     def add_arguments(self, parser: Any) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
-        build = sub.add_parser("demo-warehouse", help="Build and register a DuckDB demo.")
-        build.add_argument("--dataset", choices=sorted(demo.DATASETS), default="tpch")
-        build.add_argument("--scale", type=float, default=0.1)
-        build.add_argument("--name", default=None, help="Warehouse name (demo / tpcds).")
         refresh = sub.add_parser("refresh-catalog", help="Read a warehouse's catalog now.")
         refresh.add_argument("--warehouse", required=True)
         check = sub.add_parser("analyze", help="Analyze SQL without running it.")
@@ -53,22 +48,6 @@ class Command(BaseCommand):
             getattr(self, "_" + options["action"].replace("-", "_"))(options)
         except (KarimasuError, EngineError, OSError) as error:
             raise CommandError(str(error)) from error
-
-    def _demo_warehouse(self, options: dict[str, Any]) -> None:
-        if options["scale"] <= 0:
-            raise CommandError("--scale must be positive")
-        warehouse = demo.build_demo_warehouse(
-            options["dataset"],
-            scale=options["scale"],
-            directory=Path(settings.VAR_DIR) / "warehouses",
-            now=timezone.now(),
-            name=options["name"],
-        )
-        tables = warehouse.tables.filter(present=True).count()
-        self.stdout.write(
-            f"warehouse {warehouse.name}: {warehouse.connection} ({tables} tables, "
-            f"catalog v{warehouse.catalog_version})"
-        )
 
     def _refresh_catalog(self, options: dict[str, Any]) -> None:
         warehouse = get_warehouse(options["warehouse"])

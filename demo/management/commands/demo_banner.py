@@ -18,7 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.accounts.management.commands.seed_demo import BANNER_FILE
+from demo.management.commands.seed_demo import BANNER_FILE
 
 
 class Command(BaseCommand):
