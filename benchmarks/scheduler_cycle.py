@@ -2,7 +2,7 @@
 packing replayed on the Alibaba openb trace.
 
 (1) baseline: ``sorted(queue, key=(-priority, submit time))``, the least any scheduler does
-    measured: one full ``run_cycle`` (order, gates, placement, preemption, shadow schedule)
+    measured: one full ``plan_cycle`` (order, gates, placement, preemption, shadow schedule)
     on a synthetic snapshot: 50 nodes x 8 GPUs about 70% busy, 1,000 queued jobs, 100
     bookings; then the issue's goal size (10,000 queued, 200 x 8 GPUs, 1,000 bookings).
 (2) the first 4,000 pods of ``alibaba_v2023_openb_pod_list_default.csv`` (fractional GPUs
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
-from scheduler.core import Packing, run_cycle
+from scheduler.core import Packing, plan_cycle
 from scheduler.sim.simulator import POLICIES, simulate
 from scheduler.sim.synthetic import synthetic_snapshot
 from scheduler.sim.traces import ALIBABA_PODS, load_alibaba_nodes, load_alibaba_pods
@@ -44,8 +44,8 @@ def _cycle_latency() -> None:
         return sorted(snap.queue, key=lambda j: (-j.priority, j.submitted_at, j.id))
 
     base = _median_s(plain_sort, REPEATS * 20)
-    cycle = _median_s(lambda: run_cycle(snap), REPEATS)
-    result = run_cycle(snap)
+    cycle = _median_s(lambda: plan_cycle(snap), REPEATS)
+    result = plan_cycle(snap)
     print(
         f"scheduler_cycle 1k queued, 50x8 GPUs: p50 {cycle * 1000:.1f} ms "
         f"= {cycle / base:.0f}x a plain sort of the queue ({base * 1000:.2f} ms); "
@@ -56,7 +56,7 @@ def _cycle_latency() -> None:
     big_base = _median_s(
         lambda: sorted(big.queue, key=lambda j: (-j.priority, j.submitted_at, j.id)), 20
     )
-    big_cycle = _median_s(lambda: run_cycle(big), 3)
+    big_cycle = _median_s(lambda: plan_cycle(big), 3)
     print(
         f"scheduler_cycle 10k queued, 200x8 GPUs, 1k bookings: p50 {big_cycle * 1000:.0f} ms "
         f"= {big_cycle / big_base:.0f}x a plain sort ({big_base * 1000:.1f} ms)"

@@ -82,7 +82,7 @@ def delete_from_cluster(job_id: int, attempt: int) -> bool:
 def check_idle_bookings() -> dict[str, list[int]]:
     """Periodic (beat): "use it or lose it" for idle bookings, judged by GPU telemetry."""
     from scheduler.services.idle import check_idle_bookings as check
-    from scheduler.telemetry.signals import reservation_is_idle
+    from scheduler.telemetry.detectors import reservation_is_idle
 
     report = check(now=timezone.now(), is_idle=reservation_is_idle)
     return {"noticed": report.noticed, "reclaimed": report.reclaimed}

@@ -1,13 +1,13 @@
 """Pure scheduling policy: imports no Django, opens no connection, reads no clock.
 
-``run_cycle(Snapshot) -> CycleResult`` is the whole interface: the services layer builds a
+``plan_cycle(Snapshot) -> CycleResult`` is the whole interface: the services layer builds a
 ``Snapshot`` from the database and applies the ``Admit`` / ``Preempt`` /
 ``ReleaseReservation`` decisions; ``Waiting`` rows carry each queued job's reason, position
 and ETA. The trace simulator (``scheduler.sim``) drives the very same function.
 """
 
 from scheduler.core.cache import ClusterUsage
-from scheduler.core.cycle import run_cycle
+from scheduler.core.cycle import plan_cycle
 from scheduler.core.decisions import (
     Admit,
     CycleResult,
@@ -49,5 +49,5 @@ __all__ = [
     "TeamQuota",
     "UsageRecord",
     "Waiting",
-    "run_cycle",
+    "plan_cycle",
 ]

@@ -1,7 +1,7 @@
 """One scheduling cycle: a snapshot in, decisions out. The only copy of the policy.
 
 Production (the services layer), the tests, the trace simulator and the benchmarks all call
-``run_cycle``; it reads no clock and does no I/O.
+``plan_cycle``; it reads no clock and does no I/O.
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def _last_preemptor(snap: Snapshot, usage: ClusterUsage, ordered: list[QueuedJob
     return -1
 
 
-def run_cycle(snap: Snapshot) -> CycleResult:
+def plan_cycle(snap: Snapshot) -> CycleResult:
     """Decide admissions, preemptions and booking releases for ``snap``; explain the rest.
 
     Steps: 1 heads (bookings in force), 2 snapshot (the usage cache), 3 nominate (jobs some

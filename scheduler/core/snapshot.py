@@ -184,7 +184,7 @@ class Config:
     backfill must not delay (1 = EASY backfill: the head). ``plan_depth``: how many waiting
     jobs get an ETA from the shadow schedule (the rest get ``None``), bounding cycle time.
     ``backfill`` False gives plain FIFO: nothing starts behind a blocked job.
-    ``plan_etas`` False skips the plans only ETAs read (see ``cycle.run_cycle``): decisions,
+    ``plan_etas`` False skips the plans only ETAs read (see ``cycle.plan_cycle``): decisions,
     reasons and positions are the same, but waiting jobs past the protected ones get no ETA
     unless a preemption check could still read their plans. Replays use it.
     """

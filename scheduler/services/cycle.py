@@ -3,7 +3,7 @@
 1. lock        cycles never overlap (PostgreSQL advisory lock; SQLite's IMMEDIATE
                transactions serialize writers already)
 2. snapshot    nodes, GPUs, running work, bookings, queue, usage, quotas -> core.Snapshot
-3. decide      core.run_cycle (the same function the simulator and benchmarks call)
+3. decide      core.plan_cycle (the same function the simulator and benchmarks call)
 4. apply       in one transaction: admissions (-> admitted), preemptions (-> preempted,
                GPUs held until the grace period ends), finished grace periods (->
                requeued), bookings the core ended, and every waiting job's reason,
@@ -26,7 +26,7 @@ from django.db.models import Q
 from scheduler import states
 from scheduler.cluster.backend import ClusterBackend, ClusterError, ClusterRejected
 from scheduler.core import snapshot as snap
-from scheduler.core.cycle import run_cycle as decide
+from scheduler.core.cycle import plan_cycle as decide
 from scheduler.core.decisions import CycleResult, Preempt
 from scheduler.models import (
     LIVE_STATUSES,
@@ -41,7 +41,7 @@ from scheduler.models import (
 from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
 from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
 from scheduler.services.reservations import end_reservation
-from scheduler.telemetry.signals import foreign_gpus
+from scheduler.telemetry.detectors import foreign_gpus
 
 log = logging.getLogger("karimasu.cycle")
 

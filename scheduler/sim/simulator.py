@@ -1,4 +1,4 @@
-"""Discrete-event replay of a trace through ``run_cycle``, with a simulated clock.
+"""Discrete-event replay of a trace through ``plan_cycle``, with a simulated clock.
 
 Events are arrivals, finishes and the end of a preemption's grace period; after each batch
 of events at one instant the simulator builds a ``Snapshot``, runs one cycle and applies its
@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
-from scheduler.core.cycle import run_cycle
+from scheduler.core.cycle import plan_cycle
 from scheduler.core.decisions import CycleResult
 from scheduler.core.placement import static_reason
 from scheduler.core.snapshot import (
@@ -190,7 +190,7 @@ def replay(
             config=config,
         )
         t0 = time.perf_counter()
-        result = run_cycle(snap)
+        result = plan_cycle(snap)
         rec.cycle(time.perf_counter() - t0, len(result.admitted) + len(result.preempted))
         for ev_t, kind, job_id, token in _apply(state, result, trace, now, rec):
             heapq.heappush(events, (ev_t, kind, seq, job_id, token))

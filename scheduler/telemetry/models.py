@@ -4,7 +4,7 @@
 - `GpuSample`: one GPU at one reading, kept `KARIMASU_TELEMETRY_RAW_RETENTION_HOURS` (24).
 - `GpuMinute`: per GPU per minute (sums, so a minute fed by several batches merges), kept
   `KARIMASU_TELEMETRY_ROLLUP_RETENTION_DAYS` (90).
-- `GpuState` / `NodeAgentState`: the latest reading per GPU / node (for lists and signals).
+- `GpuState` / `NodeAgentState`: the latest reading per GPU / node (for lists and the detectors).
 - `JobUtilization`: the per-job summary (mean and p95 utilization, mean memory, idle
   fraction, GPU-hours), kept with the job, updated at every ingest; a utilization histogram
   of 101 one-percent bins makes the p95 incremental.

@@ -13,8 +13,8 @@ from kube_emulator.clock import FakeClock
 from nodeagent.agent import Agent
 from nodeagent.batch import parse_batch
 from nodeagent.simulated import SimulatedSource, utilization
+from scheduler.telemetry.detectors import foreign_gpus
 from scheduler.telemetry.services import ingest_batch
-from scheduler.telemetry.signals import foreign_gpus
 
 NAMESPACE = "karimasu-jobs"
 ONE_NODE = """

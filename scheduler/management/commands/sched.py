@@ -1,5 +1,5 @@
 """`manage.py sched simulate|bench` — the production scheduling core on traces and
-synthetic snapshots (no database, no cluster: the same pure `run_cycle`).
+synthetic snapshots (no database, no cluster: the same pure `plan_cycle`).
 
     sched simulate --trace FILE --trace-format philly|alibaba [--clusters VC1,VC2]
                    [--nodes N --gpus-per-node G | --node-list FILE] [--policy NAME]
@@ -18,7 +18,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from scheduler.core.cycle import run_cycle
+from scheduler.core.cycle import plan_cycle
 from scheduler.sim import traces
 from scheduler.sim.simulator import POLICIES, simulate
 from scheduler.sim.synthetic import synthetic_snapshot
@@ -122,12 +122,12 @@ class Command(BaseCommand):
             gpus_per_node=o["gpus_per_node"],
             reservations=o["reservations"],
         )
-        run_cycle(snapshot)  # warm up
+        plan_cycle(snapshot)  # warm up
         gc.freeze()  # as the worker does at start: keep full collections out of the timing
         times = []
         for _ in range(max(o["repeat"], 1)):
             start = time.perf_counter()
-            run_cycle(snapshot)
+            plan_cycle(snapshot)
             times.append((time.perf_counter() - start) * 1000)
         times.sort()
         return {

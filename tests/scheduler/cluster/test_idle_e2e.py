@@ -16,8 +16,8 @@ from scheduler.models import Job, Node, ReservationStatus, TeamPolicy
 from scheduler.services.cycle import run_cycle
 from scheduler.services.idle import check_idle_bookings
 from scheduler.services.reservations import reserve_gpus
+from scheduler.telemetry.detectors import reservation_is_idle
 from scheduler.telemetry.services import ingest_batch
-from scheduler.telemetry.signals import reservation_is_idle
 from tests.scheduler.cluster.conftest import ONE_NODE
 
 pytestmark = pytest.mark.django_db

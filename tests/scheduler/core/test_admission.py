@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.core import Admit, Config, Reason, TeamQuota, run_cycle
+from scheduler.core import Admit, Config, Reason, TeamQuota, plan_cycle
 from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
 
 
@@ -91,7 +91,7 @@ from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
     ],
 )  # fmt: skip
 def test_admission(queue, allocations, quotas, user_caps, config, want_admitted, want_reasons):
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=10.0,
             queue=queue,
@@ -107,7 +107,7 @@ def test_admission(queue, allocations, quotas, user_caps, config, want_admitted,
 
 
 def test_gate_blocked_jobs_have_no_eta_and_a_clear_detail():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             queue=[make_job("a").team("cv").gpus(4)],
             quotas=[TeamQuota("cv", weekly_gpu_hours=10, spent_gpu_hours=8)],
@@ -120,7 +120,7 @@ def test_gate_blocked_jobs_have_no_eta_and_a_clear_detail():
 
 
 def test_admits_go_to_free_gpus_only():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             queue=[make_job("a").gpus(4)],
             allocations=[make_alloc("r").on("n1", 0, 1, 2, 3).runtime(10 * H)],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.core import Config, Reason, ReleaseReservation, run_cycle
+from scheduler.core import Config, Reason, ReleaseReservation, plan_cycle
 from tests.scheduler.core.builders import (
     H,
     make_alloc,
@@ -59,7 +59,7 @@ def bob_booking(start: float, end: float):
     ],
 )  # fmt: skip
 def test_booking_window(queue, booking, want_admitted, want_reason, want_eta):
-    result = run_cycle(snapshot(now=NOW, nodes=TWO_GPUS, queue=[queue], bookings=[booking]))
+    result = plan_cycle(snapshot(now=NOW, nodes=TWO_GPUS, queue=[queue], bookings=[booking]))
     assert bool(result.admitted) == want_admitted
     if not want_admitted:
         (w,) = result.waiting
@@ -83,7 +83,7 @@ def _head_scenario(config: Config | None = None):
 
 
 def test_backfill_never_delays_the_heads_planned_start():
-    result = run_cycle(_head_scenario())
+    result = plan_cycle(_head_scenario())
     assert [a.job_id for a in result.admitted] == ["short"]
     waiting = result.waiting_by_id()
     assert (waiting["head"].reason, waiting["head"].eta) == (Reason.CAPACITY, NOW + H)
@@ -92,7 +92,7 @@ def test_backfill_never_delays_the_heads_planned_start():
 
 
 def test_without_backfill_nothing_passes_the_head():
-    result = run_cycle(_head_scenario(Config(backfill=False, fair_share=False)))
+    result = plan_cycle(_head_scenario(Config(backfill=False, fair_share=False)))
     assert result.admitted == ()
     assert [w.reason for w in result.waiting] == [Reason.CAPACITY, Reason.BEHIND, Reason.BEHIND]
 
@@ -117,13 +117,15 @@ def test_release(booking, allocations, foreign, want_released):
     node = make_node("n1").gpus(2)
     if foreign:
         node = node.foreign(0)
-    result = run_cycle(snapshot(now=NOW, nodes=[node], bookings=[booking], allocations=allocations))
+    result = plan_cycle(
+        snapshot(now=NOW, nodes=[node], bookings=[booking], allocations=allocations)
+    )
     want = tuple(ReleaseReservation(i, r) for i, r in want_released)
     assert result.released == want
 
 
 def test_released_no_show_frees_the_gpus_in_the_same_cycle():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=NOW,
             nodes=TWO_GPUS,

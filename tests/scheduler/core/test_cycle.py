@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from scheduler.core import Config, Reason, TeamQuota, run_cycle
+from scheduler.core import Config, Reason, TeamQuota, plan_cycle
 from scheduler.core.cache import ClusterUsage
 from tests.scheduler.core.builders import H, make_alloc, make_job, make_node, snapshot
 
@@ -24,7 +24,7 @@ def _busy_two_gpu_node(**kw):
 
 
 def test_positions_and_etas_follow_the_shadow_schedule():
-    result = run_cycle(
+    result = plan_cycle(
         _busy_two_gpu_node(
             queue=[
                 make_job("a").gpus(2).submitted(1),
@@ -44,7 +44,7 @@ def test_positions_and_etas_follow_the_shadow_schedule():
 
 
 def test_gate_blocked_jobs_keep_their_place_in_line_without_an_eta():
-    result = run_cycle(
+    result = plan_cycle(
         _busy_two_gpu_node(
             queue=[make_job("a").team("cv").submitted(1), make_job("b").submitted(2)],
             quotas=[TeamQuota("cv", weekly_gpu_hours=0)],
@@ -56,7 +56,7 @@ def test_gate_blocked_jobs_keep_their_place_in_line_without_an_eta():
 
 
 def test_plan_depth_bounds_the_etas():
-    result = run_cycle(
+    result = plan_cycle(
         _busy_two_gpu_node(
             queue=[make_job("a").submitted(1), make_job("b").submitted(2)],
             config=Config(plan_depth=1),
@@ -76,7 +76,7 @@ def test_reserve_depth(reserve_depth, want_admitted, want_fill_reason):
     # n1 (2 GPUs) is busy for 1h; n2 (2 GPUs) has GPU 0 busy for 1h and GPU 1 free. "head"
     # plans on n1 at +1h, "second" on n2 at +1h; "fill" (1 GPU, 3h) fits on n2's free GPU
     # now and would delay only "second".
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=NOW,
             nodes=[make_node("n1").gpus(2), make_node("n2").gpus(2)],
@@ -100,7 +100,7 @@ def test_reserve_depth(reserve_depth, want_admitted, want_fill_reason):
 
 
 def test_work_past_its_deadline_still_holds_its_gpus():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=NOW,
             nodes=[make_node("n1").gpus(1)],
@@ -115,7 +115,7 @@ def test_work_past_its_deadline_still_holds_its_gpus():
 def test_cycle_is_deterministic_and_leaves_the_snapshot_alone():
     snap = _busy_two_gpu_node(queue=[make_job(f"j{i}").submitted(i) for i in range(5)])
     before = replace(snap)
-    assert run_cycle(snap) == run_cycle(snap)
+    assert plan_cycle(snap) == plan_cycle(snap)
     assert snap == before
 
 
@@ -166,8 +166,8 @@ def test_skipping_eta_only_plans_keeps_decisions(config, seed):
     from scheduler.sim.synthetic import synthetic_snapshot
 
     snap = synthetic_snapshot(queued=400, nodes=12, seed=seed, config=config)
-    full = run_cycle(snap)
-    lean = run_cycle(replace(snap, config=replace(config, plan_etas=False)))
+    full = plan_cycle(snap)
+    lean = plan_cycle(replace(snap, config=replace(config, plan_etas=False)))
     assert _decided(lean) == _decided(full)
     etas = {w.job_id: w.eta for w in full.waiting}
     # Plans still made are the same plans; the others leave the ETA unknown.
@@ -180,10 +180,10 @@ def test_plans_are_the_same_with_or_without_the_per_node_memo(monkeypatch):
     from scheduler.sim.synthetic import synthetic_snapshot
 
     snap = synthetic_snapshot(queued=600, nodes=20, reservations=60, seed=7)
-    remembered = run_cycle(snap)
+    remembered = plan_cycle(snap)
     monkeypatch.setattr(
         placement,
         "_earliest_memo",
         lambda state, job, now, bound: placement._earliest_on(state, job, now, bound),
     )
-    assert run_cycle(snap) == remembered
+    assert plan_cycle(snap) == remembered

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.core import Config, Packing, Reason, run_cycle
+from scheduler.core import Config, Packing, Reason, plan_cycle
 from tests.scheduler.core.builders import H, make_alloc, make_booking, make_job, make_node, snapshot
 
 LONG = 10 * H
@@ -76,7 +76,7 @@ LONG = 10 * H
     ],
 )  # fmt: skip
 def test_placement(nodes, queue, allocations, want_admitted, want_reasons):
-    result = run_cycle(snapshot(nodes=nodes, queue=queue, allocations=allocations))
+    result = plan_cycle(snapshot(nodes=nodes, queue=queue, allocations=allocations))
     assert {a.job_id: (a.node, a.gpu_indices) for a in result.admitted} == want_admitted
     waiting = result.waiting_by_id()
     assert {j: waiting[j].reason for j in want_reasons} == want_reasons
@@ -109,7 +109,7 @@ BUSY_N1 = [make_alloc("r").on("n1", 0, 1, 2, 3).runtime(LONG)]
     ],
 )  # fmt: skip
 def test_packing(packing, queue, want_admitted, want_waiting):
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             nodes=[make_node("n1"), make_node("n2")],
             queue=queue,
@@ -122,7 +122,7 @@ def test_packing(packing, queue, want_admitted, want_waiting):
 
 
 def test_gpus_without_bookings_are_chosen_first():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             queue=[make_job("a").gpus(2).runtime(H)],
             bookings=[make_booking("b").on("n1", 0, 1).window(5 * H, 6 * H)],
@@ -132,7 +132,7 @@ def test_gpus_without_bookings_are_chosen_first():
 
 
 def test_static_reasons_say_what_is_missing():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(queue=[make_job("a").models("H100"), make_job("b").gpus(9).submitted(1)])
     )
     details = [w.detail for w in result.waiting]

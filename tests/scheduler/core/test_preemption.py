@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.core import Config, Preempt, PreemptReason, Reason, TeamQuota, run_cycle
+from scheduler.core import Config, Preempt, PreemptReason, Reason, TeamQuota, plan_cycle
 from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
 
 NOW = 10 * H
@@ -85,14 +85,14 @@ def ml(job_id: str, *gpus: int, started: float = 0.0):
     ],
 )  # fmt: skip
 def test_victims(queue, allocations, want_victims):
-    result = run_cycle(snapshot(now=NOW, queue=queue, allocations=allocations, quotas=QUOTAS))
+    result = plan_cycle(snapshot(now=NOW, queue=queue, allocations=allocations, quotas=QUOTAS))
     assert {p.job_id: p.reason for p in result.preempted} == want_victims
     assert all(p.by_job == queue[0].build().id for p in result.preempted)
     assert not result.admitted
 
 
 def test_preemptor_waits_for_the_grace_period_and_holds_the_freed_gpus():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=NOW,
             queue=[make_job("c").team("cv").gpus(8), make_job("late").team("ml").submitted(1)],
@@ -110,7 +110,7 @@ def test_preemptor_waits_for_the_grace_period_and_holds_the_freed_gpus():
 
 
 def test_no_second_preemption_while_victims_terminate():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=NOW,
             queue=[make_job("c").team("cv").gpus(4)],
@@ -128,7 +128,7 @@ def test_no_second_preemption_while_victims_terminate():
 
 
 def test_preemption_off_in_config():
-    result = run_cycle(
+    result = plan_cycle(
         snapshot(
             now=NOW,
             queue=[make_job("c").team("cv").gpus(4)],

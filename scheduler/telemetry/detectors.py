@@ -1,4 +1,4 @@
-"""Signals other features call (idle auto-release, the scheduler's foreign-busy GPUs, alerts).
+"""Detectors other features call (idle auto-release, the scheduler's foreign-busy GPUs, alerts).
 
 Each takes `now` (and thresholds with defaults) and returns identifiers; none writes.
 

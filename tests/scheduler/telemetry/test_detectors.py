@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from nodeagent.batch import parse_batch
 from scheduler.models import Gpu, Reservation, ReservationSlot
-from scheduler.telemetry import signals
+from scheduler.telemetry import detectors
 from scheduler.telemetry.services import ingest_batch
 from tests.scheduler.telemetry.conftest import T0, batch, gpu_data, make_node, reading
 
@@ -29,10 +29,10 @@ def refs(items) -> list[tuple[str, int]]:
 def test_idle_needs_the_whole_window_under_threshold(node):
     feed(node, 20, util0=3.0, util1=60.0)
     now = T0 + timedelta(minutes=20)
-    assert refs(signals.idle_gpus(now=now, window=timedelta(minutes=15))) == [("gpu-01", 0)]
-    assert signals.idle_gpus(now=now, window=timedelta(minutes=15), threshold=2.0) == []
+    assert refs(detectors.idle_gpus(now=now, window=timedelta(minutes=15))) == [("gpu-01", 0)]
+    assert detectors.idle_gpus(now=now, window=timedelta(minutes=15), threshold=2.0) == []
     # A window reaching before the first sample is not covered: not called idle.
-    assert signals.idle_gpus(now=now, window=timedelta(minutes=30)) == []
+    assert detectors.idle_gpus(now=now, window=timedelta(minutes=30)) == []
 
 
 def test_one_busy_moment_breaks_idleness(node):
@@ -45,13 +45,13 @@ def test_one_busy_moment_breaks_idleness(node):
         now=T0,
     )
     now = T0 + timedelta(minutes=10)
-    assert refs(signals.idle_gpus(now=now, window=timedelta(minutes=10))) == [("gpu-01", 1)]
+    assert refs(detectors.idle_gpus(now=now, window=timedelta(minutes=10))) == [("gpu-01", 1)]
 
 
 def test_foreign_use_from_fresh_readings_only(node):
     feed(node, 1, 50.0, 50.0, processes=[{"pid": 4, "foreign": True}])
-    assert refs(signals.foreign_gpus(now=T0 + timedelta(minutes=1))) == [("gpu-01", 1)]
-    assert signals.foreign_gpus(now=T0 + timedelta(minutes=10)) == []
+    assert refs(detectors.foreign_gpus(now=T0 + timedelta(minutes=1))) == [("gpu-01", 1)]
+    assert detectors.foreign_gpus(now=T0 + timedelta(minutes=10)) == []
 
 
 def test_stale_node_after_two_minutes_without_a_sample(node):
@@ -59,13 +59,13 @@ def test_stale_node_after_two_minutes_without_a_sample(node):
     feed(node, 1, 1.0, 1.0)
     feed(other, 1, 1.0, 1.0, start=T0 + timedelta(minutes=2))
     now = T0 + timedelta(minutes=3, seconds=30)
-    assert signals.stale_nodes(now=now) == ["gpu-01"]
-    assert signals.stale_nodes(now=T0 + timedelta(minutes=2)) == []
+    assert detectors.stale_nodes(now=now) == ["gpu-01"]
+    assert detectors.stale_nodes(now=T0 + timedelta(minutes=2)) == []
 
 
 def test_unhealthy_gpu(node):
     feed(node, 0, 1.0, 1.0, healthy=False, error="GPU is lost")
-    assert refs(signals.unhealthy_gpus(now=T0)) == [("gpu-01", 1)]
+    assert refs(detectors.unhealthy_gpus(now=T0)) == [("gpu-01", 1)]
     assert Gpu.objects.get(node=node, index=1).healthy is False
 
 
@@ -87,12 +87,12 @@ def test_reservation_is_idle_for_the_idle_booking_logic(node, alice, vision):
         end=booking.end,
     )
     since, until = T0 + timedelta(minutes=5), T0 + timedelta(minutes=20)
-    assert signals.reservation_is_idle(booking, since, until) is True
+    assert detectors.reservation_is_idle(booking, since, until) is True
     ReservationSlot.objects.create(
         reservation=booking,
         gpu=Gpu.objects.get(node=node, index=1),
         start=booking.start,
         end=booking.end,
     )
-    assert signals.reservation_is_idle(booking, since, until) is False
+    assert detectors.reservation_is_idle(booking, since, until) is False
     assert slot.pk
