@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_READINGS = 1000
 MAX_GPUS = 64
@@ -34,7 +34,7 @@ class BatchError(ValueError):
         self.details = details
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

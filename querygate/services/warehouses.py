@@ -115,7 +115,8 @@ def engine_statement(sql: str, dialect: str, *, cap: int | None = None) -> str:
     try:
         tree = one_statement(sql, dialect)
     except EngineError as error:
-        raise SqlError(f"{error.message[:1].upper()}{error.message[1:]}.") from error
+        message = str(error)
+        raise SqlError(f"{message[:1].upper()}{message[1:]}.") from error
     if cap is not None:
         tree = cap_rows(tree, cap)
     return tree.sql(dialect=dialect)
@@ -347,7 +348,11 @@ def predicted_runtime_s(warehouse: Warehouse, bytes_scanned: int) -> float | Non
         .order_by("-finished_at")
         .values_list("started_at", "finished_at", "bytes_estimate")[:200]
     )
-    rates = [(end - start).total_seconds() / size for start, end, size in history]
+    rates = [
+        (end - start).total_seconds() / size
+        for start, end, size in history
+        if start is not None and end is not None  # always: the filter above
+    ]
     if len(rates) < 5:
         return None
     return round(statistics.median(rates) * bytes_scanned, 3)
