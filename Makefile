@@ -66,6 +66,7 @@ lint: venv
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python scripts/mypy_burndown.py
+	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory k8s-policy
 
 # Every kustomization rendered (throwaway secrets), then checkov over the objects: any

@@ -22,14 +22,9 @@ from django.utils import timezone
 
 from portal.errors import KarimasuError
 from querygate.errors import EngineError
+from querygate.overrides import policy_from
 from querygate.services import demo
-from querygate.services.warehouses import (
-    Access,
-    analysis_of,
-    get_warehouse,
-    policy_from,
-    refresh_catalog,
-)
+from querygate.services.warehouses import Access, analysis_of, get_warehouse, refresh_catalog
 
 
 class Command(BaseCommand):
