@@ -137,7 +137,7 @@ def production_config() -> snap.Config:
 
 
 def _allocation(job: Job, priorities: dict[str, int]) -> snap.Allocation:
-    began = job.started_at or job.admitted_at or job.submitted_at
+    began = job.held_since(job.submitted_at)
     return snap.Allocation(
         job_id=str(job.pk),
         team=job.team.slug,
