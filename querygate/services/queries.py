@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -90,7 +90,7 @@ def submit_query(
     try:
         report, analysis = analysis_of(access, sql, explain=False)
     except Exception as error:  # fail closed, and on the record
-        return _analysis_crashed(user, access, sql, now, error)
+        _analysis_crashed(user, access, sql, now, error)
     status, reasons, overridden, refusal = _decide(
         user, access, report, acknowledge_warnings, override_justification
     )
@@ -147,7 +147,9 @@ def submit_query(
     return query
 
 
-def _analysis_crashed(user: Any, access: Access, sql: str, now: datetime, error: Exception) -> Any:
+def _analysis_crashed(
+    user: Any, access: Access, sql: str, now: datetime, error: Exception
+) -> NoReturn:
     """The analysis itself failed (a bug, or an input nobody foresaw): the request is refused
     and the refusal is on record like any other."""
     log.exception("query.analysis_crashed user=%s warehouse=%s", user.username, access.warehouse)
@@ -465,7 +467,7 @@ def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
                 f"{int(_setting('QUERYGATE_MAX_RESULT_MB', 32))} MiB."
             ),
         }
-    preview = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
+    preview: dict[str, Any] = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
     name = ""
     if result.columns:
         try:

@@ -61,6 +61,8 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
         "owner", "team"
     )
     for job in jobs:
+        if job.node_id is None:  # never: filtered above
+            continue
         until = job.holds_gpus_until(now)
         for index in job.gpu_indices or []:
             holders[(job.node_id, index)] = Holder(
