@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 MAX_READINGS = 1000
 MAX_GPUS = 64
@@ -34,7 +34,7 @@ class BatchError(ValueError):
         self.details = details
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -134,6 +134,11 @@ def _check_gpu(gpu: Any, path: str, errors: dict[str, str]) -> None:
         errors[f"{path}.uuid"] = "Expected a string of at most 64 characters or null."
     if not isinstance(gpu.get("healthy", True), bool):
         errors[f"{path}.healthy"] = "Expected a boolean."
+    _check_measures(gpu, path, errors)
+    _check_processes(gpu.get("processes"), path, errors)
+
+
+def _check_measures(gpu: dict[str, Any], path: str, errors: dict[str, str]) -> None:
     for key in NUMBER_FIELDS:
         value = gpu.get(key)
         if value is None:
@@ -150,7 +155,9 @@ def _check_gpu(gpu: Any, path: str, errors: dict[str, str]) -> None:
         isinstance(reasons, list) and all(isinstance(r, str) for r in reasons)
     ):
         errors[f"{path}.throttle_reasons"] = "Expected a list of strings or null."
-    processes = gpu.get("processes")
+
+
+def _check_processes(processes: Any, path: str, errors: dict[str, str]) -> None:
     if processes is None:
         return
     if not isinstance(processes, list) or len(processes) > MAX_PROCESSES:

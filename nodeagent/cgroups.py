@@ -85,7 +85,9 @@ class ProcessMapper:
                 self._annotate(proc, labels)
         return reading
 
-    def _annotate(self, proc: ProcessReading, labels: Mapping[str, Mapping[str, str]] | None):
+    def _annotate(
+        self, proc: ProcessReading, labels: Mapping[str, Mapping[str, str]] | None
+    ) -> None:
         text = self.cgroup(proc.pid)
         if text is None:
             proc.foreign = None  # cannot tell: the portal decides from the GPU's allocation
@@ -137,9 +139,10 @@ class KubePodDirectory:
         self.node = node
 
     def pods(self) -> list[Any]:
-        return self.core.list_pod_for_all_namespaces(
+        pods: list[Any] = self.core.list_pod_for_all_namespaces(
             field_selector=f"spec.nodeName={self.node}", _request_timeout=5
         ).items
+        return pods
 
     def labels(self) -> dict[str, dict[str, str]]:
         return {p.metadata.uid: dict(p.metadata.labels or {}) for p in self.pods()}

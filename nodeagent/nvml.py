@@ -66,8 +66,11 @@ class NvmlSource:
 
     def __init__(self, nvml: ModuleType | Any | None = None) -> None:
         if nvml is None:
-            import pynvml as nvml
-        self.nvml = nvml
+            import pynvml
+
+            nvml = pynvml
+        # nvidia-ml-py ships no types: the module (or a test double) is used as Any.
+        self.nvml: Any = nvml
         self._initialised = False
 
     def close(self) -> None:
@@ -144,7 +147,8 @@ class NvmlSource:
         call = getattr(nv, "nvmlDeviceGetCurrentClocksEventReasons", None)
         if call is None:  # older nvidia-ml-py
             call = nv.nvmlDeviceGetCurrentClocksThrottleReasons
-        return call(handle)
+        reasons: int = call(handle)
+        return reasons
 
     @staticmethod
     def _process(proc: Any) -> ProcessReading:

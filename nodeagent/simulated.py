@@ -176,7 +176,8 @@ class SimulatedSource:
     def _declared(self, pod: dict[str, Any]) -> str | None:
         notes = pod["metadata"].get("annotations") or {}
         if UTILIZATION_KEY in notes:
-            return notes[UTILIZATION_KEY]
+            declared: str = notes[UTILIZATION_KEY]
+            return declared
         owner = next(iter(pod["metadata"].get("ownerReferences") or []), None)
         if owner and owner.get("kind") == "Job":
             try:
@@ -185,7 +186,8 @@ class SimulatedSource:
                 )
                 job_notes = job["metadata"].get("annotations") or {}
                 if UTILIZATION_KEY in job_notes:
-                    return job_notes[UTILIZATION_KEY]
+                    job_declared: str = job_notes[UTILIZATION_KEY]
+                    return job_declared
             except Exception:  # noqa: S110 (a Job gone already: fall through to env)
                 pass
         containers = pod["spec"].get("containers") or [{}]

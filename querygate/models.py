@@ -264,7 +264,7 @@ def _check_policy(overrides: object) -> None:
     from django.core.exceptions import ValidationError
 
     from querygate.errors import InvalidPolicy
-    from querygate.services.warehouses import policy_from, sandbox_limits
+    from querygate.overrides import policy_from, sandbox_limits
 
     if not isinstance(overrides, dict):
         raise ValidationError({"policy": "An object of policy fields is expected."})

@@ -9,6 +9,7 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Team, User
+from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MIN_BOOKING_HOURS
 from scheduler.models import Node, PriorityClass
 from scheduler.services.submission import JobRequest
 
@@ -82,8 +83,10 @@ class BookForm(_TeamForm):
 class BorrowForm(_TeamForm):
     """Borrow GPUs from now on, wherever they are free (best fit)."""
 
-    gpus = forms.IntegerField(label=_("GPUs"), min_value=1, max_value=8, initial=1)
-    hours = forms.FloatField(label=_("Hours"), min_value=0.25, max_value=24 * 31, initial=2)
+    gpus = forms.IntegerField(label=_("GPUs"), min_value=1, max_value=MAX_GPUS, initial=1)
+    hours = forms.FloatField(
+        label=_("Hours"), min_value=MIN_BOOKING_HOURS, max_value=MAX_BOOKING_HOURS, initial=2
+    )
     purpose = forms.CharField(label=_("Purpose"), max_length=500, required=False)
 
 
@@ -100,7 +103,7 @@ class JobForm(_TeamForm):
         max_length=2000,
         help_text=_("As in a shell, e.g. python train.py --epochs 10; empty: the image's own"),
     )
-    gpus = forms.IntegerField(label=_("GPUs"), min_value=0, max_value=8, initial=1)
+    gpus = forms.IntegerField(label=_("GPUs"), min_value=0, max_value=MAX_GPUS, initial=1)
     gpu_models = forms.MultipleChoiceField(
         label=_("GPU models"),
         required=False,

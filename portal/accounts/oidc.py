@@ -82,7 +82,7 @@ def sync_teams(user: User, groups: list[str]) -> None:
             forget_tokens(user_id=user.pk)
 
 
-class KarimasuOIDCBackend(OIDCAuthenticationBackend):
+class KarimasuOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc] # untyped library
     def verify_token(self, token: str, **kwargs: Any) -> dict[str, Any]:
         payload: dict[str, Any] = super().verify_token(token, **kwargs)
         issuer = getattr(settings, "OIDC_OP_ISSUER", "")

@@ -26,7 +26,7 @@ class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, label=gettext_lazy("Name"))
     expires_in_days = forms.IntegerField(
         min_value=1,
-        max_value=366,
+        max_value=services.MAX_TOKEN_LIFETIME.days,
         required=False,
         label=gettext_lazy("Expires in (days)"),
         help_text=gettext_lazy("Leave empty for a token that does not expire."),

@@ -102,7 +102,8 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if params.get(param):
                 rows = rows.filter(**{field: params[param]})
         if params.get("mine") in ("1", "true"):
-            rows = rows.filter(user=self.request.user)
+            me: Any = self.request.user  # signed in: IsAuthenticated ran first
+            rows = rows.filter(user=me)
         for param, lookup in (("since", "created_at__gte"), ("until", "created_at__lt")):
             if params.get(param):
                 when = parse_datetime(params[param])

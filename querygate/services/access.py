@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from portal.accounts.models import Membership, Team
 from portal.accounts.services import is_team_lead
@@ -21,7 +21,8 @@ from portal.errors import NotFoundError, NotPermitted
 from querygate.analysis import Policy
 from querygate.errors import WarehouseDenied
 from querygate.models import Query, Warehouse, WarehouseGrant
-from querygate.services.warehouses import policy_from, runtime_budget
+from querygate.overrides import policy_from
+from querygate.services.warehouses import runtime_budget
 
 QueryAction = Literal["view", "results", "cancel"]
 
@@ -100,7 +101,7 @@ def access_warehouse_named(user: Any, name: str, team_slug: str | None = None) -
     return access_warehouse(user, get_warehouse(name), team_slug)
 
 
-def visible_warehouses(user: Any) -> Any:
+def visible_warehouses(user: Any) -> QuerySet[Warehouse]:
     """The warehouses ``user`` may query: admins all; others the enabled ones open to all or
     granted to one of their teams."""
     if user.is_staff:
@@ -114,7 +115,7 @@ def visible_warehouses(user: Any) -> Any:
     )
 
 
-def visible_queries(user: Any) -> Any:
+def visible_queries(user: Any) -> QuerySet[Query]:
     """Own queries; a lead's team's queries; admins all."""
     rows = Query.objects.select_related("user", "team", "warehouse", "killed_by", "override_by")
     if user.is_staff:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -72,7 +72,7 @@ def submit_query(
     try:
         report, analysis = analysis_of(access, sql, explain=False)
     except Exception as error:  # fail closed, and on the record
-        return _analysis_crashed(user, access, sql, now, error)
+        _analysis_crashed(user, access, sql, now, error)
     status, reasons, overridden, refusal = _decide(
         user, access, report, acknowledge_warnings, override_justification
     )
@@ -140,7 +140,9 @@ def _engine_sql(report: Report, warehouse: Any) -> str:
     return render_statement(report.statement, warehouse.sql_dialect, cap=cap)
 
 
-def _analysis_crashed(user: Any, access: Access, sql: str, now: datetime, error: Exception) -> Any:
+def _analysis_crashed(
+    user: Any, access: Access, sql: str, now: datetime, error: Exception
+) -> NoReturn:
     """The analysis itself failed (a bug, or an input nobody foresaw): the request is refused
     and the refusal is on record like any other."""
     log.exception("query.analysis_crashed user=%s warehouse=%s", user.username, access.warehouse)

@@ -51,7 +51,11 @@ def predicted_runtime_s(warehouse: Warehouse, bytes_scanned: int) -> float | Non
         .order_by("-finished_at")
         .values_list("started_at", "finished_at", "bytes_estimate")[:200]
     )
-    rates = [(end - start).total_seconds() / size for start, end, size in history]
+    rates = [
+        (end - start).total_seconds() / size
+        for start, end, size in history
+        if start is not None and end is not None  # always: the filter above
+    ]
     if len(rates) < 5:
         return None
     return round(statistics.median(rates) * bytes_scanned, 3)

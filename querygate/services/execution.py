@@ -149,7 +149,7 @@ def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
                 f"{int(_setting('QUERYGATE_MAX_RESULT_MB', 32))} MiB."
             ),
         }
-    preview = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
+    preview: dict[str, Any] = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
     name = ""
     if result.columns:
         try:

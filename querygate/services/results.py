@@ -176,7 +176,8 @@ def _duckdb() -> Iterator[duckdb.DuckDBPyConnection]:
 
 def jsonable(rows: list[Any]) -> list[list[Any]]:
     """Rows as the API writes them (DjangoJSONEncoder: decimals and times as strings)."""
-    return json.loads(json.dumps([list(r) for r in rows], cls=DjangoJSONEncoder))
+    plain: list[list[Any]] = json.loads(json.dumps([list(r) for r in rows], cls=DjangoJSONEncoder))
+    return plain
 
 
 def path_of(query: Query) -> Path:

@@ -1,57 +1,23 @@
-"""A warehouse's policy and engine: the analysis ``Policy`` from its overrides, the
-sandbox limits, the engine to talk to, and the statement and EXPLAIN the engine is sent.
+"""A warehouse's engine: the engine to talk to (with the sandbox limits its ``policy``
+sets, read by ``querygate.overrides``), the runtime budget, and the statement and EXPLAIN
+the engine is sent.
 (Who may use a warehouse: ``access``; its catalog: ``catalog``; analyses: ``analyses``.)"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
 from django.conf import settings
 from sqlglot import exp
 
-from querygate.analysis import Policy
 from querygate.engines import Engine, engine_for
 from querygate.engines.base import cap_rows, one_statement
-from querygate.engines.sandbox import MIB, Limits
-from querygate.errors import EngineError, InvalidPolicy, QueryInterrupted, SqlError
+from querygate.errors import EngineError, QueryInterrupted, SqlError
 from querygate.models import Warehouse
+from querygate.overrides import sandbox_limits
 
 log = logging.getLogger("karimasu.querygate")
-
-_POLICY_FIELDS = {f.name for f in dataclasses.fields(Policy)} - {"allow_lists", "allow_writes"}
-
-
-#: Keys of a warehouse's ``policy`` that set its engine limits (MiB, or threads), over the
-#: ``QUERYGATE_*`` settings of the same meaning.
-LIMIT_KEYS = {
-    "sandbox_memory_mb": "QUERYGATE_SANDBOX_MEMORY_MB",
-    "sandbox_threads": "QUERYGATE_SANDBOX_THREADS",
-    "temp_mb": "QUERYGATE_TEMP_MB",
-    "max_result_mb": "QUERYGATE_MAX_RESULT_MB",
-}
-
-
-def sandbox_limits(*overrides: dict[str, Any]) -> Limits:
-    """The limits of every engine call: the ``QUERYGATE_*`` settings, then the
-    ``LIMIT_KEYS`` of each policy override in order. ``InvalidPolicy`` for a value that is
-    not a positive integer."""
-    values = {key: int(getattr(settings, name)) for key, name in LIMIT_KEYS.items()}
-    for override in overrides:
-        for key in LIMIT_KEYS:
-            if key not in override:
-                continue
-            value = override[key]
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidPolicy(f"The policy's {key} must be a positive whole number.")
-            values[key] = value
-    return Limits(
-        memory_bytes=values["sandbox_memory_mb"] * MIB,
-        threads=values["sandbox_threads"],
-        temp_bytes=values["temp_mb"] * MIB,
-        max_result_bytes=values["max_result_mb"] * MIB,
-    )
 
 
 def engine_of(warehouse: Warehouse) -> Engine:
@@ -68,7 +34,8 @@ def engine_statement(sql: str, dialect: str, *, cap: int | None = None) -> str:
     try:
         tree = one_statement(sql, dialect)
     except EngineError as error:
-        raise SqlError(f"{error.message[:1].upper()}{error.message[1:]}.") from error
+        message = str(error)
+        raise SqlError(f"{message[:1].upper()}{message[1:]}.") from error
     return render_statement(tree, dialect, cap=cap)
 
 
@@ -105,27 +72,6 @@ def engine_explain(
         log.info("explain.failed warehouse=%s %s", warehouse.name, error)
         return {"explain_status": "failed", "explain_error": str(error)}
     return {"explain": plan, "explain_status": "ok"}
-
-
-def policy_from(*overrides: dict[str, Any], allow_writes: bool) -> Policy:
-    """``Policy`` defaults with the known fields of each override applied in order.
-
-    Severity overrides combine rule by rule (a grant's override of one rule keeps the
-    warehouse's overrides of the others). An invalid override is InvalidPolicy (400), not a
-    crash: the admin screens validate on save, this guards rows saved before that.
-    """
-    values: dict[str, Any] = {}
-    severities: dict[str, Any] = {}
-    for override in overrides:
-        values.update({k: v for k, v in override.items() if k in _POLICY_FIELDS})
-        if isinstance(override.get("severity_overrides"), dict):
-            severities.update(override["severity_overrides"])
-    if severities:
-        values["severity_overrides"] = severities
-    try:
-        return Policy(**values, allow_writes=allow_writes)
-    except (TypeError, ValueError) as exc:
-        raise InvalidPolicy(f"The warehouse's query policy is invalid: {exc}") from exc
 
 
 def runtime_budget(warehouse: Warehouse, *overrides: dict[str, Any]) -> float:

@@ -21,6 +21,7 @@ from portal.errors import Conflict, NotFoundError
 from scheduler import states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
+from scheduler.limits import MAX_GPUS
 from scheduler.models import Job, JobEvent, Sweep
 from scheduler.services import job_logs, submission
 from scheduler.services.jobs import visible_jobs
@@ -95,7 +96,7 @@ class JobRequestSerializer(serializers.Serializer):
     env = serializers.DictField(
         child=serializers.CharField(allow_blank=True), required=False, default=dict
     )
-    gpus = serializers.IntegerField(min_value=0, max_value=8, default=1)
+    gpus = serializers.IntegerField(min_value=0, max_value=MAX_GPUS, default=1)
     gpu_models = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     cpu_millis = serializers.IntegerField(min_value=100, default=1000)
     memory_mb = serializers.IntegerField(min_value=64, default=4096)

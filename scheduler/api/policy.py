@@ -26,6 +26,8 @@ class PriorityClassSerializer(serializers.ModelSerializer):
     class Meta:
         model = PriorityClass
         fields = ["name", "value", "description", "is_default"]
+        # A new default takes over (PriorityClass.save), not refused as "already exists".
+        extra_kwargs: dict[str, dict[str, Any]] = {"is_default": {"validators": []}}
 
 
 class PriorityClassViewSet(viewsets.ModelViewSet):
@@ -44,9 +46,7 @@ class PriorityClassViewSet(viewsets.ModelViewSet):
 
     @staticmethod
     def _save(serializer: Any) -> None:
-        instance = serializer.save()
-        if instance.is_default:  # one default at a time
-            PriorityClass.objects.exclude(pk=instance.pk).update(is_default=False)
+        serializer.save()  # a new default takes over from the old (PriorityClass.save)
         request_cycle()
 
 

@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MIN_BOOKING_HOURS
 from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
 from scheduler.services import webhooks
 from scheduler.services.reservations import can_manage, can_see_purpose
@@ -169,14 +170,14 @@ class ReservationChangeSerializer(serializers.Serializer):
 
 class BorrowSerializer(serializers.Serializer):
     team = serializers.SlugField()
-    gpus = serializers.IntegerField(min_value=1, max_value=8)
+    gpus = serializers.IntegerField(min_value=1, max_value=MAX_GPUS)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    hours = serializers.FloatField(min_value=0.25, max_value=24 * 31)
+    hours = serializers.FloatField(min_value=MIN_BOOKING_HOURS, max_value=MAX_BOOKING_HOURS)
     purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
 
 
 class AvailabilityQuerySerializer(serializers.Serializer):
-    gpus = serializers.IntegerField(min_value=1, max_value=8, default=1)
+    gpus = serializers.IntegerField(min_value=1, max_value=MAX_GPUS, default=1)
     model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     # `from` is a Python keyword: the view maps it.
     start = serializers.DateTimeField(required=False)

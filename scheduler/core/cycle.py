@@ -215,6 +215,37 @@ def _last_preemptor(snap: Snapshot, usage: ClusterUsage, ordered: list[QueuedJob
     return -1
 
 
+def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue) -> bool:
+    """5c. Preempt the victims ``job`` needs, if it has any: they stop within the grace, the
+    job waits for them on their GPUs. False when no set of victims would make room."""
+    victims = find_victims(usage, snap, job)
+    if victims is None:
+        return False
+    now, grace = snap.now, snap.config.preemption_grace_s
+    for a, why in victims.allocations:
+        q.preempted.append(Preempt(a.job_id, why, job.id, grace))
+        usage.remove_usage(a, busy_until=now + grace)
+    where = Placement(victims.node, victims.gpu_indices, now + grace)
+    _reserve(usage, job, where, soft=False)
+    q.waiting.append((job, Reason.PREEMPTING, f"{len(victims.allocations)} to stop", where))
+    q.capacity_blocked += 1
+    return True
+
+
+def _capacity_reason(
+    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, free: int
+) -> tuple[Reason, str]:
+    """Why ``job`` waits for GPUs. "Behind" counts the higher-ranked jobs that also wait for
+    GPUs; those held by a quota or cap keep their place in line but don't stand in this
+    job's way."""
+    if cfg.backfill and free >= job.gpus and _fits_but_for_blocks(usage, job, cfg, q):
+        return Reason.RESERVED, "free GPUs are booked or planned for others"
+    ahead = q.capacity_blocked
+    if ahead:
+        return Reason.BEHIND, f"behind {ahead} jobs of higher rank"
+    return Reason.CAPACITY, "waiting for running jobs to end"
+
+
 def plan_cycle(snap: Snapshot) -> CycleResult:
     """Decide admissions, preemptions and booking releases for ``snap``; explain the rest.
 
@@ -240,9 +271,11 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
     for rank, job in enumerate(ordered):
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
-        if shape not in shapes:
-            shapes[shape] = static_reason(nodes, job)
-        static = shapes[shape]
+        static = (  # once per shape
+            shapes[shape]
+            if shape in shapes
+            else shapes.setdefault(shape, static_reason(nodes, job))
+        )
         if static is not None:
             q.waiting.append((job, static, _static_detail(static, job), None))
             continue
@@ -269,32 +302,18 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         # 5c. Preempt if that starts it sooner than waiting would. Only jobs within the plan
         # depth may: deeper ones get their turn as they move up, which also bounds how much
         # one cycle preempts.
-        if cfg.preemption and in_depth and (planned is None or planned.start > now + grace):
-            victims = find_victims(usage, snap, job)
-            if victims is not None:
-                for a, why in victims.allocations:
-                    q.preempted.append(Preempt(a.job_id, why, job.id, grace))
-                    usage.remove_usage(a, busy_until=now + grace)
-                where = Placement(victims.node, victims.gpu_indices, now + grace)
-                _reserve(usage, job, where, soft=False)
-                q.waiting.append(
-                    (job, Reason.PREEMPTING, f"{len(victims.allocations)} to stop", where)
-                )
-                q.capacity_blocked += 1
-                continue
+        if (
+            cfg.preemption
+            and in_depth
+            and (planned is None or planned.start > now + grace)
+            and _preempt_for(snap, usage, job, q)
+        ):
+            continue
         if planned is not None:
             soft = cfg.backfill and q.protected >= cfg.reserve_depth
             _reserve(usage, job, planned, soft=soft)
             q.protected += 0 if soft else 1
-        # "Behind" counts the higher-ranked jobs that also wait for GPUs; those held by a
-        # quota or cap keep their place in line but don't stand in this job's way.
-        ahead = q.capacity_blocked
-        if cfg.backfill and free >= job.gpus and _fits_but_for_blocks(usage, job, cfg, q):
-            reason, detail = Reason.RESERVED, "free GPUs are booked or planned for others"
-        elif ahead:
-            reason, detail = Reason.BEHIND, f"behind {ahead} jobs of higher rank"
-        else:
-            reason, detail = Reason.CAPACITY, "waiting for running jobs to end"
+        reason, detail = _capacity_reason(usage, job, cfg, q, free)
         q.waiting.append((job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 
 from portal.accounts.models import Team
 from scheduler import states
 from scheduler.cluster.mapping import job_name
+from scheduler.limits import MAX_GPUS
 from scheduler.models.inventory import Node
 
 
@@ -81,7 +84,9 @@ class Job(models.Model):
             models.Index(fields=["owner", "status"]),
         ]
         constraints = [
-            models.CheckConstraint(condition=models.Q(gpus__lte=8), name="job_gpus_at_most_8"),
+            models.CheckConstraint(
+                condition=models.Q(gpus__lte=MAX_GPUS), name="job_gpus_at_most_8"
+            ),
             models.CheckConstraint(
                 condition=models.Q(max_runtime_s__gt=0), name="job_max_runtime_positive"
             ),
@@ -94,6 +99,17 @@ class Job(models.Model):
     def cluster_name(self) -> str:
         """The Kubernetes Job name of the current attempt: deterministic, so retries find it."""
         return job_name(self.pk, self.attempt)
+
+    def held_since(self, default: datetime) -> datetime:
+        """When the job took its GPUs: its start, else its admission, else ``default``."""
+        return self.started_at or self.admitted_at or default
+
+    def holds_gpus_until(self, now: datetime) -> datetime:
+        """When the job's GPUs come free at the latest: ``held_since`` (``now`` if it has
+        neither started nor been admitted) plus its max runtime, the Kubernetes deadline.
+        The one rule for the board, the bookings' busy intervals and the cycle's snapshot
+        (whose ``Allocation.expected_end`` is the same sum on floats)."""
+        return self.held_since(now) + timedelta(seconds=self.max_runtime_s)
 
 
 class JobEvent(models.Model):

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 
 from portal.accounts.models import Team
 
 
 class PriorityClass(models.Model):
     """A named priority (Kubernetes' PriorityClass in spirit). Higher `value` runs first and
-    may preempt lower, preemptible work."""
+    may preempt lower, preemptible work.
+
+    At most one is the default (what a job without a class gets): saving one as the default
+    takes it from the others, whoever saves (the API, the admin, a script), and the
+    database refuses a second default written any other way."""
 
     name = models.SlugField(max_length=32, unique=True)
     value = models.IntegerField()
@@ -20,9 +27,29 @@ class PriorityClass(models.Model):
     class Meta:
         ordering = ["-value"]
         verbose_name_plural = "priority classes"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="one_default_priority_class",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.value})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        with transaction.atomic():
+            if self.is_default:  # one default at a time: this one takes it
+                others = PriorityClass.objects.filter(is_default=True)
+                if self.pk is not None:
+                    others = others.exclude(pk=self.pk)
+                others.update(is_default=False)
+            super().save(*args, **kwargs)
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # A form (the admin's) saving a new default is not refused: save() hands it over.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
 
 
 class TeamQuota(models.Model):

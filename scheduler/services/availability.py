@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 from portal.accounts.models import Team, User
 from portal.errors import Conflict, InvalidRequest
@@ -125,7 +126,7 @@ def borrow_now(
     ]
     if not fitting:
         later = earliest_slot(gpus=gpus, model=model, hours=hours, now=now)
-        details = {"earliest": None}
+        details: dict[str, Any] = {"earliest": None}
         if later is not None:
             details["earliest"] = {
                 "node": later.node,

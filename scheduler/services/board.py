@@ -61,8 +61,9 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
         "owner", "team"
     )
     for job in jobs:
-        began = job.started_at or job.admitted_at or now
-        until = began + timedelta(seconds=job.max_runtime_s)
+        if job.node_id is None:  # never: filtered above
+            continue
+        until = job.holds_gpus_until(now)
         for index in job.gpu_indices or []:
             holders[(job.node_id, index)] = Holder(
                 "job", job.pk, job.owner.get_username(), job.team.slug, until

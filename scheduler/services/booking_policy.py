@@ -94,6 +94,8 @@ def team_gpu_hours(
         Q(finished_at__isnull=True) | Q(finished_at__gt=start)
     )
     for job in jobs:
+        if job.started_at is None:  # never: filtered above
+            continue
         job_end = job.finished_at or now
         hours = (min(job_end, end) - max(job.started_at, start)).total_seconds() / 3600
         total += max(hours, 0) * job.gpus
@@ -131,17 +133,12 @@ def check_policy(
             details={"rule": "max_days_ahead", "limit": policy.max_days_ahead},
         )
     if policy.max_gpus_per_user is not None:
-        held = sum(
-            len(r.slots.all())
-            for r in Reservation.objects.filter(
-                holder=user,
-                status__in=LIVE_STATUSES,
-                start__lt=end,
-                end__gt=start,
-            )
-            .exclude(pk=exclude_reservation)
-            .prefetch_related("slots")
+        overlapping = Reservation.objects.filter(
+            holder=user, status__in=LIVE_STATUSES, start__lt=end, end__gt=start
         )
+        if exclude_reservation is not None:
+            overlapping = overlapping.exclude(pk=exclude_reservation)
+        held = sum(len(r.slots.all()) for r in overlapping.prefetch_related("slots"))
         if held + n_gpus > policy.max_gpus_per_user:
             raise PolicyViolation(
                 f"You may hold at most {policy.max_gpus_per_user} GPUs at once in "

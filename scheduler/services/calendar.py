@@ -28,6 +28,8 @@ def feed_secret(owner: User | Team, *, rotate: bool = False) -> str:
 def rotate_after_leaving(sender: object, instance: object, **kwargs: object) -> None:
     """post_delete of a Membership: a new secret for the team's feed, if it has one."""
     team_id = getattr(instance, "team_id", None)
+    if team_id is None:
+        return
     policy = TeamPolicy.objects.filter(team_id=team_id).exclude(calendar_secret="").first()
     if policy is not None:
         feed_secret(policy.team, rotate=True)
@@ -83,4 +85,5 @@ def _calendar(name: str, rows, now: datetime, *, show_purpose: bool) -> bytes:  
         event.add("location", res.node.name)
         event.add("status", "CONFIRMED")
         calendar.add_component(event)
-    return calendar.to_ical()
+    ical: bytes = calendar.to_ical()
+    return ical

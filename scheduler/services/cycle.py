@@ -137,7 +137,7 @@ def production_config() -> snap.Config:
 
 
 def _allocation(job: Job, priorities: dict[str, int]) -> snap.Allocation:
-    began = job.started_at or job.admitted_at or job.submitted_at
+    began = job.held_since(job.submitted_at)
     return snap.Allocation(
         job_id=str(job.pk),
         team=job.team.slug,
@@ -188,6 +188,7 @@ def _usage(now: datetime) -> tuple[snap.UsageRecord, ...]:
             at=_ts(j.finished_at),
         )
         for j in done
+        if j.finished_at is not None and j.started_at is not None  # always: filtered above
     )
 
 
@@ -220,9 +221,12 @@ def _user_caps() -> dict[str, int]:
     for quota in TeamQuota.objects.filter(user_gpu_cap__isnull=False).prefetch_related(
         "team__memberships__user"
     ):
+        cap = quota.user_gpu_cap
+        if cap is None:  # never: filtered above
+            continue
         for membership in quota.team.memberships.all():
             name = membership.user.get_username()
-            caps[name] = min(caps.get(name, quota.user_gpu_cap), quota.user_gpu_cap)
+            caps[name] = min(caps.get(name, cap), cap)
     return caps
 
 

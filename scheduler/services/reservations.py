@@ -116,8 +116,8 @@ def busy_intervals(
         "owner", "team"
     )
     for job in jobs:
-        began = job.started_at or job.admitted_at or now
-        job_end = max(began + timedelta(seconds=job.max_runtime_s), now)
+        began = job.held_since(now)
+        job_end = max(job.holds_gpus_until(now), now)
         if not (began < end and job_end > start):
             continue
         for gpu in gpus:

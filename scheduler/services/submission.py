@@ -19,6 +19,7 @@ from portal.accounts.models import Membership, Team, User
 from portal.accounts.services import is_team_lead, may_manage
 from portal.errors import Conflict, InvalidRequest, NotPermitted
 from scheduler import states
+from scheduler.limits import MAX_GPUS, MAX_SWEEP_JOBS
 from scheduler.models import (
     Job,
     NamedMount,
@@ -34,7 +35,6 @@ from scheduler.services.jobs import InvalidTransition, request_cycle, transition
 log = logging.getLogger("karimasu.submit")
 
 ENV_NAME = job_inputs.ENV_NAME
-MAX_SWEEP_JOBS = 500
 
 
 @dataclass
@@ -165,8 +165,8 @@ def _validate_fit(request: JobRequest) -> None:
             f"Unknown GPU model(s) {', '.join(unknown)}; the cluster has "
             f"{', '.join(sorted(models)) or 'none'}.",
         )
-    if not 0 <= request.gpus <= 8:
-        raise _fail("gpus", "A job uses 0 to 8 GPUs on one node.")
+    if not 0 <= request.gpus <= MAX_GPUS:
+        raise _fail("gpus", f"A job uses 0 to {MAX_GPUS} GPUs on one node.")
     fitting = [n for n in nodes if not request.gpu_models or n.gpu_model in request.gpu_models]
     largest = max((n.gpu_capacity for n in fitting), default=0)
     if request.gpus > largest:

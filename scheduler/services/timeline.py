@@ -118,8 +118,8 @@ def week_timeline(viewer: User, *, week_start: datetime) -> list[NodeRow]:
         title = f"{local_span(window.start, window.end)} · {window.reason}"
         bar = Bar(left, width, "maintenance", window.reason or "maintenance", title)
         targets = rows.values() if window.node_id is None else [rows[window.node_id]]
-        for row in targets:
-            row.maintenance.append(bar)
+        for node_row in targets:
+            node_row.maintenance.append(bar)
     return list(rows.values())
 
 

@@ -66,10 +66,10 @@ def gpu_series(gpu: Gpu, *, start: datetime, end: datetime, step: int) -> list[d
             if util_max is not None:
                 b.util_max = util_max if b.util_max is None else max(b.util_max, util_max)
     else:
-        rows = GpuSample.objects.filter(gpu=gpu, at__gte=start, at__lt=end).values_list(
+        samples = GpuSample.objects.filter(gpu=gpu, at__gte=start, at__lt=end).values_list(
             "at", "utilization", "memory_used_mib"
         )
-        for at, util, mem in rows:
+        for at, util, mem in samples:
             b = buckets[_floor(at, start, step)]
             b.n += 1
             if util is not None:

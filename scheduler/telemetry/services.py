@@ -209,14 +209,14 @@ def ingest_batch(node: Node, batch: dict[str, Any], *, now: datetime) -> IngestR
                 latest[gpu.pk] = (sample, {"error": error})
             continue
         for data in reading.get("gpus") or []:
-            gpu = gpus.get(data["index"])
-            if gpu is None:
+            row = gpus.get(data["index"])
+            if row is None:
                 unknown.add(data["index"])
                 continue
             named = [p["job_id"] for p in data.get("processes") or [] if p.get("job_id") in known]
-            sample = _sample(gpu, at, data, named[0] if named else held.get(gpu.index))
+            sample = _sample(row, at, data, named[0] if named else held.get(row.index))
             samples.append(sample)
-            latest[gpu.pk] = (sample, data)
+            latest[row.pk] = (sample, data)
     GpuSample.objects.bulk_create(samples, batch_size=2000)
     _merge_minutes(samples, idle_below)
     _merge_jobs(samples, idle_below, interval)

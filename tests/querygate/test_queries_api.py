@@ -277,7 +277,7 @@ def test_severity_overrides_combine_and_bad_ones_are_a_clear_error():
 
     from querygate.errors import InvalidPolicy
     from querygate.models import Warehouse
-    from querygate.services.warehouses import policy_from
+    from querygate.overrides import policy_from
 
     policy = policy_from(
         {"severity_overrides": {"select-star": "error"}},

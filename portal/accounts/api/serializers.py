@@ -3,6 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from portal.accounts.models import ApiToken, Membership, Team, User
+from portal.accounts.services import MAX_TOKEN_LIFETIME
 
 
 class TeamRoleSerializer(serializers.Serializer):
@@ -42,7 +43,7 @@ class ApiTokenSerializer(serializers.ModelSerializer):
 class ApiTokenCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     expires_in_days = serializers.IntegerField(
-        min_value=1, max_value=366, required=False, allow_null=True
+        min_value=1, max_value=MAX_TOKEN_LIFETIME.days, required=False, allow_null=True
     )
 
 

@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from portal.errors import KarimasuError
 from querygate.errors import EngineError
+from querygate.overrides import policy_from
 from querygate.services.access import Access, get_warehouse
 from querygate.services.analyses import analysis_of
 from querygate.services.catalog import refresh_catalog
-from querygate.services.warehouses import policy_from
 
 
 class Command(BaseCommand):

@@ -6,11 +6,11 @@ import doctest
 
 import pytest
 
-from scheduler.core import fairshare, validation
+from scheduler.core import fairshare
 from scheduler.sim import metrics
 
 
-@pytest.mark.parametrize("module", [fairshare, validation, metrics], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [fairshare, metrics], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0
