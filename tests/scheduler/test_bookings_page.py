@@ -86,8 +86,9 @@ def test_the_week_shows_each_gpu_with_its_bookings_where_they_fall(
 def test_bars_are_clipped_to_the_week_and_now_is_marked(alice, vision, unlimited) -> None:
     node = make_node("tesla-01")
     now = timezone.now()
-    monday = _monday(now)
-    booking = _book(alice, vision, node, [0], now + timedelta(minutes=5), now + timedelta(days=9))
+    start = now + timedelta(minutes=5)
+    monday = _monday(start)  # the week the booking starts in (next week's, at Sunday 23:57)
+    booking = _book(alice, vision, node, [0], start, now + timedelta(days=9))
     (bar,) = week_timeline(alice.user, week_start=monday)[0].gpus[0].bars
     assert bar.reservation_id == booking.pk
     assert bar.left + bar.width == pytest.approx(100, abs=0.01)  # runs past the week's end
