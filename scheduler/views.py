@@ -24,8 +24,8 @@ from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
 from scheduler.models import LIVE_STATUSES, Reservation
 from scheduler.services import availability, job_logs, reservations, submission
+from scheduler.services.access import can_manage_job, visible_jobs
 from scheduler.services.calendar import feed_for_secret
-from scheduler.services.jobs import visible_jobs
 from scheduler.services.timeline import local_span, now_offset, week_timeline
 
 
@@ -257,7 +257,6 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
             "events": job.events.order_by("at", "pk"),
             "log_text": log_text,
             "log_note": log_note,
-            "can_cancel": job.status not in states.TERMINAL
-            and submission.can_manage_job(request.user, job),
+            "can_cancel": job.status not in states.TERMINAL and can_manage_job(request.user, job),
         },
     )

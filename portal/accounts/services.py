@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 
+from portal.accounts.access import require_lead
 from portal.accounts.models import ApiToken, Membership, Team, User
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 
@@ -183,33 +184,6 @@ def set_time_zone(user: User, name: str) -> None:
 # --- Teams ----------------------------------------------------------------------------
 
 
-def visible_teams(user: User) -> QuerySet[Team]:
-    """Teams the user may see: their own; admins see all."""
-    if user.is_staff:
-        return Team.objects.all()
-    return Team.objects.filter(memberships__user=user).distinct()
-
-
-def is_team_lead(user: User, team: Team) -> bool:
-    return (
-        bool(user.is_staff)
-        or Membership.objects.filter(team=team, user=user, role=Membership.Role.LEAD).exists()
-    )
-
-
-def may_manage(user: User, *, owner_id: int, team_id: int) -> bool:
-    """Who may change something a person owns on behalf of a team (a job, a booking, a
-    sweep): the owner, the team's leads, and admins."""
-    if user.is_staff or owner_id == user.pk:
-        return True
-    return Membership.objects.filter(team_id=team_id, user=user, role=Membership.Role.LEAD).exists()
-
-
-def _require_lead(actor: User, team: Team) -> None:
-    if not is_team_lead(actor, team):
-        raise NotPermitted("Only the team's leads and site admins can change its members.")
-
-
 def create_team(actor: User, *, slug: str, name: str, description: str = "") -> Team:
     if not actor.is_staff:
         raise NotPermitted("Only site admins can create teams.")
@@ -223,7 +197,7 @@ def create_team(actor: User, *, slug: str, name: str, description: str = "") -> 
 
 
 def add_member(actor: User, team: Team, *, user: User, role: str) -> Membership:
-    _require_lead(actor, team)
+    require_lead(actor, team)
     if role not in Membership.Role.values:
         raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
     try:
@@ -250,12 +224,12 @@ def _lock(membership: Membership) -> Membership:
 
 
 def change_role(actor: User, membership: Membership, *, role: str) -> Membership:
-    _require_lead(actor, membership.team)
+    require_lead(actor, membership.team)
     if role not in Membership.Role.values:
         raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
     with transaction.atomic():
         locked = _lock(membership)
-        _require_lead(actor, membership.team)  # the actor may just have been demoted
+        require_lead(actor, membership.team)  # the actor may just have been demoted
         if locked.role == Membership.Role.LEAD and role != Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.role = role
@@ -264,10 +238,10 @@ def change_role(actor: User, membership: Membership, *, role: str) -> Membership
 
 
 def remove_member(actor: User, membership: Membership) -> None:
-    _require_lead(actor, membership.team)
+    require_lead(actor, membership.team)
     with transaction.atomic():
         locked = _lock(membership)
-        _require_lead(actor, membership.team)  # the actor may just have been demoted
+        require_lead(actor, membership.team)  # the actor may just have been demoted
         if locked.role == Membership.Role.LEAD:
             _keep_one_lead(locked)
         locked.delete()

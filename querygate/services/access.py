@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from django.db.models import Q, QuerySet
 
+from portal.accounts.access import is_team_lead
 from portal.accounts.models import Membership, Team
-from portal.accounts.services import is_team_lead
 from portal.errors import NotFoundError, NotPermitted
 from querygate.analysis import Policy
 from querygate.errors import WarehouseDenied

@@ -24,7 +24,7 @@ from scheduler.cluster.factory import cluster_backend
 from scheduler.limits import MAX_GPUS
 from scheduler.models import Job, JobEvent, Sweep
 from scheduler.services import job_logs, submission
-from scheduler.services.jobs import visible_jobs
+from scheduler.services.access import visible_jobs
 
 
 class JobEventSerializer(serializers.ModelSerializer):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.accounts.models import Membership, Team
-from portal.errors import NotPermitted
 from scheduler.models import PriorityClass, TeamQuota
+from scheduler.services.access import access_team
 from scheduler.services.jobs import request_cycle
 
 
@@ -76,20 +74,14 @@ class TeamQuotaView(APIView):
 
     @extend_schema(responses=TeamQuotaSerializer)
     def get(self, request: Request, slug: str) -> Response:
-        team = get_object_or_404(Team, slug=slug)
-        if (
-            not request.user.is_staff
-            and not Membership.objects.filter(team=team, user=request.user).exists()
-        ):
-            raise NotPermitted("Only the team's members and admins see its quota.")
+        team = access_team(request.user, slug, "view_quota")
         quota, _ = TeamQuota.objects.get_or_create(team=team)
         return Response(TeamQuotaSerializer(quota).data)
 
     @extend_schema(request=TeamQuotaSerializer, responses=TeamQuotaSerializer)
     def patch(self, request: Request, slug: str) -> Response:
-        if not request.user.is_staff:
-            raise NotPermitted("Only admins change quotas.")
-        quota, _ = TeamQuota.objects.get_or_create(team=get_object_or_404(Team, slug=slug))
+        team = access_team(request.user, slug, "change_quota")
+        quota, _ = TeamQuota.objects.get_or_create(team=team)
         form = TeamQuotaSerializer(quota, data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         form.save()

@@ -16,8 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.accounts.models import Membership, Team
-from portal.accounts.services import is_team_lead
+from portal.accounts.models import Team
 from portal.errors import InvalidRequest, NotPermitted
 from scheduler.api import serializers as s
 from scheduler.api.policy import IsAdminOrReadOnly
@@ -28,7 +27,14 @@ from scheduler.models import (
     Reservation,
     ReservationSlot,
 )
-from scheduler.services import availability, booking_policy, calendar, reservations, webhooks
+from scheduler.services import (
+    access,
+    availability,
+    booking_policy,
+    calendar,
+    reservations,
+    webhooks,
+)
 
 
 def _team(slug: str) -> Team:
@@ -198,20 +204,15 @@ class TeamPolicyView(APIView):
 
     @extend_schema(responses=s.TeamPolicySerializer)
     def get(self, request: Request, slug: str) -> Response:
-        team = get_object_or_404(Team, slug=slug)
-        lead = is_team_lead(request.user, team)
-        if not lead and not Membership.objects.filter(team=team, user=request.user).exists():
-            raise NotPermitted(_("Only the team's members and admins see its policy."))
+        team = access.access_team(request.user, slug, "view_policy")
         data = s.TeamPolicySerializer(booking_policy.policy_of(team)).data
-        if not lead:
+        if not access.can_see_webhook(request.user, team):
             data["slack_webhook_url"] = webhooks.mask(data["slack_webhook_url"])
         return Response(data)
 
     @extend_schema(request=s.TeamPolicySerializer, responses=s.TeamPolicySerializer)
     def patch(self, request: Request, slug: str) -> Response:
-        team = get_object_or_404(Team, slug=slug)
-        if not is_team_lead(request.user, team):
-            raise NotPermitted("Only the team's leads and admins can change its policy.")
+        team = access.access_team(request.user, slug, "change_policy")
         form = s.TeamPolicySerializer(
             booking_policy.policy_of(team), data=request.data, partial=True
         )
@@ -243,7 +244,7 @@ class CalendarFeedsView(APIView):
             raise InvalidRequest(_("'team' must be a team's slug."), details={"team": ["string"]})
         if slug:
             team = get_object_or_404(Team, slug=slug, memberships__user=request.user)
-            if not calendar.may_rotate_team_feed(request.user, team):
+            if not access.can_on_team(request.user, team, "rotate_feed"):
                 raise NotPermitted(_("Only the team's leads and admins rotate its feed."))
             calendar.feed_secret(team, rotate=True)
         else:

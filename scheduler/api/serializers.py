@@ -11,7 +11,7 @@ from rest_framework import serializers
 from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MIN_BOOKING_HOURS
 from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
 from scheduler.services import webhooks
-from scheduler.services.reservations import can_manage, can_see_purpose
+from scheduler.services.access import can_manage_reservation, can_see_purpose
 
 
 class GpuHolderSerializer(serializers.Serializer):
@@ -141,7 +141,7 @@ class ReservationSerializer(serializers.ModelSerializer):
         return reservation.purpose if can_see_purpose(user, reservation) else None
 
     def get_can_manage(self, reservation: Reservation) -> bool:
-        return can_manage(self.context["request"].user, reservation)
+        return can_manage_reservation(self.context["request"].user, reservation)
 
 
 class ReservationCreateSerializer(serializers.Serializer):

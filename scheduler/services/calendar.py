@@ -9,7 +9,6 @@ from django.db.models import Q
 from icalendar import Calendar, Event
 
 from portal.accounts.models import Team, User
-from portal.accounts.services import is_team_lead
 from scheduler.models import Reservation, ReservationStatus, TeamPolicy
 from scheduler.services.booking_policy import policy_of
 
@@ -33,11 +32,6 @@ def rotate_after_leaving(sender: object, instance: object, **kwargs: object) -> 
     policy = TeamPolicy.objects.filter(team_id=team_id).exclude(calendar_secret="").first()
     if policy is not None:
         feed_secret(policy.team, rotate=True)
-
-
-def may_rotate_team_feed(user: User, team: Team) -> bool:
-    """A team's feed is rotated by its leads and admins (members only read it)."""
-    return is_team_lead(user, team)
 
 
 def feed_for_secret(secret: str, *, now: datetime) -> bytes | None:

@@ -8,9 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q, QuerySet
 
-from portal.accounts.models import Membership
 from portal.errors import Conflict
 from scheduler import states
 from scheduler.cluster.backend import JobSpec, Mount
@@ -144,13 +142,3 @@ def request_cycle() -> None:
     from scheduler import tasks  # tasks import services
 
     transaction.on_commit(lambda: tasks.schedule_cycle.delay())
-
-
-def visible_jobs(user: Any) -> QuerySet[Job]:
-    """The jobs a user may see: their own and their teams'; admins see all."""
-    jobs = Job.objects.select_related("owner", "team", "node")
-    if user.is_staff:
-        return jobs
-    # A subquery, not a join: no DISTINCT, so counting a page is a plain COUNT(*).
-    teams = Membership.objects.filter(user=user).values("team_id")
-    return jobs.filter(Q(owner=user) | Q(team_id__in=teams))

@@ -8,7 +8,7 @@ conflicting bookings in `details["conflicts"]`, `PolicyViolation` (403) naming t
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,8 +16,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from portal.accounts.models import Membership, Team, User
-from portal.accounts.services import may_manage
+from portal.accounts.models import Team, User
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
 from scheduler import reservation_states, states
 from scheduler.models import (
@@ -30,6 +29,7 @@ from scheduler.models import (
     ReservationSlot,
     ReservationStatus,
 )
+from scheduler.services.access import can_book_for, can_manage_reservation
 from scheduler.services.booking_policy import PolicyViolation, check_policy
 from scheduler.services.jobs import request_cycle
 
@@ -54,27 +54,6 @@ class Busy:
 
 
 # --- who may do what ------------------------------------------------------------------------
-
-
-def _member_of(user: User, team: Team) -> bool:
-    return Membership.objects.filter(user=user, team=team).exists()
-
-
-def can_manage(user: User, reservation: Reservation) -> bool:
-    """The holder, the leads of the team it is charged to, and admins."""
-    return may_manage(user, owner_id=reservation.holder_id, team_id=reservation.team_id)
-
-
-def can_see_purpose(
-    user: User, reservation: Reservation, team_ids: Collection[int] | None = None
-) -> bool:
-    """Admins, the holder and the booking's team see its purpose. ``team_ids``: the user's
-    teams, when the caller already has them (a calendar asks for many bookings)."""
-    if user.is_staff or reservation.holder_id == user.pk:
-        return True
-    if team_ids is not None:
-        return reservation.team_id in team_ids
-    return _member_of(user, reservation.team)
 
 
 # --- occupancy -----------------------------------------------------------------------------
@@ -209,7 +188,7 @@ def reserve_gpus(
     now: datetime,
 ) -> Reservation:
     """Book these GPUs of one node for [start, end), charged to `team`."""
-    if not actor.is_staff and not _member_of(actor, team):
+    if not can_book_for(actor, team):
         raise NotPermitted(f"You are not a member of {team.slug}.")
     indices = sorted(set(gpu_indices))
     if not indices:
@@ -413,7 +392,7 @@ def _initial(status: str) -> str:
 
 
 def _require_manage(actor: User, reservation: Reservation) -> None:
-    if not can_manage(actor, reservation):
+    if not can_manage_reservation(actor, reservation):
         raise NotPermitted("Only the holder, the team's leads and admins can change this booking.")
 
 

@@ -16,7 +16,6 @@ from django.db import transaction
 from django.db.models import Sum
 
 from portal.accounts.models import Membership, Team, User
-from portal.accounts.services import is_team_lead, may_manage
 from portal.errors import Conflict, InvalidRequest, NotPermitted
 from scheduler import states
 from scheduler.limits import MAX_GPUS, MAX_SWEEP_JOBS
@@ -30,6 +29,12 @@ from scheduler.models import (
     TeamQuota,
 )
 from scheduler.services import job_inputs
+from scheduler.services.access import (
+    can_manage_job,
+    can_manage_sweep,
+    may_run_unpreemptible,
+    may_use_priority,
+)
 from scheduler.services.jobs import InvalidTransition, request_cycle, transition_job
 
 log = logging.getLogger("karimasu.submit")
@@ -115,16 +120,14 @@ def _check_privileges(
     """Members run at the default priority (or a class their team's quota lists in
     ``member_priority_classes``) and preemptibly; other classes and non-preemptible jobs
     are for the team's leads and admins."""
-    if not priority.is_default and not is_team_lead(actor, team):
-        allowed = set(quota.member_priority_classes if quota is not None else [])
-        if priority.name not in allowed:
-            raise NotPermitted(
-                f"Priority class {priority.name!r} is for {team.slug}'s leads and admins; "
-                "leave it empty to use the default.",
-                code="priority_not_allowed",
-                details={"priority_class": [priority.name]},
-            )
-    if not request.preemptible and not is_team_lead(actor, team):
+    if not may_use_priority(actor, team, quota, priority):
+        raise NotPermitted(
+            f"Priority class {priority.name!r} is for {team.slug}'s leads and admins; "
+            "leave it empty to use the default.",
+            code="priority_not_allowed",
+            details={"priority_class": [priority.name]},
+        )
+    if not request.preemptible and not may_run_unpreemptible(actor, team):
         raise NotPermitted(
             "Only team leads and admins may submit jobs that cannot be preempted.",
             code="preemptible_required",
@@ -363,10 +366,6 @@ def submit_sweep(
     return sweep
 
 
-def can_manage_job(user: User, job: Job) -> bool:
-    return may_manage(user, owner_id=job.owner_id, team_id=job.team_id)
-
-
 def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
     """Cancel a job in any non-final state. On the cluster it is deleted after commit; if
     that fails, reconcile deletes it later (its row no longer wants it).
@@ -410,7 +409,7 @@ _CANCEL_TRIES = 5
 
 
 def cancel_sweep(actor: User, sweep: Sweep, *, now: datetime) -> int:
-    if not may_manage(actor, owner_id=sweep.owner_id, team_id=sweep.team_id):
+    if not can_manage_sweep(actor, sweep):
         raise NotPermitted("Only the sweep's owner, its team's leads and admins can cancel it.")
     cancelled = 0
     for job in sweep.jobs.exclude(status__in=states.TERMINAL):

@@ -22,7 +22,7 @@ from scheduler.models import (
     ReservationSlot,
     ReservationStatus,
 )
-from scheduler.services.reservations import can_see_purpose
+from scheduler.services.access import can_see_purpose
 
 WEEK = timedelta(days=7)
 

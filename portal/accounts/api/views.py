@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.accounts import services
+from portal.accounts.access import visible_teams
 from portal.accounts.api import serializers as s
 from portal.accounts.models import ApiToken, Membership, Team, User
 from portal.errors import InvalidRequest, NotFoundError
@@ -86,7 +87,7 @@ class TeamViewSet(
     queryset = Team.objects.none()
 
     def get_queryset(self) -> Any:
-        return services.visible_teams(self.request.user).prefetch_related(
+        return visible_teams(self.request.user).prefetch_related(
             Prefetch("memberships", queryset=Membership.objects.select_related("user"))
         )
 

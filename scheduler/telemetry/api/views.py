@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from nodeagent.batch import BatchError, parse_batch
 from portal.errors import InvalidRequest, NotFoundError
 from scheduler.models import Gpu
-from scheduler.services.jobs import visible_jobs
+from scheduler.services.access import visible_jobs
 from scheduler.telemetry import series, services
 from scheduler.telemetry.api.authentication import IsNodeAgent, NodeTokenAuthentication
 
