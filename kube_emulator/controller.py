@@ -17,6 +17,7 @@ from typing import Any
 
 from . import resources as r
 from .clock import Clock, rfc3339
+from .deletion import finish_deletions
 from .events import EventRecorder
 from .jobs import JobController, collect_garbage, owned_pods
 from .kubelet import Kubelet, SimulationParams, simulation_params
@@ -71,6 +72,7 @@ class ClusterController:
         """Run one pass of every controller; True when it wrote anything."""
         with self.store.lock:
             before = self.store.resource_version
+            finish_deletions(self.store)
             collect_garbage(self.store)
             pods = self.store.list(r.PODS)
             for job in self.store.list(r.JOBS):

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import resources as r
 from .clock import parse_rfc3339, rfc3339
+from .deletion import delete_gracefully
 from .errors import bad_request
 from .events import EventRecorder
 from .scheduling import is_terminal
@@ -77,7 +78,7 @@ def collect_garbage(store: Store) -> None:
     for pod in store.list(r.PODS):
         owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"]
         if owners and all(o.get("uid") not in live for o in owners):
-            store.delete(r.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+            delete_gracefully(store, pod)
 
 
 class JobController:
@@ -89,6 +90,8 @@ class JobController:
 
     def sync(self, job: Obj, pods: list[Obj]) -> None:
         """Bring one Job's Pods and status in line with its spec."""
+        if job["metadata"].get("deletionTimestamp"):
+            return  # being deleted: no new Pods, no status changes (as upstream)
         now = self.store.clock.now()
         spec, status = job["spec"], job.setdefault("status", {})
         finished = finished_at(job)
