@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import openapi
+from . import openapi, tables
 from . import resources as r
 from .api import Api, is_true, note_duplicates
 from .errors import (
@@ -309,14 +309,33 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send_stream(api.log(target, query, self.server.stopping), "text/plain")
             return
         warnings = self._warnings
+        table = method == "GET" and tables.wants_table(self.headers.get("Accept"))
+        now = api.store.clock.now
+
+        def shown(payload: dict[str, Any]) -> dict[str, Any]:
+            if not table:
+                return payload
+            return tables.to_table(target.resource, payload, now(), query.get("includeObject"))
+
         if method == "GET" and target.name is None:
             if is_true(query.get("watch")):
                 events = api.watch(target, query, self.server.stopping)
-                self._send_stream((json.dumps(e) + "\n" for e in events), JSON)
+                self._send_stream(
+                    (
+                        json.dumps(
+                            {**e, "object": shown(e["object"])}
+                            if e["type"] in ("ADDED", "MODIFIED", "DELETED")
+                            else e
+                        )
+                        + "\n"
+                        for e in events
+                    ),
+                    JSON,
+                )
             else:
-                self._send_json(200, api.list(target, query))
+                self._send_json(200, shown(api.list(target, query)))
         elif method == "GET":
-            self._send_json(200, api.get(target))
+            self._send_json(200, shown(api.get(target)))
         elif method == "POST":
             self._send_json(201, api.create(target, body, query, warnings))
         elif method == "PUT" and target.name is not None:
