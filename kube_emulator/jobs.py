@@ -74,11 +74,14 @@ def delete_job(store: Store, namespace: str, name: str, policy: str | None) -> O
 
 def collect_garbage(store: Store) -> None:
     """Delete Pods whose owning Job no longer exists (Background propagation)."""
-    live = {job["metadata"]["uid"] for job in store.list(r.JOBS)}
-    for pod in store.list(r.PODS):
+    live = store.uids(r.JOBS)
+
+    def orphaned(pod: Obj) -> bool:
         owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"]
-        if owners and all(o.get("uid") not in live for o in owners):
-            delete_gracefully(store, pod)
+        return bool(owners) and all(o.get("uid") not in live for o in owners)
+
+    for pod in store.list(r.PODS, predicate=orphaned):  # copies only the orphans
+        delete_gracefully(store, pod)
 
 
 class JobController:

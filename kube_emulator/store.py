@@ -124,6 +124,11 @@ class Store:
         """Objects of ``rtype`` (in ``namespace`` when given), sorted by namespace and name."""
         return self.list_at(rtype, namespace, predicate)[0]
 
+    def uids(self, rtype: ResourceType) -> set[str]:
+        """The uids of every stored object of ``rtype`` (no copies)."""
+        with self._mutex:
+            return {o["metadata"]["uid"] for o in self._objects.get(rtype.plural, {}).values()}
+
     def list_at(
         self,
         rtype: ResourceType,
