@@ -39,12 +39,14 @@ NS = "karimasu-jobs"
 handle = start_emulator(tick_interval=0.2)
 host, port = handle.host, handle.port
 
+LIMITS = {"cpu": "100m", "memory": "64Mi"}
 def job(name):
+    container = {"name": "main", "image": "busybox:1.36", "resources": {"limits": LIMITS}}
     return {"apiVersion": "batch/v1", "kind": "Job",
-            "metadata": {"name": name, "annotations": {"karimasu.io/sim-duration-seconds": "3600"}},
+            "metadata": {"name": name,
+                         "annotations": {"karimasu.io/sim-duration-seconds": "3600"}},
             "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never",
-                     "containers": [{"name": "main", "image": "busybox:1.36",
-                                     "resources": {"limits": {"cpu": "100m", "memory": "64Mi"}}}]}}}}
+                                                              "containers": [container]}}}}
 
 conn = http.client.HTTPConnection(host, port, timeout=120)
 def call(method, path, body=None, ctype="application/json"):
