@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import openapi, tables
+from . import openapi, protobuf, tables
 from . import resources as r
 from .api import Api, is_true, note_duplicates
 from .errors import (
@@ -33,6 +33,7 @@ from .errors import (
 )
 from .nodes import KUBELET_VERSION
 from .patches import APPLY, PATCH_TYPES
+from .protobuf import ProtobufError
 from .resources import resolve
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,23 @@ VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
 JSON, YAML = "application/json", "application/yaml"
 BODY_TYPES = (JSON, YAML)
-OPENAPI_V2_PROTOBUF = "application/com.github.proto-openapi.spec.v2"
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+#: kubectl auth can-i asks this; the emulator has no authorization: everything is allowed.
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+AUTHORIZATION = {
+    "kind": "APIResourceList",
+    "apiVersion": "v1",
+    "groupVersion": "authorization.k8s.io/v1",
+    "resources": [
+        {
+            "name": "selfsubjectaccessreviews",
+            "singularName": "selfsubjectaccessreview",
+            "namespaced": False,
+            "kind": "SelfSubjectAccessReview",
+            "verbs": ["create"],
+        }
+    ],
+}
 
 
 def _group_versions() -> list[str]:
@@ -116,16 +133,33 @@ def _discovery(path: str) -> dict[str, Any] | None:
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
-        groups = [_group(gv) for gv in _group_versions()]
+        groups = [_group(gv) for gv in [*_group_versions(), AUTHORIZATION["groupVersion"]]]
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
     if path == "/api/v1":
         return _resource_list("v1")
+    if path == "/apis/authorization.k8s.io/v1":
+        return AUTHORIZATION
+    if path == "/apis/authorization.k8s.io":
+        return {"kind": "APIGroup", "apiVersion": "v1", **_group(AUTHORIZATION["groupVersion"])}
     for group_version in _group_versions():
         if path == f"/apis/{group_version.split('/')[0]}":
             return {"kind": "APIGroup", "apiVersion": "v1", **_group(group_version)}
         if path == f"/apis/{group_version}":
             return _resource_list(group_version)
     return None
+
+
+def _access_review(body: Any) -> dict[str, Any]:
+    """A SelfSubjectAccessReview answered: allowed (the emulator has no authorization)."""
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        raise bad_request("a SelfSubjectAccessReview needs a spec")
+    return {
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {},
+        "spec": body["spec"],
+        "status": {"allowed": True, "reason": "the emulator authorizes every request"},
+    }
 
 
 def _media_ranges(header: str | None) -> list[tuple[str, dict[str, str]]]:
@@ -164,6 +198,11 @@ def decode_body(method: str, content_type: str, raw: bytes) -> Any:
     if method == "PATCH":
         if media not in PATCH_TYPES:
             raise unsupported_media_type(PATCH_TYPES)
+    elif media == PROTOBUF:
+        try:
+            return protobuf.decode(raw)
+        except ProtobufError:
+            raise unsupported_media_type(BODY_TYPES) from None
     elif media not in ("", *BODY_TYPES):
         raise unsupported_media_type(BODY_TYPES)
     try:
@@ -301,6 +340,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         document = _discovery(path)
         if document is not None and method == "GET":
             self._send_json(200, document)
+            return
+        if path == ACCESS_REVIEWS and method == "POST":
+            self._send_json(201, _access_review(body))
             return
         target = resolve(path)
         if target.subresource == "log":

@@ -227,4 +227,4 @@ def test_discovery_and_version(api_client: client.ApiClient) -> None:
     version = client.VersionApi(api_client).get_code()
     assert version.major == "1"
     groups = client.ApisApi(api_client).get_api_versions()
-    assert [g.name for g in groups.groups] == ["batch"]
+    assert [g.name for g in groups.groups] == ["batch", "authorization.k8s.io"]

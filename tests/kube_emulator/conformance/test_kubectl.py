@@ -166,3 +166,26 @@ def test_node_commands_as_server_dry_runs(cluster: Cluster) -> None:
     assert "drained (dry run)" in drained
     described = _ok(cluster.kubectl("describe", "node", node))
     assert "Capacity:" in described and "Allocated resources:" in described
+
+
+def test_generators_that_send_protobuf_and_auth_can_i(cluster: Cluster) -> None:
+    # kubectl's typed generators write protobuf bodies (and accept a JSON answer)
+    created = _ok(
+        cluster.kubectl(
+            "create", "job", "generated", "--image=busybox:1.36", "--", "echo", "conformance-probe"
+        )
+    )
+    assert "job.batch/generated created" in created
+    job = json.loads(_ok(cluster.kubectl("get", "job", "generated", "-o", "json")))
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert (container["image"], container["command"]) == (
+        "busybox:1.36",
+        ["echo", "conformance-probe"],
+    )
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("Never", "OnFailure")
+    assert _ok(cluster.kubectl("auth", "can-i", "create", "jobs")).strip() == "yes"
+    namespace = f"{cluster.namespace}-x"
+    assert f"namespace/{namespace} created" in _ok(
+        cluster.kubectl("create", "namespace", namespace)
+    )
+    _ok(cluster.kubectl("delete", "namespace", namespace, "--wait=false"))
