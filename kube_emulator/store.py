@@ -10,7 +10,8 @@ Contract:
   does a list at an exact older version (a paginated list's continue token): the store rebuilds
   the state at any version still covered by the history (:meth:`Store.list_at`).
 - Objects are plain JSON dicts. The store hands out and keeps copies, so callers never share
-  a mutable object with it.
+  a mutable object with it; a stored dict is never changed in place (a write stores a new
+  one), which lets reads copy outside the mutex.
 - ``lock`` is re-entrant; a caller that reads and then writes (the controller, a patch) holds it
   across both, which makes the pair atomic. Reads do not take it: each read and each write is
   atomic on its own (an internal mutex), so a client's GET or LIST never waits for a whole
@@ -159,14 +160,16 @@ class Store:
                     elif event.old is not None:
                         objects[key] = event.old
             prefix = f"{namespace}/" if namespace and rtype.namespaced else None
-            items = [
-                copy_json(obj)
+            chosen = [
+                obj
                 for key, obj in sorted(objects.items())
-                if (prefix is None or key.startswith(prefix))
-                and (after is None or key > after)
-                and (predicate is None or predicate(obj))
+                if (prefix is None or key.startswith(prefix)) and (after is None or key > after)
             ]
-            return items, (self._rv if version is None else version)
+            read_at = self._rv if version is None else version
+        # Stored objects are never changed in place (a write stores a new dict), so the
+        # filtering and copying need not hold the mutex.
+        items = [copy_json(obj) for obj in chosen if predicate is None or predicate(obj)]
+        return items, read_at
 
     # -- writes ------------------------------------------------------------------------------
 
