@@ -10,6 +10,8 @@ Plain Python, no Django. Entry points: :func:`start_emulator` and
 
 - ``server``: HTTP; ``api``: verbs; ``store``: objects, versions, watch history;
 - ``resources``, ``selectors``, ``patches``, ``validation``, ``errors``, ``quantities``;
+- ``openapi`` (schemas, unknown fields), ``deletion`` (graceful, finalizers, propagation),
+  ``tables`` (kubectl's server-side printing), ``protobuf`` (kubectl generators' bodies);
 - ``controller`` (the loop), ``scheduling``, ``jobs``, ``kubelet`` (simulation annotations),
   ``events``; ``nodes`` (nodes file format); ``clock``.
 """
