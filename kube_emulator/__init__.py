@@ -30,7 +30,7 @@ from .controller import ClusterController
 from .kubelet import ANNOTATIONS, ENV_VARS, SimulationParams
 from .nodes import DEFAULT_NODES_FILE, NodesFileError, load_cluster_spec
 from .server import EmulatorHTTPServer
-from .store import Store
+from .store import DEFAULT_HISTORY, Store
 
 __all__ = [
     "ANNOTATIONS",
@@ -174,7 +174,7 @@ def start_emulator(
     kubeconfig_path: str | Path | None = None,
     *,
     tick_interval: float | None = None,
-    history_limit: int = 1000,
+    history_limit: int = DEFAULT_HISTORY,
     namespace: str = "karimasu-jobs",
 ) -> EmulatorHandle:
     """Start an emulator and return its handle.

@@ -20,10 +20,10 @@ Contract:
 
 from __future__ import annotations
 
+import bisect
 import builtins
 import threading
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +33,9 @@ from .errors import already_exists, conflict, expired, not_found
 from .resources import ResourceType
 
 Obj = dict[str, Any]
+#: Watch events kept (etcd keeps about 5 minutes of revisions; 20,000 covers minutes of a
+#: busy emulator, so paginated lists and resumed watches do not expire under 1,000 Jobs).
+DEFAULT_HISTORY = 20_000
 
 
 def copy_json(value: Any) -> Any:
@@ -72,14 +75,14 @@ def _key(namespace: str | None, name: str) -> str:
 class Store:
     """In-memory objects of every served resource (see the module docstring for the contract)."""
 
-    def __init__(self, clock: Clock, history_limit: int = 1000) -> None:
+    def __init__(self, clock: Clock, history_limit: int = DEFAULT_HISTORY) -> None:
         self.clock = clock
         self.lock = threading.RLock()
         self._mutex = threading.Lock()
         self._changed = threading.Condition(self._mutex)
         self._objects: dict[str, dict[str, Obj]] = {}
         self._rv = 0
-        self._history: deque[WatchEvent] = deque()
+        self._history: builtins.list[WatchEvent] = []  # ordered by rv
         self._history_limit = history_limit
         self._compacted = 0  # every event with rv > _compacted is still in the history
 
@@ -97,8 +100,10 @@ class Store:
 
     def _record(self, event: WatchEvent) -> None:
         self._history.append(event)
-        while len(self._history) > self._history_limit:
-            self._compacted = self._history.popleft().rv
+        extra = len(self._history) - self._history_limit
+        if extra > 0:
+            self._compacted = self._history[extra - 1].rv
+            del self._history[:extra]
         self._changed.notify_all()
 
     # -- reads -------------------------------------------------------------------------------
@@ -334,9 +339,8 @@ class Store:
                 self._changed.wait(timeout)
                 if rv < self._compacted:
                     raise expired(rv, self._compacted + 1)
-            if self._history and self._history[-1].rv <= rv:
-                return []
-            return [e for e in self._history if e.rv > rv and e.plural in wanted]
+            start = bisect.bisect_right(self._history, rv, key=lambda e: e.rv)
+            return [e for e in self._history[start:] if e.plural in wanted]
 
     def compact(self) -> None:
         """Drop the whole event history now (tests use it to provoke a 410)."""
