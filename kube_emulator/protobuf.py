@@ -1,7 +1,7 @@
 """Reading the protobuf bodies kubectl's typed commands send (``kubectl create job``, ...).
 
 kubectl sends JSON for everything it reads from files, but its generators (``kubectl create
-job|namespace``, ``kubectl auth can-i``) use typed clients that write
+job|namespace``, ``kubectl auth can-i``, ``kubectl drain``'s deletes) use typed clients that write
 ``application/vnd.kubernetes.protobuf``: the 4 bytes ``k8s\\0`` and a ``runtime.Unknown``
 (``typeMeta`` 1, ``raw`` 2) around the object's message. They accept a JSON answer.
 
@@ -90,6 +90,14 @@ SCHEMA: dict[str, dict[int, tuple[str, str]]] = {
         7: ("name", "string"),
     },
     "NonResourceAttributes": {1: ("path", "string"), 2: ("verb", "string")},
+    "DeleteOptions": {
+        1: ("gracePeriodSeconds", "int"),
+        2: ("preconditions", "Preconditions"),
+        3: ("orphanDependents", "bool"),
+        4: ("propagationPolicy", "string"),
+        5: ("dryRun", "[string]"),
+    },
+    "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
 }
 #: (apiVersion, kind) -> the root message.
 ROOTS = {
@@ -97,6 +105,8 @@ ROOTS = {
     ("v1", "Pod"): "Pod",
     ("v1", "Namespace"): "Namespace",
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "SelfSubjectAccessReview",
+    ("v1", "DeleteOptions"): "DeleteOptions",
+    ("meta.k8s.io/v1", "DeleteOptions"): "DeleteOptions",
 }
 
 
