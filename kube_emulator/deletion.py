@@ -101,6 +101,8 @@ def delete_object(
                     obj = store.replace(rtype, obj)
                     meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
+            if rtype is r.PODS and grace == 0 and not meta.get("finalizers"):  # --force
+                return (obj, True) if dry_run else (store.delete(rtype, namespace, name), True)
             if rtype is r.PODS and grace < (meta.get("deletionGracePeriodSeconds") or 0):
                 obj = store.mark_deleting(rtype, namespace, name, grace, dry_run=dry_run)
             return obj, False

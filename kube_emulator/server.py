@@ -292,6 +292,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             if self.server.stopping.is_set():
                 raise ApiError(503, "ServiceUnavailable", "the server is shutting down")
             path = url.path.rstrip("/") or "/"
+            if path in ("/healthz", "/readyz", "/livez"):
+                self._send_text(200, "ok")
+                return
             if path.startswith("/openapi/"):
                 self._openapi(method, path)
                 return
@@ -334,9 +337,6 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
         api = self.server.api
-        if path in ("/healthz", "/readyz", "/livez"):
-            self._send_text(200, "ok")
-            return
         document = _discovery(path)
         if document is not None and method == "GET":
             self._send_json(200, document)

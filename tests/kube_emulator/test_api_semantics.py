@@ -134,3 +134,12 @@ def test_protobuf_is_refused_with_415_and_406(emulator) -> None:
     both = {"Accept": "application/vnd.kubernetes.protobuf, application/json"}
     status, headers, _ = _call(emulator, "GET", f"/api/v1/namespaces/{NS}/pods", **both)
     assert (status, headers["Content-Type"]) == (200, "application/json")
+
+
+def test_a_forced_delete_ends_a_terminating_pod_at_once(emulator, core) -> None:
+    core.create_namespaced_pod(NS, make_pod("stuck"))
+    emulator.settle()
+    core.delete_namespaced_pod("stuck", NS)
+    assert core.read_namespaced_pod("stuck", NS).metadata.deletion_timestamp is not None
+    core.delete_namespaced_pod("stuck", NS, grace_period_seconds=0)
+    assert core.list_namespaced_pod(NS).items == []
