@@ -22,7 +22,9 @@ def test_cordon_taint_and_drain_a_node(tmp_path: Path) -> None:
     with start_emulator(kubeconfig_path=tmp_path / "kc", tick_interval=0.05) as handle:
         assert handle.kubeconfig_path is not None
         api_client = config.new_client_from_config(config_file=str(handle.kubeconfig_path))
-        cluster = Cluster(handle.kubeconfig_path, "karimasu-jobs", api_client, real=False)
+        cluster = Cluster(
+            handle.kubeconfig_path, "karimasu-jobs", api_client, False, tmp_path / "cache"
+        )
         try:
             _ok(cluster.kubectl("cordon", "tesla-02"))
             status = _ok(cluster.kubectl("get", "node", "tesla-02")).splitlines()[1].split()[1]

@@ -18,6 +18,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -56,6 +57,7 @@ class Cluster:
     namespace: str
     api_client: client.ApiClient
     real: bool
+    cache_dir: Path | None = None  # kubectl's discovery cache
 
     @property
     def url(self) -> str:
@@ -101,8 +103,11 @@ class Cluster:
         if binary is None:
             pytest.fail("kubectl is not installed: `make test` installs Debian's kubernetes-client")
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig)}
+        # A cache of its own: kubectl keys its discovery cache by host:port, and a port an
+        # earlier emulator used must not answer from that one's documents.
+        cache = self.cache_dir or Path(tempfile.gettempdir()) / f"kube-cache-{self.namespace}"
         return subprocess.run(
-            [binary, "--namespace", self.namespace, *args],
+            [binary, f"--cache-dir={cache}", "--namespace", self.namespace, *args],
             input=stdin,
             capture_output=True,
             text=True,
@@ -137,7 +142,7 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
     namespace = f"karimasu-conformance-{secrets.token_hex(3)}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
     try:
-        yield Cluster(kubeconfig, namespace, api_client, handle is None)
+        yield Cluster(kubeconfig, namespace, api_client, handle is None, tmp_path / "kube-cache")
     finally:
         try:
             core.delete_namespace(namespace)
