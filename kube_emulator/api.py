@@ -104,9 +104,15 @@ def _pop_duplicates(value: Any, path: str, found: builtins.list[str]) -> None:
 def check_fields(
     rtype: ResourceType, obj: Any, directive: str, warnings: builtins.list[str] | None
 ) -> None:
-    """Drop unknown fields from ``obj``; Strict makes them (and duplicates) a 400."""
+    """400 for a value of the wrong type; drop unknown fields (Strict: 400, and duplicates)."""
     if not isinstance(obj, dict):
         return
+    wrong = openapi.decoding_error(rtype, obj)
+    if wrong is not None:
+        raise bad_request(
+            f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+            f"{wrong}"
+        )
     duplicates: builtins.list[str] = []
     _pop_duplicates(obj, "", duplicates)
     unknown = openapi.unknown_fields(rtype, obj, prune=True)

@@ -184,6 +184,109 @@ def _walk(
             _walk(defs, schema["items"], item, f"{path}[{index}]", found, prune)
 
 
+# -- types ------------------------------------------------------------------------------------
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _go_type(defs: dict[str, Obj], schema: Obj) -> str:
+    """The Go type upstream's decoder names in its message (``[]v1.Container``, ``int32``)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[-1]
+        if name in _STRINGLIKE:
+            return name.rsplit(".", 1)[-1]
+        parts = name.split(".")
+        return f"{parts[-2]}.{parts[-1]}"
+    kind = schema.get("type")
+    if kind == "array":
+        return "[]" + _go_type(defs, schema.get("items") or {})
+    if kind == "object" or "additionalProperties" in schema:
+        return "map[string]" + _go_type(defs, schema.get("additionalProperties") or {})
+    if kind == "integer":
+        return schema.get("format", "int64")
+    return {"boolean": "bool", "number": "float64", "string": "string"}.get(str(kind), "object")
+
+
+def _type_error(defs: dict[str, Obj], schema: Obj, value: Any) -> bool:
+    """True when ``value`` cannot decode into ``schema`` (null decodes into anything)."""
+    if value is None:
+        return False
+    if "$ref" in schema and schema["$ref"].rsplit("/", 1)[-1] in _STRINGLIKE:
+        return _json_kind(value) not in ("string", "number")
+    target = _resolve(defs, schema)
+    kind = target.get("type")
+    if "properties" in target or kind == "object" or "additionalProperties" in target:
+        return not isinstance(value, dict)
+    if kind == "array":
+        return not isinstance(value, list)
+    if kind == "string":
+        return not isinstance(value, str)
+    if kind == "integer":
+        return isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        )
+    if kind == "number":
+        return isinstance(value, bool) or not isinstance(value, (int, float))
+    if kind == "boolean":
+        return not isinstance(value, bool)
+    return False
+
+
+def decoding_error(rtype: ResourceType, obj: Any) -> str | None:
+    """The first value of ``obj`` of the wrong JSON type, worded like Go's decoder, or None.
+
+    ``json: cannot unmarshal string into Go struct field PodSpec.spec.containers of type
+    []v1.Container``: what the API server answers (400) before any validation.
+    """
+    defs = _definitions()
+    root = ROOTS.get(rtype.plural)
+    if not defs or root is None:
+        return None
+    return _first_type_error(defs, root, defs[root], obj, "")
+
+
+def _first_type_error(
+    defs: dict[str, Obj], owner: str, schema: Obj, value: Any, path: str
+) -> str | None:
+    if _type_error(defs, schema, value):
+        kind = _json_kind(value)
+        where = f"{owner.rsplit('.', 1)[-1]}.{path}" if path else owner.rsplit(".", 1)[-1]
+        return (
+            f"json: cannot unmarshal {kind} into Go struct field {where} of type "
+            f"{_go_type(defs, schema)}"
+        )
+    if "$ref" in schema:
+        owner = schema["$ref"].rsplit("/", 1)[-1]
+    target = _resolve(defs, schema)
+    if isinstance(value, dict):
+        properties = target.get("properties")
+        extra = target.get("additionalProperties")
+        for key, item in value.items():
+            child = (properties or {}).get(key) if properties is not None else extra
+            if isinstance(child, dict):
+                found = _first_type_error(
+                    defs, owner, child, item, f"{path}.{key}" if path else key
+                )
+                if found:
+                    return found
+    elif isinstance(value, list) and isinstance(target.get("items"), dict):
+        for item in value:
+            found = _first_type_error(defs, owner, target["items"], item, path)
+            if found:
+                return found
+    return None
+
+
 # -- documents ----------------------------------------------------------------------------------
 
 _WRITE_PARAMS = ("dryRun", "fieldManager", "fieldValidation")

@@ -240,3 +240,23 @@ def test_unknown_body_format_is_415_and_unservable_accept_is_406(cluster: Cluste
     refused = cluster.request("GET", _jobs(cluster), accept="text/html")
     assert refused.status == 406
     assert refused.json["reason"] == "NotAcceptable"
+
+
+def test_a_value_of_the_wrong_type_is_a_decoding_error(cluster: Cluster) -> None:
+    job = job_manifest("typed")
+    job["spec"]["backoffLimit"] = "three"
+    answer = cluster.request("POST", _jobs(cluster), job)
+    assert (answer.status, answer.json["reason"]) == (400, "BadRequest")
+    assert (
+        "cannot unmarshal string into Go struct field JobSpec.spec.backoffLimit"
+        in (answer.json["message"])
+    )
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "typed"}}
+    pod["spec"] = {"containers": "busybox"}
+    path = f"/api/v1/namespaces/{cluster.namespace}/pods"
+    answer = cluster.request("POST", path, pod)
+    assert answer.status == 400
+    assert "of type []v1.Container" in answer.json["message"]
+    quantities = job_manifest("numbers", suspend=True)  # a number is a valid quantity
+    quantities["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = 1
+    assert cluster.request("POST", _jobs(cluster), quantities).status == 201
