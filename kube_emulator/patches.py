@@ -8,9 +8,9 @@
   dropped rather than interpreted.
 - ``application/json-patch+json``: RFC 6902 (add, remove, replace, test, move, copy).
 - ``application/apply-patch+yaml``: server-side apply, simplified (:func:`server_side_apply`):
-  the applied configuration is merged like a strategic merge patch and its manager recorded in
-  ``managedFields``; conflicts between managers and the removal of fields a manager stopped
-  applying are not computed.
+  the applied configuration is merged like a strategic merge patch, its manager's fields are
+  recorded in ``managedFields``, and fields it applied before and no longer applies are
+  removed unless another applier owns them; conflicts between managers are not computed.
 
 The official client sends a dict body as a strategic merge patch and a list body as a JSON
 patch unless ``_content_type`` says otherwise.
@@ -235,10 +235,55 @@ def server_side_apply(
     }
     result = strategic_merge_patch(live or {}, applied)
     meta = result.setdefault("metadata", {})
-    others = [
-        m
-        for m in (live or {}).get("metadata", {}).get("managedFields") or []
-        if not (m.get("manager") == manager and m.get("operation") == "Apply")
-    ]
+    managed = (live or {}).get("metadata", {}).get("managedFields") or []
+    mine = [m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"]
+    others = [m for m in managed if m not in mine]
+    if mine:  # fields this manager applied before and applies no more go, unless others own them
+        kept = _leaves(entry["fieldsV1"]) | {
+            path for m in others for path in _leaves(m.get("fieldsV1") or {})
+        }
+        for path in sorted(_leaves(mine[0].get("fieldsV1") or {}) - kept, key=len, reverse=True):
+            _remove_path(result, path)
     meta["managedFields"] = [*others, entry]
     return result
+
+
+def _leaves(fields: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The owned paths of a ``fieldsV1`` set: its leaves and its keyed list items."""
+    found: set[tuple[str, ...]] = set()
+    for key, sub in fields.items():
+        if key == ".":
+            continue
+        path = (*prefix, key)
+        if key.startswith("k:") or not sub:
+            found.add(path)
+        found |= _leaves(sub, path)
+    return found
+
+
+def _remove_path(obj: Any, path: tuple[str, ...]) -> None:
+    """Remove the field or keyed list item a ``fieldsV1`` path names (if it is there)."""
+    node = obj
+    for step in path[:-1]:
+        node = _step(node, step)
+        if node is None:
+            return
+    last = path[-1]
+    if last.startswith("f:") and isinstance(node, dict):
+        node.pop(last[2:], None)
+    elif last.startswith("k:") and isinstance(node, list):
+        key = json.loads(last[2:])
+        node[:] = [i for i in node if not (isinstance(i, dict) and _matches(i, key))]
+
+
+def _matches(item: dict[str, Any], key: dict[str, Any]) -> bool:
+    return all(item.get(k) == v for k, v in key.items())
+
+
+def _step(node: Any, step: str) -> Any:
+    if step.startswith("f:") and isinstance(node, dict):
+        return node.get(step[2:])
+    if step.startswith("k:") and isinstance(node, list):
+        key = json.loads(step[2:])
+        return next((i for i in node if isinstance(i, dict) and _matches(i, key)), None)
+    return None

@@ -106,6 +106,13 @@ def test_server_side_apply_creates_then_updates(cluster: Cluster) -> None:
     assert job["metadata"]["labels"]["tier"] == "gpu"
     managers = {m["manager"] for m in job["metadata"]["managedFields"]}
     assert "kubectl" in managers
+    # a field the manager applied before and applies no more goes
+    del manifest["metadata"]["labels"]["tier"]
+    manifest["metadata"]["annotations"] = {"note": "kept"}
+    _ok(cluster.kubectl("apply", "--server-side", "-f", "-", stdin=_yaml(manifest)))
+    meta = json.loads(_ok(cluster.kubectl("get", "job", "ssa", "-o", "json")))["metadata"]
+    assert "tier" not in meta["labels"] and meta["labels"]["probe"] == "conformance"
+    assert meta["annotations"]["note"] == "kept"
 
 
 def test_get_short_names_selectors_wide_and_watch(cluster: Cluster) -> None:
