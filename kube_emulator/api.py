@@ -26,7 +26,7 @@ from . import openapi
 from . import resources as r
 from .clock import rfc3339
 from .controller import ClusterController
-from .deletion import delete_object
+from .deletion import delete_namespace, delete_object, terminating_namespace
 from .errors import ApiError, bad_request, method_not_allowed
 from .patches import APPLY, apply_patch, server_side_apply
 from .resources import ResourceType, Target
@@ -295,7 +295,10 @@ class Api:
         check_fields(target.resource, body, field_validation(query), warnings)
         with self.store.lock:
             if target.namespace is not None:
-                self.store.get(r.NAMESPACES, None, target.namespace)  # 404 for a missing namespace
+                namespace = self.store.get(r.NAMESPACES, None, target.namespace)  # 404 if missing
+                if namespace["metadata"].get("deletionTimestamp"):
+                    name = (body.get("metadata") or {}).get("name") or ""
+                    raise terminating_namespace(target.resource, name, namespace)
             obj = prepare_new(target.resource, body, target.namespace, str(uuid.uuid4()))
             return self.store.create(target.resource, obj, dry_run=dry)
 
@@ -413,23 +416,11 @@ class Api:
             options["gracePeriodSeconds"] = grace
         dry = dry_run(query) or options.get("dryRun") == ["All"]
         if rtype is r.NAMESPACES:
-            with self.store.lock:
-                if dry:
-                    return self.store.get(rtype, None, name)
-                return self._delete_namespace(name)
+            return delete_namespace(self.store, name, dry_run=dry)
         obj, gone = delete_object(self.store, rtype, target.namespace, name, options, dry_run=dry)
         if not gone or rtype is r.PODS:
             return obj
         return _success(rtype, name, obj["metadata"]["uid"])
-
-    def _delete_namespace(self, name: str) -> Obj:
-        self.store.get(r.NAMESPACES, None, name)  # 404 before touching anything
-        for rtype in (r.JOBS, r.PODS, r.EVENTS):
-            for obj in self.store.list(rtype, name):
-                self.store.delete(rtype, name, obj["metadata"]["name"])
-        deleted = self.store.delete(r.NAMESPACES, None, name)
-        deleted["status"] = {"phase": "Terminating"}
-        return deleted
 
     # -- watch ---------------------------------------------------------------------------------
 

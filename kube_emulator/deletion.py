@@ -10,6 +10,8 @@
   phase with ``deletionTimestamp`` = now + grace, and :func:`finish_deletions` (the kubelet's
   final delete, run by the controller each step) removes it when the time has come. A Pod not
   yet bound, or finished, goes at once, as upstream.
+- A namespace is Terminating (``deletionTimestamp``, phase) while its Jobs and Pods go, and
+  refuses new content (403); it goes when it is empty.
 - A Job's propagation: Orphan (the batch/v1 default) frees its Pods of their ownerReference;
   Background removes the Job now and the garbage collector deletes the Pods (gracefully);
   Foreground gives the Job the ``foregroundDeletion`` finalizer and deletes its Pods first: the
@@ -152,8 +154,65 @@ def delete_gracefully(store: Store, pod: Obj) -> None:
     )
 
 
+def delete_namespace(store: Store, name: str, *, dry_run: bool) -> Obj:
+    """Start a namespace's deletion: Terminating until its Jobs and Pods are gone.
+
+    Its Jobs go at once (Background), its Pods gracefully, its Events at once;
+    :func:`finish_deletions` removes the namespace once it is empty. Meanwhile nothing new may
+    be created in it (403, see :func:`terminating_namespace`).
+    """
+    with store.lock:
+        namespace = store.get(r.NAMESPACES, None, name)
+        if dry_run:
+            return namespace
+        if not namespace["metadata"].get("deletionTimestamp"):
+            namespace["status"] = {**(namespace.get("status") or {}), "phase": "Terminating"}
+            store.replace(r.NAMESPACES, namespace)
+            namespace = store.mark_deleting(r.NAMESPACES, None, name, 0, dry_run=False)
+        for job in store.list(r.JOBS, name):
+            delete_object(
+                store, r.JOBS, name, job["metadata"]["name"], {"propagationPolicy": "Background"}
+            )
+        for pod in store.list(r.PODS, name, lambda p: "deletionTimestamp" not in p["metadata"]):
+            delete_object(store, r.PODS, name, pod["metadata"]["name"], {})
+        _finish_namespace(store, namespace)
+        return store.find(r.NAMESPACES, None, name) or namespace
+
+
+def terminating_namespace(rtype: ResourceType, name: str, namespace: Obj) -> ApiError:
+    """403 for a create in a namespace being deleted (upstream's wording)."""
+    ns = namespace["metadata"]["name"]
+    qualified = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+    details: Obj = {"name": name, "kind": rtype.plural}
+    if rtype.group:
+        details["group"] = rtype.group
+    details["causes"] = [
+        {
+            "reason": "NamespaceTerminating",
+            "message": f"namespace {ns} is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{qualified} "{name}" is forbidden: unable to create new content in namespace {ns} '
+        "because it is being terminated",
+        details,
+    )
+
+
+def _finish_namespace(store: Store, namespace: Obj) -> None:
+    name = namespace["metadata"]["name"]
+    for event in store.list(r.EVENTS, name):
+        store.delete(r.EVENTS, name, event["metadata"]["name"])
+    if not store.list(r.JOBS, name) and not store.list(r.PODS, name):
+        store.delete(r.NAMESPACES, None, name)
+
+
 def finish_deletions(store: Store) -> None:
-    """Remove Pods whose grace has run out, and Jobs whose foreground deletion is complete."""
+    """Remove Pods whose grace has run out, Jobs whose foreground deletion is complete, and
+    namespaces being deleted once they are empty."""
     now = store.clock.now()
     with store.lock:
         for pod in store.list(r.PODS, predicate=lambda p: "deletionTimestamp" in p["metadata"]):
@@ -169,3 +228,7 @@ def finish_deletions(store: Store) -> None:
                     f for f in job["metadata"]["finalizers"] if f != FOREGROUND
                 ]
                 store.replace(r.JOBS, job)
+        for namespace in store.list(
+            r.NAMESPACES, predicate=lambda n: "deletionTimestamp" in n["metadata"]
+        ):
+            _finish_namespace(store, namespace)

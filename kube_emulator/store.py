@@ -265,6 +265,8 @@ class Store:
         meta = obj["metadata"]
         if not meta.get("deletionTimestamp") or meta.get("finalizers"):
             return False
+        if obj.get("kind") == "Namespace":  # the namespace lifecycle removes it when empty
+            return False
         return not meta.get("deletionGracePeriodSeconds")
 
     def update(
