@@ -8,9 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
+KUBECTL := kubectl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv tools run test test-fast lint format bench messages lock chromium clean \
+.PHONY: help venv tools run test test-fast lint format bench messages lock chromium kubectl clean \
 	k8s-policy k8s-demo-secrets
 
 help:
@@ -56,7 +57,12 @@ chromium:
 	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium for the browser tests"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
-test: venv chromium
+# The emulator's conformance probes run kubectl itself (they fail without it).
+kubectl:
+	@command -v $(KUBECTL) >/dev/null || { echo "Installing Debian's kubernetes-client (kubectl) for the emulator probes"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client; }
+
+test: venv chromium kubectl
 	$(BIN)/python -m pytest
 
 test-fast: venv

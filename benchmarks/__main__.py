@@ -15,6 +15,7 @@ BENCHMARKS = [
     "querygate_analysis",
     "querygate_sandbox",
     "telemetry_ingest",
+    "emulator_api",
 ]
 
 

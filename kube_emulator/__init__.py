@@ -10,6 +10,8 @@ Plain Python, no Django. Entry points: :func:`start_emulator` and
 
 - ``server``: HTTP; ``api``: verbs; ``store``: objects, versions, watch history;
 - ``resources``, ``selectors``, ``patches``, ``validation``, ``errors``, ``quantities``;
+- ``openapi`` (schemas, unknown fields), ``deletion`` (graceful, finalizers, propagation),
+  ``tables`` (kubectl's server-side printing), ``protobuf`` (kubectl generators' bodies);
 - ``controller`` (the loop), ``scheduling``, ``jobs``, ``kubelet`` (simulation annotations),
   ``events``; ``nodes`` (nodes file format); ``clock``.
 """
@@ -28,7 +30,7 @@ from .controller import ClusterController
 from .kubelet import ANNOTATIONS, ENV_VARS, SimulationParams
 from .nodes import DEFAULT_NODES_FILE, NodesFileError, load_cluster_spec
 from .server import EmulatorHTTPServer
-from .store import Store
+from .store import DEFAULT_HISTORY, Store
 
 __all__ = [
     "ANNOTATIONS",
@@ -172,7 +174,7 @@ def start_emulator(
     kubeconfig_path: str | Path | None = None,
     *,
     tick_interval: float | None = None,
-    history_limit: int = 1000,
+    history_limit: int = DEFAULT_HISTORY,
     namespace: str = "karimasu-jobs",
 ) -> EmulatorHandle:
     """Start an emulator and return its handle.

@@ -11,14 +11,17 @@ outside the API: a server that stops answering, or is taken away.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from fractions import Fraction
 from typing import Any
 
 from . import resources as r
 from .clock import Clock, rfc3339
+from .deletion import finish_deletions
 from .events import EventRecorder
-from .jobs import JobController, collect_garbage, owned_pods
+from .jobs import OWNER_LABEL, JobController, collect_garbage, owned_pods
 from .kubelet import Kubelet, SimulationParams, simulation_params
 from .nodes import SYSTEM_NAMESPACES, ClusterSpec, namespace_object, ready_condition
 from .scheduling import choose_node, filter_reasons, is_terminal, node_usage, pod_requests
@@ -33,6 +36,29 @@ def _condition_true(obj: Obj, type_: str) -> bool:
     return any(
         c.get("type") == type_ and c.get("status") == "True"
         for c in (obj.get("status") or {}).get("conditions") or []
+    )
+
+
+def _pods_by_owner(pods: list[Obj]) -> dict[str, list[Obj]]:
+    """Pods grouped by their owning Job's uid (the controller-uid label), in list order."""
+    grouped: dict[str, list[Obj]] = {}
+    for pod in pods:
+        uid = (pod["metadata"].get("labels") or {}).get(OWNER_LABEL)
+        if uid:
+            grouped.setdefault(uid, []).append(pod)
+    return grouped
+
+
+def _shape(pod: Obj) -> str:
+    """What scheduling a pod depends on, so pods of one template are evaluated once."""
+    spec = pod["spec"]
+    return json.dumps(
+        [
+            spec.get(k)
+            for k in ("nodeSelector", "affinity", "tolerations", "containers", "initContainers")
+        ],
+        sort_keys=True,
+        default=str,
     )
 
 
@@ -71,13 +97,14 @@ class ClusterController:
         """Run one pass of every controller; True when it wrote anything."""
         with self.store.lock:
             before = self.store.resource_version
+            finish_deletions(self.store)
             collect_garbage(self.store)
-            pods = self.store.list(r.PODS)
+            pods_of = _pods_by_owner(self.store.list(r.PODS))
             for job in self.store.list(r.JOBS):
-                self.jobs.sync(job, pods)
+                self.jobs.sync(job, pods_of.get(job["metadata"]["uid"], []))
             self._schedule()
             self._run_kubelets()
-            live = {p["metadata"]["uid"] for p in self.store.list(r.PODS)}
+            live = self.store.uids(r.PODS)
             self.kubelet.forget_missing(live)
             for uid in set(self._scheduling_messages) - live:
                 del self._scheduling_messages[uid]
@@ -104,10 +131,19 @@ class ClusterController:
                 int(p["metadata"]["resourceVersion"]),
             )
         )
+        # Usage per node once per pass (kept current as pods bind), and one evaluation per pod
+        # shape until something binds: 1,000 pending pods must not cost 1,000 x nodes x pods.
+        usage = {n["metadata"]["name"]: node_usage(n["metadata"]["name"], pods) for n in nodes}
+        failed: dict[str, str] = {}
         for pod in pending:
-            node_name, message = choose_node(pod, nodes, pods)
+            shape = _shape(pod)
+            if shape in failed:
+                node_name, message = None, failed[shape]
+            else:
+                node_name, message = choose_node(pod, nodes, pods, usage)
             uid = pod["metadata"]["uid"]
             if node_name is None:
+                failed[shape] = message
                 if self._scheduling_messages.get(uid) != message:
                     self._scheduling_messages[uid] = message
                     pod["status"]["conditions"] = [
@@ -133,7 +169,10 @@ class ClusterController:
             pod["spec"]["nodeName"] = node_name
             self._mark_scheduled(pod)
             bound = self.store.replace(r.PODS, pod)
-            pods = [bound if p["metadata"]["uid"] == uid else p for p in pods]
+            used = usage[node_name]
+            for resource, amount in [*pod_requests(pod).items(), ("pods", Fraction(1))]:
+                used[resource] = used.get(resource, Fraction(0)) + amount
+            failed.clear()
             self.recorder.record(
                 bound,
                 "Scheduled",
@@ -158,6 +197,7 @@ class ClusterController:
         nodes = {n["metadata"]["name"]: n for n in self.store.list(r.NODES)}
         jobs = {j["metadata"]["uid"]: j for j in self.store.list(r.JOBS)}
         pods = self.store.list(r.PODS)
+        pods_of = _pods_by_owner(pods)
         for pod in sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"]):
             node = nodes.get(pod["spec"].get("nodeName") or "")
             if node is None or is_terminal(pod) or not _condition_true(node, "Ready"):
@@ -175,7 +215,9 @@ class ClusterController:
             failures = 0
             if job is not None:
                 failures = sum(
-                    1 for p in owned_pods(job, pods) if p["status"].get("phase") == "Failed"
+                    1
+                    for p in owned_pods(job, pods_of.get(job["metadata"]["uid"], []))
+                    if p["status"].get("phase") == "Failed"
                 )
             self.kubelet.sync(pod, job, failures)
 

@@ -131,10 +131,20 @@ def unknown_path() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource")
 
 
-def unsupported_media_type(content_type: str) -> ApiError:
-    """415 for a patch type the emulator does not implement."""
+def unsupported_media_type(accepted: tuple[str, ...]) -> ApiError:
+    """415 for a body in a format the emulator does not read (protobuf, CBOR, ...)."""
     return ApiError(
         415,
         "UnsupportedMediaType",
-        f"the body of the request was in an unknown format: {content_type}",
+        f"the body of the request was in an unknown format - accepted media types include: "
+        f"{', '.join(accepted)}",
+    )
+
+
+def not_acceptable(accepted: tuple[str, ...]) -> ApiError:
+    """406 for an ``Accept`` header the emulator cannot answer (protobuf only, ...)."""
+    return ApiError(
+        406,
+        "NotAcceptable",
+        f"only the following media types are accepted: {', '.join(accepted)}",
     )

@@ -24,6 +24,7 @@ from typing import Any
 
 from . import resources as r
 from .clock import parse_rfc3339, rfc3339
+from .deletion import delete_gracefully
 from .errors import bad_request
 from .events import EventRecorder
 from .scheduling import is_terminal
@@ -73,11 +74,14 @@ def delete_job(store: Store, namespace: str, name: str, policy: str | None) -> O
 
 def collect_garbage(store: Store) -> None:
     """Delete Pods whose owning Job no longer exists (Background propagation)."""
-    live = {job["metadata"]["uid"] for job in store.list(r.JOBS)}
-    for pod in store.list(r.PODS):
+    live = store.uids(r.JOBS)
+
+    def orphaned(pod: Obj) -> bool:
         owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"]
-        if owners and all(o.get("uid") not in live for o in owners):
-            store.delete(r.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+        return bool(owners) and all(o.get("uid") not in live for o in owners)
+
+    for pod in store.list(r.PODS, predicate=orphaned):  # copies only the orphans
+        delete_gracefully(store, pod)
 
 
 class JobController:
@@ -89,6 +93,8 @@ class JobController:
 
     def sync(self, job: Obj, pods: list[Obj]) -> None:
         """Bring one Job's Pods and status in line with its spec."""
+        if job["metadata"].get("deletionTimestamp"):
+            return  # being deleted: no new Pods, no status changes (as upstream)
         now = self.store.clock.now()
         spec, status = job["spec"], job.setdefault("status", {})
         finished = finished_at(job)

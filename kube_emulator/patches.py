@@ -7,6 +7,10 @@
   the fields the backend patches; other directives (``$retainKeys``, ``$setElementOrder``) are
   dropped rather than interpreted.
 - ``application/json-patch+json``: RFC 6902 (add, remove, replace, test, move, copy).
+- ``application/apply-patch+yaml``: server-side apply, simplified (:func:`server_side_apply`):
+  the applied configuration is merged like a strategic merge patch, its manager's fields are
+  recorded in ``managedFields``, and fields it applied before and no longer applies are
+  removed unless another applier owns them; conflicts between managers are not computed.
 
 The official client sends a dict body as a strategic merge patch and a list body as a JSON
 patch unless ``_content_type`` says otherwise.
@@ -15,13 +19,17 @@ patch unless ``_content_type`` says otherwise.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
+from .clock import rfc3339
 from .errors import ApiError, bad_request, unsupported_media_type
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
+APPLY = "application/apply-patch+yaml"
+PATCH_TYPES = (JSON_PATCH, MERGE, APPLY, STRATEGIC)
 
 #: List fields merged by key in a strategic merge patch (field name -> merge key).
 MERGE_KEYS: dict[str, str] = {
@@ -184,7 +192,98 @@ def apply_patch(content_type: str, target: dict[str, Any], body: Any) -> dict[st
             merge_patch(target, body) if media == MERGE else strategic_merge_patch(target, body)
         )
     else:
-        raise unsupported_media_type(content_type)
+        raise unsupported_media_type(PATCH_TYPES)
     if not isinstance(result, dict):
         raise bad_request("patch must leave an object")
     return result
+
+
+def _field_set(value: Any, merge_key: str | None = None) -> dict[str, Any]:
+    """A ``fieldsV1`` set for ``value`` (``f:`` for fields, ``k:`` for keyed list items)."""
+    if isinstance(value, dict):
+        return {f"f:{k}": _field_set(v, MERGE_KEYS.get(k)) for k, v in value.items()}
+    if isinstance(value, list) and merge_key:
+        return {
+            "k:" + json.dumps({merge_key: item[merge_key]}, separators=(",", ":")): {
+                ".": {},
+                **_field_set({k: v for k, v in item.items() if k != merge_key}),
+            }
+            for item in value
+            if isinstance(item, dict) and merge_key in item
+        }
+    return {}
+
+
+def server_side_apply(
+    live: dict[str, Any] | None, applied: dict[str, Any], manager: str, now: float
+) -> dict[str, Any]:
+    """The object after ``manager`` applies ``applied`` to ``live`` (None: creation)."""
+    applied = copy.deepcopy(applied)
+    applied_meta = applied.get("metadata") or {}
+    applied_meta.pop("managedFields", None)
+    fields = {k: v for k, v in applied.items() if k not in ("apiVersion", "kind")}
+    fields["metadata"] = {
+        k: v for k, v in applied_meta.items() if k in ("labels", "annotations", "finalizers")
+    }
+    entry = {
+        "manager": manager,
+        "operation": "Apply",
+        "apiVersion": applied.get("apiVersion", ""),
+        "time": rfc3339(now),
+        "fieldsType": "FieldsV1",
+        "fieldsV1": _field_set(fields),
+    }
+    result = strategic_merge_patch(live or {}, applied)
+    meta = result.setdefault("metadata", {})
+    managed = (live or {}).get("metadata", {}).get("managedFields") or []
+    mine = [m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"]
+    others = [m for m in managed if m not in mine]
+    if mine:  # fields this manager applied before and applies no more go, unless others own them
+        kept = _leaves(entry["fieldsV1"]) | {
+            path for m in others for path in _leaves(m.get("fieldsV1") or {})
+        }
+        for path in sorted(_leaves(mine[0].get("fieldsV1") or {}) - kept, key=len, reverse=True):
+            _remove_path(result, path)
+    meta["managedFields"] = [*others, entry]
+    return result
+
+
+def _leaves(fields: dict[str, Any], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """The owned paths of a ``fieldsV1`` set: its leaves and its keyed list items."""
+    found: set[tuple[str, ...]] = set()
+    for key, sub in fields.items():
+        if key == ".":
+            continue
+        path = (*prefix, key)
+        if key.startswith("k:") or not sub:
+            found.add(path)
+        found |= _leaves(sub, path)
+    return found
+
+
+def _remove_path(obj: Any, path: tuple[str, ...]) -> None:
+    """Remove the field or keyed list item a ``fieldsV1`` path names (if it is there)."""
+    node = obj
+    for step in path[:-1]:
+        node = _step(node, step)
+        if node is None:
+            return
+    last = path[-1]
+    if last.startswith("f:") and isinstance(node, dict):
+        node.pop(last[2:], None)
+    elif last.startswith("k:") and isinstance(node, list):
+        key = json.loads(last[2:])
+        node[:] = [i for i in node if not (isinstance(i, dict) and _matches(i, key))]
+
+
+def _matches(item: dict[str, Any], key: dict[str, Any]) -> bool:
+    return all(item.get(k) == v for k, v in key.items())
+
+
+def _step(node: Any, step: str) -> Any:
+    if step.startswith("f:") and isinstance(node, dict):
+        return node.get(step[2:])
+    if step.startswith("k:") and isinstance(node, list):
+        key = json.loads(step[2:])
+        return next((i for i in node if isinstance(i, dict) and _matches(i, key)), None)
+    return None

@@ -164,14 +164,22 @@ def filter_reasons(pod: Obj, node: Obj, used: dict[str, Fraction]) -> list[str]:
     return reasons
 
 
-def choose_node(pod: Obj, nodes: list[Obj], pods: list[Obj]) -> tuple[str | None, str]:
-    """Pick a node for ``pod``: (node name, "") or (None, the FailedScheduling message)."""
+def choose_node(
+    pod: Obj,
+    nodes: list[Obj],
+    pods: list[Obj],
+    usage: dict[str, dict[str, Fraction]] | None = None,
+) -> tuple[str | None, str]:
+    """Pick a node for ``pod``: (node name, "") or (None, the FailedScheduling message).
+
+    ``usage`` (node name -> :func:`node_usage`) spares recounting every pod per node.
+    """
     fitting: list[tuple[Fraction, str]] = []
     failures: Counter[str] = Counter()
     helpful = 0  # failing nodes where evicting pods could make room
     for node in nodes:
         name = node["metadata"]["name"]
-        used = node_usage(name, pods)
+        used = usage[name] if usage is not None else node_usage(name, pods)
         reasons = filter_reasons(pod, node, used)
         if reasons:
             failures.update(reasons)

@@ -18,10 +18,22 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import yaml
+
+from . import openapi, protobuf, tables
 from . import resources as r
-from .api import Api, is_true
-from .errors import ApiError, bad_request, method_not_allowed, unknown_path
+from .api import Api, is_true, note_duplicates
+from .errors import (
+    ApiError,
+    bad_request,
+    method_not_allowed,
+    not_acceptable,
+    unknown_path,
+    unsupported_media_type,
+)
 from .nodes import KUBELET_VERSION
+from .patches import APPLY, PATCH_TYPES
+from .protobuf import ProtobufError
 from .resources import resolve
 
 logger = logging.getLogger(__name__)
@@ -40,31 +52,169 @@ VERSION_INFO = {
 }
 
 
+#: What discovery says of each served resource, as upstream (kubectl's short names, ``all``).
+SHORT_NAMES = {"nodes": ["no"], "namespaces": ["ns"], "pods": ["po"], "events": ["ev"]}
+CATEGORIES = {"pods": ["all"], "jobs": ["all"]}
+VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
+JSON, YAML = "application/json", "application/yaml"
+BODY_TYPES = (JSON, YAML)
+PROTOBUF = "application/vnd.kubernetes.protobuf"
+#: kubectl auth can-i asks this; the emulator has no authorization: everything is allowed.
+ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+AUTHORIZATION = {
+    "kind": "APIResourceList",
+    "apiVersion": "v1",
+    "groupVersion": "authorization.k8s.io/v1",
+    "resources": [
+        {
+            "name": "selfsubjectaccessreviews",
+            "singularName": "selfsubjectaccessreview",
+            "namespaced": False,
+            "kind": "SelfSubjectAccessReview",
+            "verbs": ["create"],
+        }
+    ],
+}
+
+
+def _group_versions() -> list[str]:
+    return sorted({x.api_version for x in r.ALL if x.group})
+
+
+def _group(group_version: str) -> dict[str, Any]:
+    name, version = group_version.split("/")
+    entry = {"groupVersion": group_version, "version": version}
+    return {"name": name, "versions": [entry], "preferredVersion": entry}
+
+
+def _resource_list(group_version: str) -> dict[str, Any]:
+    listed: list[dict[str, Any]] = []
+    for x in (x for x in r.ALL if x.api_version == group_version):
+        entry: dict[str, Any] = {
+            "name": x.plural,
+            "singularName": x.kind.lower(),
+            "namespaced": x.namespaced,
+            "kind": x.kind,
+            "verbs": VERBS,
+        }
+        if x.plural in SHORT_NAMES:
+            entry["shortNames"] = SHORT_NAMES[x.plural]
+        if x.plural in CATEGORIES:
+            entry["categories"] = CATEGORIES[x.plural]
+        listed.append(entry)
+        for sub in x.subresources:
+            listed.append(
+                {
+                    "name": f"{x.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": x.namespaced,
+                    "kind": "Pod" if sub == "log" else x.kind,
+                    "verbs": SUBRESOURCE_VERBS[sub],
+                }
+            )
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": listed,
+    }
+
+
 def _discovery(path: str) -> dict[str, Any] | None:
-    """The discovery documents clients may ask for (``/api``, ``/apis``, ``/api/v1``...)."""
+    """The discovery documents clients may ask for (``/api``, ``/apis``, ``/api/v1``...).
+
+    Aggregated discovery (``as=APIGroupDiscoveryList``) is not offered: the answer is the
+    legacy document with ``Content-Type: application/json``, from which kubectl and client-go
+    fall back to the per-group documents, as with a server that has it turned off.
+    """
     if path == "/version":
         return VERSION_INFO
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
-        version = {"groupVersion": "batch/v1", "version": "v1"}
-        group = {"name": "batch", "versions": [version], "preferredVersion": version}
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
-    for group_version, prefix in (("v1", "/api/v1"), ("batch/v1", "/apis/batch/v1")):
-        if path == prefix:
-            served = [x for x in r.ALL if x.api_version == group_version]
-            listed = [
-                {
-                    "name": x.plural,
-                    "singularName": x.kind.lower(),
-                    "namespaced": x.namespaced,
-                    "kind": x.kind,
-                    "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
-                }
-                for x in served
-            ]
-            return {"kind": "APIResourceList", "groupVersion": group_version, "resources": listed}
+        groups = [_group(gv) for gv in [*_group_versions(), AUTHORIZATION["groupVersion"]]]
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    if path == "/api/v1":
+        return _resource_list("v1")
+    if path == "/apis/authorization.k8s.io/v1":
+        return AUTHORIZATION
+    if path == "/apis/authorization.k8s.io":
+        return {"kind": "APIGroup", "apiVersion": "v1", **_group(AUTHORIZATION["groupVersion"])}
+    for group_version in _group_versions():
+        if path == f"/apis/{group_version.split('/')[0]}":
+            return {"kind": "APIGroup", "apiVersion": "v1", **_group(group_version)}
+        if path == f"/apis/{group_version}":
+            return _resource_list(group_version)
     return None
+
+
+def _access_review(body: Any) -> dict[str, Any]:
+    """A SelfSubjectAccessReview answered: allowed (the emulator has no authorization)."""
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), dict):
+        raise bad_request("a SelfSubjectAccessReview needs a spec")
+    return {
+        "kind": "SelfSubjectAccessReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {},
+        "spec": body["spec"],
+        "status": {"allowed": True, "reason": "the emulator authorizes every request"},
+    }
+
+
+def _media_ranges(header: str | None) -> list[tuple[str, dict[str, str]]]:
+    ranges = []
+    for part in (header or "").split(","):
+        media, *params = [p.strip() for p in part.split(";")]
+        if media:
+            values = dict(p.split("=", 1) for p in params if "=" in p)
+            ranges.append((media.lower(), {k.strip(): v.strip() for k, v in values.items()}))
+    return ranges
+
+
+def negotiate(accept: str | None) -> str:
+    """The media type to answer in (JSON or YAML) for an ``Accept`` header; 406 if none.
+
+    Ranges asking for another representation (``as=Table``, ``as=APIGroupDiscoveryList``,
+    protobuf) are skipped, as the real server skips what it cannot serve, so a client that
+    lists JSON after them gets JSON.
+    """
+    ranges = _media_ranges(accept)
+    if not ranges:
+        return JSON
+    for media, params in ranges:
+        if "as" in params:
+            continue
+        if media in (JSON, "*/*", "application/*"):
+            return JSON
+        if media == YAML:
+            return YAML
+    raise not_acceptable(BODY_TYPES)
+
+
+def decode_body(method: str, content_type: str, raw: bytes) -> Any:
+    """Parse a request body by its ``Content-Type``; 415 for a format the emulator lacks."""
+    media = content_type.split(";")[0].strip().lower()
+    if method == "PATCH":
+        if media not in PATCH_TYPES:
+            raise unsupported_media_type(PATCH_TYPES)
+    elif media == PROTOBUF:
+        try:
+            return protobuf.decode(raw)
+        except ProtobufError:
+            raise unsupported_media_type(BODY_TYPES) from None
+    elif media not in ("", *BODY_TYPES):
+        raise unsupported_media_type(BODY_TYPES)
+    try:
+        if media in (YAML, APPLY):
+            return yaml.safe_load(raw)
+        return json.loads(raw, object_pairs_hook=note_duplicates)
+    except (ValueError, yaml.YAMLError):
+        raise bad_request(
+            "the request body is not valid JSON"
+            if media != YAML
+            else "the request body is not valid YAML"
+        ) from None
 
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
@@ -135,11 +285,24 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _handle(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        self._media = JSON
+        self._warnings: list[str] = []
         try:
-            body = self._read_body()
+            raw = self._read_body()
             if self.server.stopping.is_set():
                 raise ApiError(503, "ServiceUnavailable", "the server is shutting down")
-            self._dispatch(method, url.path.rstrip("/") or "/", query, body)
+            path = url.path.rstrip("/") or "/"
+            if path in ("/healthz", "/readyz", "/livez"):
+                self._send_text(200, "ok")
+                return
+            if path.startswith("/openapi/"):
+                self._openapi(method, path)
+                return
+            self._media = negotiate(self.headers.get("Accept"))
+            body = None
+            if raw:
+                body = decode_body(method, self.headers.get("Content-Type") or "", raw)
+            self._dispatch(method, path, query, body)
         except ApiError as error:
             self._send_json(error.code, error.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -148,24 +311,38 @@ class RequestHandler(BaseHTTPRequestHandler):
             logger.exception("emulator error on %s %s", method, self.path)
             self._send_json(500, ApiError(500, "InternalError", f"emulator error: {exc}").status())
 
-    def _read_body(self) -> Any:
+    def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        if not length:
-            return None
-        raw = self.rfile.read(length)
-        try:
-            return json.loads(raw)
-        except ValueError:
-            raise bad_request("the request body is not valid JSON") from None
+        return self.rfile.read(length) if length else b""
+
+    def _openapi(self, method: str, path: str) -> None:
+        """``/openapi/v2`` (JSON only: a protobuf-only Accept gets 406) and ``/openapi/v3``."""
+        if method != "GET":
+            raise method_not_allowed(method)
+        if not openapi.available():
+            raise unknown_path()
+        if path == "/openapi/v2":
+            ranges = _media_ranges(self.headers.get("Accept"))
+            if ranges and not any(m in (JSON, "*/*", "application/*") for m, _ in ranges):
+                raise not_acceptable((JSON,))
+            self._send_bytes(200, openapi.v2_document(), JSON)
+            return
+        if path == "/openapi/v3":
+            self._send_bytes(200, openapi.v3_index(), JSON)
+            return
+        document = openapi.v3_document(path.removeprefix("/openapi/v3/"))
+        if document is None:
+            raise unknown_path()
+        self._send_bytes(200, document, JSON)
 
     def _dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
         api = self.server.api
-        if path in ("/healthz", "/readyz", "/livez"):
-            self._send_text(200, "ok")
-            return
         document = _discovery(path)
         if document is not None and method == "GET":
             self._send_json(200, document)
+            return
+        if path == ACCESS_REVIEWS and method == "POST":
+            self._send_json(201, _access_review(body))
             return
         target = resolve(path)
         if target.subresource == "log":
@@ -173,31 +350,60 @@ class RequestHandler(BaseHTTPRequestHandler):
                 raise method_not_allowed(method)
             self._send_stream(api.log(target, query, self.server.stopping), "text/plain")
             return
+        warnings = self._warnings
+        table = method == "GET" and tables.wants_table(self.headers.get("Accept"))
+        now = api.store.clock.now
+
+        def shown(payload: dict[str, Any]) -> dict[str, Any]:
+            if not table:
+                return payload
+            return tables.to_table(target.resource, payload, now(), query.get("includeObject"))
+
         if method == "GET" and target.name is None:
             if is_true(query.get("watch")):
                 events = api.watch(target, query, self.server.stopping)
-                self._send_stream((json.dumps(e) + "\n" for e in events), "application/json")
+                self._send_stream(
+                    (
+                        json.dumps(
+                            {**e, "object": shown(e["object"])}
+                            if e["type"] in ("ADDED", "MODIFIED", "DELETED")
+                            else e
+                        )
+                        + "\n"
+                        for e in events
+                    ),
+                    JSON,
+                )
             else:
-                self._send_json(200, api.list(target, query))
+                self._send_json(200, shown(api.list(target, query)))
         elif method == "GET":
-            self._send_json(200, api.get(target))
+            self._send_json(200, shown(api.get(target)))
         elif method == "POST":
-            self._send_json(201, api.create(target, body))
+            self._send_json(201, api.create(target, body, query, warnings))
         elif method == "PUT" and target.name is not None:
-            self._send_json(200, api.replace(target, body))
+            self._send_json(200, api.replace(target, body, query, warnings))
         elif method == "PATCH" and target.name is not None:
             content_type = self.headers.get("Content-Type") or ""
-            self._send_json(200, api.patch(target, content_type, body))
+            self._send_json(200, api.patch(target, content_type, body, query, warnings))
         elif method == "DELETE" and target.name is not None:
             self._send_json(200, api.delete(target, query, body))
         else:
             raise method_not_allowed(method) if target.name is None else unknown_path()
 
     def _send_json(self, code: int, payload: Any) -> None:
-        data = json.dumps(payload).encode()
+        """Answer ``payload`` as JSON, or YAML when the client asked for it."""
+        if getattr(self, "_media", JSON) == YAML:
+            self._send_bytes(code, yaml.safe_dump(payload, sort_keys=False).encode(), YAML)
+        else:
+            self._send_bytes(code, json.dumps(payload).encode(), JSON)
+
+    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for warning in getattr(self, "_warnings", []):
+            escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+            self.send_header("Warning", f'299 - "{escaped}"')
         self.end_headers()
         self.wfile.write(data)
 

@@ -8,6 +8,7 @@ containers, restart policy, GPU quantities, Job limits and immutable fields.
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from typing import Any
@@ -30,16 +31,99 @@ def random_suffix(length: int = 5) -> str:
     return "".join(secrets.choice(_RANDOM_ALPHABET) for _ in range(length))
 
 
+_NAME_PART_MESSAGE = (
+    "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and "
+    "end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex "
+    "used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+)
+_SUBDOMAIN_MESSAGE = (
+    "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex "
+    "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')"
+)
+_LABEL_MESSAGE = (
+    "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
+    "and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', "
+    "regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')"
+)
+_LABEL_VALUE_MESSAGE = (
+    "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' "
+    "or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or "
+    "'my_value',  or '12345', regex used for validation is "
+    "'(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
+)
+MAX_ANNOTATIONS_BYTES = 256 * 1024
+
+
+def _quoted(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
 def _qualified_name_errors(key: str, path: str) -> list[FieldCause]:
+    """A label or annotation key (``prefix/name``), with upstream's messages."""
     prefix, _, name = key.rpartition("/")
-    ok = 0 < len(name) <= 63 and _LABEL_VALUE.match(name) is not None
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
-        ok = False
-    return [] if ok else [FieldCause(path, f"Invalid value: {key!r}: name part must be valid")]
+    problems = []
+    if not name:
+        problems.append("name part must be non-empty")
+    elif len(name) > 63:
+        problems.append("name part must be no more than 63 characters")
+    if name and _LABEL_VALUE.match(name) is None:
+        problems.append(_NAME_PART_MESSAGE)
+    if "/" in key and not prefix:
+        problems.append("prefix part must be non-empty")
+    elif prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        problems.append(f"prefix part {_SUBDOMAIN_MESSAGE}")
+    return [FieldCause(path, f"Invalid value: {_quoted(key)}: {p}") for p in problems]
+
+
+def labels_and_annotations_errors(meta: Obj, path: str) -> list[FieldCause]:
+    """Errors in ``labels`` and ``annotations`` of metadata found at ``path``."""
+    causes: list[FieldCause] = []
+    labels, annotations = meta.get("labels") or {}, meta.get("annotations") or {}
+    for kind, values in (("labels", labels), ("annotations", annotations)):
+        if not isinstance(values, dict):
+            causes.append(FieldCause(f"{path}.{kind}", "Invalid value: must be an object"))
+    if not isinstance(labels, dict) or not isinstance(annotations, dict):
+        return causes
+    for key, value in labels.items():
+        causes += _qualified_name_errors(key, f"{path}.labels")
+        if not isinstance(value, str):
+            causes.append(FieldCause(f"{path}.labels", f"Invalid value: {value!r}: not a string"))
+        elif len(value) > 63:
+            causes.append(
+                FieldCause(
+                    f"{path}.labels",
+                    f"Invalid value: {_quoted(value)}: must be no more than 63 characters",
+                )
+            )
+        elif not _LABEL_VALUE.match(value):
+            causes.append(
+                FieldCause(
+                    f"{path}.labels", f"Invalid value: {_quoted(value)}: {_LABEL_VALUE_MESSAGE}"
+                )
+            )
+    size = 0
+    for key, value in annotations.items():
+        causes += _qualified_name_errors(key, f"{path}.annotations")
+        if not isinstance(value, str):
+            causes.append(
+                FieldCause(f"{path}.annotations", f"Invalid value: {key!r}: not a string")
+            )
+            continue
+        size += len(key) + len(value)
+    if size > MAX_ANNOTATIONS_BYTES:
+        causes.append(
+            FieldCause(
+                f"{path}.annotations",
+                f"Too long: may not be more than {MAX_ANNOTATIONS_BYTES} bytes",
+                "FieldValueTooLong",
+            )
+        )
+    return causes
 
 
 def metadata_errors(rtype: ResourceType, meta: Obj) -> list[FieldCause]:
-    """Errors in name, labels and annotation keys."""
+    """Errors in name, labels and annotations (upstream's messages)."""
     causes: list[FieldCause] = []
     name = meta.get("name") or ""
     if not name:
@@ -53,35 +137,17 @@ def metadata_errors(rtype: ResourceType, meta: Obj) -> list[FieldCause]:
     else:
         label_like = rtype in (r.NAMESPACES, r.JOBS)  # a Job's name becomes a label value
         pattern, limit = (_DNS_LABEL, 63) if label_like else (_DNS_SUBDOMAIN, 253)
-        if len(name) > limit or not pattern.match(name):
+        if len(name) > limit:
             causes.append(
                 FieldCause(
                     "metadata.name",
-                    f"Invalid value: {name!r}: must be a lowercase RFC 1123 "
-                    + ("label" if label_like else "subdomain"),
+                    f"Invalid value: {_quoted(name)}: must be no more than {limit} characters",
                 )
             )
-    for key, value in (meta.get("labels") or {}).items():
-        causes += _qualified_name_errors(key, "metadata.labels")
-        if not isinstance(value, str) or len(value) > 63 or not _LABEL_VALUE.match(value):
-            causes.append(
-                FieldCause(
-                    "metadata.labels",
-                    f"Invalid value: {value!r}: a valid label must be an empty string or consist "
-                    "of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-                    "alphanumeric character",
-                )
-            )
-    for key, value in (meta.get("annotations") or {}).items():
-        causes += _qualified_name_errors(key, "metadata.annotations")
-        if not isinstance(value, str):
-            causes.append(
-                FieldCause(
-                    "metadata.annotations",
-                    f"Invalid value: {key!r}: annotation values must be strings",
-                )
-            )
-    return causes
+        elif not pattern.match(name):
+            message = _LABEL_MESSAGE if label_like else _SUBDOMAIN_MESSAGE
+            causes.append(FieldCause("metadata.name", f"Invalid value: {_quoted(name)}: {message}"))
+    return causes + labels_and_annotations_errors(meta, "metadata")
 
 
 def pod_spec_errors(spec: Any, path: str, *, in_job: bool = False) -> list[FieldCause]:
@@ -281,6 +347,11 @@ def _prepare_job(job: Obj, uid: str) -> list[FieldCause]:
     spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec["template"]
     template_meta = template.setdefault("metadata", {})
+    if not isinstance(template_meta, dict):
+        return [FieldCause("spec.template.metadata", "Invalid value: must be an object")]
+    causes += labels_and_annotations_errors(template_meta, "spec.template.metadata")
+    if not isinstance(template_meta.get("labels") or {}, dict):
+        return causes
     template_meta["labels"] = {**(template_meta.get("labels") or {}), **controller_labels}
     pod_spec = template.get("spec")
     if isinstance(pod_spec, dict):

@@ -210,14 +210,22 @@ def test_deleting_a_pod_returns_it_and_it_is_gone(core: client.CoreV1Api) -> Non
 
 
 def test_deleting_a_namespace_deletes_what_is_in_it(
-    core: client.CoreV1Api, batch: client.BatchV1Api
+    emulator, core: client.CoreV1Api, batch: client.BatchV1Api
 ) -> None:
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="scratch")))
     core.create_namespaced_pod("scratch", make_pod("p1"))
     batch.create_namespaced_job("scratch", make_job("j1"))
+    emulator.settle()
     core.delete_namespace("scratch")
-    assert core.list_pod_for_all_namespaces(field_selector="metadata.namespace=scratch").items == []
+    # Terminating while its pods end their grace period; no new content meanwhile
+    assert core.read_namespace("scratch").status.phase == "Terminating"
     assert batch.list_job_for_all_namespaces().items == []
+    with pytest.raises(ApiException) as refused:
+        core.create_namespaced_pod("scratch", make_pod("late"))
+    assert refused.value.status == 403
+    assert "because it is being terminated" in refused.value.body
+    emulator.advance(30)
+    assert core.list_pod_for_all_namespaces(field_selector="metadata.namespace=scratch").items == []
     with pytest.raises(ApiException) as exc:
         core.read_namespace("scratch")
     assert exc.value.status == 404
@@ -227,4 +235,4 @@ def test_discovery_and_version(api_client: client.ApiClient) -> None:
     version = client.VersionApi(api_client).get_code()
     assert version.major == "1"
     groups = client.ApisApi(api_client).get_api_versions()
-    assert [g.name for g in groups.groups] == ["batch"]
+    assert [g.name for g in groups.groups] == ["batch", "authorization.k8s.io"]

@@ -141,26 +141,31 @@ def test_active_deadline_kills_the_pod_and_fails_with_deadline_exceeded(
 
 
 @pytest.mark.parametrize(
-    ("policy", "want_pods_at_once", "want_pods_after_gc", "want_owned"),
+    ("policy", "job_waits", "pods_terminate"),
     [
-        pytest.param("Foreground", 0, 0, False, id="foreground-deletes-pods-first"),
-        pytest.param("Background", 1, 0, False, id="background-leaves-pods-to-the-gc"),
-        pytest.param("Orphan", 1, 1, False, id="orphan-keeps-pods-without-owner"),
-        pytest.param(None, 1, 1, False, id="batch-v1-default-is-orphan"),
+        pytest.param("Foreground", True, True, id="foreground-deletes-pods-first"),
+        pytest.param("Background", False, True, id="background-leaves-pods-to-the-gc"),
+        pytest.param("Orphan", False, False, id="orphan-keeps-pods-without-owner"),
+        pytest.param(None, False, False, id="batch-v1-default-is-orphan"),
     ],
 )
 def test_deleting_a_job_follows_propagation_policy(
-    emulator, core, batch, policy, want_pods_at_once, want_pods_after_gc, want_owned
+    emulator, core, batch, policy, job_waits, pods_terminate
 ) -> None:
     batch.create_namespaced_job(NS, make_job("doomed", duration=100))
     emulator.settle()
-    status = batch.delete_namespaced_job("doomed", NS, propagation_policy=policy)
-    assert status.status == "Success"
-    assert len(job_pods(core, "doomed")) == want_pods_at_once
+    answer = batch.delete_namespaced_job("doomed", NS, propagation_policy=policy)
+    # Foreground: the Job stays (deletionTimestamp, finalizer) until its Pods are gone.
+    assert (answer.status == "Success") != job_waits
     emulator.settle()
-    pods = job_pods(core, "doomed")
-    assert len(pods) == want_pods_after_gc
-    assert all(bool(p.metadata.owner_references) == want_owned for p in pods)
+    jobs = batch.list_namespaced_job(NS).items
+    assert [j.metadata.finalizers for j in jobs] == ([["foregroundDeletion"]] if job_waits else [])
+    [pod] = job_pods(core, "doomed")  # a running Pod terminates for its grace period
+    assert (pod.metadata.deletion_timestamp is not None) == pods_terminate
+    assert pod.status.phase == "Running"
+    assert bool(pod.metadata.owner_references) == pods_terminate
+    emulator.advance(30)
+    assert len(job_pods(core, "doomed")) == (0 if pods_terminate else 1)
     assert batch.list_namespaced_job(NS).items == []
 
 

@@ -99,7 +99,7 @@ def test_command_line_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> Non
         ],
         stdout=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).resolve().parents[4],
+        cwd=Path(__file__).resolve().parents[2],  # the repository root: its kube_emulator
     )
     try:
         assert process.stdout is not None

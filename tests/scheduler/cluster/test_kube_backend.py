@@ -144,7 +144,7 @@ def test_logs_tail_and_cancel_is_idempotent(make_admitted, backend, emulator):
     assert 0 < len(lines) <= 5
 
     assert backend.cancel(job.pk, job.attempt) is True
-    run_cluster(emulator)
+    run_cluster(emulator, 60)  # the pods terminate for their grace period (60 s), as on a cluster
     assert backend.status(job.pk, job.attempt) is None
     assert backend.cancel(job.pk, job.attempt) is False
     pods = client.CoreV1Api(backend.api_client).list_namespaced_pod(
@@ -331,11 +331,14 @@ def test_a_preemption_tells_the_pod_then_stops_it_with_the_grace(make_admitted, 
     assert backend.cancel(job.pk, job.attempt, grace_s=45) is True
     events = [e for e in emulator.store._history if e.rv > start and e.plural == "pods"]
     kinds = [e.type for e in events]
-    # first the annotation (the container sees it), then the pod's own deletion
-    assert kinds[:2] == ["MODIFIED", "DELETED"], kinds
+    # first the annotation (the container sees it), then the pod's own graceful deletion
+    assert kinds[:2] == ["MODIFIED", "MODIFIED"], kinds
     annotations = events[0].obj["metadata"]["annotations"]
     assert "karimasu.io/stop-requested-at" in annotations
+    assert events[1].obj["metadata"]["deletionGracePeriodSeconds"] == 45
     assert client.BatchV1Api(backend.api_client).list_namespaced_job("karimasu-jobs").items == []
+    run_cluster(emulator, 45)  # the pod terminates for the preemption's grace, then goes
+    assert [e.type for e in emulator.store._history if e.plural == "pods"][-1] == "DELETED"
 
 
 def test_a_finished_attempts_log_is_archived_and_outlives_its_job(

@@ -1,0 +1,234 @@
+"""Deletion as the API server and the garbage collector do it: graceful, with finalizers.
+
+- ``DeleteOptions``: ``preconditions`` (uid, resourceVersion: 409 Conflict when stale),
+  ``gracePeriodSeconds``, ``propagationPolicy`` (Orphan, Background, Foreground), ``dryRun``.
+- An object with ``metadata.finalizers`` is not removed: it gets ``deletionTimestamp`` (and
+  ``deletionGracePeriodSeconds: 0``) and stays until a client removes the last finalizer; the
+  store then deletes it (watchers see MODIFIED, then DELETED).
+- A Pod bound to a node and not finished terminates for its grace period
+  (``gracePeriodSeconds``, else ``spec.terminationGracePeriodSeconds``, default 30): it keeps its
+  phase with ``deletionTimestamp`` = now + grace, and :func:`finish_deletions` (the kubelet's
+  final delete, run by the controller each step) removes it when the time has come. A Pod not
+  yet bound, or finished, goes at once, as upstream.
+- A namespace is Terminating (``deletionTimestamp``, phase) while its Jobs and Pods go, and
+  refuses new content (403); it goes when it is empty.
+- A Job's propagation: Orphan (the batch/v1 default) frees its Pods of their ownerReference;
+  Background removes the Job now and the garbage collector deletes the Pods (gracefully);
+  Foreground gives the Job the ``foregroundDeletion`` finalizer and deletes its Pods first: the
+  Job goes when the last of them is gone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import resources as r
+from .clock import parse_rfc3339
+from .errors import ApiError, bad_request
+from .resources import ResourceType
+from .store import Store
+
+Obj = dict[str, Any]
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+POLICIES = ("Orphan", "Background", "Foreground")
+DEFAULT_POD_GRACE = 30
+
+
+def _precondition_failed(
+    rtype: ResourceType, name: str, what: str, want: str, got: str
+) -> ApiError:
+    qualified = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+    details: Obj = {"name": name, "kind": rtype.plural}
+    if rtype.group:
+        details["group"] = rtype.group
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {qualified} "{name}": Precondition failed: '
+        f"{what} in precondition: {want}, {what} in object meta: {got}",
+        details,
+    )
+
+
+def delete_object(
+    store: Store,
+    rtype: ResourceType,
+    namespace: str | None,
+    name: str,
+    options: Obj,
+    *,
+    dry_run: bool = False,
+) -> tuple[Obj, bool]:
+    """Delete as the API server does; returns (the object, whether it is gone already)."""
+    policy = options.get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is not None:
+        policy = "Orphan" if options["orphanDependents"] else "Background"
+    if policy is not None and policy not in POLICIES:
+        raise bad_request(
+            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+        )
+    grace = options.get("gracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        raise bad_request(f"invalid gracePeriodSeconds: {grace!r}")
+    with store.lock:
+        obj = store.get(rtype, namespace, name)
+        meta = obj["metadata"]
+        pre = options.get("preconditions") or {}
+        if pre.get("uid") and pre["uid"] != meta.get("uid"):
+            raise _precondition_failed(rtype, name, "UID", pre["uid"], meta.get("uid", ""))
+        rv = pre.get("resourceVersion")
+        if rv and rv != meta.get("resourceVersion"):
+            raise _precondition_failed(
+                rtype, name, "ResourceVersion", rv, meta.get("resourceVersion", "")
+            )
+        if rtype is r.PODS:
+            if grace is None:
+                grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+                grace = DEFAULT_POD_GRACE if grace is None else grace
+            phase = (obj.get("status") or {}).get("phase")
+            if not (obj.get("spec") or {}).get("nodeName") or phase in ("Succeeded", "Failed"):
+                grace = 0
+            grace = max(0, grace)
+        else:
+            grace = 0
+        if rtype is r.JOBS:
+            policy = policy or "Orphan"
+            if policy == "Orphan":
+                _orphan(store, obj, dry_run=dry_run)
+            elif policy == "Foreground" and not meta.get("deletionTimestamp"):
+                finalizers = [f for f in meta.get("finalizers") or [] if f != FOREGROUND]
+                meta["finalizers"] = [*finalizers, FOREGROUND]
+                if not dry_run:
+                    obj = store.replace(rtype, obj)
+                    meta = obj["metadata"]
+        if meta.get("deletionTimestamp"):
+            if rtype is r.PODS and grace == 0 and not meta.get("finalizers"):  # --force
+                return (obj, True) if dry_run else (store.delete(rtype, namespace, name), True)
+            if rtype is r.PODS and grace < (meta.get("deletionGracePeriodSeconds") or 0):
+                obj = store.mark_deleting(rtype, namespace, name, grace, dry_run=dry_run)
+            return obj, False
+        if grace == 0 and not meta.get("finalizers"):
+            if dry_run:
+                return obj, True
+            return store.delete(rtype, namespace, name), True
+        obj = store.mark_deleting(rtype, namespace, name, grace, dry_run=dry_run)
+        if rtype is r.JOBS and policy == "Foreground" and not dry_run:
+            for pod in _dependents(store, obj):
+                delete_object(store, r.PODS, namespace, pod["metadata"]["name"], {})
+        if not dry_run and store._finished_deleting(obj):  # grace 0 with finalizers gone
+            return store.delete(rtype, namespace, name), True
+        return obj, False
+
+
+def _dependents(store: Store, owner: Obj) -> list[Obj]:
+    uid = owner["metadata"]["uid"]
+    namespace = owner["metadata"].get("namespace")
+    return store.list(
+        r.PODS,
+        namespace,
+        lambda p: any(o.get("uid") == uid for o in p["metadata"].get("ownerReferences") or []),
+    )
+
+
+def _orphan(store: Store, owner: Obj, *, dry_run: bool) -> None:
+    if dry_run:
+        return
+    uid = owner["metadata"]["uid"]
+    for pod in _dependents(store, owner):
+        refs = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("uid") != uid]
+        if refs:
+            pod["metadata"]["ownerReferences"] = refs
+        else:
+            pod["metadata"].pop("ownerReferences", None)
+        store.replace(r.PODS, pod)
+
+
+def delete_gracefully(store: Store, pod: Obj) -> None:
+    """The garbage collector's delete of a Pod whose owner is gone (no-op if already going)."""
+    meta = pod["metadata"]
+    if meta.get("deletionTimestamp"):
+        return
+    delete_object(
+        store, r.PODS, meta.get("namespace"), meta["name"], {"propagationPolicy": "Background"}
+    )
+
+
+def delete_namespace(store: Store, name: str, *, dry_run: bool) -> Obj:
+    """Start a namespace's deletion: Terminating until its Jobs and Pods are gone.
+
+    Its Jobs go at once (Background), its Pods gracefully, its Events at once;
+    :func:`finish_deletions` removes the namespace once it is empty. Meanwhile nothing new may
+    be created in it (403, see :func:`terminating_namespace`).
+    """
+    with store.lock:
+        namespace = store.get(r.NAMESPACES, None, name)
+        if dry_run:
+            return namespace
+        if not namespace["metadata"].get("deletionTimestamp"):
+            namespace["status"] = {**(namespace.get("status") or {}), "phase": "Terminating"}
+            store.replace(r.NAMESPACES, namespace)
+            namespace = store.mark_deleting(r.NAMESPACES, None, name, 0, dry_run=False)
+        for job in store.list(r.JOBS, name):
+            delete_object(
+                store, r.JOBS, name, job["metadata"]["name"], {"propagationPolicy": "Background"}
+            )
+        for pod in store.list(r.PODS, name, lambda p: "deletionTimestamp" not in p["metadata"]):
+            delete_object(store, r.PODS, name, pod["metadata"]["name"], {})
+        _finish_namespace(store, namespace)
+        return store.find(r.NAMESPACES, None, name) or namespace
+
+
+def terminating_namespace(rtype: ResourceType, name: str, namespace: Obj) -> ApiError:
+    """403 for a create in a namespace being deleted (upstream's wording)."""
+    ns = namespace["metadata"]["name"]
+    qualified = f"{rtype.plural}.{rtype.group}" if rtype.group else rtype.plural
+    details: Obj = {"name": name, "kind": rtype.plural}
+    if rtype.group:
+        details["group"] = rtype.group
+    details["causes"] = [
+        {
+            "reason": "NamespaceTerminating",
+            "message": f"namespace {ns} is being terminated",
+            "field": "metadata.namespace",
+        }
+    ]
+    return ApiError(
+        403,
+        "Forbidden",
+        f'{qualified} "{name}" is forbidden: unable to create new content in namespace {ns} '
+        "because it is being terminated",
+        details,
+    )
+
+
+def _finish_namespace(store: Store, namespace: Obj) -> None:
+    name = namespace["metadata"]["name"]
+    for event in store.list(r.EVENTS, name):
+        store.delete(r.EVENTS, name, event["metadata"]["name"])
+    if not store.list(r.JOBS, name) and not store.list(r.PODS, name):
+        store.delete(r.NAMESPACES, None, name)
+
+
+def finish_deletions(store: Store) -> None:
+    """Remove Pods whose grace has run out, Jobs whose foreground deletion is complete, and
+    namespaces being deleted once they are empty."""
+    now = store.clock.now()
+    with store.lock:
+        for pod in store.list(r.PODS, predicate=lambda p: "deletionTimestamp" in p["metadata"]):
+            meta = pod["metadata"]
+            if not meta.get("finalizers") and parse_rfc3339(meta["deletionTimestamp"]) <= now:
+                store.delete(r.PODS, meta.get("namespace"), meta["name"])
+        waiting = store.list(
+            r.JOBS, predicate=lambda j: FOREGROUND in (j["metadata"].get("finalizers") or [])
+        )
+        for job in waiting:
+            if job["metadata"].get("deletionTimestamp") and not _dependents(store, job):
+                job["metadata"]["finalizers"] = [
+                    f for f in job["metadata"]["finalizers"] if f != FOREGROUND
+                ]
+                store.replace(r.JOBS, job)
+        for namespace in store.list(
+            r.NAMESPACES, predicate=lambda n: "deletionTimestamp" in n["metadata"]
+        ):
+            _finish_namespace(store, namespace)
