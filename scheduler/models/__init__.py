@@ -1,10 +1,10 @@
-"""Scheduler models, one module per aggregate: inventory (nodes, GPUs), jobs, the queue's
-policy (priority classes, quotas, sweeps), reservations and named mounts."""
+"""Scheduler models, one module per aggregate: inventory (nodes, GPUs), jobs (and sweeps),
+quotas (priority classes, team quotas), reservations and named mounts."""
 
 from scheduler.models.inventory import Gpu, Node, NodeEvent
-from scheduler.models.jobs import Job, JobEvent, JobStatus
+from scheduler.models.jobs import Job, JobEvent, JobStatus, Sweep
 from scheduler.models.mounts import NamedMount, NamedSecret
-from scheduler.models.queue import PriorityClass, Sweep, TeamQuota
+from scheduler.models.quotas import PriorityClass, TeamQuota
 from scheduler.models.reservations import (
     LIVE_STATUSES,
     MaintenanceWindow,

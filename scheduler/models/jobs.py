@@ -128,3 +128,24 @@ class JobEvent(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.job_id}: {self.from_status} -> {self.to_status} ({self.reason})"
+
+
+class Sweep(models.Model):
+    """N jobs from one template and a parameter grid or list, run at most `parallelism`
+    at a time."""
+
+    name = models.CharField(max_length=100)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sweeps"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="sweeps")
+    template = models.JSONField()
+    parameters = models.JSONField(help_text="The grid or list the jobs were expanded from.")
+    parallelism = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"sweep {self.pk} {self.name}"

@@ -1,11 +1,10 @@
-"""What the scheduler weighs besides the jobs: priority classes, team quotas, sweeps."""
+"""What the scheduler weighs besides the jobs: priority classes and team quotas."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from typing import Any
 
-from django.conf import settings
 from django.db import models, transaction
 
 from portal.accounts.models import Team
@@ -72,24 +71,3 @@ class TeamQuota(models.Model):
 
     def __str__(self) -> str:
         return f"quota of {self.team}"
-
-
-class Sweep(models.Model):
-    """N jobs from one template and a parameter grid or list, run at most `parallelism`
-    at a time."""
-
-    name = models.CharField(max_length=100)
-    owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sweeps"
-    )
-    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="sweeps")
-    template = models.JSONField()
-    parameters = models.JSONField(help_text="The grid or list the jobs were expanded from.")
-    parallelism = models.PositiveSmallIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField()
-
-    class Meta:
-        ordering = ["-created_at", "-pk"]
-
-    def __str__(self) -> str:
-        return f"sweep {self.pk} {self.name}"
