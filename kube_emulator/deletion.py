@@ -61,53 +61,18 @@ def delete_object(
     dry_run: bool = False,
 ) -> tuple[Obj, bool]:
     """Delete as the API server does; returns (the object, whether it is gone already)."""
-    policy = options.get("propagationPolicy")
-    if policy is None and options.get("orphanDependents") is not None:
-        policy = "Orphan" if options["orphanDependents"] else "Background"
-    if policy is not None and policy not in POLICIES:
-        raise bad_request(
-            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
-        )
-    grace = options.get("gracePeriodSeconds")
-    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
-        raise bad_request(f"invalid gracePeriodSeconds: {grace!r}")
+    policy = _propagation_policy(options)
+    requested_grace = _requested_grace(options)
     with store.lock:
         obj = store.get(rtype, namespace, name)
-        meta = obj["metadata"]
-        pre = options.get("preconditions") or {}
-        if pre.get("uid") and pre["uid"] != meta.get("uid"):
-            raise _precondition_failed(rtype, name, "UID", pre["uid"], meta.get("uid", ""))
-        rv = pre.get("resourceVersion")
-        if rv and rv != meta.get("resourceVersion"):
-            raise _precondition_failed(
-                rtype, name, "ResourceVersion", rv, meta.get("resourceVersion", "")
-            )
-        if rtype is r.PODS:
-            if grace is None:
-                grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
-                grace = DEFAULT_POD_GRACE if grace is None else grace
-            phase = (obj.get("status") or {}).get("phase")
-            if not (obj.get("spec") or {}).get("nodeName") or phase in ("Succeeded", "Failed"):
-                grace = 0
-            grace = max(0, grace)
-        else:
-            grace = 0
+        _check_preconditions(rtype, name, obj["metadata"], options.get("preconditions") or {})
+        grace = _grace(rtype, obj, requested_grace)
         if rtype is r.JOBS:
             policy = policy or "Orphan"
-            if policy == "Orphan":
-                _orphan(store, obj, dry_run=dry_run)
-            elif policy == "Foreground" and not meta.get("deletionTimestamp"):
-                finalizers = [f for f in meta.get("finalizers") or [] if f != FOREGROUND]
-                meta["finalizers"] = [*finalizers, FOREGROUND]
-                if not dry_run:
-                    obj = store.replace(rtype, obj)
-                    meta = obj["metadata"]
+            obj = _propagate(store, obj, policy, dry_run=dry_run)
+        meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
-            if rtype is r.PODS and grace == 0 and not meta.get("finalizers"):  # --force
-                return (obj, True) if dry_run else (store.delete(rtype, namespace, name), True)
-            if rtype is r.PODS and grace < (meta.get("deletionGracePeriodSeconds") or 0):
-                obj = store.mark_deleting(rtype, namespace, name, grace, dry_run=dry_run)
-            return obj, False
+            return _delete_again(store, rtype, namespace, name, obj, grace, dry_run=dry_run)
         if grace == 0 and not meta.get("finalizers"):
             if dry_run:
                 return obj, True
@@ -119,6 +84,87 @@ def delete_object(
         if not dry_run and store._finished_deleting(obj):  # grace 0 with finalizers gone
             return store.delete(rtype, namespace, name), True
         return obj, False
+
+
+def _propagation_policy(options: Obj) -> str | None:
+    """``propagationPolicy`` (or the older ``orphanDependents``); 400 for an unknown one."""
+    policy: str | None = options.get("propagationPolicy")
+    if policy is None and options.get("orphanDependents") is not None:
+        policy = "Orphan" if options["orphanDependents"] else "Background"
+    if policy is not None and policy not in POLICIES:
+        raise bad_request(
+            f'Unsupported value: "{policy}": supported values: "Foreground", "Background", "Orphan"'
+        )
+    return policy
+
+
+def _requested_grace(options: Obj) -> int | None:
+    """``gracePeriodSeconds`` as given (None when absent); 400 when it is not an integer."""
+    grace = options.get("gracePeriodSeconds")
+    if grace is None:
+        return None
+    if not isinstance(grace, int) or isinstance(grace, bool):
+        raise bad_request(f"invalid gracePeriodSeconds: {grace!r}")
+    return grace
+
+
+def _check_preconditions(rtype: ResourceType, name: str, meta: Obj, pre: Obj) -> None:
+    """409 Conflict when the ``preconditions`` (uid, resourceVersion) do not match ``meta``."""
+    if pre.get("uid") and pre["uid"] != meta.get("uid"):
+        raise _precondition_failed(rtype, name, "UID", pre["uid"], meta.get("uid", ""))
+    rv = pre.get("resourceVersion")
+    if rv and rv != meta.get("resourceVersion"):
+        raise _precondition_failed(
+            rtype, name, "ResourceVersion", rv, meta.get("resourceVersion", "")
+        )
+
+
+def _grace(rtype: ResourceType, obj: Obj, requested: int | None) -> int:
+    """The grace period the deletion gets: only a bound, unfinished Pod has one."""
+    if rtype is not r.PODS:
+        return 0
+    grace = requested
+    if grace is None:
+        grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace = DEFAULT_POD_GRACE if grace is None else grace
+    phase = (obj.get("status") or {}).get("phase")
+    if not (obj.get("spec") or {}).get("nodeName") or phase in ("Succeeded", "Failed"):
+        grace = 0
+    return max(0, grace)
+
+
+def _propagate(store: Store, job: Obj, policy: str, *, dry_run: bool) -> Obj:
+    """A Job's propagation before its deletion: Orphan frees its Pods, Foreground gives the Job
+    the ``foregroundDeletion`` finalizer (once). Returns the Job as it now is."""
+    meta = job["metadata"]
+    if policy == "Orphan":
+        _orphan(store, job, dry_run=dry_run)
+    elif policy == "Foreground" and not meta.get("deletionTimestamp"):
+        finalizers = [f for f in meta.get("finalizers") or [] if f != FOREGROUND]
+        meta["finalizers"] = [*finalizers, FOREGROUND]
+        if not dry_run:
+            return store.replace(r.JOBS, job)
+    return job
+
+
+def _delete_again(
+    store: Store,
+    rtype: ResourceType,
+    namespace: str | None,
+    name: str,
+    obj: Obj,
+    grace: int,
+    *,
+    dry_run: bool,
+) -> tuple[Obj, bool]:
+    """A delete of an object already being deleted: a Pod's grace may only get shorter, and
+    grace 0 without finalizers (``--force``) removes the Pod now."""
+    meta = obj["metadata"]
+    if rtype is r.PODS and grace == 0 and not meta.get("finalizers"):  # --force
+        return (obj, True) if dry_run else (store.delete(rtype, namespace, name), True)
+    if rtype is r.PODS and grace < (meta.get("deletionGracePeriodSeconds") or 0):
+        obj = store.mark_deleting(rtype, namespace, name, grace, dry_run=dry_run)
+    return obj, False
 
 
 def _dependents(store: Store, owner: Obj) -> list[Obj]:

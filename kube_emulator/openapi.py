@@ -23,7 +23,7 @@ import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from . import resources as r
 from .nodes import KUBELET_VERSION
@@ -202,7 +202,7 @@ def _json_kind(value: Any) -> str:
 def _go_type(defs: dict[str, Obj], schema: Obj) -> str:
     """The Go type upstream's decoder names in its message (``[]v1.Container``, ``int32``)."""
     if "$ref" in schema:
-        name = schema["$ref"].rsplit("/", 1)[-1]
+        name = cast(str, schema["$ref"]).rsplit("/", 1)[-1]
         if name in _STRINGLIKE:
             return name.rsplit(".", 1)[-1]
         parts = name.split(".")
@@ -213,7 +213,7 @@ def _go_type(defs: dict[str, Obj], schema: Obj) -> str:
     if kind == "object" or "additionalProperties" in schema:
         return "map[string]" + _go_type(defs, schema.get("additionalProperties") or {})
     if kind == "integer":
-        return schema.get("format", "int64")
+        return cast(str, schema.get("format", "int64"))
     return {"boolean": "bool", "number": "float64", "string": "string"}.get(str(kind), "object")
 
 
@@ -411,7 +411,7 @@ def _v3_operation(operation: Obj) -> Obj:
     if body is not None:
         types = operation["consumes"] if operation["consumes"] != ["*/*"] else ["*/*"]
         out["requestBody"] = {"content": {t: {"schema": body} for t in types}, "required": True}
-    return _rewrite_refs(out, "#/components/schemas/", all_of=False)
+    return cast(Obj, _rewrite_refs(out, "#/components/schemas/", all_of=False))
 
 
 def v3_group_versions() -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import json
-from typing import Any
+from typing import Any, cast
 
 from .clock import rfc3339
 from .errors import ApiError, bad_request, unsupported_media_type
@@ -233,7 +233,7 @@ def server_side_apply(
         "fieldsType": "FieldsV1",
         "fieldsV1": _field_set(fields),
     }
-    result = strategic_merge_patch(live or {}, applied)
+    result = cast(dict[str, Any], strategic_merge_patch(live or {}, applied))  # dict into dict
     meta = result.setdefault("metadata", {})
     managed = (live or {}).get("metadata", {}).get("managedFields") or []
     mine = [m for m in managed if m.get("manager") == manager and m.get("operation") == "Apply"]

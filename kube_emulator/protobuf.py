@@ -133,6 +133,7 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
     while pos < len(data):
         key, pos = _varint(data, pos)
         number, wire = key >> 3, key & 7
+        value: int | bytes
         if wire == 0:
             value, pos = _varint(data, pos)
         elif wire == 2:
@@ -150,6 +151,17 @@ def _fields(data: bytes) -> list[tuple[int, int, Any]]:
 
 def _signed(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _map_entry(data: bytes, *, quantity: bool) -> tuple[str, str]:
+    """(key, value) of one entry of a ``map<string, string>``, or of a
+    ``map<string, Quantity>`` (the Quantity's ``string`` field 1) with ``quantity``."""
+    entry = {n: v for n, _, v in _fields(data)}
+    raw = entry.get(2, b"")
+    if quantity:
+        raw = {n: v for n, _, v in _fields(raw)}.get(1, b"")
+    text = raw.decode()  # the value first: when both are bad, its error is the one raised
+    return entry.get(1, b"").decode(), text
 
 
 def _decode(data: bytes, message: str) -> dict[str, Any]:
@@ -172,11 +184,8 @@ def _decode(data: bytes, message: str) -> dict[str, Any]:
         elif kind == "[string]":
             obj.setdefault(name, []).append(value.decode())
         elif kind in ("{string}", "{quantity}"):
-            entry = {n: v for n, _, v in _fields(value)}
-            raw = entry.get(2, b"")
-            if kind == "{quantity}":
-                raw = {n: v for n, _, v in _fields(raw)}.get(1, b"")
-            obj.setdefault(name, {})[entry.get(1, b"").decode()] = raw.decode()
+            key, text = _map_entry(value, quantity=kind == "{quantity}")
+            obj.setdefault(name, {})[key] = text
         elif kind.startswith("["):
             obj.setdefault(name, []).append(_decode(value, kind[1:-1]))
         elif kind in SCHEMA and wire == 2:

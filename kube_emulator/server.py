@@ -34,7 +34,7 @@ from .errors import (
 from .nodes import KUBELET_VERSION
 from .patches import APPLY, PATCH_TYPES
 from .protobuf import ProtobufError
-from .resources import resolve
+from .resources import Target, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +62,11 @@ BODY_TYPES = (JSON, YAML)
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 #: kubectl auth can-i asks this; the emulator has no authorization: everything is allowed.
 ACCESS_REVIEWS = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
-AUTHORIZATION = {
+AUTHORIZATION_VERSION = "authorization.k8s.io/v1"
+AUTHORIZATION: dict[str, Any] = {
     "kind": "APIResourceList",
     "apiVersion": "v1",
-    "groupVersion": "authorization.k8s.io/v1",
+    "groupVersion": AUTHORIZATION_VERSION,
     "resources": [
         {
             "name": "selfsubjectaccessreviews",
@@ -133,14 +134,14 @@ def _discovery(path: str) -> dict[str, Any] | None:
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
-        groups = [_group(gv) for gv in [*_group_versions(), AUTHORIZATION["groupVersion"]]]
+        groups = [_group(gv) for gv in [*_group_versions(), AUTHORIZATION_VERSION]]
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
     if path == "/api/v1":
         return _resource_list("v1")
     if path == "/apis/authorization.k8s.io/v1":
         return AUTHORIZATION
     if path == "/apis/authorization.k8s.io":
-        return {"kind": "APIGroup", "apiVersion": "v1", **_group(AUTHORIZATION["groupVersion"])}
+        return {"kind": "APIGroup", "apiVersion": "v1", **_group(AUTHORIZATION_VERSION)}
     for group_version in _group_versions():
         if path == f"/apis/{group_version.split('/')[0]}":
             return {"kind": "APIGroup", "apiVersion": "v1", **_group(group_version)}
@@ -336,7 +337,6 @@ class RequestHandler(BaseHTTPRequestHandler):
         self._send_bytes(200, document, JSON)
 
     def _dispatch(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
-        api = self.server.api
         document = _discovery(path)
         if document is not None and method == "GET":
             self._send_json(200, document)
@@ -346,12 +346,23 @@ class RequestHandler(BaseHTTPRequestHandler):
             return
         target = resolve(path)
         if target.subresource == "log":
-            if method != "GET":
-                raise method_not_allowed(method)
-            self._send_stream(api.log(target, query, self.server.stopping), "text/plain")
-            return
-        warnings = self._warnings
-        table = method == "GET" and tables.wants_table(self.headers.get("Accept"))
+            self._send_log(method, target, query)
+        elif method == "GET":
+            self._read(target, query)
+        else:
+            self._write(method, target, query, body)
+
+    def _send_log(self, method: str, target: Target, query: dict[str, str]) -> None:
+        """``pods/{name}/log``: a Pod's log, streamed (followed with ``follow``)."""
+        if method != "GET":
+            raise method_not_allowed(method)
+        api = self.server.api
+        self._send_stream(api.log(target, query, self.server.stopping), "text/plain")
+
+    def _read(self, target: Target, query: dict[str, str]) -> None:
+        """GET: one object, a list, or a watch; as a Table when the client asks for one."""
+        api = self.server.api
+        table = tables.wants_table(self.headers.get("Accept"))
         now = api.store.clock.now
 
         def shown(payload: dict[str, Any]) -> dict[str, Any]:
@@ -359,36 +370,42 @@ class RequestHandler(BaseHTTPRequestHandler):
                 return payload
             return tables.to_table(target.resource, payload, now(), query.get("includeObject"))
 
-        if method == "GET" and target.name is None:
-            if is_true(query.get("watch")):
-                events = api.watch(target, query, self.server.stopping)
-                self._send_stream(
-                    (
-                        json.dumps(
-                            {**e, "object": shown(e["object"])}
-                            if e["type"] in ("ADDED", "MODIFIED", "DELETED")
-                            else e
-                        )
-                        + "\n"
-                        for e in events
-                    ),
-                    JSON,
-                )
-            else:
-                self._send_json(200, shown(api.list(target, query)))
-        elif method == "GET":
+        if target.name is not None:
             self._send_json(200, shown(api.get(target)))
-        elif method == "POST":
+        elif is_true(query.get("watch")):
+            events = api.watch(target, query, self.server.stopping)
+            self._send_stream(
+                (
+                    json.dumps(
+                        {**e, "object": shown(e["object"])}
+                        if e["type"] in ("ADDED", "MODIFIED", "DELETED")
+                        else e
+                    )
+                    + "\n"
+                    for e in events
+                ),
+                JSON,
+            )
+        else:
+            self._send_json(200, shown(api.list(target, query)))
+
+    def _write(self, method: str, target: Target, query: dict[str, str], body: Any) -> None:
+        """POST to a collection (or an object, as upstream), PUT, PATCH and DELETE an object."""
+        api = self.server.api
+        warnings = self._warnings
+        if method == "POST":
             self._send_json(201, api.create(target, body, query, warnings))
-        elif method == "PUT" and target.name is not None:
+        elif target.name is None:
+            raise method_not_allowed(method)
+        elif method == "PUT":
             self._send_json(200, api.replace(target, body, query, warnings))
-        elif method == "PATCH" and target.name is not None:
+        elif method == "PATCH":
             content_type = self.headers.get("Content-Type") or ""
             self._send_json(200, api.patch(target, content_type, body, query, warnings))
-        elif method == "DELETE" and target.name is not None:
+        elif method == "DELETE":
             self._send_json(200, api.delete(target, query, body))
         else:
-            raise method_not_allowed(method) if target.name is None else unknown_path()
+            raise unknown_path()
 
     def _send_json(self, code: int, payload: Any) -> None:
         """Answer ``payload`` as JSON, or YAML when the client asked for it."""

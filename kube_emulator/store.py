@@ -26,7 +26,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .clock import Clock, rfc3339
 from .errors import already_exists, conflict, expired, not_found
@@ -45,6 +45,11 @@ def copy_json(value: Any) -> Any:
     if type(value) is list:
         return [copy_json(v) for v in value]
     return value
+
+
+def copy_obj(obj: Obj) -> Obj:
+    """:func:`copy_json` of one object (a JSON dict copies into a JSON dict)."""
+    return cast(Obj, copy_json(obj))
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class Store:
         """The object, or None."""
         with self._mutex:
             obj = self._objects.get(rtype.plural, {}).get(_key(namespace, name))
-            return copy_json(obj) if obj is not None else None
+            return copy_obj(obj) if obj is not None else None
 
     def get(self, rtype: ResourceType, namespace: str | None, name: str) -> Obj:
         """The object; raises ApiError(404) when absent."""
@@ -189,7 +194,7 @@ class Store:
             key = object_key(obj)
             if key in bucket:
                 raise already_exists(rtype.plural, rtype.group, obj["metadata"]["name"])
-            obj = copy_json(obj)
+            obj = copy_obj(obj)
             obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
             meta = obj["metadata"]
             meta.setdefault("uid", str(uuid.uuid4()))  # the API layer may pre-assign it
@@ -205,7 +210,7 @@ class Store:
             meta["resourceVersion"] = str(self._rv)
             bucket[key] = obj
             self._record(WatchEvent(self._rv, rtype.plural, "ADDED", obj))
-            return copy_json(obj)
+            return copy_obj(obj)
 
     def replace(
         self,
@@ -230,7 +235,7 @@ class Store:
                 raise not_found(rtype.plural, rtype.group, obj["metadata"]["name"])
             if expect_rv and expect_rv != current["metadata"]["resourceVersion"]:
                 raise conflict(rtype.plural, rtype.group, obj["metadata"]["name"])
-            obj = copy_json(obj)
+            obj = copy_obj(obj)
             obj["apiVersion"], obj["kind"] = rtype.api_version, rtype.kind
             meta, old_meta = obj["metadata"], current["metadata"]
             for field in (
@@ -248,7 +253,7 @@ class Store:
             if not meta.get("finalizers"):
                 meta.pop("finalizers", None)
             if obj == current:
-                return copy_json(current)
+                return copy_obj(current)
             if "spec" in obj and obj.get("spec") != current.get("spec"):
                 meta["generation"] = int(old_meta.get("generation", 0)) + 1
             if dry_run:
@@ -259,7 +264,7 @@ class Store:
             meta["resourceVersion"] = str(self._rv)
             self._objects[rtype.plural][key] = obj
             self._record(WatchEvent(self._rv, rtype.plural, "MODIFIED", obj, current))
-            return copy_json(obj)
+            return copy_obj(obj)
 
     def _finished_deleting(self, obj: Obj) -> bool:
         meta = obj["metadata"]
@@ -285,14 +290,14 @@ class Store:
             obj = self._objects.get(rtype.plural, {}).get(key)
             if obj is None:
                 raise not_found(rtype.plural, rtype.group, name)
-            return self._remove(rtype, key, copy_json(obj))
+            return self._remove(rtype, key, copy_obj(obj))
 
     def _remove(self, rtype: ResourceType, key: str, obj: Obj) -> Obj:
         old = self._objects[rtype.plural].pop(key)
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._record(WatchEvent(self._rv, rtype.plural, "DELETED", obj, old))
-        return copy_json(obj)
+        return copy_obj(obj)
 
     def mark_deleting(
         self, rtype: ResourceType, namespace: str | None, name: str, grace: int, *, dry_run: bool
@@ -321,7 +326,7 @@ class Store:
                 meta["resourceVersion"] = str(self._rv)
                 self._objects[rtype.plural][key] = obj
                 self._record(WatchEvent(self._rv, rtype.plural, "MODIFIED", obj, old))
-            return copy_json(obj)
+            return copy_obj(obj)
 
     # -- watch -------------------------------------------------------------------------------
 

@@ -8,13 +8,21 @@ priority-1 columns are the ones ``-o wide`` adds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from . import resources as r
 from .clock import parse_rfc3339
 from .resources import ResourceType
 
 Obj = dict[str, Any]
+
+
+class Condition(TypedDict, total=False):
+    """The fields of a ``status.conditions`` item that the printers read."""
+
+    type: str
+    status: str
+
 
 _NAME = {"name": "Name", "type": "string", "format": "name", "priority": 0}
 
@@ -96,7 +104,8 @@ def _age(stamp: str | None, now: float) -> str:
 
 
 def _condition(obj: Obj, type_: str) -> str | None:
-    for condition in (obj.get("status") or {}).get("conditions") or []:
+    conditions = cast(list[Condition], (obj.get("status") or {}).get("conditions") or [])
+    for condition in conditions:
         if condition.get("type") == type_:
             return condition.get("status")
     return None
