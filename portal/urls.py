@@ -21,6 +21,7 @@ urlpatterns = [
     path("bookings/", scheduler_views.bookings_page, name="bookings"),
     path("jobs/", scheduler_views.jobs_page, name="jobs"),
     path("jobs/<int:job_id>/", scheduler_views.job_page, name="job"),
+    path("jobs/<int:job_id>/log/", scheduler_views.job_log, name="job-log"),
     path("sql/", querygate_views.sql_editor, name="sql-editor"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -5,13 +5,20 @@ from datetime import timedelta
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
 from django.utils import timezone
 
 from portal.accounts.models import Membership
+from portal.live import render_live
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Job, Reservation
 from scheduler.services.board import gpu_board
+
+# What the dashboard refreshes without a reload (portal/live.py).
+HOME_REGIONS = {
+    "board": "portal/_board.html",
+    "my-jobs": "portal/_my_jobs.html",
+    "my-bookings": "portal/_my_bookings.html",
+}
 
 
 @login_required
@@ -36,7 +43,7 @@ def home(request: HttpRequest) -> HttpResponse:
         .prefetch_related("slots__gpu")
         .order_by("start")[:10]
     )
-    return render(
+    return render_live(
         request,
         "portal/home.html",
         {
@@ -45,4 +52,5 @@ def home(request: HttpRequest) -> HttpResponse:
             "my_jobs": my_jobs,
             "my_bookings": my_bookings,
         },
+        HOME_REGIONS,
     )

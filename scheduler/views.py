@@ -11,22 +11,24 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from portal.errors import KarimasuError, NotFoundError
+from portal.live import live_regions, render_live, wants_live
 from scheduler import states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
-from scheduler.models import LIVE_STATUSES, Reservation
+from scheduler.models import LIVE_STATUSES, Job, Reservation
 from scheduler.services import availability, job_logs, reservations, submission
 from scheduler.services.access import can_manage_job, visible_jobs
 from scheduler.services.calendar import feed_for_secret
 from scheduler.services.timeline import local_span, now_offset, week_timeline
+from scheduler.telemetry.figures import utilization_figure
 
 
 @never_cache
@@ -71,7 +73,7 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
         .order_by("start")
     )
     days = [week_start + timedelta(days=i) for i in range(7)]
-    return render(
+    return render_live(
         request,
         "scheduler/bookings.html",
         {
@@ -89,7 +91,15 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
             "site_time_zone": settings.TIME_ZONE,
             "current_time_zone": timezone.get_current_timezone_name(),
         },
+        BOOKINGS_REGIONS,
     )
+
+
+# What the bookings page refreshes without a reload (portal/live.py).
+BOOKINGS_REGIONS = {
+    "timeline": "scheduler/_bookings_timeline.html",
+    "mine": "scheduler/_bookings_mine.html",
+}
 
 
 @cache
@@ -220,15 +230,29 @@ def jobs_page(request: HttpRequest) -> HttpResponse:
     jobs = visible_jobs(request.user).order_by("-submitted_at", "-pk")
     if mine:
         jobs = jobs.filter(owner=request.user)
-    return render(request, "scheduler/jobs.html", {"jobs": jobs[:100], "form": form, "mine": mine})
+    return render_live(
+        request,
+        "scheduler/jobs.html",
+        {"jobs": jobs[:100], "form": form, "mine": mine},
+        {"rows": "scheduler/_jobs_rows.html"},
+    )
+
+
+JOB_REGIONS = {
+    "state": "scheduler/_job_state.html",
+    "utilization": "scheduler/_job_utilization.html",
+    "events": "scheduler/_job_events.html",
+}
+LOG_LINES = 200  # the log opens at its last 200 lines; "earlier" doubles them
+LOG_MAX_LINES = 20_000
 
 
 @login_required
 def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
-    """One job: what was asked, where it runs, its timeline, the tail of its log, cancel."""
-    job = visible_jobs(request.user).filter(pk=job_id).first()
-    if job is None:
-        raise Http404("No such job.")
+    """One job: what was asked, where it runs, its state by meaning, GPU utilization, its
+    timeline and the tail of its log, cancel. ``?live=1`` answers the live regions
+    (``portal.live``) that the page's script polls while the job is not final."""
+    job = _visible_job(request, job_id)
     if request.method == "POST" and request.POST.get("action") == "cancel":
         try:
             submission.cancel_job(request.user, job, now=timezone.now())
@@ -237,26 +261,71 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         else:
             messages.success(request, _("Cancelled job %(id)s.") % {"id": job.pk})
         return redirect("job", job_id=job.pk)
-    log_text, log_note = "", ""
-    if job.status == states.QUEUED:
-        log_note = _("The job has not started yet: no log.")
-    elif (archived := job_logs.read_archive(job, job.attempt, 200)) is not None:
-        log_text = "\n".join(archived)
-    else:
-        try:
-            log_text = "\n".join(
-                cluster_backend().logs(job.pk, job.attempt, tail_lines=200, follow=False)
-            )
-        except ClusterError as error:
-            log_note = _("The log is not available: %(why)s") % {"why": error}
-    return render(
-        request,
-        "scheduler/job.html",
-        {
-            "job": job,
-            "events": job.events.order_by("at", "pk"),
-            "log_text": log_text,
-            "log_note": log_note,
-            "can_cancel": job.status not in states.TERMINAL and can_manage_job(request.user, job),
-        },
+    now = timezone.now()
+    context: dict[str, Any] = {
+        "job": job,
+        "events": job.events.order_by("at", "pk"),
+        "ran_for": _ran_for(job, now),
+        "utilization": utilization_figure(job),
+        "can_cancel": job.status not in states.TERMINAL and can_manage_job(request.user, job),
+    }
+    if wants_live(request):
+        return live_regions(request, JOB_REGIONS, context, stop=job.status in states.TERMINAL)
+    text, note, more = _log_tail(job, LOG_LINES)
+    context.update(
+        log_text=text,
+        log_note=note,
+        log_more=more,
+        log_lines=LOG_LINES,
+        log_follow=job.status not in states.TERMINAL,
     )
+    return render_live(request, "scheduler/job.html", context, JOB_REGIONS)
+
+
+@login_required
+@never_cache
+def job_log(request: HttpRequest, job_id: int) -> JsonResponse:
+    """The last ``?lines=N`` lines of a job's log (200 by default), for the job page's
+    script: it opens at the tail, loads earlier lines on demand and follows while the job
+    is not final. ``more``: there may be earlier lines; ``done``: the log will not grow."""
+    job = _visible_job(request, job_id)
+    try:
+        lines = min(max(int(request.GET.get("lines", LOG_LINES)), 1), LOG_MAX_LINES)
+    except ValueError:
+        lines = LOG_LINES
+    text, note, more = _log_tail(job, lines)
+    return JsonResponse(
+        {
+            "text": text,
+            "note": note,
+            "lines": lines,
+            "more": more,
+            "done": job.status in states.TERMINAL,
+        }
+    )
+
+
+def _visible_job(request: HttpRequest, job_id: int) -> Job:
+    job = visible_jobs(request.user).filter(pk=job_id).first()
+    if job is None:
+        raise Http404("No such job.")
+    return job
+
+
+def _ran_for(job: Job, now: datetime) -> timedelta | None:
+    if job.started_at is None:
+        return None
+    return (job.finished_at or now) - job.started_at
+
+
+def _log_tail(job: Job, lines: int) -> tuple[str, str, bool]:
+    """(text, note, more): the last ``lines`` lines, or a note saying why there are none."""
+    if job.status == states.QUEUED:
+        return "", _("The job has not started yet: no log."), False
+    tail = job_logs.read_archive(job, job.attempt, lines)
+    if tail is None:
+        try:
+            tail = list(cluster_backend().logs(job.pk, job.attempt, tail_lines=lines, follow=False))
+        except ClusterError as error:
+            return "", _("The log is not available: %(why)s") % {"why": error}, False
+    return "\n".join(tail), "", len(tail) >= lines and lines < LOG_MAX_LINES

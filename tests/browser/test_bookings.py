@@ -35,6 +35,13 @@ def test_borrow_see_it_on_the_calendar_and_give_it_back(
     assert "ablation study" in (bars.first.get_attribute("title") or "")
     assert page.locator(".now").count() == 6
 
+    # Giving back asks first (app.js, data-confirm): dismissed, nothing happens.
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Give back").click()
+    assert questions and "Give these GPUs back now?" in questions[0]
+    assert Reservation.objects.get().status != "released"
+    page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Give back").click()
     assert "Gave back" in page.locator(".messages").inner_text()
     assert page.locator(".bar.mine").count() == 0

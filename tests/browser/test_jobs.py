@@ -33,6 +33,7 @@ def test_submit_follow_and_cancel_a_job(page, live_server, sign_in, alice, monke
     assert page.locator("h1").inner_text().startswith("resnet50")
     assert job.gpu_models == ["Tesla-V100-SXM2-16GB"] and job.env == {"SEED": "1"}
 
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel this job?" (app.js)
     page.get_by_role("button", name="Cancel job").click()
     assert page.locator("h2 .status.cancelled").is_visible()
     assert "cancelled" in page.locator("#events").inner_text()

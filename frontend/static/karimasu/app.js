@@ -6,3 +6,12 @@ document.addEventListener("change", (event) => {
     target.form?.submit();
   }
 });
+
+// A form marked data-confirm="question" (cancel a job, give back or cancel a booking) asks
+// first; a listener on the document keeps working when live.js swaps the form.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement)) return;
+  const question = form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
+});
