@@ -6,8 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.text import Truncator
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from portal.admin_tools import NoDeleteAdmin, confirm_with_reason
 from querygate.models import (
     ACTIVE_STATUSES,
     AnalyzeAudit,
@@ -99,12 +104,16 @@ class CatalogTableAdmin(admin.ModelAdmin):
 
 
 @admin.register(Query)
-class QueryAdmin(admin.ModelAdmin):
+class QueryAdmin(NoDeleteAdmin):
+    """The query audit log: read-only, never deleted here (the retention purge does);
+    kill from the action, with a reason."""
+
     list_display = (
         "pk",
         "created_at",
         "user",
         "warehouse",
+        "sql_short",
         "decision",
         "status",
         "row_count",
@@ -120,13 +129,36 @@ class QueryAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description="Kill the selected running queries")
-    def kill(self, request: Any, queryset: Any) -> None:
-        killed = 0
-        for query in queryset.filter(status__in=ACTIVE_STATUSES):
-            cancel_query(request.user, query.pk, now=timezone.now(), reason="killed from admin")
-            killed += 1
-        self.message_user(request, f"Kill requested for {killed} query(ies).", messages.INFO)
+    @admin.display(description=gettext_lazy("SQL"))
+    def sql_short(self, query: Query) -> str:
+        return Truncator(" ".join(query.sql.split())).chars(80)
+
+    @admin.action(description=gettext_lazy("Kill the selected running queries"))
+    def kill(self, request: Any, queryset: Any) -> HttpResponse | None:
+        active = queryset.filter(status__in=ACTIVE_STATUSES)
+
+        def act(reason: str) -> None:
+            killed = 0
+            for query in active:
+                cancel_query(request.user, query.pk, now=timezone.now(), reason=reason)
+                killed += 1
+            self.message_user(
+                request,
+                _("Kill requested for %(count)s query(ies).") % {"count": killed},
+                messages.INFO,
+            )
+
+        return confirm_with_reason(
+            self,
+            request,
+            active,
+            title=_("Kill queries"),
+            question=_(
+                "Kill these queries? The engine stops them now. The reason is recorded as "
+                "the kill reason and shown to their owners."
+            ),
+            act=act,
+        )
 
 
 @admin.register(AnalyzeAudit)

@@ -8,8 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
+from portal.admin_tools import NoDeleteAdmin, ReadOnlyAdmin, confirm_with_reason
 from portal.errors import KarimasuError
 from scheduler import states
 from scheduler.models import (
@@ -37,9 +41,20 @@ class GpuInline(admin.TabularInline):
     extra = 0
     readonly_fields = ("index", "uuid", "model", "memory_mb", "present")
 
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Node)
-class NodeAdmin(admin.ModelAdmin):
+class NodeAdmin(ReadOnlyAdmin):
+    """Read-only: the inventory follows the cluster (``cluster sync`` and the watcher)."""
+
     list_display = (
         "name",
         "gpu_model",
@@ -55,7 +70,7 @@ class NodeAdmin(admin.ModelAdmin):
 
 
 @admin.register(NodeEvent)
-class NodeEventAdmin(admin.ModelAdmin):
+class NodeEventAdmin(ReadOnlyAdmin):
     list_display = ("at", "node", "kind", "detail")
     list_filter = ("kind",)
 
@@ -65,11 +80,17 @@ class JobEventInline(admin.TabularInline):
     extra = 0
     readonly_fields = ("at", "from_status", "to_status", "reason", "message", "attempt")
 
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(NoDeleteAdmin):
     """Read-only: status changes go through the services (the kill action here, cancel on
-    the job's page and in the API)."""
+    the job's page and in the API). Never deleted here: history."""
 
     list_display = (
         "pk",
@@ -88,13 +109,32 @@ class JobAdmin(admin.ModelAdmin):
     inlines = [JobEventInline]
     actions = ["kill"]
 
-    @admin.action(description="Kill the selected jobs (cancel them, on the cluster too)")
-    def kill(self, request: Any, queryset: Any) -> None:
-        now, killed = timezone.now(), 0
-        for job in queryset.exclude(status__in=states.TERMINAL):
-            submission.cancel_job(request.user, job, now=now)
-            killed += 1
-        self.message_user(request, f"Killed {killed} job(s).", messages.SUCCESS)
+    @admin.action(
+        description=gettext_lazy("Kill the selected jobs (cancel them, on the cluster too)")
+    )
+    def kill(self, request: Any, queryset: Any) -> HttpResponse | None:
+        live = queryset.exclude(status__in=states.TERMINAL)
+
+        def act(reason: str) -> None:
+            now, killed = timezone.now(), 0
+            for job in live:
+                submission.cancel_job(request.user, job, now=now, reason=reason)
+                killed += 1
+            self.message_user(
+                request, _("Killed %(count)s job(s).") % {"count": killed}, messages.SUCCESS
+            )
+
+        return confirm_with_reason(
+            self,
+            request,
+            live,
+            title=_("Kill jobs"),
+            question=_(
+                "Kill these jobs? They stop at once on the cluster. The reason is recorded "
+                "with each job and shown to its owner."
+            ),
+            act=act,
+        )
 
     def has_add_permission(self, request: Any) -> bool:
         return False  # jobs are submitted through the API or the jobs page
@@ -155,12 +195,35 @@ class TeamPolicyAdmin(_RequestsCycle):
 
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(_RequestsCycle):
+    """Saving a window that overlaps live bookings warns with the list of them and tells
+    their holders (``reservations.warn_of_maintenance``)."""
+
     list_display = ("start", "end", "node", "reason")
     list_filter = ("node",)
 
+    def save_model(self, request: Any, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        affected = reservations.warn_of_maintenance(obj)
+        if affected:
+            listed = "; ".join(
+                f"#{r.pk} {r.holder.get_username()} ({r.team.slug}) {r.node.name} "
+                f"{timezone.localtime(r.start):%Y-%m-%d %H:%M} – "
+                f"{timezone.localtime(r.end):%Y-%m-%d %H:%M}"
+                for r in affected[:20]
+            )
+            self.message_user(
+                request,
+                _(
+                    "This maintenance window overlaps %(count)s live booking(s); their "
+                    "holders have been notified: %(bookings)s"
+                )
+                % {"count": len(affected), "bookings": listed},
+                messages.WARNING,
+            )
+
 
 @admin.register(Reservation)
-class ReservationAdmin(admin.ModelAdmin):
+class ReservationAdmin(NoDeleteAdmin):
     """Read-only: bookings change through the services (the give-back action here)."""
 
     list_display = ("pk", "holder", "team", "node", "start", "end", "status", "purpose")
@@ -186,7 +249,7 @@ class ReservationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Sweep)
-class SweepAdmin(admin.ModelAdmin):
+class SweepAdmin(NoDeleteAdmin):
     list_display = ("pk", "name", "owner", "team", "parallelism", "created_at")
     search_fields = ("name", "owner__username")
     readonly_fields = [f.name for f in Sweep._meta.fields]

@@ -49,6 +49,10 @@ def reservation_message(event: str, reservation: Reservation, language: str) -> 
                 "given back to the pool"
             ),
             "expired": _("%(user)s's booking of %(count)s × %(model)s on %(node)s ended"),
+            "maintenance": _(
+                "Maintenance on %(node)s overlaps %(user)s's booking of %(count)s × "
+                "%(model)s (%(start)s – %(end)s): the GPUs may be unavailable then"
+            ),
         }
         return templates.get(event, templates["changed"]) % values
 

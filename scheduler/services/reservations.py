@@ -407,6 +407,36 @@ def notify_after_commit(event: str, reservation: Reservation) -> None:
         request_cycle()  # GPUs were booked or given back: the queue may move
 
 
+def bookings_in_maintenance(window: MaintenanceWindow) -> list[Reservation]:
+    """The live bookings a maintenance window overlaps (on its node, or any node when the
+    window has none), soonest first."""
+    bookings = Reservation.objects.filter(
+        status__in=LIVE_STATUSES, start__lt=window.end, end__gt=window.start
+    )
+    if window.node_id is not None:
+        bookings = bookings.filter(node_id=window.node_id)
+    return list(
+        bookings.select_related("holder", "team", "node")
+        .prefetch_related("slots__gpu")
+        .order_by("start", "pk")
+    )
+
+
+def warn_of_maintenance(window: MaintenanceWindow) -> list[Reservation]:
+    """A maintenance window was saved: tell the holder (and team) of every live booking it
+    overlaps, once the transaction commits, and return those bookings. The bookings are
+    left as they are: the admin decides whether to move the window or end them."""
+    from scheduler import tasks  # tasks import services; import here to avoid a cycle
+
+    affected = bookings_in_maintenance(window)
+    for reservation in affected:
+        reservation_id = reservation.pk
+        transaction.on_commit(
+            lambda pk=reservation_id: tasks.notify_reservation.delay("maintenance", pk)
+        )
+    return affected
+
+
 def get_reservation(pk: int) -> Reservation:
     reservation = Reservation.objects.select_related("holder", "team", "node").filter(pk=pk).first()
     if reservation is None:

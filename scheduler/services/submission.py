@@ -366,15 +366,19 @@ def submit_sweep(
     return sweep
 
 
-def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
+def cancel_job(actor: User | None, job: Job, *, now: datetime, reason: str = "") -> Job:
     """Cancel a job in any non-final state. On the cluster it is deleted after commit; if
-    that fails, reconcile deletes it later (its row no longer wants it).
+    that fails, reconcile deletes it later (its row no longer wants it). ``reason`` (an
+    admin's kill) is recorded in the job's message and its cancel event.
 
     A scheduling cycle may change the job between the caller's read and this write (admit
     it, requeue it as a new attempt): the cancel then reads the job again and cancels it in
     its new state, instead of failing with a conflict."""
     if actor is not None and not can_manage_job(actor, job):
         raise NotPermitted("Only the job's owner, its team's leads and admins can cancel it.")
+    message = f"Cancelled by {actor.get_username() if actor else 'the system'}."
+    if reason:
+        message = f"{message[:-1]}: {reason}"
     for _ in range(_CANCEL_TRIES):
         if job.status in states.TERMINAL:
             return job
@@ -385,7 +389,7 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime) -> Job:
                 states.CANCELLED,
                 now=now,
                 reason="cancelled",
-                message=f"Cancelled by {actor.get_username() if actor else 'the system'}.",
+                message=message,
                 finished_at=now,
                 queue_position=None,
                 eta=None,

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from portal.admin_tools import ReadOnlyAdmin
 from scheduler.telemetry.models import GpuState, JobUtilization, NodeAgentState, NodeToken
 
 
@@ -20,15 +21,15 @@ class NodeTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(NodeAgentState)
-class NodeAgentStateAdmin(admin.ModelAdmin):
+class NodeAgentStateAdmin(ReadOnlyAdmin):
     list_display = ["node", "last_reading_at", "healthy", "source", "dropped_total"]
 
 
 @admin.register(GpuState)
-class GpuStateAdmin(admin.ModelAdmin):
+class GpuStateAdmin(ReadOnlyAdmin):
     list_display = ["gpu", "at", "utilization", "memory_used_mib", "healthy", "foreign_processes"]
 
 
 @admin.register(JobUtilization)
-class JobUtilizationAdmin(admin.ModelAdmin):
+class JobUtilizationAdmin(ReadOnlyAdmin):
     list_display = ["job", "samples", "gpu_seconds", "first_at", "last_at"]

@@ -36,15 +36,28 @@ def test_an_admin_kills_jobs_from_the_list(admin, alice, nodes) -> None:
     queued = _job(alice, "vision")
     done = _job(alice, "vision")
     submission.cancel_job(alice.user, done, now=timezone.now())
-    response = _admin_client(admin).post(
+    client = _admin_client(admin)
+    selected = {"action": "kill", "_selected_action": [queued.pk, done.pk]}
+    # First the confirmation page, asking for a reason: nothing is killed yet.
+    confirm = client.post("/admin/scheduler/job/", selected)
+    assert confirm.status_code == 200
+    assert 'name="reason"' in confirm.content.decode()
+    queued.refresh_from_db()
+    assert queued.status == "queued"
+    # Without a reason it asks again.
+    again = client.post("/admin/scheduler/job/", {**selected, "confirm": "yes", "reason": " "})
+    assert again.status_code == 200 and "errorlist" in again.content.decode()
+    queued.refresh_from_db()
+    assert queued.status == "queued"
+    response = client.post(
         "/admin/scheduler/job/",
-        {"action": "kill", "_selected_action": [queued.pk, done.pk]},
+        {**selected, "confirm": "yes", "reason": "hogs the A100s"},
         follow=True,
     )
     assert "Killed 1 job(s)." in response.content.decode()
     queued.refresh_from_db()
     assert queued.status == "cancelled"
-    assert queued.events.get(to_status="cancelled").message == "Cancelled by admin."
+    assert queued.events.get(to_status="cancelled").message == "Cancelled by admin: hogs the A100s"
 
 
 def test_an_admin_gives_bookings_back(admin, alice, vision, nodes, unlimited) -> None:
