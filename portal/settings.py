@@ -131,6 +131,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.accounts.middleware.UserLanguageMiddleware",
     "portal.accounts.middleware.UserTimezoneMiddleware",
+    # The portal's 404 page even under DEBUG (the demo): portal/error_pages.py.
+    "portal.error_pages.FriendlyNotFoundMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it answers a locked-out sign-in with its lockout page.

@@ -9,6 +9,10 @@ from portal.accounts import views as account_views
 from querygate import views as querygate_views
 from scheduler import views as scheduler_views
 
+# The portal's own error pages (and under DEBUG, the 404 too: portal/error_pages.py).
+handler404 = "portal.error_pages.page_not_found"
+handler500 = "portal.error_pages.server_error"
+
 api_v1 = [
     path("", include("portal.accounts.api.urls")),
     path("", include("scheduler.api.urls")),

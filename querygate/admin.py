@@ -129,7 +129,7 @@ class QueryAdmin(NoDeleteAdmin):
     def has_change_permission(self, request: Any, obj: Any = None) -> bool:
         return False
 
-    @admin.display(description=gettext_lazy("SQL"))
+    @admin.display(description=gettext_lazy("SQL text"))
     def sql_short(self, query: Query) -> str:
         return Truncator(" ".join(query.sql.split())).chars(80)
 
