@@ -11,6 +11,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -430,9 +431,8 @@ def warn_of_maintenance(window: MaintenanceWindow) -> list[Reservation]:
 
     affected = bookings_in_maintenance(window)
     for reservation in affected:
-        reservation_id = reservation.pk
         transaction.on_commit(
-            lambda pk=reservation_id: tasks.notify_reservation.delay("maintenance", pk)
+            partial(tasks.notify_reservation.delay, "maintenance", reservation.pk)
         )
     return affected
 
