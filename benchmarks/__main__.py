@@ -16,6 +16,7 @@ BENCHMARKS = [
     "querygate_sandbox",
     "telemetry_ingest",
     "emulator_api",
+    "pages",
 ]
 
 
