@@ -47,7 +47,7 @@ def _seed():  # type: ignore[no-untyped-def]
             "weekly_gpu_hours": None,
         },
     )
-    user = User.objects.create_user("bench-pages", password="x")
+    user = User.objects.create_user("bench-pages")
     Membership.objects.create(user=user, team=team, role="lead")
     nodes = []
     for n in range(4):
