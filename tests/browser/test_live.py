@@ -141,3 +141,29 @@ def test_cancel_asks_first_and_the_page_fits_a_phone(page, sign_in, alice, job) 
     expect(page.locator("h2 .status")).to_have_attribute("data-status", "cancelled")
     job.refresh_from_db()
     assert job.status == "cancelled"
+
+
+def test_the_bookings_page_shows_a_new_booking_without_a_reload(
+    page, sign_in, alice, bob, vision, job, monkeypatch
+) -> None:
+    from scheduler.models import Node
+    from scheduler.services import reservations
+
+    monkeypatch.setattr(tasks.notify_reservation, "delay", lambda *args: None)
+    sign_in(alice)
+    page.goto("/bookings/")
+    expect(page.locator(".bar")).to_have_count(0)
+    _mark_page(page)
+
+    now = timezone.now()
+    reservations.reserve_gpus(  # a teammate books from elsewhere (the API, another tab)
+        bob.user,
+        team=vision,
+        node=Node.objects.get(name="tesla-01"),
+        gpu_indices=[1],
+        start=now,  # from now: on this week's calendar whatever the day
+        end=now + timedelta(hours=1),
+        now=now,
+    )
+    expect(page.locator(".bar.team")).to_have_count(1, timeout=POLLS)
+    assert _not_reloaded(page)
