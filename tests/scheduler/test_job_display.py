@@ -69,3 +69,51 @@ def test_every_cluster_reason_has_a_human_message() -> None:
         assert code in job_display.REASON_TEXT, code
     with translation.override("ja"):
         assert job_display.reason_text("image_pull_failure").startswith("イメージを取得できません")
+
+
+@pytest.mark.django_db
+def test_the_job_page_draws_the_jobs_gpu_utilization(alice, nodes, monkeypatch) -> None:
+    from django.test import Client
+    from django.utils import timezone
+
+    from scheduler import tasks
+    from scheduler.models import Gpu, Job
+    from scheduler.services import submission
+    from scheduler.telemetry.models import GpuMinute, JobUtilization
+
+    monkeypatch.setattr(tasks.schedule_cycle, "delay", lambda: None)
+    request = submission.JobRequest(
+        name="resnet", image="pytorch/pytorch:2.4", team="vision", max_runtime_s=4800
+    )
+    job = submission.submit_job(alice.user, request, now=timezone.now())
+    client = Client()
+    client.force_login(alice.user)
+    assert "No GPU readings for this job yet." in client.get(f"/jobs/{job.pk}/").content.decode()
+
+    Job.objects.filter(pk=job.pk).update(status="running", started_at=timezone.now())
+    gpu = Gpu.objects.filter(node=nodes["tesla-01"]).first()
+    start = timezone.now().replace(second=0, microsecond=0)
+    for minute, percent in enumerate([90.0, 80.0, 10.0]):
+        GpuMinute.objects.create(
+            gpu=gpu,
+            job=job,
+            minute=start - timedelta(minutes=3 - minute),
+            samples=4,
+            utilization_samples=4,
+            utilization_sum=4 * percent,
+        )
+    histogram = [0] * 101
+    histogram[90], histogram[80], histogram[10] = 4, 4, 4
+    JobUtilization.objects.create(
+        job=job,
+        samples=12,
+        utilization_sum=720.0,
+        utilization_samples=12,
+        idle_samples=0,
+        gpu_seconds=180.0,
+        histogram=histogram,
+    )
+    html = client.get(f"/jobs/{job.pk}/").content.decode()
+    assert '<polyline points="0,10.0 1,20.0 2,90.0"/>' in html
+    assert "Mean 60%" in html and "latest 10%" in html
+    assert "1 h 20 min" in html  # the longest runtime, humanised
