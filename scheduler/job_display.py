@@ -18,6 +18,20 @@ from scheduler import states
 
 OK, INFO, WAIT, WARN, ERROR, MUTED = "ok", "info", "wait", "warn", "error", "muted"
 
+#: Status -> its label on the pages (the model's choices carry no translations).
+STATUS_TEXT: dict[str, Promise] = {
+    states.QUEUED: _("Queued"),
+    states.ADMITTED: _("Admitted"),
+    states.STARTING: _("Starting"),
+    states.RUNNING: _("Running"),
+    states.SUCCEEDED: _("Succeeded"),
+    states.FAILED: _("Failed"),
+    states.CANCELLED: _("Cancelled"),
+    states.TIMED_OUT: _("Timed out"),
+    states.PREEMPTED: _("Preempted"),
+    states.LOST: _("Lost"),
+}
+
 #: Reason code -> what it means for the job's owner.
 REASON_TEXT: dict[str, Promise] = {
     # A container that waits (scheduler.cluster.mapping.WAITING_REASONS).
@@ -126,10 +140,12 @@ def reason_text(reason: str) -> str:
 
 def job_state(job: Any) -> dict[str, str]:
     """What the pages draw for a job's state (or for one of its events, by its
-    ``to_status``): tone, human message, the raw text and whether something is wrong."""
+    ``to_status``): label, tone, human message, the raw text and whether something is
+    wrong."""
     status = str(getattr(job, "status", None) or getattr(job, "to_status", ""))
     reason = str(job.reason or "")
     return {
+        "label": str(STATUS_TEXT.get(status, status)),
         "tone": tone(status, reason),
         "text": reason_text(reason),
         "raw": str(job.message or ""),

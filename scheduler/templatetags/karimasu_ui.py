@@ -43,3 +43,9 @@ def duration(value: Any) -> str:
 def job_state(job: Any) -> dict[str, str]:
     """``{"tone", "text", "raw", "problem"}`` for a job (see ``scheduler.job_display``)."""
     return job_display.job_state(job)
+
+
+@register.filter
+def job_status_label(status: str) -> str:
+    """A job status code's label, translated ("running" -> "Running", "実行中")."""
+    return str(job_display.STATUS_TEXT.get(status, status))

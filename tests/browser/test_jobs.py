@@ -36,7 +36,7 @@ def test_submit_follow_and_cancel_a_job(page, live_server, sign_in, alice, monke
     page.once("dialog", lambda dialog: dialog.accept())  # "Cancel this job?" (app.js)
     page.get_by_role("button", name="Cancel job").click()
     assert page.locator("h2 .status.cancelled").is_visible()
-    assert "cancelled" in page.locator("#events").inner_text()
+    assert "Cancelled" in page.locator("#events").inner_text()
     job.refresh_from_db()
     assert job.status == "cancelled"
 

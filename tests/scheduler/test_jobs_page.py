@@ -91,7 +91,7 @@ def test_a_job_page_has_its_timeline_and_can_be_cancelled(alice, nodes) -> None:
     client = _client(alice)
     page = client.get(f"/jobs/{job.pk}/").content.decode()
     assert "Cancel job" in page
-    assert '→ <span class="status queued">queued</span>' in page
+    assert '→ <span class="status queued tone-wait">Queued</span>' in page
     response = client.post(f"/jobs/{job.pk}/", {"action": "cancel"}, follow=True)
     job.refresh_from_db()
     assert job.status == "cancelled"
