@@ -270,5 +270,12 @@ class MaintenanceWindowViewSet(viewsets.ModelViewSet):
     permission_classes = [permissions.IsAuthenticated, IsAdminOrReadOnly]
     queryset = MaintenanceWindow.objects.select_related("node").all()
 
+    # A window over live bookings tells their holders (as the admin screen does).
+    def perform_create(self, serializer: Any) -> None:
+        reservations.warn_of_maintenance(serializer.save())
+
+    def perform_update(self, serializer: Any) -> None:
+        reservations.warn_of_maintenance(serializer.save())
+
 
 __all__ = ["AvailabilityView", "MaintenanceWindowViewSet", "ReservationViewSet", "TeamPolicyView"]

@@ -165,3 +165,36 @@ def test_a_maintenance_window_over_live_bookings_warns_and_notifies(
     assert f"#{booking.pk} alice (vision) tesla-01" in html
     notices = [m for m in mail.outbox if "Maintenance on tesla-01" in m.subject]
     assert [m.to for m in notices] == [["alice@example.com"]]
+
+
+def test_a_maintenance_window_made_through_the_api_notifies_too(
+    admin, alice, vision, nodes, unlimited, django_capture_on_commit_callbacks, settings
+) -> None:
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    alice.user.email = "alice@example.com"
+    alice.user.save(update_fields=["email"])
+    now = timezone.now()
+    reservations.reserve_gpus(
+        alice.user,
+        team=vision,
+        node=nodes["a100-01"],
+        gpu_indices=[0, 1],
+        start=now + timedelta(hours=1),
+        end=now + timedelta(hours=3),
+        now=now,
+    )
+    mail.outbox.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = admin.client().post(
+            "/api/v1/maintenance-windows/",
+            {
+                "start": (now + timedelta(hours=2)).isoformat(),
+                "end": (now + timedelta(hours=5)).isoformat(),
+                "reason": "rack move",
+            },
+            format="json",
+        )
+    assert response.status_code == 201, response.content
+    assert [m.to for m in mail.outbox if "Maintenance on a100-01" in m.subject] == [
+        ["alice@example.com"]
+    ]
