@@ -122,6 +122,7 @@ class ReservationSerializer(serializers.ModelSerializer):
             "end",
             "status",
             "purpose",
+            "shared_with_team",
             "created_at",
             "ended_at",
             "idle_exempt",
@@ -156,6 +157,11 @@ class ReservationCreateSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    shared_with_team = serializers.BooleanField(
+        default=False,
+        help_text="Exclusive (false, the default): the GPUs serve only your jobs. Shared: "
+        "also your team's.",
+    )
 
 
 class ReservationChangeSerializer(serializers.Serializer):
@@ -174,6 +180,11 @@ class BorrowSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     hours = serializers.FloatField(min_value=MIN_BOOKING_HOURS, max_value=MAX_BOOKING_HOURS)
     purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    shared_with_team = serializers.BooleanField(
+        default=False,
+        help_text="Exclusive (false, the default): the GPUs serve only your jobs. Shared: "
+        "also your team's.",
+    )
 
 
 class AvailabilityQuerySerializer(serializers.Serializer):

@@ -111,7 +111,7 @@ def build_snapshot(
             start=_ts(r.start),
             end=_ts(r.end),
             user=r.holder.get_username(),
-            team=r.team.slug,
+            team=r.team.slug if r.shared_with_team else None,  # exclusive unless shared
         )
         for r in Reservation.objects.filter(status__in=LIVE_STATUSES, end__gt=now)
         .select_related("node", "holder", "team")
