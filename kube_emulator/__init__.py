@@ -10,8 +10,9 @@ Plain Python, no Django. Entry points: :func:`start_emulator` and
 
 - ``server``: HTTP; ``api``: verbs; ``store``: objects, versions, watch history;
 - ``resources``, ``selectors``, ``patches``, ``validation``, ``errors``, ``quantities``;
-- ``controller`` (the loop), ``scheduling``, ``jobs``, ``kubelet`` (simulation annotations),
-  ``events``; ``nodes`` (nodes file format); ``clock``.
+- ``controller`` (the loop, taint eviction), ``scheduling``, ``jobs``, ``kubelet`` (simulation
+  annotations), ``admission`` (QoS class, default tolerations), ``events``; ``nodes`` (nodes
+  file format); ``clock``.
 """
 
 from __future__ import annotations

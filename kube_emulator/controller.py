@@ -16,17 +16,45 @@ import threading
 from typing import Any
 
 from . import resources as r
-from .clock import Clock, rfc3339
+from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT
+from .clock import Clock, parse_rfc3339, rfc3339
 from .events import EventRecorder
 from .jobs import JobController, collect_garbage, owned_pods
 from .kubelet import Kubelet, SimulationParams, simulation_params
 from .nodes import SYSTEM_NAMESPACES, ClusterSpec, namespace_object, ready_condition
-from .scheduling import choose_node, filter_reasons, is_terminal, node_usage, pod_requests
+from .scheduling import (
+    choose_node,
+    filter_reasons,
+    is_terminal,
+    node_usage,
+    pod_requests,
+    tolerates,
+)
 from .store import Store
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
-LOST_TAINT = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+
+
+def eviction_due(pod: Obj, taints: list[Obj], now: float) -> bool:
+    """True when one of the node's NoExecute ``taints`` evicts ``pod`` at ``now``: a taint no
+    toleration matches evicts at once; otherwise the least ``tolerationSeconds`` of the
+    matching tolerations counts from the taint's ``timeAdded`` (none set: tolerated forever)."""
+    tolerations = pod["spec"].get("tolerations") or []
+    for taint in taints:
+        matching = [t for t in tolerations if tolerates([t], taint)]
+        if not matching:
+            return True
+        seconds = [
+            t["tolerationSeconds"] for t in matching if t.get("tolerationSeconds") is not None
+        ]
+        if not seconds:
+            continue
+        added = taint.get("timeAdded")
+        start = parse_rfc3339(added) if added else now
+        if now >= start + max(0, min(seconds)):
+            return True
+    return False
 
 
 def _condition_true(obj: Obj, type_: str) -> bool:
@@ -72,6 +100,7 @@ class ClusterController:
         with self.store.lock:
             before = self.store.resource_version
             collect_garbage(self.store)
+            self._evict_by_taints()
             pods = self.store.list(r.PODS)
             for job in self.store.list(r.JOBS):
                 self.jobs.sync(job, pods)
@@ -212,34 +241,72 @@ class ClusterController:
 
     # -- node control surface ---------------------------------------------------------------
 
-    def lose_node(self, name: str) -> None:
-        """The node stops answering: Ready=Unknown, unreachable taint, its Pods fail (NodeLost)."""
+    def lose_node(self, name: str, *, condition: str = "Unknown") -> None:
+        """The node stops answering (``condition="Unknown"``, taint ``unreachable``) or reports
+        NotReady (``"False"``, taint ``not-ready``).
+
+        As the node lifecycle controller does, the node gets the taint with both effects:
+        NoSchedule keeps new Pods off, NoExecute (stamped ``timeAdded``) makes the taint
+        eviction controller evict the Pods there that do not tolerate it, each after its
+        toleration's ``tolerationSeconds`` (300 s from DefaultTolerationSeconds), at once when
+        none tolerates it, never when the toleration has no ``tolerationSeconds``.
+        """
+        key = UNREACHABLE_TAINT if condition == "Unknown" else NOT_READY_TAINT
         with self.store.lock:
             node = self.store.get(r.NODES, None, name)
-            node["status"]["conditions"] = [ready_condition(False, rfc3339(self.clock.now()))]
-            taints = node["spec"].setdefault("taints", [])
-            if LOST_TAINT not in taints:
-                taints.append(dict(LOST_TAINT))
+            stamp = rfc3339(self.clock.now())
+            node["status"]["conditions"] = [ready_condition(False, stamp, status=condition)]
+            taints = [
+                t
+                for t in node["spec"].get("taints") or []
+                if t.get("key") not in (UNREACHABLE_TAINT, NOT_READY_TAINT)
+            ]
+            taints += [
+                {"key": key, "effect": "NoSchedule"},
+                {"key": key, "effect": "NoExecute", "timeAdded": stamp},
+            ]
+            node["spec"]["taints"] = taints
             self.store.replace(r.NODES, node)
-            self._fail_pods_on(name)
+            self._evict_by_taints()
 
     def remove_node(self, name: str) -> None:
-        """Delete the Node object (the server is gone for good); its Pods fail (NodeLost)."""
+        """Delete the Node object (the server is gone for good); its Pods fail at once
+        (NodeLost, as the pod GC fails the Pods of a node that no longer exists)."""
         with self.store.lock:
             self.store.delete(r.NODES, None, name)
             self._fail_pods_on(name)
 
     def restore_node(self, name: str) -> None:
-        """A lost node answers again: Ready=True, the unreachable taint removed."""
+        """A lost node answers again: Ready=True, the unreachable/not-ready taints removed."""
         with self.store.lock:
             node = self.store.get(r.NODES, None, name)
             node["status"]["conditions"] = [ready_condition(True, rfc3339(self.clock.now()))]
             node["spec"]["taints"] = [
-                t for t in node["spec"].get("taints") or [] if t.get("key") != LOST_TAINT["key"]
+                t
+                for t in node["spec"].get("taints") or []
+                if t.get("key") not in (UNREACHABLE_TAINT, NOT_READY_TAINT)
             ]
             if not node["spec"]["taints"]:
                 del node["spec"]["taints"]
             self.store.replace(r.NODES, node)
+
+    def _evict_by_taints(self) -> None:
+        """The taint eviction controller: Pods on nodes with NoExecute taints they do not
+        tolerate (or no longer: ``tolerationSeconds`` ran out) are evicted. Graceful deletion
+        is not modelled: the Pod fails at once with ``DisruptionTarget``
+        (``DeletionByTaintManager``), as the pod GC leaves it when the node cannot confirm."""
+        now = self.clock.now()
+        for node in self.store.list(r.NODES):
+            spec = node.get("spec") or {}
+            taints = [t for t in spec.get("taints") or [] if t.get("effect") == "NoExecute"]
+            if not taints:
+                continue
+            name = node["metadata"]["name"]
+            for pod in self.store.list(
+                r.PODS, predicate=lambda p, n=name: p["spec"].get("nodeName") == n
+            ):
+                if not is_terminal(pod) and eviction_due(pod, taints, now):
+                    self.kubelet.fail_lost(pod, name, by="DeletionByTaintManager")
 
     def _fail_pods_on(self, node_name: str) -> None:
         for pod in self.store.list(

@@ -20,9 +20,11 @@ deletes the Job and leaves the Pods to the garbage collector (the next controlle
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from . import resources as r
+from .admission import admit_new_pod
 from .clock import parse_rfc3339, rfc3339
 from .errors import bad_request
 from .events import EventRecorder
@@ -170,10 +172,9 @@ class JobController:
                     }
                 ],
             },
-            "spec": dict(template.get("spec") or {}),
-            "status": {"phase": "Pending", "qosClass": "BestEffort"},
+            "spec": copy.deepcopy(template.get("spec") or {}),
         }
-        created = self.store.create(r.PODS, pod)
+        created = self.store.create(r.PODS, admit_new_pod(pod))
         self.recorder.record(
             job,
             "SuccessfulCreate",

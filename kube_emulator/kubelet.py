@@ -263,8 +263,9 @@ class Kubelet:
             set_condition(pod, _condition(type_, "False", stamp, done))
         self.store.replace(r.PODS, pod)
 
-    def fail_lost(self, pod: Obj, node_name: str) -> None:
-        """Mark a Pod on a lost node Failed, reason NodeLost (what the node lifecycle does)."""
+    def fail_lost(self, pod: Obj, node_name: str, *, by: str = "DeletionByPodGC") -> None:
+        """Mark a Pod on a lost node Failed, reason NodeLost, with condition DisruptionTarget
+        (reason ``by``: the pod GC, or the taint eviction controller)."""
         now = self.store.clock.now()
         stamp = rfc3339(now)
         status = pod["status"]
@@ -284,7 +285,10 @@ class Kubelet:
             container_status(c, {"terminated": terminated}, ready=False, restarts=restarts)
             for c in pod["spec"]["containers"]
         ]
-        set_condition(pod, _condition("DisruptionTarget", "True", stamp, "DeletionByPodGC"))
+        disruption = _condition("DisruptionTarget", "True", stamp, by)
+        if by == "DeletionByTaintManager":
+            disruption["message"] = "Taint manager: deleting due to NoExecute taint"
+        set_condition(pod, disruption)
         set_condition(pod, _condition("Ready", "False", stamp, "PodFailed"))
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.finished_at is None:

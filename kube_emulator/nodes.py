@@ -132,16 +132,20 @@ def node_object(entry: dict[str, Any], index: int = 0) -> dict[str, Any]:
     }
 
 
-def ready_condition(ready: bool, now_rfc3339: str) -> dict[str, Any]:
-    """The node's Ready condition: True (KubeletReady) or Unknown (NodeStatusUnknown)."""
-    condition = {
-        "type": "Ready",
-        "status": "True" if ready else "Unknown",
-        "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-        "message": "kubelet is posting ready status"
-        if ready
-        else "Kubelet stopped posting node status.",
-    }
+def ready_condition(ready: bool, now_rfc3339: str, *, status: str = "Unknown") -> dict[str, Any]:
+    """The node's Ready condition: True (KubeletReady), else ``status``: Unknown
+    (NodeStatusUnknown, the kubelet stopped answering) or False (KubeletNotReady)."""
+    if ready:
+        status, reason, message = "True", "KubeletReady", "kubelet is posting ready status"
+    elif status == "False":
+        reason, message = "KubeletNotReady", "container runtime network not ready"
+    else:
+        status, reason, message = (
+            "Unknown",
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.",
+        )
+    condition = {"type": "Ready", "status": status, "reason": reason, "message": message}
     if now_rfc3339:
         condition["lastHeartbeatTime"] = now_rfc3339
         condition["lastTransitionTime"] = now_rfc3339

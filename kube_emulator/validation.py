@@ -13,6 +13,7 @@ import secrets
 from typing import Any
 
 from . import resources as r
+from .admission import admit_new_pod
 from .errors import FieldCause, bad_request, invalid
 from .quantities import is_extended, parse_quantity
 from .resources import ResourceType
@@ -229,7 +230,7 @@ def prepare_new(rtype: ResourceType, obj: Any, namespace: str | None, uid: str) 
         if isinstance(spec, dict):
             _default_pod_spec(spec, restart_default="Always")
         causes += pod_spec_errors(spec, "spec")
-        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        admit_new_pod(obj)
     elif rtype is r.JOBS:
         causes += _prepare_job(obj, uid)
     elif rtype is r.NAMESPACES:

@@ -195,11 +195,15 @@ def test_node_lost_requeues_and_cleans_up_the_old_attempt(make_admitted, backend
     run_cluster(emulator)
     reconcile(backend, now=timezone.now())
     emulator.controller.lose_node("tesla-01")
-    run_cluster(emulator)
+    run_cluster(emulator, 299)  # the pods tolerate unreachable for 300 s (the default)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.RUNNING
+    run_cluster(emulator, 1)
     reconcile(backend, now=timezone.now())
     job.refresh_from_db()
     assert (job.status, job.attempt) == (states.QUEUED, 2)
-    assert job.events.filter(reason="node_lost").exists()
+    assert job.events.filter(reason__in=("node_lost", "evicted")).exists()
     run_cluster(emulator)
     assert cluster_jobs(backend) == []
 
