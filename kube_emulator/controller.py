@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from typing import Any
 
 from . import resources as r
-from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT
+from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT, admit_new_pod
 from .clock import Clock, parse_rfc3339, rfc3339
+from .daemonsets import DaemonSetController, prepare_daemonset
 from .events import EventRecorder
 from .jobs import JobController, collect_garbage, owned_pods
 from .kubelet import Kubelet, SimulationParams, simulation_params
@@ -31,6 +33,7 @@ from .scheduling import (
     tolerates,
 )
 from .store import Store
+from .validation import _default_pod_spec
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -72,6 +75,7 @@ class ClusterController:
         self.recorder = EventRecorder(store)
         self.kubelet = Kubelet(store, self.recorder)
         self.jobs = JobController(store, self.recorder)
+        self.daemonsets = DaemonSetController(store, self.recorder)
         self._scheduling_messages: dict[str, str] = {}
         self._ticker: threading.Thread | None = None
         self._ticker_stop = threading.Event()
@@ -81,7 +85,9 @@ class ClusterController:
         return self.store.clock
 
     def seed(self, spec: ClusterSpec) -> None:
-        """Create the system namespaces, the file's namespaces and its nodes."""
+        """Create the system namespaces, the file's namespaces, its nodes, DaemonSets and
+        Pods, and settle once so the daemon and foreign Pods hold their resources before any
+        client looks."""
         stamp = rfc3339(self.clock.now())
         with self.store.lock:
             for name in (*SYSTEM_NAMESPACES, *spec.namespaces):
@@ -92,6 +98,17 @@ class ClusterController:
                     condition.setdefault("lastHeartbeatTime", stamp)
                     condition.setdefault("lastTransitionTime", stamp)
                 self.store.create(r.NODES, node)
+            for daemonset in spec.daemonsets:
+                meta = daemonset["metadata"]
+                meta["uid"] = str(uuid.uuid4())
+                prepare_daemonset(daemonset)
+                self.store.create(r.DAEMONSETS, daemonset)
+            for pod in spec.pods:
+                spec_ = pod["spec"]
+                _default_pod_spec(spec_, restart_default="Always")
+                self.store.create(r.PODS, admit_new_pod(pod))
+        if spec.daemonsets or spec.pods:
+            self.settle()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -101,6 +118,9 @@ class ClusterController:
             before = self.store.resource_version
             collect_garbage(self.store)
             self._evict_by_taints()
+            nodes = self.store.list(r.NODES)
+            for daemonset in self.store.list(r.DAEMONSETS):
+                self.daemonsets.sync(daemonset, nodes, self.store.list(r.PODS))
             pods = self.store.list(r.PODS)
             for job in self.store.list(r.JOBS):
                 self.jobs.sync(job, pods)

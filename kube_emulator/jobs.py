@@ -74,10 +74,14 @@ def delete_job(store: Store, namespace: str, name: str, policy: str | None) -> O
 
 
 def collect_garbage(store: Store) -> None:
-    """Delete Pods whose owning Job no longer exists (Background propagation)."""
-    live = {job["metadata"]["uid"] for job in store.list(r.JOBS)}
+    """Delete Pods whose owning Job or DaemonSet no longer exists (Background propagation)."""
+    live = {obj["metadata"]["uid"] for kind in (r.JOBS, r.DAEMONSETS) for obj in store.list(kind)}
     for pod in store.list(r.PODS):
-        owners = [o for o in pod["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"]
+        owners = [
+            o
+            for o in pod["metadata"].get("ownerReferences") or []
+            if o.get("kind") in ("Job", "DaemonSet")
+        ]
         if owners and all(o.get("uid") not in live for o in owners):
             store.delete(r.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
 

@@ -4,7 +4,7 @@ How a Pod behaves is read from annotations (on the Pod, else on its owning Job) 
 both, from env vars of its first container; a malformed value falls back to the default:
 
 - ``karimasu.io/sim-duration-seconds`` / ``KARIMASU_SIM_DURATION_SECONDS``: run time in
-  seconds (default 30).
+  seconds (default 30); ``inf`` runs until stopped (daemons, the nodes file's foreign Pods).
 - ``karimasu.io/sim-exit-code`` / ``KARIMASU_SIM_EXIT_CODE``: exit code of a run (default 0).
 - ``karimasu.io/sim-oom-killed`` / ``KARIMASU_SIM_OOM_KILLED``: ``"true"`` ends a failing run as
   ``OOMKilled`` with exit code 137, and on its own makes runs fail (default false).
@@ -88,16 +88,18 @@ def simulation_params(pod: Obj, job: Obj | None) -> SimulationParams:
                 return source[ANNOTATIONS[key]]
         return env.get(ENV_VARS[key])
 
-    def number(key: str, default: float, cast: type) -> Any:
+    def number(key: str, default: float, cast: type, *, forever: bool = False) -> Any:
         try:
             value = cast(float(raw(key)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return default
+        if forever and value == math.inf:
+            return value
         return value if math.isfinite(value) and value >= 0 else default
 
     utilization = raw("gpu_utilization")
     return SimulationParams(
-        duration_seconds=number("duration", DEFAULT_DURATION, float),
+        duration_seconds=number("duration", DEFAULT_DURATION, float, forever=True),
         exit_code=number("exit_code", 0, int),
         oom_killed=str(raw("oom_killed")).lower() in ("true", "1", "yes"),
         fail_attempts=number("fail_attempts", 0, int),
@@ -314,7 +316,11 @@ class Kubelet:
         ]
         end = run.finished_at if run.finished_at is not None else self.store.clock.now()
         end = min(end, run.started_at + params.duration_seconds)
-        total = max(1, math.ceil(params.duration_seconds))
+        total = (
+            max(1, math.ceil(params.duration_seconds))
+            if math.isfinite(params.duration_seconds)
+            else "inf"
+        )
         for second in range(1, int(end - run.started_at) + 1):
             loss = 2.5 / (1 + 0.15 * second)
             lines.append((run.started_at + second, f"epoch {second}/{total} loss={loss:.4f}"))

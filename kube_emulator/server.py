@@ -47,10 +47,16 @@ def _discovery(path: str) -> dict[str, Any] | None:
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
-        version = {"groupVersion": "batch/v1", "version": "v1"}
-        group = {"name": "batch", "versions": [version], "preferredVersion": version}
-        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [group]}
-    for group_version, prefix in (("v1", "/api/v1"), ("batch/v1", "/apis/batch/v1")):
+        groups = []
+        for name in ("batch", "apps"):
+            version = {"groupVersion": f"{name}/v1", "version": "v1"}
+            groups.append({"name": name, "versions": [version], "preferredVersion": version})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+    for group_version, prefix in (
+        ("v1", "/api/v1"),
+        ("batch/v1", "/apis/batch/v1"),
+        ("apps/v1", "/apis/apps/v1"),
+    ):
         if path == prefix:
             served = [x for x in r.ALL if x.api_version == group_version]
             listed = [

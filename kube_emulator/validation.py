@@ -233,6 +233,10 @@ def prepare_new(rtype: ResourceType, obj: Any, namespace: str | None, uid: str) 
         admit_new_pod(obj)
     elif rtype is r.JOBS:
         causes += _prepare_job(obj, uid)
+    elif rtype is r.DAEMONSETS:
+        from .daemonsets import prepare_daemonset
+
+        causes += prepare_daemonset(obj)
     elif rtype is r.NAMESPACES:
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj["status"] = {"phase": "Active"}
