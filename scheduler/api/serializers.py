@@ -10,6 +10,7 @@ from rest_framework import serializers
 
 from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
 from scheduler.services import webhooks
+from scheduler.services.inventory import outside_gpu_indices
 from scheduler.services.reservations import can_manage, can_see_purpose
 
 
@@ -49,8 +50,16 @@ class GpuSerializer(serializers.ModelSerializer):
             "healthy",
             "present",
             "held_by",
+            "outside_karimasu",
             "telemetry",
         ]
+
+    outside_karimasu = serializers.SerializerMethodField(
+        help_text="In use by a pod Karimasu did not create (never offered to jobs)."
+    )
+
+    def get_outside_karimasu(self, gpu: Gpu) -> bool:
+        return (gpu.node_id, gpu.index) in self.context.get("outside", ())
 
     @extend_schema_field(GpuTelemetrySerializer(allow_null=True))
     def get_telemetry(self, gpu: Gpu) -> dict[str, Any] | None:
@@ -84,6 +93,10 @@ class NodeSerializer(serializers.ModelSerializer):
             "cordoned",
             "schedulable",
             "taints",
+            "foreign_gpus",
+            "foreign_cpu_millis",
+            "foreign_memory_mb",
+            "foreign_pods",
             "first_seen_at",
             "last_seen_at",
             "gone_at",
@@ -93,7 +106,17 @@ class NodeSerializer(serializers.ModelSerializer):
     @extend_schema_field(GpuSerializer(many=True))
     def get_gpus(self, node: Node) -> list[dict[str, Any]]:
         present = [g for g in node.gpus.all() if g.present]
-        return GpuSerializer(present, many=True, context=self.context).data
+        holders = self.context.get("holders", {})
+        jobs = {
+            g.index
+            for g in present
+            if (holder := holders.get((node.pk, g.index))) is not None and holder.kind == "job"
+        }
+        outside = {
+            (node.pk, i) for i in outside_gpu_indices(node, [g.index for g in present], jobs)
+        }
+        context = {**self.context, "outside": outside}
+        return GpuSerializer(present, many=True, context=context).data
 
 
 # --- Reservations -------------------------------------------------------------------------

@@ -32,6 +32,9 @@ class ClusterRejected(ClusterError):
 
 @dataclass(frozen=True)
 class NodeInfo:
+    """A Node, and what pods Karimasu did not create (DaemonSets, static pods, other
+    namespaces' workloads) request on it: ``foreign_*`` is held, whatever Karimasu decides."""
+
     name: str
     gpu_model: str
     gpu_memory_mb: int | None
@@ -43,6 +46,10 @@ class NodeInfo:
     cordoned: bool
     taints: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    foreign_gpus: int = 0
+    foreign_cpu_millis: int = 0
+    foreign_memory_mb: int = 0
+    foreign_pods: tuple[str, ...] = ()  # "namespace/name", sorted
 
 
 @dataclass(frozen=True)

@@ -1,14 +1,15 @@
 """Pure translation between Karimasu's data and Kubernetes objects (plain dicts).
 
 - `job_manifest`: a JobSpec -> the `batch/v1` Job body, restricted Pod Security profile.
-- `node_info`: a Node -> NodeInfo (GPUs from `nvidia.com/gpu` and GPU feature discovery).
+- `node_info`: a Node -> NodeInfo (GPUs from `nvidia.com/gpu` and GPU feature discovery),
+  with what other pods hold on it (`foreign_usage`).
 - `attempt_state`: a Job and its Pods -> AttemptState (phase and a stable reason code).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from scheduler.cluster.backend import (
@@ -291,7 +292,89 @@ def parse_quantity(value: str | int | None) -> Decimal:
     return Decimal(text)
 
 
-def node_info(node: dict[str, Any]) -> NodeInfo:
+def pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
+    """What a pod holds on its node, as the scheduler counts it: the larger of its app
+    containers' summed requests (sidecar init containers included) and any single init
+    container's, plus ``spec.overhead``. A request left unset falls back to the limit.
+
+    >>> pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}},
+    ...                                {"resources": {"limits": {"cpu": "500m"}}}],
+    ...                 "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}}
+    >>> pod_requests(pod)["cpu"]
+    Decimal('2')
+    """
+    spec = pod.get("spec") or {}
+
+    def of(container: dict[str, Any]) -> dict[str, Decimal]:
+        resources = container.get("resources") or {}
+        merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        return {name: parse_quantity(value) for name, value in merged.items()}
+
+    total: dict[str, Decimal] = {}
+    init_peak: dict[str, Decimal] = {}
+    sidecars: dict[str, Decimal] = {}
+    for container in spec.get("initContainers") or []:
+        wanted = of(container)
+        for name, amount in wanted.items():
+            # a running sidecar holds its request next to the later init containers
+            init_peak[name] = max(init_peak.get(name, Decimal(0)), sidecars.get(name, 0) + amount)
+        if container.get("restartPolicy") == "Always":
+            for name, amount in wanted.items():
+                sidecars[name] = sidecars.get(name, Decimal(0)) + amount
+    for container in spec.get("containers") or []:
+        for name, amount in of(container).items():
+            total[name] = total.get(name, Decimal(0)) + amount
+    for name, amount in sidecars.items():
+        total[name] = total.get(name, Decimal(0)) + amount
+    for name, amount in init_peak.items():
+        total[name] = max(total.get(name, Decimal(0)), amount)
+    for name, value in (spec.get("overhead") or {}).items():
+        total[name] = total.get(name, Decimal(0)) + parse_quantity(value)
+    return total
+
+
+def is_karimasu_pod(pod: dict[str, Any], namespace: str) -> bool:
+    """A pod of one of Karimasu's Jobs: in the jobs namespace with Karimasu's label."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return meta.get("namespace") == namespace and labels.get(LABEL_MANAGED_BY) == "karimasu"
+
+
+def foreign_usage(
+    pods: list[dict[str, Any]], namespace: str
+) -> dict[str, tuple[int, int, int, tuple[str, ...]]]:
+    """Node name -> (GPUs, CPU millicores, memory MiB, "namespace/name"s) held there by pods
+    Karimasu did not create: bound, not Succeeded or Failed, in any namespace (DaemonSets,
+    static pods, other teams' workloads, pods in the jobs namespace without Karimasu's label).
+    """
+    sums: dict[str, list[Decimal]] = {}
+    names: dict[str, list[str]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        if not node or phase in ("Succeeded", "Failed") or is_karimasu_pod(pod, namespace):
+            continue
+        wanted = pod_requests(pod)
+        row = sums.setdefault(node, [Decimal(0), Decimal(0), Decimal(0)])
+        row[0] += wanted.get(GPU_RESOURCE, Decimal(0))
+        row[1] += wanted.get("cpu", Decimal(0))
+        row[2] += wanted.get("memory", Decimal(0))
+        meta = pod.get("metadata") or {}
+        names.setdefault(node, []).append(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+    return {
+        node: (
+            int(gpus),
+            int((cpu * 1000).to_integral_value(rounding=ROUND_CEILING)),
+            int((memory / 2**20).to_integral_value(rounding=ROUND_CEILING)),
+            tuple(sorted(names[node])),
+        )
+        for node, (gpus, cpu, memory) in sums.items()
+    }
+
+
+def node_info(
+    node: dict[str, Any], foreign: tuple[int, int, int, tuple[str, ...]] | None = None
+) -> NodeInfo:
     meta, spec, status = node["metadata"], node.get("spec", {}), node.get("status", {})
     labels = meta.get("labels", {}) or {}
     capacity = status.get("capacity", {}) or {}
@@ -313,6 +396,17 @@ def node_info(node: dict[str, Any]) -> NodeInfo:
         cordoned=bool(spec.get("unschedulable")),
         taints=[{k: str(v) for k, v in t.items()} for t in spec.get("taints", []) or []],
         labels=dict(labels),
+        **(
+            {}
+            if foreign is None
+            else dict(
+                zip(
+                    ("foreign_gpus", "foreign_cpu_millis", "foreign_memory_mb", "foreign_pods"),
+                    foreign,
+                    strict=True,
+                )
+            )
+        ),
     )
 
 
