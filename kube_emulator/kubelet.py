@@ -19,7 +19,12 @@ An image whose reference contains ``does-not-exist`` never pulls: the container 
 upstream's alternation), and the Pod stays Pending.
 
 A running Pod logs one header line, one ``epoch`` line per simulated second, and a final line
-when it ends. Restarts (restartPolicy OnFailure/Always) happen at once, without CrashLoopBackOff.
+when it ends.
+
+Restarts (restartPolicy Always, or OnFailure after a non-zero exit) follow the kubelet's
+CrashLoopBackOff: the container waits with reason ``CrashLoopBackOff`` (the Pod stays Running,
+not Ready; ``restartCount`` grows, ``lastState`` is the run that ended) for 10 s, then 20 s,
+40 s... at most 300 s; a run that lasted 10 minutes resets the delay to 10 s.
 """
 
 from __future__ import annotations
@@ -50,6 +55,9 @@ ENV_VARS = {
 PULL_FAILURE_MARKER = "does-not-exist"
 DEFAULT_DURATION = 30.0
 PULL_BACKOFF_SECONDS = 1.0  # ErrImagePull shows this long before ImagePullBackOff
+CRASH_BACKOFF_SECONDS = 10.0  # the kubelet's first restart delay, doubled per restart...
+CRASH_BACKOFF_MAX_SECONDS = 300.0  # ...up to this
+CRASH_BACKOFF_RESET_SECONDS = 600.0  # a run this long resets the delay
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,8 @@ class PodRun:
     gpus: int
     finished_at: float | None = None
     exit_code: int | None = None
+    restart_at: float | None = None  # CrashLoopBackOff: when the container starts again
+    backoff: float = 0.0  # the delay before this run's restart (0: none yet)
 
 
 def _condition(type_: str, status: str, now: str, reason: str = "") -> Obj:
@@ -180,6 +190,10 @@ class Kubelet:
         if run is None:  # state lost (cannot happen within one process); restart the clock
             self._start(pod, job, now, attempt=job_failures + 1)
             return
+        if run.restart_at is not None:
+            if now >= run.restart_at:
+                self._start(pod, job, run.restart_at, attempt=run.attempt + 1, backoff=run.backoff)
+            return
         if now < run.started_at + run.params.duration_seconds:
             return
         self._finish(pod, run, job)
@@ -210,11 +224,15 @@ class Kubelet:
             type_="Warning",
         )
 
-    def _start(self, pod: Obj, job: Obj | None, now: float, attempt: int) -> None:
+    def _start(
+        self, pod: Obj, job: Obj | None, now: float, attempt: int, backoff: float = 0.0
+    ) -> None:
         params = simulation_params(pod, job)
         gpus = int(pod_requests(pod).get(GPU, 0))
         node = pod["spec"]["nodeName"]
-        self.runs[pod["metadata"]["uid"]] = PodRun(now, params, attempt, node, gpus)
+        self.runs[pod["metadata"]["uid"]] = PodRun(
+            now, params, attempt, node, gpus, backoff=backoff
+        )
         stamp = rfc3339(now)
         status = pod["status"]
         previous = (status.get("containerStatuses") or [{}])[0]
@@ -250,10 +268,7 @@ class Kubelet:
         }
         policy = pod["spec"].get("restartPolicy", "Always")
         if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
-            # Restart in place: a new run of the same Pod (no CrashLoopBackOff delay).
-            status["containerStatuses"][0]["restartCount"] = restarts + 1
-            status["containerStatuses"][0]["lastState"] = {"terminated": terminated}
-            self._start(pod, job, self.store.clock.now(), attempt=run.attempt + 1)
+            self._back_off(pod, run, terminated, restarts + 1, end)
             return
         status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
         status["containerStatuses"] = [
@@ -264,6 +279,38 @@ class Kubelet:
         for type_ in ("ContainersReady", "Ready"):
             set_condition(pod, _condition(type_, "False", stamp, done))
         self.store.replace(r.PODS, pod)
+
+    def _back_off(self, pod: Obj, run: PodRun, terminated: Obj, restarts: int, end: float) -> None:
+        """The container ended and will be restarted: CrashLoopBackOff until ``restart_at``."""
+        lasted = end - run.started_at
+        if run.backoff == 0 or lasted >= CRASH_BACKOFF_RESET_SECONDS:
+            delay = CRASH_BACKOFF_SECONDS
+        else:
+            delay = min(run.backoff * 2, CRASH_BACKOFF_MAX_SECONDS)
+        run.backoff, run.restart_at = delay, end + delay
+        name = pod["spec"]["containers"][0]["name"]
+        meta = pod["metadata"]
+        message = (
+            f"back-off {delay:g}s restarting failed container={name} "
+            f"pod={meta['name']}_{meta['namespace']}({meta['uid']})"
+        )
+        status, stamp = pod["status"], rfc3339(end)
+        statuses = []
+        for i, container in enumerate(pod["spec"]["containers"]):
+            state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+            entry = container_status(container, state, ready=False, restarts=restarts)
+            entry["lastState"] = {"terminated": terminated} if i == 0 else {}
+            statuses.append(entry)
+        status["containerStatuses"] = statuses
+        for type_ in ("ContainersReady", "Ready"):
+            set_condition(pod, _condition(type_, "False", stamp, "ContainersNotReady"))
+        self.store.replace(r.PODS, pod)
+        self.recorder.record(
+            pod,
+            "BackOff",
+            f"Back-off restarting failed container {name} in pod {meta['name']}",
+            type_="Warning",
+        )
 
     def fail_lost(self, pod: Obj, node_name: str, *, by: str = "DeletionByPodGC") -> None:
         """Mark a Pod on a lost node Failed, reason NodeLost, with condition DisruptionTarget

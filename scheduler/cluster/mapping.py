@@ -59,6 +59,10 @@ WAITING_REASONS: dict[str, tuple[str, str]] = {
         "container_start_error",
         "The container could not be started (its command, or the node's GPU driver?)",
     ),
+    "CrashLoopBackOff": (
+        "crash_loop",
+        "The container keeps exiting and is restarted after a growing delay: see its log",
+    ),
     "ContainerCreating": ("starting", ""),
     "PodInitializing": ("starting", ""),
 }
@@ -434,7 +438,13 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _waiting_reason(pod: dict[str, Any]) -> tuple[str, str]:
-    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+    """The first waiting container's reason and message (init containers first: a crashing
+    init container keeps the pod Pending)."""
+    status_ = pod.get("status", {}) or {}
+    for status in [
+        *(status_.get("initContainerStatuses") or []),
+        *(status_.get("containerStatuses") or []),
+    ]:
         waiting = (status.get("state") or {}).get("waiting")
         if waiting:
             return str(waiting.get("reason", "")), str(waiting.get("message", ""))
@@ -500,9 +510,20 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
     return _active_pod_state(pod, common)
 
 
+def _explained(waiting: str, message: str) -> tuple[str, str]:
+    reason, explain = WAITING_REASONS.get(waiting, ("starting", ""))
+    if explain:
+        message = f"{explain} ({waiting}: {message})" if message else f"{explain} ({waiting})"
+    return reason, message
+
+
 def _active_pod_state(pod: dict[str, Any], common: dict[str, Any]) -> AttemptState:
     phase = pod.get("status", {}).get("phase", "Pending")
     if phase == "Running":
+        waiting, message = _waiting_reason(pod)
+        if waiting == "CrashLoopBackOff":  # restarted in place (restartPolicy not Never)
+            reason, message = _explained(waiting, message)
+            return AttemptState(phase=RUNNING, reason=reason, message=message, **common)
         return AttemptState(phase=RUNNING, **common)
     if phase in ("Failed", "Unknown"):
         reason = _pod_failure_reason(pod)
@@ -532,7 +553,5 @@ def _active_pod_state(pod: dict[str, Any], common: dict[str, Any]) -> AttemptSta
             **common,
         )
     waiting, message = _waiting_reason(pod)
-    reason, explain = WAITING_REASONS.get(waiting, ("starting", ""))
-    if explain:
-        message = f"{explain} ({waiting}: {message})" if message else f"{explain} ({waiting})"
+    reason, message = _explained(waiting, message)
     return AttemptState(phase=PENDING, reason=reason, message=message, **common)

@@ -125,8 +125,13 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
         if (job.reason, job.message) != (state.reason, state.message[:1000]):
             Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
             job.reason, job.message = state.reason, state.message[:1000]
-    elif state.phase == cluster.RUNNING and job.status == states.STARTING:
-        transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
+    elif state.phase == cluster.RUNNING:
+        if job.status == states.STARTING:
+            transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
+        looping = "crash_loop" in (state.reason, job.reason)  # shown while it lasts
+        if looping and (job.reason, job.message) != (state.reason, state.message[:1000]):
+            Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
+            job.reason, job.message = state.reason, state.message[:1000]
     elif state.phase == cluster.SUCCEEDED:
         _finish(job, states.SUCCEEDED, state, now)
     elif state.phase == cluster.TIMED_OUT:

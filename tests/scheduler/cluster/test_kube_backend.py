@@ -461,3 +461,18 @@ def test_a_job_reading_a_secret_by_reference_is_accepted_by_the_api_server(
     )
     (ref,) = [e.value_from for e in pod.containers[0].env if e.name == "WANDB_API_KEY"]
     assert (ref.secret_key_ref.name, ref.secret_key_ref.key) == ("vision-wandb", "api-key")
+
+
+def test_a_crash_looping_container_shows_on_the_running_row_while_it_lasts(make_admitted):
+    from scheduler.cluster.backend import RUNNING, AttemptState
+    from scheduler.services.reconcile import apply_attempt_state
+
+    job = make_admitted()
+    now = timezone.now()
+    looping = AttemptState(job.pk, job.attempt, RUNNING, "crash_loop", "keeps exiting")
+    assert apply_attempt_state(job, looping, now=now)
+    job.refresh_from_db()
+    assert (job.status, job.reason, job.message) == (states.RUNNING, "crash_loop", "keeps exiting")
+    assert apply_attempt_state(job, AttemptState(job.pk, job.attempt, RUNNING), now=now)
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.RUNNING, "")

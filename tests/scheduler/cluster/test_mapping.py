@@ -254,6 +254,20 @@ COMPLETE = {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11
             id="running",
         ),
         pytest.param(
+            job(),
+            [pod("Running", waiting="CrashLoopBackOff")],
+            cluster.RUNNING,
+            "crash_loop",
+            id="restarting-container",
+        ),
+        pytest.param(
+            job(),
+            [pod(waiting="CrashLoopBackOff")],
+            cluster.PENDING,
+            "crash_loop",
+            id="init-container-crash-loop",
+        ),
+        pytest.param(
             job([COMPLETE]),
             [pod("Succeeded", terminated={"exitCode": 0})],
             cluster.SUCCEEDED,
@@ -402,3 +416,8 @@ def test_foreign_usage_skips_karimasus_finished_and_unbound_pods():
         ("jobs/stray", "kube-system/daemon", "other/copycat", "research/nb"),
     )
     assert usage["n2"] == (0, 1, 0, ("kube-system/elsewhere",))
+
+
+def test_crash_loop_explains_itself():
+    state = attempt_state(job(), [pod("Running", waiting="CrashLoopBackOff")])
+    assert "keeps exiting" in state.message and "CrashLoopBackOff" in state.message
