@@ -93,6 +93,9 @@ class JobSpec:
     scratch_gb: int = 20
     # Variables read from Secrets: {"VAR": (secret name, key)}.
     secret_env: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Karimasu enforces max_runtime_s from the container's start (reconcile); the Job's
+    # activeDeadlineSeconds, counted from its creation, is max_runtime_s + this backstop.
+    start_timeout_s: int = 0
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
@@ -106,7 +109,8 @@ TIMED_OUT = "timed_out"
 @dataclass(frozen=True)
 class AttemptState:
     """What the cluster says about one attempt. `reason` is a stable code, e.g.
-    unschedulable, image_pull_failure, oom_killed, deadline_exceeded, evicted, node_lost."""
+    unschedulable, image_pull_failure, oom_killed, deadline_exceeded, evicted, node_lost.
+    `started_at` is when its container started (the Job's start before that)."""
 
     job_id: int
     attempt: int

@@ -116,7 +116,9 @@ def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> d
         },
         "spec": {
             "backoffLimit": spec.backoff_limit,
-            "activeDeadlineSeconds": spec.max_runtime_s,
+            # A backstop: it counts from the Job's creation (image pulls, waiting for the
+            # node); reconcile enforces max_runtime_s from the container's start.
+            "activeDeadlineSeconds": spec.max_runtime_s + max(0, spec.start_timeout_s),
             "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
             "template": {
                 "metadata": {"labels": labels, "annotations": dict(spec.annotations)},
@@ -437,6 +439,21 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def container_started_at(pod: dict[str, Any]) -> datetime | None:
+    """When the pod's first container started running (this run, or the run that ended), or
+    None before it ever ran. Not ``status.startTime``: that is when the kubelet took the pod,
+    before pulling its image."""
+    statuses = pod.get("status", {}).get("containerStatuses", []) or []
+    starts = []
+    for status in statuses:
+        for state in (status.get("state") or {}, status.get("lastState") or {}):
+            for key in ("running", "terminated"):
+                started = (state.get(key) or {}).get("startedAt")
+                if started:
+                    starts.append(str(started))
+    return _time(min(starts)) if starts else None
+
+
 def _waiting_reason(pod: dict[str, Any]) -> tuple[str, str]:
     """The first waiting container's reason and message (init containers first: a crashing
     init container keeps the pod Pending)."""
@@ -480,7 +497,8 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
         "job_id": job_id,
         "attempt": attempt,
         "node_name": node,
-        "started_at": _time(status.get("startTime")),
+        "started_at": (container_started_at(pod) if pod else None)
+        or _time(status.get("startTime")),
         "exit_code": terminated.get("exitCode") if terminated else None,
     }
 

@@ -100,12 +100,21 @@ def test_oom_killed_is_reported(make_admitted, backend, emulator):
     assert (job.status, job.reason) == (states.FAILED, "oom_killed")
 
 
-def test_deadline_is_enforced_by_the_cluster(make_admitted, backend, emulator):
+def test_deadline_backstop_is_enforced_by_the_cluster(make_admitted, backend, emulator, settings):
+    """Without a reconcile pass in time, the cluster stops the job at its backstop: max
+    runtime + start timeout after the Job's creation."""
+    settings.KARIMASU_START_TIMEOUT_SECONDS = 30
     job = make_admitted(duration=7200)
     Job.objects.filter(pk=job.pk).update(max_runtime_s=60)
     job.refresh_from_db()
     reconcile(backend, now=timezone.now())
-    run_cluster(emulator, 61)
+    run_cluster(emulator, 89)
+    assert (
+        client.BatchV1Api(backend.api_client)
+        .read_namespaced_job(job.cluster_name, "karimasu-jobs")
+        .status.active
+    )
+    run_cluster(emulator, 1)
     reconcile(backend, now=timezone.now())
     job.refresh_from_db()
     assert (job.status, job.reason) == (states.TIMED_OUT, "deadline_exceeded")
