@@ -13,6 +13,9 @@ both, from env vars of its first container; a malformed value falls back to the 
   every run end as the exit code says.
 - ``karimasu.io/sim-gpu-utilization`` / ``KARIMASU_SIM_GPU_UTILIZATION``: a number or profile
   name, stored for the telemetry simulation and not interpreted here (default None).
+- ``karimasu.io/sim-fail-indexes`` / ``KARIMASU_SIM_FAIL_INDEXES``: ``"1,3"`` makes the Pods of
+  those completion indexes of an Indexed Job fail (with the exit code, or 1) and the others
+  succeed (default: none).
 
 An image whose reference contains ``does-not-exist`` never pulls: the container waits with
 ``ErrImagePull``, one simulated second later ``ImagePullBackOff`` (where it stays, without
@@ -36,6 +39,7 @@ from typing import Any
 from . import resources as r
 from .clock import rfc3339
 from .events import EventRecorder
+from .jobs import pod_index
 from .scheduling import GPU, pod_requests
 from .store import Store
 
@@ -47,6 +51,7 @@ ANNOTATIONS = {
     "oom_killed": "karimasu.io/sim-oom-killed",
     "fail_attempts": "karimasu.io/sim-fail-attempts",
     "gpu_utilization": "karimasu.io/sim-gpu-utilization",
+    "fail_indexes": "karimasu.io/sim-fail-indexes",
 }
 ENV_VARS = {
     key: "KARIMASU_SIM_" + name.removeprefix("karimasu.io/sim-").replace("-", "_").upper()
@@ -69,12 +74,17 @@ class SimulationParams:
     oom_killed: bool = False
     fail_attempts: int = 0
     gpu_utilization: str | None = None
+    fail_indexes: frozenset[int] = frozenset()
 
-    def outcome(self, attempt: int) -> tuple[int, str]:
-        """(exit code, container termination reason) of run number ``attempt`` (from 1)."""
-        failing = attempt <= self.fail_attempts or (
-            self.fail_attempts == 0 and (self.exit_code != 0 or self.oom_killed)
-        )
+    def outcome(self, attempt: int, index: int | None = None) -> tuple[int, str]:
+        """(exit code, container termination reason) of run number ``attempt`` (from 1) of
+        the Pod of completion ``index`` (None: not an Indexed Job's)."""
+        if self.fail_indexes and index is not None:
+            failing = index in self.fail_indexes
+        else:
+            failing = attempt <= self.fail_attempts or (
+                self.fail_attempts == 0 and (self.exit_code != 0 or self.oom_killed)
+            )
         if not failing:
             return 0, "Completed"
         if self.oom_killed:
@@ -106,12 +116,16 @@ def simulation_params(pod: Obj, job: Obj | None) -> SimulationParams:
         return value if math.isfinite(value) and value >= 0 else default
 
     utilization = raw("gpu_utilization")
+    indexes = frozenset(
+        int(part) for part in str(raw("fail_indexes") or "").split(",") if part.strip().isdigit()
+    )
     return SimulationParams(
         duration_seconds=number("duration", DEFAULT_DURATION, float, forever=True),
         exit_code=number("exit_code", 0, int),
         oom_killed=str(raw("oom_killed")).lower() in ("true", "1", "yes"),
         fail_attempts=number("fail_attempts", 0, int),
         gpu_utilization=None if utilization is None else str(utilization),
+        fail_indexes=indexes,
     )
 
 
@@ -254,7 +268,7 @@ class Kubelet:
 
     def _finish(self, pod: Obj, run: PodRun, job: Obj | None) -> None:
         end = run.started_at + run.params.duration_seconds
-        exit_code, reason = run.params.outcome(run.attempt)
+        exit_code, reason = run.params.outcome(run.attempt, pod_index(pod))
         run.finished_at, run.exit_code = end, exit_code
         status, stamp = pod["status"], rfc3339(end)
         previous = status.get("containerStatuses") or [{}]

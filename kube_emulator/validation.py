@@ -252,6 +252,8 @@ def _prepare_job(job: Obj, uid: str) -> list[FieldCause]:
     if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
         return [FieldCause("spec.template", "Required value", "FieldValueRequired")]
     causes: list[FieldCause] = []
+    if spec.get("backoffLimitPerIndex") is not None:  # then the global limit is off by default
+        spec.setdefault("backoffLimit", 2147483647)
     for field, default, minimum in (
         ("parallelism", 1, 0),
         ("completions", 1, 0),
