@@ -33,6 +33,7 @@ File format (every key but ``nodes[].name`` is optional)::
         image: jupyter/base-notebook:2024-01
         requests: {nvidia.com/gpu: 1, cpu: "4", memory: 16Gi}
         labels: {app: notebook}
+        annotations: {karimasu.io/gpu-indices: "1"}   # where the simulated node agent puts it
         duration: inf
 
 A node with ``gpus: 0`` gets no GPU labels. GPU feature discovery labels follow NVIDIA's
@@ -136,7 +137,8 @@ def _workload(
     if entry.get("node_selector"):
         spec["nodeSelector"] = {str(k): str(v) for k, v in entry["node_selector"].items()}
     labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
-    annotations = {"karimasu.io/sim-duration-seconds": str(entry.get("duration", "inf"))}
+    annotations = {str(k): str(v) for k, v in (entry.get("annotations") or {}).items()}
+    annotations["karimasu.io/sim-duration-seconds"] = str(entry.get("duration", "inf"))
     namespace = str(entry.get("namespace", namespace))
     if not daemon:
         spec["nodeName"] = str(entry["node"])
