@@ -97,6 +97,8 @@ class NodeSerializer(serializers.ModelSerializer):
             "foreign_cpu_millis",
             "foreign_memory_mb",
             "foreign_pods",
+            "daemon_cpu_millis",
+            "daemon_memory_mb",
             "first_seen_at",
             "last_seen_at",
             "gone_at",

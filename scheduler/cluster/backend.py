@@ -31,9 +31,22 @@ class ClusterRejected(ClusterError):
 
 
 @dataclass(frozen=True)
+class ForeignUsage:
+    """What pods Karimasu did not create request on one node. ``daemon_*`` is the part of
+    DaemonSet and static (mirror) pods: on the node for good, unlike other teams' work."""
+
+    gpus: int = 0
+    cpu_millis: int = 0
+    memory_mb: int = 0
+    pods: tuple[str, ...] = ()  # "namespace/name", sorted
+    daemon_cpu_millis: int = 0
+    daemon_memory_mb: int = 0
+
+
+@dataclass(frozen=True)
 class NodeInfo:
     """A Node, and what pods Karimasu did not create (DaemonSets, static pods, other
-    namespaces' workloads) request on it: ``foreign_*`` is held, whatever Karimasu decides."""
+    namespaces' workloads) request on it: ``foreign`` is held, whatever Karimasu decides."""
 
     name: str
     gpu_model: str
@@ -46,10 +59,7 @@ class NodeInfo:
     cordoned: bool
     taints: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
-    foreign_gpus: int = 0
-    foreign_cpu_millis: int = 0
-    foreign_memory_mb: int = 0
-    foreign_pods: tuple[str, ...] = ()  # "namespace/name", sorted
+    foreign: ForeignUsage = field(default_factory=ForeignUsage)
 
 
 @dataclass(frozen=True)

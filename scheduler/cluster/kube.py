@@ -28,6 +28,7 @@ from scheduler.cluster.backend import (
     AttemptState,
     ClusterRejected,
     ClusterUnavailable,
+    ForeignUsage,
     JobSpec,
     NodeInfo,
     ResyncRequired,
@@ -116,7 +117,7 @@ class KubernetesBackend:
         foreign = self._foreign_usage()
         return [mapping.node_info(node, foreign.get(node["metadata"]["name"])) for node in nodes]
 
-    def _foreign_usage(self) -> dict[str, tuple[int, int, int, tuple[str, ...]]]:
+    def _foreign_usage(self) -> dict[str, ForeignUsage]:
         try:
             response = _call(
                 self.core.list_pod_for_all_namespaces,

@@ -19,6 +19,7 @@ from scheduler.cluster.backend import (
     SUCCEEDED,
     TIMED_OUT,
     AttemptState,
+    ForeignUsage,
     JobSpec,
     NodeInfo,
 )
@@ -346,14 +347,27 @@ def is_karimasu_pod(pod: dict[str, Any], namespace: str) -> bool:
     return meta.get("namespace") == namespace and labels.get(LABEL_MANAGED_BY) == "karimasu"
 
 
-def foreign_usage(
-    pods: list[dict[str, Any]], namespace: str
-) -> dict[str, tuple[int, int, int, tuple[str, ...]]]:
-    """Node name -> (GPUs, CPU millicores, memory MiB, "namespace/name"s) held there by pods
-    Karimasu did not create: bound, not Succeeded or Failed, in any namespace (DaemonSets,
-    static pods, other teams' workloads, pods in the jobs namespace without Karimasu's label).
-    """
-    sums: dict[str, list[Decimal]] = {}
+def is_daemon_pod(pod: dict[str, Any]) -> bool:
+    """A pod that stays on its node for good: a DaemonSet's, or a static pod's mirror."""
+    meta = pod.get("metadata") or {}
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+        return True
+    return any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
+
+
+def _mib(amount: Decimal) -> int:
+    return int((amount / 2**20).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _millis(amount: Decimal) -> int:
+    return int((amount * 1000).to_integral_value(rounding=ROUND_CEILING))
+
+
+def foreign_usage(pods: list[dict[str, Any]], namespace: str) -> dict[str, ForeignUsage]:
+    """Node name -> what pods Karimasu did not create hold there: bound, not Succeeded or
+    Failed, in any namespace (DaemonSets, static pods, other teams' workloads, pods in the
+    jobs namespace without Karimasu's label)."""
+    sums: dict[str, dict[str, Decimal]] = {}
     names: dict[str, list[str]] = {}
     for pod in pods:
         node = (pod.get("spec") or {}).get("nodeName")
@@ -361,26 +375,29 @@ def foreign_usage(
         if not node or phase in ("Succeeded", "Failed") or is_karimasu_pod(pod, namespace):
             continue
         wanted = pod_requests(pod)
-        row = sums.setdefault(node, [Decimal(0), Decimal(0), Decimal(0)])
-        row[0] += wanted.get(GPU_RESOURCE, Decimal(0))
-        row[1] += wanted.get("cpu", Decimal(0))
-        row[2] += wanted.get("memory", Decimal(0))
+        row = sums.setdefault(node, {})
+        daemon = is_daemon_pod(pod)
+        for key, resource in (("gpus", GPU_RESOURCE), ("cpu", "cpu"), ("memory", "memory")):
+            amount = wanted.get(resource, Decimal(0))
+            row[key] = row.get(key, Decimal(0)) + amount
+            if daemon:
+                row[f"daemon_{key}"] = row.get(f"daemon_{key}", Decimal(0)) + amount
         meta = pod.get("metadata") or {}
         names.setdefault(node, []).append(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
     return {
-        node: (
-            int(gpus),
-            int((cpu * 1000).to_integral_value(rounding=ROUND_CEILING)),
-            int((memory / 2**20).to_integral_value(rounding=ROUND_CEILING)),
-            tuple(sorted(names[node])),
+        node: ForeignUsage(
+            gpus=int(row.get("gpus", 0)),
+            cpu_millis=_millis(row.get("cpu", Decimal(0))),
+            memory_mb=_mib(row.get("memory", Decimal(0))),
+            pods=tuple(sorted(names[node])),
+            daemon_cpu_millis=_millis(row.get("daemon_cpu", Decimal(0))),
+            daemon_memory_mb=_mib(row.get("daemon_memory", Decimal(0))),
         )
-        for node, (gpus, cpu, memory) in sums.items()
+        for node, row in sums.items()
     }
 
 
-def node_info(
-    node: dict[str, Any], foreign: tuple[int, int, int, tuple[str, ...]] | None = None
-) -> NodeInfo:
+def node_info(node: dict[str, Any], foreign: ForeignUsage | None = None) -> NodeInfo:
     meta, spec, status = node["metadata"], node.get("spec", {}), node.get("status", {})
     labels = meta.get("labels", {}) or {}
     capacity = status.get("capacity", {}) or {}
@@ -402,17 +419,7 @@ def node_info(
         cordoned=bool(spec.get("unschedulable")),
         taints=[{k: str(v) for k, v in t.items()} for t in spec.get("taints", []) or []],
         labels=dict(labels),
-        **(
-            {}
-            if foreign is None
-            else dict(
-                zip(
-                    ("foreign_gpus", "foreign_cpu_millis", "foreign_memory_mb", "foreign_pods"),
-                    foreign,
-                    strict=True,
-                )
-            )
-        ),
+        foreign=foreign or ForeignUsage(),
     )
 
 

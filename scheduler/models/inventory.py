@@ -28,6 +28,10 @@ class Node(models.Model):
     foreign_cpu_millis = models.PositiveIntegerField(default=0)
     foreign_memory_mb = models.PositiveIntegerField(default=0)
     foreign_pods = models.JSONField(default=list, blank=True)  # "namespace/name", sorted
+    # The part of it DaemonSet and static pods hold (there for good): what a job can never
+    # have of the node, so submission checks against allocatable minus this.
+    daemon_cpu_millis = models.PositiveIntegerField(default=0)
+    daemon_memory_mb = models.PositiveIntegerField(default=0)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     gone_at = models.DateTimeField(null=True, blank=True)

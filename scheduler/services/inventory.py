@@ -68,10 +68,12 @@ def _fields(info: NodeInfo) -> dict[str, object]:
         "cordoned": info.cordoned,
         "taints": info.taints,
         "labels": info.labels,
-        "foreign_gpus": info.foreign_gpus,
-        "foreign_cpu_millis": info.foreign_cpu_millis,
-        "foreign_memory_mb": info.foreign_memory_mb,
-        "foreign_pods": list(info.foreign_pods),
+        "foreign_gpus": info.foreign.gpus,
+        "foreign_cpu_millis": info.foreign.cpu_millis,
+        "foreign_memory_mb": info.foreign.memory_mb,
+        "foreign_pods": list(info.foreign.pods),
+        "daemon_cpu_millis": info.foreign.daemon_cpu_millis,
+        "daemon_memory_mb": info.foreign.daemon_memory_mb,
     }
 
 

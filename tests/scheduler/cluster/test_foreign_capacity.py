@@ -23,6 +23,8 @@ nodes:
   - {name: cpu-01, gpus: 1, cpu: "32", memory: 64Gi}
 daemonsets:
   - {name: kube-proxy, requests: {cpu: 100m, memory: 128Mi}, tolerations: [{operator: Exists}]}
+pods:
+  - {name: etl, namespace: data, node: cpu-01, requests: {cpu: "8", memory: 1Gi}}
 """
 
 
@@ -72,19 +74,37 @@ def test_a_finished_foreign_pod_gives_its_gpu_back(alice, synced, backend, emula
 
 
 @pytest.mark.nodes_file(SYSTEM_PODS)
-def test_cpu_equal_to_allocatable_is_not_placed_beside_system_pods(
-    alice, synced, backend, emulator
-):
-    whole = submit(alice, gpus=1, cpu_millis=32000)
-    fits = submit(alice, gpus=0, cpu_millis=31900)
+def test_cpu_equal_to_allocatable_is_refused_beside_system_pods(alice, synced):
+    node = Node.objects.get(name="cpu-01")
+    assert (node.daemon_cpu_millis, node.foreign_cpu_millis) == (100, 8100)
+    response = alice.client().post(
+        "/api/v1/jobs/",
+        {
+            "name": "all",
+            "team": "vision",
+            "image": "pytorch/pytorch:2.4",
+            "gpus": 1,
+            "cpu_millis": 32000,
+            "max_runtime_s": 3600,
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "31900m" in str(response.json())  # what the DaemonSet leaves, not allocatable
+
+
+@pytest.mark.nodes_file(SYSTEM_PODS)
+def test_cpu_held_by_other_pods_is_not_offered(alice, synced, backend, emulator):
+    everything = submit(alice, gpus=1, cpu_millis=31900)  # fits once the ETL pod is gone
+    fits = submit(alice, gpus=0, cpu_millis=23900)
     report = run_cycle(backend, now=timezone.now())
     assert report.admitted == [fits.pk]
-    whole.refresh_from_db()
-    assert (whole.status, whole.reason) == (states.QUEUED, "too-big")
+    everything.refresh_from_db()
+    assert (everything.status, everything.reason) == (states.QUEUED, "too-big")
     emulator.settle()
     reconcile(backend, now=timezone.now())
     fits.refresh_from_db()
-    assert fits.status == states.RUNNING
+    assert fits.status == states.RUNNING  # the cluster could place what Karimasu admitted
 
 
 def test_the_node_api_shows_gpus_in_use_outside_karimasu(alice, synced):

@@ -409,15 +409,21 @@ def test_foreign_usage_skips_karimasus_finished_and_unbound_pods():
         _pod("elsewhere", node="n2", containers=[_container({"cpu": "1m"})]),
     ]
     usage = foreign_usage(pods, "jobs")
-    assert usage["n1"] == (
-        2,
-        100 + 500 + 500 + 1000,
-        100 + 1 + 1,
-        ("jobs/stray", "kube-system/daemon", "other/copycat", "research/nb"),
-    )
-    assert usage["n2"] == (0, 1, 0, ("kube-system/elsewhere",))
+    n1 = usage["n1"]
+    assert (n1.gpus, n1.cpu_millis, n1.memory_mb) == (2, 100 + 500 + 500 + 1000, 100 + 1 + 1)
+    assert n1.pods == ("jobs/stray", "kube-system/daemon", "other/copycat", "research/nb")
+    assert (n1.daemon_cpu_millis, n1.daemon_memory_mb) == (0, 0)  # no owner: not a daemon
+    assert (usage["n2"].cpu_millis, usage["n2"].pods) == (1, ("kube-system/elsewhere",))
 
 
-def test_crash_loop_explains_itself():
-    state = attempt_state(job(), [pod("Running", waiting="CrashLoopBackOff")])
-    assert "keeps exiting" in state.message and "CrashLoopBackOff" in state.message
+def test_daemonset_and_static_pods_are_there_for_good():
+    from scheduler.cluster.mapping import foreign_usage
+
+    daemon = _pod("proxy", containers=[_container({"cpu": "100m", "memory": "128Mi"})])
+    daemon["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "kube-proxy"}]
+    static = _pod("etcd-n1", containers=[_container({"cpu": "1", "memory": "1Gi"})])
+    static["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "abc"}
+    passing = _pod("batch", namespace="data", containers=[_container({"cpu": "4"})])
+    [n1] = foreign_usage([daemon, static, passing], "jobs").values()
+    assert (n1.cpu_millis, n1.daemon_cpu_millis) == (5100, 1100)
+    assert n1.daemon_memory_mb == 1024 + 128
