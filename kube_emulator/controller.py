@@ -326,6 +326,13 @@ class ClusterController:
                 r.PODS, predicate=lambda p, n=name: p["spec"].get("nodeName") == n
             ):
                 if not is_terminal(pod) and eviction_due(pod, taints, now):
+                    meta = pod["metadata"]
+                    self.recorder.record(
+                        pod,
+                        "TaintManagerEviction",
+                        f"Marking for deletion Pod {meta['namespace']}/{meta['name']}",
+                        component="taint-eviction-controller",
+                    )
                     self.kubelet.fail_lost(pod, name, by="DeletionByTaintManager")
 
     def _fail_pods_on(self, node_name: str) -> None:

@@ -45,6 +45,12 @@ def test_lost_node_evicts_its_pods_after_300_s_and_the_job_retries_elsewhere(
     assert (failed.status.phase, failed.status.reason) == ("Failed", "NodeLost")
     disruption = condition(failed, "DisruptionTarget")
     assert (disruption.status, disruption.reason) == ("True", "DeletionByTaintManager")
+    evictions = [
+        e.message
+        for e in core.list_namespaced_event(NS).items
+        if e.reason == "TaintManagerEviction"
+    ]
+    assert evictions == [f"Marking for deletion Pod {NS}/{failed.metadata.name}"]
 
     emulator.advance(10)  # back-off, then a replacement lands on a node that answers
     pods = job_pods(core, "survivor")
