@@ -17,7 +17,9 @@ from scheduler.services.board import gpu_holders
 class NodeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The GPU nodes, their GPUs, who holds each one and its latest telemetry (utilization,
     memory, health, sample age). Everyone signed in sees this: knowing who holds what is the
-    point. `?include_gone=1` adds nodes that left."""
+    point. `foreign_*` is what pods Karimasu did not create hold on the node (DaemonSets,
+    other namespaces' pods): never offered to jobs; `outside_karimasu` marks as many GPUs.
+    `?include_gone=1` adds nodes that left."""
 
     serializer_class = NodeSerializer
     lookup_field = "name"

@@ -9,6 +9,7 @@ from django.db.models import Prefetch
 
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
+from scheduler.services.inventory import outside_gpu_indices
 from scheduler.telemetry.models import GpuMinute
 
 
@@ -24,7 +25,7 @@ class Holder:
 @dataclass
 class GpuCell:
     index: int
-    state: str  # free | job | booking | unhealthy
+    state: str  # free | job | booking | unhealthy | outside (held by a pod not Karimasu's)
     holder: Holder | None = None
     utilization: float | None = None  # the node agent's latest reading, percent
     #: The last hour's utilization, one point a minute, as SVG polyline points in a 60 x 16
@@ -71,15 +72,32 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
     return holders
 
 
+def outside_gpus(nodes: list[Node], holders: dict[tuple[int, int], Holder]) -> set[tuple[int, int]]:
+    """(node id, GPU index) of the GPUs shown as in use outside Karimasu (pods it did not
+    create hold them; see ``inventory.outside_gpu_indices``). Nodes come with their GPUs."""
+    found: set[tuple[int, int]] = set()
+    for node in nodes:
+        present = [g.index for g in node.gpus.all() if g.present]
+        jobs = {
+            i
+            for i in present
+            if (holder := holders.get((node.pk, i))) is not None and holder.kind == "job"
+        }
+        found |= {(node.pk, i) for i in outside_gpu_indices(node, present, jobs)}
+    return found
+
+
 def gpu_board(*, now: datetime) -> list[NodeRow]:
     """One row per live node with each present GPU's state."""
     holders = gpu_holders(now=now)
     lines = utilization_sparklines(now=now)
     rows = []
     gpus = Gpu.objects.select_related("telemetry_state")
-    for node in Node.objects.filter(gone_at__isnull=True).prefetch_related(
-        Prefetch("gpus", queryset=gpus)
-    ):
+    nodes = list(
+        Node.objects.filter(gone_at__isnull=True).prefetch_related(Prefetch("gpus", queryset=gpus))
+    )
+    outside = outside_gpus(nodes, holders)
+    for node in nodes:
         row = NodeRow(node.name, node.gpu_model, node.schedulable, node.cordoned, node.ready)
         for gpu in node.gpus.all():
             if not gpu.present:
@@ -88,7 +106,11 @@ def gpu_board(*, now: datetime) -> list[NodeRow]:
             state = getattr(gpu, "telemetry_state", None)
             util = state.utilization if state is not None else None
             line = lines.get(gpu.pk, "")
-            if holder is not None:
+            if holder is not None and holder.kind == "job":
+                row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util, line))
+            elif (node.pk, gpu.index) in outside:
+                row.gpus.append(GpuCell(gpu.index, "outside", None, util, line))
+            elif holder is not None:
                 row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util, line))
             elif not gpu.healthy:
                 row.gpus.append(GpuCell(gpu.index, "unhealthy", None, util, line))
