@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -68,6 +69,13 @@ def _condition_true(obj: Obj, type_: str) -> bool:
         c.get("type") == type_ and c.get("status") == "True"
         for c in (obj.get("status") or {}).get("conditions") or []
     )
+
+
+def _on_node(name: str) -> Callable[[Obj], bool]:
+    def on_node(pod: Obj) -> bool:
+        return bool(pod["spec"].get("nodeName") == name)
+
+    return on_node
 
 
 def _pods_by_owner(pods: list[Obj]) -> dict[str, list[Obj]]:
@@ -364,9 +372,7 @@ class ClusterController:
             if not taints:
                 continue
             name = node["metadata"]["name"]
-            for pod in self.store.list(
-                r.PODS, predicate=lambda p, n=name: p["spec"].get("nodeName") == n
-            ):
+            for pod in self.store.list(r.PODS, predicate=_on_node(name)):
                 if not is_terminal(pod) and eviction_due(pod, taints, now):
                     meta = pod["metadata"]
                     self.recorder.record(

@@ -117,15 +117,9 @@ class JobController:
         if job["metadata"].get("deletionTimestamp"):
             return  # being deleted: no new Pods, no status changes (as upstream)
         now = self.store.clock.now()
-        spec, status = job["spec"], job.setdefault("status", {})
-        finished = finished_at(job)
-        if finished is not None:
-            ttl = spec.get("ttlSecondsAfterFinished")
-            if ttl is not None and now >= finished + ttl:
-                delete_job(
-                    self.store, job["metadata"]["namespace"], job["metadata"]["name"], "Background"
-                )
+        if self._finished(job, now):
             return
+        spec, status = job["spec"], job.setdefault("status", {})
         mine = owned_pods(job, pods)
         active = [p for p in mine if not is_terminal(p)]
         succeeded_pods = [p for p in mine if p["status"].get("phase") == "Succeeded"]
@@ -149,39 +143,78 @@ class JobController:
             status.pop("startTime", None)
             self._set_condition(job, "Suspended", "True", "JobSuspended", "Job suspended", now)
         else:
-            if _condition_true(job, "Suspended"):
-                self._set_condition(job, "Suspended", "False", "JobResumed", "Job resumed", now)
-            status.setdefault("startTime", rfc3339(now))
-            started = parse_rfc3339(status["startTime"])
-            deadline = spec.get("activeDeadlineSeconds")
-            verdict = self._verdict(job, len(succeeded_pods), failed, fail_job, progress)
-            if deadline is not None and now >= started + deadline:
-                verdict = (
-                    "fail",
-                    "DeadlineExceeded",
-                    "Job was active longer than specified deadline",
-                )
+            verdict = self._running_verdict(
+                job, now, len(succeeded_pods), failed, fail_job, progress
+            )
             if verdict is not None:
                 self._delete_pods(active)
                 active = []
-                if verdict[0] == "complete":
-                    self._complete(job, now)
-                else:
-                    self._fail(job, verdict[1], verdict[2], now)
-            elif progress is not None:
-                for index in progress.to_start(len(active)):
-                    if self._backoff_over(progress.failed_of(index), now):
-                        active.append(self._create_pod(job, index))
+                self._end(job, verdict, now)
             else:
-                wanted = min(
-                    spec.get("parallelism", 1), spec.get("completions", 1) - len(succeeded_pods)
-                )
-                if len(active) < wanted and self._backoff_over(counted, now):
-                    for _ in range(wanted - len(active)):
-                        active.append(self._create_pod(job))
+                active += self._start_pods(job, progress, active, succeeded_pods, counted, now)
         if progress is not None:
             progress.write(status)
         self._write_status(job, active, len(succeeded_pods), failed)
+
+    def _finished(self, job: Obj, now: float) -> bool:
+        """True for a finished Job (deleted here once its TTL after finishing is over)."""
+        finished = finished_at(job)
+        if finished is None:
+            return False
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is not None and now >= finished + ttl:
+            meta = job["metadata"]
+            delete_job(self.store, meta["namespace"], meta["name"], "Background")
+        return True
+
+    def _running_verdict(
+        self,
+        job: Obj,
+        now: float,
+        succeeded: int,
+        failed: int,
+        fail_job: str,
+        progress: _IndexProgress | None,
+    ) -> tuple[str, str, str] | None:
+        """Resume if suspended before, start the clock, and say whether the Job is done:
+        complete, failed by its pods or its policy, or past ``activeDeadlineSeconds``."""
+        spec, status = job["spec"], job["status"]
+        if _condition_true(job, "Suspended"):
+            self._set_condition(job, "Suspended", "False", "JobResumed", "Job resumed", now)
+        status.setdefault("startTime", rfc3339(now))
+        started = parse_rfc3339(status["startTime"])
+        deadline = spec.get("activeDeadlineSeconds")
+        if deadline is not None and now >= started + deadline:
+            return ("fail", "DeadlineExceeded", "Job was active longer than specified deadline")
+        return self._verdict(job, succeeded, failed, fail_job, progress)
+
+    def _end(self, job: Obj, verdict: tuple[str, str, str], now: float) -> None:
+        if verdict[0] == "complete":
+            self._complete(job, now)
+        else:
+            self._fail(job, verdict[1], verdict[2], now)
+
+    def _start_pods(
+        self,
+        job: Obj,
+        progress: _IndexProgress | None,
+        active: list[Obj],
+        succeeded_pods: list[Obj],
+        counted: list[Obj],
+        now: float,
+    ) -> list[Obj]:
+        """The Pods to add now: per missing index (Indexed), else up to parallelism."""
+        if progress is not None:
+            return [
+                self._create_pod(job, index)
+                for index in progress.to_start(len(active))
+                if self._backoff_over(progress.failed_of(index), now)
+            ]
+        spec = job["spec"]
+        wanted = min(spec.get("parallelism", 1), spec.get("completions", 1) - len(succeeded_pods))
+        if len(active) >= wanted or not self._backoff_over(counted, now):
+            return []
+        return [self._create_pod(job) for _ in range(wanted - len(active))]
 
     def _verdict(
         self,

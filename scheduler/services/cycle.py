@@ -80,7 +80,8 @@ def build_snapshot(
     ).select_related("owner", "team", "node", "sweep")
     held_indices: dict[int, set[int]] = {}
     for job in held:
-        held_indices.setdefault(job.node_id, set()).update(job.gpu_indices or ())
+        if job.node_id is not None:  # always: node__isnull=False above
+            held_indices.setdefault(job.node_id, set()).update(job.gpu_indices or ())
     nodes = tuple(
         _node(n, held_indices.get(n.pk, set()), foreign_busy)
         for n in Node.objects.filter(gone_at__isnull=True).prefetch_related("gpus")
