@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Prefetch
 
+from portal.accounts.models import User
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
 from scheduler.telemetry.models import GpuMinute
@@ -49,24 +50,34 @@ class NodeRow:
 def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
     """(node id, GPU index) -> its holder. A job on the GPU wins over a booking of it."""
     holders: dict[tuple[int, int], Holder] = {}
+    # Plain rows, not model instances: `/api/v1/nodes/` computes this on every call.
     slots = ReservationSlot.objects.filter(
         active=True, start__lte=now, end__gt=now, reservation__status__in=LIVE_STATUSES
-    ).select_related("gpu", "reservation__holder", "reservation__team")
-    for slot in slots:
-        res = slot.reservation
-        holders[(slot.gpu.node_id, slot.gpu.index)] = Holder(
-            "booking", res.pk, res.holder.get_username(), res.team.slug, slot.end
-        )
-    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).select_related(
-        "owner", "team"
+    ).values_list(
+        "gpu__node_id",
+        "gpu__index",
+        "reservation_id",
+        f"reservation__holder__{User.USERNAME_FIELD}",
+        "reservation__team__slug",
+        "end",
     )
-    for job in jobs:
-        began = job.started_at or job.admitted_at or now
-        until = began + timedelta(seconds=job.max_runtime_s)
-        for index in job.gpu_indices or []:
-            holders[(job.node_id, index)] = Holder(
-                "job", job.pk, job.owner.get_username(), job.team.slug, until
-            )
+    for node_id, index, reservation_id, holder, team, end in slots:
+        holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
+    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).values_list(
+        "pk",
+        "node_id",
+        "gpu_indices",
+        "started_at",
+        "admitted_at",
+        "max_runtime_s",
+        f"owner__{User.USERNAME_FIELD}",
+        "team__slug",
+    )
+    for pk, node_id, indices, started_at, admitted_at, max_runtime_s, owner, team in jobs:
+        began = started_at or admitted_at or now
+        until = began + timedelta(seconds=max_runtime_s)
+        for index in indices or []:
+            holders[(node_id, index)] = Holder("job", pk, owner, team, until)
     return holders
 
 
