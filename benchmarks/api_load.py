@@ -1,14 +1,21 @@
 """Load test of the API's hot path: gunicorn on PostgreSQL, driven by wrk over loopback.
 
     .venv/bin/python benchmarks/api_load.py [--code DIR ...] [--seconds 10] [--clients 50]
+        [--rounds 1] [--database postgres://.../karimasu_load] [--cache redis://.../10]
 
-For each code tree given (default: this checkout; pass an exported older commit too to
-compare), it migrates a fresh PostgreSQL database, creates a user with a token in a team,
-starts `gunicorn portal.wsgi --workers 2 --threads 4` on 127.0.0.1 (DEBUG off, the given
-CACHE_URL), and runs `wrk -t2 -c<clients> -d<seconds>s --latency` against /healthz,
-/api/v1/me/, /api/v1/jobs/ and /api/v1/nodes/ with the Bearer token. Prints requests/s,
-p99 and the ratio to /healthz of the same run. Needs `wrk` (Debian: apt-get install wrk).
-The throttle rates are raised so that the load generator is not throttled.
+For each code tree given (default: this checkout; pass an exported older commit first to
+compare, e.g. `git archive 7e2947c | tar -x -C /tmp/kms-base`), it migrates a fresh
+PostgreSQL database (`<database>_<n>`, one per tree), seeds it (SEED below: a user with a
+token in two teams; 8 nodes of 8 GPUs with telemetry; 50 of the user's jobs across states,
+12 of them holding GPUs; 50 jobs of a team the user is not in), starts
+`gunicorn portal.wsgi --workers 2 --threads 4` (the Procfile's) on 127.0.0.1 (DEBUG off,
+the given CACHE_URL, flushed first when it is Redis), and runs
+`wrk -t2 -c<clients> -d<seconds>s --latency` against /healthz, /api/v1/me/, /api/v1/jobs/
+and /api/v1/nodes/ with the Bearer token, after a 2 s warm-up each. Every round runs every
+tree in turn (so a busy machine slows them alike). Prints requests/s, p99, the ratio to
+/healthz of the same tree and round, and the ratio to the first tree in the same round.
+Needs `wrk` (Debian: apt-get install wrk). The throttle rates are raised so that the load
+generator is not throttled (the throttle still counts every request).
 """
 
 from __future__ import annotations
@@ -25,14 +32,75 @@ from pathlib import Path
 
 URLS = ["/healthz", "/api/v1/me/", "/api/v1/jobs/", "/api/v1/nodes/"]
 PYTHON = sys.executable
-MAKE_TOKEN = """
+# Run with `manage.py shell -c` in each tree (so only models both trees have are used);
+# prints the token last.
+SEED = """
+from datetime import timedelta
 from django.utils import timezone
 from portal.accounts.models import Membership, Team, User
 from portal.accounts import services
-user = User.objects.create_user("bench")
+from scheduler.models import Gpu, Job, Node
+from scheduler.telemetry.models import GpuState
+
+now = timezone.now()
+user = User.objects.create_user(
+    "bench", email="bench@example.com", first_name="Ben", last_name="Ch"
+)
 team = Team.objects.create(slug="bench", name="Bench")
 Membership.objects.create(team=team, user=user, role="lead")
-print(services.create_api_token(user, name="bench", now=timezone.now())[1])
+other = User.objects.create_user("other")
+other_team = Team.objects.create(slug="other", name="Other")
+Membership.objects.create(team=other_team, user=other, role="lead")
+Membership.objects.create(team=other_team, user=user, role="member")
+nodes = []
+for n in range(8):
+    node = Node.objects.create(
+        name=f"gpu-{n:02d}", gpu_model="NVIDIA-A100-SXM4-80GB", gpu_memory_mb=81920,
+        gpu_capacity=8, gpu_allocatable=8, cpu_allocatable_millis=64000,
+        memory_allocatable_mb=512 * 1024, ready=True, first_seen_at=now - timedelta(days=3),
+        last_seen_at=now, taints=[], labels={"zone": "a"},
+    )
+    gpus = Gpu.objects.bulk_create(
+        Gpu(node=node, index=i, uuid=f"GPU-{n:02d}-{i}", model=node.gpu_model, memory_mb=81920)
+        for i in range(8)
+    )
+    GpuState.objects.bulk_create(
+        GpuState(gpu=g, at=now - timedelta(seconds=5), utilization=42.0, memory_used_mib=1000.0,
+                 memory_total_mib=81920.0, temperature_c=55.0, power_w=250.0)
+        for g in gpus
+    )
+    nodes.append(node)
+# 50 jobs of the user's own across states; running ones hold GPUs on the nodes.
+statuses = (
+    ["queued"] * 10 + ["running"] * 10 + ["succeeded"] * 15 + ["failed"] * 8
+    + ["cancelled"] * 5 + ["admitted"] * 2
+)
+jobs = []
+for i, status in enumerate(statuses):
+    on_node = status in ("running", "admitted")
+    node = nodes[i % 8] if on_node else None
+    jobs.append(Job(
+        name=f"train-{i}", owner=user, team=team, image="pytorch/pytorch:2.4",
+        command=["python", "train.py"], args=["--epochs", "10"], env={"SEED": str(i)},
+        gpus=1, gpu_models=[], max_runtime_s=3600, status=status,
+        queue_position=i + 1 if status == "queued" else None,
+        eta=now + timedelta(minutes=i) if status == "queued" else None,
+        node=node, gpu_indices=[i // 8] if on_node else [],
+        exit_code=0 if status == "succeeded" else (1 if status == "failed" else None),
+        submitted_at=now - timedelta(minutes=100 - i),
+        started_at=now - timedelta(minutes=50) if status in ("running", "succeeded", "failed")
+        else None,
+        finished_at=now - timedelta(minutes=5) if status in ("succeeded", "failed", "cancelled")
+        else None,
+    ))
+# Another team's jobs the user cannot see (the visibility filter has work to do).
+other_only = Team.objects.create(slug="elsewhere", name="Elsewhere")
+Membership.objects.create(team=other_only, user=other, role="lead")
+for i in range(50):
+    jobs.append(Job(name=f"x-{i}", owner=other, team=other_only, image="img", gpus=1,
+                    max_runtime_s=3600, status="succeeded", submitted_at=now - timedelta(hours=2)))
+Job.objects.bulk_create(jobs)
+print(services.create_api_token(user, name="bench", now=now)[1])
 """
 
 
@@ -57,8 +125,8 @@ def wrk(url: str, token: str, seconds: int, clients: int) -> tuple[float, float]
     return rate, float(p99.group(1)) * scale
 
 
-def run_tree(code: Path, db_url: str, cache_url: str, seconds: int, clients: int) -> None:
-    env = {
+def tree_env(code: Path, db_url: str, cache_url: str) -> dict[str, str]:
+    return {
         **os.environ,
         "DATABASE_URL": db_url,
         "CACHE_URL": cache_url,
@@ -68,9 +136,14 @@ def run_tree(code: Path, db_url: str, cache_url: str, seconds: int, clients: int
         "SECURE_SSL_REDIRECT": "false",
         "API_THROTTLE_USER": "100000000/min",
         "API_THROTTLE_ANON": "100000000/min",
-        "KARIMASU_VAR_DIR": f"/tmp/karimasu-bench-var-{os.getpid()}",
+        "KARIMASU_VAR_DIR": f"/tmp/karimasu-bench-var-{os.getpid()}-{code.name}",
         "PYTHONPATH": str(code),
     }
+
+
+def prepare_tree(code: Path, db_url: str, cache_url: str) -> str:
+    """A fresh, migrated and seeded database for this tree; returns the token."""
+    env = tree_env(code, db_url, cache_url)
     dbname = db_url.rsplit("/", 1)[1]
     subprocess.run(
         ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", dbname], check=True
@@ -78,10 +151,24 @@ def run_tree(code: Path, db_url: str, cache_url: str, seconds: int, clients: int
     subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", dbname], check=True)
     manage = [PYTHON, str(code / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=code, check=True)
-    token = subprocess.run(
-        [*manage, "shell", "-c", MAKE_TOKEN], env=env, cwd=code, check=True,
+    return subprocess.run(
+        [*manage, "shell", "-c", SEED], env=env, cwd=code, check=True,
         capture_output=True, text=True,
     ).stdout.strip().splitlines()[-1]  # fmt: skip
+
+
+def flush_cache(cache_url: str) -> None:
+    if cache_url.startswith("redis"):
+        import redis
+
+        redis.Redis.from_url(cache_url).flushdb()
+
+
+def run_tree(
+    code: Path, db_url: str, cache_url: str, token: str, seconds: int, clients: int
+) -> dict[str, tuple[float, float]]:
+    env = tree_env(code, db_url, cache_url)
+    flush_cache(cache_url)
     port = free_port()
     server = subprocess.Popen(
         [PYTHON, "-m", "gunicorn", "portal.wsgi:application", "--bind", f"127.0.0.1:{port}",
@@ -100,12 +187,7 @@ def run_tree(code: Path, db_url: str, cache_url: str, seconds: int, clients: int
         for url in URLS:
             wrk(base + url, token, 2, clients)  # warm up
             results[url] = wrk(base + url, token, seconds, clients)
-        healthz = results["/healthz"][0]
-        for url, (rate, p99) in results.items():
-            print(
-                f"{code.name} {url}: {rate:.0f} req/s, p99 {p99:.1f} ms, "
-                f"{rate / healthz:.3f}x healthz"
-            )
+        return results
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -116,13 +198,32 @@ def main() -> None:
     parser.add_argument("--code", action="append", type=Path, default=[])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/karimasu_load")
-    parser.add_argument("--cache", default="")
+    parser.add_argument("--cache", default="redis://127.0.0.1:6379/10")
     args = parser.parse_args()
-    trees = args.code or [Path(__file__).resolve().parents[1]]
-    for tree in trees:
-        cache = args.cache or f"filecache:///tmp/karimasu-bench-cache-{os.getpid()}-{tree.name}"
-        run_tree(tree.resolve(), args.database, cache, args.seconds, args.clients)
+    trees = [t.resolve() for t in args.code or [Path(__file__).resolve().parents[1]]]
+    names = [t.name for t in trees]
+    if len(set(names)) != len(names):
+        parser.error("the code trees need distinct folder names")
+    databases = [f"{args.database}_{n}" for n in range(len(trees))]
+    tokens = [prepare_tree(t, d, args.cache) for t, d in zip(trees, databases, strict=True)]
+    for round_ in range(1, args.rounds + 1):
+        first: dict[str, tuple[float, float]] = {}
+        for n, tree in enumerate(trees):
+            results = run_tree(
+                tree, databases[n], args.cache, tokens[n], args.seconds, args.clients
+            )
+            first = first or results
+            healthz = results["/healthz"][0]
+            for url, (rate, p99) in results.items():
+                line = (
+                    f"round {round_} {tree.name} {url}: {rate:.0f} req/s, p99 {p99:.1f} ms, "
+                    f"{rate / healthz:.3f}x healthz"
+                )
+                if n > 0:
+                    line += f", {rate / first[url][0]:.2f}x {names[0]}"
+                print(line, flush=True)
 
 
 if __name__ == "__main__":
