@@ -11,6 +11,7 @@ The conversions here are those of DRF's fields for the types these columns hold.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -61,21 +62,21 @@ def boolean(value: Any) -> bool | None:
 
 
 class CountedRows:
-    """A `values()` queryset to paginate, counted as the queryset it came from.
+    """A `values()` queryset to paginate, counted by `count()`.
 
     The rows read columns through joins (`owner__username`); Django keeps those joins in
-    the paginator's COUNT(*). Counting the original queryset gives the same number without
-    them.
+    the paginator's COUNT(*). Counting the plain queryset they come from gives the same
+    number without them (and is built only when the paginator needs a count).
     """
 
-    ordered = True  # both querysets are ordered: the paginator need not warn
+    ordered = True  # the rows are ordered: the paginator need not warn
 
-    def __init__(self, counted: Any, rows: Any) -> None:
-        self.counted = counted
+    def __init__(self, count: Callable[[], int], rows: Any) -> None:
+        self._count = count
         self.rows = rows
 
     def count(self) -> int:
-        return int(self.counted.count())
+        return int(self._count())
 
     def __len__(self) -> int:
         return self.count()

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.api import plain
+from portal.querysets import prebuilt
 from scheduler.api.serializers import NodeSerializer
 from scheduler.models import Gpu, Node
 from scheduler.services.board import gpu_holders
@@ -39,6 +40,11 @@ _GPU_COLUMNS = (
 )
 
 
+@prebuilt
+def gpu_row_values() -> Any:
+    return Gpu.objects.order_by("index").values(*_GPU_COLUMNS)
+
+
 def node_rows(nodes: list[Node], *, now: datetime) -> list[dict[str, Any]]:
     """`NodeSerializer(nodes, many=True, context={"now", "holders"}).data`, by hand.
 
@@ -52,11 +58,7 @@ def node_rows(nodes: list[Node], *, now: datetime) -> list[dict[str, Any]]:
     gpus: dict[int, list[dict[str, Any]]] = {node.pk: [] for node in nodes}
     holders: dict[tuple[int, int], Any] = {}
     if gpus:
-        rows = list(
-            Gpu.objects.filter(node_id__in=list(gpus), present=True)
-            .order_by("index")
-            .values(*_GPU_COLUMNS)
-        )
+        rows = list(gpu_row_values().filter(node_id__in=list(gpus), present=True))
         if rows:
             holders = gpu_holders(now=now)
         for g in rows:

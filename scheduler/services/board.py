@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Prefetch
 
 from portal.accounts.models import User
+from portal.querysets import prebuilt
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
 from scheduler.telemetry.models import GpuMinute
@@ -47,13 +49,10 @@ class NodeRow:
         return sum(1 for g in self.gpus if g.state == "free")
 
 
-def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
-    """(node id, GPU index) -> its holder. A job on the GPU wins over a booking of it."""
-    holders: dict[tuple[int, int], Holder] = {}
-    # Plain rows, not model instances: `/api/v1/nodes/` computes this on every call.
-    slots = ReservationSlot.objects.filter(
-        active=True, start__lte=now, end__gt=now, reservation__status__in=LIVE_STATUSES
-    ).values_list(
+# Plain rows, not model instances, set up once: `/api/v1/nodes/` reads them on every call.
+@prebuilt
+def _slot_rows() -> Any:
+    return ReservationSlot.objects.values_list(
         "gpu__node_id",
         "gpu__index",
         "reservation_id",
@@ -61,9 +60,11 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
         "reservation__team__slug",
         "end",
     )
-    for node_id, index, reservation_id, holder, team, end in slots:
-        holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
-    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).values_list(
+
+
+@prebuilt
+def _job_rows() -> Any:
+    return Job.objects.values_list(
         "pk",
         "node_id",
         "gpu_indices",
@@ -73,6 +74,17 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
         f"owner__{User.USERNAME_FIELD}",
         "team__slug",
     )
+
+
+def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
+    """(node id, GPU index) -> its holder. A job on the GPU wins over a booking of it."""
+    holders: dict[tuple[int, int], Holder] = {}
+    slots = _slot_rows().filter(
+        active=True, start__lte=now, end__gt=now, reservation__status__in=LIVE_STATUSES
+    )
+    for node_id, index, reservation_id, holder, team, end in slots:
+        holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
+    jobs = _job_rows().filter(status__in=states.ON_CLUSTER, node__isnull=False)
     for pk, node_id, indices, started_at, admitted_at, max_runtime_s, owner, team in jobs:
         began = started_at or admitted_at or now
         until = began + timedelta(seconds=max_runtime_s)

@@ -146,9 +146,13 @@ def request_cycle() -> None:
     transaction.on_commit(lambda: tasks.schedule_cycle.delay())
 
 
-def visible_jobs(user: Any) -> QuerySet[Job]:
-    """The jobs a user may see: their own and their teams'; admins see all."""
-    jobs = Job.objects.select_related("owner", "team", "node")
+def visible_jobs(user: Any, jobs: QuerySet[Any] | None = None) -> QuerySet[Any]:
+    """The jobs a user may see: their own and their teams'; admins see all.
+
+    `jobs`: the queryset to restrict (default: every job, with its owner, team and node).
+    """
+    if jobs is None:
+        jobs = Job.objects.select_related("owner", "team", "node")
     if user.is_staff:
         return jobs
     # A subquery, not a join: no DISTINCT, so counting a page is a plain COUNT(*).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.db.models import Prefetch, prefetch_related_objects
+from rest_framework.renderers import JSONRenderer
 
 from portal.accounts.api.serializers import MeSerializer, me_data
 from portal.accounts.models import Membership, Team, User
@@ -31,6 +32,7 @@ def test_me_data_equals_the_serializer(db, staff):
     Membership.objects.create(team=Team.objects.get(slug="mid"), user=other, role="lead")
 
     assert me_data(user) == serializer_output(user)
+    assert JSONRenderer().render(me_data(user)) == JSONRenderer().render(serializer_output(user))
     assert [t["slug"] for t in me_data(user)["teams"]] == ["alpha", "mid", "zeta"]
 
 
