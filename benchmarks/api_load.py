@@ -9,12 +9,15 @@ PostgreSQL database (`<database>_<n>`, one per tree), seeds it (SEED below: a us
 token in two teams; 8 nodes of 8 GPUs with telemetry; 50 of the user's jobs across states,
 12 of them holding GPUs; 50 jobs of a team the user is not in), starts
 `gunicorn portal.wsgi --workers 2 --threads 4` (the Procfile's) on 127.0.0.1 (DEBUG off,
-the given CACHE_URL, flushed first when it is Redis), and runs
-`wrk -t2 -c<clients> -d<seconds>s --latency` against /healthz, /api/v1/me/, /api/v1/jobs/
-and /api/v1/nodes/ with the Bearer token, after a 2 s warm-up each. Every round runs every
-tree in turn (so a busy machine slows them alike). Prints requests/s, p99, the ratio to
-/healthz of the same tree and round, and the ratio to the first tree in the same round.
-Needs `wrk` (Debian: apt-get install wrk). The throttle rates are raised so that the load
+the given CACHE_URL, flushed first when it is Redis), and runs `wrk -t2 -c<clients>
+-d<seconds>s --timeout 10s --latency` against /healthz, /api/v1/me/, /api/v1/jobs/ and
+/api/v1/nodes/ with the Bearer token, after a 2 s warm-up each. Every round runs every
+tree in turn (so a busy machine slows them alike). Prints requests/s, p99, the gunicorn
+processes' CPU time per request (from /proc, so Linux only; it depends far less than
+requests/s on what else the machine runs), the ratio to /healthz of the same tree and round,
+and the ratios to the first tree in the same round. wrk waits up to 10 s for a response (its
+default, 2 s, drops the slowest requests from the percentiles); timeouts are printed. Needs
+`wrk` (Debian: apt-get install wrk). The throttle rates are raised so that the load
 generator is not throttled (the throttle still counts every request).
 """
 
@@ -29,6 +32,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import NamedTuple
 
 URLS = ["/healthz", "/api/v1/me/", "/api/v1/jobs/", "/api/v1/nodes/"]
 PYTHON = sys.executable
@@ -110,19 +114,45 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def wrk(url: str, token: str, seconds: int, clients: int) -> tuple[float, float]:
+class Result(NamedTuple):
+    rate: float  # requests/s
+    p99: float  # ms
+    cpu_ms: float  # CPU time of the gunicorn processes per request, ms
+    timeouts: int  # requests wrk gave up on (over --timeout)
+
+
+def server_cpu_seconds(master: int) -> float:
+    """User + system CPU seconds of gunicorn's master and workers so far (Linux /proc)."""
+    pids = [str(master), *Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    ticks = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, token: str, seconds: int, clients: int, master: int) -> Result:
+    cpu_before = server_cpu_seconds(master)
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--latency", "-H",
+        ["wrk", "-t2", f"-c{clients}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-H",
          f"Authorization: Bearer {token}", url],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
+    cpu = server_cpu_seconds(master) - cpu_before
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99 is not None, out
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     assert non2xx is None, f"{url}: {non2xx.group(0)}"
-    return rate, float(p99.group(1)) * scale
+    timeouts = re.search(r"timeout (\d+)", out)
+    return Result(
+        rate,
+        float(p99.group(1)) * scale,
+        1000 * cpu / max(total, 1),
+        int(timeouts.group(1)) if timeouts else 0,
+    )
 
 
 def tree_env(code: Path, db_url: str, cache_url: str) -> dict[str, str]:
@@ -166,7 +196,7 @@ def flush_cache(cache_url: str) -> None:
 
 def run_tree(
     code: Path, db_url: str, cache_url: str, token: str, seconds: int, clients: int
-) -> dict[str, tuple[float, float]]:
+) -> dict[str, Result]:
     env = tree_env(code, db_url, cache_url)
     flush_cache(cache_url)
     port = free_port()
@@ -185,8 +215,8 @@ def run_tree(
                 time.sleep(0.2)
         results = {}
         for url in URLS:
-            wrk(base + url, token, 2, clients)  # warm up
-            results[url] = wrk(base + url, token, seconds, clients)
+            wrk(base + url, token, 2, clients, server.pid)  # warm up
+            results[url] = wrk(base + url, token, seconds, clients, server.pid)
         return results
     finally:
         server.terminate()
@@ -209,20 +239,25 @@ def main() -> None:
     databases = [f"{args.database}_{n}" for n in range(len(trees))]
     tokens = [prepare_tree(t, d, args.cache) for t, d in zip(trees, databases, strict=True)]
     for round_ in range(1, args.rounds + 1):
-        first: dict[str, tuple[float, float]] = {}
+        first: dict[str, Result] = {}
         for n, tree in enumerate(trees):
             results = run_tree(
                 tree, databases[n], args.cache, tokens[n], args.seconds, args.clients
             )
             first = first or results
-            healthz = results["/healthz"][0]
-            for url, (rate, p99) in results.items():
+            healthz = results["/healthz"].rate
+            for url, r in results.items():
                 line = (
-                    f"round {round_} {tree.name} {url}: {rate:.0f} req/s, p99 {p99:.1f} ms, "
-                    f"{rate / healthz:.3f}x healthz"
+                    f"round {round_} {tree.name} {url}: {r.rate:.0f} req/s, p99 {r.p99:.1f} ms, "
+                    f"{r.cpu_ms:.2f} ms CPU/req, {r.rate / healthz:.3f}x healthz"
                 )
+                if r.timeouts:
+                    line += f", {r.timeouts} timeouts"
                 if n > 0:
-                    line += f", {rate / first[url][0]:.2f}x {names[0]}"
+                    line += (
+                        f", {r.rate / first[url].rate:.2f}x {names[0]} req/s"
+                        f", {first[url].cpu_ms / r.cpu_ms:.2f}x less CPU/req"
+                    )
                 print(line, flush=True)
 
 
