@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Prefetch
 
+from portal.accounts.models import User
+from portal.querysets import prebuilt
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
+from scheduler.models.jobs import gpus_held_until
 from scheduler.services.inventory import outside_gpu_indices
 from scheduler.telemetry.models import GpuMinute
 
@@ -47,28 +51,46 @@ class NodeRow:
         return sum(1 for g in self.gpus if g.state == "free")
 
 
+# Plain rows, not model instances, set up once: `/api/v1/nodes/` reads them on every call.
+@prebuilt
+def _slot_rows() -> Any:
+    return ReservationSlot.objects.values_list(
+        "gpu__node_id",
+        "gpu__index",
+        "reservation_id",
+        f"reservation__holder__{User.USERNAME_FIELD}",
+        "reservation__team__slug",
+        "end",
+    )
+
+
+@prebuilt
+def _job_rows() -> Any:
+    return Job.objects.values_list(
+        "pk",
+        "node_id",
+        "gpu_indices",
+        "started_at",
+        "admitted_at",
+        "max_runtime_s",
+        f"owner__{User.USERNAME_FIELD}",
+        "team__slug",
+    )
+
+
 def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
     """(node id, GPU index) -> its holder. A job on the GPU wins over a booking of it."""
     holders: dict[tuple[int, int], Holder] = {}
-    slots = ReservationSlot.objects.filter(
+    slots = _slot_rows().filter(
         active=True, start__lte=now, end__gt=now, reservation__status__in=LIVE_STATUSES
-    ).select_related("gpu", "reservation__holder", "reservation__team")
-    for slot in slots:
-        res = slot.reservation
-        holders[(slot.gpu.node_id, slot.gpu.index)] = Holder(
-            "booking", res.pk, res.holder.get_username(), res.team.slug, slot.end
-        )
-    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).select_related(
-        "owner", "team"
     )
-    for job in jobs:
-        if job.node_id is None:  # never: filtered above
-            continue
-        until = job.holds_gpus_until(now)
-        for index in job.gpu_indices or []:
-            holders[(job.node_id, index)] = Holder(
-                "job", job.pk, job.owner.get_username(), job.team.slug, until
-            )
+    for node_id, index, reservation_id, holder, team, end in slots:
+        holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
+    jobs = _job_rows().filter(status__in=states.ON_CLUSTER, node__isnull=False)
+    for pk, node_id, indices, started_at, admitted_at, max_runtime_s, owner, team in jobs:
+        until = gpus_held_until(started_at, admitted_at, max_runtime_s, now)
+        for index in indices or []:
+            holders[(node_id, index)] = Holder("job", pk, owner, team, until)
     return holders
 
 
