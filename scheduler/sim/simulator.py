@@ -36,8 +36,8 @@ from scheduler.sim.traces import TraceJob
 # ``plan_etas=False`` skips the plans that only ETAs would read.
 _SIM = Config(plan_depth=32, plan_etas=False)
 POLICIES: dict[str, Config] = {
-    "fifo": replace(_SIM, fair_share=False, backfill=False, preemption=False),
-    "fifo-backfill": replace(_SIM, fair_share=False, preemption=False),
+    "fifo": replace(_SIM, fair_share=False, backfill=False, preemption=False, shortest_first=False),
+    "fifo-backfill": replace(_SIM, fair_share=False, preemption=False, shortest_first=False),
     "default": _SIM,
 }
 
