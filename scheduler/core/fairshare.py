@@ -11,8 +11,12 @@ re-ranks after each admission for the same reason).
 
 Within a turn, shortest-first by declared runtime minimises average completion time (the
 classic SJF result, which holds approximately for a cluster); ``max_runtime_s - aging *
-waited`` ages it, so a long job's rank improves by ``aging`` seconds per second waited and it
-outranks every job that arrives after it has waited ``max_runtime_s / aging``: no starvation.
+waited`` ages it, so a long job's rank improves by ``aging`` seconds per second waited. Once
+that key reaches zero (the job has waited ``max_runtime_s / aging``), or it has waited
+``Config.starvation_s``, the job is *starving*: it ranks ahead of fair share's order within
+its priority class, oldest first, whatever its team's usage. So no job waits for its turn
+longer than ``min(max_runtime_s / aging, starvation_s)`` plus the time the starving jobs
+ahead of it take (they all arrived before it).
 """
 
 from __future__ import annotations
@@ -94,13 +98,29 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
         snapshot.usage, snapshot.allocations, snapshot.now, snapshot.config.usage_half_life_s
     )
     lanes: dict[tuple[str, str], list[QueuedJob]] = defaultdict(list)
+    starving: list[QueuedJob] = []
+    starve_s = cfg.starvation_s if aging is not None else None
     for job in snapshot.queue:
-        lanes[(job.team, job.user)].append(job)
+        if aging is not None and (
+            (aging > 0 and turn[job.id] <= 0)
+            or (starve_s is not None and now - job.submitted_at >= starve_s)
+        ):
+            starving.append(job)
+            team_use[job.team] += job.gpu_seconds  # ranked first, as if taken first
+            user_use[job.user] += job.gpu_seconds
+        else:
+            lanes[(job.team, job.user)].append(job)
     for jobs in lanes.values():
         jobs.sort(key=_static_key, reverse=True)  # pop() from the end gives the best
     team_w = {t: max(snapshot.quota(t).share_weight, 1e-9) for t, _ in lanes}
     user_w = {u: max(snapshot.user_share_weights.get(u, 1.0), 1e-9) for _, u in lanes}
-    return _take_in_turn(lanes, team_use, user_use, team_w, user_w, turn)
+    fair = _take_in_turn(lanes, team_use, user_use, team_w, user_w, turn)
+    if not starving:
+        return fair
+    # Within a priority class, starving jobs (oldest first) precede fair share's order;
+    # ``merge`` is stable, so at equal priority the starving come first.
+    starving.sort(key=lambda j: (-j.priority, j.submitted_at, j.id))
+    return list(heapq.merge(starving, fair, key=lambda j: -j.priority))
 
 
 def _take_in_turn(

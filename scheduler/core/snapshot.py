@@ -209,8 +209,9 @@ class Config:
     unless a preemption check could still read their plans. Replays use it.
     ``shortest_first``: within a team's (and user's) turn of fair share, shortest declared
     runtime first, aged by ``aging``: a job ranks by ``max_runtime_s - aging * waited``, so
-    once it has waited ``max_runtime_s / aging`` it outranks every later arrival of its lane
-    (the starvation bound). False ranks by submit time (FIFO within the turn).
+    once it has waited ``max_runtime_s / aging`` (or ``starvation_s``, whichever is sooner) it
+    is *starving* and ranks ahead of fair share, oldest first, within its priority class (the
+    starvation bound, see ``fairshare``). False ranks by submit time (FIFO within the turn).
     ``nonpreemptible_within_guarantee``: a non-preemptible job starts only within its team's
     guaranteed GPUs, never on borrowed ones (which their lender could not reclaim).
     """
@@ -228,6 +229,7 @@ class Config:
     booking_no_show_s: float | None = 1800.0
     shortest_first: bool = True
     aging: float = 1.0
+    starvation_s: float | None = 3 * DAY_S
     nonpreemptible_within_guarantee: bool = True
 
 

@@ -83,6 +83,9 @@ WEEK = 7 * 24 * H
     ],
 )  # fmt: skip
 def test_order(queue, usage, quotas, allocations, config, want_order):
+    # Fair share's order with FIFO turns (these jobs have waited 30 days: aged shortest-first
+    # would call them starving; see test_quality.py for that order).
+    config = config or Config(shortest_first=False)
     snap = snapshot(
         now=NOW, queue=queue, usage=usage, quotas=quotas, allocations=allocations, config=config
     )
@@ -113,6 +116,20 @@ def _reference_order(snap: Snapshot) -> list[str]:
     )
     aging = snap.config.aging if snap.config.shortest_first else None
     waiting, ordered = list(snap.queue), []
+    cap = snap.config.starvation_s
+    starving = [
+        j
+        for j in waiting
+        if aging is not None
+        and (
+            (aging > 0 and within_turn(j, snap.now, aging) <= 0)
+            or (cap is not None and snap.now - j.submitted_at >= cap)
+        )
+    ]
+    for job in starving:
+        waiting.remove(job)
+        team_use[job.team] += job.gpu_seconds
+        user_use[job.user] += job.gpu_seconds
     while waiting:
         job = min(
             waiting,
@@ -128,7 +145,10 @@ def _reference_order(snap: Snapshot) -> list[str]:
         ordered.append(job.id)
         team_use[job.team] += job.gpu_seconds
         user_use[job.user] += job.gpu_seconds
-    return ordered
+    # Starving jobs go first within their priority class, most overdue first.
+    prio = {j.id: j.priority for j in snap.queue}
+    first = sorted(starving, key=lambda j: (-j.priority, j.submitted_at, j.id))
+    return sorted([j.id for j in first] + ordered, key=lambda i: -prio[i])
 
 
 @pytest.mark.parametrize("shortest_first", [True, False], ids=["aged-sjf", "fifo-in-turn"])
@@ -158,6 +178,10 @@ def test_order_matches_reranking_after_every_job(seed: int, shortest_first: bool
         usage=usage,
         quotas=quotas,
         user_share_weights={"u3": 2.0},
-        config=Config(shortest_first=shortest_first, aging=rng.choice((0.0, 0.5, 100.0))),
+        config=Config(
+            shortest_first=shortest_first,
+            aging=rng.choice((0.0, 0.5, 2.0, 100.0)),
+            starvation_s=rng.choice((None, 60.0)),
+        ),
     )
     assert [j.id for j in order_queue(snap)] == _reference_order(snap)

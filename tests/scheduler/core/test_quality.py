@@ -196,3 +196,39 @@ def test_the_old_rule_is_a_switch():
         config=Config(nonpreemptible_within_guarantee=False),
     )
     assert [a.job_id for a in plan_cycle(snap).admitted] == ["pinned-over"]
+
+
+def test_a_starving_job_outranks_fair_share_across_teams():
+    # ml used far more than cv, so fair share ranks cv first; but ml's job has waited past
+    # its runtime / aging: it goes first (within its priority class only).
+    queue = [
+        make_job("ml-old").runtime(2 * H).submitted(NOW - 2 * H),
+        make_job("cv-new").team("cv").user("carol").runtime(60).submitted(NOW),
+        make_job("cv-high").team("cv").user("carol").priority(10).runtime(H).submitted(NOW),
+    ]
+    usage = [UsageRecord("ml", "alice", 1000 * H, NOW)]
+    snap = snapshot(now=NOW, queue=queue, usage=usage)
+    assert [j.id for j in order_queue(snap)] == ["cv-high", "ml-old", "cv-new"]
+    # Half an hour earlier ml-old had waited only 1.5 h of its 2 h bound: fair share ruled.
+    earlier = snapshot(
+        now=NOW - H / 2,
+        queue=[
+            make_job("ml-old").runtime(2 * H).submitted(NOW - 2 * H),
+            make_job("cv-new").team("cv").user("carol").runtime(60).submitted(NOW - H / 2),
+        ],
+        usage=usage,
+    )
+    assert [j.id for j in order_queue(earlier)] == ["cv-new", "ml-old"]
+
+
+def test_any_job_waiting_past_starvation_s_goes_first_oldest_first():
+    queue = [
+        make_job("ml-long").runtime(30 * 24 * H).submitted(0),
+        make_job("cv-short").team("cv").user("carol").runtime(60).submitted(3 * 24 * H - 120),
+    ]
+    usage = [UsageRecord("ml", "alice", 1000 * H, NOW)]
+    cfg = Config(starvation_s=3 * 24 * H)
+    at_bound = snapshot(now=3 * 24 * H, queue=queue, usage=usage, config=cfg)
+    assert [j.id for j in order_queue(at_bound)] == ["ml-long", "cv-short"]
+    before = snapshot(now=3 * 24 * H - 1, queue=queue, usage=usage, config=cfg)
+    assert [j.id for j in order_queue(before)] == ["cv-short", "ml-long"]
