@@ -83,6 +83,10 @@ def within_turn(job: QueuedJob, now: float, aging: float | None) -> float:
     return job.max_runtime_s - aging * (now - job.submitted_at)
 
 
+def _by_priority(job: QueuedJob) -> int:
+    return -job.priority
+
+
 def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
     """The queue in rank order (see the module docstring); deterministic for equal keys."""
     cfg, now = snapshot.config, snapshot.now
@@ -117,10 +121,12 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
     fair = _take_in_turn(lanes, team_use, user_use, team_w, user_w, turn)
     if not starving:
         return fair
-    # Within a priority class, starving jobs (oldest first) precede fair share's order;
-    # ``merge`` is stable, so at equal priority the starving come first.
+    # Within a priority class, starving jobs (oldest first) precede fair share's order: both
+    # runs are sorted by priority and the sort is stable (Timsort merges the two runs).
     starving.sort(key=lambda j: (-j.priority, j.submitted_at, j.id))
-    return list(heapq.merge(starving, fair, key=lambda j: -j.priority))
+    starving.extend(fair)
+    starving.sort(key=_by_priority)
+    return starving
 
 
 def _take_in_turn(

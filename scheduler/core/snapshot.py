@@ -228,8 +228,8 @@ class Config:
     default_user_gpu_cap: int | None = None
     booking_no_show_s: float | None = 1800.0
     shortest_first: bool = True
-    aging: float = 1.0
-    starvation_s: float | None = 3 * DAY_S
+    aging: float = 0.25
+    starvation_s: float | None = 14 * DAY_S
     nonpreemptible_within_guarantee: bool = True
 
 

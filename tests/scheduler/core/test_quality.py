@@ -200,14 +200,15 @@ def test_the_old_rule_is_a_switch():
 
 def test_a_starving_job_outranks_fair_share_across_teams():
     # ml used far more than cv, so fair share ranks cv first; but ml's job has waited past
-    # its runtime / aging: it goes first (within its priority class only).
+    # its runtime / aging (1.0 here): it goes first (within its priority class only).
     queue = [
         make_job("ml-old").runtime(2 * H).submitted(NOW - 2 * H),
         make_job("cv-new").team("cv").user("carol").runtime(60).submitted(NOW),
         make_job("cv-high").team("cv").user("carol").priority(10).runtime(H).submitted(NOW),
     ]
     usage = [UsageRecord("ml", "alice", 1000 * H, NOW)]
-    snap = snapshot(now=NOW, queue=queue, usage=usage)
+    cfg = Config(aging=1.0)
+    snap = snapshot(now=NOW, queue=queue, usage=usage, config=cfg)
     assert [j.id for j in order_queue(snap)] == ["cv-high", "ml-old", "cv-new"]
     # Half an hour earlier ml-old had waited only 1.5 h of its 2 h bound: fair share ruled.
     earlier = snapshot(
@@ -217,6 +218,7 @@ def test_a_starving_job_outranks_fair_share_across_teams():
             make_job("cv-new").team("cv").user("carol").runtime(60).submitted(NOW - H / 2),
         ],
         usage=usage,
+        config=cfg,
     )
     assert [j.id for j in order_queue(earlier)] == ["cv-new", "ml-old"]
 
