@@ -55,7 +55,9 @@ def review_bookings(snap: Snapshot) -> tuple[list[ReleaseReservation], tuple[Boo
     return released, tuple(kept)
 
 
-def admission_gate(snap: Snapshot, usage: ClusterUsage, job: QueuedJob) -> Gate | bool:
+def admission_gate(
+    snap: Snapshot, usage: ClusterUsage, job: QueuedJob, gpus: int | None = None
+) -> Gate | bool:
     """A (reason, detail) that keeps ``job`` out whatever the free GPUs, else ``borrowed``."""
     if job.sweep_id is not None and job.sweep_parallelism is not None:
         running = usage.sweep_jobs[job.sweep_id]
@@ -64,7 +66,9 @@ def admission_gate(snap: Snapshot, usage: ClusterUsage, job: QueuedJob) -> Gate 
                 Reason.SWEEP_CAP,
                 f"sweep {job.sweep_id} runs {running} of {job.sweep_parallelism}",
             )
-    cap, gpus = snap.user_cap(job.user), job.total_gpus
+    cap = snap.user_cap(job.user)
+    if gpus is None:
+        gpus = job.total_gpus
     if cap is not None and usage.user_gpus[job.user] + gpus > cap:
         return Reason.USER_CAP, f"{job.user} uses {usage.user_gpus[job.user]} of {cap} GPUs"
     quota = snap.quota(job.team)
@@ -306,18 +310,19 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         if static is not None:
             q.waiting.append((job, static, _static_detail(static, job), None))
             continue
-        gate = admission_gate(snap, usage, job)
+        need = job.gpus * job.nodes  # every pod's GPUs
+        gate = admission_gate(snap, usage, job, need)
         if not isinstance(gate, bool):
             q.waiting.append((job, gate[0], gate[1], None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= job.total_gpus
+        may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= need
         fit_key = (*shape, job.team, job.user) if may_start else ()
         if may_start and not q.no_fit.known(fit_key, job.max_runtime_s):
             where = _place_now(usage, job, cfg.packing)
             if where is not None:
                 q.admitted.append(_admit(usage, job, where, gate))
-                free -= job.total_gpus
+                free -= need
                 continue
             q.no_fit.add(fit_key, job.max_runtime_s)
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).

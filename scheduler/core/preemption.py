@@ -135,7 +135,17 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
     if job.nodes > 1:
         return _for_gang(usage, job, start, by_node)
     best: tuple[tuple[int, float, str], Victims] | None = None
-    for name, cands in by_node.items():
+    # Any set of victims on a node loses at least its cheapest candidate's work: visiting
+    # nodes by that bound, a node whose bound can't beat the best so far is skipped.
+    bounds = sorted(
+        (min(_lost(usage, [c]) for c in cands), name) for name, cands in by_node.items()
+    )
+    for cheapest, name in bounds:
+        if best is not None and (1, cheapest, name) >= best[0]:
+            if best[0][0] == 1:
+                break  # every later node's bound is higher still
+            continue
+        cands = by_node[name]
         state = usage.nodes[name]
         found = _on_node(state, job, start, cands)
         if found is None:

@@ -161,7 +161,7 @@ class QueuedJob:
 
     @property
     def gpu_seconds(self) -> float:
-        return self.total_gpus * self.max_runtime_s
+        return self.gpus * self.nodes * self.max_runtime_s
 
 
 @dataclass(frozen=True, slots=True)
