@@ -24,6 +24,8 @@ from __future__ import annotations
 import heapq
 from collections import defaultdict
 from collections.abc import Iterable
+from math import inf
+from operator import attrgetter
 
 from scheduler.core.snapshot import Allocation, QueuedJob, Snapshot, UsageRecord
 
@@ -83,15 +85,14 @@ def within_turn(job: QueuedJob, now: float, aging: float | None) -> float:
     return job.max_runtime_s - aging * (now - job.submitted_at)
 
 
-def _by_priority(job: QueuedJob) -> int:
-    return -job.priority
-
-
 def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
     """The queue in rank order (see the module docstring); deterministic for equal keys."""
-    cfg, now = snapshot.config, snapshot.now
+    cfg, now, queue = snapshot.config, snapshot.now, snapshot.queue
     aging = cfg.aging if cfg.shortest_first else None
-    turn = {job.id: within_turn(job, now, aging) for job in snapshot.queue}
+    if aging is None:  # ``within_turn``, inlined: it runs once per queued job
+        turn = {job.id: job.submitted_at for job in queue}
+    else:
+        turn = {job.id: job.max_runtime_s - aging * (now - job.submitted_at) for job in queue}
 
     def _static_key(job: QueuedJob) -> tuple[int, float, str]:
         return (-job.priority, turn[job.id], job.id)
@@ -103,12 +104,12 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
     )
     lanes: dict[tuple[str, str], list[QueuedJob]] = defaultdict(list)
     starving: list[QueuedJob] = []
-    starve_s = cfg.starvation_s if aging is not None else None
-    for job in snapshot.queue:
-        if aging is not None and (
-            (aging > 0 and turn[job.id] <= 0)
-            or (starve_s is not None and now - job.submitted_at >= starve_s)
-        ):
+    ages = aging is not None and aging > 0
+    oldest = (  # submitted at or before this: waited starvation_s
+        now - cfg.starvation_s if aging is not None and cfg.starvation_s is not None else -inf
+    )
+    for job in queue:
+        if (ages and turn[job.id] <= 0) or job.submitted_at <= oldest:
             starving.append(job)
             team_use[job.team] += job.gpu_seconds  # ranked first, as if taken first
             user_use[job.user] += job.gpu_seconds
@@ -123,9 +124,9 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
         return fair
     # Within a priority class, starving jobs (oldest first) precede fair share's order: both
     # runs are sorted by priority and the sort is stable (Timsort merges the two runs).
-    starving.sort(key=lambda j: (-j.priority, j.submitted_at, j.id))
+    starving.sort(key=attrgetter("submitted_at", "id"))
     starving.extend(fair)
-    starving.sort(key=_by_priority)
+    starving.sort(key=attrgetter("priority"), reverse=True)  # stable, reversed or not
     return starving
 
 

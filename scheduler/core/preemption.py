@@ -137,8 +137,10 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
     best: tuple[tuple[int, float, str], Victims] | None = None
     # Any set of victims on a node loses at least its cheapest candidate's work: visiting
     # nodes by that bound, a node whose bound can't beat the best so far is skipped.
+    now = usage.now
     bounds = sorted(
-        (min(_lost(usage, [c]) for c in cands), name) for name, cands in by_node.items()
+        (min(a.gpus * (now - a.started_at) for a, _ in cands), name)
+        for name, cands in by_node.items()
     )
     for cheapest, name in bounds:
         if best is not None and (1, cheapest, name) >= best[0]:
