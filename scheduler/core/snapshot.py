@@ -229,7 +229,7 @@ class Config:
     booking_no_show_s: float | None = 1800.0
     shortest_first: bool = True
     aging: float = 0.25
-    starvation_s: float | None = 14 * DAY_S
+    starvation_s: float | None = 12 * DAY_S
     nonpreemptible_within_guarantee: bool = True
 
 
