@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from scheduler.core import Admit, Config, PreemptReason, Reason, TeamQuota, plan_cycle
 from tests.scheduler.core.builders import H, make_alloc, make_job, make_node, snapshot
 
@@ -167,3 +171,68 @@ def test_a_running_gang_holds_gpus_on_every_node():
     result = plan_cycle(snap)
     assert result.admitted == ()
     assert result.waiting[0].eta == NOW + H
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_cycles_admit_whole_gangs_on_free_gpus(seed):
+    # Random clusters, running work (gangs included) and queues: every admitted job gets
+    # exactly its pods, on distinct nodes, on GPUs nothing else holds; victims are
+    # preemptible; nothing is admitted twice.
+    rng = random.Random(seed)
+    nodes = [
+        make_node(f"n{i}").gpus(rng.choice((2, 4, 8))).topology(rng.choice("ab"))
+        for i in range(rng.randint(2, 8))
+    ]
+    sizes = {n.node.name: len(n.node.gpus) for n in nodes}
+    free = {name: list(range(k)) for name, k in sizes.items()}
+    allocations = []
+    for i in range(rng.randint(0, 6)):
+        width, count = rng.choice((1, 2)), rng.choice((1, 1, 2))
+        hosts = [n for n, gs in free.items() if len(gs) >= width]
+        if len(hosts) < count:
+            continue
+        pods = []
+        for host in rng.sample(hosts, count):
+            pods.append((host, tuple(free[host][:width])))
+            del free[host][:width]
+        alloc = make_alloc(f"r{i}").team(rng.choice(("ml", "cv"))).started(-rng.uniform(0, H))
+        alloc = alloc.runtime(rng.choice((H, 5 * H)))
+        alloc = alloc.gang(*pods) if count > 1 else alloc.on(*pods[0][:1], *pods[0][1])
+        if rng.random() < 0.5:
+            alloc = alloc.borrowed()
+        if rng.random() < 0.2:
+            alloc = alloc.non_preemptible()
+        allocations.append(alloc)
+    queue = [
+        make_job(f"q{i}")
+        .team(rng.choice(("ml", "cv")))
+        .gpus(rng.choice((1, 2, 4)))
+        .nodes(rng.choice((1, 1, 2, 3)))
+        .priority(rng.choice((0, 0, 10)))
+        .runtime(rng.choice((H / 2, H, 3 * H)))
+        .submitted(rng.uniform(-H, 0))
+        for i in range(rng.randint(1, 12))
+    ]
+    snap = snapshot(
+        nodes=nodes,
+        allocations=allocations,
+        queue=queue,
+        quotas=[TeamQuota("ml", guaranteed_gpus=4), TeamQuota("cv", guaranteed_gpus=4)],
+    )
+    jobs = {j.job.id: j.job for j in queue}
+    result = plan_cycle(snap)
+    held = {(node, g) for a in snap.allocations for node, gpus in a.pods for g in gpus}
+    taken: set[tuple[str, int]] = set()
+    for admit in result.admitted:
+        job = jobs[admit.job_id]
+        assert len(admit.pods) == job.nodes
+        assert len({node for node, _ in admit.pods}) == job.nodes
+        for node, gpus in admit.pods:
+            assert len(gpus) == job.gpus and all(g < sizes[node] for g in gpus)
+            cells = {(node, g) for g in gpus}
+            assert not cells & held and not cells & taken
+            taken |= cells
+    running = {a.job_id: a for a in snap.allocations}
+    assert all(running[p.job_id].preemptible for p in result.preempted)
+    assert len({a.job_id for a in result.admitted}) == len(result.admitted)
+    assert not {a.job_id for a in result.admitted} & {w.job_id for w in result.waiting}
