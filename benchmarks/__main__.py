@@ -12,6 +12,8 @@ BENCHMARKS = [
     "api_auth",
     "bookings",
     "scheduler_cycle",
+    "scheduler_replays",
+    "scheduler_production",
     "querygate_analysis",
     "querygate_sandbox",
     "telemetry_ingest",

@@ -12,8 +12,9 @@ Plain Python, no Django. Entry points: :func:`start_emulator` and
 - ``resources``, ``selectors``, ``patches``, ``validation``, ``errors``, ``quantities``;
 - ``openapi`` (schemas, unknown fields), ``deletion`` (graceful, finalizers, propagation),
   ``tables`` (kubectl's server-side printing), ``protobuf`` (kubectl generators' bodies);
-- ``controller`` (the loop), ``scheduling``, ``jobs``, ``kubelet`` (simulation annotations),
-  ``events``; ``nodes`` (nodes file format); ``clock``.
+- ``controller`` (the loop, taint eviction), ``scheduling``, ``jobs``, ``kubelet`` (simulation
+  annotations), ``admission`` (QoS class, default tolerations), ``events``; ``nodes`` (nodes
+  file format); ``clock``.
 """
 
 from __future__ import annotations

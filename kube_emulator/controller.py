@@ -14,22 +14,54 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
 from . import resources as r
-from .clock import Clock, rfc3339
+from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT, admit_new_pod
+from .clock import Clock, parse_rfc3339, rfc3339
+from .daemonsets import DaemonSetController, prepare_daemonset
 from .deletion import finish_deletions
 from .events import EventRecorder
 from .jobs import OWNER_LABEL, JobController, collect_garbage, owned_pods
 from .kubelet import Kubelet, SimulationParams, simulation_params
 from .nodes import SYSTEM_NAMESPACES, ClusterSpec, namespace_object, ready_condition
-from .scheduling import choose_node, filter_reasons, is_terminal, node_usage, pod_requests
+from .scheduling import (
+    choose_node,
+    filter_reasons,
+    is_terminal,
+    node_usage,
+    pod_requests,
+    tolerates,
+)
 from .store import Store
+from .validation import _default_pod_spec
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
-LOST_TAINT = {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}
+
+
+def eviction_due(pod: Obj, taints: list[Obj], now: float) -> bool:
+    """True when one of the node's NoExecute ``taints`` evicts ``pod`` at ``now``: a taint no
+    toleration matches evicts at once; otherwise the least ``tolerationSeconds`` of the
+    matching tolerations counts from the taint's ``timeAdded`` (none set: tolerated forever)."""
+    tolerations = pod["spec"].get("tolerations") or []
+    for taint in taints:
+        matching = [t for t in tolerations if tolerates([t], taint)]
+        if not matching:
+            return True
+        seconds = [
+            t["tolerationSeconds"] for t in matching if t.get("tolerationSeconds") is not None
+        ]
+        if not seconds:
+            continue
+        added = taint.get("timeAdded")
+        start = parse_rfc3339(added) if added else now
+        if now >= start + max(0, min(seconds)):
+            return True
+    return False
 
 
 def _condition_true(obj: Obj, type_: str) -> bool:
@@ -37,6 +69,13 @@ def _condition_true(obj: Obj, type_: str) -> bool:
         c.get("type") == type_ and c.get("status") == "True"
         for c in (obj.get("status") or {}).get("conditions") or []
     )
+
+
+def _on_node(name: str) -> Callable[[Obj], bool]:
+    def on_node(pod: Obj) -> bool:
+        return bool(pod["spec"].get("nodeName") == name)
+
+    return on_node
 
 
 def _pods_by_owner(pods: list[Obj]) -> dict[str, list[Obj]]:
@@ -70,6 +109,7 @@ class ClusterController:
         self.recorder = EventRecorder(store)
         self.kubelet = Kubelet(store, self.recorder)
         self.jobs = JobController(store, self.recorder)
+        self.daemonsets = DaemonSetController(store, self.recorder)
         self._scheduling_messages: dict[str, str] = {}
         self._ticker: threading.Thread | None = None
         self._ticker_stop = threading.Event()
@@ -79,7 +119,9 @@ class ClusterController:
         return self.store.clock
 
     def seed(self, spec: ClusterSpec) -> None:
-        """Create the system namespaces, the file's namespaces and its nodes."""
+        """Create the system namespaces, the file's namespaces, its nodes, DaemonSets and
+        Pods, and settle once so the daemon and foreign Pods hold their resources before any
+        client looks."""
         stamp = rfc3339(self.clock.now())
         with self.store.lock:
             for name in (*SYSTEM_NAMESPACES, *spec.namespaces):
@@ -90,6 +132,17 @@ class ClusterController:
                     condition.setdefault("lastHeartbeatTime", stamp)
                     condition.setdefault("lastTransitionTime", stamp)
                 self.store.create(r.NODES, node)
+            for daemonset in spec.daemonsets:
+                meta = daemonset["metadata"]
+                meta["uid"] = str(uuid.uuid4())
+                prepare_daemonset(daemonset)
+                self.store.create(r.DAEMONSETS, daemonset)
+            for pod in spec.pods:
+                spec_ = pod["spec"]
+                _default_pod_spec(spec_, restart_default="Always")
+                self.store.create(r.PODS, admit_new_pod(pod))
+        if spec.daemonsets or spec.pods:
+            self.settle()
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -99,6 +152,10 @@ class ClusterController:
             before = self.store.resource_version
             finish_deletions(self.store)
             collect_garbage(self.store)
+            self._evict_by_taints()
+            nodes = self.store.list(r.NODES)
+            for daemonset in self.store.list(r.DAEMONSETS):
+                self.daemonsets.sync(daemonset, nodes, self.store.list(r.PODS))
             pods_of = _pods_by_owner(self.store.list(r.PODS))
             for job in self.store.list(r.JOBS):
                 self.jobs.sync(job, pods_of.get(job["metadata"]["uid"], []))
@@ -254,34 +311,77 @@ class ClusterController:
 
     # -- node control surface ---------------------------------------------------------------
 
-    def lose_node(self, name: str) -> None:
-        """The node stops answering: Ready=Unknown, unreachable taint, its Pods fail (NodeLost)."""
+    def lose_node(self, name: str, *, condition: str = "Unknown") -> None:
+        """The node stops answering (``condition="Unknown"``, taint ``unreachable``) or reports
+        NotReady (``"False"``, taint ``not-ready``).
+
+        As the node lifecycle controller does, the node gets the taint with both effects:
+        NoSchedule keeps new Pods off, NoExecute (stamped ``timeAdded``) makes the taint
+        eviction controller evict the Pods there that do not tolerate it, each after its
+        toleration's ``tolerationSeconds`` (300 s from DefaultTolerationSeconds), at once when
+        none tolerates it, never when the toleration has no ``tolerationSeconds``.
+        """
+        key = UNREACHABLE_TAINT if condition == "Unknown" else NOT_READY_TAINT
         with self.store.lock:
             node = self.store.get(r.NODES, None, name)
-            node["status"]["conditions"] = [ready_condition(False, rfc3339(self.clock.now()))]
-            taints = node["spec"].setdefault("taints", [])
-            if LOST_TAINT not in taints:
-                taints.append(dict(LOST_TAINT))
+            stamp = rfc3339(self.clock.now())
+            node["status"]["conditions"] = [ready_condition(False, stamp, status=condition)]
+            taints = [
+                t
+                for t in node["spec"].get("taints") or []
+                if t.get("key") not in (UNREACHABLE_TAINT, NOT_READY_TAINT)
+            ]
+            taints += [
+                {"key": key, "effect": "NoSchedule"},
+                {"key": key, "effect": "NoExecute", "timeAdded": stamp},
+            ]
+            node["spec"]["taints"] = taints
             self.store.replace(r.NODES, node)
-            self._fail_pods_on(name)
+            self._evict_by_taints()
 
     def remove_node(self, name: str) -> None:
-        """Delete the Node object (the server is gone for good); its Pods fail (NodeLost)."""
+        """Delete the Node object (the server is gone for good); its Pods fail at once
+        (NodeLost, as the pod GC fails the Pods of a node that no longer exists)."""
         with self.store.lock:
             self.store.delete(r.NODES, None, name)
             self._fail_pods_on(name)
 
     def restore_node(self, name: str) -> None:
-        """A lost node answers again: Ready=True, the unreachable taint removed."""
+        """A lost node answers again: Ready=True, the unreachable/not-ready taints removed."""
         with self.store.lock:
             node = self.store.get(r.NODES, None, name)
             node["status"]["conditions"] = [ready_condition(True, rfc3339(self.clock.now()))]
             node["spec"]["taints"] = [
-                t for t in node["spec"].get("taints") or [] if t.get("key") != LOST_TAINT["key"]
+                t
+                for t in node["spec"].get("taints") or []
+                if t.get("key") not in (UNREACHABLE_TAINT, NOT_READY_TAINT)
             ]
             if not node["spec"]["taints"]:
                 del node["spec"]["taints"]
             self.store.replace(r.NODES, node)
+
+    def _evict_by_taints(self) -> None:
+        """The taint eviction controller: Pods on nodes with NoExecute taints they do not
+        tolerate (or no longer: ``tolerationSeconds`` ran out) are evicted. Graceful deletion
+        is not modelled: the Pod fails at once with ``DisruptionTarget``
+        (``DeletionByTaintManager``), as the pod GC leaves it when the node cannot confirm."""
+        now = self.clock.now()
+        for node in self.store.list(r.NODES):
+            spec = node.get("spec") or {}
+            taints = [t for t in spec.get("taints") or [] if t.get("effect") == "NoExecute"]
+            if not taints:
+                continue
+            name = node["metadata"]["name"]
+            for pod in self.store.list(r.PODS, predicate=_on_node(name)):
+                if not is_terminal(pod) and eviction_due(pod, taints, now):
+                    meta = pod["metadata"]
+                    self.recorder.record(
+                        pod,
+                        "TaintManagerEviction",
+                        f"Marking for deletion Pod {meta['namespace']}/{meta['name']}",
+                        component="taint-eviction-controller",
+                    )
+                    self.kubelet.fail_lost(pod, name, by="DeletionByTaintManager")
 
     def _fail_pods_on(self, node_name: str) -> None:
         for pod in self.store.list(

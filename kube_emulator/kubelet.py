@@ -4,7 +4,7 @@ How a Pod behaves is read from annotations (on the Pod, else on its owning Job) 
 both, from env vars of its first container; a malformed value falls back to the default:
 
 - ``karimasu.io/sim-duration-seconds`` / ``KARIMASU_SIM_DURATION_SECONDS``: run time in
-  seconds (default 30).
+  seconds (default 30); ``inf`` runs until stopped (daemons, the nodes file's foreign Pods).
 - ``karimasu.io/sim-exit-code`` / ``KARIMASU_SIM_EXIT_CODE``: exit code of a run (default 0).
 - ``karimasu.io/sim-oom-killed`` / ``KARIMASU_SIM_OOM_KILLED``: ``"true"`` ends a failing run as
   ``OOMKilled`` with exit code 137, and on its own makes runs fail (default false).
@@ -13,13 +13,21 @@ both, from env vars of its first container; a malformed value falls back to the 
   every run end as the exit code says.
 - ``karimasu.io/sim-gpu-utilization`` / ``KARIMASU_SIM_GPU_UTILIZATION``: a number or profile
   name, stored for the telemetry simulation and not interpreted here (default None).
+- ``karimasu.io/sim-fail-indexes`` / ``KARIMASU_SIM_FAIL_INDEXES``: ``"1,3"`` makes the Pods of
+  those completion indexes of an Indexed Job fail (with the exit code, or 1) and the others
+  succeed (default: none).
 
 An image whose reference contains ``does-not-exist`` never pulls: the container waits with
 ``ErrImagePull``, one simulated second later ``ImagePullBackOff`` (where it stays, without
 upstream's alternation), and the Pod stays Pending.
 
 A running Pod logs one header line, one ``epoch`` line per simulated second, and a final line
-when it ends. Restarts (restartPolicy OnFailure/Always) happen at once, without CrashLoopBackOff.
+when it ends.
+
+Restarts (restartPolicy Always, or OnFailure after a non-zero exit) follow the kubelet's
+CrashLoopBackOff: the container waits with reason ``CrashLoopBackOff`` (the Pod stays Running,
+not Ready; ``restartCount`` grows, ``lastState`` is the run that ended) for 10 s, then 20 s,
+40 s... at most 300 s; a run that lasted 10 minutes resets the delay to 10 s.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from typing import Any
 from . import resources as r
 from .clock import rfc3339
 from .events import EventRecorder
+from .jobs import pod_index
 from .scheduling import GPU, pod_requests
 from .store import Store
 
@@ -42,6 +51,7 @@ ANNOTATIONS = {
     "oom_killed": "karimasu.io/sim-oom-killed",
     "fail_attempts": "karimasu.io/sim-fail-attempts",
     "gpu_utilization": "karimasu.io/sim-gpu-utilization",
+    "fail_indexes": "karimasu.io/sim-fail-indexes",
 }
 ENV_VARS = {
     key: "KARIMASU_SIM_" + name.removeprefix("karimasu.io/sim-").replace("-", "_").upper()
@@ -50,6 +60,9 @@ ENV_VARS = {
 PULL_FAILURE_MARKER = "does-not-exist"
 DEFAULT_DURATION = 30.0
 PULL_BACKOFF_SECONDS = 1.0  # ErrImagePull shows this long before ImagePullBackOff
+CRASH_BACKOFF_SECONDS = 10.0  # the kubelet's first restart delay, doubled per restart...
+CRASH_BACKOFF_MAX_SECONDS = 300.0  # ...up to this
+CRASH_BACKOFF_RESET_SECONDS = 600.0  # a run this long resets the delay
 
 
 @dataclass(frozen=True)
@@ -61,12 +74,17 @@ class SimulationParams:
     oom_killed: bool = False
     fail_attempts: int = 0
     gpu_utilization: str | None = None
+    fail_indexes: frozenset[int] = frozenset()
 
-    def outcome(self, attempt: int) -> tuple[int, str]:
-        """(exit code, container termination reason) of run number ``attempt`` (from 1)."""
-        failing = attempt <= self.fail_attempts or (
-            self.fail_attempts == 0 and (self.exit_code != 0 or self.oom_killed)
-        )
+    def outcome(self, attempt: int, index: int | None = None) -> tuple[int, str]:
+        """(exit code, container termination reason) of run number ``attempt`` (from 1) of
+        the Pod of completion ``index`` (None: not an Indexed Job's)."""
+        if self.fail_indexes and index is not None:
+            failing = index in self.fail_indexes
+        else:
+            failing = attempt <= self.fail_attempts or (
+                self.fail_attempts == 0 and (self.exit_code != 0 or self.oom_killed)
+            )
         if not failing:
             return 0, "Completed"
         if self.oom_killed:
@@ -88,20 +106,26 @@ def simulation_params(pod: Obj, job: Obj | None) -> SimulationParams:
                 return source[ANNOTATIONS[key]]
         return env.get(ENV_VARS[key])
 
-    def number(key: str, default: float, cast: type) -> Any:
+    def number(key: str, default: float, cast: type, *, forever: bool = False) -> Any:
         try:
             value = cast(float(raw(key)))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return default
+        if forever and value == math.inf:
+            return value
         return value if math.isfinite(value) and value >= 0 else default
 
     utilization = raw("gpu_utilization")
+    indexes = frozenset(
+        int(part) for part in str(raw("fail_indexes") or "").split(",") if part.strip().isdigit()
+    )
     return SimulationParams(
-        duration_seconds=number("duration", DEFAULT_DURATION, float),
+        duration_seconds=number("duration", DEFAULT_DURATION, float, forever=True),
         exit_code=number("exit_code", 0, int),
         oom_killed=str(raw("oom_killed")).lower() in ("true", "1", "yes"),
         fail_attempts=number("fail_attempts", 0, int),
         gpu_utilization=None if utilization is None else str(utilization),
+        fail_indexes=indexes,
     )
 
 
@@ -116,6 +140,8 @@ class PodRun:
     gpus: int
     finished_at: float | None = None
     exit_code: int | None = None
+    restart_at: float | None = None  # CrashLoopBackOff: when the container starts again
+    backoff: float = 0.0  # the delay before this run's restart (0: none yet)
 
 
 def _condition(type_: str, status: str, now: str, reason: str = "") -> Obj:
@@ -178,6 +204,10 @@ class Kubelet:
         if run is None:  # state lost (cannot happen within one process); restart the clock
             self._start(pod, job, now, attempt=job_failures + 1)
             return
+        if run.restart_at is not None:
+            if now >= run.restart_at:
+                self._start(pod, job, run.restart_at, attempt=run.attempt + 1, backoff=run.backoff)
+            return
         if now < run.started_at + run.params.duration_seconds:
             return
         self._finish(pod, run, job)
@@ -208,11 +238,15 @@ class Kubelet:
             type_="Warning",
         )
 
-    def _start(self, pod: Obj, job: Obj | None, now: float, attempt: int) -> None:
+    def _start(
+        self, pod: Obj, job: Obj | None, now: float, attempt: int, backoff: float = 0.0
+    ) -> None:
         params = simulation_params(pod, job)
         gpus = int(pod_requests(pod).get(GPU, 0))
         node = pod["spec"]["nodeName"]
-        self.runs[pod["metadata"]["uid"]] = PodRun(now, params, attempt, node, gpus)
+        self.runs[pod["metadata"]["uid"]] = PodRun(
+            now, params, attempt, node, gpus, backoff=backoff
+        )
         stamp = rfc3339(now)
         status = pod["status"]
         previous = (status.get("containerStatuses") or [{}])[0]
@@ -234,7 +268,7 @@ class Kubelet:
 
     def _finish(self, pod: Obj, run: PodRun, job: Obj | None) -> None:
         end = run.started_at + run.params.duration_seconds
-        exit_code, reason = run.params.outcome(run.attempt)
+        exit_code, reason = run.params.outcome(run.attempt, pod_index(pod))
         run.finished_at, run.exit_code = end, exit_code
         status, stamp = pod["status"], rfc3339(end)
         previous = status.get("containerStatuses") or [{}]
@@ -248,10 +282,7 @@ class Kubelet:
         }
         policy = pod["spec"].get("restartPolicy", "Always")
         if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
-            # Restart in place: a new run of the same Pod (no CrashLoopBackOff delay).
-            status["containerStatuses"][0]["restartCount"] = restarts + 1
-            status["containerStatuses"][0]["lastState"] = {"terminated": terminated}
-            self._start(pod, job, self.store.clock.now(), attempt=run.attempt + 1)
+            self._back_off(pod, run, terminated, restarts + 1, end)
             return
         status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
         status["containerStatuses"] = [
@@ -263,8 +294,41 @@ class Kubelet:
             set_condition(pod, _condition(type_, "False", stamp, done))
         self.store.replace(r.PODS, pod)
 
-    def fail_lost(self, pod: Obj, node_name: str) -> None:
-        """Mark a Pod on a lost node Failed, reason NodeLost (what the node lifecycle does)."""
+    def _back_off(self, pod: Obj, run: PodRun, terminated: Obj, restarts: int, end: float) -> None:
+        """The container ended and will be restarted: CrashLoopBackOff until ``restart_at``."""
+        lasted = end - run.started_at
+        if run.backoff == 0 or lasted >= CRASH_BACKOFF_RESET_SECONDS:
+            delay = CRASH_BACKOFF_SECONDS
+        else:
+            delay = min(run.backoff * 2, CRASH_BACKOFF_MAX_SECONDS)
+        run.backoff, run.restart_at = delay, end + delay
+        name = pod["spec"]["containers"][0]["name"]
+        meta = pod["metadata"]
+        message = (
+            f"back-off {delay:g}s restarting failed container={name} "
+            f"pod={meta['name']}_{meta['namespace']}({meta['uid']})"
+        )
+        status, stamp = pod["status"], rfc3339(end)
+        statuses = []
+        for i, container in enumerate(pod["spec"]["containers"]):
+            state = {"waiting": {"reason": "CrashLoopBackOff", "message": message}}
+            entry = container_status(container, state, ready=False, restarts=restarts)
+            entry["lastState"] = {"terminated": terminated} if i == 0 else {}
+            statuses.append(entry)
+        status["containerStatuses"] = statuses
+        for type_ in ("ContainersReady", "Ready"):
+            set_condition(pod, _condition(type_, "False", stamp, "ContainersNotReady"))
+        self.store.replace(r.PODS, pod)
+        self.recorder.record(
+            pod,
+            "BackOff",
+            f"Back-off restarting failed container {name} in pod {meta['name']}",
+            type_="Warning",
+        )
+
+    def fail_lost(self, pod: Obj, node_name: str, *, by: str = "DeletionByPodGC") -> None:
+        """Mark a Pod on a lost node Failed, reason NodeLost, with condition DisruptionTarget
+        (reason ``by``: the pod GC, or the taint eviction controller)."""
         now = self.store.clock.now()
         stamp = rfc3339(now)
         status = pod["status"]
@@ -284,7 +348,10 @@ class Kubelet:
             container_status(c, {"terminated": terminated}, ready=False, restarts=restarts)
             for c in pod["spec"]["containers"]
         ]
-        set_condition(pod, _condition("DisruptionTarget", "True", stamp, "DeletionByPodGC"))
+        disruption = _condition("DisruptionTarget", "True", stamp, by)
+        if by == "DeletionByTaintManager":
+            disruption["message"] = "Taint manager: deleting due to NoExecute taint"
+        set_condition(pod, disruption)
         set_condition(pod, _condition("Ready", "False", stamp, "PodFailed"))
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.finished_at is None:
@@ -310,7 +377,11 @@ class Kubelet:
         ]
         end = run.finished_at if run.finished_at is not None else self.store.clock.now()
         end = min(end, run.started_at + params.duration_seconds)
-        total = max(1, math.ceil(params.duration_seconds))
+        total = (
+            max(1, math.ceil(params.duration_seconds))
+            if math.isfinite(params.duration_seconds)
+            else "inf"
+        )
         for second in range(1, int(end - run.started_at) + 1):
             loss = 2.5 / (1 + 0.15 * second)
             lines.append((run.started_at + second, f"epoch {second}/{total} loss={loss:.4f}"))

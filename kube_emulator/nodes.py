@@ -17,6 +17,24 @@ File format (every key but ``nodes[].name`` is optional)::
         unschedulable: false         # start cordoned
         ready: true                  # start NotReady with false
         allocatable: {cpu: "30"}     # overrides of allocatable (default: = capacity)
+    daemonsets:                      # apps/v1 DaemonSets: one Pod per eligible node
+      - name: kube-proxy
+        namespace: kube-system       # default kube-system (created if missing)
+        image: registry.k8s.io/kube-proxy:v1.33.0
+        requests: {cpu: 100m, memory: 128Mi}   # limits: {...} too; extended resources
+                                               # (with a "/") get limit = request
+        node_selector: {nvidia.com/gpu.present: "true"}
+        tolerations: [{operator: Exists}]
+        duration: inf                # karimasu.io/sim-duration-seconds (default: runs forever)
+    pods:                            # Pods bound to a node at start, not made by Karimasu
+      - name: notebook-0
+        namespace: research          # default "default" (created if missing)
+        node: tesla-04
+        image: jupyter/base-notebook:2024-01
+        requests: {nvidia.com/gpu: 1, cpu: "4", memory: 16Gi}
+        labels: {app: notebook}
+        annotations: {karimasu.io/gpu-indices: "1"}   # where the simulated node agent puts it
+        duration: inf
 
 A node with ``gpus: 0`` gets no GPU labels. GPU feature discovery labels follow NVIDIA's
 (``nvidia.com/gpu.product``, ``nvidia.com/gpu.memory``, ``nvidia.com/gpu.count``,
@@ -47,6 +65,8 @@ class ClusterSpec:
 
     nodes: list[dict[str, Any]] = field(default_factory=list)
     namespaces: list[str] = field(default_factory=list)
+    daemonsets: list[dict[str, Any]] = field(default_factory=list)
+    pods: list[dict[str, Any]] = field(default_factory=list)
 
 
 def load_cluster_spec(path: str | Path | None = None) -> ClusterSpec:
@@ -69,7 +89,83 @@ def load_cluster_spec(path: str | Path | None = None) -> ClusterSpec:
         names.add(entry["name"])
         nodes.append(node_object({**defaults, **entry}, index))
     namespaces = [str(ns) for ns in data.get("namespaces") or []]
-    return ClusterSpec(nodes, namespaces)
+    daemonsets = [
+        _workload(entry, source, f"daemonsets[{i}]", "kube-system", daemon=True)
+        for i, entry in enumerate(data.get("daemonsets") or [])
+    ]
+    pods = [
+        _workload(entry, source, f"pods[{i}]", "default", daemon=False)
+        for i, entry in enumerate(data.get("pods") or [])
+    ]
+    for i, pod in enumerate(pods):
+        if pod["spec"]["nodeName"] not in names:
+            raise NodesFileError(f"{source}: pods[{i}] names an unknown node")
+    for obj in (*daemonsets, *pods):
+        if obj["metadata"]["namespace"] not in namespaces:
+            namespaces.append(obj["metadata"]["namespace"])
+    return ClusterSpec(nodes, namespaces, daemonsets, pods)
+
+
+def _workload(
+    entry: Any, source: Path, where: str, namespace: str, *, daemon: bool
+) -> dict[str, Any]:
+    """A DaemonSet or a bound Pod (not yet defaulted) from a ``daemonsets``/``pods`` entry."""
+    if not isinstance(entry, dict) or not entry.get("name"):
+        raise NodesFileError(f"{source}: {where} needs a name")
+    if not daemon and not entry.get("node"):
+        raise NodesFileError(f"{source}: {where} needs a node")
+    name = str(entry["name"])
+    requests = {str(k): str(v) for k, v in (entry.get("requests") or {}).items()}
+    limits = {str(k): str(v) for k, v in (entry.get("limits") or {}).items()}
+    limits |= {k: v for k, v in requests.items() if "/" in k and k not in limits}
+    resources: dict[str, Any] = {}
+    if requests:
+        resources["requests"] = requests
+    if limits:
+        resources["limits"] = limits
+    spec: dict[str, Any] = {
+        "containers": [
+            {
+                "name": "main",
+                "image": str(entry.get("image", "registry.k8s.io/pause:3.10")),
+                "resources": resources,
+            }
+        ],
+    }
+    if entry.get("tolerations"):
+        spec["tolerations"] = [dict(t) for t in entry["tolerations"]]
+    if entry.get("node_selector"):
+        spec["nodeSelector"] = {str(k): str(v) for k, v in entry["node_selector"].items()}
+    labels = {str(k): str(v) for k, v in (entry.get("labels") or {}).items()}
+    annotations = {str(k): str(v) for k, v in (entry.get("annotations") or {}).items()}
+    annotations["karimasu.io/sim-duration-seconds"] = str(entry.get("duration", "inf"))
+    namespace = str(entry.get("namespace", namespace))
+    if not daemon:
+        spec["nodeName"] = str(entry["node"])
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "labels": labels,
+                "annotations": annotations,
+            },
+            "spec": spec,
+        }
+    labels = labels or {"app.kubernetes.io/name": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": namespace, "labels": dict(labels)},
+        "spec": {
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": annotations},
+                "spec": spec,
+            },
+        },
+    }
 
 
 def node_object(entry: dict[str, Any], index: int = 0) -> dict[str, Any]:
@@ -132,16 +228,20 @@ def node_object(entry: dict[str, Any], index: int = 0) -> dict[str, Any]:
     }
 
 
-def ready_condition(ready: bool, now_rfc3339: str) -> dict[str, Any]:
-    """The node's Ready condition: True (KubeletReady) or Unknown (NodeStatusUnknown)."""
-    condition = {
-        "type": "Ready",
-        "status": "True" if ready else "Unknown",
-        "reason": "KubeletReady" if ready else "NodeStatusUnknown",
-        "message": "kubelet is posting ready status"
-        if ready
-        else "Kubelet stopped posting node status.",
-    }
+def ready_condition(ready: bool, now_rfc3339: str, *, status: str = "Unknown") -> dict[str, Any]:
+    """The node's Ready condition: True (KubeletReady), else ``status``: Unknown
+    (NodeStatusUnknown, the kubelet stopped answering) or False (KubeletNotReady)."""
+    if ready:
+        status, reason, message = "True", "KubeletReady", "kubelet is posting ready status"
+    elif status == "False":
+        reason, message = "KubeletNotReady", "container runtime network not ready"
+    else:
+        status, reason, message = (
+            "Unknown",
+            "NodeStatusUnknown",
+            "Kubelet stopped posting node status.",
+        )
+    condition = {"type": "Ready", "status": status, "reason": reason, "message": message}
     if now_rfc3339:
         condition["lastHeartbeatTime"] = now_rfc3339
         condition["lastTransitionTime"] = now_rfc3339

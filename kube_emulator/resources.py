@@ -5,7 +5,7 @@ Paths follow the real API server::
     /api/v1/{plural}                                  cluster-wide list/watch (or cluster-scoped)
     /api/v1/{plural}/{name}[/{subresource}]           cluster-scoped object (nodes, namespaces)
     /api/v1/namespaces/{ns}/{plural}[/{name}[/{sub}]] namespaced collection or object
-    /apis/batch/v1/...                                the same shapes for the batch group
+    /apis/{batch,apps}/v1/...                         the same shapes for the batch and apps groups
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False, ("status",
 PODS = ResourceType("", "v1", "pods", "Pod", True, ("status", "log"))
 EVENTS = ResourceType("", "v1", "events", "Event", True)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", True, ("status",))
+DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("status",))
 
-ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, PODS, EVENTS, JOBS)
+ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, PODS, EVENTS, JOBS, DAEMONSETS)
 _BY_GROUP_PLURAL = {(r.group, r.plural): r for r in ALL}
 
 

@@ -46,14 +46,43 @@ def is_scheduled(pod: Obj) -> bool:
     )
 
 
+def _container_requests(container: Obj) -> dict[str, Fraction]:
+    resources = container.get("resources") or {}
+    merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+    return {name: parse_quantity(value) for name, value in merged.items()}
+
+
 def pod_requests(pod: Obj) -> dict[str, Fraction]:
-    """Summed container requests of a Pod (limits stand in where requests are unset)."""
+    """What a Pod holds on its node, as the scheduler counts it: the app containers' summed
+    requests (limits stand in where requests are unset) plus running sidecars (init
+    containers with ``restartPolicy: Always``), or the largest init container's if more,
+    plus ``spec.overhead``.
+
+    >>> pod_requests({"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}}],
+    ...     "initContainers": [{"resources": {"requests": {"cpu": "3"}}}],
+    ...     "overhead": {"cpu": "250m"}}})["cpu"]
+    Fraction(13, 4)
+    """
+    spec = pod.get("spec") or {}
     total: dict[str, Fraction] = {}
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        resources = container.get("resources") or {}
-        merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
-        for name, value in merged.items():
-            total[name] = total.get(name, Fraction(0)) + parse_quantity(value)
+    peak: dict[str, Fraction] = {}
+    sidecars: dict[str, Fraction] = {}
+    for container in spec.get("initContainers") or []:
+        wanted = _container_requests(container)
+        for name, amount in wanted.items():
+            peak[name] = max(peak.get(name, Fraction(0)), sidecars.get(name, Fraction(0)) + amount)
+        if container.get("restartPolicy") == "Always":
+            for name, amount in wanted.items():
+                sidecars[name] = sidecars.get(name, Fraction(0)) + amount
+    for container in spec.get("containers") or []:
+        for name, amount in _container_requests(container).items():
+            total[name] = total.get(name, Fraction(0)) + amount
+    for name, amount in sidecars.items():
+        total[name] = total.get(name, Fraction(0)) + amount
+    for name, amount in peak.items():
+        total[name] = max(total.get(name, Fraction(0)), amount)
+    for name, value in (spec.get("overhead") or {}).items():
+        total[name] = total.get(name, Fraction(0)) + parse_quantity(value)
     return total
 
 

@@ -53,8 +53,14 @@ VERSION_INFO = {
 
 
 #: What discovery says of each served resource, as upstream (kubectl's short names, ``all``).
-SHORT_NAMES = {"nodes": ["no"], "namespaces": ["ns"], "pods": ["po"], "events": ["ev"]}
-CATEGORIES = {"pods": ["all"], "jobs": ["all"]}
+SHORT_NAMES = {
+    "nodes": ["no"],
+    "namespaces": ["ns"],
+    "pods": ["po"],
+    "events": ["ev"],
+    "daemonsets": ["ds"],
+}
+CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
 JSON, YAML = "application/json", "application/yaml"

@@ -66,6 +66,19 @@ COLUMNS: dict[str, list[Obj]] = {
         _col("Container-Runtime", priority=1),
     ],
     "namespaces": [_NAME, _col("Status"), _col("Age")],
+    "daemonsets": [
+        _NAME,
+        _col("Desired", "integer"),
+        _col("Current", "integer"),
+        _col("Ready", "integer"),
+        _col("Up-to-date", "integer"),
+        _col("Available", "integer"),
+        _col("Node Selector"),
+        _col("Age"),
+        _col("Containers", priority=1),
+        _col("Images", priority=1),
+        _col("Selector", priority=1),
+    ],
     "events": [
         _col("Last Seen"),
         _col("Type"),
@@ -222,12 +235,35 @@ def _namespace_cells(namespace: Obj, now: float) -> list[Any]:
     ]
 
 
+def _daemonset_cells(ds: Obj, now: float) -> list[Any]:
+    status = ds.get("status") or {}
+    template = (ds.get("spec") or {}).get("template") or {}
+    pod_spec = template.get("spec") or {}
+    containers = pod_spec.get("containers") or []
+    selector = ((ds.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    node_selector = pod_spec.get("nodeSelector") or {}
+    return [
+        ds["metadata"]["name"],
+        status.get("desiredNumberScheduled", 0),
+        status.get("currentNumberScheduled", 0),
+        status.get("numberReady", 0),
+        status.get("updatedNumberScheduled", 0),
+        status.get("numberAvailable", 0),
+        ",".join(f"{k}={v}" for k, v in node_selector.items()) or "<none>",
+        _age(ds["metadata"].get("creationTimestamp"), now),
+        ",".join(str(c.get("name", "")) for c in containers),
+        ",".join(str(c.get("image", "")) for c in containers),
+        ",".join(f"{k}={v}" for k, v in selector.items()) or "<none>",
+    ]
+
+
 _CELLS = {
     "pods": _pod_cells,
     "jobs": _job_cells,
     "nodes": _node_cells,
     "namespaces": _namespace_cells,
     "events": _event_cells,
+    "daemonsets": _daemonset_cells,
 }
 
 

@@ -14,6 +14,7 @@ import secrets
 from typing import Any
 
 from . import resources as r
+from .admission import admit_new_pod
 from .errors import FieldCause, bad_request, invalid
 from .quantities import is_extended, parse_quantity
 from .resources import ResourceType
@@ -295,9 +296,13 @@ def prepare_new(rtype: ResourceType, obj: Any, namespace: str | None, uid: str) 
         if isinstance(spec, dict):
             _default_pod_spec(spec, restart_default="Always")
         causes += pod_spec_errors(spec, "spec")
-        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        admit_new_pod(obj)
     elif rtype is r.JOBS:
         causes += _prepare_job(obj, uid)
+    elif rtype is r.DAEMONSETS:
+        from .daemonsets import prepare_daemonset
+
+        causes += prepare_daemonset(obj)
     elif rtype is r.NAMESPACES:
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj["status"] = {"phase": "Active"}
@@ -313,6 +318,8 @@ def _prepare_job(job: Obj, uid: str) -> list[FieldCause]:
     if not isinstance(spec, dict) or not isinstance(spec.get("template"), dict):
         return [FieldCause("spec.template", "Required value", "FieldValueRequired")]
     causes: list[FieldCause] = []
+    if spec.get("backoffLimitPerIndex") is not None:  # then the global limit is off by default
+        spec.setdefault("backoffLimit", 2147483647)
     for field, default, minimum in (
         ("parallelism", 1, 0),
         ("completions", 1, 0),

@@ -62,6 +62,11 @@ class BookForm(_TeamForm):
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=_LOCAL_MINUTE[0]),
     )
     purpose = forms.CharField(label=_("Purpose"), max_length=500, required=False)
+    shared_with_team = forms.BooleanField(
+        label=_("Share with my team"),
+        required=False,
+        help_text=_("Off: only your jobs use these GPUs. On: your team's jobs may too."),
+    )
 
     def clean_gpus(self) -> list[int]:
         text = self.cleaned_data["gpus"]
@@ -88,6 +93,11 @@ class BorrowForm(_TeamForm):
         label=_("Hours"), min_value=MIN_BOOKING_HOURS, max_value=MAX_BOOKING_HOURS, initial=2
     )
     purpose = forms.CharField(label=_("Purpose"), max_length=500, required=False)
+    shared_with_team = forms.BooleanField(
+        label=_("Share with my team"),
+        required=False,
+        help_text=_("Off: only your jobs use these GPUs. On: your team's jobs may too."),
+    )
 
 
 class JobForm(_TeamForm):

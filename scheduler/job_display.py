@@ -45,6 +45,9 @@ REASON_TEXT: dict[str, Promise] = {
     "container_start_error": _(
         "The container could not be started (its command, or the node's GPU driver?)."
     ),
+    "crash_loop": _(
+        "The container keeps exiting and is restarted after a growing delay: see its log."
+    ),
     "unschedulable": _("Kubernetes cannot place the pod on a node."),
     "retrying": _("The container stopped and Kubernetes is trying again."),
     "creating": _("The job is being created on the cluster."),
@@ -84,6 +87,7 @@ PROBLEMS = frozenset(
         "invalid_image",
         "container_config_error",
         "container_start_error",
+        "crash_loop",
         "unschedulable",
         "retrying",
         "rejected_by_cluster",

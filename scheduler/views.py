@@ -152,6 +152,7 @@ def _book(request: HttpRequest, form: BookForm, now: datetime) -> bool:
             start=data["start"],
             end=data["end"],
             purpose=data["purpose"],
+            shared_with_team=data["shared_with_team"],
             now=now,
         ),
         _("Booked: %(what)s."),
@@ -169,6 +170,7 @@ def _borrow(request: HttpRequest, form: BorrowForm, now: datetime) -> bool:
             model=None,
             hours=data["hours"],
             purpose=data["purpose"],
+            shared_with_team=data["shared_with_team"],
             now=now,
         ),
         _("Borrowed: %(what)s."),
@@ -306,7 +308,7 @@ def job_log(request: HttpRequest, job_id: int) -> JsonResponse:
 
 
 def _visible_job(request: HttpRequest, job_id: int) -> Job:
-    job = visible_jobs(request.user).filter(pk=job_id).first()
+    job: Job | None = visible_jobs(request.user).filter(pk=job_id).first()
     if job is None:
         raise Http404("No such job.")
     return job

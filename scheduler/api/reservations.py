@@ -82,6 +82,7 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             start=data["start"],
             end=data["end"],
             purpose=data["purpose"],
+            shared_with_team=data["shared_with_team"],
             now=timezone.now(),
         )
         return self._created(reservation)
@@ -103,6 +104,7 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
             model=data["model"] or None,
             hours=data["hours"],
             purpose=data["purpose"],
+            shared_with_team=data["shared_with_team"],
             now=timezone.now(),
         )
         return self._created(reservation)

@@ -12,6 +12,7 @@ from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MIN_BOOKING_HOURS
 from scheduler.models import Gpu, MaintenanceWindow, Node, Reservation, TeamPolicy
 from scheduler.services import webhooks
 from scheduler.services.access import can_manage_reservation, can_see_purpose
+from scheduler.services.inventory import outside_gpu_indices
 
 
 class GpuHolderSerializer(serializers.Serializer):
@@ -50,8 +51,16 @@ class GpuSerializer(serializers.ModelSerializer):
             "healthy",
             "present",
             "held_by",
+            "outside_karimasu",
             "telemetry",
         ]
+
+    outside_karimasu = serializers.SerializerMethodField(
+        help_text="In use by a pod Karimasu did not create (never offered to jobs)."
+    )
+
+    def get_outside_karimasu(self, gpu: Gpu) -> bool:
+        return (gpu.node_id, gpu.index) in self.context.get("outside", ())
 
     @extend_schema_field(GpuTelemetrySerializer(allow_null=True))
     def get_telemetry(self, gpu: Gpu) -> dict[str, Any] | None:
@@ -85,6 +94,12 @@ class NodeSerializer(serializers.ModelSerializer):
             "cordoned",
             "schedulable",
             "taints",
+            "foreign_gpus",
+            "foreign_cpu_millis",
+            "foreign_memory_mb",
+            "foreign_pods",
+            "daemon_cpu_millis",
+            "daemon_memory_mb",
             "first_seen_at",
             "last_seen_at",
             "gone_at",
@@ -94,7 +109,17 @@ class NodeSerializer(serializers.ModelSerializer):
     @extend_schema_field(GpuSerializer(many=True))
     def get_gpus(self, node: Node) -> list[dict[str, Any]]:
         present = [g for g in node.gpus.all() if g.present]
-        return GpuSerializer(present, many=True, context=self.context).data
+        holders = self.context.get("holders", {})
+        jobs = {
+            g.index
+            for g in present
+            if (holder := holders.get((node.pk, g.index))) is not None and holder.kind == "job"
+        }
+        outside = {
+            (node.pk, i) for i in outside_gpu_indices(node, [g.index for g in present], jobs)
+        }
+        context = {**self.context, "outside": outside}
+        return GpuSerializer(present, many=True, context=context).data
 
 
 # --- Reservations -------------------------------------------------------------------------
@@ -122,6 +147,7 @@ class ReservationSerializer(serializers.ModelSerializer):
             "end",
             "status",
             "purpose",
+            "shared_with_team",
             "created_at",
             "ended_at",
             "idle_exempt",
@@ -156,6 +182,11 @@ class ReservationCreateSerializer(serializers.Serializer):
     start = serializers.DateTimeField()
     end = serializers.DateTimeField()
     purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    shared_with_team = serializers.BooleanField(
+        default=False,
+        help_text="Exclusive (false, the default): the GPUs serve only your jobs. Shared: "
+        "also your team's.",
+    )
 
 
 class ReservationChangeSerializer(serializers.Serializer):
@@ -174,6 +205,11 @@ class BorrowSerializer(serializers.Serializer):
     model = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     hours = serializers.FloatField(min_value=MIN_BOOKING_HOURS, max_value=MAX_BOOKING_HOURS)
     purpose = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    shared_with_team = serializers.BooleanField(
+        default=False,
+        help_text="Exclusive (false, the default): the GPUs serve only your jobs. Shared: "
+        "also your team's.",
+    )
 
 
 class AvailabilityQuerySerializer(serializers.Serializer):

@@ -31,7 +31,23 @@ class ClusterRejected(ClusterError):
 
 
 @dataclass(frozen=True)
+class ForeignUsage:
+    """What pods Karimasu did not create request on one node. ``daemon_*`` is the part of
+    DaemonSet and static (mirror) pods: on the node for good, unlike other teams' work."""
+
+    gpus: int = 0
+    cpu_millis: int = 0
+    memory_mb: int = 0
+    pods: tuple[str, ...] = ()  # "namespace/name", sorted
+    daemon_cpu_millis: int = 0
+    daemon_memory_mb: int = 0
+
+
+@dataclass(frozen=True)
 class NodeInfo:
+    """A Node, and what pods Karimasu did not create (DaemonSets, static pods, other
+    namespaces' workloads) request on it: ``foreign`` is held, whatever Karimasu decides."""
+
     name: str
     gpu_model: str
     gpu_memory_mb: int | None
@@ -43,6 +59,7 @@ class NodeInfo:
     cordoned: bool
     taints: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
+    foreign: ForeignUsage = field(default_factory=ForeignUsage)
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,9 @@ class JobSpec:
     scratch_gb: int = 20
     # Variables read from Secrets: {"VAR": (secret name, key)}.
     secret_env: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Karimasu enforces max_runtime_s from the container's start (reconcile); the Job's
+    # activeDeadlineSeconds, counted from its creation, is max_runtime_s + this backstop.
+    start_timeout_s: int = 0
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
@@ -99,7 +119,8 @@ TIMED_OUT = "timed_out"
 @dataclass(frozen=True)
 class AttemptState:
     """What the cluster says about one attempt. `reason` is a stable code, e.g.
-    unschedulable, image_pull_failure, oom_killed, deadline_exceeded, evicted, node_lost."""
+    unschedulable, image_pull_failure, oom_killed, deadline_exceeded, evicted, node_lost.
+    `started_at` is when its container started (the Job's start before that)."""
 
     job_id: int
     attempt: int

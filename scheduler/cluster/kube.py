@@ -28,6 +28,7 @@ from scheduler.cluster.backend import (
     AttemptState,
     ClusterRejected,
     ClusterUnavailable,
+    ForeignUsage,
     JobSpec,
     NodeInfo,
     ResyncRequired,
@@ -109,8 +110,30 @@ class KubernetesBackend:
     # --- inventory ----------------------------------------------------------------------
 
     def inventory(self) -> list[NodeInfo]:
+        """Every Node, with what pods Karimasu did not create hold on it (all namespaces:
+        the ClusterRole's ``pods`` list). Without that permission (a 403) the nodes come
+        back without foreign usage, and a warning says why."""
         nodes = _json(_call(self.core.list_node, _preload_content=False))["items"]
-        return [mapping.node_info(node) for node in nodes]
+        foreign = self._foreign_usage()
+        return [mapping.node_info(node, foreign.get(node["metadata"]["name"])) for node in nodes]
+
+    def _foreign_usage(self) -> dict[str, ForeignUsage]:
+        try:
+            response = _call(
+                self.core.list_pod_for_all_namespaces,
+                field_selector="status.phase!=Succeeded,status.phase!=Failed",
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                log.warning(
+                    "cluster.foreign_pods_unreadable %s: capacity held by other pods is not "
+                    "subtracted (the ClusterRole needs pods list)",
+                    exc.status,
+                )
+                return {}
+            raise ClusterRejected(f"listing pods: {exc.status} {_message(exc)}") from exc
+        return mapping.foreign_usage(_json(response)["items"], self.namespace)
 
     # --- jobs ---------------------------------------------------------------------------
 

@@ -1,14 +1,15 @@
 """Pure translation between Karimasu's data and Kubernetes objects (plain dicts).
 
 - `job_manifest`: a JobSpec -> the `batch/v1` Job body, restricted Pod Security profile.
-- `node_info`: a Node -> NodeInfo (GPUs from `nvidia.com/gpu` and GPU feature discovery).
+- `node_info`: a Node -> NodeInfo (GPUs from `nvidia.com/gpu` and GPU feature discovery),
+  with what other pods hold on it (`foreign_usage`).
 - `attempt_state`: a Job and its Pods -> AttemptState (phase and a stable reason code).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from scheduler.cluster.backend import (
@@ -18,6 +19,7 @@ from scheduler.cluster.backend import (
     SUCCEEDED,
     TIMED_OUT,
     AttemptState,
+    ForeignUsage,
     JobSpec,
     NodeInfo,
 )
@@ -57,6 +59,10 @@ WAITING_REASONS: dict[str, tuple[str, str]] = {
     "RunContainerError": (
         "container_start_error",
         "The container could not be started (its command, or the node's GPU driver?)",
+    ),
+    "CrashLoopBackOff": (
+        "crash_loop",
+        "The container keeps exiting and is restarted after a growing delay: see its log",
     ),
     "ContainerCreating": ("starting", ""),
     "PodInitializing": ("starting", ""),
@@ -111,7 +117,9 @@ def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> d
         },
         "spec": {
             "backoffLimit": spec.backoff_limit,
-            "activeDeadlineSeconds": spec.max_runtime_s,
+            # A backstop: it counts from the Job's creation (image pulls, waiting for the
+            # node); reconcile enforces max_runtime_s from the container's start.
+            "activeDeadlineSeconds": spec.max_runtime_s + max(0, spec.start_timeout_s),
             "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
             "template": {
                 "metadata": {"labels": labels, "annotations": dict(spec.annotations)},
@@ -291,7 +299,105 @@ def parse_quantity(value: str | int | None) -> Decimal:
     return Decimal(text)
 
 
-def node_info(node: dict[str, Any]) -> NodeInfo:
+def pod_requests(pod: dict[str, Any]) -> dict[str, Decimal]:
+    """What a pod holds on its node, as the scheduler counts it: the larger of its app
+    containers' summed requests (sidecar init containers included) and any single init
+    container's, plus ``spec.overhead``. A request left unset falls back to the limit.
+
+    >>> pod = {"spec": {"containers": [{"resources": {"requests": {"cpu": "1"}}},
+    ...                                {"resources": {"limits": {"cpu": "500m"}}}],
+    ...                 "initContainers": [{"resources": {"requests": {"cpu": "2"}}}]}}
+    >>> pod_requests(pod)["cpu"]
+    Decimal('2')
+    """
+    spec = pod.get("spec") or {}
+
+    def of(container: dict[str, Any]) -> dict[str, Decimal]:
+        resources = container.get("resources") or {}
+        merged = {**(resources.get("limits") or {}), **(resources.get("requests") or {})}
+        return {name: parse_quantity(value) for name, value in merged.items()}
+
+    total: dict[str, Decimal] = {}
+    init_peak: dict[str, Decimal] = {}
+    sidecars: dict[str, Decimal] = {}
+    for container in spec.get("initContainers") or []:
+        wanted = of(container)
+        for name, amount in wanted.items():
+            # a running sidecar holds its request next to the later init containers
+            init_peak[name] = max(init_peak.get(name, Decimal(0)), sidecars.get(name, 0) + amount)
+        if container.get("restartPolicy") == "Always":
+            for name, amount in wanted.items():
+                sidecars[name] = sidecars.get(name, Decimal(0)) + amount
+    for container in spec.get("containers") or []:
+        for name, amount in of(container).items():
+            total[name] = total.get(name, Decimal(0)) + amount
+    for name, amount in sidecars.items():
+        total[name] = total.get(name, Decimal(0)) + amount
+    for name, amount in init_peak.items():
+        total[name] = max(total.get(name, Decimal(0)), amount)
+    for name, value in (spec.get("overhead") or {}).items():
+        total[name] = total.get(name, Decimal(0)) + parse_quantity(value)
+    return total
+
+
+def is_karimasu_pod(pod: dict[str, Any], namespace: str) -> bool:
+    """A pod of one of Karimasu's Jobs: in the jobs namespace with Karimasu's label."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    return meta.get("namespace") == namespace and labels.get(LABEL_MANAGED_BY) == "karimasu"
+
+
+def is_daemon_pod(pod: dict[str, Any]) -> bool:
+    """A pod that stays on its node for good: a DaemonSet's, or a static pod's mirror."""
+    meta = pod.get("metadata") or {}
+    if "kubernetes.io/config.mirror" in (meta.get("annotations") or {}):
+        return True
+    return any(o.get("kind") == "DaemonSet" for o in meta.get("ownerReferences") or [])
+
+
+def _mib(amount: Decimal) -> int:
+    return int((amount / 2**20).to_integral_value(rounding=ROUND_CEILING))
+
+
+def _millis(amount: Decimal) -> int:
+    return int((amount * 1000).to_integral_value(rounding=ROUND_CEILING))
+
+
+def foreign_usage(pods: list[dict[str, Any]], namespace: str) -> dict[str, ForeignUsage]:
+    """Node name -> what pods Karimasu did not create hold there: bound, not Succeeded or
+    Failed, in any namespace (DaemonSets, static pods, other teams' workloads, pods in the
+    jobs namespace without Karimasu's label)."""
+    sums: dict[str, dict[str, Decimal]] = {}
+    names: dict[str, list[str]] = {}
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        phase = (pod.get("status") or {}).get("phase")
+        if not node or phase in ("Succeeded", "Failed") or is_karimasu_pod(pod, namespace):
+            continue
+        wanted = pod_requests(pod)
+        row = sums.setdefault(node, {})
+        daemon = is_daemon_pod(pod)
+        for key, resource in (("gpus", GPU_RESOURCE), ("cpu", "cpu"), ("memory", "memory")):
+            amount = wanted.get(resource, Decimal(0))
+            row[key] = row.get(key, Decimal(0)) + amount
+            if daemon:
+                row[f"daemon_{key}"] = row.get(f"daemon_{key}", Decimal(0)) + amount
+        meta = pod.get("metadata") or {}
+        names.setdefault(node, []).append(f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+    return {
+        node: ForeignUsage(
+            gpus=int(row.get("gpus", 0)),
+            cpu_millis=_millis(row.get("cpu", Decimal(0))),
+            memory_mb=_mib(row.get("memory", Decimal(0))),
+            pods=tuple(sorted(names[node])),
+            daemon_cpu_millis=_millis(row.get("daemon_cpu", Decimal(0))),
+            daemon_memory_mb=_mib(row.get("daemon_memory", Decimal(0))),
+        )
+        for node, row in sums.items()
+    }
+
+
+def node_info(node: dict[str, Any], foreign: ForeignUsage | None = None) -> NodeInfo:
     meta, spec, status = node["metadata"], node.get("spec", {}), node.get("status", {})
     labels = meta.get("labels", {}) or {}
     capacity = status.get("capacity", {}) or {}
@@ -313,6 +419,7 @@ def node_info(node: dict[str, Any]) -> NodeInfo:
         cordoned=bool(spec.get("unschedulable")),
         taints=[{k: str(v) for k, v in t.items()} for t in spec.get("taints", []) or []],
         labels=dict(labels),
+        foreign=foreign or ForeignUsage(),
     )
 
 
@@ -339,8 +446,29 @@ def _terminated(pod: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def container_started_at(pod: dict[str, Any]) -> datetime | None:
+    """When the pod's first container started running (this run, or the run that ended), or
+    None before it ever ran. Not ``status.startTime``: that is when the kubelet took the pod,
+    before pulling its image."""
+    statuses = pod.get("status", {}).get("containerStatuses", []) or []
+    starts = []
+    for status in statuses:
+        for state in (status.get("state") or {}, status.get("lastState") or {}):
+            for key in ("running", "terminated"):
+                started = (state.get(key) or {}).get("startedAt")
+                if started:
+                    starts.append(str(started))
+    return _time(min(starts)) if starts else None
+
+
 def _waiting_reason(pod: dict[str, Any]) -> tuple[str, str]:
-    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+    """The first waiting container's reason and message (init containers first: a crashing
+    init container keeps the pod Pending)."""
+    status_ = pod.get("status", {}) or {}
+    for status in [
+        *(status_.get("initContainerStatuses") or []),
+        *(status_.get("containerStatuses") or []),
+    ]:
         waiting = (status.get("state") or {}).get("waiting")
         if waiting:
             return str(waiting.get("reason", "")), str(waiting.get("message", ""))
@@ -376,7 +504,8 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
         "job_id": job_id,
         "attempt": attempt,
         "node_name": node,
-        "started_at": _time(status.get("startTime")),
+        "started_at": (container_started_at(pod) if pod else None)
+        or _time(status.get("startTime")),
         "exit_code": terminated.get("exitCode") if terminated else None,
     }
 
@@ -406,9 +535,20 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
     return _active_pod_state(pod, common)
 
 
+def _explained(waiting: str, message: str) -> tuple[str, str]:
+    reason, explain = WAITING_REASONS.get(waiting, ("starting", ""))
+    if explain:
+        message = f"{explain} ({waiting}: {message})" if message else f"{explain} ({waiting})"
+    return reason, message
+
+
 def _active_pod_state(pod: dict[str, Any], common: dict[str, Any]) -> AttemptState:
     phase = pod.get("status", {}).get("phase", "Pending")
     if phase == "Running":
+        waiting, message = _waiting_reason(pod)
+        if waiting == "CrashLoopBackOff":  # restarted in place (restartPolicy not Never)
+            reason, message = _explained(waiting, message)
+            return AttemptState(phase=RUNNING, reason=reason, message=message, **common)
         return AttemptState(phase=RUNNING, **common)
     if phase in ("Failed", "Unknown"):
         reason = _pod_failure_reason(pod)
@@ -438,7 +578,5 @@ def _active_pod_state(pod: dict[str, Any], common: dict[str, Any]) -> AttemptSta
             **common,
         )
     waiting, message = _waiting_reason(pod)
-    reason, explain = WAITING_REASONS.get(waiting, ("starting", ""))
-    if explain:
-        message = f"{explain} ({waiting}: {message})" if message else f"{explain} ({waiting})"
+    reason, message = _explained(waiting, message)
     return AttemptState(phase=PENDING, reason=reason, message=message, **common)

@@ -4,6 +4,9 @@
 ``Snapshot`` from the database and applies the ``Admit`` / ``Preempt`` /
 ``ReleaseReservation`` decisions; ``Waiting`` rows carry each queued job's reason, position
 and ETA. The trace simulator (``scheduler.sim``) drives the very same function.
+
+A ``QueuedJob`` with ``nodes`` > 1 is a gang, placed all or nothing (``gangs``); its
+``Admit`` lists every pod in ``placements`` (``Admit.pods``).
 """
 
 from scheduler.core.cache import ClusterUsage

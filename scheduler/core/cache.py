@@ -197,13 +197,16 @@ class ClusterUsage:
         # memory stays valid while it is unchanged
         # Placement's per-shape filter of nodes that could ever hold a job (static per cycle).
         self.shape_nodes: dict[tuple[int, frozenset[str], int, int], dict[str, NodeState]] = {}
+        # Running work per node (gangs under each of their nodes): what preemption scans.
+        self.on_node: dict[str, dict[str, Allocation]] = defaultdict(dict)
         # A lower bound on running preemptible priorities: lets preemption skip hopeless jobs.
         self.lowest_preemptible = float("inf")
         for a in snapshot.allocations:
             if a.terminating_until is None:
                 self.add_usage(a)
             else:
-                self.hold(a.node, a.gpu_indices, self._busy_until(a), a.cpu_milli, a.memory_mib)
+                for node, gpus in a.pods:
+                    self.hold(node, gpus, self._busy_until(a), a.cpu_milli, a.memory_mib)
         for b in bookings:
             state = self.nodes.get(b.node)
             if state is not None:
@@ -225,9 +228,12 @@ class ClusterUsage:
         this cycle) also commits its GPU-hours against the team's weekly budget, since the
         snapshot's ``spent_gpu_hours`` cannot include it yet."""
         self.running[a.job_id] = a
+        for node, _ in a.pods:
+            self.on_node[node][a.job_id] = a
         if a.preemptible:
             self.lowest_preemptible = min(self.lowest_preemptible, a.priority)
-        self.hold(a.node, a.gpu_indices, self._busy_until(a), a.cpu_milli, a.memory_mib)
+        for node, gpus in a.pods:
+            self.hold(node, gpus, self._busy_until(a), a.cpu_milli, a.memory_mib)
         self.team_gpus[a.team] += a.gpus
         self.user_gpus[a.user] += a.gpus
         if a.sweep_id is not None:
@@ -238,14 +244,17 @@ class ClusterUsage:
     def remove_usage(self, a: Allocation, busy_until: float | None = None) -> None:
         """Undo ``add_usage``; the GPUs stay held until ``busy_until`` (a grace period)."""
         del self.running[a.job_id]
+        for node, _ in a.pods:
+            self.on_node[node].pop(a.job_id, None)
         self.team_gpus[a.team] -= a.gpus
         self.user_gpus[a.user] -= a.gpus
         if a.sweep_id is not None:
             self.sweep_jobs[a.sweep_id] -= 1
-        if busy_until is None or busy_until <= self.now:
-            self.hold(a.node, a.gpu_indices, self.now, -a.cpu_milli, -a.memory_mib)
-        else:  # still running through its grace period: CPU and memory stay taken
-            self.hold(a.node, a.gpu_indices, busy_until, 0, 0)
+        for node, gpus in a.pods:  # a gang goes as a whole
+            if busy_until is None or busy_until <= self.now:
+                self.hold(node, gpus, self.now, -a.cpu_milli, -a.memory_mib)
+            else:  # still running through its grace period: CPU and memory stay taken
+                self.hold(node, gpus, busy_until, 0, 0)
 
     def hold(self, node: str, gpus: tuple[int, ...], until: float, cpu: int, mem: int) -> None:
         """Mark ``gpus`` busy until ``until`` and take ``cpu``/``mem`` off the node's free."""

@@ -18,9 +18,10 @@ from scheduler.core.decisions import (
     Waiting,
 )
 from scheduler.core.fairshare import order_queue
+from scheduler.core.gangs import place_gang_now, plan_gang
 from scheduler.core.placement import Placement, place_now, plan, static_reason
 from scheduler.core.preemption import find_victims
-from scheduler.core.snapshot import Allocation, Booking, Config, QueuedJob, Snapshot
+from scheduler.core.snapshot import Allocation, Booking, Config, Packing, QueuedJob, Snapshot
 
 Gate = tuple[Reason, str]
 
@@ -54,7 +55,9 @@ def review_bookings(snap: Snapshot) -> tuple[list[ReleaseReservation], tuple[Boo
     return released, tuple(kept)
 
 
-def admission_gate(snap: Snapshot, usage: ClusterUsage, job: QueuedJob) -> Gate | bool:
+def admission_gate(
+    snap: Snapshot, usage: ClusterUsage, job: QueuedJob, gpus: int | None = None
+) -> Gate | bool:
     """A (reason, detail) that keeps ``job`` out whatever the free GPUs, else ``borrowed``."""
     if job.sweep_id is not None and job.sweep_parallelism is not None:
         running = usage.sweep_jobs[job.sweep_id]
@@ -64,10 +67,12 @@ def admission_gate(snap: Snapshot, usage: ClusterUsage, job: QueuedJob) -> Gate 
                 f"sweep {job.sweep_id} runs {running} of {job.sweep_parallelism}",
             )
     cap = snap.user_cap(job.user)
-    if cap is not None and usage.user_gpus[job.user] + job.gpus > cap:
+    if gpus is None:
+        gpus = job.total_gpus
+    if cap is not None and usage.user_gpus[job.user] + gpus > cap:
         return Reason.USER_CAP, f"{job.user} uses {usage.user_gpus[job.user]} of {cap} GPUs"
     quota = snap.quota(job.team)
-    if quota.weekly_gpu_hours is not None and job.gpus > 0:
+    if quota.weekly_gpu_hours is not None and gpus > 0:
         spent = quota.spent_gpu_hours + usage.team_gpu_hours[job.team]
         need = job.gpu_seconds / 3600.0
         if spent + need > quota.weekly_gpu_hours:
@@ -75,18 +80,42 @@ def admission_gate(snap: Snapshot, usage: ClusterUsage, job: QueuedJob) -> Gate 
                 f"team {job.team} spent {spent:.1f} of {quota.weekly_gpu_hours:.1f} GPU-hours "
                 f"this week; the job may need {need:.1f}"
             )
-    over = usage.team_gpus[job.team] + job.gpus - quota.guaranteed_gpus
-    if over > 0 and job.gpus > 0:
+    over = usage.team_gpus[job.team] + gpus - quota.guaranteed_gpus
+    if over > 0 and gpus > 0:
+        if not job.preemptible and snap.config.nonpreemptible_within_guarantee:
+            # Borrowed GPUs must stay reclaimable: work nobody may stop runs only within
+            # the guarantee, so it never blocks another team's job within its own.
+            return Reason.QUOTA, (
+                f"non-preemptible work of team {job.team} runs only within its "
+                f"{quota.guaranteed_gpus} guaranteed GPUs ({usage.team_gpus[job.team]} in use)"
+            )
         if not quota.borrowing_allowed:
             return Reason.QUOTA, f"team {job.team} uses its {quota.guaranteed_gpus} guaranteed GPUs"
         if quota.borrowing_limit is not None and over > quota.borrowing_limit:
             return Reason.QUOTA, f"team {job.team} may borrow at most {quota.borrowing_limit} GPUs"
-    return over > 0 and job.gpus > 0
+    return over > 0 and gpus > 0
+
+
+def _place_now(
+    usage: ClusterUsage, job: QueuedJob, packing: Packing, ignore_blocks: bool = False
+) -> Placement | None:
+    if job.nodes > 1:
+        return place_gang_now(usage, job, packing, ignore_blocks)
+    return place_now(usage, job, packing, ignore_blocks)
+
+
+def _plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | None:
+    return plan_gang(usage, job, packing) if job.nodes > 1 else plan(usage, job, packing)
 
 
 def _static_detail(reason: Reason, job: QueuedJob) -> str:
     if reason is Reason.NO_MODEL:
         return f"no schedulable node has a GPU of model {' or '.join(sorted(job.models))}"
+    if job.nodes > 1:
+        return (
+            f"fewer than {job.nodes} schedulable nodes have {job.gpus} usable GPUs, "
+            f"{job.cpu_milli}m CPU and {job.memory_mib} MiB each"
+        )
     return (
         f"no schedulable node has {job.gpus} usable GPUs, {job.cpu_milli}m CPU and "
         f"{job.memory_mib} MiB"
@@ -132,7 +161,7 @@ class _Queue:
 
         Plans feed ETAs, the protected starts backfill must not delay, and preemption checks
         (a job's own plan, and the soft plans of jobs ranked above it). With ``plan_etas``
-        off, the rest are skipped. The one other reader of a soft plan is ``_pick_gpus``'
+        off, the rest are skipped. The one other reader of a soft plan is ``pick_gpus``'
         preference for GPUs without plans, so a job may get other GPU indices on the same
         node; ``tests/scheduler/sim`` checks that replays measure the same either way.
         """
@@ -160,29 +189,31 @@ def _admit(usage: ClusterUsage, job: QueuedJob, where: Placement, borrowed: bool
             job.cpu_milli,
             job.memory_mib,
             job.sweep_id,
+            placements=where.pods,
         ),
         admitted_now=True,
     )
-    return Admit(job.id, where.node, where.gpu_indices, borrowed)
+    return Admit(job.id, where.node, where.gpu_indices, borrowed, where.pods)
 
 
 def _reserve(usage: ClusterUsage, job: QueuedJob, where: Placement, soft: bool) -> None:
     """Block ``where``'s GPUs over the job's planned run so later jobs plan around it."""
     block = Block(where.start, where.start + job.max_runtime_s, soft=soft)
-    state = usage.nodes[where.node]
-    for g in where.gpu_indices:
-        state.add_block(g, block)
+    for node, gpus in where.all_pods:
+        state = usage.nodes[node]
+        for g in gpus:
+            state.add_block(g, block)
 
 
 def _fits_but_for_blocks(usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue) -> bool:
     """True if free GPUs could hold ``job`` now were it not for bookings and plans."""
-    key = ("ignoring blocks", job.gpus, job.models, job.cpu_milli, job.memory_mib)
+    key = ("ignoring blocks", job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
     if q.no_fit.known(key, 0.0):
         return False
     # Ignoring blocks, the answer depends only on what is held: it stands until the next hold.
     if q.fits.get(key) == usage.holds:
         return True
-    if place_now(usage, job, cfg.packing, ignore_blocks=True) is not None:
+    if _place_now(usage, job, cfg.packing, ignore_blocks=True) is not None:
         q.fits[key] = usage.holds
         return True
     q.no_fit.add(key, 0.0)
@@ -210,7 +241,7 @@ def _last_preemptor(snap: Snapshot, usage: ClusterUsage, ordered: list[QueuedJob
             return i
         if job.team not in room:
             room[job.team] = snap.quota(job.team).guaranteed_gpus - usage.team_gpus.get(job.team, 0)
-        if job.gpus <= room[job.team]:
+        if job.total_gpus <= room[job.team]:
             return i
     return -1
 
@@ -225,7 +256,7 @@ def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue)
     for a, why in victims.allocations:
         q.preempted.append(Preempt(a.job_id, why, job.id, grace))
         usage.remove_usage(a, busy_until=now + grace)
-    where = Placement(victims.node, victims.gpu_indices, now + grace)
+    where = Placement(victims.node, victims.gpu_indices, now + grace, victims.pods)
     _reserve(usage, job, where, soft=False)
     q.waiting.append((job, Reason.PREEMPTING, f"{len(victims.allocations)} to stop", where))
     q.capacity_blocked += 1
@@ -238,7 +269,7 @@ def _capacity_reason(
     """Why ``job`` waits for GPUs. "Behind" counts the higher-ranked jobs that also wait for
     GPUs; those held by a quota or cap keep their place in line but don't stand in this
     job's way."""
-    if cfg.backfill and free >= job.gpus and _fits_but_for_blocks(usage, job, cfg, q):
+    if cfg.backfill and free >= job.total_gpus and _fits_but_for_blocks(usage, job, cfg, q):
         return Reason.RESERVED, "free GPUs are booked or planned for others"
     ahead = q.capacity_blocked
     if ahead:
@@ -261,7 +292,7 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     free = usage.free_gpus
     # 3. Nominate: a job no schedulable node could ever hold waits with a static reason.
     nodes = list(snap.nodes)
-    shapes: dict[tuple[int, frozenset[str], int, int], Reason | None] = {}
+    shapes: dict[tuple[int, frozenset[str], int, int, int], Reason | None] = {}
     # 4. Order.
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
@@ -270,7 +301,7 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
     for rank, job in enumerate(ordered):
-        shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
+        shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
         static = (  # once per shape
             shapes[shape]
             if shape in shapes
@@ -279,25 +310,26 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         if static is not None:
             q.waiting.append((job, static, _static_detail(static, job), None))
             continue
-        gate = admission_gate(snap, usage, job)
+        need = job.gpus * job.nodes  # every pod's GPUs
+        gate = admission_gate(snap, usage, job, need)
         if not isinstance(gate, bool):
             q.waiting.append((job, gate[0], gate[1], None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= job.gpus
+        may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= need
         fit_key = (*shape, job.team, job.user) if may_start else ()
         if may_start and not q.no_fit.known(fit_key, job.max_runtime_s):
-            where = place_now(usage, job, cfg.packing)
+            where = _place_now(usage, job, cfg.packing)
             if where is not None:
                 q.admitted.append(_admit(usage, job, where, gate))
-                free -= job.gpus
+                free -= need
                 continue
             q.no_fit.add(fit_key, job.max_runtime_s)
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
         planned, in_depth = None, q.planned < cfg.plan_depth
         if in_depth:
             if q.plan_matters(cfg, rank):
-                planned = plan(usage, job, cfg.packing)
+                planned = _plan(usage, job, cfg.packing)
             q.planned += 1
         # 5c. Preempt if that starts it sooner than waiting would. Only jobs within the plan
         # depth may: deeper ones get their turn as they move up, which also bounds how much

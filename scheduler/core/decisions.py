@@ -32,12 +32,23 @@ class PreemptReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Admit:
-    """Start ``job_id`` on ``node`` with ``gpu_indices``; ``borrowed`` if beyond guarantee."""
+    """Start ``job_id`` on ``node`` with ``gpu_indices``; ``borrowed`` if beyond guarantee.
+
+    A gang (``QueuedJob.nodes`` > 1) lists every pod's ``(node, GPU indices)`` in
+    ``placements``, pod 0 first (it is also ``node``/``gpu_indices``); all start or none.
+    Single-node admits leave it empty.
+    """
 
     job_id: str
     node: str
     gpu_indices: tuple[int, ...]
     borrowed: bool
+    placements: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def pods(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """Every pod's ``(node, GPU indices)``: one for a single-node job."""
+        return self.placements or ((self.node, self.gpu_indices),)
 
 
 @dataclass(frozen=True, slots=True)

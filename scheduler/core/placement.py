@@ -3,6 +3,9 @@
 Filters: the node is schedulable and has an acceptable model; GPUs are healthy and not busy
 with foreign processes; CPU and memory fit; no block (a booking held by someone else, or a
 protected planned start) overlaps the job's ``[start, start + max_runtime)``.
+
+A gang (``QueuedJob.nodes`` > 1) needs that many distinct nodes each fitting one pod over
+the same window, all at once (see ``gangs``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,16 @@ from scheduler.core.snapshot import Node, Packing, QueuedJob
 
 @dataclass(frozen=True, slots=True)
 class Placement:
+    """Where and when a job (pod 0 of a gang) starts; a gang lists every pod in ``pods``."""
+
     node: str
     gpu_indices: tuple[int, ...]
     start: float
+    pods: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def all_pods(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return self.pods or ((self.node, self.gpu_indices),)
 
 
 def model_ok(node: Node, job: QueuedJob) -> bool:
@@ -30,10 +40,13 @@ def static_reason(nodes: list[Node], job: QueuedJob) -> Reason | None:
     candidates = [n for n in nodes if n.schedulable and (job.gpus == 0 or model_ok(n, job))]
     if not candidates:
         return Reason.NO_MODEL if job.models else Reason.TOO_BIG
+    holding = 0  # nodes that could hold one pod: a gang needs ``job.nodes`` of them
     for n in candidates:
         usable = sum(1 for g in n.gpus if g.usable)
         if usable >= job.gpus and n.cpu_milli >= job.cpu_milli and n.memory_mib >= job.memory_mib:
-            return None
+            holding += 1
+            if holding >= job.nodes:
+                return None
     return Reason.TOO_BIG
 
 
@@ -60,7 +73,7 @@ def eligible_nodes(usage: ClusterUsage, job: QueuedJob) -> dict[str, NodeState]:
     return found
 
 
-def _pick_gpus(state: NodeState, candidates: list[int], k: int) -> tuple[int, ...]:
+def pick_gpus(state: NodeState, candidates: list[int], k: int) -> tuple[int, ...]:
     # GPUs without bookings or plans first: keeps booked GPUs for their holders and plans.
     ranked = sorted(candidates, key=lambda g: (g in state.blocks, g))
     return tuple(sorted(ranked[:k]))
@@ -97,7 +110,7 @@ def place_now(
     if best is None:
         return None
     _, state, fits = best
-    return Placement(state.node.name, _pick_gpus(state, fits, k), now)
+    return Placement(state.node.name, pick_gpus(state, fits, k), now)
 
 
 def _earliest_on(state: NodeState, job: QueuedJob, now: float, bound: float) -> float | None:
@@ -189,4 +202,4 @@ def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | N
         if state.busy_until[g] <= start
         and state.exclusions(g, job.team, job.user, soft=True).free(start, end)
     ]
-    return Placement(name, _pick_gpus(state, fits, k), start)
+    return Placement(name, pick_gpus(state, fits, k), start)

@@ -55,6 +55,7 @@ class Node:
     memory_mib: int = 512 * 1024
     cordoned: bool = False
     ready: bool = True
+    topology: str = ""  # rack/switch label: a gang's nodes are taken from one group first
 
     @property
     def schedulable(self) -> bool:
@@ -67,7 +68,9 @@ class Allocation:
 
     ``expected_end`` is ``started_at + max_runtime_s`` (the Kubernetes deadline); a job already
     told to stop (``terminating_until`` set) holds its GPUs until then and no longer counts
-    against its team's quota.
+    against its team's quota. A multi-node job (a gang) lists every pod's ``(node, GPU
+    indices)`` in ``placements``, the first being ``node``/``gpu_indices``; a single-node job
+    leaves it empty. ``cpu_milli``/``memory_mib`` are per pod.
     """
 
     job_id: str
@@ -84,10 +87,19 @@ class Allocation:
     memory_mib: int = 0
     sweep_id: str | None = None
     terminating_until: float | None = None
+    placements: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def pods(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        """Every pod's ``(node, GPU indices)``: one for a single-node job."""
+        return self.placements or ((self.node, self.gpu_indices),)
 
     @property
     def gpus(self) -> int:
-        return len(self.gpu_indices)
+        """GPUs held in all, over every node of a gang."""
+        if not self.placements:
+            return len(self.gpu_indices)
+        return sum(len(g) for _, g in self.placements)
 
     @property
     def expected_end(self) -> float:
@@ -122,6 +134,8 @@ class QueuedJob:
 
     ``priority`` is the priority class's value (higher runs first); ``attempt`` counts
     preemptions. ``sweep_parallelism`` caps how many jobs of ``sweep_id`` run at once.
+    ``nodes`` > 1 makes a gang: ``nodes`` pods of ``gpus`` GPUs (and ``cpu_milli``,
+    ``memory_mib``) each, on distinct nodes, started all together or not at all.
     """
 
     id: str
@@ -138,10 +152,16 @@ class QueuedJob:
     attempt: int = 0
     sweep_id: str | None = None
     sweep_parallelism: int | None = None
+    nodes: int = 1
+
+    @property
+    def total_gpus(self) -> int:
+        """GPUs over every pod: what quotas, caps and budgets count."""
+        return self.gpus * self.nodes
 
     @property
     def gpu_seconds(self) -> float:
-        return self.gpus * self.max_runtime_s
+        return self.gpus * self.nodes * self.max_runtime_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +207,13 @@ class Config:
     ``plan_etas`` False skips the plans only ETAs read (see ``cycle.plan_cycle``): decisions,
     reasons and positions are the same, but waiting jobs past the protected ones get no ETA
     unless a preemption check could still read their plans. Replays use it.
+    ``shortest_first``: within a team's (and user's) turn of fair share, shortest declared
+    runtime first, aged by ``aging``: a job ranks by ``max_runtime_s - aging * waited``, so
+    once it has waited ``max_runtime_s / aging`` (or ``starvation_s``, whichever is sooner) it
+    is *starving* and ranks ahead of fair share, oldest first, within its priority class (the
+    starvation bound, see ``fairshare``). False ranks by submit time (FIFO within the turn).
+    ``nonpreemptible_within_guarantee``: a non-preemptible job starts only within its team's
+    guaranteed GPUs, never on borrowed ones (which their lender could not reclaim).
     """
 
     packing: Packing = Packing.BEST_FIT
@@ -200,6 +227,10 @@ class Config:
     plan_etas: bool = True
     default_user_gpu_cap: int | None = None
     booking_no_show_s: float | None = 1800.0
+    shortest_first: bool = True
+    aging: float = 0.25
+    starvation_s: float | None = 12 * DAY_S
+    nonpreemptible_within_guarantee: bool = True
 
 
 _NO_QUOTA = TeamQuota(team="*")

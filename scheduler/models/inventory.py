@@ -22,6 +22,16 @@ class Node(models.Model):
     cordoned = models.BooleanField(default=False)
     taints = models.JSONField(default=list, blank=True)
     labels = models.JSONField(default=dict, blank=True)
+    # What pods Karimasu did not create hold here (DaemonSets, static pods, other
+    # namespaces' workloads); the scheduler subtracts it from the allocatable.
+    foreign_gpus = models.PositiveSmallIntegerField(default=0)
+    foreign_cpu_millis = models.PositiveIntegerField(default=0)
+    foreign_memory_mb = models.PositiveIntegerField(default=0)
+    foreign_pods = models.JSONField(default=list, blank=True)  # "namespace/name", sorted
+    # The part of it DaemonSet and static pods hold (there for good): what a job can never
+    # have of the node, so submission checks against allocatable minus this.
+    daemon_cpu_millis = models.PositiveIntegerField(default=0)
+    daemon_memory_mb = models.PositiveIntegerField(default=0)
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     gone_at = models.DateTimeField(null=True, blank=True)

@@ -105,11 +105,8 @@ class Job(models.Model):
         return self.started_at or self.admitted_at or default
 
     def holds_gpus_until(self, now: datetime) -> datetime:
-        """When the job's GPUs come free at the latest: ``held_since`` (``now`` if it has
-        neither started nor been admitted) plus its max runtime, the Kubernetes deadline.
-        The one rule for the board, the bookings' busy intervals and the cycle's snapshot
-        (whose ``Allocation.expected_end`` is the same sum on floats)."""
-        return self.held_since(now) + timedelta(seconds=self.max_runtime_s)
+        """``gpus_held_until`` of this job."""
+        return gpus_held_until(self.started_at, self.admitted_at, self.max_runtime_s, now)
 
 
 class JobEvent(models.Model):
@@ -149,3 +146,13 @@ class Sweep(models.Model):
 
     def __str__(self) -> str:
         return f"sweep {self.pk} {self.name}"
+
+
+def gpus_held_until(
+    started_at: datetime | None, admitted_at: datetime | None, max_runtime_s: int, now: datetime
+) -> datetime:
+    """When a job's GPUs come free at the latest: its start, else its admission, else
+    ``now``, plus its max runtime (the Kubernetes deadline). The one rule for the board (which
+    reads plain rows, hence the fields), the bookings' busy intervals and the cycle's snapshot
+    (whose ``Allocation.expected_end`` is the same sum on floats)."""
+    return (started_at or admitted_at or now) + timedelta(seconds=max_runtime_s)

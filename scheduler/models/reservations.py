@@ -37,6 +37,9 @@ class Reservation(models.Model):
     start = models.DateTimeField()
     end = models.DateTimeField()
     purpose = models.CharField(max_length=500, blank=True)
+    #: Exclusive by default: the GPUs serve only the holder's jobs. Shared, they also serve
+    #: the jobs of the team the booking is charged to.
+    shared_with_team = models.BooleanField(default=False)
     status = models.CharField(
         max_length=16,
         choices=ReservationStatus.choices,

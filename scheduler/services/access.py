@@ -36,9 +36,14 @@ def _pk(value: Any) -> int:
 # --- jobs and sweeps ----------------------------------------------------------------------
 
 
-def visible_jobs(user: Any) -> QuerySet[Job]:
-    """The jobs a user may see: their own and their teams'; admins see all."""
-    jobs = Job.objects.select_related("owner", "team", "node")
+def visible_jobs(user: Any, jobs: QuerySet[Any] | None = None) -> QuerySet[Any]:
+    """The jobs a user may see: their own and their teams'; admins see all.
+
+    ``jobs``: the queryset to restrict (default: every job, with its owner, team and node;
+    the jobs list passes its plain-row query).
+    """
+    if jobs is None:
+        jobs = Job.objects.select_related("owner", "team", "node")
     if user.is_staff:
         return jobs
     # A subquery, not a join: no DISTINCT, so counting a page is a plain COUNT(*).
@@ -54,7 +59,7 @@ def can_manage_job(user: Any, job: Job) -> bool:
 def access_job(user: Any, job_id: Any, action: JobAction = "view") -> Job:
     """The job ``job_id`` if ``user`` may ``view`` it (owner, teammates, admins; logs and
     utilization too) or ``manage`` it (``can_manage_job``)."""
-    job = visible_jobs(user).filter(pk=_pk(job_id)).first()
+    job: Job | None = visible_jobs(user).filter(pk=_pk(job_id)).first()
     if job is None:
         raise NotFoundError("Job not found.")
     if action == "manage" and not can_manage_job(user, job):

@@ -109,6 +109,7 @@ def borrow_now(
     model: str | None,
     hours: float,
     purpose: str = "",
+    shared_with_team: bool = False,
     now: datetime,
 ) -> Reservation:
     """Book `gpus` GPUs from now for `hours`, choosing the node like the scheduler packs:
@@ -150,5 +151,6 @@ def borrow_now(
         start=now,
         end=end,
         purpose=purpose,
+        shared_with_team=shared_with_team,
         now=now,
     )

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Prefetch
 
+from portal.accounts.models import User
+from portal.querysets import prebuilt
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
+from scheduler.models.jobs import gpus_held_until
+from scheduler.services.inventory import outside_gpu_indices
 from scheduler.telemetry.models import GpuMinute
 
 
@@ -24,7 +29,7 @@ class Holder:
 @dataclass
 class GpuCell:
     index: int
-    state: str  # free | job | booking | unhealthy
+    state: str  # free | job | booking | unhealthy | outside (held by a pod not Karimasu's)
     holder: Holder | None = None
     utilization: float | None = None  # the node agent's latest reading, percent
     #: The last hour's utilization, one point a minute, as SVG polyline points in a 60 x 16
@@ -46,29 +51,62 @@ class NodeRow:
         return sum(1 for g in self.gpus if g.state == "free")
 
 
+# Plain rows, not model instances, set up once: `/api/v1/nodes/` reads them on every call.
+@prebuilt
+def _slot_rows() -> Any:
+    return ReservationSlot.objects.values_list(
+        "gpu__node_id",
+        "gpu__index",
+        "reservation_id",
+        f"reservation__holder__{User.USERNAME_FIELD}",
+        "reservation__team__slug",
+        "end",
+    )
+
+
+@prebuilt
+def _job_rows() -> Any:
+    return Job.objects.values_list(
+        "pk",
+        "node_id",
+        "gpu_indices",
+        "started_at",
+        "admitted_at",
+        "max_runtime_s",
+        f"owner__{User.USERNAME_FIELD}",
+        "team__slug",
+    )
+
+
 def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
     """(node id, GPU index) -> its holder. A job on the GPU wins over a booking of it."""
     holders: dict[tuple[int, int], Holder] = {}
-    slots = ReservationSlot.objects.filter(
+    slots = _slot_rows().filter(
         active=True, start__lte=now, end__gt=now, reservation__status__in=LIVE_STATUSES
-    ).select_related("gpu", "reservation__holder", "reservation__team")
-    for slot in slots:
-        res = slot.reservation
-        holders[(slot.gpu.node_id, slot.gpu.index)] = Holder(
-            "booking", res.pk, res.holder.get_username(), res.team.slug, slot.end
-        )
-    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node__isnull=False).select_related(
-        "owner", "team"
     )
-    for job in jobs:
-        if job.node_id is None:  # never: filtered above
-            continue
-        until = job.holds_gpus_until(now)
-        for index in job.gpu_indices or []:
-            holders[(job.node_id, index)] = Holder(
-                "job", job.pk, job.owner.get_username(), job.team.slug, until
-            )
+    for node_id, index, reservation_id, holder, team, end in slots:
+        holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
+    jobs = _job_rows().filter(status__in=states.ON_CLUSTER, node__isnull=False)
+    for pk, node_id, indices, started_at, admitted_at, max_runtime_s, owner, team in jobs:
+        until = gpus_held_until(started_at, admitted_at, max_runtime_s, now)
+        for index in indices or []:
+            holders[(node_id, index)] = Holder("job", pk, owner, team, until)
     return holders
+
+
+def outside_gpus(nodes: list[Node], holders: dict[tuple[int, int], Holder]) -> set[tuple[int, int]]:
+    """(node id, GPU index) of the GPUs shown as in use outside Karimasu (pods it did not
+    create hold them; see ``inventory.outside_gpu_indices``). Nodes come with their GPUs."""
+    found: set[tuple[int, int]] = set()
+    for node in nodes:
+        present = [g.index for g in node.gpus.all() if g.present]
+        jobs = {
+            i
+            for i in present
+            if (holder := holders.get((node.pk, i))) is not None and holder.kind == "job"
+        }
+        found |= {(node.pk, i) for i in outside_gpu_indices(node, present, jobs)}
+    return found
 
 
 def gpu_board(*, now: datetime) -> list[NodeRow]:
@@ -77,9 +115,11 @@ def gpu_board(*, now: datetime) -> list[NodeRow]:
     lines = utilization_sparklines(now=now)
     rows = []
     gpus = Gpu.objects.select_related("telemetry_state")
-    for node in Node.objects.filter(gone_at__isnull=True).prefetch_related(
-        Prefetch("gpus", queryset=gpus)
-    ):
+    nodes = list(
+        Node.objects.filter(gone_at__isnull=True).prefetch_related(Prefetch("gpus", queryset=gpus))
+    )
+    outside = outside_gpus(nodes, holders)
+    for node in nodes:
         row = NodeRow(node.name, node.gpu_model, node.schedulable, node.cordoned, node.ready)
         for gpu in node.gpus.all():
             if not gpu.present:
@@ -88,7 +128,11 @@ def gpu_board(*, now: datetime) -> list[NodeRow]:
             state = getattr(gpu, "telemetry_state", None)
             util = state.utilization if state is not None else None
             line = lines.get(gpu.pk, "")
-            if holder is not None:
+            if holder is not None and holder.kind == "job":
+                row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util, line))
+            elif (node.pk, gpu.index) in outside:
+                row.gpus.append(GpuCell(gpu.index, "outside", None, util, line))
+            elif holder is not None:
                 row.gpus.append(GpuCell(gpu.index, holder.kind, holder, util, line))
             elif not gpu.healthy:
                 row.gpus.append(GpuCell(gpu.index, "unhealthy", None, util, line))

@@ -39,6 +39,7 @@ from scheduler.models import (
     TeamQuota,
 )
 from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
+from scheduler.services.inventory import outside_gpu_indices
 from scheduler.services.jobs import InvalidTransition, job_spec, requeue, transition_job
 from scheduler.services.reservations import end_reservation
 from scheduler.telemetry.detectors import foreign_gpus
@@ -73,31 +74,18 @@ def build_snapshot(
     *, now: datetime, foreign_busy: frozenset[tuple[str, int]] = frozenset()
 ) -> snap.Snapshot:
     priorities = dict(PriorityClass.objects.values_list("name", "value"))
-    nodes = tuple(
-        snap.Node(
-            name=n.name,
-            gpu_model=n.gpu_model,
-            gpus=tuple(
-                snap.Gpu(
-                    index=g.index,
-                    uuid=g.uuid,
-                    healthy=g.healthy,
-                    foreign_busy=(n.name, g.index) in foreign_busy,
-                )
-                for g in n.gpus.all()
-                if g.present
-            ),
-            cpu_milli=n.cpu_allocatable_millis,
-            memory_mib=n.memory_allocatable_mb,
-            cordoned=n.cordoned,
-            ready=n.ready,
-        )
-        for n in Node.objects.filter(gone_at__isnull=True).prefetch_related("gpus")
-    )
     held = Job.objects.filter(
         Q(status__in=states.ON_CLUSTER) | Q(status=states.PREEMPTED, terminating_until__gt=now),
         node__isnull=False,
     ).select_related("owner", "team", "node", "sweep")
+    held_indices: dict[int, set[int]] = {}
+    for job in held:
+        if job.node_id is not None:  # always: node__isnull=False above
+            held_indices.setdefault(job.node_id, set()).update(job.gpu_indices or ())
+    nodes = tuple(
+        _node(n, held_indices.get(n.pk, set()), foreign_busy)
+        for n in Node.objects.filter(gone_at__isnull=True).prefetch_related("gpus")
+    )
     allocations = tuple(_allocation(j, priorities) for j in held)
     queue = tuple(
         _queued(j, priorities)
@@ -111,7 +99,7 @@ def build_snapshot(
             start=_ts(r.start),
             end=_ts(r.end),
             user=r.holder.get_username(),
-            team=r.team.slug,
+            team=r.team.slug if r.shared_with_team else None,  # exclusive unless shared
         )
         for r in Reservation.objects.filter(status__in=LIVE_STATUSES, end__gt=now)
         .select_related("node", "holder", "team")
@@ -127,6 +115,31 @@ def build_snapshot(
         quotas=_quotas(now),
         user_gpu_caps=_user_caps(),
         config=production_config(),
+    )
+
+
+def _node(node: Node, held: set[int], foreign_busy: frozenset[tuple[str, int]]) -> snap.Node:
+    """The core's view of a node: what pods Karimasu did not create hold is taken off its
+    CPU and memory, and as many of its GPUs as they hold are marked busy (never offered)."""
+    gpus = [g for g in node.gpus.all() if g.present]
+    telemetry = frozenset(g.index for g in gpus if (node.name, g.index) in foreign_busy)
+    outside = outside_gpu_indices(node, [g.index for g in gpus], held, telemetry)
+    return snap.Node(
+        name=node.name,
+        gpu_model=node.gpu_model,
+        gpus=tuple(
+            snap.Gpu(
+                index=g.index,
+                uuid=g.uuid,
+                healthy=g.healthy,
+                foreign_busy=g.index in telemetry or g.index in outside,
+            )
+            for g in gpus
+        ),
+        cpu_milli=max(0, node.cpu_allocatable_millis - node.foreign_cpu_millis),
+        memory_mib=max(0, node.memory_allocatable_mb - node.foreign_memory_mb),
+        cordoned=node.cordoned,
+        ready=node.ready,
     )
 
 

@@ -1,4 +1,6 @@
-"""Keep `Node` and `Gpu` rows in step with the cluster's Node objects."""
+"""Keep `Node` and `Gpu` rows in step with the cluster's Node objects, including what pods
+Karimasu did not create hold on each node (``Node.foreign_*``, subtracted by the scheduler:
+`outside_gpu_indices` says which GPUs count as theirs)."""
 
 from __future__ import annotations
 
@@ -66,6 +68,12 @@ def _fields(info: NodeInfo) -> dict[str, object]:
         "cordoned": info.cordoned,
         "taints": info.taints,
         "labels": info.labels,
+        "foreign_gpus": info.foreign.gpus,
+        "foreign_cpu_millis": info.foreign.cpu_millis,
+        "foreign_memory_mb": info.foreign.memory_mb,
+        "foreign_pods": list(info.foreign.pods),
+        "daemon_cpu_millis": info.foreign.daemon_cpu_millis,
+        "daemon_memory_mb": info.foreign.daemon_memory_mb,
     }
 
 
@@ -124,3 +132,20 @@ def _sync_gpus(node: Node, info: NodeInfo) -> None:
                 present=True, model=info.gpu_model, memory_mb=info.gpu_memory_mb
             )
     Gpu.objects.filter(node=node, index__gte=info.gpu_capacity, present=True).update(present=False)
+
+
+def outside_gpu_indices(
+    node: Node, present: list[int], held: set[int], prefer: frozenset[int] = frozenset()
+) -> set[int]:
+    """The GPUs of ``node`` that count as in use outside Karimasu: as many as foreign pods
+    request, plus those the device plugin does not offer (capacity above allocatable).
+
+    The cluster does not say which device a foreign pod got, so the count matters, not the
+    index: they are taken among GPUs no Karimasu job holds (``held``), those telemetry saw
+    busy with foreign processes (``prefer``) first, then the highest indices.
+    """
+    count = node.foreign_gpus + max(0, node.gpu_capacity - node.gpu_allocatable)
+    if count <= 0:
+        return set()
+    free = [i for i in present if i not in held]
+    return set(sorted(free, key=lambda i: (i not in prefer, -i))[:count])

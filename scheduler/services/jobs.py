@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import datetime
 from typing import Any
 
@@ -112,6 +113,7 @@ def job_spec(job: Job) -> JobSpec:
         secret_env={
             str(k): (str(v["secret"]), str(v["key"])) for k, v in (job.secret_env or {}).items()
         },
+        start_timeout_s=math.ceil(float(settings.KARIMASU_START_TIMEOUT_SECONDS)),
     )
 
 

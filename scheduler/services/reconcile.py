@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 
@@ -108,6 +108,8 @@ def _repair_row(
             job_logs.archive_log(backend, job, state.attempt)
     if job.status == states.STARTING and state.phase == cluster.PENDING:
         _check_start(backend, job, state, now, report)
+    if job.status == states.RUNNING:
+        _check_runtime(backend, job, state, now, report)
     if job.status == states.LOST:
         report.lost.append(job.pk)
         backend.cancel(job.pk, state.attempt)
@@ -125,8 +127,13 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
         if (job.reason, job.message) != (state.reason, state.message[:1000]):
             Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
             job.reason, job.message = state.reason, state.message[:1000]
-    elif state.phase == cluster.RUNNING and job.status == states.STARTING:
-        transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
+    elif state.phase == cluster.RUNNING:
+        if job.status == states.STARTING:
+            transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
+        looping = "crash_loop" in (state.reason, job.reason)  # shown while it lasts
+        if looping and (job.reason, job.message) != (state.reason, state.message[:1000]):
+            Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
+            job.reason, job.message = state.reason, state.message[:1000]
     elif state.phase == cluster.SUCCEEDED:
         _finish(job, states.SUCCEEDED, state, now)
     elif state.phase == cluster.TIMED_OUT:
@@ -165,6 +172,29 @@ def _check_start(
     backend.cancel(job.pk, state.attempt)
     why = f"{state.reason}: {state.message}" if state.message else state.reason
     _lose(job, now, "start_timeout", f"It did not start within {timeout:g} s ({why}).", report)
+
+
+def _check_runtime(
+    backend: ClusterBackend, job: Job, state: AttemptState, now: datetime, report: ReconcileReport
+) -> None:
+    """The max runtime counts from the container's start (``job.started_at``), not from the
+    Job's creation: a running job past it is stopped here (log archived first) and ends
+    ``timed_out``. The Job's ``activeDeadlineSeconds`` (max runtime + start timeout) is the
+    cluster's backstop for when Karimasu cannot act."""
+    if job.started_at is None or (now - job.started_at).total_seconds() < job.max_runtime_s:
+        return
+    job_logs.archive_log(backend, job, state.attempt)
+    backend.cancel(job.pk, state.attempt)
+    transition_job(
+        job,
+        states.TIMED_OUT,
+        now=now,
+        reason="deadline_exceeded",
+        message=f"Ran for its max runtime of {job.max_runtime_s} s and was stopped.",
+        finished_at=job.started_at + timedelta(seconds=job.max_runtime_s),
+    )
+    report.updated.append(job.pk)
+    log.info("reconcile.runtime_exceeded job=%s attempt=%s", job.pk, state.attempt)
 
 
 def fail_rejected(job: Job, exc: ClusterRejected, now: datetime) -> bool:

@@ -186,9 +186,11 @@ def reserve_gpus(
     start: datetime,
     end: datetime,
     purpose: str = "",
+    shared_with_team: bool = False,
     now: datetime,
 ) -> Reservation:
-    """Book these GPUs of one node for [start, end), charged to `team`."""
+    """Book these GPUs of one node for [start, end), charged to `team`; exclusive to the
+    holder's jobs unless ``shared_with_team``."""
     if not can_book_for(actor, team):
         raise NotPermitted(f"You are not a member of {team.slug}.")
     indices = sorted(set(gpu_indices))
@@ -218,6 +220,7 @@ def reserve_gpus(
                 start=start,
                 end=end,
                 purpose=purpose,
+                shared_with_team=shared_with_team,
                 created_at=now,
                 status=_initial(
                     ReservationStatus.ACTIVE if start <= now else ReservationStatus.BOOKED

@@ -175,12 +175,19 @@ def _validate_fit(request: JobRequest) -> None:
     if request.gpus > largest:
         kind = f" of {', '.join(request.gpu_models)}" if request.gpu_models else ""
         raise _fail("gpus", f"No node has {request.gpus} GPUs{kind} (the largest has {largest}).")
-    cpu = max((n.cpu_allocatable_millis for n in fitting), default=0)
+    # What DaemonSet and static pods hold is never a job's (docs/cluster.md).
+    cpu = max((n.cpu_allocatable_millis - n.daemon_cpu_millis for n in fitting), default=0)
     if request.cpu_millis > cpu:
-        raise _fail("cpu_millis", f"No node has {request.cpu_millis}m CPU (largest: {cpu}m).")
-    memory = max((n.memory_allocatable_mb for n in fitting), default=0)
+        raise _fail(
+            "cpu_millis",
+            f"No node has {request.cpu_millis}m CPU (largest: {cpu}m besides system pods).",
+        )
+    memory = max((n.memory_allocatable_mb - n.daemon_memory_mb for n in fitting), default=0)
     if request.memory_mb > memory:
-        raise _fail("memory_mb", f"No node has {request.memory_mb} MiB (largest: {memory} MiB).")
+        raise _fail(
+            "memory_mb",
+            f"No node has {request.memory_mb} MiB (largest: {memory} MiB besides system pods).",
+        )
 
 
 def _validate_mounts(mounts: list[Any]) -> None:

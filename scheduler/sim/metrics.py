@@ -1,6 +1,9 @@
 """What a replay measured: waits, completion times, utilization, fragmentation, fairness.
 
 - ``wait``: first start minus arrival (queueing delay); ``jct``: finish minus arrival.
+- ``dropped``: jobs the cluster could never hold, even as a gang; ``dropped_reasons`` counts
+  them by the core's static reason (``too-big``, ``no-model``); ``multi_node_jobs``: jobs
+  replayed as gangs.
 - ``gpu_utilization``: GPU-seconds held by jobs (preempted attempts included) over total
   GPUs times the makespan (first arrival to last finish). ``load_utilization`` is the same
   up to the last arrival only: a long job running alone at the end of a replay (the openb
@@ -68,6 +71,9 @@ class Metrics:
     cycle_ms_p50: float
     cycle_ms_p99: float
     decisions_per_s: float
+    p99_wait_s: float = 0.0
+    multi_node_jobs: int = 0  # replayed as gangs (wider than every node)
+    dropped_reasons: dict[str, int] = field(default_factory=dict)  # reason -> jobs
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(v, 4) if isinstance(v, float) else v for k, v in asdict(self).items()}
@@ -133,7 +139,9 @@ class Recorder:
         share = unusable / free if free else 0.0
         self._last = (now, share, unusable / self.total_gpus, True)
 
-    def metrics(self, trace: Mapping[str, TraceJob], dropped: int) -> Metrics:
+    def metrics(
+        self, trace: Mapping[str, TraceJob], dropped: Mapping[str, int], multi_node: int = 0
+    ) -> Metrics:
         done = [j for j in trace.values() if j.id in self.finish]
         waits = [self.first_start[j.id] - j.submit_s for j in done]
         jcts = [self.finish[j.id] - j.submit_s for j in done]
@@ -150,10 +158,13 @@ class Recorder:
         )
         return Metrics(
             jobs=len(done),
-            dropped=dropped,
+            dropped=sum(dropped.values()),
+            dropped_reasons=dict(sorted(dropped.items())),
+            multi_node_jobs=multi_node,
             makespan_s=makespan,
             avg_wait_s=sum(waits) / len(waits) if waits else 0.0,
             p95_wait_s=percentile(waits, 95),
+            p99_wait_s=percentile(waits, 99),
             max_wait_s=max(waits, default=0.0),
             avg_jct_s=sum(jcts) / len(jcts) if jcts else 0.0,
             p50_jct_s=percentile(jcts, 50),

@@ -6,13 +6,20 @@ decisions, as the services layer would. Declared max runtimes are the real ones 
 factor drawn from ``[1, 1 + runtime_error]`` (users over-estimate); a job always ends at its
 real run time, so no deadline kills it. A preempted job restarts from scratch (its work is
 lost, as with a killed pod) and keeps its arrival time for ranking.
+
+A job wider than every node becomes a gang (``as_gang``): ``ceil(gpus / G)`` pods of
+``ceil(gpus / pods)`` GPUs each, G the most GPUs one node has (a 32-GPU Philly job on 8-GPU
+nodes: 4 pods of 8). Only jobs the cluster could never hold, even as a gang, are dropped,
+and ``Metrics.dropped_reasons`` says why.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 
@@ -36,8 +43,8 @@ from scheduler.sim.traces import TraceJob
 # ``plan_etas=False`` skips the plans that only ETAs would read.
 _SIM = Config(plan_depth=32, plan_etas=False)
 POLICIES: dict[str, Config] = {
-    "fifo": replace(_SIM, fair_share=False, backfill=False, preemption=False),
-    "fifo-backfill": replace(_SIM, fair_share=False, preemption=False),
+    "fifo": replace(_SIM, fair_share=False, backfill=False, preemption=False, shortest_first=False),
+    "fifo-backfill": replace(_SIM, fair_share=False, preemption=False, shortest_first=False),
     "default": _SIM,
 }
 
@@ -59,10 +66,12 @@ class _State:
 
 
 def _end(state: _State, rec: Recorder, job_id: str, now: float, half_life: float) -> Allocation:
-    """Take ``job_id`` off its GPUs and fold its GPU-seconds into a decayed usage record."""
+    """Take ``job_id`` off its GPUs (every pod of a gang) and fold its GPU-seconds into a
+    decayed usage record."""
     a = state.running.pop(job_id)
-    state.node_free[a.node] += a.gpus
-    rec.held(a.job_id, a.node, a.gpu_indices, a.started_at, now)
+    for node, gpus in a.pods:
+        state.node_free[node] += len(gpus)
+        rec.held(a.job_id, node, gpus, a.started_at, now)
     old = state.usage.get((a.team, a.user))
     value = a.gpus * (now - a.started_at)
     if old is not None:
@@ -112,11 +121,25 @@ def _apply(
             job.cpu_milli,
             job.memory_mib,
             job.sweep_id,
+            placements=adm.placements,
         )
-        state.node_free[adm.node] -= len(adm.gpu_indices)
+        for node, gpus in adm.pods:
+            state.node_free[node] -= len(gpus)
         state.token[job.id] = state.token.get(job.id, 0) + 1
         rec.started(job.id, now)
         yield (now + trace[job.id].runtime_s, _FINISH, job.id, state.token[job.id])
+
+
+def as_gang(gpus: int, widest: int) -> tuple[int, int]:
+    """``(pods, GPUs per pod)`` for a job of ``gpus`` GPUs on nodes of at most ``widest``.
+
+    >>> as_gang(8, 8), as_gang(32, 8), as_gang(12, 8), as_gang(12, 0)
+    ((1, 8), (4, 8), (2, 6), (1, 12))
+    """
+    if widest <= 0 or gpus <= widest:
+        return 1, gpus
+    pods = math.ceil(gpus / widest)
+    return pods, math.ceil(gpus / pods)
 
 
 def simulate(
@@ -139,7 +162,8 @@ def replay(
     seed: int = 0,
     quotas: dict[str, TeamQuota] | None = None,
 ) -> tuple[Metrics, Recorder]:
-    """Replay ``jobs``; jobs no node could hold are dropped (counted in ``Metrics.dropped``).
+    """Replay ``jobs``; jobs the cluster could never hold, even as gangs, are dropped (counted
+    in ``Metrics.dropped``, by reason in ``Metrics.dropped_reasons``).
 
     Deterministic for a given ``seed`` (it draws the declared runtimes). The ``Recorder``
     keeps every attempt's GPU interval, for checking invariants.
@@ -149,22 +173,26 @@ def replay(
     trace: dict[str, TraceJob] = {}
     state = _State(jobs={}, node_free={n.name: len(n.gpus) for n in nodes})
     events: list[tuple[float, int, int, str, int]] = []
-    dropped = 0
+    dropped: Counter[str] = Counter()
+    widest = max((len(n.gpus) for n in nodes), default=0)
     for j in jobs:
         declared = j.runtime_s * (1.0 + rng.random() * runtime_error)
+        pods, per_pod = as_gang(j.gpus, widest)
         q = QueuedJob(
             j.id,
             j.team,
             j.user,
-            j.gpus,
+            per_pod,
             declared,
             j.submit_s,
             j.models,
             j.cpu_milli,
             j.memory_mib,
+            nodes=pods,
         )
-        if static_reason(node_list, q) is not None:
-            dropped += 1
+        reason = static_reason(node_list, q)
+        if reason is not None:
+            dropped[str(reason)] += 1
             continue
         trace[j.id], state.jobs[j.id] = j, q
         events.append((j.submit_s, _ARRIVE, len(events), j.id, 0))
@@ -196,4 +224,5 @@ def replay(
             heapq.heappush(events, (ev_t, kind, seq, job_id, token))
             seq += 1
         rec.observe(now, state.node_free, state.queue, result)
-    return rec.metrics(trace, dropped), rec
+    multi_node = sum(1 for q in state.jobs.values() if q.nodes > 1)
+    return rec.metrics(trace, dropped, multi_node), rec

@@ -13,8 +13,8 @@ Alibaba openb v2023 (pod list + node list):
 - ``multigpu50`` has no time columns and cannot be replayed: loading it raises TraceError.
 
 Philly (AdaptDL's condensed CSV): ``timestamp`` (arrival), ``duration``, ``num_gpus``,
-``cluster`` (the virtual cluster, used as team and user). Jobs wider than one node are split
-by nobody: they are kept and the simulator drops what no node can hold.
+``cluster`` (the virtual cluster, used as team and user). Jobs wider than one node are kept
+as they are: the simulator replays them as gangs of whole nodes (``simulator.as_gang``).
 """
 
 from __future__ import annotations

@@ -385,7 +385,11 @@ def test_each_role_has_its_own_service_account_with_least_privilege(rendered):
             if rule["resources"] == ["pods"]:
                 assert set(rule["verbs"]) == {"patch", "delete"}, account
         cluster = [r for kind, _, r in rules if kind == "ClusterRoleBinding"]
-        assert {res for r in cluster for res in r["resources"]} == {"nodes"}
+        # cluster-wide: read nodes, and list/watch pods (what others hold on each node)
+        assert {res for r in cluster for res in r["resources"]} == {"nodes", "pods"}
+        for rule in cluster:
+            if "pods" in rule["resources"]:
+                assert rule["resources"] == ["pods"] and set(rule["verbs"]) == {"list", "watch"}
     # Beat, migrate and the node agent: no API access, no token.
     for account in ("karimasu-beat", "karimasu-migrate", "karimasu-node-agent"):
         assert _rules_for(objects, account) == [], account

@@ -7,11 +7,13 @@ from types import ModuleType
 
 import pytest
 
-from kube_emulator import clock, quantities, resources, selectors
+from kube_emulator import admission, clock, jobs, quantities, resources, scheduling, selectors
 
 
 @pytest.mark.parametrize(
-    "module", [clock, quantities, resources, selectors], ids=lambda m: m.__name__
+    "module",
+    [admission, clock, jobs, quantities, resources, scheduling, selectors],
+    ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module)

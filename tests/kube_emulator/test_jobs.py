@@ -120,7 +120,8 @@ def test_on_failure_restarts_the_container_in_place(emulator, core, batch) -> No
     status = pod.status.container_statuses[0]
     assert (pod.status.phase, status.restart_count) == ("Running", 1)
     assert status.last_state.terminated.exit_code == 2
-    emulator.advance(5)
+    assert status.state.waiting.reason == "CrashLoopBackOff"
+    emulator.advance(15)  # 10 s back-off, then the second run of 5 s
     job = batch.read_namespaced_job("inplace", NS)
     assert condition(job, "Failed").reason == "BackoffLimitExceeded"
     assert job_pods(core, "inplace") == []  # active pods are deleted when the job fails

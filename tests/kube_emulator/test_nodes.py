@@ -12,27 +12,110 @@ from kube_emulator.nodes import NodesFileError, load_cluster_spec
 from .conftest import NS, condition, job_pods, make_job, make_pod
 
 
-def test_lost_node_fails_its_pods_and_the_job_retries_elsewhere(emulator, core, batch) -> None:
-    batch.create_namespaced_job(NS, make_job("survivor", duration=100, backoff_limit=1))
+def test_lost_node_evicts_its_pods_after_300_s_and_the_job_retries_elsewhere(
+    emulator, core, batch
+) -> None:
+    batch.create_namespaced_job(NS, make_job("survivor", duration=1000, backoff_limit=1))
     emulator.settle()
     [pod] = job_pods(core, "survivor")
     lost = pod.spec.node_name
+    defaults = {
+        (t.key, t.effect, t.toleration_seconds)
+        for t in pod.spec.tolerations
+        if t.key.startswith("node.kubernetes.io/")
+    }
+    assert defaults == {
+        ("node.kubernetes.io/not-ready", "NoExecute", 300),
+        ("node.kubernetes.io/unreachable", "NoExecute", 300),
+    }  # DefaultTolerationSeconds
 
     emulator.controller.lose_node(lost)
     emulator.settle()
 
     node = core.read_node(lost)
     assert condition(node, "Ready").status == "Unknown"
-    assert any(t.key == "node.kubernetes.io/unreachable" for t in node.spec.taints)
+    assert {(t.key, t.effect) for t in node.spec.taints} == {
+        ("node.kubernetes.io/unreachable", "NoSchedule"),
+        ("node.kubernetes.io/unreachable", "NoExecute"),
+    }
+    emulator.advance(299)
+    assert job_pods(core, "survivor")[0].status.phase == "Running"  # still tolerated
+    emulator.advance(1)
     [failed] = job_pods(core, "survivor")
     assert (failed.status.phase, failed.status.reason) == ("Failed", "NodeLost")
-    assert condition(failed, "DisruptionTarget").status == "True"
+    disruption = condition(failed, "DisruptionTarget")
+    assert (disruption.status, disruption.reason) == ("True", "DeletionByTaintManager")
+    evictions = [
+        e.message
+        for e in core.list_namespaced_event(NS).items
+        if e.reason == "TaintManagerEviction"
+    ]
+    assert evictions == [f"Marking for deletion Pod {NS}/{failed.metadata.name}"]
 
     emulator.advance(10)  # back-off, then a replacement lands on a node that answers
     pods = job_pods(core, "survivor")
     replacement = [p for p in pods if p.status.phase == "Running"]
     assert len(replacement) == 1
     assert replacement[0].spec.node_name != lost
+
+
+@pytest.mark.parametrize(
+    ("tolerations", "evicted_after"),
+    [
+        pytest.param(
+            [
+                {
+                    "key": "node.kubernetes.io/not-ready",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 30,
+                }
+            ],
+            30,
+            id="own-toleration-seconds",
+        ),
+        pytest.param(
+            [{"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoExecute"}],
+            None,
+            id="tolerated-forever",
+        ),
+        pytest.param(None, 300, id="default-300"),
+    ],
+)
+def test_not_ready_node_evicts_after_the_toleration(
+    emulator, core, tolerations, evicted_after
+) -> None:
+    pod = make_pod("daemon", node_name="tesla-02")
+    body = core.api_client.sanitize_for_serialization(pod)
+    if tolerations is not None:
+        body["spec"]["tolerations"] = tolerations
+    core.create_namespaced_pod(NS, body)
+    emulator.advance(5)
+    emulator.controller.lose_node("tesla-02", condition="False")
+    node = core.read_node("tesla-02")
+    assert condition(node, "Ready").status == "False"
+    assert ("node.kubernetes.io/not-ready", "NoExecute") in {
+        (t.key, t.effect) for t in node.spec.taints
+    }
+    horizon = evicted_after or 900  # well past the 300 s default
+    emulator.advance(horizon - 1, step=1 if evicted_after else 10)
+    assert core.read_namespaced_pod("daemon", NS).status.phase == "Running"
+    emulator.advance(1)
+    phase = core.read_namespaced_pod("daemon", NS).status.phase
+    assert phase == ("Failed" if evicted_after else "Running")
+
+
+def test_pod_without_matching_toleration_is_evicted_at_once(emulator, core) -> None:
+    body = core.api_client.sanitize_for_serialization(make_pod("plain", node_name="tesla-03"))
+    core.create_namespaced_pod(NS, body)
+    emulator.settle()
+    core.patch_node(
+        "tesla-03", {"spec": {"taints": [{"key": "maintenance", "effect": "NoExecute"}]}}
+    )
+    emulator.settle()
+    pod = core.read_namespaced_pod("plain", NS)
+    assert pod.status.phase == "Failed"
+    assert condition(pod, "DisruptionTarget").reason == "DeletionByTaintManager"
 
 
 def test_removed_node_disappears_and_its_pods_fail(emulator, core, batch) -> None:

@@ -55,6 +55,7 @@ def test_a_job_that_cannot_pull_its_image_is_a_warning_not_a_start() -> None:
         ("succeeded", "", "ok"),
         ("queued", "capacity", "wait"),
         ("queued", "too-big", "warn"),
+        ("running", "crash_loop", "warn"),
         ("queued", "requeued_after_start_timeout", "warn"),
         ("running", "", "info"),
         ("cancelled", "cancelled", "muted"),

@@ -25,11 +25,15 @@ from scheduler.sim.synthetic import synthetic_snapshot
 
 SIMULATE_KEYS = [
     "jobs",
+    "dropped",
+    "dropped_reasons",
+    "multi_node_jobs",
     "avg_jct_s",
     "p50_jct_s",
     "p95_jct_s",
     "p99_jct_s",
     "avg_wait_s",
+    "p99_wait_s",
     "max_wait_s",
     "makespan_s",
     "gpu_utilization",

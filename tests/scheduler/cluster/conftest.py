@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -36,7 +37,8 @@ def emulator(tmp_path: Path, request):
     handle = start_emulator(
         port=0,
         nodes_file=str(nodes_file) if nodes_file else None,
-        clock=FakeClock(),
+        # Starts at the real time: reconcile compares the cluster's timestamps with its `now`.
+        clock=FakeClock(start=float(int(time.time()))),
         kubeconfig_path=str(tmp_path / "kubeconfig"),
     )
     yield handle

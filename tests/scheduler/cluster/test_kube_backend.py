@@ -100,12 +100,21 @@ def test_oom_killed_is_reported(make_admitted, backend, emulator):
     assert (job.status, job.reason) == (states.FAILED, "oom_killed")
 
 
-def test_deadline_is_enforced_by_the_cluster(make_admitted, backend, emulator):
+def test_deadline_backstop_is_enforced_by_the_cluster(make_admitted, backend, emulator, settings):
+    """Without a reconcile pass in time, the cluster stops the job at its backstop: max
+    runtime + start timeout after the Job's creation."""
+    settings.KARIMASU_START_TIMEOUT_SECONDS = 30
     job = make_admitted(duration=7200)
     Job.objects.filter(pk=job.pk).update(max_runtime_s=60)
     job.refresh_from_db()
     reconcile(backend, now=timezone.now())
-    run_cluster(emulator, 61)
+    run_cluster(emulator, 89)
+    assert (
+        client.BatchV1Api(backend.api_client)
+        .read_namespaced_job(job.cluster_name, "karimasu-jobs")
+        .status.active
+    )
+    run_cluster(emulator, 1)
     reconcile(backend, now=timezone.now())
     job.refresh_from_db()
     assert (job.status, job.reason) == (states.TIMED_OUT, "deadline_exceeded")
@@ -195,11 +204,15 @@ def test_node_lost_requeues_and_cleans_up_the_old_attempt(make_admitted, backend
     run_cluster(emulator)
     reconcile(backend, now=timezone.now())
     emulator.controller.lose_node("tesla-01")
-    run_cluster(emulator)
+    run_cluster(emulator, 299)  # the pods tolerate unreachable for 300 s (the default)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.RUNNING
+    run_cluster(emulator, 1)
     reconcile(backend, now=timezone.now())
     job.refresh_from_db()
     assert (job.status, job.attempt) == (states.QUEUED, 2)
-    assert job.events.filter(reason="node_lost").exists()
+    assert job.events.filter(reason__in=("node_lost", "evicted")).exists()
     run_cluster(emulator)
     assert cluster_jobs(backend) == []
 
@@ -460,3 +473,18 @@ def test_a_job_reading_a_secret_by_reference_is_accepted_by_the_api_server(
     )
     (ref,) = [e.value_from for e in pod.containers[0].env if e.name == "WANDB_API_KEY"]
     assert (ref.secret_key_ref.name, ref.secret_key_ref.key) == ("vision-wandb", "api-key")
+
+
+def test_a_crash_looping_container_shows_on_the_running_row_while_it_lasts(make_admitted):
+    from scheduler.cluster.backend import RUNNING, AttemptState
+    from scheduler.services.reconcile import apply_attempt_state
+
+    job = make_admitted()
+    now = timezone.now()
+    looping = AttemptState(job.pk, job.attempt, RUNNING, "crash_loop", "keeps exiting")
+    assert apply_attempt_state(job, looping, now=now)
+    job.refresh_from_db()
+    assert (job.status, job.reason, job.message) == (states.RUNNING, "crash_loop", "keeps exiting")
+    assert apply_attempt_state(job, AttemptState(job.pk, job.attempt, RUNNING), now=now)
+    job.refresh_from_db()
+    assert (job.status, job.reason) == (states.RUNNING, "")

@@ -254,6 +254,20 @@ COMPLETE = {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11
             id="running",
         ),
         pytest.param(
+            job(),
+            [pod("Running", waiting="CrashLoopBackOff")],
+            cluster.RUNNING,
+            "crash_loop",
+            id="restarting-container",
+        ),
+        pytest.param(
+            job(),
+            [pod(waiting="CrashLoopBackOff")],
+            cluster.PENDING,
+            "crash_loop",
+            id="init-container-crash-loop",
+        ),
+        pytest.param(
             job([COMPLETE]),
             [pod("Succeeded", terminated={"exitCode": 0})],
             cluster.SUCCEEDED,
@@ -346,3 +360,70 @@ def test_a_users_home_wins_over_the_default():
     pod = job_manifest(make_spec(env={"HOME": "/workspace"}), namespace="ns")
     env = pod["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {"name": "HOME", "value": "/workspace"} in env
+
+
+def _pod(name, namespace="kube-system", node="n1", phase="Running", labels=None, **spec):
+    return {
+        "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+        "spec": {"nodeName": node, **spec},
+        "status": {"phase": phase},
+    }
+
+
+def _container(requests=None, limits=None, **extra):
+    return {"resources": {"requests": requests or {}, "limits": limits or {}}, **extra}
+
+
+def test_pod_requests_count_init_containers_sidecars_and_overhead():
+    from scheduler.cluster.mapping import pod_requests
+
+    pod = _pod(
+        "p",
+        containers=[_container({"cpu": "1", "memory": "1Gi"}), _container(limits={"cpu": "1"})],
+        initContainers=[
+            _container({"cpu": "3"}),  # runs alone before the app: the peak is 3
+            _container({"memory": "512Mi"}, restartPolicy="Always"),  # a sidecar: stays
+        ],
+        overhead={"cpu": "250m"},
+    )
+    wanted = pod_requests(pod)
+    assert wanted["cpu"] == 3 + parse_quantity("250m")
+    assert wanted["memory"] == parse_quantity("1Gi") + parse_quantity("512Mi")
+
+
+def test_foreign_usage_skips_karimasus_finished_and_unbound_pods():
+    from scheduler.cluster.mapping import foreign_usage
+
+    gpu = {"nvidia.com/gpu": "1", "cpu": "500m", "memory": "1Mi"}
+    karimasu = {"app.kubernetes.io/managed-by": "karimasu"}
+    pods = [
+        _pod("daemon", containers=[_container({"cpu": "100m", "memory": "100Mi"})]),
+        _pod("nb", namespace="research", containers=[_container(gpu, gpu)]),
+        _pod("job", namespace="jobs", labels=karimasu, containers=[_container(gpu, gpu)]),
+        # Karimasu's label in another namespace, or no label in the jobs namespace: foreign
+        _pod("copycat", namespace="other", labels=karimasu, containers=[_container(gpu, gpu)]),
+        _pod("stray", namespace="jobs", containers=[_container({"cpu": "1"})]),
+        _pod("done", phase="Succeeded", containers=[_container({"cpu": "8"})]),
+        _pod("failed", phase="Failed", containers=[_container({"cpu": "8"})]),
+        _pod("pending", node=None, containers=[_container({"cpu": "8"})]),
+        _pod("elsewhere", node="n2", containers=[_container({"cpu": "1m"})]),
+    ]
+    usage = foreign_usage(pods, "jobs")
+    n1 = usage["n1"]
+    assert (n1.gpus, n1.cpu_millis, n1.memory_mb) == (2, 100 + 500 + 500 + 1000, 100 + 1 + 1)
+    assert n1.pods == ("jobs/stray", "kube-system/daemon", "other/copycat", "research/nb")
+    assert (n1.daemon_cpu_millis, n1.daemon_memory_mb) == (0, 0)  # no owner: not a daemon
+    assert (usage["n2"].cpu_millis, usage["n2"].pods) == (1, ("kube-system/elsewhere",))
+
+
+def test_daemonset_and_static_pods_are_there_for_good():
+    from scheduler.cluster.mapping import foreign_usage
+
+    daemon = _pod("proxy", containers=[_container({"cpu": "100m", "memory": "128Mi"})])
+    daemon["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "kube-proxy"}]
+    static = _pod("etcd-n1", containers=[_container({"cpu": "1", "memory": "1Gi"})])
+    static["metadata"]["annotations"] = {"kubernetes.io/config.mirror": "abc"}
+    passing = _pod("batch", namespace="data", containers=[_container({"cpu": "4"})])
+    [n1] = foreign_usage([daemon, static, passing], "jobs").values()
+    assert (n1.cpu_millis, n1.daemon_cpu_millis) == (5100, 1100)
+    assert n1.daemon_memory_mb == 1024 + 128

@@ -63,6 +63,13 @@ class JobBuilder:
     def sweep(self, sweep_id: str, parallelism: int) -> JobBuilder:
         return self._with(sweep_id=sweep_id, sweep_parallelism=parallelism)
 
+    def non_preemptible(self) -> JobBuilder:
+        return self._with(preemptible=False)
+
+    def nodes(self, n: int) -> JobBuilder:
+        """A gang of ``n`` pods, ``gpus`` each."""
+        return self._with(nodes=n)
+
     def build(self) -> QueuedJob:
         return self.job
 
@@ -101,6 +108,9 @@ class NodeBuilder:
     def memory(self, mib: int) -> NodeBuilder:
         return self._with(memory_mib=mib)
 
+    def topology(self, group: str) -> NodeBuilder:
+        return self._with(topology=group)
+
     def build(self) -> Node:
         return self.node
 
@@ -115,6 +125,10 @@ class AllocBuilder:
 
     def on(self, node: str, *gpus: int) -> AllocBuilder:
         return self._with(node=node, gpu_indices=tuple(gpus))
+
+    def gang(self, *pods: tuple[str, tuple[int, ...]]) -> AllocBuilder:
+        """A running gang: every pod's (node, GPU indices), pod 0 first."""
+        return self._with(node=pods[0][0], gpu_indices=pods[0][1], placements=tuple(pods))
 
     def team(self, t: str) -> AllocBuilder:
         return self._with(team=t)

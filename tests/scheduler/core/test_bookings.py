@@ -83,7 +83,7 @@ def _head_scenario(config: Config | None = None):
 
 
 def test_backfill_never_delays_the_heads_planned_start():
-    result = plan_cycle(_head_scenario())
+    result = plan_cycle(_head_scenario(Config(shortest_first=False)))
     assert [a.job_id for a in result.admitted] == ["short"]
     waiting = result.waiting_by_id()
     assert (waiting["head"].reason, waiting["head"].eta) == (Reason.CAPACITY, NOW + H)
@@ -92,7 +92,9 @@ def test_backfill_never_delays_the_heads_planned_start():
 
 
 def test_without_backfill_nothing_passes_the_head():
-    result = plan_cycle(_head_scenario(Config(backfill=False, fair_share=False)))
+    result = plan_cycle(
+        _head_scenario(Config(backfill=False, fair_share=False, shortest_first=False))
+    )
     assert result.admitted == ()
     assert [w.reason for w in result.waiting] == [Reason.CAPACITY, Reason.BEHIND, Reason.BEHIND]
 

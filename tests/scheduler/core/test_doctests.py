@@ -7,10 +7,10 @@ import doctest
 import pytest
 
 from scheduler.core import fairshare
-from scheduler.sim import metrics
+from scheduler.sim import metrics, simulator
 
 
-@pytest.mark.parametrize("module", [fairshare, metrics], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [fairshare, metrics, simulator], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0

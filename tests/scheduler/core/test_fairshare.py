@@ -1,4 +1,5 @@
-"""Queue order: priority class, then fair share (team, then user), then submit time."""
+"""Queue order: priority class, then fair share (team, then user), then the aged shortest
+declared runtime (or submit time) within a turn."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import random
 import pytest
 
 from scheduler.core import Config, Snapshot, TeamQuota, UsageRecord
-from scheduler.core.fairshare import decay, decayed_usage, fair_share_factor, order_queue
+from scheduler.core.fairshare import (
+    decay,
+    decayed_usage,
+    fair_share_factor,
+    order_queue,
+    within_turn,
+)
 from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
 
 NOW = 30 * 24 * H
@@ -76,6 +83,9 @@ WEEK = 7 * 24 * H
     ],
 )  # fmt: skip
 def test_order(queue, usage, quotas, allocations, config, want_order):
+    # Fair share's order with FIFO turns (these jobs have waited 30 days: aged shortest-first
+    # would call them starving; see test_quality.py for that order).
+    config = config or Config(shortest_first=False)
     snap = snapshot(
         now=NOW, queue=queue, usage=usage, quotas=quotas, allocations=allocations, config=config
     )
@@ -104,7 +114,22 @@ def _reference_order(snap: Snapshot) -> list[str]:
     team_use, user_use = decayed_usage(
         snap.usage, snap.allocations, snap.now, snap.config.usage_half_life_s
     )
+    aging = snap.config.aging if snap.config.shortest_first else None
     waiting, ordered = list(snap.queue), []
+    cap = snap.config.starvation_s
+    starving = [
+        j
+        for j in waiting
+        if aging is not None
+        and (
+            (aging > 0 and within_turn(j, snap.now, aging) <= 0)
+            or (cap is not None and snap.now - j.submitted_at >= cap)
+        )
+    ]
+    for job in starving:
+        waiting.remove(job)
+        team_use[job.team] += job.gpu_seconds
+        user_use[job.user] += job.gpu_seconds
     while waiting:
         job = min(
             waiting,
@@ -112,7 +137,7 @@ def _reference_order(snap: Snapshot) -> list[str]:
                 -j.priority,
                 team_use[j.team] / max(snap.quota(j.team).share_weight, 1e-9),
                 user_use[j.user] / max(snap.user_share_weights.get(j.user, 1.0), 1e-9),
-                j.submitted_at,
+                within_turn(j, snap.now, aging),
                 j.id,
             ),
         )
@@ -120,11 +145,15 @@ def _reference_order(snap: Snapshot) -> list[str]:
         ordered.append(job.id)
         team_use[job.team] += job.gpu_seconds
         user_use[job.user] += job.gpu_seconds
-    return ordered
+    # Starving jobs go first within their priority class, most overdue first.
+    prio = {j.id: j.priority for j in snap.queue}
+    first = sorted(starving, key=lambda j: (-j.priority, j.submitted_at, j.id))
+    return sorted([j.id for j in first] + ordered, key=lambda i: -prio[i])
 
 
+@pytest.mark.parametrize("shortest_first", [True, False], ids=["aged-sjf", "fifo-in-turn"])
 @pytest.mark.parametrize("seed", range(6), ids=lambda s: f"random-queue-{s}")
-def test_order_matches_reranking_after_every_job(seed: int) -> None:
+def test_order_matches_reranking_after_every_job(seed: int, shortest_first: bool) -> None:
     # Users who work in several teams, share weights and priority classes: the heaps'
     # lazy re-ranking must give exactly the order of re-ranking everything each time.
     rng = random.Random(seed)
@@ -149,5 +178,10 @@ def test_order_matches_reranking_after_every_job(seed: int) -> None:
         usage=usage,
         quotas=quotas,
         user_share_weights={"u3": 2.0},
+        config=Config(
+            shortest_first=shortest_first,
+            aging=rng.choice((0.0, 0.5, 2.0, 100.0)),
+            starvation_s=rng.choice((None, 60.0)),
+        ),
     )
     assert [j.id for j in order_queue(snap)] == _reference_order(snap)

@@ -74,14 +74,44 @@ def test_philly_slice_with_quotas_preempts_and_keeps_invariants():
     assert 0.0 < metrics.jain_fairness <= 1.0
 
 
-def test_jobs_no_node_can_hold_are_dropped_not_stuck():
+def test_jobs_the_cluster_cannot_hold_are_dropped_not_stuck():
     jobs = [
         TraceJob("big", "t", "u", 16, 0.0, 10.0),
         TraceJob("ok", "t", "u", 8, 0.0, 10.0),
     ]
     metrics, rec = replay(jobs, uniform_nodes(1, 8), Config())
     assert (metrics.jobs, metrics.dropped) == (1, 1)
+    assert metrics.dropped_reasons == {"too-big": 1}
     assert rec.finish == {"ok": 10.0}
+
+
+def test_jobs_wider_than_a_node_run_as_gangs_on_whole_nodes():
+    # A 16-GPU job on 3 x 8 GPUs: two pods of 8 on two nodes, started and ended together;
+    # a 4-GPU job running on one node until 10 s delays it.
+    jobs = [
+        TraceJob("small", "t", "u", 4, 0.0, 10.0),
+        TraceJob("wide", "t", "u", 16, 1.0, 100.0),
+        TraceJob("small2", "t", "u", 4, 2.0, 10.0),
+    ]
+    metrics, rec = replay(jobs, uniform_nodes(3, 8), Config(), runtime_error=0.0)
+    assert (metrics.jobs, metrics.dropped, metrics.multi_node_jobs) == (3, 0, 1)
+    wide = [(node, gpus, s, e) for j, node, gpus, s, e in rec.intervals if j == "wide"]
+    assert len(wide) == 2 and len({node for node, *_ in wide}) == 2
+    assert all(len(gpus) == 8 and (s, e) == (1.0, 101.0) for _, gpus, s, e in wide)
+    _check_invariants(jobs, metrics, rec)
+
+
+@pytest.mark.parametrize("policy", ["fifo", "fifo-backfill", "default"])
+def test_philly_multi_node_jobs_are_all_replayed(policy):
+    # ee9e8c has jobs of up to 128 GPUs: on 16 x 8 GPUs every job fits, none is dropped.
+    jobs = _compressed(load_philly(clusters=frozenset({"ee9e8c"}), limit=250), 4)
+    assert max(j.gpus for j in jobs) > 8
+    quotas = {"ee9e8c": TeamQuota("ee9e8c", guaranteed_gpus=64)}
+    metrics, rec = replay(jobs, uniform_nodes(16, 8), POLICIES[policy], quotas=quotas)
+    assert metrics.dropped == 0
+    assert metrics.multi_node_jobs == sum(1 for j in jobs if j.gpus > 8)
+    assert metrics.jobs == len(jobs)
+    _check_invariants(jobs, metrics, rec)
 
 
 def test_fifo_makes_a_small_job_wait_behind_a_blocked_big_one_backfill_does_not():
