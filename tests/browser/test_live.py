@@ -167,3 +167,12 @@ def test_the_bookings_page_shows_a_new_booking_without_a_reload(
     )
     expect(page.locator(".bar.team")).to_have_count(1, timeout=POLLS)
     assert _not_reloaded(page)
+
+
+@pytest.mark.parametrize("url", ["/", "/jobs/", "/bookings/", "/sql/", "/accounts/tokens/"])
+def test_pages_fit_a_phone(page, sign_in, alice, job, url) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    sign_in(alice)
+    page.goto(url)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"{url} scrolls sideways at 390 px ({width} px wide)"
