@@ -53,9 +53,13 @@ run: venv
 	PATH="$(abspath $(BIN)):$$PATH" KUBECONFIG="$(abspath var/kubeconfig)" \
 	  $(BIN)/honcho --procfile Procfile start
 
+# Chromium for the browser tests, and a CJK font so Japanese pages (and screenshots) render.
+CJK_FONT := /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc
 chromium:
-	@test -x $(CHROMIUM) || { echo "Installing Debian's chromium for the browser tests"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	@test -x $(CHROMIUM) && test -e $(CJK_FONT) || { \
+	  echo "Installing Debian's chromium and fonts-noto-cjk for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    chromium fonts-noto-cjk; }
 
 # The emulator's conformance probes run kubectl itself (they fail without it).
 kubectl:
