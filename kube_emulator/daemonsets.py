@@ -10,10 +10,13 @@ Per DaemonSet (``spec.selector``, ``spec.template``; update strategies are not m
   metadata.name`` (the default scheduler binds it, so it is accounted like any Pod), with the
   tolerations the controller adds upstream: ``not-ready``/``unreachable`` NoExecute without
   ``tolerationSeconds`` (never evicted), the pressure conditions and ``unschedulable``;
-- a Pod that failed or whose node is no longer eligible is deleted (and replaced where due);
+- a Pod that failed or whose node is no longer eligible is deleted, gracefully as through the
+  API (and replaced where due, once the old one is gone, as upstream);
+- a DaemonSet being deleted (Foreground) is left alone: no new Pods, no status changes;
 - ``status`` counts desired, current, misscheduled, ready and available Pods.
 
-The garbage collector (``jobs.collect_garbage``) deletes the Pods of a deleted DaemonSet.
+The garbage collector (``jobs.collect_garbage``) deletes the Pods of a deleted DaemonSet
+(apps/v1 deletes with Background propagation by default: ``deletion.OWNERS``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from . import resources as r
 from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT, admit_new_pod
+from .deletion import delete_object
 from .errors import FieldCause
 from .events import EventRecorder
 from .scheduling import is_terminal, matches_affinity, tolerates
@@ -143,6 +147,8 @@ class DaemonSetController:
         self.recorder = recorder
 
     def sync(self, ds: Obj, nodes: list[Obj], pods: list[Obj]) -> None:
+        if ds["metadata"].get("deletionTimestamp"):
+            return  # being deleted: no new Pods, no status changes (as upstream)
         spec = ds["spec"]
         template_spec = spec["template"].get("spec") or {}
         wanted = {
@@ -153,14 +159,8 @@ class DaemonSetController:
         keep = {
             n["metadata"]["name"] for n in nodes if should_run(template_spec, n, ("NoExecute",))
         }
-        live: dict[str, list[Obj]] = {}
-        for pod in _owned(ds, pods):
-            node = _pod_node(pod)
-            if is_terminal(pod) or node not in keep:
-                self.store.delete(r.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
-                continue
-            live.setdefault(node, []).append(pod)
-        for node in sorted(wanted - set(live)):
+        live, leaving = self._sort_pods(_owned(ds, pods), keep)
+        for node in sorted(wanted - set(live) - leaving):
             live[node] = [self._create_pod(ds, node)]
         current = [p for node_pods in live.values() for p in node_pods]
         ready = sum(
@@ -186,6 +186,22 @@ class DaemonSetController:
         if ds.get("status") != status:
             ds["status"] = status
             self.store.replace(r.DAEMONSETS, ds)
+
+    def _sort_pods(self, owned: list[Obj], keep: set[str]) -> tuple[dict[str, list[Obj]], set[str]]:
+        """The live Pods by node, and the nodes where one is going: a failed Pod or one whose
+        node it should leave is deleted; upstream replaces it once it is gone."""
+        live: dict[str, list[Obj]] = {}
+        leaving: set[str] = set()
+        for pod in owned:
+            node, meta = _pod_node(pod), pod["metadata"]
+            if meta.get("deletionTimestamp"):
+                leaving.add(node)
+            elif is_terminal(pod) or node not in keep:
+                delete_object(self.store, r.PODS, meta["namespace"], meta["name"], {})
+                leaving.add(node)
+            else:
+                live.setdefault(node, []).append(pod)
+        return live, leaving
 
     def _create_pod(self, ds: Obj, node: str) -> Obj:
         meta, template = ds["metadata"], ds["spec"]["template"]

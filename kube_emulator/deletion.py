@@ -12,10 +12,11 @@
   yet bound, or finished, goes at once, as upstream.
 - A namespace is Terminating (``deletionTimestamp``, phase) while its Jobs and Pods go, and
   refuses new content (403); it goes when it is empty.
-- A Job's propagation: Orphan (the batch/v1 default) frees its Pods of their ownerReference;
-  Background removes the Job now and the garbage collector deletes the Pods (gracefully);
-  Foreground gives the Job the ``foregroundDeletion`` finalizer and deletes its Pods first: the
-  Job goes when the last of them is gone.
+- An owner's propagation (a Job's or a DaemonSet's, see :data:`OWNERS`): Orphan (the batch/v1
+  default) frees its Pods of their ownerReference; Background (the apps/v1 default) removes the
+  owner now and the garbage collector deletes the Pods (gracefully); Foreground gives the owner
+  the ``foregroundDeletion`` finalizer and deletes its Pods first: the owner goes when the last
+  of them is gone.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
 POLICIES = ("Orphan", "Background", "Foreground")
 DEFAULT_POD_GRACE = 30
+#: The served types that own Pods, with the propagation a delete without one gets (upstream's
+#: ``DefaultGarbageCollectionPolicy``: batch/v1 orphans for compatibility, apps/v1 deletes
+#: dependents in the background). The garbage collector watches the same owners.
+OWNERS: dict[ResourceType, str] = {r.JOBS: "Orphan", r.DAEMONSETS: "Background"}
+#: What a namespace's deletion removes with its owners' propagation (Background): the rest.
+_NAMESPACED = tuple(x for x in r.ALL if x.namespaced and x not in (r.PODS, r.EVENTS))
 
 
 def _precondition_failed(
@@ -67,9 +74,9 @@ def delete_object(
         obj = store.get(rtype, namespace, name)
         _check_preconditions(rtype, name, obj["metadata"], options.get("preconditions") or {})
         grace = _grace(rtype, obj, requested_grace)
-        if rtype is r.JOBS:
-            policy = policy or "Orphan"
-            obj = _propagate(store, obj, policy, dry_run=dry_run)
+        if rtype in OWNERS:
+            policy = policy or OWNERS[rtype]
+            obj = _propagate(store, rtype, obj, policy, dry_run=dry_run)
         meta = obj["metadata"]
         if meta.get("deletionTimestamp"):
             return _delete_again(store, rtype, namespace, name, obj, grace, dry_run=dry_run)
@@ -78,7 +85,7 @@ def delete_object(
                 return obj, True
             return store.delete(rtype, namespace, name), True
         obj = store.mark_deleting(rtype, namespace, name, grace, dry_run=dry_run)
-        if rtype is r.JOBS and policy == "Foreground" and not dry_run:
+        if rtype in OWNERS and policy == "Foreground" and not dry_run:
             for pod in _dependents(store, obj):
                 delete_object(store, r.PODS, namespace, pod["metadata"]["name"], {})
         if not dry_run and store._finished_deleting(obj):  # grace 0 with finalizers gone
@@ -133,18 +140,18 @@ def _grace(rtype: ResourceType, obj: Obj, requested: int | None) -> int:
     return max(0, grace)
 
 
-def _propagate(store: Store, job: Obj, policy: str, *, dry_run: bool) -> Obj:
-    """A Job's propagation before its deletion: Orphan frees its Pods, Foreground gives the Job
-    the ``foregroundDeletion`` finalizer (once). Returns the Job as it now is."""
-    meta = job["metadata"]
+def _propagate(store: Store, rtype: ResourceType, owner: Obj, policy: str, *, dry_run: bool) -> Obj:
+    """An owner's propagation before its deletion: Orphan frees its Pods, Foreground gives the
+    owner the ``foregroundDeletion`` finalizer (once). Returns the owner as it now is."""
+    meta = owner["metadata"]
     if policy == "Orphan":
-        _orphan(store, job, dry_run=dry_run)
+        _orphan(store, owner, dry_run=dry_run)
     elif policy == "Foreground" and not meta.get("deletionTimestamp"):
         finalizers = [f for f in meta.get("finalizers") or [] if f != FOREGROUND]
         meta["finalizers"] = [*finalizers, FOREGROUND]
         if not dry_run:
-            return store.replace(r.JOBS, job)
-    return job
+            return store.replace(rtype, owner)
+    return owner
 
 
 def _delete_again(
@@ -201,9 +208,9 @@ def delete_gracefully(store: Store, pod: Obj) -> None:
 
 
 def delete_namespace(store: Store, name: str, *, dry_run: bool) -> Obj:
-    """Start a namespace's deletion: Terminating until its Jobs and Pods are gone.
+    """Start a namespace's deletion: Terminating until its content is gone.
 
-    Its Jobs go at once (Background), its Pods gracefully, its Events at once;
+    Its Jobs and DaemonSets go at once (Background), its Pods gracefully, its Events at once;
     :func:`finish_deletions` removes the namespace once it is empty. Meanwhile nothing new may
     be created in it (403, see :func:`terminating_namespace`).
     """
@@ -215,10 +222,11 @@ def delete_namespace(store: Store, name: str, *, dry_run: bool) -> Obj:
             namespace["status"] = {**(namespace.get("status") or {}), "phase": "Terminating"}
             store.replace(r.NAMESPACES, namespace)
             namespace = store.mark_deleting(r.NAMESPACES, None, name, 0, dry_run=False)
-        for job in store.list(r.JOBS, name):
-            delete_object(
-                store, r.JOBS, name, job["metadata"]["name"], {"propagationPolicy": "Background"}
-            )
+        for rtype in _NAMESPACED:
+            for obj in store.list(rtype, name):
+                delete_object(
+                    store, rtype, name, obj["metadata"]["name"], {"propagationPolicy": "Background"}
+                )
         for pod in store.list(r.PODS, name, lambda p: "deletionTimestamp" not in p["metadata"]):
             delete_object(store, r.PODS, name, pod["metadata"]["name"], {})
         _finish_namespace(store, namespace)
@@ -252,12 +260,12 @@ def _finish_namespace(store: Store, namespace: Obj) -> None:
     name = namespace["metadata"]["name"]
     for event in store.list(r.EVENTS, name):
         store.delete(r.EVENTS, name, event["metadata"]["name"])
-    if not store.list(r.JOBS, name) and not store.list(r.PODS, name):
+    if not any(store.list(rtype, name) for rtype in (*_NAMESPACED, r.PODS)):
         store.delete(r.NAMESPACES, None, name)
 
 
 def finish_deletions(store: Store) -> None:
-    """Remove Pods whose grace has run out, Jobs whose foreground deletion is complete, and
+    """Remove Pods whose grace has run out, owners whose foreground deletion is complete, and
     namespaces being deleted once they are empty."""
     now = store.clock.now()
     with store.lock:
@@ -265,16 +273,22 @@ def finish_deletions(store: Store) -> None:
             meta = pod["metadata"]
             if not meta.get("finalizers") and parse_rfc3339(meta["deletionTimestamp"]) <= now:
                 store.delete(r.PODS, meta.get("namespace"), meta["name"])
-        waiting = store.list(
-            r.JOBS, predicate=lambda j: FOREGROUND in (j["metadata"].get("finalizers") or [])
-        )
-        for job in waiting:
-            if job["metadata"].get("deletionTimestamp") and not _dependents(store, job):
-                job["metadata"]["finalizers"] = [
-                    f for f in job["metadata"]["finalizers"] if f != FOREGROUND
-                ]
-                store.replace(r.JOBS, job)
+        for rtype in OWNERS:
+            _finish_foreground(store, rtype)
         for namespace in store.list(
             r.NAMESPACES, predicate=lambda n: "deletionTimestamp" in n["metadata"]
         ):
             _finish_namespace(store, namespace)
+
+
+def _finish_foreground(store: Store, rtype: ResourceType) -> None:
+    """Drop ``foregroundDeletion`` from owners being deleted whose Pods are all gone."""
+    waiting = store.list(
+        rtype, predicate=lambda o: FOREGROUND in (o["metadata"].get("finalizers") or [])
+    )
+    for owner in waiting:
+        if owner["metadata"].get("deletionTimestamp") and not _dependents(store, owner):
+            owner["metadata"]["finalizers"] = [
+                f for f in owner["metadata"]["finalizers"] if f != FOREGROUND
+            ]
+            store.replace(rtype, owner)

@@ -40,7 +40,7 @@ from typing import Any
 from . import resources as r
 from .admission import admit_new_pod
 from .clock import parse_rfc3339, rfc3339
-from .deletion import delete_gracefully
+from .deletion import OWNERS, delete_gracefully
 from .errors import bad_request
 from .events import EventRecorder
 from .scheduling import is_terminal
@@ -90,14 +90,16 @@ def delete_job(store: Store, namespace: str, name: str, policy: str | None) -> O
 
 
 def collect_garbage(store: Store) -> None:
-    """Delete Pods whose owning Job or DaemonSet no longer exists (Background propagation)."""
-    live = store.uids(r.JOBS) | store.uids(r.DAEMONSETS)
+    """Delete Pods whose owner (a Job, a DaemonSet: ``deletion.OWNERS``) no longer exists
+    (Background propagation)."""
+    live: set[str] = set().union(*(store.uids(rtype) for rtype in OWNERS))
+    kinds = {(rtype.api_version, rtype.kind) for rtype in OWNERS}
 
     def orphaned(pod: Obj) -> bool:
         owners = [
             o
             for o in pod["metadata"].get("ownerReferences") or []
-            if o.get("kind") in ("Job", "DaemonSet")
+            if (o.get("apiVersion"), o.get("kind")) in kinds
         ]
         return bool(owners) and all(o.get("uid") not in live for o in owners)
 

@@ -39,17 +39,16 @@ ROOTS: dict[str, str] = {
     "pods": "io.k8s.api.core.v1.Pod",
     "events": "io.k8s.api.core.v1.Event",
     "jobs": "io.k8s.api.batch.v1.Job",
+    "daemonsets": "io.k8s.api.apps.v1.DaemonSet",
 }
+#: Each served kind has its definition (a KeyError here was a 500 on every OpenAPI path).
+assert set(ROOTS) == {x.plural for x in r.ALL}, "every served resource needs its OpenAPI root"
 _EXTRA = (
     META + "Status",
     META + "DeleteOptions",
     META + "APIResourceList",
     META + "WatchEvent",
-    "io.k8s.api.core.v1.NodeList",
-    "io.k8s.api.core.v1.NamespaceList",
-    "io.k8s.api.core.v1.PodList",
-    "io.k8s.api.core.v1.EventList",
-    "io.k8s.api.batch.v1.JobList",
+    *(f"{root}List" for root in ROOTS.values()),
 )
 #: What JSON Schema spells with oneOf and the API server as one string type.
 _STRINGLIKE = {

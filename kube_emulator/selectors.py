@@ -142,6 +142,7 @@ FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "nodes": {**_COMMON, "spec.unschedulable": _path("spec", "unschedulable")},
     "namespaces": {**_COMMON, "status.phase": _path("status", "phase")},
     "jobs": {**_COMMON, "status.successful": _path("status", "succeeded")},
+    "daemonsets": _COMMON,  # upstream's DaemonSets support only the metadata fields
     "events": {
         **_COMMON,
         "involvedObject.kind": _path("involvedObject", "kind"),

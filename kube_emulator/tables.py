@@ -310,4 +310,4 @@ def wants_table(accept: str | None) -> bool:
     return False
 
 
-assert set(_CELLS) == {x.plural for x in r.ALL}
+assert set(_CELLS) == set(COLUMNS) == {x.plural for x in r.ALL}

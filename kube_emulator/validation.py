@@ -381,6 +381,7 @@ _MUTABLE_SPEC = {
         "backoffLimit",
     },
     "pods": {"activeDeadlineSeconds", "tolerations"},
+    "daemonsets": {"template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"},
 }
 
 

@@ -116,9 +116,40 @@ def test_daemonset_over_the_api_follows_nodes_selectors_and_taints(emulator, cor
     emulator.advance(600, step=10)
     assert len([p for p in _ds_pods(core, "agent") if p.status.phase == "Running"]) == 3
 
-    apps.delete_namespaced_daemon_set("agent", NS)
+    apps.delete_namespaced_daemon_set("agent", NS)  # apps/v1: Background by default
     emulator.settle()
-    assert _ds_pods(core, "agent") == []  # the garbage collector took the Pods
+    # the garbage collector deletes the Pods: they terminate for their grace period, as on a
+    # real cluster (the test assumed they vanish at once, which no cluster does)
+    assert all(p.metadata.deletion_timestamp is not None for p in _ds_pods(core, "agent"))
+    emulator.advance(30)
+    assert _ds_pods(core, "agent") == []
+
+
+@pytest.mark.parametrize(
+    ("policy", "owner_waits", "pods_stay"),
+    [
+        pytest.param("Foreground", True, False, id="foreground-deletes-pods-first"),
+        pytest.param("Orphan", False, True, id="orphan-keeps-pods-without-owner"),
+    ],
+)
+def test_deleting_a_daemonset_follows_propagation_policy(
+    emulator, core, policy, owner_waits, pods_stay
+) -> None:
+    apps = client.AppsV1Api(core.api_client)
+    apps.create_namespaced_daemon_set(NS, _daemonset("agent"))
+    emulator.settle()
+    assert len(_ds_pods(core, "agent")) == 4
+    apps.delete_namespaced_daemon_set("agent", NS, propagation_policy=policy)
+    emulator.settle()
+    waiting = apps.list_namespaced_daemon_set(NS).items
+    assert [d.metadata.finalizers for d in waiting] == (
+        [["foregroundDeletion"]] if owner_waits else []
+    )
+    emulator.advance(30)
+    pods = _ds_pods(core, "agent")
+    assert len(pods) == (4 if pods_stay else 0)
+    assert not any(p.metadata.owner_references for p in pods)
+    assert apps.list_namespaced_daemon_set(NS).items == []
 
 
 def test_daemonset_without_a_matching_selector_is_refused(core) -> None:

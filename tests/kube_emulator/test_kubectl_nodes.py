@@ -51,7 +51,14 @@ def test_cordon_taint_and_drain_a_node(tmp_path: Path) -> None:
                     ).stdout
                 ),
             )
-            drained = _ok(cluster.kubectl("drain", node, "--force", "--timeout=60s"))
+            # As on a real cluster, drain refuses DaemonSet Pods (kube-system) without
+            # --ignore-daemonsets; --grace-period=1 spares the wait for a foreign pod's 30 s.
+            drained = _ok(
+                cluster.kubectl(
+                    "drain", node, "--force", "--ignore-daemonsets", "--grace-period=1",
+                    "--timeout=60s",
+                )
+            )  # fmt: skip
             assert f"node/{node} drained" in drained
             assert _ok(cluster.kubectl("get", "pods", "-o", "name")) == ""
         finally:

@@ -67,6 +67,10 @@ def test_a_finished_foreign_pod_gives_its_gpu_back(alice, synced, backend, emula
     client.CoreV1Api(backend.api_client).delete_namespaced_pod("notebook-0", "research")
     emulator.settle()
     sync_inventory(backend, now=timezone.now())
+    # terminating for its grace period (30 s), it still holds its GPU, as on a real cluster
+    assert Node.objects.get(name="tesla-04").foreign_gpus == 1
+    emulator.advance(30)
+    sync_inventory(backend, now=timezone.now())
     assert Node.objects.get(name="tesla-04").foreign_gpus == 0
     for _ in range(4):
         submit(alice, gpus=2, runtime=3600)
