@@ -16,6 +16,7 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Any
 
+from . import resources as r
 from .quantities import parse_quantity
 
 Obj = dict[str, Any]
@@ -104,3 +105,35 @@ def admit_new_pod(pod: Obj) -> Obj:
         qos = "BestEffort"
     pod["status"] = {"phase": "Pending", "qosClass": qos}
     return pod
+
+
+def create_owned_pod(
+    store: Any,
+    recorder: Any,
+    owner: Obj,
+    owner_kind: tuple[str, str],
+    pod_meta: Obj,
+    spec: Obj,
+    component: str,
+) -> Obj:
+    """Create the Pod a controller makes for ``owner`` (``owner_kind``: its apiVersion and
+    kind): the controller owner reference, admission (``admit_new_pod``), and the owner's
+    ``SuccessfulCreate`` event, as the Job and DaemonSet controllers do upstream."""
+    api_version, kind = owner_kind
+    reference = {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    pod = {"metadata": {**pod_meta, "ownerReferences": [reference]}, "spec": spec}
+    created: Obj = store.create(r.PODS, admit_new_pod(pod))
+    recorder.record(
+        owner,
+        "SuccessfulCreate",
+        f"Created pod: {created['metadata']['name']}",
+        component=component,
+    )
+    return created

@@ -25,7 +25,7 @@ import copy
 from typing import Any
 
 from . import resources as r
-from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT, admit_new_pod
+from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT, create_owned_pod
 from .deletion import delete_object
 from .errors import FieldCause
 from .events import EventRecorder
@@ -214,35 +214,23 @@ class DaemonSetController:
             ]
         }
         template_meta = template.get("metadata") or {}
-        pod = {
-            "metadata": {
-                "name": f"{meta['name']}-{random_suffix()}",
-                "generateName": f"{meta['name']}-",
-                "namespace": meta["namespace"],
-                "labels": {
-                    **(template_meta.get("labels") or {}),
-                    "controller-revision-hash": "1",
-                    "pod-template-generation": str(meta.get("generation", 1)),
-                },
-                "annotations": dict(template_meta.get("annotations") or {}),
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "DaemonSet",
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
+        pod_meta = {
+            "name": f"{meta['name']}-{random_suffix()}",
+            "generateName": f"{meta['name']}-",
+            "namespace": meta["namespace"],
+            "labels": {
+                **(template_meta.get("labels") or {}),
+                "controller-revision-hash": "1",
+                "pod-template-generation": str(meta.get("generation", 1)),
             },
-            "spec": spec,
+            "annotations": dict(template_meta.get("annotations") or {}),
         }
-        created = self.store.create(r.PODS, admit_new_pod(pod))
-        self.recorder.record(
+        return create_owned_pod(
+            self.store,
+            self.recorder,
             ds,
-            "SuccessfulCreate",
-            f"Created pod: {created['metadata']['name']}",
-            component="daemonset-controller",
+            ("apps/v1", "DaemonSet"),
+            pod_meta,
+            spec,
+            "daemonset-controller",
         )
-        return created

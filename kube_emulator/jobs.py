@@ -38,7 +38,7 @@ import copy
 from typing import Any
 
 from . import resources as r
-from .admission import admit_new_pod
+from .admission import create_owned_pod
 from .clock import parse_rfc3339, rfc3339
 from .deletion import OWNERS, delete_gracefully
 from .errors import bad_request
@@ -272,34 +272,16 @@ class JobController:
                             },
                         }
                     )
-        pod = {
-            "metadata": {
-                "name": f"{prefix}-{random_suffix()}",
-                "generateName": f"{prefix}-",
-                "namespace": meta["namespace"],
-                "labels": labels,
-                "annotations": annotations,
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": "Job",
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": spec,
+        pod_meta = {
+            "name": f"{prefix}-{random_suffix()}",
+            "generateName": f"{prefix}-",
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": annotations,
         }
-        created = self.store.create(r.PODS, admit_new_pod(pod))
-        self.recorder.record(
-            job,
-            "SuccessfulCreate",
-            f"Created pod: {created['metadata']['name']}",
-            component="job-controller",
+        return create_owned_pod(
+            self.store, self.recorder, job, ("batch/v1", "Job"), pod_meta, spec, "job-controller"
         )
-        return created
 
     def _delete_pods(self, pods: list[Obj]) -> None:
         for pod in pods:

@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import TypeVar
 
 from scheduler.core.cache import ClusterUsage, NodeState
-from scheduler.core.placement import Placement, eligible_nodes, pick_gpus
+from scheduler.core.placement import Placement, eligible_nodes, pick_gpus, unblocked_gpus
 from scheduler.core.snapshot import Packing, QueuedJob
 
 T = TypeVar("T")
@@ -60,14 +60,7 @@ def place_gang_now(
             continue
         if state.cpu_free < job.cpu_milli or state.mem_free < job.memory_mib:
             continue
-        if ignore_blocks or not state.blocks:
-            fits = list(free)
-        else:
-            fits = [
-                g
-                for g in free
-                if state.exclusions(g, job.team, job.user, soft=False).free(now, end)
-            ]
+        fits = unblocked_gpus(state, job, now, end, ignore_blocks)
         if len(fits) >= k:
             cands.append(((sign * (len(free) - k), name), state, fits))
     chosen = choose_nodes(cands, job.nodes)

@@ -79,6 +79,17 @@ def pick_gpus(state: NodeState, candidates: list[int], k: int) -> tuple[int, ...
     return tuple(sorted(ranked[:k]))
 
 
+def unblocked_gpus(
+    state: NodeState, job: QueuedJob, now: float, end: float, ignore_blocks: bool = False
+) -> list[int]:
+    """The free GPUs of ``state`` no hard block (another's booking, a protected plan) keeps
+    ``job`` off over ``[now, end)``."""
+    free = state.free
+    if ignore_blocks or not state.blocks:
+        return list(free)
+    return [g for g in free if state.exclusions(g, job.team, job.user, soft=False).free(now, end)]
+
+
 def place_now(
     usage: ClusterUsage, job: QueuedJob, packing: Packing, ignore_blocks: bool = False
 ) -> Placement | None:
@@ -97,14 +108,7 @@ def place_now(
         score = (left if best_fit else -left, name)
         if best is not None and score >= best[0]:
             continue  # checking blocks is the costly part: only for a node that would win
-        if ignore_blocks or not state.blocks:
-            fits = list(free)
-        else:
-            fits = [
-                g
-                for g in free
-                if state.exclusions(g, job.team, job.user, soft=False).free(now, end)
-            ]
+        fits = unblocked_gpus(state, job, now, end, ignore_blocks)
         if len(fits) >= k:
             best = (score, state, fits)
     if best is None:
