@@ -6,8 +6,8 @@
 For each code tree given (default: this checkout; pass an exported older commit first to
 compare, e.g. `git archive 7e2947c | tar -x -C /tmp/kms-base`), it migrates a fresh
 PostgreSQL database (`<database>_<n>`, one per tree), seeds it (SEED below: a user with a
-token in two teams; 8 nodes of 8 GPUs with telemetry; 50 of the user's jobs across states,
-12 of them holding GPUs; 50 jobs of a team the user is not in), starts
+token in two teams; `--nodes` (default 8) nodes of 8 GPUs with telemetry; 50 of the user's
+jobs across states, 12 of them holding GPUs; 50 jobs of a team the user is not in), starts
 `gunicorn portal.wsgi --workers 2 --threads 4` (the Procfile's) on 127.0.0.1 (DEBUG off,
 the given CACHE_URL, flushed first when it is Redis), and runs `wrk -t2 -c<clients>
 -d<seconds>s --timeout 10s --latency` against /healthz, /api/v1/me/, /api/v1/jobs/ and
@@ -39,6 +39,7 @@ PYTHON = sys.executable
 # Run with `manage.py shell -c` in each tree (so only models both trees have are used);
 # prints the token last.
 SEED = """
+import os
 from datetime import timedelta
 from django.utils import timezone
 from portal.accounts.models import Membership, Team, User
@@ -57,7 +58,8 @@ other_team = Team.objects.create(slug="other", name="Other")
 Membership.objects.create(team=other_team, user=other, role="lead")
 Membership.objects.create(team=other_team, user=user, role="member")
 nodes = []
-for n in range(8):
+NODES = int(os.environ["BENCH_NODES"])
+for n in range(NODES):
     node = Node.objects.create(
         name=f"gpu-{n:02d}", gpu_model="NVIDIA-A100-SXM4-80GB", gpu_memory_mb=81920,
         gpu_capacity=8, gpu_allocatable=8, cpu_allocatable_millis=64000,
@@ -81,8 +83,8 @@ statuses = (
 )
 jobs = []
 for i, status in enumerate(statuses):
-    on_node = status in ("running", "admitted")
-    node = nodes[i % 8] if on_node else None
+    on_node = status in ("running", "admitted") and bool(nodes)
+    node = nodes[i % NODES] if on_node else None
     jobs.append(Job(
         name=f"train-{i}", owner=user, team=team, image="pytorch/pytorch:2.4",
         command=["python", "train.py"], args=["--epochs", "10"], env={"SEED": str(i)},
@@ -171,9 +173,10 @@ def tree_env(code: Path, db_url: str, cache_url: str) -> dict[str, str]:
     }
 
 
-def prepare_tree(code: Path, db_url: str, cache_url: str) -> str:
-    """A fresh, migrated and seeded database for this tree; returns the token."""
-    env = tree_env(code, db_url, cache_url)
+def prepare_tree(code: Path, db_url: str, cache_url: str, nodes: int = 8) -> str:
+    """A fresh, migrated and seeded database for this tree (``nodes`` nodes of 8 GPUs);
+    returns the token."""
+    env = {**tree_env(code, db_url, cache_url), "BENCH_NODES": str(nodes)}
     dbname = db_url.rsplit("/", 1)[1]
     subprocess.run(
         ["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists", dbname], check=True
@@ -231,13 +234,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--database", default="postgres://postgres@127.0.0.1:5432/karimasu_load")
     parser.add_argument("--cache", default="redis://127.0.0.1:6379/10")
+    parser.add_argument(
+        "--nodes", type=int, default=8, help="GPU nodes seeded (8 GPUs each); 0 as in issue 12"
+    )
     args = parser.parse_args()
     trees = [t.resolve() for t in args.code or [Path(__file__).resolve().parents[1]]]
     names = [t.name for t in trees]
     if len(set(names)) != len(names):
         parser.error("the code trees need distinct folder names")
     databases = [f"{args.database}_{n}" for n in range(len(trees))]
-    tokens = [prepare_tree(t, d, args.cache) for t, d in zip(trees, databases, strict=True)]
+    tokens = [
+        prepare_tree(t, d, args.cache, args.nodes) for t, d in zip(trees, databases, strict=True)
+    ]
     for round_ in range(1, args.rounds + 1):
         first: dict[str, Result] = {}
         for n, tree in enumerate(trees):
