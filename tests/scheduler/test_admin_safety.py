@@ -120,9 +120,8 @@ def test_a_query_kill_asks_for_a_reason_and_records_it(admin, bob) -> None:
 
 
 def test_a_maintenance_window_over_live_bookings_warns_and_notifies(
-    admin, alice, vision, nodes, unlimited, django_capture_on_commit_callbacks, settings
+    admin, alice, vision, nodes, unlimited, django_capture_on_commit_callbacks, eager_tasks
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     alice.user.email = "alice@example.com"
     alice.user.save(update_fields=["email"])
     now = timezone.now()
@@ -168,9 +167,8 @@ def test_a_maintenance_window_over_live_bookings_warns_and_notifies(
 
 
 def test_a_maintenance_window_made_through_the_api_notifies_too(
-    admin, alice, vision, nodes, unlimited, django_capture_on_commit_callbacks, settings
+    admin, alice, vision, nodes, unlimited, django_capture_on_commit_callbacks, eager_tasks
 ) -> None:
-    settings.CELERY_TASK_ALWAYS_EAGER = True
     alice.user.email = "alice@example.com"
     alice.user.save(update_fields=["email"])
     now = timezone.now()
