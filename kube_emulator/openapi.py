@@ -6,8 +6,8 @@ definitions of every release as JSON Schema, with descriptions, ``required`` lis
 ``x-kubernetes-*`` extensions (group-version-kind, patch merge keys, list types). The emulator
 takes the release it reports in ``/version`` (see :data:`~.nodes.KUBELET_VERSION`), keeps only
 the definitions reachable from the kinds it serves, and converts them back to what the API
-server publishes: OpenAPI v2 (``/openapi/v2``, JSON) and v3 (``/openapi/v3`` and one document
-per group-version).
+server publishes: OpenAPI v2 (``/openapi/v2``, in JSON and, through :mod:`.gnostic`, protobuf)
+and v3 (``/openapi/v3`` and one document per group-version).
 
 The same definitions drive :func:`unknown_fields`, the check behind ``fieldValidation``
 (Strict, Warn, Ignore): a field that no schema declares is reported and never stored.
@@ -25,6 +25,7 @@ import json
 from pathlib import Path
 from typing import Any, cast
 
+from . import gnostic
 from . import resources as r
 from .nodes import KUBELET_VERSION
 from .resources import ResourceType
@@ -373,19 +374,30 @@ def _operations(rtype: ResourceType) -> dict[str, Obj]:
     }
 
 
-@functools.cache
-def v2_document() -> bytes:
-    """``/openapi/v2`` (Swagger 2.0, JSON) for every served resource."""
+def _v2() -> Obj:
+    """The Swagger 2.0 document for every served resource."""
     paths: Obj = {}
     for rtype in r.ALL:
         paths.update(_operations(rtype))
-    document = {
+    return {
         "swagger": "2.0",
         "info": {"title": "Kubernetes", "version": KUBELET_VERSION},
         "paths": paths,
         "definitions": _definitions(),
     }
-    return json.dumps(document).encode()
+
+
+@functools.cache
+def v2_document() -> bytes:
+    """``/openapi/v2`` in JSON."""
+    return json.dumps(_v2()).encode()
+
+
+@functools.cache
+def v2_protobuf() -> bytes:
+    """``/openapi/v2`` in protobuf: the same document as gnostic's ``openapi.v2.Document``
+    (what client-go's ``OpenAPISchema()`` asks for), encoded once."""
+    return gnostic.encode(_v2())
 
 
 def _v3_operation(operation: Obj) -> Obj:

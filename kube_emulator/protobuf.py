@@ -8,10 +8,14 @@ job|namespace``, ``kubectl auth can-i``, ``kubectl drain``'s deletes) use typed 
 This decodes the wire format for the messages and fields those commands fill in (field numbers
 from upstream's ``generated.proto``); other fields are skipped, empty strings dropped (Go
 writes every non-pointer string). A kind not listed here is answered 415, as before.
+
+The writing half (:func:`varint`, :func:`field_bytes`, ...) encodes the one protobuf answer the
+emulator gives: ``/openapi/v2`` as gnostic's ``openapi.v2.Document`` (:mod:`.gnostic`).
 """
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 MAGIC = b"k8s\x00"
@@ -234,3 +238,41 @@ def decode(body: bytes) -> dict[str, Any]:
         raise ProtobufError(f"no protobuf decoding for {key[0]} {key[1]}")
     obj = _decode(envelope.get("raw", b""), ROOTS[key])
     return {"apiVersion": key[0], "kind": key[1], **obj}
+
+
+# -- writing ----------------------------------------------------------------------------------
+
+
+def varint(value: int) -> bytes:
+    """The varint encoding of ``value`` (a negative int64 as its 64-bit two's complement)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def field_bytes(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2): a string, bytes or an embedded message."""
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+def field_string(number: int, text: str) -> bytes:
+    return field_bytes(number, text.encode())
+
+
+def field_varint(number: int, value: int) -> bytes:
+    """An int64 or bool field (wire type 0)."""
+    return varint(number << 3) + varint(value)
+
+
+def field_double(number: int, value: float) -> bytes:
+    """A double field (wire type 1, little-endian IEEE 754)."""
+    return varint(number << 3 | 1) + struct.pack("<d", value)
+
+
+def read_fields(data: bytes) -> list[tuple[int, int, Any]]:
+    """(field number, wire type, value) of every field of one message, in wire order."""
+    return _fields(data)

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import openapi, protobuf, tables
+from . import gnostic, openapi, protobuf, tables
 from . import resources as r
 from .api import Api, is_true, note_duplicates
 from .errors import (
@@ -199,6 +199,23 @@ def negotiate(accept: str | None) -> str:
     raise not_acceptable(BODY_TYPES)
 
 
+def negotiate_openapi_v2(accept: str | None) -> str:
+    """JSON or gnostic protobuf for ``/openapi/v2``: the first range of ``Accept`` (in its
+    order; q-values are not weighed, as in :func:`negotiate`) that either matches, ``*/*``
+    being JSON, as kube-openapi's handler picks; 406 if none does. Protobuf is
+    answered as ``...spec.v2.v1.0+protobuf`` whichever spelling was asked for, as upstream
+    does: Go's ``mime.ParseMediaType`` (client-go reading the answer) rejects the ``@``."""
+    ranges = _media_ranges(accept)
+    if not ranges:
+        return JSON
+    for media, _ in ranges:
+        if media in (JSON, "*/*", "application/*"):
+            return JSON
+        if media in gnostic.MEDIA_TYPES:
+            return gnostic.CONTENT_TYPE
+    raise not_acceptable((JSON, *gnostic.MEDIA_TYPES))
+
+
 def decode_body(method: str, content_type: str, raw: bytes) -> Any:
     """Parse a request body by its ``Content-Type``; 415 for a format the emulator lacks."""
     media = content_type.split(";")[0].strip().lower()
@@ -323,16 +340,15 @@ class RequestHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length) if length else b""
 
     def _openapi(self, method: str, path: str) -> None:
-        """``/openapi/v2`` (JSON only: a protobuf-only Accept gets 406) and ``/openapi/v3``."""
+        """``/openapi/v2`` (JSON or gnostic protobuf, by ``Accept``) and ``/openapi/v3``."""
         if method != "GET":
             raise method_not_allowed(method)
         if not openapi.available():
             raise unknown_path()
         if path == "/openapi/v2":
-            ranges = _media_ranges(self.headers.get("Accept"))
-            if ranges and not any(m in (JSON, "*/*", "application/*") for m, _ in ranges):
-                raise not_acceptable((JSON,))
-            self._send_bytes(200, openapi.v2_document(), JSON)
+            media = negotiate_openapi_v2(self.headers.get("Accept"))
+            v2 = openapi.v2_document() if media == JSON else openapi.v2_protobuf()
+            self._send_bytes(200, v2, media)
             return
         if path == "/openapi/v3":
             self._send_bytes(200, openapi.v3_index(), JSON)

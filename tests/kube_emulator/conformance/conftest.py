@@ -13,6 +13,7 @@ kubectl probes need ``kubectl`` on PATH and fail without it.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -150,6 +151,24 @@ def cluster(tmp_path: Path) -> Iterator[Cluster]:
             api_client.close()
             if handle is not None:
                 handle.close()
+
+
+@functools.cache
+def kubectl_minor() -> int:
+    """The minor version of the kubectl on PATH (20 for Debian bookworm's, 33 for 1.33): the
+    probes whose commands or output differ between releases adapt to it."""
+    binary = shutil.which("kubectl")
+    if binary is None:
+        pytest.fail("kubectl is not installed: `make test` installs Debian's kubernetes-client")
+    shown = subprocess.run(
+        [binary, "version", "--client", "-o", "json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    minor = json.loads(shown.stdout)["clientVersion"]["minor"]
+    return int("".join(c for c in minor if c.isdigit()))  # "20+" in some builds
 
 
 def job_manifest(name: str, *, suspend: bool = False, **extra: Any) -> dict[str, Any]:
