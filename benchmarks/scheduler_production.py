@@ -8,7 +8,8 @@ five teams with quotas. Three scenarios: the first cycle (no waiting row recorde
 every one is written; ~300 admissions, ~60 preemptions), then the second and the third
 cycle, 5 s apart (``KARIMASU_CYCLE_SECONDS``), each after committing the one before (only
 the waiting rows that changed are written). In each, every timed cycle runs inside a
-transaction that is rolled back, so every repetition sees the same database. Reported: p50
+transaction that is rolled back, so every repetition sees the same database (vacuumed
+before each, so that the dead rows the others left do not count). Reported: p50
 of the whole ``run_cycle`` and of its parts (building the snapshot, ``plan_cycle``, the
 waiting rows, the rest: admissions, preemptions, releases), and the waiting rows written.
 
@@ -200,6 +201,10 @@ def _instrument(module: ModuleType, parts: dict[str, list[float]], written: list
 
 
 def _timed(module: ModuleType, now: datetime) -> float:
+    # The rolled-back rewrites of the cycles before leave dead rows (the baseline's: every
+    # queued job's, each cycle); each timed cycle starts from a vacuumed table.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE scheduler_job")
     start = time.perf_counter()
     try:
         with transaction.atomic():
@@ -210,23 +215,27 @@ def _timed(module: ModuleType, now: datetime) -> float:
     return time.perf_counter() - start
 
 
-def _scenario(name: str, codes: dict[str, ModuleType], now: datetime) -> dict[str, float]:
+Samples = dict[str, dict[str, list[float]]]
+
+
+def _scenario(
+    name: str, codes: dict[str, ModuleType], now: datetime, samples: Samples, written: list[int]
+) -> dict[str, float]:
     """REPEATS cycles of each code, alternating (a busy machine slows them alike), each
     rolled back; prints p50 of the whole cycle and of its parts. Returns the totals' p50."""
     totals: dict[str, float] = {}
     for module in codes.values():
         _timed(module, now)  # warm-up
-    samples = {label: {"total": [], **{p: [] for p in PARTS}} for label in codes}
-    written: list[int] = []
-    for label, module in codes.items():
-        _instrument(module, samples[label], written if label == "new" else [])
+    for series in [written, *(s for parts in samples.values() for s in parts.values())]:
+        series.clear()
     for _ in range(REPEATS):
         for label, module in codes.items():
             samples[label]["total"].append(_timed(module, now))
     for label, parts in samples.items():
-        p50 = {k: statistics.median(v) * 1000 for k, v in parts.items()}
+        # The rest (admissions, preemptions, releases, the lock), cycle by cycle.
+        other = [total - sum(parts[p][i] for p in PARTS) for i, total in enumerate(parts["total"])]
+        p50 = {k: statistics.median(v) * 1000 for k, v in [*parts.items(), ("other", other)]}
         totals[label] = p50["total"]
-        other = p50["total"] - p50["snapshot"] - p50["plan"] - p50["waiting"]
         ratio = (
             f", {p50['total'] / totals['baseline']:.3f}x baseline"
             if "baseline" in totals and label != "baseline"
@@ -240,7 +249,7 @@ def _scenario(name: str, codes: dict[str, ModuleType], now: datetime) -> dict[st
         print(
             f"scheduler_production [{name}] {label}: run_cycle p50 {p50['total']:.0f} ms = "
             f"snapshot {p50['snapshot']:.0f} ms + plan {p50['plan']:.0f} ms + waiting rows "
-            f"{p50['waiting']:.0f} ms + other writes {other:.0f} ms{rows}{ratio}"
+            f"{p50['waiting']:.0f} ms + other writes {p50['other']:.0f} ms{rows}{ratio}"
         )
     return totals
 
@@ -266,9 +275,13 @@ def run(keep: bool = False) -> None:
         f"PostgreSQL, {REPEATS} cycles of each code, alternating, each rolled back"
         + (f"; baseline: {baseline}" if baseline else "")
     )
+    samples: Samples = {label: {"total": [], **{p: [] for p in PARTS}} for label in codes}
+    written: list[int] = []
+    for label, module in codes.items():
+        _instrument(module, samples[label], written if label == "new" else [])
     try:
         # 1. No cycle ran yet: every waiting row is new, ~300 admissions and ~60 preemptions.
-        _scenario("first cycle", codes, now)
+        _scenario("first cycle", codes, now, samples, written)
         # 2. and 3. The cycles every 5 s after it: each one before is committed.
         for n in (2, 3):
             later = now + timedelta(seconds=5 * (n - 1))
@@ -276,7 +289,7 @@ def run(keep: bool = False) -> None:
                 services_cycle.run_cycle(
                     None, now=later - timedelta(seconds=5), foreign_busy=frozenset()
                 )
-            _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later)
+            _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later, samples, written)
     finally:
         if not keep:
             with transaction.atomic():

@@ -15,8 +15,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -356,6 +359,20 @@ def _user_caps() -> dict[str, int]:
 # --- 1, 3, 4, 5 ---------------------------------------------------------------------------------
 
 
+@contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """The cycle allocates some 100k short-lived objects (rows, snapshot, decisions): with
+    the cyclic garbage collector on, its passes over every live object cost ~1/4 of a cycle
+    at 10k queued jobs. Reference counting still frees them; the collector runs again after."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _lock() -> bool:
     if connection.vendor != "postgresql":
         return True
@@ -375,7 +392,7 @@ def run_cycle(
     agents see busy with processes from outside Karimasu are not placed on; `foreign_busy`
     overrides what telemetry says (tests, the simulator)."""
     report = CycleReport()
-    with transaction.atomic():
+    with _no_gc_pauses(), transaction.atomic():
         if not _lock():
             log.info("cycle.skipped another cycle holds the lock")
             return CycleReport(skipped=True)

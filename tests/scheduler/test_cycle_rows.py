@@ -4,6 +4,7 @@ written only when it changed."""
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 import pytest
@@ -399,3 +400,15 @@ def test_transition_jobs_writes_nothing_when_one_changed_underneath(busy):
         transition_jobs(states.ADMITTED, moves, now=busy)
     assert Job.objects.get(pk=first.pk).status == states.QUEUED
     assert not JobEvent.objects.filter(job__in=[first, second]).exists()
+
+
+def test_the_cycle_leaves_the_garbage_collector_as_it_found_it(busy):
+    assert gc.isenabled()
+    run_cycle(None, now=busy, foreign_busy=frozenset())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        run_cycle(None, now=busy, foreign_busy=frozenset())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
