@@ -4,28 +4,43 @@ loads the snapshot from the database, plans with the core and writes every decis
 
 Seeded from the same synthetic cluster as ``manage.py sched bench`` (``sim.synthetic``):
 200 nodes x 8 GPUs, about 70% busy with running jobs, 10,000 queued jobs, 1,000 bookings,
-five teams with quotas. Each timed cycle runs inside a transaction that is rolled back, so
-every repetition sees the same database. Reported: p50 of the whole ``run_cycle`` and of its
-parts (building the snapshot, ``plan_cycle``), so the database's share is visible.
+five teams with quotas. Three scenarios: the first cycle (no waiting row recorded yet:
+every one is written; ~300 admissions, ~60 preemptions), then the second and the third
+cycle, 5 s apart (``KARIMASU_CYCLE_SECONDS``), each after committing the one before (only
+the waiting rows that changed are written). In each, every timed cycle runs inside a
+transaction that is rolled back, so every repetition sees the same database (vacuumed
+before each, so that the dead rows the others left do not count). Reported: p50
+of the whole ``run_cycle`` and of its parts (building the snapshot, ``plan_cycle``, the
+waiting rows, the rest: admissions, preemptions, releases), and the waiting rows written.
+
+Baseline in the same run: ``SCHEDULER_PRODUCTION_BASELINE=DIR`` (an exported older tree,
+e.g. ``git archive main | tar -x -C DIR``) times that tree's ``services/cycle.py`` too (the
+rest of the code is this tree's), alternating with this one's, cycle by cycle.
 
 Needs PostgreSQL: run with ``DATABASE_URL=postgres://.../DB`` pointing at a scratch database
-(it is migrated and filled; ``--keep`` leaves the rows), e.g.
+(it is migrated and filled, and emptied afterwards), e.g.
 ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/karimasu_bench python -m benchmarks
 scheduler_production``. Skipped on SQLite.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import statistics
+import sys
 import time
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
 from portal.accounts.models import Membership, Team
 from scheduler import states
-from scheduler.models import Gpu, Job, Node, Reservation, ReservationSlot, TeamQuota
+from scheduler.models import Gpu, Job, JobEvent, Node, Reservation, ReservationSlot, TeamQuota
 from scheduler.services import cycle as services_cycle
 from scheduler.sim.synthetic import synthetic_snapshot
 
@@ -137,21 +152,117 @@ class _Rollback(Exception):
     pass
 
 
-def _timed(fn: object, now: datetime) -> float:
+PARTS = ("snapshot", "plan", "waiting")
+CYCLE_PY = ("scheduler", "services", "cycle.py")
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    """A private copy of a ``services/cycle.py`` (this tree's, or that of an exported older
+    tree: ``git archive main | tar -x -C DIR``); everything it imports is this tree's."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _instrument(module: ModuleType, parts: dict[str, list[float]], written: list[int]) -> None:
+    """Time the snapshot, the plan and the waiting rows of ``module.run_cycle`` (they are
+    looked up in the module when called), and count the waiting rows it writes."""
+    originals = {
+        "snapshot": module.build_snapshot,
+        "plan": module.decide,
+        "waiting": module._record_waiting,
+    }
+
+    def timed(part: str) -> Callable[..., object]:
+        original = originals[part]
+
+        def wrapper(*args: object, **kwargs: object) -> object:
+            t = time.perf_counter()
+            result = original(*args, **kwargs)
+            parts[part].append(time.perf_counter() - t)
+            return result
+
+        return wrapper
+
+    module.build_snapshot = timed("snapshot")
+    module.decide = timed("plan")
+    module._record_waiting = timed("waiting")
+    if hasattr(module, "_write_waiting"):
+        write = module._write_waiting
+
+        def counted(rows: dict[int, object]) -> None:
+            written.append(len(rows))
+            write(rows)
+
+        module._write_waiting = counted
+
+
+def _timed(module: ModuleType, now: datetime) -> float:
+    # The rolled-back rewrites of the cycles before leave dead rows (the baseline's: every
+    # queued job's, each cycle); each timed cycle starts from a vacuumed table.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE scheduler_job")
     start = time.perf_counter()
     try:
         with transaction.atomic():
-            fn(None, now=now, foreign_busy=frozenset())  # type: ignore[operator]
+            module.run_cycle(None, now=now, foreign_busy=frozenset())
             raise _Rollback
     except _Rollback:
         pass
     return time.perf_counter() - start
 
 
+Samples = dict[str, dict[str, list[float]]]
+
+
+def _scenario(
+    name: str, codes: dict[str, ModuleType], now: datetime, samples: Samples, written: list[int]
+) -> dict[str, float]:
+    """REPEATS cycles of each code, alternating (a busy machine slows them alike), each
+    rolled back; prints p50 of the whole cycle and of its parts. Returns the totals' p50."""
+    totals: dict[str, float] = {}
+    for module in codes.values():
+        _timed(module, now)  # warm-up
+    for series in [written, *(s for parts in samples.values() for s in parts.values())]:
+        series.clear()
+    for _ in range(REPEATS):
+        for label, module in codes.items():
+            samples[label]["total"].append(_timed(module, now))
+    for label, parts in samples.items():
+        # The rest (admissions, preemptions, releases, the lock), cycle by cycle.
+        other = [total - sum(parts[p][i] for p in PARTS) for i, total in enumerate(parts["total"])]
+        p50 = {k: statistics.median(v) * 1000 for k, v in [*parts.items(), ("other", other)]}
+        totals[label] = p50["total"]
+        ratio = (
+            f", {p50['total'] / totals['baseline']:.3f}x baseline"
+            if "baseline" in totals and label != "baseline"
+            else ""
+        )
+        rows = (
+            f", {statistics.median(written):.0f} waiting rows written"
+            if written and label == "new"
+            else ""
+        )
+        print(
+            f"scheduler_production [{name}] {label}: run_cycle p50 {p50['total']:.0f} ms = "
+            f"snapshot {p50['snapshot']:.0f} ms + plan {p50['plan']:.0f} ms + waiting rows "
+            f"{p50['waiting']:.0f} ms + other writes {p50['other']:.0f} ms{rows}{ratio}"
+        )
+    return totals
+
+
 def run(keep: bool = False) -> None:
     if connection.vendor != "postgresql":
         print("scheduler_production: needs PostgreSQL (DATABASE_URL=postgres://...), skipped")
         return
+    baseline = os.environ.get("SCHEDULER_PRODUCTION_BASELINE")
+    codes: dict[str, ModuleType] = {}
+    if baseline:
+        codes["baseline"] = _load("baseline_cycle", Path(baseline, *CYCLE_PY))
+    codes["new"] = _load("new_cycle", Path(services_cycle.__file__))
     with transaction.atomic():
         if Job.objects.exists():
             print("scheduler_production: the database has jobs already; give a scratch one")
@@ -159,40 +270,30 @@ def run(keep: bool = False) -> None:
         started = time.perf_counter()
         now = _dt(_seed())
         print(f"scheduler_production: seeded in {time.perf_counter() - started:.1f} s")
-    parts: dict[str, list[float]] = {"snapshot": [], "plan": [], "waiting": []}
-    build, plan = services_cycle.build_snapshot, services_cycle.decide
-    record = services_cycle._record_waiting
-
-    def timed_build(**kw: object) -> object:
-        t = time.perf_counter()
-        result = build(**kw)  # type: ignore[arg-type]
-        parts["snapshot"].append(time.perf_counter() - t)
-        return result
-
-    def timed_plan(snapshot: object) -> object:
-        t = time.perf_counter()
-        result = plan(snapshot)  # type: ignore[arg-type]
-        parts["plan"].append(time.perf_counter() - t)
-        return result
-
-    def timed_record(result: object) -> int:
-        t = time.perf_counter()
-        n = record(result)  # type: ignore[arg-type]
-        parts["waiting"].append(time.perf_counter() - t)
-        return n
-
-    services_cycle.build_snapshot = timed_build  # type: ignore[assignment]
-    services_cycle.decide = timed_plan  # type: ignore[assignment]
-    services_cycle._record_waiting = timed_record  # type: ignore[assignment]
+    print(
+        f"scheduler_production {QUEUED:,} queued, {NODES}x{GPUS} GPUs, {BOOKINGS:,} bookings, "
+        f"PostgreSQL, {REPEATS} cycles of each code, alternating, each rolled back"
+        + (f"; baseline: {baseline}" if baseline else "")
+    )
+    samples: Samples = {label: {"total": [], **{p: [] for p in PARTS}} for label in codes}
+    written: list[int] = []
+    for label, module in codes.items():
+        _instrument(module, samples[label], written if label == "new" else [])
     try:
-        _timed(services_cycle.run_cycle, now)  # warm-up
-        parts = {"snapshot": [], "plan": [], "waiting": []}
-        total = [_timed(services_cycle.run_cycle, now) for _ in range(REPEATS)]
+        # 1. No cycle ran yet: every waiting row is new, ~300 admissions and ~60 preemptions.
+        _scenario("first cycle", codes, now, samples, written)
+        # 2. and 3. The cycles every 5 s after it: each one before is committed.
+        for n in (2, 3):
+            later = now + timedelta(seconds=5 * (n - 1))
+            with transaction.atomic():
+                services_cycle.run_cycle(
+                    None, now=later - timedelta(seconds=5), foreign_busy=frozenset()
+                )
+            _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later, samples, written)
     finally:
-        services_cycle.build_snapshot, services_cycle.decide = build, plan
-        services_cycle._record_waiting = record
         if not keep:
             with transaction.atomic():
+                JobEvent.objects.all().delete()
                 Job.objects.all().delete()
                 ReservationSlot.objects.all().delete()
                 Reservation.objects.all().delete()
@@ -202,15 +303,3 @@ def run(keep: bool = False) -> None:
                 Membership.objects.all().delete()
                 Team.objects.all().delete()
                 get_user_model().objects.all().delete()
-
-    def p50(xs: list[float]) -> float:
-        return statistics.median(xs) * 1000
-
-    snap_ms, plan_ms, total_ms = p50(parts["snapshot"]), p50(parts["plan"]), p50(total)
-    wait_ms = p50(parts["waiting"])
-    print(
-        f"scheduler_production {QUEUED:,} queued, {NODES}x{GPUS} GPUs, {BOOKINGS:,} bookings, "
-        f"PostgreSQL: run_cycle p50 {total_ms:.0f} ms = snapshot {snap_ms:.0f} ms + plan "
-        f"{plan_ms:.0f} ms + waiting rows {wait_ms:.0f} ms + other writes "
-        f"{total_ms - snap_ms - plan_ms - wait_ms:.0f} ms ({REPEATS} cycles, each rolled back)"
-    )

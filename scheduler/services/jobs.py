@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Field
 
 from portal.errors import Conflict
 from scheduler import states
@@ -67,6 +70,110 @@ def transition_job(
         reason,
     )
     return job
+
+
+def transition_jobs(to: str, moves: Sequence[tuple[Job, dict[str, Any]]], *, now: datetime) -> None:
+    """`transition_job` for many jobs at once (the scheduling cycle's admissions and
+    preemptions): the same checks, the same columns and JobEvents, the same InvalidTransition
+    when a job changed underneath (nothing is then written). Each move is a job and its
+    values: `reason`, `message` and the other columns, the same keys for every job. On
+    PostgreSQL one UPDATE for all of them and one INSERT of their events; elsewhere (the
+    SQLite demo) `transition_job` one by one."""
+    if not moves:
+        return
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            for job, fields in moves:
+                transition_job(job, to, now=now, **fields)
+        return
+    rows = []
+    for job, fields in moves:
+        if not states.can_transition(job.status, to):
+            raise InvalidTransition(
+                f"Job {job.pk} cannot go from {job.status} to {to}.",
+                details={"from": job.status, "to": to},
+            )
+        message = str(fields.get("message", ""))[:1000]
+        rows.append({"status": to, "reason": "", **fields, "message": message})
+    with transaction.atomic():
+        _update_from(to, moves, rows)
+        JobEvent.objects.bulk_create(
+            JobEvent(
+                job=job,
+                at=now,
+                from_status=job.status,
+                to_status=to,
+                reason=row["reason"],
+                message=row["message"],
+                attempt=row.get("attempt", job.attempt),
+            )
+            for (job, _), row in zip(moves, rows, strict=True)
+        )
+    for (job, _), row in zip(moves, rows, strict=True):
+        previous = job.status
+        for key, value in row.items():
+            setattr(job, key, value)
+        log.info(
+            "job.transition job=%s attempt=%s from=%s to=%s reason=%s",
+            job.pk,
+            job.attempt,
+            previous,
+            to,
+            row["reason"],
+        )
+
+
+def job_column(name: str) -> tuple[Field[Any, Any], str]:
+    """A concrete field of Job and its column, for hand-written set-based statements."""
+    field = Job._meta.get_field(name)
+    if not isinstance(field, Field) or field.column is None:
+        raise ValueError(f"Job.{name} is not a column")
+    return field, field.column
+
+
+def _update_from(
+    to: str, moves: Sequence[tuple[Job, dict[str, Any]]], rows: list[dict[str, Any]]
+) -> None:
+    """One `UPDATE ... FROM unnest(arrays)`, conditional on each job's status and attempt
+    as the caller saw them, as `transition_job`'s UPDATE is."""
+    quote = connection.ops.quote_name
+    fields = [job_column(name) for name in rows[0]]
+    arrays: list[list[Any]] = [
+        [job.pk for job, _ in moves],
+        [job.status for job, _ in moves],
+        [job.attempt for job, _ in moves],
+    ]
+    casts = ["bigint[]", "text[]", "integer[]"]
+    for field, _ in fields:
+        values = [row[field.name] for row in rows]
+        if field.is_relation:
+            values = [getattr(v, "pk", v) for v in values]
+        if field.get_internal_type() == "JSONField":
+            arrays.append([json.dumps(v) for v in values])
+            casts.append("text[]")
+        else:
+            arrays.append([field.get_db_prep_save(v, connection) for v in values])
+            casts.append(f"{field.db_type(connection)}[]")
+    names = ["id_", "status_", "attempt_", *(f"v{i}" for i in range(len(fields)))]
+    assignments = ", ".join(
+        f"{quote(column)} = v.v{i}" + ("::jsonb" if f.get_internal_type() == "JSONField" else "")
+        for i, (f, column) in enumerate(fields)
+    )
+    sources = ", ".join(f"%s::{cast}" for cast in casts)
+    table = quote(Job._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS j SET {assignments} "  # noqa: S608 (names from the model)
+            f"FROM unnest({sources}) AS v({', '.join(names)}) "
+            "WHERE j.id = v.id_ AND j.status = v.status_ AND j.attempt = v.attempt_",
+            arrays,
+        )
+        updated = cursor.rowcount
+    if updated != len(moves):
+        raise InvalidTransition(
+            f"{len(moves) - updated} of {len(moves)} jobs changed underneath.",
+            details={"expected": sorted({job.status for job, _ in moves})},
+        )
 
 
 def requeue(job: Job, *, now: datetime, reason: str, message: str = "") -> Job:
