@@ -27,9 +27,11 @@ from scheduler.models import (
     TeamQuota,
 )
 from scheduler.services import cycle
-from scheduler.services.cycle import build_snapshot, run_cycle
+from scheduler.services import snapshot as snapshot_loader
+from scheduler.services.cycle import run_cycle
 from scheduler.services.inventory import outside_gpu_indices
 from scheduler.services.jobs import InvalidTransition, transition_jobs
+from scheduler.services.snapshot import build_snapshot
 from tests.scheduler.conftest import make_node
 
 pytestmark = pytest.mark.django_db
@@ -234,7 +236,7 @@ def _reference(now, foreign_busy=frozenset()) -> snap.Snapshot:
         .prefetch_related("slots__gpu")
     )  # fmt: skip
     done = Job.objects.filter(
-        finished_at__gte=now - cycle.USAGE_HORIZON, started_at__isnull=False, gpus__gt=0
+        finished_at__gte=now - snapshot_loader.USAGE_HORIZON, started_at__isnull=False, gpus__gt=0
     ).select_related("owner", "team")
     usage = tuple(
         snap.UsageRecord(
@@ -246,8 +248,8 @@ def _reference(now, foreign_busy=frozenset()) -> snap.Snapshot:
     )  # fmt: skip
     return snap.Snapshot(
         now=now.timestamp(), nodes=nodes, queue=queue, allocations=allocations,
-        bookings=bookings, usage=usage, quotas=cycle._quotas(now),
-        user_gpu_caps=cycle._user_caps(), config=cycle.production_config(),
+        bookings=bookings, usage=usage, quotas=snapshot_loader._quotas(now),
+        user_gpu_caps=snapshot_loader._user_caps(), config=snapshot_loader.production_config(),
     )  # fmt: skip
 
 

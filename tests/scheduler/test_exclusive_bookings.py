@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from scheduler.core import plan_cycle
 from scheduler.models import Job
-from scheduler.services.cycle import build_snapshot
+from scheduler.services.snapshot import build_snapshot
 from tests.scheduler.test_jobs_api import submit
 from tests.scheduler.test_reservations import book
 

@@ -1,0 +1,314 @@
+"""Step 2 of the scheduling cycle: the core's view of the database (``core.Snapshot``).
+
+Nodes and their GPUs (less what pods Karimasu did not create hold, and GPUs telemetry saw
+busy outside Karimasu), the work that holds GPUs, the queue, the bookings in force, recent
+usage (fair share), quotas and per-user caps, read as plain rows (``values_list``): 10k
+queued jobs cost one pass. ``services.cycle`` plans on it and applies the decisions.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.db.models import F, FloatField, Func, Q, TextField
+from django.db.models.functions import Cast
+
+from scheduler import states
+from scheduler.core import snapshot as snap
+from scheduler.models import (
+    LIVE_STATUSES,
+    Gpu,
+    Job,
+    Node,
+    PriorityClass,
+    Reservation,
+    ReservationSlot,
+    TeamPolicy,
+    TeamQuota,
+)
+from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
+from scheduler.services.inventory import outside_gpu_indices
+
+USAGE_HORIZON = timedelta(days=28)  # four half-lives: older usage weighs < 1/16
+
+
+def _ts(moment: datetime) -> float:
+    return moment.timestamp()
+
+
+def from_timestamp(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def build_snapshot(
+    *, now: datetime, foreign_busy: frozenset[tuple[str, int]] = frozenset()
+) -> snap.Snapshot:
+    """The core's view of the database. Jobs and bookings are read as plain rows
+    (`values_list`, one query each), not model instances: 10k queued jobs cost one pass."""
+    priorities = dict(PriorityClass.objects.values_list("name", "value"))
+    allocations, held_indices = _allocations(now, priorities)
+    nodes = _nodes(held_indices, foreign_busy)
+    return snap.Snapshot(
+        now=_ts(now),
+        nodes=nodes,
+        queue=_queue(priorities),
+        allocations=allocations,
+        bookings=_bookings(now),
+        usage=_usage(now),
+        quotas=_quotas(now),
+        user_gpu_caps=_user_caps(),
+        config=production_config(),
+    )
+
+
+class _Epoch(Func):
+    """A timestamp as seconds since the epoch (PostgreSQL): the float `datetime.timestamp()`
+    gives (both round the exact microseconds once), without a datetime per row."""
+
+    template = "EXTRACT(EPOCH FROM %(expressions)s)::float8"
+    output_field = FloatField()
+
+
+def epoch_seconds(column: str) -> Func | F:
+    return _Epoch(column) if connection.vendor == "postgresql" else F(column)
+
+
+def as_timestamp(value: float | datetime) -> float:
+    return value if isinstance(value, float) else value.timestamp()
+
+
+def _username() -> str:
+    """The column behind `get_username()` of a job's owner, for `values_list`."""
+    return f"owner__{get_user_model().USERNAME_FIELD}"
+
+
+def _allocations(
+    now: datetime, priorities: dict[str, int]
+) -> tuple[tuple[snap.Allocation, ...], dict[str, set[int]]]:
+    """Running work (and preempted jobs still in their grace period) as the core's
+    allocations, and the GPU indices they hold per node name."""
+    rows = (
+        Job.objects.filter(
+            Q(status__in=states.ON_CLUSTER)
+            | Q(status=states.PREEMPTED, terminating_until__gt=now),
+            node__isnull=False,
+        )
+        .values_list(
+            "pk", "team__slug", _username(), "node__name", "gpu_indices", "started_at",
+            "admitted_at", "submitted_at", "max_runtime_s", "priority_class", "preemptible",
+            "borrowed", "cpu_millis", "memory_mb", "sweep_id", "terminating_until",
+        )
+    )  # fmt: skip
+    allocations = []
+    held: dict[str, set[int]] = {}
+    for (
+        pk, team, user, node, indices, started, admitted, submitted, runtime, priority,
+        preemptible, borrowed, cpu, memory, sweep, terminating,
+    ) in rows:  # fmt: skip
+        held.setdefault(node, set()).update(indices or ())
+        allocations.append(
+            snap.Allocation(
+                job_id=str(pk),
+                team=team,
+                user=user,
+                node=node,
+                gpu_indices=tuple(indices or ()),
+                started_at=(started or admitted or submitted).timestamp(),  # Job.held_since
+                max_runtime_s=float(runtime),
+                priority=priorities.get(priority, 0),
+                preemptible=preemptible,
+                borrowed=borrowed,
+                cpu_milli=cpu,
+                memory_mib=memory,
+                sweep_id=str(sweep) if sweep else None,
+                terminating_until=terminating.timestamp() if terminating else None,
+            )
+        )
+    return tuple(allocations), held
+
+
+def _queue(priorities: dict[str, int]) -> tuple[snap.QueuedJob, ...]:
+    # The acceptable models as JSON text, parsed once per distinct list (there are few).
+    rows = (
+        Job.objects.filter(status=states.QUEUED)
+        .annotate(
+            models_json=Cast("gpu_models", TextField()), submitted=epoch_seconds("submitted_at")
+        )
+        .values_list(
+            "pk", "team__slug", _username(), "gpus", "max_runtime_s", "submitted",
+            "models_json", "cpu_millis", "memory_mb", "priority_class", "preemptible",
+            "attempt", "sweep_id", "sweep__parallelism",
+        )
+    )  # fmt: skip
+    parsed: dict[str | None, frozenset[str]] = {}
+    queue = []
+    for (
+        pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
+        preemptible, attempt, sweep, parallelism,
+    ) in rows:  # fmt: skip
+        if models not in parsed:
+            parsed[models] = _models(models)
+        queue.append(
+            snap.QueuedJob(
+                id=str(pk),
+                team=team,
+                user=user,
+                gpus=gpus,
+                max_runtime_s=float(runtime),
+                submitted_at=as_timestamp(submitted),
+                models=parsed[models],
+                cpu_milli=cpu,
+                memory_mib=memory,
+                priority=priorities.get(priority, 0),
+                preemptible=preemptible,
+                attempt=attempt - 1,
+                sweep_id=str(sweep) if sweep else None,
+                sweep_parallelism=parallelism if sweep else None,
+            )
+        )
+    return tuple(queue)
+
+
+def _models(text: str | None) -> frozenset[str]:
+    return frozenset(json.loads(text) or ()) if text else frozenset()
+
+
+def _bookings(now: datetime) -> tuple[snap.Booking, ...]:
+    live = Reservation.objects.filter(status__in=LIVE_STATUSES, end__gt=now)
+    indices: dict[int, list[int]] = {}
+    for reservation, index in ReservationSlot.objects.filter(
+        reservation__in=live.values("pk")
+    ).values_list("reservation_id", "gpu__index"):
+        indices.setdefault(reservation, []).append(index)
+    holder = f"holder__{get_user_model().USERNAME_FIELD}"
+    return tuple(
+        snap.Booking(
+            id=str(pk),
+            node=node,
+            gpu_indices=tuple(sorted(indices.get(pk, ()))),
+            start=start.timestamp(),
+            end=end.timestamp(),
+            user=user,
+            team=team if shared else None,  # exclusive unless shared
+        )
+        for pk, node, start, end, user, team, shared in live.values_list(
+            "pk", "node__name", "start", "end", holder, "team__slug", "shared_with_team"
+        )
+    )
+
+
+NODE_COLUMNS = (
+    "pk", "name", "gpu_model", "cpu_allocatable_millis", "foreign_cpu_millis",
+    "memory_allocatable_mb", "foreign_memory_mb", "cordoned", "ready", "foreign_gpus",
+    "gpu_capacity", "gpu_allocatable",
+)  # fmt: skip
+
+
+def _nodes(
+    held: dict[str, set[int]], foreign_busy: frozenset[tuple[str, int]]
+) -> tuple[snap.Node, ...]:
+    """The core's view of the nodes: what pods Karimasu did not create hold is taken off
+    their CPU and memory, and as many of their GPUs as they hold are marked busy (never
+    offered). Read as plain rows: nodes, then their present GPUs."""
+    gpus: dict[int, list[tuple[int, str, bool]]] = {}
+    for node_id, index, uuid, healthy in Gpu.objects.filter(
+        node__gone_at__isnull=True, present=True
+    ).values_list("node_id", "index", "uuid", "healthy"):
+        gpus.setdefault(node_id, []).append((index, uuid, healthy))
+    nodes = []
+    for (
+        pk, name, model, cpu, foreign_cpu, memory, foreign_memory, cordoned, ready,
+        foreign, capacity, allocatable,
+    ) in Node.objects.filter(gone_at__isnull=True).values_list(*NODE_COLUMNS):  # fmt: skip
+        present = gpus.get(pk, [])
+        telemetry = frozenset(i for i, _, _ in present if (name, i) in foreign_busy)
+        outside = outside_gpu_indices(
+            Node(foreign_gpus=foreign, gpu_capacity=capacity, gpu_allocatable=allocatable),
+            [i for i, _, _ in present],
+            held.get(name, set()),
+            telemetry,
+        )
+        nodes.append(
+            snap.Node(
+                name=name,
+                gpu_model=model,
+                gpus=tuple(
+                    snap.Gpu(
+                        index=i,
+                        uuid=uuid,
+                        healthy=healthy,
+                        foreign_busy=i in telemetry or i in outside,
+                    )
+                    for i, uuid, healthy in present
+                ),
+                cpu_milli=max(0, cpu - foreign_cpu),
+                memory_mib=max(0, memory - foreign_memory),
+                cordoned=cordoned,
+                ready=ready,
+            )
+        )
+    return tuple(nodes)
+
+
+def production_config() -> snap.Config:
+    """Production's policy switches. Bookings are never released as no-shows by the core:
+    idle bookings get a notice and are reclaimed from telemetry (`services/idle.py`)."""
+    return snap.Config(packing=snap.Packing(settings.KARIMASU_PACKING), booking_no_show_s=None)
+
+
+def _usage(now: datetime) -> tuple[snap.UsageRecord, ...]:
+    """Finished jobs' GPU-seconds (running ones are added by the core)."""
+    done = Job.objects.filter(
+        finished_at__gte=now - USAGE_HORIZON, started_at__isnull=False, gpus__gt=0
+    ).values_list("team__slug", _username(), "gpus", "started_at", "finished_at")
+    return tuple(
+        snap.UsageRecord(
+            team=team,
+            user=user,
+            gpu_seconds=gpus * (finished - started).total_seconds(),
+            at=finished.timestamp(),
+        )
+        for team, user, gpus, started, finished in done
+    )
+
+
+def _quotas(now: datetime) -> dict[str, snap.TeamQuota]:
+    quotas = {q.team_id: q for q in TeamQuota.objects.all()}
+    budgets = {
+        p.team_id: p
+        for p in TeamPolicy.objects.filter(weekly_gpu_hours__isnull=False).select_related("team")
+    }
+    result = {}
+    for team_id in set(quotas) | set(budgets):
+        quota, policy = quotas.get(team_id), budgets.get(team_id)
+        team = (quota or policy).team  # type: ignore[union-attr]
+        result[team.slug] = snap.TeamQuota(
+            team=team.slug,
+            guaranteed_gpus=quota.guaranteed_gpus if quota else 0,
+            borrowing_allowed=quota.borrowing_allowed if quota else True,
+            borrowing_limit=quota.borrowing_limit if quota else None,
+            share_weight=quota.share_weight if quota else 1.0,
+            weekly_gpu_hours=policy.weekly_gpu_hours if policy else None,
+            spent_gpu_hours=team_gpu_hours(team, *week_bounds(now, team_zone(policy)), now=now)
+            if policy
+            else 0.0,
+        )
+    return result
+
+
+def _user_caps() -> dict[str, int]:
+    caps: dict[str, int] = {}
+    for quota in TeamQuota.objects.filter(user_gpu_cap__isnull=False).prefetch_related(
+        "team__memberships__user"
+    ):
+        cap = quota.user_gpu_cap
+        if cap is None:  # never: filtered above
+            continue
+        for membership in quota.team.memberships.all():
+            name = membership.user.get_username()
+            caps[name] = min(caps.get(name, cap), cap)
+    return caps
