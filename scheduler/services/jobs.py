@@ -58,6 +58,13 @@ def transition_job(
             message=message[:1000],
             attempt=fields.get("attempt", job.attempt),
         )
+    _mirror(job, values, reason)
+    return job
+
+
+def _mirror(job: Job, values: dict[str, Any], reason: str) -> None:
+    """Set on ``job`` what its transition wrote (``values`` holds the new ``status``), and
+    log the move."""
     previous = job.status
     for key, value in values.items():
         setattr(job, key, value)
@@ -66,10 +73,9 @@ def transition_job(
         job.pk,
         job.attempt,
         previous,
-        to,
+        job.status,
         reason,
     )
-    return job
 
 
 def transition_jobs(to: str, moves: Sequence[tuple[Job, dict[str, Any]]], *, now: datetime) -> None:
@@ -110,17 +116,7 @@ def transition_jobs(to: str, moves: Sequence[tuple[Job, dict[str, Any]]], *, now
             for (job, _), row in zip(moves, rows, strict=True)
         )
     for (job, _), row in zip(moves, rows, strict=True):
-        previous = job.status
-        for key, value in row.items():
-            setattr(job, key, value)
-        log.info(
-            "job.transition job=%s attempt=%s from=%s to=%s reason=%s",
-            job.pk,
-            job.attempt,
-            previous,
-            to,
-            row["reason"],
-        )
+        _mirror(job, row, row["reason"])
 
 
 def job_column(name: str) -> tuple[Field[Any, Any], str]:
