@@ -37,15 +37,13 @@ GPU_MEMORY_LABEL = "nvidia.com/gpu.memory"  # MiB, from GPU feature discovery
 #: A waiting container's reason -> (Karimasu's reason code, what it means for the user).
 #: ``invalid_image`` can never start; the others may clear (a registry hiccup, a secret
 #: created late) and are given the start timeout.
+_PULL_FAILURE = (
+    "image_pull_failure",
+    "The image cannot be pulled: check its name and tag and the registry's pull secret",
+)
 WAITING_REASONS: dict[str, tuple[str, str]] = {
-    "ImagePullBackOff": (
-        "image_pull_failure",
-        "The image cannot be pulled: check its name and tag and the registry's pull secret",
-    ),
-    "ErrImagePull": (
-        "image_pull_failure",
-        "The image cannot be pulled: check its name and tag and the registry's pull secret",
-    ),
+    "ImagePullBackOff": _PULL_FAILURE,
+    "ErrImagePull": _PULL_FAILURE,
     "InvalidImageName": ("invalid_image", "The image reference is not valid"),
     "ErrImageNeverPull": ("invalid_image", "The image is not on the node and may not be pulled"),
     "CreateContainerConfigError": (

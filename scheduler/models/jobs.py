@@ -101,8 +101,8 @@ class Job(models.Model):
         return job_name(self.pk, self.attempt)
 
     def held_since(self, default: datetime) -> datetime:
-        """When the job took its GPUs: its start, else its admission, else ``default``."""
-        return self.started_at or self.admitted_at or default
+        """``gpus_held_since`` of this job."""
+        return gpus_held_since(self.started_at, self.admitted_at, default)
 
     def holds_gpus_until(self, now: datetime) -> datetime:
         """``gpus_held_until`` of this job."""
@@ -148,6 +148,13 @@ class Sweep(models.Model):
         return f"sweep {self.pk} {self.name}"
 
 
+def gpus_held_since(
+    started_at: datetime | None, admitted_at: datetime | None, default: datetime
+) -> datetime:
+    """When a job took its GPUs: its start, else its admission, else ``default``."""
+    return started_at or admitted_at or default
+
+
 def gpus_held_until(
     started_at: datetime | None, admitted_at: datetime | None, max_runtime_s: int, now: datetime
 ) -> datetime:
@@ -155,4 +162,4 @@ def gpus_held_until(
     ``now``, plus its max runtime (the Kubernetes deadline). The one rule for the board (which
     reads plain rows, hence the fields), the bookings' busy intervals and the cycle's snapshot
     (whose ``Allocation.expected_end`` is the same sum on floats)."""
-    return (started_at or admitted_at or now) + timedelta(seconds=max_runtime_s)
+    return gpus_held_since(started_at, admitted_at, now) + timedelta(seconds=max_runtime_s)

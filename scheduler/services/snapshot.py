@@ -30,6 +30,7 @@ from scheduler.models import (
     TeamPolicy,
     TeamQuota,
 )
+from scheduler.models.jobs import gpus_held_since
 from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
 from scheduler.services.inventory import outside_gpu_indices
 
@@ -117,7 +118,7 @@ def _allocations(
                 user=user,
                 node=node,
                 gpu_indices=tuple(indices or ()),
-                started_at=(started or admitted or submitted).timestamp(),  # Job.held_since
+                started_at=gpus_held_since(started, admitted, submitted).timestamp(),
                 max_runtime_s=float(runtime),
                 priority=priorities.get(priority, 0),
                 preemptible=preemptible,
