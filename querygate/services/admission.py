@@ -94,7 +94,7 @@ def submit_query(
             sql=sql,
             fingerprint=report.fingerprint or text_fingerprint(sql),
             statement_type=analysis["statement_type"] or "",
-            engine_sql=_engine_sql(report, warehouse),
+            engine_sql=_engine_sql(report, warehouse) if status == QueryStatus.QUEUED else "",
             analysis=analysis,
             decision=report.decision.value,
             reasons=reasons,
@@ -133,7 +133,8 @@ def submit_query(
 def _engine_sql(report: Report, warehouse: Any) -> str:
     """What the engine will run: the statement the gate judged, rendered from its tree (no
     second parse); a SELECT returns at most ``row_cap + 1`` rows (the +1 detects
-    truncation). Empty when the SQL did not parse into one statement (it never runs)."""
+    truncation). Rendered only for a query that will run (a refused one stores none);
+    empty when the SQL did not parse into one statement."""
     if report.statement is None:
         return ""
     cap = warehouse.row_cap + 1 if report.statement_kind == "select" else None
