@@ -102,10 +102,26 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """What the child runs between fork and exec to get SIGKILL when its parent thread ends.
+
+    libc is looked up here, in the parent: a ``dlopen`` in the child of a threaded process
+    could deadlock on the loader's lock."""
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    kill = int(signal.SIGKILL)
+
+    def die_with_parent() -> None:  # pragma: no cover - runs in the child
+        prctl(_PR_SET_PDEATHSIG, kill)
+
+    return die_with_parent
+
+
+_DIE_WITH_PARENT = _pdeathsig_setter()
 
 
 def exit_code_of(returncode: int) -> int:
@@ -203,7 +219,7 @@ class ProcessRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_DIE_WITH_PARENT,
             )
         except (OSError, ValueError) as exc:
             shutil.rmtree(home, ignore_errors=True)

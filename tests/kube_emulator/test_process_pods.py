@@ -237,3 +237,19 @@ def test_an_emulator_process_that_ends_leaves_no_child(
         if emulator.poll() is None:
             emulator.kill()
             emulator.wait()
+
+
+def test_a_pod_deleted_in_back_off_goes_without_starting_again(live, live_core) -> None:
+    code = "import sys; sys.exit(1)"
+    pod = process_pod("crashy", command=[sys.executable, "-c", code], restart_policy="Always")
+    live_core.create_namespaced_pod(NS, pod)
+
+    def waiting() -> bool:
+        statuses = live_core.read_namespaced_pod("crashy", NS).status.container_statuses
+        return bool(statuses and statuses[0].state.waiting and statuses[0].restart_count)
+
+    wait_for(waiting, what="CrashLoopBackOff")
+    uid = live_core.read_namespaced_pod("crashy", NS).metadata.uid
+    live_core.delete_namespaced_pod("crashy", NS)  # 30 s grace: nothing runs to wait for
+    wait_for(lambda: _gone(live_core, "crashy"), timeout=5, what="removed at once")
+    assert live.controller.kubelet.processes.get(uid) is None
