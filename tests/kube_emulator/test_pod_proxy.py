@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 
@@ -379,3 +380,33 @@ def test_a_head_or_options_elsewhere_is_405(live) -> None:
     for method in ("HEAD", "OPTIONS"):
         status, _, _ = _request(live, method, f"/api/v1/namespaces/{NS}/pods")
         assert status == 405
+
+
+def _handshake(path: str) -> bytes:
+    return (
+        f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    ).encode()
+
+
+def test_a_client_half_close_reaches_the_workspace_and_the_relay_ends(live, workspace) -> None:
+    with socket.create_connection(("127.0.0.1", live.port), timeout=20) as sock:
+        sock.sendall(_handshake(f"{PROXY}/lab/proxy{BASE}ws/echo"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head  # the backend's own accept key
+        sock.shutdown(socket.SHUT_WR)  # no close frame: the backend sees EOF
+        rest = b""
+        while piece := sock.recv(4096):
+            rest += piece
+    # The workspace saw the half-close (its connection count went back) and the relay ended.
+    status_path = f"{PROXY}/lab/proxy{BASE}api/status"
+    wait_for(lambda: json.loads(_request(live, "GET", status_path)[2])["connections"] == 0)
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("pod-proxy")])
+
+
+def test_an_upgrade_the_backend_refuses_is_answered_and_closed(live, workspace) -> None:
+    answer = raw_request(live.port, _handshake(f"{PROXY}/lab/proxy{BASE}nothing-here"))
+    assert status_code(answer) == 404
