@@ -439,7 +439,7 @@ class Kubelet:
         if run is None:
             return [], False
         if run.process is not None:
-            return list(run.process.lines), run.exit_code is not None
+            return run.process.log(), run.exit_code is not None
         name = pod["metadata"]["name"]
         params = run.params
         lines = [

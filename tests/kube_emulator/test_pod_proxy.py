@@ -309,7 +309,7 @@ def test_traversal_and_control_bytes_in_the_path_are_400(live, echo, path: str) 
         live.port, f"GET {PROXY}/echo/proxy{path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
     )
     assert status_code(answer) == 400, path
-    log = live.controller.kubelet.processes.get(echo.metadata.uid).lines
+    log = live.controller.kubelet.processes.get(echo.metadata.uid).log()
     assert not any("namespaces" in line or "Injected" in line for _, line in log)
 
 
@@ -332,7 +332,7 @@ def test_request_smuggling_is_refused(live, echo) -> None:
     absolute = (f"GET http://127.0.0.1:1{PROXY}/echo/proxy/ HTTP/1.1\r\nHost: x\r\n\r\n").encode()
     assert status_code(raw_request(live.port, absolute)) == 400
     time.sleep(0.2)
-    log = live.controller.kubelet.processes.get(echo.metadata.uid).lines
+    log = live.controller.kubelet.processes.get(echo.metadata.uid).log()
     assert not any("/smuggled" in line or "/front" in line for _, line in log)
 
 

@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from kube_emulator.processes import expand
+from kube_emulator.processes import _free_ports, expand
 
 from .conftest import NS
 from .workspace_helpers import (
@@ -253,3 +253,10 @@ def test_a_pod_deleted_in_back_off_goes_without_starting_again(live, live_core) 
     live_core.delete_namespaced_pod("crashy", NS)  # 30 s grace: nothing runs to wait for
     wait_for(lambda: _gone(live_core, "crashy"), timeout=5, what="removed at once")
     assert live.controller.kubelet.processes.get(uid) is None
+
+
+def test_local_ports_are_distinct_and_avoid_those_of_running_pods() -> None:
+    first = _free_ports(8, set())
+    assert len(set(first)) == 8
+    again = _free_ports(8, set(first))
+    assert len(set(again)) == 8 and not set(again) & set(first)
