@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
 import socket
+import subprocess
 import threading
 import time
 
@@ -410,3 +412,20 @@ def test_a_client_half_close_reaches_the_workspace_and_the_relay_ends(live, work
 def test_an_upgrade_the_backend_refuses_is_answered_and_closed(live, workspace) -> None:
     answer = raw_request(live.port, _handshake(f"{PROXY}/lab/proxy{BASE}nothing-here"))
     assert status_code(answer) == 404
+
+
+def test_kubectl_get_raw_reaches_the_workspace(live, workspace) -> None:
+    # kubectl is required as for the conformance probes (`make test` installs it).
+    assert live.kubeconfig_path is not None
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, "kubectl is not installed"
+    path = f"{PROXY}/lab:8888/proxy{BASE}api/status"
+    done = subprocess.run(
+        [kubectl, "--kubeconfig", str(live.kubeconfig_path), "get", "--raw", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)) == {"last_activity", "connections"}
