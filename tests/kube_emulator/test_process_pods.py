@@ -166,7 +166,7 @@ def test_deleting_a_pod_sends_sigterm_and_the_pod_goes_when_the_process_exits(
 
 
 def test_a_process_ignoring_sigterm_is_killed_when_the_grace_runs_out(live, live_core) -> None:
-    pod = process_pod("stubborn", command=[sys.executable, "-c", STUBBORN], ports=(), grace=2)
+    pod = process_pod("stubborn", command=[sys.executable, "-c", STUBBORN], ports=(), grace=5)
     live_core.create_namespaced_pod(NS, pod)
     wait_for(lambda: "pid" in _log(live_core, "stubborn"), what="started")
     pid = pid_of(live, "stubborn")
@@ -174,7 +174,7 @@ def test_a_process_ignoring_sigterm_is_killed_when_the_grace_runs_out(live, live
     time.sleep(1.0)
     assert alive(pid)  # SIGTERM ignored, grace not over
     assert live_core.read_namespaced_pod("stubborn", NS).metadata.deletion_timestamp
-    wait_for(lambda: not alive(pid), timeout=10, what="SIGKILL after the grace")
+    wait_for(lambda: not alive(pid), timeout=20, what="SIGKILL after the grace")
     wait_for(lambda: _gone(live_core, "stubborn"), what="pod removed")
 
 
@@ -251,8 +251,11 @@ def test_a_pod_deleted_in_back_off_goes_without_starting_again(live, live_core) 
     wait_for(waiting, what="CrashLoopBackOff")
     uid = live_core.read_namespaced_pod("crashy", NS).metadata.uid
     live_core.delete_namespaced_pod("crashy", NS)  # 30 s grace: nothing runs to wait for
-    wait_for(lambda: _gone(live_core, "crashy"), timeout=5, what="removed at once")
+    # Removed long before the 10 s back-off would have started the process again.
+    wait_for(lambda: _gone(live_core, "crashy"), timeout=8, what="removed at once")
     assert live.controller.kubelet.processes.get(uid) is None
+    events = live_core.list_namespaced_event(NS, field_selector="involvedObject.name=crashy")
+    assert [e.reason for e in events.items].count("Started") == 1
 
 
 def test_local_ports_are_distinct_and_avoid_those_of_running_pods() -> None:
