@@ -263,3 +263,22 @@ def test_local_ports_are_distinct_and_avoid_those_of_running_pods() -> None:
     assert len(set(first)) == 8
     again = _free_ports(8, set(first))
     assert len(set(again)) == 8 and not set(again) & set(first)
+
+
+def test_on_a_fake_clock_the_process_is_looked_at_when_the_test_settles(emulator, core) -> None:
+    core.create_namespaced_pod(NS, process_pod("fake-time", mode="workspace"))
+    emulator.settle()
+    assert core.read_namespaced_pod("fake-time", NS).status.phase == "Running"
+
+    def settled_ready() -> bool:
+        emulator.settle()
+        return is_ready(core, "fake-time")
+
+    wait_for(settled_ready, what="Ready after settling")
+    page = core.connect_get_namespaced_pod_proxy_with_path(
+        "fake-time", NS, "", _preload_content=False
+    )
+    assert b"Karimasu workspace" in page.data
+    pid = pid_of(emulator, "fake-time")
+    emulator.close()
+    assert not alive(pid)
