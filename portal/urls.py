@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("scheduler.api.urls")),
     path("", include("scheduler.telemetry.api.urls")),
     path("", include("querygate.api.urls")),
+    path("", include("pipelines.api.urls")),
 ]
 
 urlpatterns = [
