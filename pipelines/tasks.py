@@ -5,7 +5,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from pipelines.services import datasets, runs, schedules
+from pipelines.services import datasets, mart, runs, schedules
+from portal.accounts.models import Team
 
 
 @shared_task(name="pipelines.advance_run", acks_late=True)
@@ -28,3 +29,9 @@ def tick() -> dict[str, int]:
 @shared_task(name="pipelines.purge")
 def purge() -> dict[str, int]:
     return datasets.purge(now=timezone.now())
+
+
+@shared_task(name="pipelines.refresh_mart")
+def refresh_mart(team_id: int) -> int:
+    """Rebuild a team's data mart after one of its datasets got a new version."""
+    return mart.refresh(Team.objects.get(pk=team_id), now=timezone.now()).catalog_version

@@ -114,6 +114,12 @@ def start_run(
     return run
 
 
+def _refresh_mart(team_id: int) -> None:
+    from pipelines import tasks
+
+    tasks.refresh_mart.delay(team_id)
+
+
 def _kick(run_id: int) -> None:
     from pipelines import tasks
 
@@ -222,6 +228,9 @@ def _collect(ctx: _Context, step: defs.Step, row: StepRun) -> None:
         _attempt_failed(ctx, step, row, error.message, retry=False)
         return
     _move(row, states.SUCCEEDED, ctx.now, message="")
+    if row.output.format == "parquet":  # queryable in the team's data mart
+        team_id = ctx.run.pipeline.team_id
+        transaction.on_commit(lambda: _refresh_mart(team_id))
 
 
 def _attempt_failed(
