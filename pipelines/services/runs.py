@@ -56,8 +56,8 @@ def save_pipeline(
 
     team = require_member(actor, team_slug)
     parsed = parse_definition(definition)
-    launch.preflight(actor, team, parsed)
     next_run = schedules.next_run(schedule, now) if schedule else None
+    launch.preflight(actor, team, parsed)
     with transaction.atomic():
         pipeline, created = Pipeline.objects.select_for_update().get_or_create(
             team=team,
