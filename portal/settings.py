@@ -424,6 +424,8 @@ CELERY_RESULT_BACKEND = env.str(
     else f"file://{VAR_DIR / 'celery-results'}",
 )
 CELERY_RESULT_EXPIRES = 3600
+# One queue by default; a deployment (or a test's own worker) may name another.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
