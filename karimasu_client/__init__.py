@@ -30,11 +30,14 @@ from typing import Any
 
 import requests
 
+from karimasu_client.pipelines import Pipeline, Pipelines
+
 __all__ = [
     "Analysis",
     "ApiError",
     "Karimasu",
     "NeedsAcknowledgement",
+    "Pipeline",
     "QueryFailed",
     "QueryRejected",
     "QueryResult",
@@ -251,6 +254,7 @@ class Karimasu:
         self.jobs = _Jobs(self, "/api/v1/jobs/")
         self.bookings = _Bookings(self, "/api/v1/reservations/")
         self.queries = _Cancellable(self, "/api/v1/queries/")
+        self.pipelines = Pipelines(self)
 
     def request(
         self,

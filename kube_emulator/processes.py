@@ -18,7 +18,8 @@ each one's in ``PORT_<containerPort>``. The proxy maps the declared port onto it
 not the emulator's: ``PATH``, ``LANG``, ``LC_ALL``, ``TZ`` from it, ``HOME`` (a fresh
 directory per run, removed afterwards), ``HOSTNAME`` (the Pod's name), ``PYTHONUNBUFFERED=1``,
 ``PYTHONPATH`` (so ``kube_emulator`` imports), then the container's ``env`` (plain ``value``
-entries; ``valueFrom`` is not resolved), then the ports.
+entries; ``valueFrom`` is not resolved), then the ports. Claims mapped to host directories
+(``KARIMASU_EMULATOR_VOLUMES``) are reached by rewriting paths (``host_mounts``).
 
 Each run is its own session (process group): SIGTERM and SIGKILL go to the group, so what
 the process started goes too. As a backstop, on Linux the child gets SIGKILL when the thread
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import re
@@ -55,6 +57,7 @@ RUN_ANNOTATION = "emulator.karimasu.io/run"
 RUN_PROCESS = "process"
 RUN_WORKSPACE = "workspace"
 PORT_ENV = "PORT"
+VOLUMES_ENV = "KARIMASU_EMULATOR_VOLUMES"
 WORKSPACE_MODULE = "kube_emulator.workspace"
 MAX_LOG_LINES = 10_000
 MAX_LINE_BYTES = 16_384
@@ -93,6 +96,66 @@ def expand(text: str, env: dict[str, str]) -> str:
         return env[name] if name in env else match.group(0)
 
     return _VAR.sub(one, text)
+
+
+def claim_directories() -> dict[str, str]:
+    """Where the emulator's host keeps each PersistentVolumeClaim's files, for process
+    Pods: ``KARIMASU_EMULATOR_VOLUMES``, a JSON object ``{"<claim>": "<host directory>"}``
+    (the demo maps its datasets claim onto the portal's datasets directory)."""
+    raw = os.environ.get(VOLUMES_ENV, "")
+    try:
+        found = json.loads(raw) if raw else {}
+    except ValueError:
+        logger.warning("%s is not a JSON object; no volumes", VOLUMES_ENV)
+        return {}
+    if not isinstance(found, dict):
+        return {}
+    return {str(k): str(v) for k, v in found.items()}
+
+
+def host_mounts(pod: Obj, container: Obj) -> list[tuple[str, str]]:
+    """``(mountPath, host directory)`` of each of the container's mounts of a claim the
+    emulator maps (``claim_directories``), its ``subPath`` included (made if missing, as the
+    kubelet does; one leaving the claim's directory is skipped); longest path first.
+
+    A process has no mount namespace, so the container's paths cannot exist for it: the
+    env values and arguments under a mount path are rewritten to the host directory
+    (``on_host``), and ``readOnly`` is not enforced."""
+    claims = {
+        volume.get("name"): (volume.get("persistentVolumeClaim") or {}).get("claimName")
+        for volume in pod["spec"].get("volumes") or []
+    }
+    directories = claim_directories()
+    mounts = []
+    for mount in container.get("volumeMounts") or []:
+        root = directories.get(str(claims.get(mount.get("name"))))
+        path = mount.get("mountPath")
+        if root is None or not isinstance(path, str) or not path.startswith("/"):
+            continue
+        base = Path(root).resolve()
+        target = (base / str(mount.get("subPath") or "")).resolve()
+        if target != base and base not in target.parents:
+            logger.warning(
+                "pod %s: subPath leaves its volume; not mounted", pod["metadata"]["name"]
+            )
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        mounts.append((path.rstrip("/") or "/", str(target)))
+    return sorted(mounts, key=lambda m: len(m[0]), reverse=True)
+
+
+def on_host(value: str, mounts: list[tuple[str, str]]) -> str:
+    """``value`` with a leading mount path replaced by its host directory.
+
+    >>> on_host("/karimasu/inputs/x/part.parquet", [("/karimasu/inputs/x", "/var/d/v3")])
+    '/var/d/v3/part.parquet'
+    >>> on_host("/karimasu/inputs/xy", [("/karimasu/inputs/x", "/var/d/v3")])
+    '/karimasu/inputs/xy'
+    """
+    for path, host in mounts:
+        if value == path or value.startswith(path + "/"):
+            return host + value[len(path) :]
+    return value
 
 
 def _free_ports(count: int, taken: set[int]) -> list[int]:
@@ -226,11 +289,16 @@ class ProcessRunner:
         if ports:
             env[PORT_ENV] = str(next(iter(ports.values())))
         env.update({f"{PORT_ENV}_{declared}": str(local) for declared, local in ports.items()})
+        mounts = host_mounts(pod, container)
+        env = {name: on_host(value, mounts) for name, value in env.items()}
         command = [str(c) for c in container.get("command") or []]
         if mode == RUN_WORKSPACE or not command:
             argv = [sys.executable, "-m", WORKSPACE_MODULE]
         else:
-            argv = [expand(part, env) for part in command + list(container.get("args") or [])]
+            argv = [
+                on_host(expand(part, env), mounts)
+                for part in command + list(container.get("args") or [])
+            ]
         try:
             popen = subprocess.Popen(  # noqa: S603 - the Pod's own command, as a kubelet runs it
                 argv,

@@ -116,6 +116,7 @@ INSTALLED_APPS = [
     "scheduler",
     "scheduler.telemetry",
     "querygate",
+    "pipelines",
     "demo",
 ]
 
@@ -423,6 +424,8 @@ CELERY_RESULT_BACKEND = env.str(
     else f"file://{VAR_DIR / 'celery-results'}",
 )
 CELERY_RESULT_EXPIRES = 3600
+# One queue by default; a deployment (or a test's own worker) may name another.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -465,8 +468,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "scheduler.sync_cluster",
         "schedule": _env_or_fail("KARIMASU_CLUSTER_SYNC_SECONDS", env.float, 15.0),
     },
+    "pipelines-tick": {
+        "task": "pipelines.tick",
+        "schedule": _env_or_fail("PIPELINES_TICK_SECONDS", env.float, 10.0),
+    },
+    "pipelines-purge": {
+        "task": "pipelines.purge",
+        "schedule": 3600.0,
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
+
+# --- Pipelines ----------------------------------------------------------------------
+# Dataset versions (Parquet and step outputs). On a cluster this directory and the named
+# mount PIPELINES_DATASETS_MOUNT (an admin's NamedMount) must be the same storage: container
+# steps read their inputs and write their output through sub-paths of that mount.
+PIPELINES_DATASETS_DIR = Path(env.str("PIPELINES_DATASETS_DIR", default=str(VAR_DIR / "datasets")))
+PIPELINES_DATASETS_MOUNT = env.str("PIPELINES_DATASETS_MOUNT", default="")
 
 # --- Cluster ------------------------------------------------------------------------
 # KUBECONFIG: a kubeconfig file (the demo writes var/kubeconfig for the emulator). Unset,

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from pipelines import views as pipeline_views
 from portal import health, views
 from portal.accounts import oidc
 from portal.accounts import views as account_views
@@ -18,6 +19,7 @@ api_v1 = [
     path("", include("scheduler.api.urls")),
     path("", include("scheduler.telemetry.api.urls")),
     path("", include("querygate.api.urls")),
+    path("", include("pipelines.api.urls")),
 ]
 
 urlpatterns = [
@@ -27,6 +29,9 @@ urlpatterns = [
     path("jobs/<int:job_id>/", scheduler_views.job_page, name="job"),
     path("jobs/<int:job_id>/log/", scheduler_views.job_log, name="job-log"),
     path("sql/", querygate_views.sql_editor, name="sql-editor"),
+    path("pipelines/", pipeline_views.pipelines_page, name="pipelines"),
+    path("pipelines/<int:pipeline_id>/", pipeline_views.pipeline_page, name="pipeline"),
+    path("pipeline-runs/<int:run_id>/", pipeline_views.run_page, name="pipeline-run"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     # Single sign-on (404 unless OIDC_RP_CLIENT_ID is set): see portal/accounts/oidc.py.

@@ -14,6 +14,9 @@ from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Team
 
+# The sqlglot dialect of each engine kind, where it is not the kind's own name.
+DIALECTS = {"datamart": "duckdb"}
+
 
 class Warehouse(models.Model):
     """An admin-registered warehouse. ``connection`` is a PostgreSQL DSN or a DuckDB file
@@ -22,6 +25,7 @@ class Warehouse(models.Model):
     class Engine(models.TextChoices):
         DUCKDB = "duckdb", "DuckDB"
         POSTGRES = "postgres", "PostgreSQL"
+        DATAMART = "datamart", "Data mart (DuckDB over a team's datasets)"
 
     name = models.SlugField(max_length=50, unique=True)
     engine = models.CharField(max_length=16, choices=Engine.choices)
@@ -69,7 +73,7 @@ class Warehouse(models.Model):
         """The admin screens refuse policy overrides that do not make a valid Policy, and a
         dialect the engine does not speak."""
         _check_policy(self.policy)
-        if self.dialect and self.dialect != self.engine:
+        if self.dialect and self.dialect != self.sql_dialect:
             from django.core.exceptions import ValidationError
 
             raise ValidationError(
@@ -78,7 +82,7 @@ class Warehouse(models.Model):
                         "A %(engine)s warehouse is queried in the %(engine)s dialect: leave "
                         "it empty or write %(engine)s."
                     )
-                    % {"engine": self.engine}
+                    % {"engine": self.sql_dialect}
                 }
             )
 
@@ -87,7 +91,7 @@ class Warehouse(models.Model):
         """The dialect the gate parses in: always the engine's own. A stored dialect that
         differs (saved before it was validated) is ignored, so what the gate judges is what
         the engine runs."""
-        return str(self.engine)
+        return DIALECTS.get(str(self.engine), str(self.engine))
 
 
 class WarehouseGrant(models.Model):

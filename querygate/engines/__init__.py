@@ -20,6 +20,12 @@ def engine_for(kind: str, connection: str, *, limits: Any = None) -> Engine:
         from querygate.engines.duckdb import DuckDBEngine
 
         return DuckDBEngine(connection, limits)
+    if kind == "datamart":  # DuckDB views over the datasets of one team (pipelines.services.mart)
+        from pathlib import Path
+
+        from querygate.engines.duckdb import DuckDBEngine
+
+        return DuckDBEngine(connection, limits, read_directory=str(Path(connection).parent))
     if kind == "postgres":
         from querygate.engines.postgres import PostgresEngine
 

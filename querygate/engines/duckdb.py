@@ -51,12 +51,7 @@ class DuckDBSession:
         self.cut_by = ""
 
     def execute(self, sql: str, *, max_rows: int) -> ResultSet:
-        payload = {
-            "path": self._engine.path,
-            "allow_writes": self._allow_writes,
-            "sql": sql,
-            "max_rows": max_rows,
-        }
+        payload = self._engine._payload(allow_writes=self._allow_writes, sql=sql, max_rows=max_rows)
         reply = sandbox.run(
             "querygate.engines.sandbox_tasks:duckdb_execute",
             payload,
@@ -77,9 +72,22 @@ class DuckDBSession:
 class DuckDBEngine:
     kind = "duckdb"
 
-    def __init__(self, path: str, limits: sandbox.Limits = sandbox.DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        path: str,
+        limits: sandbox.Limits = sandbox.DEFAULT_LIMITS,
+        *,
+        read_directory: str = "",
+    ) -> None:
         self.path = path
         self.limits = limits
+        # A data mart's file holds views over Parquet files under this directory: DuckDB may
+        # read files there and nowhere else (``allowed_directories``, then external access
+        # off and the configuration locked, as for every warehouse).
+        self.read_directory = read_directory
+
+    def _payload(self, **fields: Any) -> dict[str, Any]:
+        return {"path": self.path, "read_directory": self.read_directory, **fields}
 
     def connect(self, *, allow_writes: bool = False) -> duckdb.DuckDBPyConnection:
         """An in-process connection, locked down: for tools and tests only (the portal's
@@ -101,7 +109,7 @@ class DuckDBEngine:
     def explain(self, sql: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
         text = sandbox.run(
             "querygate.engines.sandbox_tasks:duckdb_explain",
-            {"path": self.path, "sql": sql},
+            self._payload(sql=sql),
             timeout_s=timeout_s,
             limits=self.limits,
         )
@@ -114,7 +122,7 @@ class DuckDBEngine:
         per table (DuckDB keeps no NDV statistics it exposes); declared keys."""
         tables: list[TableStats] = sandbox.run(
             "querygate.engines.sandbox_tasks:duckdb_catalog",
-            {"path": self.path},
+            self._payload(),
             timeout_s=timeout_s,
             limits=self.limits,
         )
@@ -145,7 +153,7 @@ def _read_catalog(connection: duckdb.DuckDBPyConnection) -> list[TableStats]:
         "SELECT table_schema, table_name, column_name, data_type "
         "FROM information_schema.columns c JOIN information_schema.tables t "
         "USING (table_catalog, table_schema, table_name) "
-        "WHERE t.table_type = 'BASE TABLE' AND table_schema NOT IN (?, ?) "
+        "WHERE t.table_type IN ('BASE TABLE', 'VIEW') AND table_schema NOT IN (?, ?) "
         "ORDER BY table_schema, table_name, ordinal_position",
         list(_SYSTEM_SCHEMAS),
     ).fetchall()

@@ -44,6 +44,9 @@ def _connect(payload: dict[str, Any], limits: Limits, temp_dir: str | None = Non
         connection = duckdb.connect(
             payload["path"], read_only=not payload.get("allow_writes"), config=config
         )
+        if payload.get("read_directory"):  # a data mart: its views read Parquet there, only
+            directory = str(payload["read_directory"]).rstrip("/") + "/"
+            connection.execute("SET allowed_directories = ?", [[directory]])
         # The private temp directory is set; now close every door, for good.
         for name, value in LOCKED_DOWN.items():
             connection.execute(f"SET {name} = {str(value).lower()}")

@@ -70,6 +70,7 @@ class Mount:
     claim: str
     path: str
     read_only: bool = True
+    sub_path: str = ""  # a directory of the volume instead of its root (pipeline steps)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from scheduler.cluster.backend import (
     AttemptState,
     ForeignUsage,
     JobSpec,
+    Mount,
     NodeInfo,
 )
 
@@ -183,6 +184,17 @@ def _scratch_volumes(spec: JobSpec) -> tuple[list[dict[str, Any]], list[dict[str
     return volumes, mounts
 
 
+def _volume_mount(mount: Mount) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "name": mount.name,
+        "mountPath": mount.path,
+        "readOnly": mount.read_only,
+    }
+    if mount.sub_path:
+        entry["subPath"] = mount.sub_path
+    return entry
+
+
 def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
     resources: dict[str, dict[str, str]] = {
         "requests": {
@@ -209,7 +221,7 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
         },
         "volumeMounts": [
             *scratch_mounts,
-            *({"name": m.name, "mountPath": m.path, "readOnly": m.read_only} for m in spec.mounts),
+            *(_volume_mount(m) for m in spec.mounts),
         ],
     }
     if spec.command:

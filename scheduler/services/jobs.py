@@ -225,10 +225,21 @@ def _mounts(job: Job) -> list[Mount]:
     wanted = [m if isinstance(m, dict) else {"name": m} for m in job.mounts]
     named = {m.name: m for m in NamedMount.objects.filter(name__in=[w["name"] for w in wanted])}
     mounts = []
-    for request in wanted:
+    for i, request in enumerate(wanted):
         mount = named.get(request["name"])
         if mount is None:
             continue  # validated at submit; a mount removed since then is skipped
+        if request.get("system"):  # a service's sub-path mount (pipelines), its own volume
+            mounts.append(
+                Mount(
+                    name=f"{mount.name[:50]}-sys{i}",
+                    claim=mount.claim,
+                    path=str(request["path"]),
+                    read_only=not request.get("write"),
+                    sub_path=str(request["sub_path"]),
+                )
+            )
+            continue
         write = bool(request.get("write")) and mount.allow_write
         mounts.append(
             Mount(

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -62,6 +63,10 @@ class JobRequest:
     mounts: list[Any] = field(default_factory=list)
     annotations: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
+    # Set by services only (pipelines), never by the API: a directory of a named mount at a
+    # path of the service's choosing, writable when ``write`` (``{"name", "sub_path", "path",
+    # "write"}``); stored in ``Job.mounts`` with ``"system": true``.
+    system_mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _fail(field_name: str, message: str) -> InvalidRequest:
@@ -96,6 +101,7 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
         raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
     _validate_fit(request)
     _validate_mounts(request.mounts)
+    _validate_system_mounts(request.system_mounts)
     _validate_secrets(team, request)
     priority = _priority(request.priority_class)
     quota = TeamQuota.objects.filter(team=team).first()
@@ -190,8 +196,15 @@ def _validate_fit(request: JobRequest) -> None:
         )
 
 
+_USER_MOUNT_KEYS = {"name", "write"}
+
+
 def _validate_mounts(mounts: list[Any]) -> None:
     wanted = [m if isinstance(m, Mapping) else {"name": m} for m in mounts]
+    for request in wanted:
+        extra = sorted(set(request) - _USER_MOUNT_KEYS)
+        if extra:
+            raise _fail("mounts", f"A mount takes only name and write (not {', '.join(extra)}).")
     named = {m.name: m for m in NamedMount.objects.filter(name__in=[w.get("name") for w in wanted])}
     for request in wanted:
         mount = named.get(request.get("name"))
@@ -200,6 +213,24 @@ def _validate_mounts(mounts: list[Any]) -> None:
             raise _fail("mounts", f"Unknown mount {request.get('name')!r} (known: {known}).")
         if request.get("write") and not mount.allow_write:
             raise _fail("mounts", f"Mount {mount.name!r} is read-only.")
+
+
+def _validate_system_mounts(mounts: list[dict[str, Any]]) -> None:
+    """A service's sub-path mounts: a known named mount, a relative sub path inside it and an
+    absolute path in the container, neither with ``..``."""
+    names = set(
+        NamedMount.objects.filter(name__in=[m["name"] for m in mounts]).values_list(
+            "name", flat=True
+        )
+    )
+    for mount in mounts:
+        sub, path = PurePosixPath(mount["sub_path"]), PurePosixPath(mount["path"])
+        if mount["name"] not in names:
+            raise _fail("mounts", f"Unknown mount {mount['name']!r}.")
+        if sub.is_absolute() or ".." in sub.parts or not sub.parts:
+            raise _fail("mounts", f"Bad sub path {mount['sub_path']!r}.")
+        if not path.is_absolute() or ".." in path.parts:
+            raise _fail("mounts", f"Bad mount path {mount['path']!r}.")
 
 
 def _validate_secrets(team: Team, request: JobRequest) -> None:
@@ -266,7 +297,7 @@ def _new_job(
         max_runtime_s=request.max_runtime_s,
         priority_class=priority.name,
         preemptible=request.preemptible,
-        mounts=request.mounts,
+        mounts=[*request.mounts, *({**m, "system": True} for m in request.system_mounts)],
         annotations=request.annotations,
         secret_env=request.secrets,
         status=states.QUEUED,

@@ -43,13 +43,19 @@ def _test_database_url() -> str:
 
 @contextmanager
 def celery_worker(
-    *, pool: str = "solo", concurrency: int = 1, env: dict[str, str] | None = None
+    *,
+    pool: str = "solo",
+    concurrency: int = 1,
+    env: dict[str, str] | None = None,
+    queue: str | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """A worker process consuming a queue of its own, against the test database and the
-    configured broker: ``(queue, process)``; stopped (its output printed) on exit."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+    """A worker process consuming a queue of its own (``queue``, or a fresh name), against
+    the test database and the configured broker: ``(queue, process)``; what it sends with
+    ``.delay()`` stays on that queue. Stopped (its output printed) on exit."""
+    queue = queue or f"test-{uuid.uuid4().hex[:8]}"
     environment = {
         **os.environ,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_RESULT_BACKEND": settings.CELERY_RESULT_BACKEND,

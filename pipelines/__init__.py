@@ -1,0 +1,1 @@
+"""Pipelines: query -> container -> GPU steps as one DAG, and the datasets they make."""

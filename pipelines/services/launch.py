@@ -1,0 +1,253 @@
+"""What a step runs: a query through the gate or a job through the scheduler; the two
+kinds' judging, launching, outcome, output and stop, behind one set of functions.
+
+Nothing here bypasses the gate or the scheduler: a query step is ``submit_query`` of the
+run's user (analysis, policy, budget, audit, kill), a container step is ``submit_job``
+(quotas, fair share, priorities). Datasets reach a container as read-only sub-path mounts
+of the datasets volume (``PIPELINES_DATASETS_MOUNT``, an admin's named mount of the same
+storage as ``PIPELINES_DATASETS_DIR``); its output goes to a writable mount of its own
+staging directory, nothing else of the store.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+
+from pipelines import definition as defs
+from pipelines.models import DatasetVersion, PipelineRun, StepRun
+from pipelines.services.datasets import datasets_dir, staging_dir
+from portal.accounts.models import Team
+from portal.errors import InvalidRequest, KarimasuError
+from querygate.models import Query
+from querygate.services.access import access_warehouse_named
+from querygate.services.admission import submit_query
+from querygate.services.analyses import analysis_of
+from querygate.services.enforcement import cancel_query
+from querygate.services.results import path_of
+from querygate.states import ACTIVE as QUERY_ACTIVE
+from querygate.states import CANCELLED as QUERY_CANCELLED
+from querygate.states import KILLED as QUERY_KILLED
+from querygate.states import SUCCEEDED as QUERY_SUCCEEDED
+from scheduler import states as job_states
+from scheduler.models import Job
+from scheduler.services import submission
+
+RUNNING, DONE, FAILED = "running", "done", "failed"
+INPUTS_ROOT = "/karimasu/inputs"
+OUTPUT_DIR = "/karimasu/output"
+DEFAULT_RUNTIME_S = 3600
+
+
+class Refused(KarimasuError):
+    """The gate or the scheduler refused a step before it ran (not retried)."""
+
+    code = "step_refused"
+
+
+@dataclass
+class Launched:
+    query: Query | None = None
+    job: Job | None = None
+    refusal: str = ""
+
+
+@dataclass
+class Outcome:
+    state: str
+    message: str = ""
+    retryable: bool = False
+    gpu_hours: float = 0.0
+    bytes_scanned: int = 0
+
+
+def preflight(actor: Any, team: Team, parsed: defs.Definition) -> None:
+    """Judge every step now, before anything runs: each query by the gate's analysis (no
+    engine call), each container as the scheduler would at submission. ``Refused`` names
+    the step, with the gate's line and column for SQL."""
+    for step in parsed.steps:
+        try:
+            if step.kind == defs.QUERY:
+                _judge_query(actor, team, step)
+            else:
+                submission.validate(actor, _job_request(team, step, inputs=[], output=None))
+        except Refused:
+            raise
+        except KarimasuError as error:
+            raise Refused(
+                f"Step {step.name!r}: {error.message}",
+                details={"step": step.name, "code": error.code, **_plain(error.details)},
+            ) from error
+
+
+def _plain(details: Any) -> dict[str, Any]:
+    return dict(details) if isinstance(details, dict) else {}
+
+
+def _judge_query(actor: Any, team: Team, step: defs.Step) -> Any:
+    access = access_warehouse_named(actor, step.warehouse, team.slug)
+    report, data = analysis_of(access, step.sql, explain=False)
+    details = {"step": step.name, "findings": data.get("findings", [])}
+    if report.error is not None:
+        error = report.error
+        raise Refused(
+            f"Step {step.name!r}: line {error.line}, column {error.column}: {error.message}",
+            details={**details, "line": error.line, "column": error.column},
+        )
+    if report.decision.value == "reject":
+        reasons = "; ".join(f.message for f in report.findings if f.severity.value == "error")
+        raise Refused(f"Step {step.name!r}: the query gate rejects it: {reasons}", details=details)
+    if report.decision.value == "warn" and not step.acknowledge_warnings:
+        reasons = "; ".join(f.message for f in report.findings if f.severity.value == "warning")
+        raise Refused(
+            f"Step {step.name!r} has warnings ({reasons}); set acknowledge_warnings on the "
+            "step to run it anyway.",
+            details=details,
+        )
+    return report
+
+
+def identity(run: PipelineRun, step: defs.Step) -> dict[str, Any]:
+    """What the step's output depends on beyond its definition and inputs."""
+    if step.kind == defs.QUERY:
+        access = access_warehouse_named(run.created_by, step.warehouse, run.pipeline.team.slug)
+        report, _ = analysis_of(access, step.sql, explain=False)
+        return {
+            "fingerprint": report.fingerprint,
+            "catalog_version": access.warehouse.catalog_version,
+        }
+    return {"image": str(step.job.get("image", ""))}
+
+
+def launch(
+    run: PipelineRun, step: defs.Step, row: StepRun, inputs: list[DatasetVersion], *, now: datetime
+) -> Launched:
+    """Start one attempt. A refusal comes back in ``Launched.refusal`` (not raised), so the
+    gate's audit row of a refused query is kept with the step's record."""
+    team = run.pipeline.team
+    if step.kind == defs.QUERY:
+        try:
+            query = submit_query(
+                run.created_by,
+                step.warehouse,
+                step.sql,
+                now=now,
+                team=team.slug,
+                acknowledge_warnings=step.acknowledge_warnings,
+                inline=False,
+            )
+        except KarimasuError as error:
+            query_id = _plain(error.details).get("query_id")
+            found = Query.objects.filter(pk=query_id).first() if query_id else None
+            return Launched(query=found, refusal=error.message)
+        return Launched(query=query)
+    staging = staging_dir(row)
+    shutil.rmtree(staging, ignore_errors=True)  # a previous attempt's partial output
+    staging.mkdir(parents=True)
+    request = _job_request(team, step, inputs=inputs, output=row)
+    request.name = f"{run.pipeline.name}-{step.name}"[:100]
+    try:
+        job = submission.submit_job(run.created_by, request, now=now)
+    except KarimasuError as error:
+        return Launched(refusal=error.message)
+    return Launched(job=job)
+
+
+def _job_request(
+    team: Team, step: defs.Step, *, inputs: list[DatasetVersion], output: StepRun | None
+) -> submission.JobRequest:
+    job = dict(step.job)
+    env = {str(k): str(v) for k, v in dict(job.pop("env", {})).items()}
+    mount = getattr(settings, "PIPELINES_DATASETS_MOUNT", "")
+    system: list[dict[str, Any]] = []
+    for version in inputs:
+        path = f"{INPUTS_ROOT}/{version.dataset.name}"
+        env[f"KARIMASU_INPUT_{version.dataset.name.upper()}"] = path
+        if mount:
+            system.append({"name": mount, "sub_path": version.path, "path": path, "write": False})
+    if output is not None:
+        env["KARIMASU_OUTPUT_DIR"] = OUTPUT_DIR
+        if mount:
+            relative = str(staging_dir(output).relative_to(datasets_dir()))
+            system.append({"name": mount, "sub_path": relative, "path": OUTPUT_DIR, "write": True})
+    return submission.JobRequest(
+        name=step.name,
+        image=str(job.pop("image")),
+        team=team.slug,
+        max_runtime_s=int(job.pop("max_runtime_s", DEFAULT_RUNTIME_S)),
+        gpus=int(job.pop("gpus", 0)),
+        env=env,
+        system_mounts=system,
+        **job,
+    )
+
+
+def outcome(row: StepRun) -> Outcome:
+    if row.query_id is not None:
+        return _query_outcome(Query.objects.get(pk=row.query_id))
+    if row.job_id is not None:
+        return _job_outcome(Job.objects.get(pk=row.job_id))
+    return Outcome(FAILED, "The step's query or job is gone.", retryable=True)
+
+
+def _query_outcome(query: Query) -> Outcome:
+    scanned = int(query.bytes_estimate or 0)
+    if query.status in QUERY_ACTIVE:
+        return Outcome(RUNNING)
+    if query.status == QUERY_SUCCEEDED:
+        return Outcome(DONE, bytes_scanned=scanned)
+    error = query.error or {}
+    message = str(error.get("message") or query.kill_reason or f"The query {query.status}.")
+    retryable = query.status not in {QUERY_KILLED, QUERY_CANCELLED}
+    return Outcome(FAILED, f"Query {query.pk} {query.status}: {message}", retryable, 0.0, scanned)
+
+
+def _job_outcome(job: Job) -> Outcome:
+    hours = 0.0
+    if job.started_at and job.finished_at:
+        hours = job.gpus * (job.finished_at - job.started_at).total_seconds() / 3600
+    if job.status not in job_states.TERMINAL:
+        return Outcome(RUNNING)
+    if job.status == job_states.SUCCEEDED:
+        return Outcome(DONE, gpu_hours=hours)
+    message = f"Job {job.pk} {job.status}: {job.message or job.reason or 'no message'}"
+    return Outcome(FAILED, message, job.status != job_states.CANCELLED, hours)
+
+
+def stage_output(row: StepRun, staging: Any) -> None:
+    """Put the attempt's output in ``staging``: a query's Parquet result (whole: a result
+    cut at the warehouse's row cap is refused, never published as if complete), or what
+    the container wrote there itself."""
+    if row.query_id is not None:
+        query = Query.objects.get(pk=row.query_id)
+        if query.truncated:
+            raise InvalidRequest(
+                f"Query {query.pk} returned more than the warehouse's row cap "
+                f"({query.warehouse.row_cap:,} rows): a dataset must be whole. Aggregate or "
+                "filter further, or ask an admin for a higher row cap.",
+                code="result_truncated",
+            )
+        if not query.result_file:
+            raise InvalidRequest(f"Query {query.pk} returned no columns.", code="empty_output")
+        staging.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path_of(query), staging / "data.parquet")
+        return
+    if not staging.is_dir():
+        raise InvalidRequest("The step's output directory is gone.", code="empty_output")
+
+
+def stop(actor: Any, row: StepRun, *, now: datetime) -> None:
+    """Stop what the step's current attempt runs (a cancel through the gate or the
+    scheduler, with the same rights as there)."""
+    if row.query_id is not None:
+        query = Query.objects.get(pk=row.query_id)
+        if query.status in QUERY_ACTIVE:
+            cancel_query(actor, query.pk, now=now, reason="pipeline run cancelled")
+    if row.job_id is not None:
+        job = Job.objects.get(pk=row.job_id)
+        if job.status not in job_states.TERMINAL:
+            submission.cancel_job(actor, job, now=now, reason="pipeline run cancelled")
