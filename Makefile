@@ -41,16 +41,22 @@ $(TOOLS_STAMP): requirements-tools.lock
 
 tools: $(TOOLS_STAMP)
 
+# The demo pipeline's container steps run on the emulator as real processes that reach the
+# datasets through the named mount "datasets" (docs/pipelines.md, "In the demo").
+DEMO_ENV := PIPELINES_DATASETS_MOUNT=datasets KARIMASU_JOB_ANNOTATION_PREFIXES=emulator.karimasu.io \
+  KARIMASU_EMULATOR_VOLUMES='{"karimasu-datasets": "$(abspath var/datasets)"}'
+
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py demo_warehouse --dataset tpch --scale 0.1
+	$(DEMO_ENV) $(BIN)/python manage.py demo_pipeline
 	@echo
 	@echo "  Karimasu demo: http://127.0.0.1:8000   (API docs: http://127.0.0.1:8000/api/docs/)"
 	@echo "  Ctrl-C stops everything."
 	@echo
 	@rm -f var/kubeconfig  # the emulator writes a fresh one with its port
-	PATH="$(abspath $(BIN)):$$PATH" KUBECONFIG="$(abspath var/kubeconfig)" \
+	PATH="$(abspath $(BIN)):$$PATH" KUBECONFIG="$(abspath var/kubeconfig)" $(DEMO_ENV) \
 	  $(BIN)/honcho --procfile Procfile start
 
 # Chromium for the browser tests, and a CJK font so Japanese pages (and screenshots) render.

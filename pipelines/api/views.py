@@ -20,6 +20,7 @@ from pipelines.services.access import (
     visible_datasets,
     visible_pipelines,
 )
+from portal.api.parsers import BoundedJSONParser, BoundedYAMLParser
 from portal.errors import NotFoundError
 
 
@@ -30,6 +31,8 @@ class PipelineViewSet(
 
     serializer_class = s.PipelineSerializer
     queryset = Pipeline.objects.none()
+    # The definition is a document people write: JSON or YAML (Content-Type: application/yaml).
+    parser_classes = [BoundedJSONParser, BoundedYAMLParser]
 
     def get_queryset(self) -> Any:
         return visible_pipelines(self.request.user).order_by("team__slug", "name")

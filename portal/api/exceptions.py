@@ -59,6 +59,16 @@ class PayloadTooLarge(exceptions.APIException):
     default_detail = "Request body too large."
 
 
+class MalformedYAML(exceptions.ParseError):
+    """A ParseError that says where the YAML broke."""
+
+    default_code = "malformed_yaml"
+
+    def __init__(self, detail: str, *, line: int, column: int) -> None:
+        super().__init__(detail)
+        self.details = {"line": line, "column": column}
+
+
 class MalformedJSON(exceptions.ParseError):
     """A ParseError that says where the JSON broke."""
 

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import yaml
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.parsers import BaseParser, JSONParser
 
-from portal.api.exceptions import MalformedJSON, PayloadTooLarge
+from portal.api.exceptions import MalformedJSON, MalformedYAML, PayloadTooLarge
 
 MAX_DEPTH = 64
 
@@ -77,4 +78,51 @@ class BoundedJSONParser(JSONParser):
             problem = _walk(data)
             if problem is not None:
                 raise ValidationError({problem[0]: [problem[1]]})
+        return data
+
+
+class BoundedYAMLParser(BaseParser):
+    """YAML for the endpoints that take documents people write by hand (a pipeline's
+    definition): the same size, depth and NUL limits as JSON, YAML's safe subset only, and
+    no aliases (``*ref``): a few of them nested expand to billions of nodes for whatever
+    walks the result ("billion laughs")."""
+
+    media_type = "application/yaml"
+
+    def parse(
+        self,
+        stream: Any,
+        media_type: str | None = None,
+        parser_context: dict[str, Any] | None = None,
+    ) -> Any:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1) if stream is not None else b""
+        if limit is not None and len(raw) > limit:
+            raise PayloadTooLarge(f"Request body exceeds {limit} bytes.")
+        try:
+            text = raw.decode((parser_context or {}).get("encoding", settings.DEFAULT_CHARSET))
+            for event in yaml.parse(text, Loader=yaml.SafeLoader):
+                if isinstance(event, yaml.AliasEvent):
+                    mark = event.start_mark
+                    raise MalformedYAML(
+                        f"YAML aliases are not accepted (line {mark.line + 1}).",
+                        line=mark.line + 1,
+                        column=mark.column + 1,
+                    )
+            data = yaml.safe_load(text)
+        except UnicodeDecodeError as exc:
+            raise MalformedYAML(f"Body is not text: {exc.reason}.", line=1, column=1) from exc
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            raise MalformedYAML(
+                f"Malformed YAML at line {line}, column {column}: {exc.problem}.",
+                line=line,
+                column=column,
+            ) from exc
+        except (yaml.YAMLError, RecursionError) as exc:
+            raise MalformedYAML(f"Malformed YAML: {exc}.", line=1, column=1) from exc
+        problem = _walk(data)
+        if problem is not None:
+            raise ValidationError({problem[0]: [problem[1]]})
         return data

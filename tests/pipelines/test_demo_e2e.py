@@ -8,52 +8,44 @@ schedule."""
 from __future__ import annotations
 
 import json
-import sys
 import time
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.utils import timezone
 
+from demo.management.commands.demo_pipeline import FEATURES_SQL
+from demo.management.commands.demo_pipeline import definition as demo_definition
 from pipelines import states
-from pipelines.models import DatasetVersion, PipelineRun
+from pipelines.models import DatasetVersion, Pipeline, PipelineRun
 from pipelines.services import datasets, runs, schedules
 from querygate.models import Query
 from querygate.services.execution import execute_query
-from scheduler.models import Job, NamedMount
+from scheduler.models import Job
 from scheduler.services.cycle import run_cycle
 from scheduler.services.reconcile import reconcile
-from tests.pipelines.conftest import FEATURES_SQL
 from tests.scheduler.cluster.conftest import backend, emulator, synced  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.django_db
 
-RUN = {"emulator.karimasu.io/run": "process"}
-
 
 def _definition(tmp_path, *, train_retries: int = 0, flaky: str = "") -> dict:
-    step = [sys.executable, "-m", "demo.pipeline_steps"]
-    train_env = {"KARIMASU_DEMO_FAIL_ONCE": str(tmp_path / flaky)} if flaky else {}
-    return {
-        "steps": [
-            {"name": "features", "kind": "query", "warehouse": "demo", "sql": FEATURES_SQL,
-             "dataset": "churn_features"},
-            {"name": "prep", "kind": "container", "image": "python:3.11-slim",
-             "command": [*step, "prep"], "inputs": ["features"], "dataset": "churn_prepped",
-             "cpu_millis": 1000, "memory_mb": 1024, "annotations": RUN},
-            {"name": "train", "kind": "container", "image": "pytorch/pytorch:2.4.0",
-             "command": [*step, "train"], "inputs": ["prep"], "gpus": 1,
-             "dataset": "churn_model", "retries": train_retries, "retry_delay_s": 0,
-             "env": train_env, "annotations": RUN},
-        ]
-    }  # fmt: skip
+    """The demo's pipeline (``manage.py demo_pipeline``), its train step's retries and a
+    flaky marker set for the test."""
+    definition = demo_definition()
+    train = definition["steps"][2]
+    train.update(retries=train_retries, retry_delay_s=0)
+    if flaky:
+        train["env"] = {"KARIMASU_DEMO_FAIL_ONCE": str(tmp_path / flaky)}
+    return definition
 
 
 @pytest.fixture
-def stack(settings, monkeypatch, storage, synced, backend, emulator, demo, duckdb_engine):  # noqa: F811
+def stack(alice, settings, monkeypatch, storage, synced, backend, emulator, demo, duckdb_engine):  # noqa: F811
     settings.KARIMASU_JOB_ANNOTATION_PREFIXES = ["emulator.karimasu.io"]
     settings.PIPELINES_DATASETS_MOUNT = "datasets"
-    NamedMount.objects.create(name="datasets", claim="karimasu-datasets", path="/datasets")
+    call_command("demo_pipeline")  # the named mount "datasets", and alice's pipeline "churn"
     monkeypatch.setenv("KARIMASU_EMULATOR_VOLUMES", json.dumps({"karimasu-datasets": str(storage)}))
 
     def drive(run: PipelineRun, *, rounds: int = 120) -> PipelineRun:
@@ -75,10 +67,7 @@ def stack(settings, monkeypatch, storage, synced, backend, emulator, demo, duckd
 
 
 def test_query_preprocess_train_on_the_emulated_cluster(alice, stack, tmp_path):
-    pipeline = runs.save_pipeline(
-        alice.user, team_slug="vision", name="churn", definition=_definition(tmp_path),
-        now=timezone.now(),
-    )  # fmt: skip
+    pipeline = Pipeline.objects.get(name="churn")  # as `make run` leaves it
     run = stack(runs.start_run(alice.user, pipeline, now=timezone.now()))
     assert run.status == states.SUCCEEDED, [(s.name, s.message) for s in run.steps.all()]
     steps = {s.name: s for s in run.steps.all()}
@@ -104,7 +93,7 @@ def test_query_preprocess_train_on_the_emulated_cluster(alice, stack, tmp_path):
 def test_a_failing_step_is_retried_then_resumed(alice, stack, tmp_path):
     flaky = _definition(tmp_path, train_retries=1, flaky="failed-once")
     pipeline = runs.save_pipeline(
-        alice.user, team_slug="vision", name="churn", definition=flaky, now=timezone.now()
+        alice.user, team_slug="vision", name="flaky", definition=flaky, now=timezone.now()
     )
     run = stack(runs.start_run(alice.user, pipeline, now=timezone.now()))
     train = run.steps.get(name="train")

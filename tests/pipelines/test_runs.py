@@ -260,3 +260,43 @@ def test_a_truncated_result_is_never_published_as_a_whole_dataset(alice, demo, d
     step = run.steps.get()
     assert "row cap" in step.message
     assert not DatasetVersion.objects.exists()
+
+
+YAML_DEFINITION = """
+name: churn
+team: vision
+definition:
+  steps:
+    - name: features
+      kind: query
+      warehouse: demo
+      sql: SELECT c_custkey, c_nationkey FROM customer WHERE c_custkey <= 50
+    - name: prep
+      kind: container
+      image: python:3.11-slim
+      inputs: [features]
+      cpu_millis: 500
+"""
+
+
+def test_a_definition_in_yaml_is_the_same_pipeline(alice, demo, gpu_node):
+    response = alice.client().post(
+        "/api/v1/pipelines/", YAML_DEFINITION, content_type="application/yaml"
+    )
+    assert response.status_code == 201, response.content
+    steps = Pipeline.objects.get().definition["steps"]
+    assert [s["name"] for s in steps] == ["features", "prep"] and steps[1]["inputs"] == ["features"]
+
+
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        ("name: p\nteam: [vision\n", 3),
+        ("a: &x [1, 2]\nb: *x\n", 2),  # aliases are refused (billion laughs)
+        ("name: !!python/object/apply:os.system ['true']\n", 1),  # unsafe tags
+    ],
+)
+def test_bad_yaml_is_a_400_with_its_line(alice, body, line):
+    response = alice.client().post("/api/v1/pipelines/", body, content_type="application/yaml")
+    error = assert_error(response, 400, "malformed_yaml")
+    assert error["details"]["line"] == line
