@@ -76,6 +76,10 @@ def test_warn_needs_acknowledgement_then_runs(demo, bob) -> None:
     Warehouse.objects.filter(pk=demo.pk).update(policy={"warn_bytes_scanned": 1})
     error = assert_error(submit(bob), 409, "acknowledgement_required")
     assert error["details"]["decision"] == "warn"
+    # The message speaks to any client (a browser user has a button, not a JSON field);
+    # the field to send is named in the details.
+    assert "acknowledge_warnings" not in error["message"]
+    assert error["details"]["acknowledge_field"] == "acknowledge_warnings"
     assert Query.objects.get(pk=error["details"]["query_id"]).status == "needs_ack"
     response = submit(bob, acknowledge_warnings=True)
     assert response.status_code in (201, 202), response.content
