@@ -188,8 +188,12 @@ def test_closed_warehouses_need_a_grant(demo, bob, charlie, vision) -> None:
         "warehouse_denied",
     )
     assert charlie.client().get("/api/v1/warehouses/").json()["count"] == 0
+    # The editor's autocomplete reads the catalog: none for a warehouse one may not query.
+    assert_error(charlie.client().get("/api/v1/warehouses/demo/catalog/"), 404)
     WarehouseGrant.objects.create(warehouse=demo, team=vision, role="member")
     assert submit(bob).status_code == 201
+    assert bob.client().get("/api/v1/warehouses/demo/catalog/").status_code == 200
+    assert_error(charlie.client().get("/api/v1/warehouses/demo/catalog/"), 404)
 
 
 def test_writes_need_a_grant_that_allows_them(demo, bob, vision) -> None:
