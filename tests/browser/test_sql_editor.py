@@ -102,7 +102,10 @@ def test_findings_marks_autocomplete_run_chart_and_cancel(editor_page, sign_in, 
     assert page.locator("#estimate dt", has_text="Estimated result rows").count() == 1
     # count(*) returns one row: the gate's estimate says so; the engine's plan (60,175 at
     # its top-most estimated step, the scan) is not shown as a second, different figure.
-    assert page.locator("#estimate-rows").inner_text().split()[0] == "1"
+    assert page.locator("#estimate-rows").inner_text() == "1"
+    expect(page.locator("#estimate .estimate-note")).to_have_text(
+        "the gate's estimate, from the catalog's statistics"
+    )
     assert "60,175" not in page.locator("#estimate").inner_text()
     finding.get_by_role("button", name="line 2, column 16").click()
     expect(page.locator("#cursor")).to_have_text("2:16")
@@ -140,7 +143,7 @@ def test_findings_marks_autocomplete_run_chart_and_cancel(editor_page, sign_in, 
     page.wait_for_function(
         "() => window.KarimasuCharts.Chart.getChart('chart').config.type === 'line'"
     )
-    page.screenshot(path=str(SHOTS / "sql-editor-chart-en.png"))
+    page.screenshot(path=str(SHOTS / "sql-editor-chart-en.png"), full_page=True)
     page.get_by_role("tab", name="Table").click()
 
     # 5. The warned query asks for an acknowledgement in the page's words, then queues.

@@ -278,7 +278,8 @@
       // One row estimate, the gate's (see L.rows_why for why the EXPLAIN's is not shown).
       estimate.append(
         element("dt", { title: L.rows_why }, L.rows),
-        element("dd", { id: "estimate-rows", title: L.rows_why }, number(e.rows) + " ", element("span", { class: "muted small" }, "(" + L.rows_source + ")"))
+        element("dd", { id: "estimate-rows", title: L.rows_why }, number(e.rows)),
+        element("dd", { class: "estimate-note muted small", title: L.rows_why }, L.rows_source)
       );
       const items = [
         [L.bytes_scanned, bytes(e.bytes_scanned)],
