@@ -11,7 +11,7 @@ CHROMIUM := /usr/bin/chromium
 KUBECTL := kubectl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv tools run test test-fast lint format bench messages lock chromium kubectl clean \
+.PHONY: help venv tools frontend run test test-fast lint format bench messages lock chromium kubectl clean \
 	k8s-policy k8s-demo-secrets
 
 help:
@@ -24,6 +24,7 @@ help:
 	@echo "make k8s-demo-secrets  write k8s/overlays/demo/secrets.env (random passwords)"
 	@echo "make bench    run the benchmarks (results: benchmarks/RESULTS.md)"
 	@echo "make messages refresh and compile the Japanese translations"
+	@echo "make frontend rebuild the vendored front-end bundles (needs npm; run/test use the committed ones)"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,11 @@ tools: $(TOOLS_STAMP)
 # datasets through the named mount "datasets" (docs/pipelines.md, "In the demo").
 DEMO_ENV := PIPELINES_DATASETS_MOUNT=datasets KARIMASU_JOB_ANNOTATION_PREFIXES=emulator.karimasu.io \
   KARIMASU_EMULATOR_VOLUMES='{"karimasu-datasets": "$(abspath var/datasets)"}'
+
+# The front-end packages (frontend/package.json, exact versions in package-lock.json) are
+# bundled by esbuild into frontend/static/vendor/, which is committed: run and test need no npm.
+frontend:
+	cd frontend && npm ci --no-audit --no-fund && node build.js
 
 run: venv
 	$(BIN)/python manage.py migrate --noinput

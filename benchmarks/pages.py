@@ -1,7 +1,8 @@
 """Page loads: median time of the pages that now refresh themselves, and of their live
 (``?live=1``) answers, against issue 18's budget of 400 ms per page load.
 
-Seeds 4 nodes x 2 GPUs, 300 jobs of one team and 40 bookings, then GETs each page through
+Seeds 4 nodes x 2 GPUs, 300 jobs of one team and 40 bookings, a warehouse with 15 of the
+user's queries (the SQL editor's recent list), then GETs each page through
 the in-process Django test client, signed in as a team member (no network, no browser:
 server time only). Runs on the database DATABASE_URL names (the runner's SQLite by default).
 """
@@ -97,6 +98,22 @@ def _seed():  # type: ignore[no-untyped-def]
                     end=start + timedelta(hours=2),
                     now=now,
                 )
+    from querygate.models import Query, Warehouse
+
+    warehouse = Warehouse.objects.create(
+        name="bench", engine="duckdb", connection="bench.duckdb", open_to_all=True
+    )
+    Query.objects.bulk_create(
+        Query(
+            user=user,
+            team=team,
+            warehouse=warehouse,
+            sql=f"SELECT n_name FROM nation LIMIT {i + 1}",  # noqa: S608 - text stored, never run
+            status="succeeded",
+            created_at=now - timedelta(minutes=i),
+        )
+        for i in range(15)
+    )
     queued = Job.objects.filter(owner=user, status="queued").order_by("-pk").first()
     return user, queued
 
@@ -113,6 +130,7 @@ def run() -> None:
         "jobs /jobs/": "/jobs/",
         "job /jobs/{id}/": f"/jobs/{job.pk}/",
         "bookings /bookings/": "/bookings/",
+        "sql editor /sql/": "/sql/",
     }
     parts = []
     for name, url in pages.items():

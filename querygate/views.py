@@ -3,6 +3,9 @@
 The page is a thin client of the REST API (``/api/v1/queries/...``): the view only lists the
 warehouses the user may query, their recent queries and the translated labels; analysis,
 runs, polling, cancel and result pages go through the API with the session's CSRF token.
+The code editor (CodeMirror) and the charts (Chart.js) are the vendored bundles under
+``frontend/static/vendor/`` (``make frontend``). The recent queries are a live region
+(``?live=1``, ``portal/live.py``): a query run in another tab or by the API shows up.
 """
 
 from __future__ import annotations
@@ -11,10 +14,11 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from portal.live import render_live, wants_live
 from querygate.api import serializers as s
 from querygate.models import QueryStatus
 from querygate.services.access import (
@@ -25,6 +29,11 @@ from querygate.services.access import (
 
 #: Rows per result page in the editor.
 PAGE_SIZE = 100
+#: Rows the chart reads from the result (its first page of this size).
+CHART_ROWS = 1000
+#: How many of the user's queries the recent list shows.
+RECENT = 15
+RECENT_REGIONS = {"recent": "querygate/_recent.html"}
 
 
 @login_required
@@ -32,6 +41,15 @@ def sql_editor(request: HttpRequest) -> HttpResponse:
     """The editor; ``?warehouse=NAME`` preselects a warehouse, ``?query=ID`` reopens one of
     the user's (visible) queries with its SQL and result."""
     user = request.user
+    recent = (
+        visible_queries(user)
+        .filter(user=user)
+        .select_related("warehouse")
+        .defer("result", "analysis")
+        .order_by("-created_at", "-pk")[:RECENT]
+    )
+    if wants_live(request):
+        return render_live(request, "querygate/editor.html", {"recent": recent}, RECENT_REGIONS)
     warehouses = list(visible_warehouses(user).order_by("name"))
     names = [warehouse.name for warehouse in warehouses]
     selected = request.GET.get("warehouse", "")
@@ -44,12 +62,6 @@ def sql_editor(request: HttpRequest) -> HttpResponse:
             reopened = s.QueryDetailSerializer(query).data
     if selected not in names:
         selected = names[0] if names else ""
-    recent = (
-        visible_queries(user)
-        .filter(user=user)
-        .defer("result", "analysis")
-        .order_by("-created_at", "-pk")[:15]
-    )
     can_override = can_override_somewhere(user)
     config = {
         "urls": {
@@ -57,14 +69,20 @@ def sql_editor(request: HttpRequest) -> HttpResponse:
             "analyze": reverse("query-analyze"),
             "warehouses": reverse("warehouse-list"),
         },
+        "scripts": {"charts": static("vendor/chartjs/charts.min.js")},
+        "warehouses": {
+            warehouse.name: {"engine": warehouse.engine, "row_cap": warehouse.row_cap}
+            for warehouse in warehouses
+        },
         "username": user.get_username(),
         "is_admin": user.is_staff,
         "can_override": can_override,
         "page_size": PAGE_SIZE,
+        "chart_rows": CHART_ROWS,
         "query": reopened,
         "labels": _labels(),
     }
-    return render(
+    return render_live(
         request,
         "querygate/editor.html",
         {
@@ -74,6 +92,7 @@ def sql_editor(request: HttpRequest) -> HttpResponse:
             "recent": recent,
             "config": config,
         },
+        RECENT_REGIONS,
     )
 
 
@@ -94,8 +113,28 @@ def _labels() -> dict[str, Any]:
         },
         "status": {value: str(label) for value, label in QueryStatus.choices},
         "rows": _("Estimated result rows"),
+        "rows_source": _("the gate's estimate, from the catalog's statistics"),
+        "rows_why": _(
+            "One estimate: the gate's, from the catalog's statistics, which is the one it "
+            "decides on. The engine's plan is not shown as a second figure: it counts the "
+            "rows of its top-most estimated step, which for an aggregate is the input, not "
+            "the result."
+        ),
+        "needs_ack": _("This query has warnings: read them, then press Run anyway to run it."),
+        "justification_required": _(
+            "Write why this query must run: the justification is required and recorded."
+        ),
+        "new_tab": _("New tab"),
+        "close_tab": _("Close tab"),
+        "tab": _("Query %(number)s"),
+        "chart_none": _("No numeric column to plot."),
+        "chart_rows": _("The chart shows the first %(rows)s rows."),
+        "downloads": _(
+            "Downloads hold the whole stored result: %(rows)s rows (at most the "
+            "warehouse's row cap of %(cap)s)."
+        ),
         "bytes_scanned": _("Estimated bytes scanned"),
-        "intermediate_rows": _("Intermediate rows (upper bound)"),
+        "intermediate_rows": _("Rows the joins build (upper bound)"),
         "cost_class": _("Cost"),
         "runtime": _("Predicted runtime"),
         "seconds": _("%(seconds)s s"),

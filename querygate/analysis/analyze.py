@@ -46,6 +46,8 @@ _UNRESOLVED = re.compile(r"Column '([^']+)' could not be resolved")
 _FOR_TABLE = re.compile(r"for table: '([^']+)'")
 _LAST_NAME = re.compile(r": (\w+)$")
 _POSITION = re.compile(r"Line:? (\d+), Col: (\d+)")
+# sqlglot's "Required keyword: 'this' missing for <class 'sqlglot.expressions.query.Where'>".
+_MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w+)'>")
 
 
 #: The policy of an analysis that names none (a policy is frozen, so one can be shared).
@@ -178,7 +180,17 @@ def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int,
         line, end = int(details["line"]), int(details["col"])
         highlight = str(details.get("highlight") or "")
         column = max(1, end - len(highlight) + 1) if highlight else end
-        return line, column, str(details["description"])
+        description = str(details["description"])
+        missing = _MISSING.match(description)
+        if missing:
+            description = f"incomplete {missing.group(2).upper()}: something is missing"
+        if (missing or description.startswith("Expecting")) and not str(
+            details.get("end_context") or ""
+        ).strip():
+            # The input ended before what the parser wanted: sqlglot names the last token
+            # it read, but what is missing goes after it, where the user must type.
+            column = end + 1
+        return line, column, description
     match = _POSITION.search(str(error))
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
     if match:

@@ -3,9 +3,12 @@ result pages (JSON, or CSV/Parquet downloads of the result file)."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from typing import Any
 
-from django.http import FileResponse, HttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -33,6 +36,8 @@ from querygate.services.analyses import audited_analysis
 from querygate.services.enforcement import cancel_query
 
 PARQUET = "application/vnd.apache.parquet"
+#: Rows read from the result file per chunk of a CSV download.
+CSV_CHUNK_ROWS = 5000
 
 
 class WarehouseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -206,8 +211,10 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 content_type=PARQUET,
             )
         if download == "csv":
-            response = HttpResponse(
-                results.result_csv(query), content_type="text/csv; charset=utf-8"
+            if query.result_file or query.result_expired_at is not None:
+                results.path_of(query)  # 410 now, not halfway through the stream
+            response = StreamingHttpResponse(
+                _csv_chunks(query), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'
             return response
@@ -225,6 +232,35 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 "page_size": size,
             }
         )
+
+
+def _csv_chunks(query: Query) -> Iterator[str]:
+    """The whole stored result as CSV, streamed: the header, then the file read
+    ``CSV_CHUNK_ROWS`` rows at a time (never the whole result in memory at once); rows
+    stored as JSON before result files come from the row itself."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow((query.result or {}).get("columns", []))
+    yield flush()
+    if not query.result_file:
+        writer.writerows((query.result or {}).get("rows", []))
+        yield flush()
+        return
+    offset = 0
+    while True:
+        rows = results.read_rows(query, offset=offset, limit=CSV_CHUNK_ROWS)
+        if not rows:
+            return
+        writer.writerows(rows)
+        yield flush()
+        offset += len(rows)
 
 
 def _page(request: Request, name: str, default: int) -> int:

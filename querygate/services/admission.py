@@ -327,6 +327,8 @@ def _raise_refusal(
         )
     if query.status == QueryStatus.NEEDS_ACK:
         raise AcknowledgementRequired(
-            "This query has warnings; resend it with acknowledge_warnings=true to run it.",
-            details=details,
+            "This query has warnings: read them and acknowledge them to run it.",
+            # How to acknowledge is the client's business (the SQL editor has a button, the
+            # API a field): the message stays generic, the field is named in the details.
+            details={**details, "acknowledge_field": "acknowledge_warnings"},
         )

@@ -14,9 +14,7 @@ no file that could be served.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 import json
 import logging
 import os
@@ -239,18 +237,6 @@ def result_page(query: Query, *, page: int, size: int) -> tuple[list[str], list[
         rows = (query.result or {}).get("rows", [])
         return columns, rows[(page - 1) * size : page * size]
     return columns, jsonable(read_rows(query, offset=(page - 1) * size, limit=size))
-
-
-def result_csv(query: Query) -> str:
-    """The whole result as CSV text (bounded by the warehouse's row cap)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow((query.result or {}).get("columns", []))
-    if query.result_file:
-        writer.writerows(read_rows(query))
-    else:
-        writer.writerows((query.result or {}).get("rows", []))
-    return buffer.getvalue()
 
 
 def purge_results(*, now: datetime) -> dict[str, int]:

@@ -107,3 +107,23 @@ def test_the_labels_follow_the_users_language(alice, demo) -> None:
     assert labels["decision"]["reject"] != "Rejected: the gate will not run this query."
     assert labels["status"]["succeeded"] == "成功"
     assert "SQLエディタ" in response.content.decode()
+
+
+def test_the_recent_queries_are_a_live_region(alice, bob, demo) -> None:
+    client = _client(alice)
+    before = client.get("/sql/?live=1").json()
+    assert set(before["regions"]) == {"recent"} and before["stop"] is False
+    assert "None yet." in before["regions"]["recent"]["html"]
+    admission.submit_query(alice.user, "demo", "SELECT 7 AS seven", now=timezone.now())
+    admission.submit_query(bob.user, "demo", "SELECT 8 AS eight", now=timezone.now())
+    after = client.get("/sql/?live=1").json()["regions"]["recent"]
+    assert after["v"] != before["regions"]["recent"]["v"]
+    assert "SELECT 7 AS seven" in after["html"] and "SELECT 8" not in after["html"]
+
+
+def test_the_page_loads_the_vendored_editor_and_names_the_chart_bundle(alice, demo) -> None:
+    response = _client(alice).get("/sql/")
+    assert 'src="/static/vendor/codemirror/editor.min.js"' in response.content.decode()
+    config = _config(response)
+    assert config["scripts"]["charts"] == "/static/vendor/chartjs/charts.min.js"
+    assert config["warehouses"] == {"demo": {"engine": "duckdb", "row_cap": demo.row_cap}}

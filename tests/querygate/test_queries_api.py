@@ -76,6 +76,10 @@ def test_warn_needs_acknowledgement_then_runs(demo, bob) -> None:
     Warehouse.objects.filter(pk=demo.pk).update(policy={"warn_bytes_scanned": 1})
     error = assert_error(submit(bob), 409, "acknowledgement_required")
     assert error["details"]["decision"] == "warn"
+    # The message speaks to any client (a browser user has a button, not a JSON field);
+    # the field to send is named in the details.
+    assert "acknowledge_warnings" not in error["message"]
+    assert error["details"]["acknowledge_field"] == "acknowledge_warnings"
     assert Query.objects.get(pk=error["details"]["query_id"]).status == "needs_ack"
     response = submit(bob, acknowledge_warnings=True)
     assert response.status_code in (201, 202), response.content
@@ -93,7 +97,7 @@ def test_the_row_cap_truncates_and_says_so(demo, bob) -> None:
     assert page["rows"] == [["EGYPT"], ["ETHIOPIA"]] and page["truncated"] is True
     csv = bob.client().get(f"{URL}{body['id']}/results/", {"download": "csv"})
     assert csv["Content-Type"].startswith("text/csv")
-    assert csv.content.decode().splitlines()[:2] == ["n_name", "ALGERIA"]
+    assert b"".join(csv.streaming_content).decode().splitlines()[:2] == ["n_name", "ALGERIA"]
 
 
 def test_an_execution_failure_still_leaves_its_audit_row(demo, bob) -> None:
@@ -184,8 +188,12 @@ def test_closed_warehouses_need_a_grant(demo, bob, charlie, vision) -> None:
         "warehouse_denied",
     )
     assert charlie.client().get("/api/v1/warehouses/").json()["count"] == 0
+    # The editor's autocomplete reads the catalog: none for a warehouse one may not query.
+    assert_error(charlie.client().get("/api/v1/warehouses/demo/catalog/"), 404)
     WarehouseGrant.objects.create(warehouse=demo, team=vision, role="member")
     assert submit(bob).status_code == 201
+    assert bob.client().get("/api/v1/warehouses/demo/catalog/").status_code == 200
+    assert_error(charlie.client().get("/api/v1/warehouses/demo/catalog/"), 404)
 
 
 def test_writes_need_a_grant_that_allows_them(demo, bob, vision) -> None:

@@ -17,6 +17,7 @@ import pytest
 from django.utils import timezone
 
 from querygate import tasks
+from querygate.api import views as query_views
 from querygate.models import Query, QueryStatus, Warehouse
 from querygate.services.catalog import refresh_catalog
 from querygate.services.execution import execute_query
@@ -112,16 +113,18 @@ def test_pages_read_from_the_file_in_order(demo, bob, tpch_path) -> None:
     assert pages[0]["rows"][:100] == body["result"]["rows"]
 
 
-def test_csv_and_parquet_downloads(demo, bob, tpch_path, tmp_path) -> None:
+def test_csv_and_parquet_downloads(demo, bob, tpch_path, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(query_views, "CSV_CHUNK_ROWS", 1000)  # 2,500 rows: three chunks
     body = submit(bob, ORDERS)
     client = bob.client()
     csv = client.get(f"{URL}{body['id']}/results/", {"download": "csv"})
     assert csv.status_code == 200 and csv["Content-Type"].startswith("text/csv")
     assert f'filename="query-{body["id"]}.csv"' in csv["Content-Disposition"]
-    lines = csv.content.decode().splitlines()
+    assert csv.streaming  # read from the file in chunks, never built whole in memory
+    lines = b"".join(csv.streaming_content).decode().splitlines()
     want = on_warehouse(tpch_path, ORDERS)
     assert lines[0] == "o_orderkey,o_totalprice" and len(lines) == 2501
-    assert lines[1:3] == [f"{k},{p}" for k, p in want[:2]]
+    assert lines[1:] == [f"{k},{p}" for k, p in want]  # every row once, in order
 
     parquet = client.get(f"{URL}{body['id']}/results/", {"download": "parquet"})
     assert parquet.status_code == 200

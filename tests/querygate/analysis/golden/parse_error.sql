@@ -1,5 +1,6 @@
 -- dialect: duckdb
 -- decision: reject
--- expect: parse-error error 2:16
+-- expect: parse-error error 2:17
+-- message: incomplete PAREN
 SELECT n_name FROM
   nation WHERE (
