@@ -11,6 +11,7 @@ text cannot store them).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -81,6 +82,11 @@ class BoundedJSONParser(JSONParser):
         return data
 
 
+def _position(mark: Any) -> tuple[int, int]:
+    """1-based line and column of a YAML mark (1, 1 without one)."""
+    return (int(mark.line) + 1, int(mark.column) + 1) if mark is not None else (1, 1)
+
+
 class BoundedYAMLParser(BaseParser):
     """YAML for the endpoints that take documents people write by hand (a pipeline's
     definition): the same size, depth and NUL limits as JSON, YAML's safe subset only, and
@@ -93,7 +99,7 @@ class BoundedYAMLParser(BaseParser):
         self,
         stream: Any,
         media_type: str | None = None,
-        parser_context: dict[str, Any] | None = None,
+        parser_context: Mapping[str, Any] | None = None,
     ) -> Any:
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
@@ -103,18 +109,15 @@ class BoundedYAMLParser(BaseParser):
             text = raw.decode((parser_context or {}).get("encoding", settings.DEFAULT_CHARSET))
             for event in yaml.parse(text, Loader=yaml.SafeLoader):
                 if isinstance(event, yaml.AliasEvent):
-                    mark = event.start_mark
+                    line, column = _position(event.start_mark)
                     raise MalformedYAML(
-                        f"YAML aliases are not accepted (line {mark.line + 1}).",
-                        line=mark.line + 1,
-                        column=mark.column + 1,
+                        f"YAML aliases are not accepted (line {line}).", line=line, column=column
                     )
             data = yaml.safe_load(text)
         except UnicodeDecodeError as exc:
             raise MalformedYAML(f"Body is not text: {exc.reason}.", line=1, column=1) from exc
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            line, column = _position(exc.problem_mark or exc.context_mark)
             raise MalformedYAML(
                 f"Malformed YAML at line {line}, column {column}: {exc.problem}.",
                 line=line,
