@@ -298,19 +298,21 @@ def evaluate(node: Any, device: Obj, driver: str) -> bool:
         return False
     try:
         if node.op == "in":
-            return value in node.value
+            return bool(value in node.value)
         if node.op == "==":
             return bool(value == node.value)
         if node.op == "!=":
             return bool(value != node.value)
         if type(value) is not type(node.value):
             return False
-        return {
-            "<": value < node.value,
-            "<=": value <= node.value,
-            ">": value > node.value,
-            ">=": value >= node.value,
-        }[node.op]
+        return bool(
+            {
+                "<": value < node.value,
+                "<=": value <= node.value,
+                ">": value > node.value,
+                ">=": value >= node.value,
+            }[node.op]
+        )
     except TypeError:
         return False
 
@@ -529,7 +531,7 @@ def place(store: Store, pod: Obj, node_names: list[str], pods: list[Obj]) -> Pla
         if claim is None or claim["metadata"].get("deletionTimestamp"):
             return Placement([], f'resourceclaim.resource.k8s.io "{claim_name}" not found')
         claims.append(claim)
-    pinned = {_allocated_node(c) for c in claims if _allocated_node(c)}
+    pinned = {n for n in (_allocated_node(c) for c in claims) if n is not None}
     if len(pinned) > 1:
         return Placement([], "the pod's claims are allocated on different nodes")
     held = _held_devices(store)

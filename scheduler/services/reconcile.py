@@ -61,6 +61,8 @@ class ReconcileReport:
 def reconcile(backend: ClusterBackend, *, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
     try:
+        for name in backend.repair_claims():  # a crash between a DRA Job and its claim
+            log.warning("reconcile.claim_recreated %s", name)
         owned = {(s.job_id, s.attempt): s for s in backend.list_owned()}
         live = list(
             Job.objects.filter(status__in=states.ON_CLUSTER).select_related("owner", "team", "node")
