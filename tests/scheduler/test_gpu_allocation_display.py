@@ -35,7 +35,7 @@ def test_the_schema_documents_the_field(alice):
     ("language", "exact", "per_count"),
     [
         ("en", "exact devices (DRA)", "per count on the node (device plugin"),
-        ("ja", "デバイス指定（DRA）", "ノード内の台数単位"),
+        ("ja", "デバイス指定", "ノード内の台数単位"),
     ],
 )
 def test_the_board_says_it_per_node(alice, dra_node, language, exact, per_count):
