@@ -6,9 +6,11 @@ summaries (read, add in Python, bulk create/update), upsert of the latest state 
 the GPU's UUID and health on `Gpu` (the only `scheduler` columns this app writes).
 
 Which job a sample belongs to: the job the agent names for a process on the GPU (from the
-pod's labels), else the job the portal placed on that GPU (`Job.node` and `gpu_indices`
-while admitted/starting/running). A process is foreign when the agent says so, or when the
-agent could not tell and no job holds the GPU.
+pod's labels, through the process's cgroup), else the job the portal placed on that GPU
+(`Job.node` and `gpu_indices` while admitted/starting/running) unless that job's processes
+were seen on other GPUs of the node in the same reading (the device plugin gave its pod
+other GPUs than Karimasu's indices: the GPU at the index is not the job's). A process is
+foreign when the agent says so, or when the agent could not tell and no job holds the GPU.
 """
 
 from __future__ import annotations
@@ -158,6 +160,12 @@ def _known_jobs(readings: list[dict[str, Any]], placed: set[int]) -> set[int]:
     return set(Job.objects.filter(pk__in=named).values_list("pk", flat=True))
 
 
+def _unseen(job_id: int | None, seen: set[int]) -> int | None:
+    """The job placed on a GPU without a named process, unless its processes were seen on
+    other GPUs of the node in the same reading (then this GPU is not really its)."""
+    return None if job_id in seen else job_id
+
+
 def _sample(gpu: Gpu, at: datetime, data: dict[str, Any], job_id: int | None) -> GpuSample:
     processes = data.get("processes")
     foreign = 0
@@ -208,13 +216,23 @@ def ingest_batch(node: Node, batch: dict[str, Any], *, now: datetime) -> IngestR
                 samples.append(sample)
                 latest[gpu.pk] = (sample, {"error": error})
             continue
+        # Jobs whose processes the agent saw in this reading, on whatever GPU: where the
+        # device plugin gave a pod another GPU than Karimasu's index, the GPU at the index
+        # is not the job's (its idle readings must not count against the job).
+        seen = {
+            p["job_id"]
+            for data in reading.get("gpus") or []
+            for p in data.get("processes") or []
+            if p.get("job_id") in known
+        }
         for data in reading.get("gpus") or []:
             row = gpus.get(data["index"])
             if row is None:
                 unknown.add(data["index"])
                 continue
             named = [p["job_id"] for p in data.get("processes") or [] if p.get("job_id") in known]
-            sample = _sample(row, at, data, named[0] if named else held.get(row.index))
+            placed = held.get(row.index)
+            sample = _sample(row, at, data, named[0] if named else _unseen(placed, seen))
             samples.append(sample)
             latest[row.pk] = (sample, data)
     GpuSample.objects.bulk_create(samples, batch_size=2000)
