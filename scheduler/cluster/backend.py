@@ -149,6 +149,8 @@ class AttemptState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
+    # The attempt's pods not yet finished (telemetry maps GPU processes to jobs by pod).
+    pod_uids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -155,6 +155,10 @@ def test_device_plugin_mode_asks_for_a_count_as_before(make_admitted, backend, e
     pod = _pod(backend, job)
     assert pod.spec.resource_claims is None
     assert pod.spec.containers[0].resources.limits["nvidia.com/gpu"] == "1"
+    # Telemetry credits the pod's processes to the job by its UID, wherever the kubelet put it.
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.pod_uids == [pod.metadata.uid]
 
 
 @pytest.mark.nodes_file(

@@ -298,3 +298,22 @@ def test_two_jobs_swapped_by_the_cluster_are_each_credited_with_their_own_gpu(
     )
     assert job_summary(first)["utilization_mean"] == 80.0
     assert job_summary(second)["utilization_mean"] == 10.0
+
+
+def test_an_agent_that_reports_only_pod_uids_is_resolved_through_the_jobs_pods(
+    agent_client, make_job
+):
+    """The default agent (`--pods none`) reports a process's pod UID, not its job: the portal
+    finds the job by the pods reconcile saw (`Job.pod_uids`), whatever GPU the pod got."""
+    job = make_job(indices=(0,))
+    job.pod_uids = ["pod-of-job"]
+    job.save(update_fields=["pod_uids"])
+    process = {"pid": 7, "pod_uid": "pod-of-job", "foreign": None}
+    post(
+        agent_client,
+        batch([reading(T0, [gpu_data(0, util=0.0), gpu_data(1, util=88.0, processes=[process])])]),
+    )
+    assert job_summary(job)["utilization_mean"] == 88.0
+    assert job_summary(job)["samples"] == 1
+    states = dict(GpuState.objects.values_list("gpu__index", "foreign_processes"))
+    assert states == {0: 0, 1: 0}  # its process is not foreign
