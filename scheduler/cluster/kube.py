@@ -123,9 +123,14 @@ class KubernetesBackend:
         infos = []
         for node in nodes:
             info = mapping.node_info(node, foreign.get(node["metadata"]["name"]))
-            mode = dra.node_mode(self.gpu_allocation, info.name, info.gpu_capacity, published)
             uuids = (published or {}).get(info.name, {})
-            infos.append(dataclasses.replace(info, gpu_allocation=mode, gpu_uuids=uuids))
+            gpus = max(info.gpu_capacity, len(uuids))
+            mode = dra.node_mode(self.gpu_allocation, info.name, gpus, published)
+            info = dataclasses.replace(info, gpu_allocation=mode, gpu_uuids=uuids)
+            if mode == dra.DRA and not info.gpu_capacity and uuids:
+                # A DRA-only node (no device plugin): its GPUs are the driver's devices.
+                info = dataclasses.replace(info, gpu_capacity=gpus, gpu_allocatable=gpus)
+            infos.append(info)
         return infos
 
     def _dra_published(self) -> dict[str, dict[int, str]] | None:

@@ -167,3 +167,17 @@ def test_device_plugin_mode_asks_for_a_count_as_before(make_admitted, backend, e
 def test_auto_without_dra_in_the_cluster_is_device_plugin(backend, db):
     sync_inventory(backend, now=timezone.now())
     assert Node.objects.get(name="plain-01").gpu_allocation == "device-plugin"
+
+
+def test_a_dra_only_node_counts_the_drivers_devices(backend, emulator, db):
+    """Without the device plugin a node advertises no nvidia.com/gpu: its GPUs are the
+    devices the DRA driver publishes."""
+    core = client.CoreV1Api(backend.api_client)
+    for field in ("capacity", "allocatable"):
+        core.patch_node_status(
+            "tesla-01", [{"op": "remove", "path": f"/status/{field}/nvidia.com~1gpu"}]
+        )
+    sync_inventory(backend, now=timezone.now())
+    node = Node.objects.get(name="tesla-01")
+    assert (node.gpu_allocation, node.gpu_capacity, node.gpu_allocatable) == ("dra", 2, 2)
+    assert sorted(node.gpus.values_list("index", flat=True)) == [0, 1]
