@@ -204,10 +204,9 @@ class ClusterController:
         # Usage per node once per pass (kept current as pods bind), and one evaluation per pod
         # shape until something binds: 1,000 pending pods must not cost 1,000 x nodes x pods.
         usage = {n["metadata"]["name"]: node_usage(n["metadata"]["name"], pods) for n in nodes}
-        for name, used in usage.items():
-            held = dra.dra_gpu_usage(self.store, name)
-            if held:
-                used[GPU] = used.get(GPU, Fraction(0)) + held
+        for name, held in dra.gpu_usage_by_node(self.store).items():
+            if name in usage:
+                usage[name][GPU] = usage[name].get(GPU, Fraction(0)) + held
         failed: dict[str, str] = {}
         for pod in pending:
             shape = _shape(pod)

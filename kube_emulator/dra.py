@@ -622,9 +622,12 @@ def device_env(store: Store, pod: Obj) -> dict[str, str]:
     }
 
 
-def dra_gpu_usage(store: Store, node: str) -> Fraction:
-    """GPUs of ``node`` that allocated claims hold (they count against ``nvidia.com/gpu``)."""
-    return Fraction(sum(1 for pool, _ in _held_devices(store) if pool == node))
+def gpu_usage_by_node(store: Store) -> dict[str, Fraction]:
+    """Per node (pool), the GPUs allocated claims hold (they count against ``nvidia.com/gpu``)."""
+    used: dict[str, Fraction] = {}
+    for pool, _ in _held_devices(store):
+        used[pool] = used.get(pool, Fraction(0)) + 1
+    return used
 
 
 def release(store: Store) -> None:
@@ -632,9 +635,12 @@ def release(store: Store) -> None:
     Pod reserves is deallocated; a claim whose owner Job is gone is deleted."""
     from .scheduling import is_terminal
 
+    claims = store.list(r.RESOURCECLAIMS)
+    if not claims:  # no copy of every pod per controller step on a cluster without claims
+        return
     pods = {p["metadata"]["uid"]: p for p in store.list(r.PODS)}
     jobs = store.uids(r.JOBS)
-    for claim in store.list(r.RESOURCECLAIMS):
+    for claim in claims:
         owners = [
             o for o in claim["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"
         ]
