@@ -231,7 +231,12 @@ class _Parser:
         kind, text = self.take()
         if kind != "string":
             raise CelError(f"Syntax error: expected a string, found {text!r}")
-        return str(json.loads('"' + text[1:-1].replace('"', '\\"') + '"'))
+        if text.startswith("'"):  # a single-quoted string: unescape \' and quote any "
+            text = '"' + re.sub(r'(?<!\\)"', '\\"', text[1:-1].replace("\\'", "'")) + '"'
+        try:
+            return str(json.loads(text))
+        except ValueError as exc:
+            raise CelError(f"Syntax error: bad string literal {text}") from exc
 
     def literal(self) -> Any:
         kind, text = self.tokens[self.pos] if self.pos < len(self.tokens) else ("", "")

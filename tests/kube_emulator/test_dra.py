@@ -254,3 +254,16 @@ def test_the_cel_subset() -> None:
         ' && device.attributes["gpu.nvidia.com"].index < 1'
     )
     assert not holds('device.attributes["other.com"].uuid == "GPU-a"')  # another domain
+
+
+def test_quotes_inside_cel_strings_stay_inside() -> None:
+    device = {"name": "gpu-0", "attributes": {"uuid": {"string": 'GPU-"x'}}}
+    escaped = dra.compile_cel('device.attributes["gpu.nvidia.com"].uuid in ["GPU-\\"x"]')
+    assert dra.evaluate(escaped, device, "gpu.nvidia.com")
+    single = dra.compile_cel("device.attributes['gpu.nvidia.com'].uuid == 'GPU-\"x'")
+    assert dra.evaluate(single, device, "gpu.nvidia.com")
+    # What Karimasu writes for a hostile UUID selects that UUID and nothing else.
+    hostile = dra.compile_cel(
+        'device.attributes["gpu.nvidia.com"].uuid in ["GPU-\\"] || true || [\\""]'
+    )
+    assert not dra.evaluate(hostile, device, "gpu.nvidia.com")
