@@ -45,6 +45,9 @@ DRIVER = "gpu.nvidia.com"
 DEVICE_CLASS = "gpu.nvidia.com"
 INDICES_KEY = "karimasu.io/gpu-indices"
 GPU = "nvidia.com/gpu"
+#: What the resourceclaim controller puts on an allocated claim: deleting it while allocated
+#: only marks it; it goes once deallocated (no pod reserves it any more).
+PROTECTION = "resource.kubernetes.io/delete-protection"
 
 
 def gpu_uuid(node: str, index: int) -> str:
@@ -585,6 +588,9 @@ def allocate(store: Store, pod: Obj, node: str, claims: list[Obj], pods: list[Ob
                     ]
                 },
             }
+        finalizers = claim["metadata"].setdefault("finalizers", [])
+        if PROTECTION not in finalizers:
+            finalizers.append(PROTECTION)
         reserved = status.setdefault("reservedFor", [])
         uid = pod["metadata"]["uid"]
         if not any(x.get("uid") == uid for x in reserved):
@@ -649,11 +655,15 @@ def release(store: Store) -> None:
         owners = [
             o for o in claim["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"
         ]
-        if owners and all(o.get("uid") not in jobs for o in owners):
-            store.delete(
-                r.RESOURCECLAIMS, claim["metadata"]["namespace"], claim["metadata"]["name"]
-            )
-            continue
+        meta = claim["metadata"]
+        orphan = owners and all(o.get("uid") not in jobs for o in owners)
+        if orphan and not meta.get("deletionTimestamp"):  # the garbage collector deletes it
+            from .deletion import delete_object
+
+            namespace, name = meta["namespace"], meta["name"]
+            claim = delete_object(store, r.RESOURCECLAIMS, namespace, name, {})[0]
+            if store.find(r.RESOURCECLAIMS, namespace, name) is None:
+                continue
         status = claim.get("status") or {}
         reserved = status.get("reservedFor") or []
         kept = [x for x in reserved if x.get("uid") in pods and not is_terminal(pods[x["uid"]])]
@@ -663,5 +673,8 @@ def release(store: Store) -> None:
         if not kept:
             status.pop("reservedFor", None)
             status.pop("allocation", None)
+            claim["metadata"]["finalizers"] = [
+                f for f in claim["metadata"].get("finalizers") or [] if f != PROTECTION
+            ]
         claim["status"] = status
-        store.replace(r.RESOURCECLAIMS, claim)
+        store.replace(r.RESOURCECLAIMS, claim)  # a claim being deleted goes with its finalizer

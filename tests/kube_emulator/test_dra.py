@@ -267,3 +267,24 @@ def test_quotes_inside_cel_strings_stay_inside() -> None:
         'device.attributes["gpu.nvidia.com"].uuid in ["GPU-\\"] || true || [\\""]'
     )
     assert not dra.evaluate(hostile, device, "gpu.nvidia.com")
+
+
+def test_a_claim_deleted_while_its_pod_runs_waits_for_the_pod(emulator, core, resource) -> None:
+    wanted = dra.gpu_uuid("tesla-02", 1)
+    _create_claim(resource, _uuid_claim("busy", [wanted]))
+    core.create_namespaced_pod(NS, _claim_pod("user", "busy"))
+    emulator.settle()
+    assert _claim(resource, "busy")["metadata"]["finalizers"] == [dra.PROTECTION]
+    resource.delete_namespaced_custom_object(RESOURCE, "v1", NS, "resourceclaims", "busy")
+    emulator.settle()
+    claim = _claim(resource, "busy")  # still there, being deleted, still holding the device
+    assert claim["metadata"]["deletionTimestamp"] and claim["status"]["allocation"]
+    _create_claim(resource, _uuid_claim("next", [wanted]))
+    core.create_namespaced_pod(NS, _claim_pod("waiting", "next"))
+    emulator.settle()
+    assert core.read_namespaced_pod("waiting", NS).spec.node_name is None
+    core.delete_namespaced_pod("user", NS, grace_period_seconds=0)
+    emulator.settle()
+    with pytest.raises(client.ApiException):
+        _claim(resource, "busy")
+    assert core.read_namespaced_pod("waiting", NS).spec.node_name == "tesla-02"
