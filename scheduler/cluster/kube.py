@@ -149,10 +149,12 @@ class KubernetesBackend:
                 )
             )["items"]
         except ApiException as exc:
-            if exc.status in (401, 403):
-                log.warning("cluster.dra_unreadable %s: GPUs are allocated per count", exc.status)
-            elif exc.status != 404:
-                raise ClusterRejected(f"reading DRA objects: {exc.status} {_message(exc)}") from exc
+            if exc.status != 404:  # 404: no resource.k8s.io/v1 or no NVIDIA DeviceClass
+                log.warning(
+                    "cluster.dra_unreadable %s %s: GPUs are allocated per count",
+                    exc.status,
+                    _message(exc),
+                )
             return None
         return dra.slice_devices(slices)
 

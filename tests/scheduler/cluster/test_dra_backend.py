@@ -181,3 +181,15 @@ def test_a_dra_only_node_counts_the_drivers_devices(backend, emulator, db):
     node = Node.objects.get(name="tesla-01")
     assert (node.gpu_allocation, node.gpu_capacity, node.gpu_allocatable) == ("dra", 2, 2)
     assert sorted(node.gpus.values_list("index", flat=True)) == [0, 1]
+
+
+def test_dra_objects_the_account_may_not_read_mean_per_count(backend, db, monkeypatch, caplog):
+    from kubernetes.client.exceptions import ApiException
+
+    def forbidden(*args, **kwargs):
+        raise ApiException(status=403, reason="Forbidden")
+
+    monkeypatch.setattr(backend.resource, "read_device_class", forbidden)
+    sync_inventory(backend, now=timezone.now())
+    assert set(Node.objects.values_list("gpu_allocation", flat=True)) == {"device-plugin"}
+    assert "cluster.dra_unreadable 403" in caplog.text
