@@ -14,7 +14,8 @@ Plain Python, no Django. Entry points: :func:`start_emulator` and
   ``tables`` (kubectl's server-side printing), ``protobuf`` (kubectl generators' bodies);
 - ``controller`` (the loop, taint eviction), ``scheduling``, ``jobs``, ``kubelet`` (simulation
   annotations), ``admission`` (QoS class, default tolerations), ``events``; ``nodes`` (nodes
-  file format); ``clock``;
+  file format); ``clock``; ``dra`` (``resource.k8s.io/v1``: the emulated NVIDIA DRA driver,
+  claim allocation, the CEL subset);
 - ``processes`` (pods run as real local processes), ``proxy`` (``pods/proxy``, HTTP and
   WebSocket), ``workspace`` (the stand-in workspace server those pods run).
 """

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
+from . import dra
 from . import resources as r
 from .admission import NOT_READY_TAINT, UNREACHABLE_TAINT, admit_new_pod
 from .clock import Clock, parse_rfc3339, rfc3339
@@ -29,6 +30,7 @@ from .jobs import OWNER_LABEL, JobController, collect_garbage, owned_pods
 from .kubelet import Kubelet, SimulationParams, simulation_params
 from .nodes import SYSTEM_NAMESPACES, ClusterSpec, namespace_object, ready_condition
 from .scheduling import (
+    GPU,
     choose_node,
     filter_reasons,
     is_terminal,
@@ -132,6 +134,16 @@ class ClusterController:
                     condition.setdefault("lastHeartbeatTime", stamp)
                     condition.setdefault("lastTransitionTime", stamp)
                 self.store.create(r.NODES, node)
+                slice_ = dra.resource_slice(node)
+                if node["metadata"]["name"] in spec.dra_nodes and slice_ is not None:
+                    self.store.create(
+                        r.RESOURCESLICES,
+                        {**slice_, "metadata": {**slice_["metadata"], "uid": str(uuid.uuid4())}},
+                    )
+            if spec.dra_nodes:
+                device_class = dra.device_class()
+                device_class["metadata"]["uid"] = str(uuid.uuid4())
+                self.store.create(r.DEVICECLASSES, device_class)
             for daemonset in spec.daemonsets:
                 meta = daemonset["metadata"]
                 meta["uid"] = str(uuid.uuid4())
@@ -152,6 +164,7 @@ class ClusterController:
             before = self.store.resource_version
             finish_deletions(self.store)
             collect_garbage(self.store)
+            dra.release(self.store)
             self._evict_by_taints()
             nodes = self.store.list(r.NODES)
             for daemonset in self.store.list(r.DAEMONSETS):
@@ -191,16 +204,29 @@ class ClusterController:
         # Usage per node once per pass (kept current as pods bind), and one evaluation per pod
         # shape until something binds: 1,000 pending pods must not cost 1,000 x nodes x pods.
         usage = {n["metadata"]["name"]: node_usage(n["metadata"]["name"], pods) for n in nodes}
+        for name, held in dra.gpu_usage_by_node(self.store).items():
+            if name in usage:
+                usage[name][GPU] = usage[name].get(GPU, Fraction(0)) + held
         failed: dict[str, str] = {}
         for pod in pending:
             shape = _shape(pod)
-            if shape in failed:
+            placement = dra.place(self.store, pod, [n["metadata"]["name"] for n in nodes], pods)
+            if placement.nodes is not None:  # claims decide: no shape shortcut
+                shape = ""
+                allowed = [n for n in nodes if n["metadata"]["name"] in placement.nodes]
+                node_name, message = (
+                    choose_node(pod, allowed, pods, usage) if allowed else (None, placement.message)
+                )
+                if node_name is None and allowed:
+                    message = placement.message or message
+            elif shape in failed:
                 node_name, message = None, failed[shape]
             else:
                 node_name, message = choose_node(pod, nodes, pods, usage)
             uid = pod["metadata"]["uid"]
             if node_name is None:
-                failed[shape] = message
+                if shape:
+                    failed[shape] = message
                 if self._scheduling_messages.get(uid) != message:
                     self._scheduling_messages[uid] = message
                     pod["status"]["conditions"] = [
@@ -225,8 +251,15 @@ class ClusterController:
             self._scheduling_messages.pop(uid, None)
             pod["spec"]["nodeName"] = node_name
             self._mark_scheduled(pod)
-            bound = self.store.replace(r.PODS, pod)
             used = usage[node_name]
+            if placement.claims:
+                indices = dra.allocate(self.store, pod, node_name, placement.claims, pods)
+                # Where the simulated node agent shows the pod's processes: the devices the
+                # driver prepared (what its CDI spec gives the container).
+                annotations = pod["metadata"].setdefault("annotations", {})
+                annotations[dra.INDICES_KEY] = ",".join(str(i) for i in indices)
+                used[GPU] = used.get(GPU, Fraction(0)) + len(indices)
+            bound = self.store.replace(r.PODS, pod)
             for resource, amount in [*pod_requests(pod).items(), ("pods", Fraction(1))]:
                 used[resource] = used.get(resource, Fraction(0)) + amount
             failed.clear()

@@ -17,6 +17,9 @@ File format (every key but ``nodes[].name`` is optional)::
         unschedulable: false         # start cordoned
         ready: true                  # start NotReady with false
         allocatable: {cpu: "30"}     # overrides of allocatable (default: = capacity)
+        dra: true                    # the NVIDIA DRA driver publishes this node's GPUs as a
+                                     # resource.k8s.io/v1 ResourceSlice (default false; the
+                                     # default file sets it for every node): see dra.py
     daemonsets:                      # apps/v1 DaemonSets: one Pod per eligible node
       - name: kube-proxy
         namespace: kube-system       # default kube-system (created if missing)
@@ -67,6 +70,8 @@ class ClusterSpec:
     namespaces: list[str] = field(default_factory=list)
     daemonsets: list[dict[str, Any]] = field(default_factory=list)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    #: Names of the nodes whose GPUs the emulated NVIDIA DRA driver publishes (``dra: true``).
+    dra_nodes: list[str] = field(default_factory=list)
 
 
 def load_cluster_spec(path: str | Path | None = None) -> ClusterSpec:
@@ -81,13 +86,19 @@ def load_cluster_spec(path: str | Path | None = None) -> ClusterSpec:
     defaults = data.get("defaults") or {}
     names: set[str] = set()
     nodes = []
+    dra_nodes = []
     for index, entry in enumerate(data["nodes"]):
         if not isinstance(entry, dict) or not entry.get("name"):
             raise NodesFileError(f"{source}: nodes[{index}] needs a name")
         if entry["name"] in names:
             raise NodesFileError(f"{source}: node {entry['name']!r} appears twice")
         names.add(entry["name"])
-        nodes.append(node_object({**defaults, **entry}, index))
+        merged = {**defaults, **entry}
+        if not isinstance(merged.get("dra", False), bool):
+            raise NodesFileError(f"{source}: nodes[{index}].dra must be true or false")
+        if merged.get("dra"):
+            dra_nodes.append(str(entry["name"]))
+        nodes.append(node_object(merged, index))
     namespaces = [str(ns) for ns in data.get("namespaces") or []]
     daemonsets = [
         _workload(entry, source, f"daemonsets[{i}]", "kube-system", daemon=True)
@@ -103,7 +114,7 @@ def load_cluster_spec(path: str | Path | None = None) -> ClusterSpec:
     for obj in (*daemonsets, *pods):
         if obj["metadata"]["namespace"] not in namespaces:
             namespaces.append(obj["metadata"]["namespace"])
-    return ClusterSpec(nodes, namespaces, daemonsets, pods)
+    return ClusterSpec(nodes, namespaces, daemonsets, pods, dra_nodes)
 
 
 def _workload(

@@ -41,7 +41,13 @@ ROOTS: dict[str, str] = {
     "events": "io.k8s.api.core.v1.Event",
     "jobs": "io.k8s.api.batch.v1.Job",
     "daemonsets": "io.k8s.api.apps.v1.DaemonSet",
+    "deviceclasses": "io.k8s.api.resource.v1.DeviceClass",
+    "resourceslices": "io.k8s.api.resource.v1.ResourceSlice",
+    "resourceclaims": "io.k8s.api.resource.v1.ResourceClaim",
 }
+#: ``resource.k8s.io/v1`` is GA from 1.34, newer than the release the emulator reports: its
+#: definitions (and only those) are read from 1.34's.
+_NEWER = {"io.k8s.api.resource.v1.": "1.34.0"}
 #: Each served kind has its definition (a KeyError here was a 500 on every OpenAPI path).
 assert set(ROOTS) == {x.plural for x in r.ALL}, "every served resource needs its OpenAPI root"
 _EXTRA = (
@@ -65,13 +71,13 @@ _STRINGLIKE = {
 }
 
 
-def _source_dir() -> Path | None:
+def _source_dir(release: str | None = None) -> Path | None:
     try:
         import kubernetes_validate
     except ImportError:
         return None
     base = Path(kubernetes_validate.__file__).parent / "kubernetes-json-schema"
-    wanted = f"{KUBELET_VERSION.removeprefix('v')}"
+    wanted = release or f"{KUBELET_VERSION.removeprefix('v')}"
     for name in (f"v{wanted}-local", f"v{wanted.rsplit('.', 1)[0]}.0-local"):
         if (base / name / "_definitions.json").is_file():
             return base / name
@@ -90,6 +96,12 @@ def _definitions() -> dict[str, Obj]:
     if source is None:
         return {}
     raw = json.loads((source / "_definitions.json").read_text(encoding="utf-8"))["$defs"]
+    for prefix, release in _NEWER.items():
+        newer = _source_dir(release)
+        if newer is None:
+            return {}
+        extra = json.loads((newer / "_definitions.json").read_text(encoding="utf-8"))["$defs"]
+        raw |= {k: v for k, v in extra.items() if k.startswith(prefix)}
     wanted: dict[str, Obj] = {}
     todo = [*ROOTS.values(), *(name for name in _EXTRA if name in raw)]
     while todo:

@@ -141,7 +141,15 @@ ROOTS = {
 }
 #: Served kinds no client writes to the emulator in protobuf (kubectl has no generator for them;
 #: the kubelet and controllers that would are the emulator itself): answered 415.
-NOT_DECODED = frozenset({("v1", "Node"), ("v1", "Event")})
+NOT_DECODED = frozenset(
+    {
+        ("v1", "Node"),
+        ("v1", "Event"),
+        ("resource.k8s.io/v1", "DeviceClass"),
+        ("resource.k8s.io/v1", "ResourceSlice"),
+        ("resource.k8s.io/v1", "ResourceClaim"),
+    }
+)
 
 
 class ProtobufError(ValueError):

@@ -42,11 +42,27 @@ PODS = ResourceType("", "v1", "pods", "Pod", True, ("status", "log", "proxy"))
 EVENTS = ResourceType("", "v1", "events", "Event", True)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", True, ("status",))
 DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("status",))
+# Dynamic Resource Allocation (resource.k8s.io/v1, GA in 1.34): see dra.py.
+DEVICECLASSES = ResourceType("resource.k8s.io", "v1", "deviceclasses", "DeviceClass", False)
+RESOURCESLICES = ResourceType("resource.k8s.io", "v1", "resourceslices", "ResourceSlice", False)
+RESOURCECLAIMS = ResourceType(
+    "resource.k8s.io", "v1", "resourceclaims", "ResourceClaim", True, ("status",)
+)
 
 #: Every served type. A new one also needs its entry in each table kept per type: openapi.ROOTS,
 #: tables.COLUMNS and _CELLS, selectors.FIELDS, protobuf.ROOTS (or NOT_DECODED), and
 #: deletion.OWNERS if it owns Pods (tests/kube_emulator/test_resource_coverage.py checks).
-ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, PODS, EVENTS, JOBS, DAEMONSETS)
+ALL: tuple[ResourceType, ...] = (
+    NODES,
+    NAMESPACES,
+    PODS,
+    EVENTS,
+    JOBS,
+    DAEMONSETS,
+    DEVICECLASSES,
+    RESOURCESLICES,
+    RESOURCECLAIMS,
+)
 _BY_GROUP_PLURAL = {(r.group, r.plural): r for r in ALL}
 
 
@@ -76,7 +92,7 @@ def resolve(path: str) -> Target:
     parts = [p for p in path.split("/") if p]
     if parts[:2] == ["api", "v1"]:
         group, rest = "", parts[2:]
-    elif len(parts) >= 3 and parts[0] == "apis" and parts[2] == "v1":
+    elif len(parts) >= 3 and parts[0] == "apis" and parts[2] == "v1":  # batch, apps, resource
         group, rest = parts[1], parts[3:]
     else:
         raise unknown_path()

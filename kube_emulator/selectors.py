@@ -143,6 +143,13 @@ FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "namespaces": {**_COMMON, "status.phase": _path("status", "phase")},
     "jobs": {**_COMMON, "status.successful": _path("status", "succeeded")},
     "daemonsets": _COMMON,  # upstream's DaemonSets support only the metadata fields
+    "deviceclasses": _COMMON,
+    "resourceslices": {
+        **_COMMON,
+        "spec.nodeName": _path("spec", "nodeName"),
+        "spec.driver": _path("spec", "driver"),
+    },
+    "resourceclaims": _COMMON,
     "events": {
         **_COMMON,
         "involvedObject.kind": _path("involvedObject", "kind"),

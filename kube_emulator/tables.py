@@ -79,6 +79,16 @@ COLUMNS: dict[str, list[Obj]] = {
         _col("Images", priority=1),
         _col("Selector", priority=1),
     ],
+    # kubectl's columns for the DRA kinds (upstream prints only what these show).
+    "deviceclasses": [_NAME, _col("Age")],
+    "resourceslices": [
+        _NAME,
+        _col("Node"),
+        _col("Driver"),
+        _col("Pool"),
+        _col("Age"),
+    ],
+    "resourceclaims": [_NAME, _col("State"), _col("Age")],
     "events": [
         _col("Last Seen"),
         _col("Type"),
@@ -257,7 +267,36 @@ def _daemonset_cells(ds: Obj, now: float) -> list[Any]:
     ]
 
 
+def _deviceclass_cells(dc: Obj, now: float) -> list[Any]:
+    return [dc["metadata"]["name"], _age(dc["metadata"].get("creationTimestamp"), now)]
+
+
+def _resourceslice_cells(rs: Obj, now: float) -> list[Any]:
+    spec = rs.get("spec") or {}
+    return [
+        rs["metadata"]["name"],
+        spec.get("nodeName") or "<none>",
+        spec.get("driver", ""),
+        (spec.get("pool") or {}).get("name", ""),
+        _age(rs["metadata"].get("creationTimestamp"), now),
+    ]
+
+
+def _resourceclaim_cells(claim: Obj, now: float) -> list[Any]:
+    status = claim.get("status") or {}
+    if claim["metadata"].get("deletionTimestamp"):
+        state = "deleted"
+    elif status.get("allocation"):
+        state = "allocated,reserved" if status.get("reservedFor") else "allocated"
+    else:
+        state = "pending"
+    return [claim["metadata"]["name"], state, _age(claim["metadata"].get("creationTimestamp"), now)]
+
+
 _CELLS = {
+    "deviceclasses": _deviceclass_cells,
+    "resourceslices": _resourceslice_cells,
+    "resourceclaims": _resourceclaim_cells,
     "pods": _pod_cells,
     "jobs": _job_cells,
     "nodes": _node_cells,

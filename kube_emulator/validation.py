@@ -306,6 +306,10 @@ def prepare_new(rtype: ResourceType, obj: Any, namespace: str | None, uid: str) 
     elif rtype is r.NAMESPACES:
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj["status"] = {"phase": "Active"}
+    elif rtype in (r.DEVICECLASSES, r.RESOURCESLICES, r.RESOURCECLAIMS):
+        from .dra import prepare as prepare_dra
+
+        causes += prepare_dra(rtype, obj)
     elif rtype is r.EVENTS and not isinstance(obj.get("involvedObject"), dict):
         causes.append(FieldCause("involvedObject", "Required value", "FieldValueRequired"))
     if causes:
@@ -382,6 +386,7 @@ _MUTABLE_SPEC = {
     },
     "pods": {"activeDeadlineSeconds", "tolerations"},
     "daemonsets": {"template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"},
+    "resourceclaims": set(),  # a claim's spec is immutable
 }
 
 

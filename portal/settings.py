@@ -511,6 +511,15 @@ KARIMASU_JOB_LOG_MAX_MB = _env_or_fail("KARIMASU_JOB_LOG_MAX_MB", env.int, 50)
 KARIMASU_LOG_FOLLOW_SECONDS = _env_or_fail("KARIMASU_LOG_FOLLOW_SECONDS", env.float, 25.0)
 # The Kubernetes PriorityClass of job pods (k8s/base/priorityclass.yaml; empty: none).
 KARIMASU_POD_PRIORITY_CLASS = env.str("KARIMASU_POD_PRIORITY_CLASS", default="")
+# How job pods get their GPUs: "dra" (a ResourceClaim for exactly the booked devices, NVIDIA's
+# DRA driver), "device-plugin" (nvidia.com/gpu: N, the cluster picks which GPUs), or "auto"
+# (DRA on the nodes the driver publishes, when the cluster serves resource.k8s.io/v1 and the
+# DeviceClass gpu.nvidia.com). docs/cluster.md, "GPU allocation".
+KARIMASU_GPU_ALLOCATION = env.str("KARIMASU_GPU_ALLOCATION", default="auto")
+if KARIMASU_GPU_ALLOCATION not in ("auto", "dra", "device-plugin"):
+    raise ImproperlyConfigured(
+        f"KARIMASU_GPU_ALLOCATION={KARIMASU_GPU_ALLOCATION!r}: expected auto, dra or device-plugin"
+    )
 # Scratch space per job (/scratch), requested as ephemeral storage.
 KARIMASU_JOB_SCRATCH_GB = _env_or_fail("KARIMASU_JOB_SCRATCH_GB", env.int, 20)
 # Registries jobs may pull from (empty: any); e.g. "registry.example.com,nvcr.io".

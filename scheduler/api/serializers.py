@@ -79,6 +79,14 @@ class GpuSerializer(serializers.ModelSerializer):
 class NodeSerializer(serializers.ModelSerializer):
     gpus = serializers.SerializerMethodField()
     schedulable = serializers.BooleanField(read_only=True)
+    gpu_allocation = serializers.ChoiceField(
+        choices=["dra", "device-plugin"],
+        read_only=True,
+        help_text=(
+            '"dra": a job gets exactly the GPUs it booked (a ResourceClaim for their UUIDs); '
+            '"device-plugin": per count on the node, the cluster picks which GPUs.'
+        ),
+    )
 
     class Meta:
         model = Node
@@ -100,6 +108,7 @@ class NodeSerializer(serializers.ModelSerializer):
             "foreign_pods",
             "daemon_cpu_millis",
             "daemon_memory_mb",
+            "gpu_allocation",
             "first_seen_at",
             "last_seen_at",
             "gone_at",

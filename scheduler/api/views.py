@@ -120,6 +120,7 @@ def node_rows(nodes: list[Node], *, now: datetime) -> list[dict[str, Any]]:
             "foreign_pods": node.foreign_pods,
             "daemon_cpu_millis": integer(node.daemon_cpu_millis),
             "daemon_memory_mb": integer(node.daemon_memory_mb),
+            "gpu_allocation": node.gpu_allocation,
             "first_seen_at": dt(node.first_seen_at),
             "last_seen_at": dt(node.last_seen_at),
             "gone_at": dt(node.gone_at),

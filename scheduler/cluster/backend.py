@@ -60,6 +60,20 @@ class NodeInfo:
     taints: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     foreign: ForeignUsage = field(default_factory=ForeignUsage)
+    # "dra" when the cluster's NVIDIA DRA driver publishes this node's GPUs (a pod gets the
+    # exact devices Karimasu booked), else "device-plugin" (a count: the cluster picks).
+    gpu_allocation: str = "device-plugin"
+    # GPU index -> UUID, as the DRA driver publishes them (empty without DRA).
+    gpu_uuids: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    """One GPU Karimasu booked for an attempt: its index on the node and its UUID ("" while
+    the node agent has not reported it)."""
+
+    index: int
+    uuid: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,10 @@ class JobSpec:
     # Karimasu enforces max_runtime_s from the container's start (reconcile); the Job's
     # activeDeadlineSeconds, counted from its creation, is max_runtime_s + this backstop.
     start_timeout_s: int = 0
+    # How the pod gets its GPUs (the node's `gpu_allocation`): "dra" requests exactly
+    # `gpu_devices` with a ResourceClaim; "device-plugin" requests `gpus` as nvidia.com/gpu.
+    gpu_allocation: str = "device-plugin"
+    gpu_devices: list[GpuDevice] = field(default_factory=list)
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
@@ -132,6 +150,8 @@ class AttemptState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
+    # The attempt's pods not yet finished (telemetry maps GPU processes to jobs by pod).
+    pod_uids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -160,6 +180,8 @@ class ClusterBackend(Protocol):
     ) -> Iterator[str]: ...
 
     def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool: ...
+
+    def repair_claims(self) -> list[str]: ...
 
     def watch(
         self, kind: str, resource_version: str | None, *, timeout_s: int = 30

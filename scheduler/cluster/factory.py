@@ -27,4 +27,5 @@ def cluster_backend() -> ClusterBackend:
             "(`make run` starts an emulator and sets KUBECONFIG for you)."
         )
     backend.run_as_user = settings.KARIMASU_JOB_RUN_AS_USER
+    backend.gpu_allocation = settings.KARIMASU_GPU_ALLOCATION
     return backend

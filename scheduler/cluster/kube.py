@@ -13,6 +13,7 @@ Reads use `_preload_content=False` and plain dicts: the mapping functions in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -23,7 +24,7 @@ import urllib3
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from scheduler.cluster import mapping
+from scheduler.cluster import dra, mapping
 from scheduler.cluster.backend import (
     AttemptState,
     ClusterRejected,
@@ -82,12 +83,15 @@ class KubernetesBackend:
         *,
         namespace: str = DEFAULT_NAMESPACE,
         run_as_user: int = 1000,
+        gpu_allocation: str = "auto",
     ) -> None:
         self.api_client = api_client
         self.namespace = namespace
         self.run_as_user = run_as_user
+        self.gpu_allocation = gpu_allocation
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
+        self.resource = client.ResourceV1Api(api_client)
 
     @classmethod
     def from_kubeconfig(
@@ -115,7 +119,44 @@ class KubernetesBackend:
         back without foreign usage, and a warning says why."""
         nodes = _json(_call(self.core.list_node, _preload_content=False))["items"]
         foreign = self._foreign_usage()
-        return [mapping.node_info(node, foreign.get(node["metadata"]["name"])) for node in nodes]
+        published = self._dra_published()
+        infos = []
+        for node in nodes:
+            info = mapping.node_info(node, foreign.get(node["metadata"]["name"]))
+            uuids = (published or {}).get(info.name, {})
+            gpus = max(info.gpu_capacity, len(uuids))
+            mode = dra.node_mode(self.gpu_allocation, info.name, gpus, published)
+            info = dataclasses.replace(info, gpu_allocation=mode, gpu_uuids=uuids)
+            if mode == dra.DRA and not info.gpu_capacity and uuids:
+                # A DRA-only node (no device plugin): its GPUs are the driver's devices.
+                info = dataclasses.replace(info, gpu_capacity=gpus, gpu_allocatable=gpus)
+            infos.append(info)
+        return infos
+
+    def _dra_published(self) -> dict[str, dict[int, str]] | None:
+        """The GPUs NVIDIA's DRA driver publishes per node, or None where the cluster does not
+        offer DRA for them (no ``resource.k8s.io/v1``, no DeviceClass ``gpu.nvidia.com``,
+        or not readable: the ClusterRole needs deviceclasses get and resourceslices list)."""
+        if self.gpu_allocation == dra.DEVICE_PLUGIN:
+            return None
+        try:
+            _call(self.resource.read_device_class, dra.DEVICE_CLASS, _preload_content=False)
+            slices = _json(
+                _call(
+                    self.resource.list_resource_slice,
+                    field_selector=f"spec.driver={dra.DRIVER}",
+                    _preload_content=False,
+                )
+            )["items"]
+        except ApiException as exc:
+            if exc.status != 404:  # 404: no resource.k8s.io/v1 or no NVIDIA DeviceClass
+                log.warning(
+                    "cluster.dra_unreadable %s %s: GPUs are allocated per count",
+                    exc.status,
+                    _message(exc),
+                )
+            return None
+        return dra.slice_devices(slices)
 
     def _foreign_usage(self) -> dict[str, ForeignUsage]:
         try:
@@ -140,8 +181,14 @@ class KubernetesBackend:
     def submit(self, spec: JobSpec) -> SubmitResult:
         body = mapping.job_manifest(spec, namespace=self.namespace, run_as_user=self.run_as_user)
         name = body["metadata"]["name"]
+        if dra.uses_dra(spec):
+            dra.use_claim(body, spec.gpu_devices)
         try:
-            _call(self.batch.create_namespaced_job, self.namespace, body, _preload_content=False)
+            created = _json(
+                _call(
+                    self.batch.create_namespaced_job, self.namespace, body, _preload_content=False
+                )
+            )
         except ApiException as exc:
             if exc.status == 409:
                 log.info(
@@ -150,8 +197,15 @@ class KubernetesBackend:
                     spec.attempt,
                     name,
                 )
+                if dra.uses_dra(spec):
+                    self._ensure_claim(self._read_job(name))
                 return SubmitResult(name=name, created=False)
             raise ClusterRejected(f"Job {name} rejected: {exc.status} {_message(exc)}") from exc
+        if dra.uses_dra(spec):
+            # After the Job, owned by it: a crash in between leaves a Job whose pod waits for
+            # its claim, which the next reconcile creates (repair_claims); never a claim
+            # without a Job.
+            self._ensure_claim(created)
         log.info(
             "cluster.submitted job=%s attempt=%s name=%s node=%s",
             spec.job_id,
@@ -160,6 +214,79 @@ class KubernetesBackend:
             spec.node_name,
         )
         return SubmitResult(name=name, created=True)
+
+    def _read_job(self, name: str) -> dict[str, Any]:
+        try:
+            job: dict[str, Any] = _json(
+                _call(self.batch.read_namespaced_job, name, self.namespace, _preload_content=False)
+            )
+        except ApiException as exc:
+            raise ClusterRejected(f"reading {name}: {exc.status} {_message(exc)}") from exc
+        return job
+
+    def _ensure_claim(self, job: dict[str, Any]) -> bool:
+        """Create the ResourceClaim the DRA Job needs; False when it existed already."""
+        body = dra.claim_from_job(job)
+        if body is None:
+            return False
+        name = body["metadata"]["name"]
+        try:
+            _call(
+                self.resource.create_namespaced_resource_claim,
+                self.namespace,
+                body,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise ClusterRejected(
+                f"ResourceClaim {name} rejected: {exc.status} {_message(exc)}"
+            ) from exc
+        log.info(
+            "cluster.claim_created name=%s selected_by=%s devices=%s",
+            name,
+            body["metadata"]["annotations"][dra.SELECTED_BY_ANNOTATION],
+            body["metadata"]["annotations"][dra.DEVICES_ANNOTATION],
+        )
+        return True
+
+    def repair_claims(self) -> list[str]:
+        """Create the claims of Karimasu's DRA Jobs that lack one (a crash between creating
+        the Job and its claim); returns their names. Claims of deleted Jobs need nothing:
+        they are owned by their Job and garbage-collected with it."""
+        jobs = _json(
+            _call(
+                self.batch.list_namespaced_job,
+                self.namespace,
+                label_selector=mapping.OWNED_SELECTOR,
+                _preload_content=False,
+            )
+        )["items"]
+        wanting = [j for j in jobs if dra.claim_from_job(j) is not None]
+        if not wanting:
+            return []
+        existing = {
+            c["metadata"]["name"]
+            for c in _json(
+                _call(
+                    self.resource.list_namespaced_resource_claim,
+                    self.namespace,
+                    _preload_content=False,
+                )
+            )["items"]
+        }
+        created = []
+        for job in wanting:
+            name = dra.claim_name(job["metadata"]["name"])
+            if name in existing or job["metadata"].get("deletionTimestamp"):
+                continue
+            try:
+                if self._ensure_claim(job):
+                    created.append(name)
+            except ClusterRejected as exc:  # one refused claim never stops the others
+                log.warning("cluster.claim_refused name=%s %s", name, exc)
+        return created
 
     def status(self, job_id: int, attempt: int) -> AttemptState | None:
         name = mapping.job_name(job_id, attempt)

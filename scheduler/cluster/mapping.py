@@ -510,13 +510,21 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
     pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")) if pods else None
     node = (pod or {}).get("spec", {}).get("nodeName", "") or ""
     terminated = _terminated(pod) if pod else None
-    common = {
+    common: dict[str, Any] = {
         "job_id": job_id,
         "attempt": attempt,
         "node_name": node,
         "started_at": (container_started_at(pod) if pod else None)
         or _time(status.get("startTime")),
         "exit_code": terminated.get("exitCode") if terminated else None,
+        "pod_uids": tuple(
+            sorted(
+                str(p["metadata"]["uid"])
+                for p in pods
+                if p["metadata"].get("uid")
+                and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            )
+        ),
     }
 
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:

@@ -32,6 +32,14 @@ class Node(models.Model):
     # have of the node, so submission checks against allocatable minus this.
     daemon_cpu_millis = models.PositiveIntegerField(default=0)
     daemon_memory_mb = models.PositiveIntegerField(default=0)
+    # How the cluster gives this node's GPUs to a pod (docs/cluster.md, "GPU allocation"):
+    # "dra" = exactly the devices Karimasu booked (a ResourceClaim naming their UUIDs);
+    # "device-plugin" = a count (nvidia.com/gpu): the cluster picks which GPUs.
+    gpu_allocation = models.CharField(
+        max_length=16,
+        choices=[("dra", "dra"), ("device-plugin", "device-plugin")],
+        default="device-plugin",
+    )
     first_seen_at = models.DateTimeField()
     last_seen_at = models.DateTimeField()
     gone_at = models.DateTimeField(null=True, blank=True)

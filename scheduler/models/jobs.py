@@ -59,6 +59,9 @@ class Job(models.Model):
         Node, on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
     )
     gpu_indices = models.JSONField(default=list, blank=True)
+    # UIDs of the current attempt's pods, as reconcile last saw them: telemetry credits a GPU
+    # process to the job by its pod (cgroup), not by the index Karimasu placed it on.
+    pod_uids = models.JSONField(default=list, blank=True)
     borrowed = models.BooleanField(default=False)
     sweep = models.ForeignKey(
         "scheduler.Sweep", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"

@@ -45,6 +45,8 @@ class NodeRow:
     cordoned: bool
     ready: bool
     gpus: list[GpuCell] = field(default_factory=list)
+    # "dra": a job gets exactly the GPUs shown; "device-plugin": per count, the cluster picks.
+    gpu_allocation: str = "device-plugin"
 
     @property
     def free(self) -> int:
@@ -120,7 +122,14 @@ def gpu_board(*, now: datetime) -> list[NodeRow]:
     )
     outside = outside_gpus(nodes, holders)
     for node in nodes:
-        row = NodeRow(node.name, node.gpu_model, node.schedulable, node.cordoned, node.ready)
+        row = NodeRow(
+            node.name,
+            node.gpu_model,
+            node.schedulable,
+            node.cordoned,
+            node.ready,
+            gpu_allocation=node.gpu_allocation,
+        )
         for gpu in node.gpus.all():
             if not gpu.present:
                 continue

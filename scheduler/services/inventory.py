@@ -74,6 +74,7 @@ def _fields(info: NodeInfo) -> dict[str, object]:
         "foreign_pods": list(info.foreign.pods),
         "daemon_cpu_millis": info.foreign.daemon_cpu_millis,
         "daemon_memory_mb": info.foreign.daemon_memory_mb,
+        "gpu_allocation": info.gpu_allocation,
     }
 
 
@@ -123,13 +124,22 @@ def _sync_gpus(node: Node, info: NodeInfo) -> None:
     have = {g.index: g for g in node.gpus.all()}
     for index in range(info.gpu_capacity):
         gpu = have.get(index)
+        # The DRA driver's UUID, until the node agent reports one (the agent's wins).
+        published = info.gpu_uuids.get(index, "")
         if gpu is None:
             Gpu.objects.create(
-                node=node, index=index, model=info.gpu_model, memory_mb=info.gpu_memory_mb
+                node=node,
+                index=index,
+                model=info.gpu_model,
+                memory_mb=info.gpu_memory_mb,
+                uuid=published,
             )
-        elif not gpu.present or gpu.model != info.gpu_model:
+        elif not gpu.present or gpu.model != info.gpu_model or (published and not gpu.uuid):
             Gpu.objects.filter(pk=gpu.pk).update(
-                present=True, model=info.gpu_model, memory_mb=info.gpu_memory_mb
+                present=True,
+                model=info.gpu_model,
+                memory_mb=info.gpu_memory_mb,
+                uuid=gpu.uuid or published,
             )
     Gpu.objects.filter(node=node, index__gte=info.gpu_capacity, present=True).update(present=False)
 

@@ -15,8 +15,8 @@ from django.db.models import Field
 
 from portal.errors import Conflict
 from scheduler import states
-from scheduler.cluster.backend import JobSpec, Mount
-from scheduler.models import Job, JobEvent, NamedMount
+from scheduler.cluster.backend import GpuDevice, JobSpec, Mount
+from scheduler.models import Gpu, Job, JobEvent, NamedMount
 
 log = logging.getLogger("karimasu.scheduler")
 
@@ -217,7 +217,18 @@ def job_spec(job: Job) -> JobSpec:
             str(k): (str(v["secret"]), str(v["key"])) for k, v in (job.secret_env or {}).items()
         },
         start_timeout_s=math.ceil(float(settings.KARIMASU_START_TIMEOUT_SECONDS)),
+        gpu_allocation=job.node.gpu_allocation,
+        gpu_devices=_devices(job),
     )
+
+
+def _devices(job: Job) -> list[GpuDevice]:
+    """The GPUs the job was placed on, with their UUIDs where known (what a DRA claim names)."""
+    indices = sorted(int(i) for i in job.gpu_indices or [])
+    if not indices or job.node is None:
+        return []
+    uuids = dict(Gpu.objects.filter(node=job.node, index__in=indices).values_list("index", "uuid"))
+    return [GpuDevice(index=i, uuid=uuids.get(i) or "") for i in indices]
 
 
 def _mounts(job: Job) -> list[Mount]:

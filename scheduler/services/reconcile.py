@@ -61,6 +61,8 @@ class ReconcileReport:
 def reconcile(backend: ClusterBackend, *, now: datetime) -> ReconcileReport:
     report = ReconcileReport()
     try:
+        for name in backend.repair_claims():  # a crash between a DRA Job and its claim
+            log.warning("reconcile.claim_recreated %s", name)
         owned = {(s.job_id, s.attempt): s for s in backend.list_owned()}
         live = list(
             Job.objects.filter(status__in=states.ON_CLUSTER).select_related("owner", "team", "node")
@@ -119,6 +121,9 @@ def _repair_row(
 def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool:
     """Bring the row in line with what the cluster says. True when the row changed."""
     before = (job.status, job.reason, job.message)
+    if list(state.pod_uids) != list(job.pod_uids or []) and job.attempt == state.attempt:
+        Job.objects.filter(pk=job.pk).update(pod_uids=list(state.pod_uids))
+        job.pod_uids = list(state.pod_uids)
     if job.status == states.ADMITTED:
         transition_job(
             job, states.STARTING, now=now, reason=state.reason or "submitted", message=state.message

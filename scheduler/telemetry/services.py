@@ -5,10 +5,13 @@ its size: bulk insert of raw samples, merge of the touched one-minute rollups an
 summaries (read, add in Python, bulk create/update), upsert of the latest state per GPU, and
 the GPU's UUID and health on `Gpu` (the only `scheduler` columns this app writes).
 
-Which job a sample belongs to: the job the agent names for a process on the GPU (from the
-pod's labels), else the job the portal placed on that GPU (`Job.node` and `gpu_indices`
-while admitted/starting/running). A process is foreign when the agent says so, or when the
-agent could not tell and no job holds the GPU.
+Which job a sample belongs to: the job of a process on the GPU, named by the agent (from the
+pod's labels) or found by the process's pod UID (its cgroup) among the pods reconcile saw
+for the node's jobs (`Job.pod_uids`), else the job the portal placed on that GPU
+(`Job.node` and `gpu_indices` while admitted/starting/running) unless that job's processes
+were seen on other GPUs of the node in the same reading (the device plugin gave its pod
+other GPUs than Karimasu's indices: the GPU at the index is not the job's). A process is
+foreign when the agent says so, or when the agent could not tell and no job holds the GPU.
 """
 
 from __future__ import annotations
@@ -134,14 +137,26 @@ class _Acc:
         self.last_at = sample.at if self.last_at is None else max(self.last_at, sample.at)
 
 
-def _allocations(node: Node) -> dict[int, int]:
-    """GPU index -> id of the job the portal placed there."""
+def _allocations(node: Node) -> tuple[dict[int, int], dict[str, int]]:
+    """(GPU index -> id of the job the portal placed there, pod UID -> id of its job)."""
     held: dict[int, int] = {}
+    pods: dict[str, int] = {}
     jobs = Job.objects.filter(node=node, status__in=states.ON_CLUSTER)
-    for job_id, indices in jobs.values_list("pk", "gpu_indices"):
+    for job_id, indices, uids in jobs.values_list("pk", "gpu_indices", "pod_uids"):
         for index in indices or []:
             held[int(index)] = job_id
-    return held
+        for uid in uids or []:
+            pods[str(uid)] = job_id
+    return held, pods
+
+
+def _job_of(proc: dict[str, Any], known: set[int], pods: dict[str, int]) -> int | None:
+    """The job a GPU process belongs to: named by the agent, else by its pod's UID."""
+    if proc.get("job_id") in known:
+        return int(proc["job_id"])
+    if proc.get("job_id") is None and proc.get("foreign") is not True:
+        return pods.get(str(proc.get("pod_uid") or ""))
+    return None
 
 
 def _known_jobs(readings: list[dict[str, Any]], placed: set[int]) -> set[int]:
@@ -156,6 +171,12 @@ def _known_jobs(readings: list[dict[str, Any]], placed: set[int]) -> set[int]:
     if named <= placed:
         return named
     return set(Job.objects.filter(pk__in=named).values_list("pk", flat=True))
+
+
+def _unseen(job_id: int | None, seen: set[int]) -> int | None:
+    """The job placed on a GPU without a named process, unless its processes were seen on
+    other GPUs of the node in the same reading (then this GPU is not really its)."""
+    return None if job_id in seen else job_id
 
 
 def _sample(gpu: Gpu, at: datetime, data: dict[str, Any], job_id: int | None) -> GpuSample:
@@ -188,7 +209,7 @@ def ingest_batch(node: Node, batch: dict[str, Any], *, now: datetime) -> IngestR
     """Store a parsed batch (see `batch.parse_batch`) from `node`'s agent."""
     readings = sorted(batch["readings"], key=lambda r: r["at"])
     gpus = {g.index: g for g in Gpu.objects.filter(node=node)}
-    held = _allocations(node)
+    held, pods = _allocations(node)
     known = _known_jobs(readings, set(held.values()))
     idle_below = idle_percent()
     interval = float(batch.get("interval_s", 10))
@@ -208,13 +229,27 @@ def ingest_batch(node: Node, batch: dict[str, Any], *, now: datetime) -> IngestR
                 samples.append(sample)
                 latest[gpu.pk] = (sample, {"error": error})
             continue
+        # Jobs whose processes the agent saw in this reading, on whatever GPU: where the
+        # device plugin gave a pod another GPU than Karimasu's index, the GPU at the index
+        # is not the job's (its idle readings must not count against the job).
+        seen = {
+            job
+            for data in reading.get("gpus") or []
+            for p in data.get("processes") or []
+            if (job := _job_of(p, known, pods)) is not None
+        }
         for data in reading.get("gpus") or []:
             row = gpus.get(data["index"])
             if row is None:
                 unknown.add(data["index"])
                 continue
-            named = [p["job_id"] for p in data.get("processes") or [] if p.get("job_id") in known]
-            sample = _sample(row, at, data, named[0] if named else held.get(row.index))
+            named = [
+                job
+                for p in data.get("processes") or []
+                if (job := _job_of(p, known, pods)) is not None
+            ]
+            placed = held.get(row.index)
+            sample = _sample(row, at, data, named[0] if named else _unseen(placed, seen))
             samples.append(sample)
             latest[row.pk] = (sample, data)
     GpuSample.objects.bulk_create(samples, batch_size=2000)

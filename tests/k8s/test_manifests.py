@@ -381,15 +381,26 @@ def test_each_role_has_its_own_service_account_with_least_privilege(rendered):
         assert writes, account
         for kind, namespace, rule in writes:
             assert (kind, namespace) == ("RoleBinding", "karimasu-jobs"), account
-            assert rule["resources"] in (["jobs"], ["pods"]), account
+            assert rule["resources"] in (["jobs"], ["pods"], ["resourceclaims"]), account
             if rule["resources"] == ["pods"]:
                 assert set(rule["verbs"]) == {"patch", "delete"}, account
+            if rule["resources"] == ["resourceclaims"]:  # DRA: the exact GPUs booked
+                assert rule["apiGroups"] == ["resource.k8s.io"], account
+                assert set(rule["verbs"]) == {"get", "list", "create", "delete"}, account
         cluster = [r for kind, _, r in rules if kind == "ClusterRoleBinding"]
-        # cluster-wide: read nodes, and list/watch pods (what others hold on each node)
-        assert {res for r in cluster for res in r["resources"]} == {"nodes", "pods"}
+        # cluster-wide: read nodes, list/watch pods (what others hold on each node), read the
+        # DRA driver's DeviceClasses and ResourceSlices (which nodes offer exact devices)
+        assert {res for r in cluster for res in r["resources"]} == {
+            "nodes",
+            "pods",
+            "deviceclasses",
+            "resourceslices",
+        }
         for rule in cluster:
             if "pods" in rule["resources"]:
                 assert rule["resources"] == ["pods"] and set(rule["verbs"]) == {"list", "watch"}
+            if "resourceslices" in rule["resources"]:
+                assert set(rule["verbs"]) == {"get", "list"}
     # Beat, migrate and the node agent: no API access, no token.
     for account in ("karimasu-beat", "karimasu-migrate", "karimasu-node-agent"):
         assert _rules_for(objects, account) == [], account

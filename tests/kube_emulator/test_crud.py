@@ -235,4 +235,9 @@ def test_discovery_and_version(api_client: client.ApiClient) -> None:
     version = client.VersionApi(api_client).get_code()
     assert version.major == "1"
     groups = client.ApisApi(api_client).get_api_versions()
-    assert [g.name for g in groups.groups] == ["apps", "batch", "authorization.k8s.io"]
+    assert [g.name for g in groups.groups] == [
+        "apps",
+        "batch",
+        "resource.k8s.io",
+        "authorization.k8s.io",
+    ]

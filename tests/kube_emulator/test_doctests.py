@@ -7,12 +7,21 @@ from types import ModuleType
 
 import pytest
 
-from kube_emulator import admission, clock, jobs, quantities, resources, scheduling, selectors
+from kube_emulator import (
+    admission,
+    clock,
+    dra,
+    jobs,
+    quantities,
+    resources,
+    scheduling,
+    selectors,
+)
 
 
 @pytest.mark.parametrize(
     "module",
-    [admission, clock, jobs, quantities, resources, scheduling, selectors],
+    [admission, clock, dra, jobs, quantities, resources, scheduling, selectors],
     ids=lambda m: m.__name__,
 )
 def test_docstring_examples(module: ModuleType) -> None:

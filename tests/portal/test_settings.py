@@ -149,3 +149,9 @@ def test_a_real_password_is_accepted(tmp_path):
     env = {**PRODUCTION, "CELERY_BROKER_URL": "redis://:Zq8vX2pL9mN4bR7t@127.0.0.1:1/0"}
     result = manage("check", env=env, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_an_unknown_gpu_allocation_mode_is_refused_at_start(tmp_path):
+    result = manage("check", env={"KARIMASU_GPU_ALLOCATION": "exact"}, tmp_path=tmp_path)
+    assert result.returncode != 0
+    assert "KARIMASU_GPU_ALLOCATION='exact': expected auto, dra or device-plugin" in result.stderr

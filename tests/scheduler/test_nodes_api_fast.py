@@ -50,6 +50,7 @@ def board(alice, bob, vision, nodes):
     a100 = nodes["a100-01"]
     a100.taints = [{"key": "gpu", "value": "a100", "effect": "NoSchedule"}]
     a100.cordoned = True
+    a100.gpu_allocation = "dra"
     a100.save()
     Gpu.objects.filter(node=a100, index=3).update(present=False, healthy=False)
     Gpu.objects.filter(node=nodes["tesla-02"], index=1).update(healthy=False, uuid="GPU-x")

@@ -46,8 +46,14 @@ def emulator(tmp_path: Path, request):
 
 
 @pytest.fixture
-def backend(emulator) -> KubernetesBackend:
-    return KubernetesBackend.from_kubeconfig(str(emulator.kubeconfig_path))
+def backend(emulator, request) -> KubernetesBackend:
+    """The backend; `@pytest.mark.gpu_allocation("device-plugin")` sets its GPU mode (the
+    default emulated cluster offers DRA, so "auto" uses it)."""
+    backend = KubernetesBackend.from_kubeconfig(str(emulator.kubeconfig_path))
+    marker = request.node.get_closest_marker("gpu_allocation")
+    if marker:
+        backend.gpu_allocation = marker.args[0]
+    return backend
 
 
 @pytest.fixture

@@ -121,6 +121,7 @@ def test_deadline_backstop_is_enforced_by_the_cluster(make_admitted, backend, em
 
 
 @pytest.mark.nodes_file(ONE_NODE)
+@pytest.mark.gpu_allocation("device-plugin")  # with DRA: test_dra_backend.py
 def test_third_one_gpu_job_on_a_full_two_gpu_node_stays_pending(make_admitted, backend, emulator):
     jobs = [make_admitted(indices=(i % 2,)) for i in range(3)]
     reconcile(backend, now=timezone.now())

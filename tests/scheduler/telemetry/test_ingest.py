@@ -246,3 +246,74 @@ def test_agent_posts_to_the_live_portal(live_server, node):
     bad = Agent(CountingSource(), "gpu-01", HttpSender(live_server.url, "kmn_wrong"), clock=Clock())
     bad.tick()
     assert len(bad.buffer) == 1 and bad.send_failures == 1  # 401: kept for when it's fixed
+
+
+def test_a_pod_on_another_gpu_than_its_booked_index_is_credited_from_its_processes(
+    agent_client, make_job
+):
+    """Device-plugin mode (issue 16): Karimasu placed the job on GPU 0, the kubelet gave its
+    pod GPU 1. The job is credited with GPU 1's busy readings (its process is there), not with
+    the idle GPU 0 it was placed on; GPU 0 belongs to no job."""
+    job = make_job(indices=(0,))
+    mine = {"pid": 7, "pod_uid": "p", "job_id": job.pk, "attempt": 1, "foreign": False}
+    for i in range(3):
+        post(
+            agent_client,
+            batch(
+                [
+                    reading(
+                        T0 + timedelta(seconds=10 * i),
+                        [gpu_data(0, util=0.0), gpu_data(1, util=95.0, processes=[mine])],
+                    )
+                ]
+            ),
+        )
+    summary = job_summary(job)
+    assert summary["samples"] == 3
+    assert summary["utilization_mean"] == 95.0
+    assert summary["idle_fraction"] == 0.0
+    by_gpu = dict(GpuSample.objects.values_list("gpu__index", "job_id").distinct())
+    assert by_gpu == {0: None, 1: job.pk}
+
+
+def test_two_jobs_swapped_by_the_cluster_are_each_credited_with_their_own_gpu(
+    agent_client, make_job
+):
+    first, second = make_job(indices=(0,)), make_job(indices=(1,))
+    on_one = {"pid": 1, "job_id": first.pk, "attempt": 1, "foreign": False}
+    on_zero = {"pid": 2, "job_id": second.pk, "attempt": 1, "foreign": False}
+    post(
+        agent_client,
+        batch(
+            [
+                reading(
+                    T0,
+                    [
+                        gpu_data(0, util=10.0, processes=[on_zero]),
+                        gpu_data(1, util=80.0, processes=[on_one]),
+                    ],
+                )
+            ]
+        ),
+    )
+    assert job_summary(first)["utilization_mean"] == 80.0
+    assert job_summary(second)["utilization_mean"] == 10.0
+
+
+def test_an_agent_that_reports_only_pod_uids_is_resolved_through_the_jobs_pods(
+    agent_client, make_job
+):
+    """The default agent (`--pods none`) reports a process's pod UID, not its job: the portal
+    finds the job by the pods reconcile saw (`Job.pod_uids`), whatever GPU the pod got."""
+    job = make_job(indices=(0,))
+    job.pod_uids = ["pod-of-job"]
+    job.save(update_fields=["pod_uids"])
+    process = {"pid": 7, "pod_uid": "pod-of-job", "foreign": None}
+    post(
+        agent_client,
+        batch([reading(T0, [gpu_data(0, util=0.0), gpu_data(1, util=88.0, processes=[process])])]),
+    )
+    assert job_summary(job)["utilization_mean"] == 88.0
+    assert job_summary(job)["samples"] == 1
+    states = dict(GpuState.objects.values_list("gpu__index", "foreign_processes"))
+    assert states == {0: 0, 1: 0}  # its process is not foreign
