@@ -60,6 +60,8 @@ class NodeInfo:
     taints: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     foreign: ForeignUsage = field(default_factory=ForeignUsage)
+    # Allocatable extended resources other than GPUs (RDMA devices, ...): name -> count.
+    extended: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -418,7 +418,32 @@ def node_info(node: dict[str, Any], foreign: ForeignUsage | None = None) -> Node
         taints=[{k: str(v) for k, v in t.items()} for t in spec.get("taints", []) or []],
         labels=dict(labels),
         foreign=foreign or ForeignUsage(),
+        extended=extended_resources(allocatable),
     )
+
+
+#: Resources every pod has or Karimasu requests itself: never "extended".
+_BASIC_RESOURCES = ("cpu", "memory", "pods", "ephemeral-storage", GPU_RESOURCE)
+
+
+def extended_resources(allocatable: dict[str, Any]) -> dict[str, int]:
+    """A node's allocatable extended resources besides GPUs (``rdma/ib``,
+    ``nvidia.com/hostdev``, ...), counted; hugepages and zero counts left out.
+
+    >>> extended_resources({"cpu": "8", "rdma/ib": "4", "hugepages-2Mi": "0", "x/y": "0"})
+    {'rdma/ib': 4}
+    """
+    found = {}
+    for name, value in allocatable.items():
+        if name in _BASIC_RESOURCES or name.startswith("hugepages-"):
+            continue
+        try:
+            count = int(parse_quantity(value))
+        except (ArithmeticError, ValueError):
+            continue
+        if count > 0:
+            found[str(name)] = count
+    return found
 
 
 # --- Job + Pods -> AttemptState ------------------------------------------------------------

@@ -183,6 +183,7 @@ def requeue(job: Job, *, now: datetime, reason: str, message: str = "") -> Job:
         attempt=job.attempt + 1,
         node=None,
         gpu_indices=[],
+        placements=[],
         borrowed=False,
         admitted_at=None,
         started_at=None,
