@@ -41,6 +41,7 @@ ROOTS: dict[str, str] = {
     "events": "io.k8s.api.core.v1.Event",
     "jobs": "io.k8s.api.batch.v1.Job",
     "daemonsets": "io.k8s.api.apps.v1.DaemonSet",
+    "services": "io.k8s.api.core.v1.Service",
 }
 #: Each served kind has its definition (a KeyError here was a 500 on every OpenAPI path).
 assert set(ROOTS) == {x.plural for x in r.ALL}, "every served resource needs its OpenAPI root"

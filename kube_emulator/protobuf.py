@@ -141,7 +141,7 @@ ROOTS = {
 }
 #: Served kinds no client writes to the emulator in protobuf (kubectl has no generator for them;
 #: the kubelet and controllers that would are the emulator itself): answered 415.
-NOT_DECODED = frozenset({("v1", "Node"), ("v1", "Event")})
+NOT_DECODED = frozenset({("v1", "Node"), ("v1", "Event"), ("v1", "Service")})
 
 
 class ProtobufError(ValueError):

@@ -41,11 +41,12 @@ PODS = ResourceType("", "v1", "pods", "Pod", True, ("status", "log"))
 EVENTS = ResourceType("", "v1", "events", "Event", True)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", True, ("status",))
 DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("status",))
+SERVICES = ResourceType("", "v1", "services", "Service", True, ("status",))
 
 #: Every served type. A new one also needs its entry in each table kept per type: openapi.ROOTS,
 #: tables.COLUMNS and _CELLS, selectors.FIELDS, protobuf.ROOTS (or NOT_DECODED), and
 #: deletion.OWNERS if it owns Pods (tests/kube_emulator/test_resource_coverage.py checks).
-ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, PODS, EVENTS, JOBS, DAEMONSETS)
+ALL: tuple[ResourceType, ...] = (NODES, NAMESPACES, PODS, EVENTS, JOBS, DAEMONSETS, SERVICES)
 _BY_GROUP_PLURAL = {(r.group, r.plural): r for r in ALL}
 
 

@@ -143,6 +143,11 @@ FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
     "namespaces": {**_COMMON, "status.phase": _path("status", "phase")},
     "jobs": {**_COMMON, "status.successful": _path("status", "succeeded")},
     "daemonsets": _COMMON,  # upstream's DaemonSets support only the metadata fields
+    "services": {
+        **_COMMON,
+        "spec.clusterIP": _path("spec", "clusterIP"),
+        "spec.type": _path("spec", "type"),
+    },
     "events": {
         **_COMMON,
         "involvedObject.kind": _path("involvedObject", "kind"),

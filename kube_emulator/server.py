@@ -59,6 +59,7 @@ SHORT_NAMES = {
     "pods": ["po"],
     "events": ["ev"],
     "daemonsets": ["ds"],
+    "services": ["svc"],
 }
 CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]

@@ -108,6 +108,13 @@ class JobSpec:
     # Karimasu enforces max_runtime_s from the container's start (reconcile); the Job's
     # activeDeadlineSeconds, counted from its creation, is max_runtime_s + this backstop.
     start_timeout_s: int = 0
+    # A multi-node job (gang): ``nodes`` pods, one per node of ``node_names`` (rank 0's is
+    # ``node_name``), each with ``gpus`` GPUs; an Indexed Job with a headless Service.
+    nodes: int = 1
+    node_names: tuple[str, ...] = ()
+    master_port: int = 29500
+    # Extended resources (RDMA/InfiniBand) each pod requests, name -> count.
+    extended: dict[str, int] = field(default_factory=dict)
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
@@ -133,6 +140,8 @@ class AttemptState:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     exit_code: int | None = None
+    # A gang's pods as the cluster placed them: (rank, node name), rank order.
+    pods: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

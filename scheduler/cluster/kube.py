@@ -138,10 +138,17 @@ class KubernetesBackend:
     # --- jobs ---------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> SubmitResult:
+        """Create the attempt's Job (a second call finds it: 409, not an error); a gang's
+        headless Service after it, owned by it, also when the Job was already there (a
+        crash between the two is repaired by submitting again)."""
         body = mapping.job_manifest(spec, namespace=self.namespace, run_as_user=self.run_as_user)
         name = body["metadata"]["name"]
         try:
-            _call(self.batch.create_namespaced_job, self.namespace, body, _preload_content=False)
+            created = _json(
+                _call(
+                    self.batch.create_namespaced_job, self.namespace, body, _preload_content=False
+                )
+            )
         except ApiException as exc:
             if exc.status == 409:
                 log.info(
@@ -150,8 +157,12 @@ class KubernetesBackend:
                     spec.attempt,
                     name,
                 )
+                if spec.nodes > 1:
+                    self._ensure_service(spec, self._job_uid(name))
                 return SubmitResult(name=name, created=False)
             raise ClusterRejected(f"Job {name} rejected: {exc.status} {_message(exc)}") from exc
+        if spec.nodes > 1:
+            self._ensure_service(spec, str(created["metadata"].get("uid", "")))
         log.info(
             "cluster.submitted job=%s attempt=%s name=%s node=%s",
             spec.job_id,
@@ -160,6 +171,36 @@ class KubernetesBackend:
             spec.node_name,
         )
         return SubmitResult(name=name, created=True)
+
+    def _job_uid(self, name: str) -> str:
+        try:
+            job = _json(
+                _call(self.batch.read_namespaced_job, name, self.namespace, _preload_content=False)
+            )
+        except ApiException as exc:
+            raise ClusterRejected(f"reading {name}: {exc.status} {_message(exc)}") from exc
+        return str(job["metadata"].get("uid", ""))
+
+    def _ensure_service(self, spec: JobSpec, owner_uid: str) -> None:
+        """The gang's headless Service (``mapping.gang_service``); 409: already there."""
+        body = mapping.gang_service(spec, namespace=self.namespace, owner_uid=owner_uid)
+        try:
+            _call(self.core.create_namespaced_service, self.namespace, body, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                name = body["metadata"]["name"]
+                raise ClusterRejected(
+                    f"Service {name} rejected: {exc.status} {_message(exc)}"
+                ) from exc
+
+    def _delete_service(self, name: str) -> None:
+        """A gang's Service goes with its Job (owner reference on a real cluster; here too,
+        in case the garbage collector is slow or the Service was made before its owner)."""
+        try:
+            _call(self.core.delete_namespaced_service, name, self.namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status not in (404, 405):
+                raise ClusterRejected(f"deleting Service {name}: {exc.status}") from exc
 
     def status(self, job_id: int, attempt: int) -> AttemptState | None:
         name = mapping.job_name(job_id, attempt)
@@ -247,8 +288,10 @@ class KubernetesBackend:
             )
         except ApiException as exc:
             if exc.status == 404:
+                self._delete_service(name)
                 return False
             raise ClusterRejected(f"deleting {name}: {exc.status} {_message(exc)}") from exc
+        self._delete_service(name)
         log.info("cluster.cancelled job=%s attempt=%s name=%s", job_id, attempt, name)
         return True
 

@@ -32,7 +32,7 @@ from scheduler.cluster.backend import (
     ClusterRejected,
     ClusterUnavailable,
 )
-from scheduler.models import Job
+from scheduler.models import Job, Node
 from scheduler.services import job_logs
 from scheduler.services.jobs import (
     InvalidTransition,
@@ -102,6 +102,8 @@ def _repair_row(
         else:
             _lose(job, now, "missing", "Its Kubernetes Job disappeared.", report)
         return
+    if job.status == states.ADMITTED and job.nodes > 1:
+        backend.submit(job_spec(job))  # its Service too, if a crash came before it
     if apply_attempt_state(job, state, now=now):
         report.updated.append(job.pk)
         if job.status in states.TERMINAL:
@@ -119,6 +121,7 @@ def _repair_row(
 def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool:
     """Bring the row in line with what the cluster says. True when the row changed."""
     before = (job.status, job.reason, job.message)
+    _follow_ranks(job, state)
     if job.status == states.ADMITTED:
         transition_job(
             job, states.STARTING, now=now, reason=state.reason or "submitted", message=state.message
@@ -139,11 +142,30 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
     elif state.phase == cluster.TIMED_OUT:
         _finish(job, states.TIMED_OUT, state, now)
     elif state.phase == cluster.FAILED:
-        if state.reason in ("node_lost", "evicted"):
+        if state.reason in ("node_lost", "evicted", "gang_broken"):
             transition_job(job, states.LOST, now=now, reason=state.reason, message=state.message)
         else:
             _finish(job, states.FAILED, state, now)
     return (job.status, job.reason, job.message) != before
+
+
+def _follow_ranks(job: Job, state: AttemptState) -> None:
+    """A gang's pods land on its nodes in the cluster's order: once every rank is bound,
+    ``Job.placements`` is reordered to match (rank i on the node that runs rank i, with that
+    node's GPUs), and rank 0 becomes ``node``/``gpu_indices``. Never changes which nodes
+    or GPUs the gang holds."""
+    if job.nodes <= 1 or len(state.pods) != job.nodes or not job.placements:
+        return
+    by_node = {p["node"]: p for p in job.placements}
+    order = [node for _, node in state.pods]
+    if sorted(order) != sorted(by_node) or order == [p["node"] for p in job.placements]:
+        return
+    placements = [by_node[node] for node in order]
+    rank0 = Node.objects.filter(name=order[0]).first()
+    Job.objects.filter(pk=job.pk, attempt=job.attempt).update(
+        placements=placements, node=rank0, gpu_indices=placements[0]["gpu_indices"]
+    )
+    job.placements, job.node, job.gpu_indices = placements, rank0, placements[0]["gpu_indices"]
 
 
 def _check_start(
