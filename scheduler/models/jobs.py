@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -172,6 +173,28 @@ class Sweep(models.Model):
 
     def __str__(self) -> str:
         return f"sweep {self.pk} {self.name}"
+
+
+def gpus_by_node(
+    node: str | None, gpu_indices: list[int] | None, placements: list[dict[str, Any]] | None
+) -> dict[str, list[int]]:
+    """Node name -> the GPU indices a job holds there: every rank's of a gang
+    (``placements``), else its one node's. For callers that read plain rows (the board,
+    telemetry, bookings); ``Job.pods`` is the same for an instance.
+
+    >>> gang = [{"node": "a", "gpu_indices": [0]}, {"node": "b", "gpu_indices": [1]}]
+    >>> gpus_by_node("a", [0], gang), gpus_by_node("a", [2, 3], [])
+    ({'a': [0], 'b': [1]}, {'a': [2, 3]})
+    """
+    if placements:
+        return {str(p["node"]): [int(i) for i in p["gpu_indices"]] for p in placements}
+    return {node: [int(i) for i in gpu_indices or ()]} if node else {}
+
+
+def on_nodes(node_ids: Any) -> models.Q:
+    """Jobs that may hold GPUs on the nodes ``node_ids``: placed there (rank 0), or gangs
+    (whose other ranks' nodes are in ``placements``: read them with ``gpus_by_node``)."""
+    return models.Q(node_id__in=node_ids) | models.Q(nodes__gt=1, node__isnull=False)
 
 
 def gpus_held_since(

@@ -26,6 +26,7 @@ from django.db import connection, transaction
 from portal.accounts.services import token_digest
 from scheduler import states
 from scheduler.models import Gpu, Job, Node
+from scheduler.models.jobs import gpus_by_node, on_nodes
 from scheduler.telemetry.models import (
     GpuMinute,
     GpuSample,
@@ -137,9 +138,11 @@ class _Acc:
 def _allocations(node: Node) -> dict[int, int]:
     """GPU index -> id of the job the portal placed there."""
     held: dict[int, int] = {}
-    jobs = Job.objects.filter(node=node, status__in=states.ON_CLUSTER)
-    for job_id, indices in jobs.values_list("pk", "gpu_indices"):
-        for index in indices or []:
+    jobs = Job.objects.filter(on_nodes([node.pk]), status__in=states.ON_CLUSTER)
+    for job_id, name, indices, placed in jobs.values_list(
+        "pk", "node__name", "gpu_indices", "placements"
+    ):
+        for index in gpus_by_node(name, indices, placed).get(node.name, ()):  # a gang's rank
             held[int(index)] = job_id
     return held
 

@@ -9,12 +9,16 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from kube_emulator.resources import PODS
 from scheduler import states
 from scheduler.cluster import mapping
-from scheduler.models import Job, TeamQuota
+from scheduler.models import Job, Node, TeamQuota
+from scheduler.services.board import gpu_holders
+from scheduler.services.booking_policy import team_gpu_hours
 from scheduler.services.cycle import run_cycle
 from scheduler.services.reconcile import reconcile
 from scheduler.services.snapshot import build_snapshot
+from scheduler.telemetry.services import _allocations
 
 pytestmark = pytest.mark.django_db
 
@@ -108,6 +112,19 @@ def test_a_six_gpu_job_runs_on_three_two_gpu_nodes_as_one_indexed_job(
     snapshot = build_snapshot(now=timezone.now(), foreign_busy=frozenset())
     (allocation,) = snapshot.allocations
     assert allocation.gpus == 6 and len(allocation.pods) == 3
+    # The board shows the gang on every GPU of its three nodes; telemetry attributes a
+    # reading on rank 2's node to it; the team's GPU-hours count six GPUs.
+    held = {
+        (Node.objects.get(pk=node_id).name, index)
+        for (node_id, index), holder in gpu_holders(now=timezone.now()).items()
+        if holder.kind == "job" and holder.id == job.pk
+    }
+    assert held == {(p["node"], i) for p in job.placements for i in p["gpu_indices"]}
+    rank2 = Node.objects.get(name=job.placements[2]["node"])
+    assert _allocations(rank2) == dict.fromkeys(job.placements[2]["gpu_indices"], job.pk)
+    later = timezone.now() + timedelta(hours=1)
+    hours = team_gpu_hours(job.team, job.started_at, later, now=later)
+    assert hours == pytest.approx(6 * (later - job.started_at).total_seconds() / 3600)
 
     emulator.advance(31)
     reconcile(backend, now=timezone.now())
@@ -203,3 +220,64 @@ def test_a_gang_takes_nodes_of_one_rack_first(alice, synced, backend, emulator):
     assert sorted(p["node"] for p in job.placements) == ["tesla-01", "tesla-03"]
     emulator.settle()
     assert {p.spec.node_name for p in _pods(backend, job)} == {"tesla-01", "tesla-03"}
+
+
+def test_a_crash_between_admission_and_creation_is_repaired_whole(
+    alice, synced, backend, emulator, monkeypatch
+):
+    from scheduler.cluster.backend import ClusterUnavailable
+    from scheduler.cluster.kube import KubernetesBackend
+
+    job = submit(alice, gpus=2, nodes=3)
+    real_submit = KubernetesBackend.submit
+
+    def crash(self, spec):
+        raise ClusterUnavailable("injected: the API server went away")
+
+    monkeypatch.setattr(KubernetesBackend, "submit", crash)
+    run_cycle(backend, now=timezone.now())
+    job.refresh_from_db()
+    # Every rank's placement was written with the admission, and nothing runs yet.
+    assert job.status == states.ADMITTED and len(job.placements) == 3
+    assert backend.batch.list_namespaced_job(NS).items == []
+
+    # The Job is created, then the crash comes before its Service.
+    monkeypatch.setattr(KubernetesBackend, "submit", real_submit)
+    monkeypatch.setattr(
+        KubernetesBackend, "_ensure_service", lambda self, spec, uid: crash(self, spec)
+    )
+    report = reconcile(backend, now=timezone.now())
+    assert report.unavailable
+    job.refresh_from_db()
+    assert job.status == states.ADMITTED
+    assert len(backend.batch.list_namespaced_job(NS).items) == 1
+    assert backend.core.list_namespaced_service(NS).items == []
+
+    monkeypatch.undo()
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.STARTING
+    (service,) = backend.core.list_namespaced_service(NS).items
+    assert service.metadata.name == job.cluster_name
+    emulator.settle()
+    assert len(_pods(backend, job)) == 3
+
+
+def test_a_gang_missing_a_pod_is_requeued_whole(alice, synced, backend, emulator):
+    job = submit(alice, gpus=2, nodes=3, duration=3600)
+    run_cycle(backend, now=timezone.now())
+    emulator.settle()
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert job.status == states.RUNNING
+    victim = _pods(backend, job)[1]
+    # Gone from under the Job (deleted at once, as a node's sudden loss can leave it).
+    emulator.store.delete(PODS, NS, victim.metadata.name)
+    reconcile(backend, now=timezone.now())
+    job.refresh_from_db()
+    assert (job.status, job.attempt, job.placements) == (states.QUEUED, 2, [])
+    assert job.reason == "requeued_after_gang_broken"
+    emulator.settle()
+    emulator.advance(90)
+    assert backend.batch.list_namespaced_job(NS).items == []
+    assert [p for p in backend.core.list_namespaced_pod(NS).items] == []
