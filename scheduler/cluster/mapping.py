@@ -685,9 +685,9 @@ def _gang_state(
     pods: list[dict[str, Any]], completions: int, common: dict[str, Any]
 ) -> AttemptState:
     """An unfinished gang: running only when every rank's pod runs; a rank failed, lost or
-    evicted fails it; a rank whose pod vanished while others run breaks it
-    (``gang_broken``, treated as lost: requeued as a whole); else pending with the first
-    pending rank's reason. ``node_name`` is rank 0's, ``pods`` every rank's node."""
+    evicted fails it; a rank without a pod while others run is ``gang_incomplete`` (pending:
+    reconcile breaks a gang it had seen running); else pending with the first pending
+    rank's reason. ``node_name`` is rank 0's, ``pods`` every rank's node."""
     newest: dict[int, dict[str, Any]] = {}
     for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")):
         rank = _rank(pod)
@@ -706,13 +706,15 @@ def _gang_state(
             return AttemptState(**{**common, "phase": FAILED, "reason": reason, "message": message})
     running = [rank for rank, st in states.items() if st.phase == RUNNING]
     if running and len(newest) < completions:
+        # Not yet created (the Job controller creates pods in batches) or gone: reconcile
+        # tells them apart, a gang it saw running whole is broken (``gang_incomplete``).
         missing = sorted(set(range(completions)) - set(newest))
         return AttemptState(
             **{
                 **common,
-                "phase": FAILED,
-                "reason": "gang_broken",
-                "message": f"The pod of rank {missing[0]} is gone while the others run.",
+                "phase": PENDING,
+                "reason": "gang_incomplete",
+                "message": f"Rank {missing[0]} has no pod while others run.",
             }
         )
     if len(running) == completions:

@@ -127,9 +127,7 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
             job, states.STARTING, now=now, reason=state.reason or "submitted", message=state.message
         )
     if state.phase == cluster.PENDING:
-        if (job.reason, job.message) != (state.reason, state.message[:1000]):
-            Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
-            job.reason, job.message = state.reason, state.message[:1000]
+        _pending(job, state, now)
     elif state.phase == cluster.RUNNING:
         if job.status == states.STARTING:
             transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
@@ -142,11 +140,21 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
     elif state.phase == cluster.TIMED_OUT:
         _finish(job, states.TIMED_OUT, state, now)
     elif state.phase == cluster.FAILED:
-        if state.reason in ("node_lost", "evicted", "gang_broken"):
+        if state.reason in ("node_lost", "evicted"):
             transition_job(job, states.LOST, now=now, reason=state.reason, message=state.message)
         else:
             _finish(job, states.FAILED, state, now)
     return (job.status, job.reason, job.message) != before
+
+
+def _pending(job: Job, state: AttemptState, now: datetime) -> None:
+    """Not running (yet): the row shows why. A gang that ran whole and now misses a rank's
+    pod is broken: lost, requeued as a whole (its Job is deleted by ``_repair_row``)."""
+    if state.reason == "gang_incomplete" and job.status == states.RUNNING:
+        transition_job(job, states.LOST, now=now, reason="gang_broken", message=state.message)
+    elif (job.reason, job.message) != (state.reason, state.message[:1000]):
+        Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
+        job.reason, job.message = state.reason, state.message[:1000]
 
 
 def _follow_ranks(job: Job, state: AttemptState) -> None:
