@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -635,7 +636,7 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
     pod = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")) if pods else None
     node = (pod or {}).get("spec", {}).get("nodeName", "") or ""
     terminated = _terminated(pod) if pod else None
-    common = {
+    common: dict[str, Any] = {
         "job_id": job_id,
         "attempt": attempt,
         "node_name": node,
@@ -696,39 +697,32 @@ def _gang_state(
     placed = tuple(
         sorted((rank, str(p.get("spec", {}).get("nodeName") or "")) for rank, p in newest.items())
     )
-    common = {**common, "node_name": dict(placed).get(0, ""), "pods": placed}
-    states = {rank: _active_pod_state(pod, common) for rank, pod in newest.items()}
+    ranked: dict[str, Any] = {**common, "node_name": dict(placed).get(0, ""), "pods": placed}
+    base = AttemptState(phase=PENDING, **ranked)
+    states = {rank: _active_pod_state(pod, ranked) for rank, pod in newest.items()}
     started = [st.started_at for st in states.values() if st.phase == RUNNING and st.started_at]
     for rank, st in sorted(states.items()):
         if st.phase == FAILED or st.reason == "retrying":
             reason = st.reason if st.phase == FAILED else "error"
             message = st.message or f"Rank {rank} of the gang failed."
-            return AttemptState(**{**common, "phase": FAILED, "reason": reason, "message": message})
+            return replace(base, phase=FAILED, reason=reason, message=message)
     running = [rank for rank, st in states.items() if st.phase == RUNNING]
     if running and len(newest) < completions:
         # Not yet created (the Job controller creates pods in batches) or gone: reconcile
         # tells them apart, a gang it saw running whole is broken (``gang_incomplete``).
         missing = sorted(set(range(completions)) - set(newest))
-        return AttemptState(
-            **{
-                **common,
-                "phase": PENDING,
-                "reason": "gang_incomplete",
-                "message": f"Rank {missing[0]} has no pod while others run.",
-            }
+        return replace(
+            base,
+            reason="gang_incomplete",
+            message=f"Rank {missing[0]} has no pod while others run.",
         )
     if len(running) == completions:
-        last = max(started, default=None)  # the gang runs once its last rank does
-        return AttemptState(**{**common, "phase": RUNNING, "started_at": last})
-    pending = next(
-        (st for _, st in sorted(states.items()) if st.phase == PENDING),
-        None,
-    )
+        # The gang runs once its last rank does.
+        return replace(base, phase=RUNNING, started_at=max(started, default=None))
+    pending = next((st for _, st in sorted(states.items()) if st.phase == PENDING), None)
     if pending is None:
-        return AttemptState(**{**common, "phase": PENDING, "reason": "creating"})
-    return AttemptState(
-        **{**common, "phase": PENDING, "reason": pending.reason, "message": pending.message}
-    )
+        return replace(base, reason="creating")
+    return replace(base, reason=pending.reason, message=pending.message)
 
 
 def _explained(waiting: str, message: str) -> tuple[str, str]:
