@@ -155,6 +155,16 @@ def test_submission_refuses_a_gang_the_cluster_can_never_hold(alice, synced):
     ]
     error = submit(alice, gpus=2, nodes=99, status=400)
     assert "nodes" in error["error"]["details"]
+    body = {"name": "ddp", "team": "vision", "image": "pytorch/pytorch:2.4", "gpus": 2}
+    response = alice.client().post(
+        "/api/v1/jobs/",
+        {**body, "nodes": 5, "max_runtime_s": 3600},
+        format="json",
+        HTTP_ACCEPT_LANGUAGE="ja",
+    )
+    assert response.json()["error"]["message"] == (
+        "このジョブには GPU を 2 基ずつ持つノードが 5 台必要ですが、クラスタには 4 台しかありません。"
+    )
 
 
 def test_preemption_takes_the_whole_gang(alice, charlie, synced, backend, emulator, nlp):
