@@ -163,7 +163,8 @@ def test_submission_refuses_a_gang_the_cluster_can_never_hold(alice, synced):
         HTTP_ACCEPT_LANGUAGE="ja",
     )
     assert response.json()["error"]["message"] == (
-        "このジョブには GPU を 2 基ずつ持つノードが 5 台必要ですが、クラスタには 4 台しかありません。"
+        "このジョブには GPU を 2 基ずつ持つノードが 5 台必要ですが、"
+        "クラスタには 4 台しかありません。"
     )
 
 
