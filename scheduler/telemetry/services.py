@@ -7,8 +7,8 @@ the GPU's UUID and health on `Gpu` (the only `scheduler` columns this app writes
 
 Which job a sample belongs to: the job the agent names for a process on the GPU (from the
 pod's labels), else the job the portal placed on that GPU (`Job.node` and `gpu_indices`, or
-any rank's of a gang's `placements`, while admitted/starting/running). A process is foreign when the agent says so, or when the
-agent could not tell and no job holds the GPU.
+any rank's of a gang's `placements`, while admitted/starting/running). A process is foreign
+when the agent says so, or when the agent could not tell and no job holds the GPU.
 """
 
 from __future__ import annotations
