@@ -61,7 +61,7 @@ SHORT_NAMES = {
     "daemonsets": ["ds"],
     "services": ["svc"],
 }
-CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"]}
+CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"], "services": ["all"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
 JSON, YAML = "application/json", "application/yaml"
