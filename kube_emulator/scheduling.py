@@ -2,7 +2,8 @@
 
 Pure functions over plain objects. The filters run in the real scheduler's order
 (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit) and stop at the
-first failing one per node, so the FailedScheduling message reads like upstream's::
+first failing one per node, then the incoming pod's required pod anti-affinity
+(InterPodAffinity, that part only), so the FailedScheduling message reads like upstream's::
 
     0/4 nodes are available: 1 node(s) were unschedulable, 3 Insufficient nvidia.com/gpu.
     preemption: 0/4 nodes are available: ...
