@@ -513,3 +513,14 @@ def test_a_gang_with_a_failed_rank_is_failed_and_one_missing_a_rank_is_incomplet
     # Not created yet, or gone: reconcile decides (a gang it saw running is broken).
     state = attempt_state(_gang_job(), [_rank(0), _rank(2)])
     assert (state.phase, state.reason) == (cluster.PENDING, "gang_incomplete")
+
+
+def test_the_mapping_and_job_model_docstring_examples_hold():
+    import doctest
+
+    from scheduler.cluster import mapping
+    from scheduler.models import jobs
+
+    for module in (mapping, jobs):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
