@@ -8,6 +8,7 @@
     result.columns, result.rows[:3]
     df = result.to_pandas()  # if pandas is installed
     job = kms.jobs.submit(name="resnet", team="vision", image="pytorch/pytorch:2.4", gpus=2)
+    ddp = kms.jobs.submit(name="ddp", team="vision", image="pytorch/pytorch:2.4", gpus=2, nodes=3)
     kms.bookings.borrow(team="vision", gpus=1, hours=2, purpose="debugging")
 
 Every call goes through the API with a personal token (Bearer), so it is subject to the same
@@ -208,7 +209,8 @@ class _Cancellable(_Resource):
 class _Jobs(_Cancellable):
     def submit(self, **fields: Any) -> dict[str, Any]:
         """Submit a training job (fields as in ``POST /api/v1/jobs/``: name, team, image,
-        gpus, command, max_runtime_s, priority...)."""
+        gpus (per node), nodes (more than 1: a multi-node job, all nodes or none), command,
+        max_runtime_s, priority...)."""
         return self.client.call("POST", self.path, json=fields)
 
     def logs(self, id: int, *, tail: int = 500) -> str:

@@ -105,6 +105,14 @@ def collect_garbage(store: Store) -> None:
 
     for pod in store.list(r.PODS, predicate=orphaned):  # copies only the orphans
         delete_gracefully(store, pod)
+    jobs = store.uids(r.JOBS)
+
+    def job_gone(svc: Obj) -> bool:  # a gang's headless Service, owned by its Job
+        owners = [o for o in svc["metadata"].get("ownerReferences") or [] if o.get("kind") == "Job"]
+        return bool(owners) and all(o.get("uid") not in jobs for o in owners)
+
+    for svc in store.list(r.SERVICES, predicate=job_gone):
+        store.delete(r.SERVICES, svc["metadata"]["namespace"], svc["metadata"]["name"])
 
 
 class JobController:

@@ -44,6 +44,7 @@ ROOTS: dict[str, str] = {
     "deviceclasses": "io.k8s.api.resource.v1.DeviceClass",
     "resourceslices": "io.k8s.api.resource.v1.ResourceSlice",
     "resourceclaims": "io.k8s.api.resource.v1.ResourceClaim",
+    "services": "io.k8s.api.core.v1.Service",
 }
 #: ``resource.k8s.io/v1`` is GA from 1.34, newer than the release the emulator reports: its
 #: definitions (and only those) are read from 1.34's.

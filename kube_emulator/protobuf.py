@@ -145,6 +145,7 @@ NOT_DECODED = frozenset(
     {
         ("v1", "Node"),
         ("v1", "Event"),
+        ("v1", "Service"),
         ("resource.k8s.io/v1", "DeviceClass"),
         ("resource.k8s.io/v1", "ResourceSlice"),
         ("resource.k8s.io/v1", "ResourceClaim"),

@@ -48,6 +48,7 @@ RESOURCESLICES = ResourceType("resource.k8s.io", "v1", "resourceslices", "Resour
 RESOURCECLAIMS = ResourceType(
     "resource.k8s.io", "v1", "resourceclaims", "ResourceClaim", True, ("status",)
 )
+SERVICES = ResourceType("", "v1", "services", "Service", True, ("status",))
 
 #: Every served type. A new one also needs its entry in each table kept per type: openapi.ROOTS,
 #: tables.COLUMNS and _CELLS, selectors.FIELDS, protobuf.ROOTS (or NOT_DECODED), and
@@ -59,6 +60,7 @@ ALL: tuple[ResourceType, ...] = (
     EVENTS,
     JOBS,
     DAEMONSETS,
+    SERVICES,
     DEVICECLASSES,
     RESOURCESLICES,
     RESOURCECLAIMS,

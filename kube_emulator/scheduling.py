@@ -2,7 +2,8 @@
 
 Pure functions over plain objects. The filters run in the real scheduler's order
 (NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodeResourcesFit) and stop at the
-first failing one per node, so the FailedScheduling message reads like upstream's::
+first failing one per node, then the incoming pod's required pod anti-affinity
+(InterPodAffinity, that part only), so the FailedScheduling message reads like upstream's::
 
     0/4 nodes are available: 1 node(s) were unschedulable, 3 Insufficient nvidia.com/gpu.
     preemption: 0/4 nodes are available: ...
@@ -206,10 +207,14 @@ def choose_node(
     fitting: list[tuple[Fraction, str]] = []
     failures: Counter[str] = Counter()
     helpful = 0  # failing nodes where evicting pods could make room
+    shunned = anti_affinity_domains(pod, nodes, pods)
     for node in nodes:
         name = node["metadata"]["name"]
         used = usage[name] if usage is not None else node_usage(name, pods)
         reasons = filter_reasons(pod, node, used)
+        labels = node["metadata"].get("labels") or {}
+        if not reasons and any(labels.get(key) in values for key, values in shunned.items()):
+            reasons = ["node(s) didn't match pod anti-affinity rules"]
         if reasons:
             failures.update(reasons)
             helpful += all(reason.startswith(_PREEMPTABLE) for reason in reasons)
@@ -220,6 +225,45 @@ def choose_node(
     if fitting:
         return min(fitting)[1], ""
     return None, unschedulable_message(len(nodes), failures, helpful)
+
+
+def _selects(selector: Obj, labels: dict[str, str]) -> bool:
+    """A metav1.LabelSelector (matchLabels and matchExpressions) against ``labels``."""
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    return all(_expression_holds(e, labels) for e in selector.get("matchExpressions") or [])
+
+
+def anti_affinity_domains(pod: Obj, nodes: list[Obj], pods: list[Obj]) -> dict[str, set[str]]:
+    """Required pod anti-affinity (InterPodAffinity): topology key -> the values of nodes
+    that run a bound, unfinished pod of the same namespace the term's selector matches; a
+    node with such a value is excluded. (Pod affinity and the other pods' own anti-affinity
+    are not modelled.)"""
+    terms = (((pod.get("spec") or {}).get("affinity") or {}).get("podAntiAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ) or []
+    if not terms:
+        return {}
+    by_name = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in nodes}
+    namespace = pod["metadata"].get("namespace")
+    domains: dict[str, set[str]] = {}
+    for term in terms:
+        key = term.get("topologyKey", "")
+        for other in pods:
+            bound = (other.get("spec") or {}).get("nodeName")
+            meta = other["metadata"]
+            if (
+                not bound
+                or is_terminal(other)
+                or meta.get("namespace") != namespace
+                or meta.get("name") == pod["metadata"].get("name")
+                or not _selects(term.get("labelSelector") or {}, meta.get("labels") or {})
+            ):
+                continue
+            value = by_name.get(bound, {}).get(key)
+            if value is not None:
+                domains.setdefault(key, set()).add(value)
+    return domains
 
 
 def unschedulable_message(node_count: int, failures: Counter[str], helpful: int) -> str:

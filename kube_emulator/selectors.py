@@ -150,6 +150,11 @@ FIELDS: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
         "spec.driver": _path("spec", "driver"),
     },
     "resourceclaims": _COMMON,
+    "services": {
+        **_COMMON,
+        "spec.clusterIP": _path("spec", "clusterIP"),
+        "spec.type": _path("spec", "type"),
+    },
     "events": {
         **_COMMON,
         "involvedObject.kind": _path("involvedObject", "kind"),

@@ -59,8 +59,9 @@ SHORT_NAMES = {
     "pods": ["po"],
     "events": ["ev"],
     "daemonsets": ["ds"],
+    "services": ["svc"],
 }
-CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"]}
+CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"], "services": ["all"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
 SUBRESOURCE_VERBS = {
     "status": ["get", "patch", "update"],

@@ -66,6 +66,15 @@ COLUMNS: dict[str, list[Obj]] = {
         _col("Container-Runtime", priority=1),
     ],
     "namespaces": [_NAME, _col("Status"), _col("Age")],
+    "services": [
+        _NAME,
+        _col("Type"),
+        _col("Cluster-IP"),
+        _col("External-IP"),
+        _col("Port(s)"),
+        _col("Age"),
+        _col("Selector", priority=1),
+    ],
     "daemonsets": [
         _NAME,
         _col("Desired", "integer"),
@@ -293,6 +302,23 @@ def _resourceclaim_cells(claim: Obj, now: float) -> list[Any]:
     return [claim["metadata"]["name"], state, _age(claim["metadata"].get("creationTimestamp"), now)]
 
 
+def _service_cells(svc: Obj, now: float) -> list[Any]:
+    spec = svc.get("spec") or {}
+    ports = ",".join(
+        f"{p.get('port', '')}/{p.get('protocol', 'TCP')}" for p in spec.get("ports") or []
+    )
+    selector = spec.get("selector") or {}
+    return [
+        svc["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        spec.get("clusterIP", "<none>"),
+        "<none>",
+        ports or "<none>",
+        _age(svc["metadata"].get("creationTimestamp"), now),
+        ",".join(f"{k}={v}" for k, v in selector.items()) or "<none>",
+    ]
+
+
 _CELLS = {
     "deviceclasses": _deviceclass_cells,
     "resourceslices": _resourceslice_cells,
@@ -303,6 +329,7 @@ _CELLS = {
     "namespaces": _namespace_cells,
     "events": _event_cells,
     "daemonsets": _daemonset_cells,
+    "services": _service_cells,
 }
 
 

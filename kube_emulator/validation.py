@@ -303,6 +303,8 @@ def prepare_new(rtype: ResourceType, obj: Any, namespace: str | None, uid: str) 
         from .daemonsets import prepare_daemonset
 
         causes += prepare_daemonset(obj)
+    elif rtype is r.SERVICES:
+        causes += _prepare_service(obj, uid)
     elif rtype is r.NAMESPACES:
         obj.setdefault("spec", {"finalizers": ["kubernetes"]})
         obj["status"] = {"phase": "Active"}
@@ -315,6 +317,49 @@ def prepare_new(rtype: ResourceType, obj: Any, namespace: str | None, uid: str) 
     if causes:
         raise invalid(rtype.kind, rtype.group, meta.get("name") or "", causes)
     return obj
+
+
+def _prepare_service(svc: Obj, uid: str) -> list[FieldCause]:
+    """A Service as the API server stores it: type ClusterIP (the only one served), a
+    headless one keeps ``clusterIP: None``, another gets an address (from its uid: no
+    allocator); ports are checked. Nothing routes traffic: pods have no network here."""
+    spec = svc.setdefault("spec", {})
+    if not isinstance(spec, dict):
+        return [FieldCause("spec", "Invalid value: must be an object", "FieldValueInvalid")]
+    causes: list[FieldCause] = []
+    kind = spec.setdefault("type", "ClusterIP")
+    if kind != "ClusterIP":
+        causes.append(
+            FieldCause("spec.type", f'Unsupported value: "{kind}"', "FieldValueNotSupported")
+        )
+    if spec.get("clusterIP") not in ("None", None, ""):
+        causes.append(
+            FieldCause("spec.clusterIP", "Invalid value: set by the server", "FieldValueInvalid")
+        )
+    if spec.get("clusterIP") != "None":
+        digest = int(uid.replace("-", "")[:4] or "0", 16)
+        spec["clusterIP"] = f"10.96.{digest >> 8}.{digest & 255}"
+    spec["clusterIPs"] = [spec["clusterIP"]]
+    ports = spec.get("ports") or []
+    if not isinstance(ports, list):
+        return [*causes, FieldCause("spec.ports", "Invalid value", "FieldValueInvalid")]
+    for i, port in enumerate(ports):
+        number = port.get("port") if isinstance(port, dict) else None
+        if not isinstance(number, int) or not 1 <= number <= 65535:
+            causes.append(
+                FieldCause(
+                    f"spec.ports[{i}].port",
+                    "Invalid value: must be between 1 and 65535, inclusive",
+                    "FieldValueInvalid",
+                )
+            )
+        elif isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            port.setdefault("targetPort", number)
+    if not isinstance(spec.get("selector", {}), dict):
+        causes.append(FieldCause("spec.selector", "Invalid value", "FieldValueInvalid"))
+    svc.setdefault("status", {"loadBalancer": {}})
+    return causes
 
 
 def _prepare_job(job: Obj, uid: str) -> list[FieldCause]:
@@ -387,6 +432,7 @@ _MUTABLE_SPEC = {
     "pods": {"activeDeadlineSeconds", "tolerations"},
     "daemonsets": {"template", "updateStrategy", "minReadySeconds", "revisionHistoryLimit"},
     "resourceclaims": set(),  # a claim's spec is immutable
+    "services": {"selector", "ports", "publishNotReadyAddresses"},
 }
 
 

@@ -531,6 +531,16 @@ KARIMASU_PACKING = env.str("KARIMASU_PACKING", default="best-fit")
 if KARIMASU_PACKING not in ("best-fit", "worst-fit"):
     raise ImproperlyConfigured("KARIMASU_PACKING must be best-fit or worst-fit")
 KARIMASU_CYCLE_SECONDS = _env_or_fail("KARIMASU_CYCLE_SECONDS", env.float, 5.0)
+# Multi-node jobs (docs/scheduler.md, "Multi-node jobs"): the most nodes one job may span,
+# the node label whose value groups nodes by rack/switch (a gang's nodes come from one group
+# first), the port of rank 0's rendezvous, and the extended resources (RDMA/InfiniBand) a
+# gang's pods request one of when every node of the gang advertises it (prefixes end in "/").
+KARIMASU_MAX_JOB_NODES = _env_or_fail("KARIMASU_MAX_JOB_NODES", env.int, 8)
+KARIMASU_TOPOLOGY_LABEL = env.str("KARIMASU_TOPOLOGY_LABEL", default="karimasu.io/rack")
+KARIMASU_GANG_MASTER_PORT = _env_or_fail("KARIMASU_GANG_MASTER_PORT", env.int, 29500)
+KARIMASU_RDMA_RESOURCES = _env_or_fail(
+    "KARIMASU_RDMA_RESOURCES", env.list, ["rdma/", "nvidia.com/hostdev"]
+)
 
 # --- GPU telemetry ---------------------------------------------------------------------------
 KARIMASU_TELEMETRY_RAW_RETENTION_HOURS = _env_or_fail(

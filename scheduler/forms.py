@@ -6,6 +6,8 @@ import shlex
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Team, User
@@ -113,7 +115,22 @@ class JobForm(_TeamForm):
         max_length=2000,
         help_text=_("As in a shell, e.g. python train.py --epochs 10; empty: the image's own"),
     )
-    gpus = forms.IntegerField(label=_("GPUs"), min_value=0, max_value=MAX_GPUS, initial=1)
+    gpus = forms.IntegerField(
+        label=_("GPUs"),
+        min_value=0,
+        max_value=MAX_GPUS,
+        initial=1,
+        help_text=_("Per node"),
+    )
+    nodes = forms.IntegerField(
+        label=_("Nodes"),
+        min_value=1,
+        initial=1,
+        required=False,
+        help_text=_(
+            "More than 1: a multi-node job, started on all its nodes together or not at all"
+        ),
+    )
     gpu_models = forms.MultipleChoiceField(
         label=_("GPU models"),
         required=False,
@@ -135,6 +152,10 @@ class JobForm(_TeamForm):
 
     def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
         super().__init__(*args, user=user, **kwargs)
+        nodes = self.fields["nodes"]
+        nodes.max_value = settings.KARIMASU_MAX_JOB_NODES  # type: ignore[attr-defined]
+        nodes.validators.append(MaxValueValidator(settings.KARIMASU_MAX_JOB_NODES))
+        nodes.widget.attrs["max"] = str(settings.KARIMASU_MAX_JOB_NODES)
         models = Node.objects.filter(gone_at__isnull=True).exclude(gpu_model="")
         names = sorted(set(models.values_list("gpu_model", flat=True)))
         self.fields["gpu_models"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
@@ -171,6 +192,7 @@ class JobForm(_TeamForm):
             command=data["command"],
             env=data["env"],
             gpus=data["gpus"],
+            nodes=data["nodes"] or 1,
             gpu_models=list(data["gpu_models"]),
             priority_class=data["priority_class"],
             preemptible=data["preemptible"],

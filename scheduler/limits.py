@@ -9,9 +9,14 @@ team's are rows (``TeamQuota``, ``TeamPolicy``).
 
 from __future__ import annotations
 
-#: The most GPUs one job or one booking takes: one node's worth (the largest nodes have 8).
-#: The database holds it for jobs too (``Job``'s ``job_gpus_at_most_8`` constraint).
+#: The most GPUs one booking takes, and one job per node (``Job.gpus``): one node's worth
+#: (the largest nodes have 8). The database holds it for jobs too (``job_gpus_at_most_8``).
 MAX_GPUS = 8
+
+#: The most GPUs one job takes in all, ``nodes x gpus`` (a multi-node job, a gang). The
+#: database holds it (``Job``'s ``job_total_gpus_at_most_64``); the most nodes is a setting
+#: (``KARIMASU_MAX_JOB_NODES``).
+MAX_JOB_GPUS = 64
 
 #: The most jobs one sweep makes, counted before a grid is expanded.
 MAX_SWEEP_JOBS = 500

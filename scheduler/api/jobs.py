@@ -42,6 +42,10 @@ class JobSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     sweep = serializers.IntegerField(source="sweep_id", read_only=True, allow_null=True)
+    placements = serializers.SerializerMethodField(
+        help_text="Every rank's node and GPU indices, rank 0 first (one for a single-node "
+        "job; empty before it is placed)."
+    )
 
     class Meta:
         model = Job
@@ -55,6 +59,7 @@ class JobSerializer(serializers.ModelSerializer):
             "args",
             "env",
             "gpus",
+            "nodes",
             "gpu_models",
             "cpu_millis",
             "memory_mb",
@@ -71,6 +76,7 @@ class JobSerializer(serializers.ModelSerializer):
             "eta",
             "node",
             "gpu_indices",
+            "placements",
             "borrowed",
             "exit_code",
             "submitted_at",
@@ -81,6 +87,18 @@ class JobSerializer(serializers.ModelSerializer):
             "sweep_params",
         ]
         read_only_fields = fields
+
+    def get_placements(self, job: Job) -> list[dict[str, Any]]:
+        return placements_of(job.placements, job.node.name if job.node else None, job.gpu_indices)
+
+
+def placements_of(
+    stored: list[dict[str, Any]], node: str | None, gpu_indices: list[int]
+) -> list[dict[str, Any]]:
+    """The API's ``placements``: a gang's stored list, else the one pod of a placed job."""
+    if stored:
+        return [{"node": p["node"], "gpu_indices": p["gpu_indices"]} for p in stored]
+    return [{"node": node, "gpu_indices": gpu_indices}] if node else []
 
 
 # JobSerializer's JSON fields, read as one JSON array per row (JsonColumns).
@@ -93,6 +111,7 @@ _JOB_JSON = (
     "secret_env",
     "gpu_indices",
     "sweep_params",
+    "placements",
 )
 # The other columns `job_rows` reads: JobSerializer's fields, by their sources.
 _JOB_COLUMNS = (
@@ -146,7 +165,10 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     integer = plain.integer
     out = []
     for r in rows:
-        command, args, env, gpu_models, mounts, secret_env, gpu_indices, sweep_params = r["_json"]
+        (
+            command, args, env, gpu_models, mounts, secret_env, gpu_indices, sweep_params,
+            placements,
+        ) = r["_json"]  # fmt: skip
         out.append(
             {
                 "id": r["id"],
@@ -158,6 +180,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "args": args,
                 "env": env,
                 "gpus": r["gpus"],
+                "nodes": r["nodes"],
                 "gpu_models": gpu_models,
                 "cpu_millis": r["cpu_millis"],
                 "memory_mb": r["memory_mb"],
@@ -174,6 +197,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "eta": dt(r["eta"]),
                 "node": r["node__name"],
                 "gpu_indices": gpu_indices,
+                "placements": placements_of(placements, r["node__name"], gpu_indices),
                 "borrowed": r["borrowed"],
                 "exit_code": integer(r["exit_code"]),
                 "submitted_at": dt(r["submitted_at"]),
@@ -204,7 +228,15 @@ class JobRequestSerializer(serializers.Serializer):
     env = serializers.DictField(
         child=serializers.CharField(allow_blank=True), required=False, default=dict
     )
-    gpus = serializers.IntegerField(min_value=0, max_value=MAX_GPUS, default=1)
+    gpus = serializers.IntegerField(
+        min_value=0, max_value=MAX_GPUS, default=1, help_text="GPUs per node."
+    )
+    nodes = serializers.IntegerField(
+        min_value=1,
+        default=1,
+        help_text="Nodes to run on (a multi-node job: one pod of `gpus` GPUs on each, "
+        "started all together or not at all). At most KARIMASU_MAX_JOB_NODES.",
+    )
     gpu_models = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     cpu_millis = serializers.IntegerField(min_value=100, default=1000)
     memory_mb = serializers.IntegerField(min_value=64, default=4096)

@@ -60,6 +60,8 @@ class NodeInfo:
     taints: list[dict[str, str]] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     foreign: ForeignUsage = field(default_factory=ForeignUsage)
+    # Allocatable extended resources other than GPUs (RDMA devices, ...): name -> count.
+    extended: dict[str, int] = field(default_factory=dict)
     # "dra" when the cluster's NVIDIA DRA driver publishes this node's GPUs (a pod gets the
     # exact devices Karimasu booked), else "device-plugin" (a count: the cluster picks).
     gpu_allocation: str = "device-plugin"
@@ -125,6 +127,13 @@ class JobSpec:
     # `gpu_devices` with a ResourceClaim; "device-plugin" requests `gpus` as nvidia.com/gpu.
     gpu_allocation: str = "device-plugin"
     gpu_devices: list[GpuDevice] = field(default_factory=list)
+    # A multi-node job (gang): ``nodes`` pods, one per node of ``node_names`` (rank 0's is
+    # ``node_name``), each with ``gpus`` GPUs; an Indexed Job with a headless Service.
+    nodes: int = 1
+    node_names: tuple[str, ...] = ()
+    master_port: int = 29500
+    # Extended resources (RDMA/InfiniBand) each pod requests, name -> count.
+    extended: dict[str, int] = field(default_factory=dict)
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
@@ -152,6 +161,8 @@ class AttemptState:
     exit_code: int | None = None
     # The attempt's pods not yet finished (telemetry maps GPU processes to jobs by pod).
     pod_uids: tuple[str, ...] = ()
+    # A gang's pods as the cluster placed them: (rank, node name), rank order.
+    pods: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ def claim_name(job_name: str) -> str:
 
 
 def uses_dra(spec: JobSpec) -> bool:
-    return spec.gpu_allocation == DRA and spec.gpus > 0
+    # A gang (several nodes) asks per count: one claim cannot span its pods (no templates yet).
+    return spec.gpu_allocation == DRA and spec.gpus > 0 and spec.nodes == 1
 
 
 def encode_devices(devices: list[GpuDevice]) -> str:

@@ -179,6 +179,9 @@ class KubernetesBackend:
     # --- jobs ---------------------------------------------------------------------------
 
     def submit(self, spec: JobSpec) -> SubmitResult:
+        """Create the attempt's Job (a second call finds it: 409, not an error); a gang's
+        headless Service after it, owned by it, also when the Job was already there (a
+        crash between the two is repaired by submitting again)."""
         body = mapping.job_manifest(spec, namespace=self.namespace, run_as_user=self.run_as_user)
         name = body["metadata"]["name"]
         if dra.uses_dra(spec):
@@ -197,8 +200,11 @@ class KubernetesBackend:
                     spec.attempt,
                     name,
                 )
+                existing = self._read_job(name) if dra.uses_dra(spec) or spec.nodes > 1 else {}
                 if dra.uses_dra(spec):
-                    self._ensure_claim(self._read_job(name))
+                    self._ensure_claim(existing)
+                if spec.nodes > 1:
+                    self._ensure_service(spec, str(existing["metadata"].get("uid", "")))
                 return SubmitResult(name=name, created=False)
             raise ClusterRejected(f"Job {name} rejected: {exc.status} {_message(exc)}") from exc
         if dra.uses_dra(spec):
@@ -206,6 +212,8 @@ class KubernetesBackend:
             # its claim, which the next reconcile creates (repair_claims); never a claim
             # without a Job.
             self._ensure_claim(created)
+        if spec.nodes > 1:
+            self._ensure_service(spec, str(created["metadata"].get("uid", "")))
         log.info(
             "cluster.submitted job=%s attempt=%s name=%s node=%s",
             spec.job_id,
@@ -287,6 +295,29 @@ class KubernetesBackend:
             except ClusterRejected as exc:  # one refused claim never stops the others
                 log.warning("cluster.claim_refused name=%s %s", name, exc)
         return created
+
+    def _ensure_service(self, spec: JobSpec, owner_uid: str) -> None:
+        """The gang's headless Service (``mapping.gang_service``); 409: already there."""
+        body = mapping.gang_service(spec, namespace=self.namespace, owner_uid=owner_uid)
+        try:
+            _call(self.core.create_namespaced_service, self.namespace, body, _preload_content=False)
+        except ApiException as exc:
+            if exc.status != 409:
+                name = body["metadata"]["name"]
+                raise ClusterRejected(
+                    f"Service {name} rejected: {exc.status} {_message(exc)}"
+                ) from exc
+
+    def _delete_service(self, name: str) -> None:
+        """A gang's Service goes with its Job (owner reference on a real cluster; here too,
+        in case the garbage collector is slow or the Service was made before its owner)."""
+        try:
+            _call(self.core.delete_namespaced_service, name, self.namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 403:  # RBAC without services: the owner reference still GCs it
+                log.warning("cluster.service_delete_forbidden name=%s", name)
+            elif exc.status not in (404, 405):
+                raise ClusterRejected(f"deleting Service {name}: {exc.status}") from exc
 
     def status(self, job_id: int, attempt: int) -> AttemptState | None:
         name = mapping.job_name(job_id, attempt)
@@ -374,8 +405,10 @@ class KubernetesBackend:
             )
         except ApiException as exc:
             if exc.status == 404:
+                self._delete_service(name)
                 return False
             raise ClusterRejected(f"deleting {name}: {exc.status} {_message(exc)}") from exc
+        self._delete_service(name)
         log.info("cluster.cancelled job=%s attempt=%s name=%s", job_id, attempt, name)
         return True
 

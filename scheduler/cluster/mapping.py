@@ -1,6 +1,8 @@
 """Pure translation between Karimasu's data and Kubernetes objects (plain dicts).
 
-- `job_manifest`: a JobSpec -> the `batch/v1` Job body, restricted Pod Security profile.
+- `job_manifest`: a JobSpec -> the `batch/v1` Job body, restricted Pod Security profile; a
+  multi-node job (gang) is an Indexed Job (`gang_job_fields`, `gang_pod_fields`, `gang_env`)
+  with a headless Service (`gang_service`).
 - `node_info`: a Node -> NodeInfo (GPUs from `nvidia.com/gpu` and GPU feature discovery),
   with what other pods hold on it (`foreign_usage`).
 - `attempt_state`: a Job and its Pods -> AttemptState (phase and a stable reason code).
@@ -8,6 +10,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
@@ -105,6 +108,21 @@ def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> d
         LABEL_USER: label_value(spec.user),
         LABEL_TEAM: label_value(spec.team),
     }
+    pod_spec = _pod_spec(spec, run_as_user)
+    job_spec: dict[str, Any] = {
+        "backoffLimit": spec.backoff_limit,
+        # A backstop: it counts from the Job's creation (image pulls, waiting for the
+        # node); reconcile enforces max_runtime_s from the container's start.
+        "activeDeadlineSeconds": spec.max_runtime_s + max(0, spec.start_timeout_s),
+        "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
+        "template": {
+            "metadata": {"labels": labels, "annotations": dict(spec.annotations)},
+            "spec": pod_spec,
+        },
+    }
+    if spec.nodes > 1:
+        job_spec.update(gang_job_fields(spec))
+        pod_spec.update(gang_pod_fields(spec, labels))
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -114,17 +132,121 @@ def job_manifest(spec: JobSpec, *, namespace: str, run_as_user: int = 1000) -> d
             "labels": labels,
             "annotations": {"karimasu.io/name": spec.name[:253]},
         },
-        "spec": {
-            "backoffLimit": spec.backoff_limit,
-            # A backstop: it counts from the Job's creation (image pulls, waiting for the
-            # node); reconcile enforces max_runtime_s from the container's start.
-            "activeDeadlineSeconds": spec.max_runtime_s + max(0, spec.start_timeout_s),
-            "ttlSecondsAfterFinished": spec.ttl_after_finished_s,
-            "template": {
-                "metadata": {"labels": labels, "annotations": dict(spec.annotations)},
-                "spec": _pod_spec(spec, run_as_user),
+        "spec": job_spec,
+    }
+
+
+# --- multi-node jobs (gangs) ------------------------------------------------------------------
+
+#: The label (and annotation) an Indexed Job puts on each pod: its completion index, the rank.
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+
+
+def gang_job_fields(spec: JobSpec) -> dict[str, Any]:
+    """A gang's Job: one pod per node (completion index = rank), all at once, and the first
+    failed pod fails the whole Job (its other pods are then deleted by the Job controller):
+    no retry inside the Job, Karimasu retries the gang as a new attempt."""
+    return {
+        "completionMode": "Indexed",
+        "completions": spec.nodes,
+        "parallelism": spec.nodes,
+        "backoffLimit": 0,
+        "podFailurePolicy": {
+            "rules": [
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "main", "operator": "NotIn", "values": [0]},
+                },
+                # Evicted or its node lost: the gang is broken too (reconcile requeues it).
+                {"action": "FailJob", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+    }
+
+
+def gang_pod_fields(spec: JobSpec, labels: dict[str, str]) -> dict[str, Any]:
+    """A gang pod's placement and name: on one of the gang's nodes (``node_names``), never
+    two on one node (required pod anti-affinity on the hostname), hostname ``<job>-<rank>``
+    (set by the Job controller) in the headless Service's subdomain, so rank 0 is
+    ``<job>-0.<job>``. Which rank lands on which of the nodes is the cluster's choice: every
+    pod asks the same GPUs, so each node holds what the core accounted to it; reconcile
+    records the actual rank order (``attempt_state``'s ``pods``)."""
+    name = job_name(spec.job_id, spec.attempt)
+    mine = {LABEL_JOB: labels[LABEL_JOB], LABEL_ATTEMPT: labels[LABEL_ATTEMPT]}
+    return {
+        "subdomain": name,
+        "affinity": {
+            "nodeAffinity": _pinned(list(spec.node_names)),
+            "podAntiAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {"labelSelector": {"matchLabels": mine}, "topologyKey": HOSTNAME_LABEL}
+                ]
             },
         },
+    }
+
+
+def gang_env(spec: JobSpec) -> list[dict[str, Any]]:
+    """torchrun/MPI rendezvous variables of a gang's pods: rank 0's address and port, the
+    world (``nodes x GPUs per node`` processes: one per GPU, at least one per node), and the
+    pod's rank from its completion index (``NODE_RANK``, also ``RANK``; torchrun gives each
+    process its own)."""
+    name = job_name(spec.job_id, spec.attempt)
+    per_node = max(spec.gpus, 1)
+    index = {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_LABEL}']"}}
+    plain = {
+        "MASTER_ADDR": f"{name}-0.{name}",
+        "MASTER_PORT": str(spec.master_port),
+        "WORLD_SIZE": str(spec.nodes * per_node),
+        "NNODES": str(spec.nodes),
+        "NPROC_PER_NODE": str(per_node),
+    }
+    return [
+        *({"name": k, "value": v} for k, v in plain.items()),
+        {"name": "NODE_RANK", "valueFrom": index},
+        {"name": "RANK", "valueFrom": index},
+    ]
+
+
+GANG_ENV = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NNODES", "NPROC_PER_NODE", "NODE_RANK")
+
+
+def gang_service(spec: JobSpec, *, namespace: str, owner_uid: str = "") -> dict[str, Any]:
+    """The headless Service of a gang (named like its Job) that gives each pod the DNS name
+    ``<job>-<rank>.<job>``; not-ready pods are published too, so rank 0 is reachable while
+    the others start. Owned by the Job (``owner_uid``): deleted with it."""
+    name = job_name(spec.job_id, spec.attempt)
+    labels = {
+        LABEL_MANAGED_BY: "karimasu",
+        LABEL_JOB: str(spec.job_id),
+        LABEL_ATTEMPT: str(spec.attempt),
+    }
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if owner_uid:
+        metadata["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": owner_uid}
+        ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata,
+        "spec": {
+            "clusterIP": "None",
+            "selector": {LABEL_JOB: str(spec.job_id), LABEL_ATTEMPT: str(spec.attempt)},
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": spec.master_port, "protocol": "TCP"}],
+        },
+    }
+
+
+def _pinned(nodes: list[str]) -> dict[str, Any]:
+    return {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [
+                {"matchExpressions": [{"key": HOSTNAME_LABEL, "operator": "In", "values": nodes}]}
+            ],
+        }
     }
 
 
@@ -146,13 +268,17 @@ def _env(spec: JobSpec) -> list[dict[str, Any]]:
     env = {"HOME": HOME, "KARIMASU_POD_INFO": POD_INFO, **spec.env}
     if not spec.gpus:
         env["NVIDIA_VISIBLE_DEVICES"] = "void"
-    plain: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    gang = gang_env(spec) if spec.nodes > 1 else []
+    ours = {e["name"] for e in gang}
+    plain: list[dict[str, Any]] = [
+        {"name": k, "value": v} for k, v in sorted(env.items()) if k not in ours
+    ]
     secrets = [
         {"name": k, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
         for k, (secret, key) in sorted(spec.secret_env.items())
-        if k not in env
+        if k not in env and k not in ours
     ]
-    return plain + secrets
+    return plain + secrets + gang
 
 
 def _scratch_volumes(spec: JobSpec) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -208,6 +334,9 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
     if spec.gpus:
         resources["requests"][GPU_RESOURCE] = str(spec.gpus)
         resources["limits"][GPU_RESOURCE] = str(spec.gpus)
+    for name, count in sorted(spec.extended.items()):  # RDMA devices (extended resources)
+        resources["requests"][name] = str(count)
+        resources["limits"][name] = str(count)
     container: dict[str, Any] = {
         "name": "main",
         "image": spec.image,
@@ -243,23 +372,7 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
             "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "affinity": {
-            "nodeAffinity": {
-                "requiredDuringSchedulingIgnoredDuringExecution": {
-                    "nodeSelectorTerms": [
-                        {
-                            "matchExpressions": [
-                                {
-                                    "key": "kubernetes.io/hostname",
-                                    "operator": "In",
-                                    "values": [spec.node_name],
-                                }
-                            ]
-                        }
-                    ],
-                }
-            }
-        },
+        "affinity": {"nodeAffinity": _pinned([spec.node_name])},
         "tolerations": [{"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}],
         "imagePullSecrets": [{"name": s} for s in spec.image_pull_secrets],
         "containers": [container],
@@ -430,7 +543,32 @@ def node_info(node: dict[str, Any], foreign: ForeignUsage | None = None) -> Node
         taints=[{k: str(v) for k, v in t.items()} for t in spec.get("taints", []) or []],
         labels=dict(labels),
         foreign=foreign or ForeignUsage(),
+        extended=extended_resources(allocatable),
     )
+
+
+#: Resources every pod has or Karimasu requests itself: never "extended".
+_BASIC_RESOURCES = ("cpu", "memory", "pods", "ephemeral-storage", GPU_RESOURCE)
+
+
+def extended_resources(allocatable: dict[str, Any]) -> dict[str, int]:
+    """A node's allocatable extended resources besides GPUs (``rdma/ib``,
+    ``nvidia.com/hostdev``, ...), counted; hugepages and zero counts left out.
+
+    >>> extended_resources({"cpu": "8", "rdma/ib": "4", "hugepages-2Mi": "0", "x/y": "0"})
+    {'rdma/ib': 4}
+    """
+    found = {}
+    for name, value in allocatable.items():
+        if name in _BASIC_RESOURCES or name.startswith("hugepages-"):
+            continue
+        try:
+            count = int(parse_quantity(value))
+        except (ArithmeticError, ValueError):
+            continue
+        if count > 0:
+            found[str(name)] = count
+    return found
 
 
 # --- Job + Pods -> AttemptState ------------------------------------------------------------
@@ -550,7 +688,61 @@ def attempt_state(job: dict[str, Any], pods: list[dict[str, Any]]) -> AttemptSta
         )
     if pod is None:
         return AttemptState(phase=PENDING, reason="creating", **common)
+    completions = int((job.get("spec") or {}).get("completions") or 1)
+    if (job.get("spec") or {}).get("completionMode") == "Indexed" and completions > 1:
+        return _gang_state(pods, completions, common)
     return _active_pod_state(pod, common)
+
+
+def _rank(pod: dict[str, Any]) -> int | None:
+    meta = pod.get("metadata") or {}
+    value = (meta.get("annotations") or {}).get(INDEX_LABEL) or (meta.get("labels") or {}).get(
+        INDEX_LABEL
+    )
+    return int(value) if isinstance(value, str) and value.isdigit() else None
+
+
+def _gang_state(
+    pods: list[dict[str, Any]], completions: int, common: dict[str, Any]
+) -> AttemptState:
+    """An unfinished gang: running only when every rank's pod runs; a rank failed, lost or
+    evicted fails it; a rank without a pod while others run is ``gang_incomplete`` (pending:
+    reconcile breaks a gang it had seen running); else pending with the first pending
+    rank's reason. ``node_name`` is rank 0's, ``pods`` every rank's node."""
+    newest: dict[int, dict[str, Any]] = {}
+    for pod in sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp", "")):
+        rank = _rank(pod)
+        if rank is not None and 0 <= rank < completions:
+            newest[rank] = pod
+    placed = tuple(
+        sorted((rank, str(p.get("spec", {}).get("nodeName") or "")) for rank, p in newest.items())
+    )
+    ranked: dict[str, Any] = {**common, "node_name": dict(placed).get(0, ""), "pods": placed}
+    base = AttemptState(phase=PENDING, **ranked)
+    states = {rank: _active_pod_state(pod, ranked) for rank, pod in newest.items()}
+    started = [st.started_at for st in states.values() if st.phase == RUNNING and st.started_at]
+    for rank, st in sorted(states.items()):
+        if st.phase == FAILED or st.reason == "retrying":
+            reason = st.reason if st.phase == FAILED else "error"
+            message = st.message or f"Rank {rank} of the gang failed."
+            return replace(base, phase=FAILED, reason=reason, message=message)
+    running = [rank for rank, st in states.items() if st.phase == RUNNING]
+    if running and len(newest) < completions:
+        # Not yet created (the Job controller creates pods in batches) or gone: reconcile
+        # tells them apart, a gang it saw running whole is broken (``gang_incomplete``).
+        missing = sorted(set(range(completions)) - set(newest))
+        return replace(
+            base,
+            reason="gang_incomplete",
+            message=f"Rank {missing[0]} has no pod while others run.",
+        )
+    if len(running) == completions:
+        # The gang runs once its last rank does.
+        return replace(base, phase=RUNNING, started_at=max(started, default=None))
+    pending = next((st for _, st in sorted(states.items()) if st.phase == PENDING), None)
+    if pending is None:
+        return replace(base, reason="creating")
+    return replace(base, reason=pending.reason, message=pending.message)
 
 
 def _explained(waiting: str, message: str) -> tuple[str, str]:

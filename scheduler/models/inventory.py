@@ -22,6 +22,9 @@ class Node(models.Model):
     cordoned = models.BooleanField(default=False)
     taints = models.JSONField(default=list, blank=True)
     labels = models.JSONField(default=dict, blank=True)
+    # Extended resources the node advertises besides GPUs (e.g. "rdma/ib": 8): a gang's
+    # pods request RDMA ones (``KARIMASU_RDMA_RESOURCES``) when all its nodes have them.
+    extended_resources = models.JSONField(default=dict, blank=True)
     # What pods Karimasu did not create hold here (DaemonSets, static pods, other
     # namespaces' workloads); the scheduler subtracts it from the allocatable.
     foreign_gpus = models.PositiveSmallIntegerField(default=0)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models.lookups import LessThanOrEqual
 
 from portal.accounts.models import Team
 from scheduler import states
 from scheduler.cluster.mapping import job_name
-from scheduler.limits import MAX_GPUS
+from scheduler.limits import MAX_GPUS, MAX_JOB_GPUS
 from scheduler.models.inventory import Node
 
 
@@ -37,7 +39,9 @@ class Job(models.Model):
     command = models.JSONField(default=list, blank=True)
     args = models.JSONField(default=list, blank=True)
     env = models.JSONField(default=dict, blank=True)
-    gpus = models.PositiveSmallIntegerField(default=1)
+    gpus = models.PositiveSmallIntegerField(default=1)  # per node (per pod)
+    # A multi-node job (a gang) runs one pod of ``gpus`` GPUs on each of ``nodes`` nodes.
+    nodes = models.PositiveSmallIntegerField(default=1)
     gpu_models = models.JSONField(default=list, blank=True)  # acceptable; empty = any
     cpu_millis = models.PositiveIntegerField(default=1000)
     memory_mb = models.PositiveIntegerField(default=4096)
@@ -62,6 +66,9 @@ class Job(models.Model):
     # UIDs of the current attempt's pods, as reconcile last saw them: telemetry credits a GPU
     # process to the job by its pod (cgroup), not by the index Karimasu placed it on.
     pod_uids = models.JSONField(default=list, blank=True)
+    # A gang's placement, every rank's pod in rank order: [{"node": name, "gpu_indices": [..]}]
+    # (rank 0 is also ``node``/``gpu_indices``). Empty for a single-node job.
+    placements = models.JSONField(default=list, blank=True)
     borrowed = models.BooleanField(default=False)
     sweep = models.ForeignKey(
         "scheduler.Sweep", on_delete=models.CASCADE, null=True, blank=True, related_name="jobs"
@@ -93,10 +100,30 @@ class Job(models.Model):
             models.CheckConstraint(
                 condition=models.Q(max_runtime_s__gt=0), name="job_max_runtime_positive"
             ),
+            models.CheckConstraint(condition=models.Q(nodes__gte=1), name="job_nodes_at_least_1"),
+            models.CheckConstraint(
+                condition=LessThanOrEqual(models.F("gpus") * models.F("nodes"), MAX_JOB_GPUS),
+                name="job_total_gpus_at_most_64",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"job {self.pk} {self.name} ({self.status})"
+
+    @property
+    def total_gpus(self) -> int:
+        """Every GPU the job holds: ``nodes x gpus``."""
+        return self.nodes * self.gpus
+
+    @property
+    def is_gang(self) -> bool:
+        return self.nodes > 1
+
+    def pods(self) -> list[tuple[str, list[int]]]:
+        """Every rank's ``(node name, GPU indices)``, rank 0 first; empty before placement."""
+        if self.placements:
+            return [(str(p["node"]), [int(i) for i in p["gpu_indices"]]) for p in self.placements]
+        return [(self.node.name, list(self.gpu_indices))] if self.node is not None else []
 
     @property
     def cluster_name(self) -> str:
@@ -149,6 +176,28 @@ class Sweep(models.Model):
 
     def __str__(self) -> str:
         return f"sweep {self.pk} {self.name}"
+
+
+def gpus_by_node(
+    node: str | None, gpu_indices: list[int] | None, placements: list[dict[str, Any]] | None
+) -> dict[str, list[int]]:
+    """Node name -> the GPU indices a job holds there: every rank's of a gang
+    (``placements``), else its one node's. For callers that read plain rows (the board,
+    telemetry, bookings); ``Job.pods`` is the same for an instance.
+
+    >>> gang = [{"node": "a", "gpu_indices": [0]}, {"node": "b", "gpu_indices": [1]}]
+    >>> gpus_by_node("a", [0], gang), gpus_by_node("a", [2, 3], [])
+    ({'a': [0], 'b': [1]}, {'a': [2, 3]})
+    """
+    if placements:
+        return {str(p["node"]): [int(i) for i in p["gpu_indices"]] for p in placements}
+    return {node: [int(i) for i in gpu_indices or ()]} if node else {}
+
+
+def on_nodes(node_ids: Any) -> models.Q:
+    """Jobs that may hold GPUs on the nodes ``node_ids``: placed there (rank 0), or gangs
+    (whose other ranks' nodes are in ``placements``: read them with ``gpus_by_node``)."""
+    return models.Q(node_id__in=node_ids) | models.Q(nodes__gt=1, node__isnull=False)
 
 
 def gpus_held_since(

@@ -12,7 +12,7 @@ from portal.accounts.models import User
 from portal.querysets import prebuilt
 from scheduler import states
 from scheduler.models import LIVE_STATUSES, Gpu, Job, Node, ReservationSlot
-from scheduler.models.jobs import gpus_held_until
+from scheduler.models.jobs import gpus_by_node, gpus_held_until
 from scheduler.services.inventory import outside_gpu_indices
 from scheduler.telemetry.models import GpuMinute
 
@@ -70,8 +70,9 @@ def _slot_rows() -> Any:
 def _job_rows() -> Any:
     return Job.objects.values_list(
         "pk",
-        "node_id",
+        "node__name",
         "gpu_indices",
+        "placements",
         "started_at",
         "admitted_at",
         "max_runtime_s",
@@ -89,10 +90,14 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
     for node_id, index, reservation_id, holder, team, end in slots:
         holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
     jobs = _job_rows().filter(status__in=states.ON_CLUSTER, node__isnull=False)
-    for pk, node_id, indices, started_at, admitted_at, max_runtime_s, owner, team in jobs:
+    node_ids: dict[str, int] | None = None
+    for pk, node, indices, placed, started_at, admitted_at, max_runtime_s, owner, team in jobs:
         until = gpus_held_until(started_at, admitted_at, max_runtime_s, now)
-        for index in indices or []:
-            holders[(node_id, index)] = Holder("job", pk, owner, team, until)
+        if node_ids is None:  # names -> ids, once (a gang's ranks name their nodes)
+            node_ids = dict(Node.objects.values_list("name", "pk"))
+        for name, held in gpus_by_node(node, indices, placed).items():
+            for index in held:
+                holders[(node_ids.get(name, -1), index)] = Holder("job", pk, owner, team, until)
     return holders
 
 

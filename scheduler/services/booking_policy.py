@@ -98,7 +98,7 @@ def team_gpu_hours(
             continue
         job_end = job.finished_at or now
         hours = (min(job_end, end) - max(job.started_at, start)).total_seconds() / 3600
-        total += max(hours, 0) * job.gpus
+        total += max(hours, 0) * job.gpus * job.nodes  # every GPU of a gang
     return total
 
 

@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from scheduler import states
 from scheduler.cluster.backend import ClusterBackend, ClusterError, ClusterRejected
 from scheduler.core.cycle import plan_cycle as decide
-from scheduler.core.decisions import CycleResult, Preempt
+from scheduler.core.decisions import Admit, CycleResult, Preempt
 from scheduler.models import (
     Job,
     Node,
@@ -51,7 +51,7 @@ from scheduler.telemetry.detectors import foreign_gpus
 log = logging.getLogger("karimasu.cycle")
 
 LOCK_KEY = 0x4B41524D  # "KARM": the advisory lock id of the scheduling cycle
-DECIDED_COLUMNS = ("pk", "status", "attempt", "gpus", "team__slug")
+DECIDED_COLUMNS = ("pk", "status", "attempt", "gpus", "nodes", "team__slug")
 
 
 @dataclass
@@ -148,6 +148,7 @@ def _apply_admissions(
     result: CycleResult, jobs: dict[int, Job], now: datetime, report: CycleReport
 ) -> None:
     nodes = {n.name: n for n in Node.objects.filter(name__in={a.node for a in result.admitted})}
+    # A gang's every pod is written here, in the cycle's one transaction, with its admission.
     moves = []
     for admit in result.admitted:
         job = jobs.get(int(admit.job_id))
@@ -160,6 +161,7 @@ def _apply_admissions(
                     "reason": "admitted",
                     "node": nodes[admit.node],
                     "gpu_indices": list(admit.gpu_indices),
+                    "placements": gang_placements(admit),
                     "borrowed": admit.borrowed,
                     "admitted_at": now,
                     "queue_position": None,
@@ -171,11 +173,23 @@ def _apply_admissions(
     report.admitted.extend(job.pk for job, _ in moves)
 
 
+def gang_placements(admit: Admit) -> list[dict[str, object]]:
+    """``Job.placements`` of an admission: every rank's node and GPUs for a gang (rank 0
+    first), empty for a single-node job (its ``node``/``gpu_indices`` say it all)."""
+    if not admit.placements:
+        return []
+    return [{"node": node, "gpu_indices": list(indices)} for node, indices in admit.placements]
+
+
 def _preempted_message(preempt: Preempt, jobs: dict[int, Job]) -> str:
     """Why a job was stopped, in words its owner can act on: whose work took the GPUs (the
     team, not a job page the owner may not see) and for what reason."""
     by = jobs.get(int(preempt.by_job)) if str(preempt.by_job).isdigit() else None
-    who = f"a {by.gpus}-GPU job of team {by.team.slug}" if by is not None else "another job"
+    who = (
+        f"a {by.gpus * by.nodes}-GPU job of team {by.team.slug}"
+        if by is not None
+        else "another job"
+    )
     why = {
         "reclaim": "that team is taking back GPUs it is guaranteed, which this job borrowed",
         "priority": "it has a higher priority class",

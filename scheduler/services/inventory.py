@@ -68,6 +68,7 @@ def _fields(info: NodeInfo) -> dict[str, object]:
         "cordoned": info.cordoned,
         "taints": info.taints,
         "labels": info.labels,
+        "extended_resources": info.extended,
         "foreign_gpus": info.foreign.gpus,
         "foreign_cpu_millis": info.foreign.cpu_millis,
         "foreign_memory_mb": info.foreign.memory_mb,

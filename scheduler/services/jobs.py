@@ -16,7 +16,7 @@ from django.db.models import Field
 from portal.errors import Conflict
 from scheduler import states
 from scheduler.cluster.backend import GpuDevice, JobSpec, Mount
-from scheduler.models import Gpu, Job, JobEvent, NamedMount
+from scheduler.models import Gpu, Job, JobEvent, NamedMount, Node
 
 log = logging.getLogger("karimasu.scheduler")
 
@@ -183,6 +183,7 @@ def requeue(job: Job, *, now: datetime, reason: str, message: str = "") -> Job:
         attempt=job.attempt + 1,
         node=None,
         gpu_indices=[],
+        placements=[],
         borrowed=False,
         admitted_at=None,
         started_at=None,
@@ -219,6 +220,7 @@ def job_spec(job: Job) -> JobSpec:
         start_timeout_s=math.ceil(float(settings.KARIMASU_START_TIMEOUT_SECONDS)),
         gpu_allocation=job.node.gpu_allocation,
         gpu_devices=_devices(job),
+        **_gang_fields(job),
     )
 
 
@@ -229,6 +231,34 @@ def _devices(job: Job) -> list[GpuDevice]:
         return []
     uuids = dict(Gpu.objects.filter(node=job.node, index__in=indices).values_list("index", "uuid"))
     return [GpuDevice(index=i, uuid=uuids.get(i) or "") for i in indices]
+
+
+def _gang_fields(job: Job) -> dict[str, Any]:
+    """A gang's part of its spec: its nodes, rank 0's port, and the RDMA resources every
+    one of its nodes advertises (``KARIMASU_RDMA_RESOURCES``: names, or prefixes ending in
+    "/"), one of each per pod."""
+    if job.nodes <= 1:
+        return {}
+    names = tuple(node for node, _ in job.pods())
+    advertised = [
+        dict(resources or {})
+        for resources in Node.objects.filter(name__in=names).values_list(
+            "extended_resources", flat=True
+        )
+    ]
+    wanted = list(settings.KARIMASU_RDMA_RESOURCES)
+    shared = set.intersection(*(set(a) for a in advertised)) if advertised else set()
+    rdma = {
+        name: 1
+        for name in sorted(shared)
+        if any(name == w or (w.endswith("/") and name.startswith(w)) for w in wanted)
+    }
+    return {
+        "nodes": job.nodes,
+        "node_names": names,
+        "master_port": int(settings.KARIMASU_GANG_MASTER_PORT),
+        "extended": rdma,
+    }
 
 
 def _mounts(job: Job) -> list[Mount]:

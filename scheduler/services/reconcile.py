@@ -32,7 +32,7 @@ from scheduler.cluster.backend import (
     ClusterRejected,
     ClusterUnavailable,
 )
-from scheduler.models import Job
+from scheduler.models import Job, Node
 from scheduler.services import job_logs
 from scheduler.services.jobs import (
     InvalidTransition,
@@ -104,6 +104,8 @@ def _repair_row(
         else:
             _lose(job, now, "missing", "Its Kubernetes Job disappeared.", report)
         return
+    if job.status == states.ADMITTED and job.nodes > 1:
+        backend.submit(job_spec(job))  # its Service too, if a crash came before it
     if apply_attempt_state(job, state, now=now):
         report.updated.append(job.pk)
         if job.status in states.TERMINAL:
@@ -124,14 +126,13 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
     if list(state.pod_uids) != list(job.pod_uids or []) and job.attempt == state.attempt:
         Job.objects.filter(pk=job.pk).update(pod_uids=list(state.pod_uids))
         job.pod_uids = list(state.pod_uids)
+    _follow_ranks(job, state)
     if job.status == states.ADMITTED:
         transition_job(
             job, states.STARTING, now=now, reason=state.reason or "submitted", message=state.message
         )
     if state.phase == cluster.PENDING:
-        if (job.reason, job.message) != (state.reason, state.message[:1000]):
-            Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
-            job.reason, job.message = state.reason, state.message[:1000]
+        _pending(job, state, now)
     elif state.phase == cluster.RUNNING:
         if job.status == states.STARTING:
             transition_job(job, states.RUNNING, now=now, started_at=state.started_at or now)
@@ -149,6 +150,35 @@ def apply_attempt_state(job: Job, state: AttemptState, *, now: datetime) -> bool
         else:
             _finish(job, states.FAILED, state, now)
     return (job.status, job.reason, job.message) != before
+
+
+def _pending(job: Job, state: AttemptState, now: datetime) -> None:
+    """Not running (yet): the row shows why. A gang that ran whole and now misses a rank's
+    pod is broken: lost, requeued as a whole (its Job is deleted by ``_repair_row``)."""
+    if state.reason == "gang_incomplete" and job.status == states.RUNNING:
+        transition_job(job, states.LOST, now=now, reason="gang_broken", message=state.message)
+    elif (job.reason, job.message) != (state.reason, state.message[:1000]):
+        Job.objects.filter(pk=job.pk).update(reason=state.reason, message=state.message[:1000])
+        job.reason, job.message = state.reason, state.message[:1000]
+
+
+def _follow_ranks(job: Job, state: AttemptState) -> None:
+    """A gang's pods land on its nodes in the cluster's order: once every rank is bound,
+    ``Job.placements`` is reordered to match (rank i on the node that runs rank i, with that
+    node's GPUs), and rank 0 becomes ``node``/``gpu_indices``. Never changes which nodes
+    or GPUs the gang holds."""
+    if job.nodes <= 1 or len(state.pods) != job.nodes or not job.placements:
+        return
+    by_node = {p["node"]: p for p in job.placements}
+    order = [node for _, node in state.pods]
+    if sorted(order) != sorted(by_node) or order == [p["node"] for p in job.placements]:
+        return
+    placements = [by_node[node] for node in order]
+    rank0 = Node.objects.filter(name=order[0]).first()
+    Job.objects.filter(pk=job.pk, attempt=job.attempt).update(
+        placements=placements, node=rank0, gpu_indices=placements[0]["gpu_indices"]
+    )
+    job.placements, job.node, job.gpu_indices = placements, rank0, placements[0]["gpu_indices"]
 
 
 def _check_start(

@@ -30,6 +30,7 @@ from scheduler.models import (
     ReservationSlot,
     ReservationStatus,
 )
+from scheduler.models.jobs import gpus_by_node, on_nodes
 from scheduler.services.access import can_book_for, can_manage_reservation
 from scheduler.services.booking_policy import PolicyViolation, check_policy
 from scheduler.services.jobs import request_cycle
@@ -92,16 +93,18 @@ def busy_intervals(
             )
         )
     node_ids = {g.node_id for g in gpus}
-    jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node_id__in=node_ids).select_related(
-        "owner", "team"
+    jobs = Job.objects.filter(on_nodes(node_ids), status__in=states.ON_CLUSTER).select_related(
+        "owner", "team", "node"
     )
+    node_names = dict(Node.objects.filter(pk__in=node_ids).values_list("pk", "name"))
     for job in jobs:
         began = job.held_since(now)
         job_end = max(job.holds_gpus_until(now), now)
         if not (began < end and job_end > start):
             continue
+        held = gpus_by_node(job.node.name if job.node else None, job.gpu_indices, job.placements)
         for gpu in gpus:
-            if gpu.node_id == job.node_id and gpu.index in (job.gpu_indices or []):
+            if gpu.index in held.get(node_names.get(gpu.node_id, ""), ()):
                 result.append(
                     Busy(
                         gpu.pk,

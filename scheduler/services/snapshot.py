@@ -102,15 +102,18 @@ def _allocations(
             "pk", "team__slug", _username(), "node__name", "gpu_indices", "started_at",
             "admitted_at", "submitted_at", "max_runtime_s", "priority_class", "preemptible",
             "borrowed", "cpu_millis", "memory_mb", "sweep_id", "terminating_until",
+            "placements",
         )
     )  # fmt: skip
     allocations = []
     held: dict[str, set[int]] = {}
     for (
         pk, team, user, node, indices, started, admitted, submitted, runtime, priority,
-        preemptible, borrowed, cpu, memory, sweep, terminating,
+        preemptible, borrowed, cpu, memory, sweep, terminating, placed,
     ) in rows:  # fmt: skip
-        held.setdefault(node, set()).update(indices or ())
+        pods = _pods(placed)
+        for pod_node, pod_indices in pods or ((node, tuple(indices or ())),):
+            held.setdefault(pod_node, set()).update(pod_indices)
         allocations.append(
             snap.Allocation(
                 job_id=str(pk),
@@ -127,9 +130,18 @@ def _allocations(
                 memory_mib=memory,
                 sweep_id=str(sweep) if sweep else None,
                 terminating_until=terminating.timestamp() if terminating else None,
+                placements=pods,
             )
         )
     return tuple(allocations), held
+
+
+def _pods(placements: list[dict[str, object]] | None) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    """A gang's stored ``Job.placements`` as the core's ``Allocation.placements``."""
+    return tuple(
+        (str(p["node"]), tuple(int(i) for i in p["gpu_indices"]))  # type: ignore[attr-defined]
+        for p in placements or ()
+    )
 
 
 def _queue(priorities: dict[str, int]) -> tuple[snap.QueuedJob, ...]:
@@ -142,14 +154,14 @@ def _queue(priorities: dict[str, int]) -> tuple[snap.QueuedJob, ...]:
         .values_list(
             "pk", "team__slug", _username(), "gpus", "max_runtime_s", "submitted",
             "models_json", "cpu_millis", "memory_mb", "priority_class", "preemptible",
-            "attempt", "sweep_id", "sweep__parallelism",
+            "attempt", "sweep_id", "sweep__parallelism", "nodes",
         )
     )  # fmt: skip
     parsed: dict[str | None, frozenset[str]] = {}
     queue = []
     for (
         pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
-        preemptible, attempt, sweep, parallelism,
+        preemptible, attempt, sweep, parallelism, nodes,
     ) in rows:  # fmt: skip
         if models not in parsed:
             parsed[models] = _models(models)
@@ -169,6 +181,7 @@ def _queue(priorities: dict[str, int]) -> tuple[snap.QueuedJob, ...]:
                 attempt=attempt - 1,
                 sweep_id=str(sweep) if sweep else None,
                 sweep_parallelism=parallelism if sweep else None,
+                nodes=nodes,
             )
         )
     return tuple(queue)
@@ -205,7 +218,7 @@ def _bookings(now: datetime) -> tuple[snap.Booking, ...]:
 NODE_COLUMNS = (
     "pk", "name", "gpu_model", "cpu_allocatable_millis", "foreign_cpu_millis",
     "memory_allocatable_mb", "foreign_memory_mb", "cordoned", "ready", "foreign_gpus",
-    "gpu_capacity", "gpu_allocatable",
+    "gpu_capacity", "gpu_allocatable", "labels",
 )  # fmt: skip
 
 
@@ -223,7 +236,7 @@ def _nodes(
     nodes = []
     for (
         pk, name, model, cpu, foreign_cpu, memory, foreign_memory, cordoned, ready,
-        foreign, capacity, allocatable,
+        foreign, capacity, allocatable, labels,
     ) in Node.objects.filter(gone_at__isnull=True).values_list(*NODE_COLUMNS):  # fmt: skip
         present = gpus.get(pk, [])
         telemetry = frozenset(i for i, _, _ in present if (name, i) in foreign_busy)
@@ -250,6 +263,7 @@ def _nodes(
                 memory_mib=max(0, memory - foreign_memory),
                 cordoned=cordoned,
                 ready=ready,
+                topology=str((labels or {}).get(settings.KARIMASU_TOPOLOGY_LABEL, "")),
             )
         )
     return tuple(nodes)
@@ -265,15 +279,15 @@ def _usage(now: datetime) -> tuple[snap.UsageRecord, ...]:
     """Finished jobs' GPU-seconds (running ones are added by the core)."""
     done = Job.objects.filter(
         finished_at__gte=now - USAGE_HORIZON, started_at__isnull=False, gpus__gt=0
-    ).values_list("team__slug", _username(), "gpus", "started_at", "finished_at")
+    ).values_list("team__slug", _username(), "gpus", "nodes", "started_at", "finished_at")
     return tuple(
         snap.UsageRecord(
             team=team,
             user=user,
-            gpu_seconds=gpus * (finished - started).total_seconds(),
+            gpu_seconds=gpus * nodes * (finished - started).total_seconds(),
             at=finished.timestamp(),
         )
-        for team, user, gpus, started, finished in done
+        for team, user, gpus, nodes, started, finished in done
     )
 
 

@@ -14,12 +14,13 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
+from django.utils.translation import gettext as _
 
 from portal.accounts.models import Membership, Team, User
 from portal.errors import Conflict, InvalidRequest, NotPermitted
 from scheduler import states
-from scheduler.limits import MAX_GPUS, MAX_SWEEP_JOBS
+from scheduler.limits import MAX_GPUS, MAX_JOB_GPUS, MAX_SWEEP_JOBS
 from scheduler.models import (
     Job,
     NamedMount,
@@ -54,7 +55,8 @@ class JobRequest:
     command: list[str] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
-    gpus: int = 1
+    gpus: int = 1  # per node
+    nodes: int = 1  # more than 1: a multi-node job (gang), one pod of ``gpus`` per node
     gpu_models: list[str] = field(default_factory=list)
     cpu_millis: int = 1000
     memory_mb: int = 4096
@@ -106,12 +108,13 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     priority = _priority(request.priority_class)
     quota = TeamQuota.objects.filter(team=team).first()
     _check_privileges(actor, team, quota, priority, request)
-    if quota is not None and quota.user_gpu_cap is not None and request.gpus > quota.user_gpu_cap:
+    total = request.gpus * request.nodes
+    if quota is not None and quota.user_gpu_cap is not None and total > quota.user_gpu_cap:
         raise NotPermitted(
             f"{team.slug} lets one member hold at most {quota.user_gpu_cap} GPUs; this job "
-            f"asks for {request.gpus}.",
+            f"asks for {total}.",
             code="over_limit",
-            details={"gpus": request.gpus, "limit": quota.user_gpu_cap},
+            details={"gpus": total, "limit": quota.user_gpu_cap},
         )
     return team, priority
 
@@ -147,20 +150,21 @@ def _check_guarantee(team: Team, request: JobRequest, count: int = 1) -> None:
     Called with the team row locked."""
     if request.preemptible or not request.gpus:
         return
+    wanted = request.gpus * request.nodes * count
     quota = TeamQuota.objects.filter(team=team).first()
     guaranteed = quota.guaranteed_gpus if quota is not None else 0
     held = (
         Job.objects.filter(team=team, preemptible=False)
         .exclude(status__in=states.TERMINAL)
-        .aggregate(total=Sum("gpus"))["total"]
+        .aggregate(total=Sum(F("gpus") * F("nodes")))["total"]
         or 0
     )
-    if held + request.gpus * count > guaranteed:
+    if held + wanted > guaranteed:
         raise NotPermitted(
             f"Jobs that cannot be preempted must fit within {team.slug}'s guarantee of "
             f"{guaranteed} GPUs ({held} already held by such jobs); submit it as preemptible.",
             code="over_guarantee",
-            details={"gpus": request.gpus * count, "guaranteed": guaranteed, "held": held},
+            details={"gpus": wanted, "guaranteed": guaranteed, "held": held},
         )
 
 
@@ -174,29 +178,72 @@ def _validate_fit(request: JobRequest) -> None:
             f"Unknown GPU model(s) {', '.join(unknown)}; the cluster has "
             f"{', '.join(sorted(models)) or 'none'}.",
         )
-    if not 0 <= request.gpus <= MAX_GPUS:
-        raise _fail("gpus", f"A job uses 0 to {MAX_GPUS} GPUs on one node.")
-    fitting = [n for n in nodes if not request.gpu_models or n.gpu_model in request.gpu_models]
-    largest = max((n.gpu_capacity for n in fitting), default=0)
-    if request.gpus > largest:
-        kind = f" of {', '.join(request.gpu_models)}" if request.gpu_models else ""
-        raise _fail("gpus", f"No node has {request.gpus} GPUs{kind} (the largest has {largest}).")
-    # What DaemonSet and static pods hold is never a job's (docs/cluster.md).
-    cpu = max((n.cpu_allocatable_millis - n.daemon_cpu_millis for n in fitting), default=0)
+    _validate_size(request)
+    fitting = [
+        n
+        for n in nodes
+        if (not request.gpu_models or n.gpu_model in request.gpu_models)
+        and n.gpu_capacity >= request.gpus
+    ]
+    if len(fitting) < request.nodes:
+        raise _fail("gpus", _too_few_nodes(request, nodes))
+    # What DaemonSet and static pods hold is never a job's (docs/cluster.md). A gang needs
+    # ``nodes`` nodes that each hold a pod: the nodes-th largest is what it can count on.
+    cpu = _nth_largest([n.cpu_allocatable_millis - n.daemon_cpu_millis for n in fitting], request)
     if request.cpu_millis > cpu:
         raise _fail(
             "cpu_millis",
-            f"No node has {request.cpu_millis}m CPU (largest: {cpu}m besides system pods).",
+            f"No node has {request.cpu_millis}m CPU (largest: {cpu}m besides system pods)."
+            if request.nodes == 1
+            else _("Fewer than %(nodes)s nodes have %(cpu)sm CPU besides system pods.")
+            % {"nodes": request.nodes, "cpu": request.cpu_millis},
         )
-    memory = max((n.memory_allocatable_mb - n.daemon_memory_mb for n in fitting), default=0)
+    memory = _nth_largest([n.memory_allocatable_mb - n.daemon_memory_mb for n in fitting], request)
     if request.memory_mb > memory:
         raise _fail(
             "memory_mb",
-            f"No node has {request.memory_mb} MiB (largest: {memory} MiB besides system pods).",
+            f"No node has {request.memory_mb} MiB (largest: {memory} MiB besides system pods)."
+            if request.nodes == 1
+            else _("Fewer than %(nodes)s nodes have %(memory)s MiB besides system pods.")
+            % {"nodes": request.nodes, "memory": request.memory_mb},
         )
 
 
 _USER_MOUNT_KEYS = {"name", "write"}
+
+
+def _validate_size(request: JobRequest) -> None:
+    """GPUs per node, nodes, and GPUs in all within the limits."""
+    max_nodes = int(settings.KARIMASU_MAX_JOB_NODES)
+    if not 1 <= request.nodes <= max_nodes:
+        raise _fail("nodes", _("A job runs on 1 to %(max)s nodes.") % {"max": max_nodes})
+    if not 0 <= request.gpus <= MAX_GPUS:
+        raise _fail("gpus", f"A job uses 0 to {MAX_GPUS} GPUs on one node.")
+    if request.gpus * request.nodes > MAX_JOB_GPUS:
+        raise _fail(
+            "gpus",
+            _("A job uses at most %(max)s GPUs in all (this one: %(nodes)s x %(gpus)s).")
+            % {"max": MAX_JOB_GPUS, "nodes": request.nodes, "gpus": request.gpus},
+        )
+
+
+def _nth_largest(values: list[int], request: JobRequest) -> int:
+    ordered = sorted(values, reverse=True)
+    return ordered[request.nodes - 1] if len(ordered) >= request.nodes else 0
+
+
+def _too_few_nodes(request: JobRequest, nodes: list[Node]) -> str:
+    """Why the cluster can never hold the job's GPUs: no node big enough, or (a gang) too
+    few of them."""
+    kind = f" of {', '.join(request.gpu_models)}" if request.gpu_models else ""
+    capable = [n for n in nodes if not request.gpu_models or n.gpu_model in request.gpu_models]
+    largest = max((n.gpu_capacity for n in capable), default=0)
+    if request.nodes == 1 or request.gpus > largest:
+        return f"No node has {request.gpus} GPUs{kind} (the largest has {largest})."
+    count = sum(1 for n in capable if n.gpu_capacity >= request.gpus)
+    return _(
+        "This job needs %(nodes)s nodes with %(gpus)s GPUs%(kind)s each; the cluster has %(count)s."
+    ) % {"nodes": request.nodes, "gpus": request.gpus, "kind": kind, "count": count}
 
 
 def _validate_mounts(mounts: list[Any]) -> None:
@@ -291,6 +338,7 @@ def _new_job(
         args=request.args,
         env=request.env,
         gpus=request.gpus,
+        nodes=request.nodes,
         gpu_models=request.gpu_models,
         cpu_millis=request.cpu_millis,
         memory_mb=request.memory_mb,
@@ -417,7 +465,7 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime, reason: str = "")
     message = f"Cancelled by {actor.get_username() if actor else 'the system'}."
     if reason:
         message = f"{message[:-1]}: {reason}"
-    for _ in range(_CANCEL_TRIES):
+    for _try in range(_CANCEL_TRIES):
         if job.status in states.TERMINAL:
             return job
         was_on_cluster = job.status in states.ON_CLUSTER

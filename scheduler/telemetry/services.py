@@ -8,10 +8,11 @@ the GPU's UUID and health on `Gpu` (the only `scheduler` columns this app writes
 Which job a sample belongs to: the job of a process on the GPU, named by the agent (from the
 pod's labels) or found by the process's pod UID (its cgroup) among the pods reconcile saw
 for the node's jobs (`Job.pod_uids`), else the job the portal placed on that GPU
-(`Job.node` and `gpu_indices` while admitted/starting/running) unless that job's processes
-were seen on other GPUs of the node in the same reading (the device plugin gave its pod
-other GPUs than Karimasu's indices: the GPU at the index is not the job's). A process is
-foreign when the agent says so, or when the agent could not tell and no job holds the GPU.
+(`Job.node` and `gpu_indices`, or any rank's of a gang's `placements`, while
+admitted/starting/running) unless that job's processes were seen on other GPUs of the node
+in the same reading (the device plugin gave its pod other GPUs than Karimasu's indices: the
+GPU at the index is not the job's). A process is foreign when the agent says so, or when the
+agent could not tell and no job holds the GPU.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from django.db import connection, transaction
 from portal.accounts.services import token_digest
 from scheduler import states
 from scheduler.models import Gpu, Job, Node
+from scheduler.models.jobs import gpus_by_node, on_nodes
 from scheduler.telemetry.models import (
     GpuMinute,
     GpuSample,
@@ -141,9 +143,11 @@ def _allocations(node: Node) -> tuple[dict[int, int], dict[str, int]]:
     """(GPU index -> id of the job the portal placed there, pod UID -> id of its job)."""
     held: dict[int, int] = {}
     pods: dict[str, int] = {}
-    jobs = Job.objects.filter(node=node, status__in=states.ON_CLUSTER)
-    for job_id, indices, uids in jobs.values_list("pk", "gpu_indices", "pod_uids"):
-        for index in indices or []:
+    jobs = Job.objects.filter(on_nodes([node.pk]), status__in=states.ON_CLUSTER)
+    for job_id, name, indices, placed, uids in jobs.values_list(
+        "pk", "node__name", "gpu_indices", "placements", "pod_uids"
+    ):
+        for index in gpus_by_node(name, indices, placed).get(node.name, ()):  # a gang's rank
             held[int(index)] = job_id
         for uid in uids or []:
             pods[str(uid)] = job_id

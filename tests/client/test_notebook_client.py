@@ -123,6 +123,17 @@ def test_jobs_and_bookings_through_the_client(kms, alice) -> None:
         kms.jobs.logs(job["id"])
     assert no_log.value.code == "no_log"
     assert kms.jobs.cancel(job["id"])["status"] == "cancelled"
+    make_node("tesla-02")
+    gang = kms.jobs.submit(
+        name="ddp", team="vision", image="pytorch/pytorch:2.4", gpus=1, nodes=2, max_runtime_s=600
+    )
+    assert (gang["nodes"], gang["gpus"], gang["placements"]) == (2, 1, [])
+    with pytest.raises(ApiError) as too_many:
+        kms.jobs.submit(
+            name="ddp", team="vision", image="pytorch/pytorch:2.4", nodes=3, max_runtime_s=600
+        )
+    assert too_many.value.status == 400
+    kms.jobs.cancel(gang["id"])
 
     booking = kms.bookings.borrow(team="vision", gpus=1, hours=1, purpose="debugging")
     assert booking["holder"] == "alice"

@@ -117,3 +117,21 @@ def test_the_jobs_page_speaks_japanese(alice, nodes) -> None:
     alice.user.save()
     page = _client(alice).get("/jobs/").content.decode()
     assert "ジョブを投入" in page
+
+
+def test_a_multi_node_job_from_the_form_and_its_ranks_on_its_page(alice, nodes) -> None:
+    response = _client(alice).post("/jobs/", _form(**{"job-nodes": "2"}), follow=True)
+    job = Job.objects.get()
+    assert (job.nodes, job.gpus) == (2, 2)
+    assert "2 nodes × 2 (4 in all)" in response.content.decode()
+    placements = [
+        {"node": "tesla-02", "gpu_indices": [0, 1]},
+        {"node": "tesla-01", "gpu_indices": [0, 1]},
+    ]
+    Job.objects.filter(pk=job.pk).update(
+        status="running", node=nodes["tesla-02"], gpu_indices=[0, 1], placements=placements
+    )
+    page = _client(alice).get(f"/jobs/{job.pk}/").content.decode()
+    assert "rank 0: tesla-02 [0, 1]" in page and "rank 1: tesla-01 [0, 1]" in page
+    listed = _client(alice).get("/jobs/").content.decode()
+    assert "tesla-02 [0, 1] +1" in listed and "2 × 2" in listed

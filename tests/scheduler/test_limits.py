@@ -15,7 +15,7 @@ from portal.errors import InvalidRequest
 from scheduler.api.jobs import JobRequestSerializer
 from scheduler.api.serializers import AvailabilityQuerySerializer, BorrowSerializer
 from scheduler.forms import BorrowForm, JobForm
-from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MIN_BOOKING_HOURS
+from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MAX_JOB_GPUS, MIN_BOOKING_HOURS
 from scheduler.models import Job
 from scheduler.services import submission
 from tests.scheduler.conftest import make_node
@@ -69,3 +69,32 @@ def test_the_api_and_the_forms_read_the_limits_module(alice):
     assert f'max="{MAX_GPUS}"' in str(job_form["gpus"])
     assert f'max="{MAX_GPUS}"' in str(borrow_form["gpus"])
     assert f'max="{MAX_BOOKING_HOURS}"' in str(borrow_form["hours"])
+
+
+def test_a_multi_node_job_counts_its_gpus_in_all(alice, settings):
+    settings.KARIMASU_MAX_JOB_NODES = 16
+    for i in range(9):
+        make_node(f"big-{i:02}", MAX_GPUS)
+    gang = submission.JobRequest(**{**_request(MAX_GPUS).__dict__, "nodes": 8})
+    assert submission.submit_job(alice.user, gang, now=timezone.now()).nodes == 8
+    gang = submission.JobRequest(**{**_request(MAX_GPUS).__dict__, "nodes": 9})  # 72 GPUs
+    with pytest.raises(InvalidRequest) as caught:
+        submission.submit_job(alice.user, gang, now=timezone.now())
+    assert caught.value.message == (
+        f"A job uses at most {MAX_JOB_GPUS} GPUs in all (this one: 9 x {MAX_GPUS})."
+    )
+    job = Job.objects.get()
+    with pytest.raises(IntegrityError), transaction.atomic():  # the database holds it too
+        Job.objects.filter(pk=job.pk).update(nodes=9)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Job.objects.filter(pk=job.pk).update(nodes=0)
+
+
+def test_nodes_are_at_most_the_setting_everywhere(alice, nodes, settings):
+    settings.KARIMASU_MAX_JOB_NODES = 2
+    gang = submission.JobRequest(**{**_request(1).__dict__, "nodes": 3})
+    with pytest.raises(InvalidRequest) as caught:
+        submission.submit_job(alice.user, gang, now=timezone.now())
+    assert caught.value.details == {"nodes": ["A job runs on 1 to 2 nodes."]}
+    form = JobForm(user=alice.user)
+    assert 'max="2"' in str(form["nodes"])

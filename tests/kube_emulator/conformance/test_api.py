@@ -260,3 +260,36 @@ def test_a_value_of_the_wrong_type_is_a_decoding_error(cluster: Cluster) -> None
     quantities = job_manifest("numbers", suspend=True)  # a number is a valid quantity
     quantities["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = 1
     assert cluster.request("POST", _jobs(cluster), quantities).status == 201
+
+
+def test_a_headless_service_as_a_multi_node_job_makes_it(cluster: Cluster) -> None:
+    core = {x["name"]: x for x in cluster.request("GET", "/api/v1").json["resources"]}
+    services = core["services"]
+    assert (services["kind"], services["shortNames"], services["namespaced"]) == (
+        "Service",
+        ["svc"],
+        True,
+    )
+    assert "all" in services["categories"]
+    path = f"/api/v1/namespaces/{cluster.namespace}/services"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "ddp"},
+        "spec": {
+            "clusterIP": "None",
+            "selector": {"karimasu.io/job-id": "1"},
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": 29500}],
+        },
+    }
+    created = cluster.request("POST", path, body)
+    assert created.status == 201
+    spec = created.json["spec"]
+    assert (spec["clusterIP"], spec["type"], spec["ports"][0]["protocol"]) == (
+        "None",
+        "ClusterIP",
+        "TCP",
+    )
+    assert cluster.request("POST", path, body).status == 409
+    assert cluster.request("DELETE", f"{path}/ddp").status == 200

@@ -427,3 +427,100 @@ def test_daemonset_and_static_pods_are_there_for_good():
     [n1] = foreign_usage([daemon, static, passing], "jobs").values()
     assert (n1.cpu_millis, n1.daemon_cpu_millis) == (5100, 1100)
     assert n1.daemon_memory_mb == 1024 + 128
+
+
+# --- multi-node jobs (gangs) -----------------------------------------------------------------
+
+
+def test_a_single_node_job_is_no_indexed_job_and_has_no_rendezvous_env():
+    body = job_manifest(make_spec(), namespace="karimasu-jobs")
+    assert "completionMode" not in body["spec"]
+    pod_spec = body["spec"]["template"]["spec"]
+    assert "subdomain" not in pod_spec and "podAntiAffinity" not in pod_spec["affinity"]
+    names = {e["name"] for e in pod_spec["containers"][0]["env"]}
+    assert not names & {"MASTER_ADDR", "WORLD_SIZE", "NODE_RANK"}
+
+
+def test_a_gangs_env_wins_over_the_users_and_rdma_is_requested_per_pod():
+    spec = make_spec(
+        nodes=2,
+        node_names=("tesla-02", "tesla-05"),
+        env={"MASTER_ADDR": "evil.example.com", "WORLD_SIZE": "1", "SEED": "1"},
+        extended={"rdma/ib": 1},
+        gpus=0,
+    )
+    body = job_manifest(spec, namespace="karimasu-jobs")
+    pod_spec = body["spec"]["template"]["spec"]
+    env = pod_spec["containers"][0]["env"]
+    named = {e["name"]: e.get("value") for e in env}
+    assert [e["name"] for e in env].count("MASTER_ADDR") == 1
+    assert named["MASTER_ADDR"] == "karimasu-job-7-a2-0.karimasu-job-7-a2"
+    assert (named["WORLD_SIZE"], named["NPROC_PER_NODE"], named["SEED"]) == ("2", "1", "1")
+    resources = pod_spec["containers"][0]["resources"]
+    assert resources["requests"]["rdma/ib"] == resources["limits"]["rdma/ib"] == "1"
+    term = pod_spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == [
+        "tesla-02",
+        "tesla-05",
+    ]
+    rules = body["spec"]["podFailurePolicy"]["rules"]
+    assert {r["action"] for r in rules} == {"FailJob"}
+
+
+def test_node_info_lists_extended_resources():
+    node = {
+        "metadata": {"name": "ib-01", "labels": {}},
+        "status": {
+            "allocatable": {"cpu": "8", "memory": "1Gi", "rdma/ib": "4", "nvidia.com/gpu": "8"},
+            "capacity": {},
+        },
+    }
+    assert node_info(node).extended == {"rdma/ib": 4}
+
+
+def _gang_job(conditions=()):
+    body = job(conditions)
+    body["spec"] = {"completionMode": "Indexed", "completions": 3}
+    return body
+
+
+def _rank(rank, phase="Running", node="n", **kwargs):
+    p = pod(phase, node=node, **kwargs)
+    p["metadata"] = {
+        **p["metadata"],
+        "annotations": {"batch.kubernetes.io/job-completion-index": str(rank)},
+    }
+    return p
+
+
+RUNNING_STATE = {"running": {"startedAt": "2026-11-23T10:01:00Z"}}
+
+
+def test_a_gang_runs_only_when_every_rank_runs():
+    ranks = [_rank(0, node="a"), _rank(1, "Pending", node="b", waiting="ContainerCreating")]
+    ranks.append(_rank(2, "Pending", node="c", waiting="ContainerCreating"))
+    state = attempt_state(_gang_job(), ranks)
+    assert (state.phase, state.reason, state.node_name) == (cluster.PENDING, "starting", "a")
+    state = attempt_state(_gang_job(), [*ranks[:1], _rank(1, node="b"), _rank(2, node="c")])
+    assert state.phase == cluster.RUNNING
+    assert state.pods == ((0, "a"), (1, "b"), (2, "c"))
+
+
+def test_a_gang_with_a_failed_rank_is_failed_and_one_missing_a_rank_is_incomplete():
+    failed = _rank(1, "Failed", terminated={"exitCode": 3})
+    state = attempt_state(_gang_job(), [_rank(0), failed, _rank(2)])
+    assert state.phase == cluster.FAILED
+    # Not created yet, or gone: reconcile decides (a gang it saw running is broken).
+    state = attempt_state(_gang_job(), [_rank(0), _rank(2)])
+    assert (state.phase, state.reason) == (cluster.PENDING, "gang_incomplete")
+
+
+def test_the_mapping_and_job_model_docstring_examples_hold():
+    import doctest
+
+    from scheduler.cluster import mapping
+    from scheduler.models import jobs
+
+    for module in (mapping, jobs):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
