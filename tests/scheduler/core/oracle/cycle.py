@@ -151,6 +151,8 @@ class _Queue:
     admitted: list[Admit] = field(default_factory=list)
     preempted: list[Preempt] = field(default_factory=list)
     waiting: list[tuple[QueuedJob, Reason, str, Placement | None]] = field(default_factory=list)
+    ordered: list[QueuedJob] = field(default_factory=list)  # the queue in rank order
+    rank: dict[str, int] = field(default_factory=dict)  # job id -> rank, filled when needed
     capacity_blocked: int = 0
     protected: int = 0
     planned: int = 0
@@ -253,14 +255,38 @@ def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue)
     if victims is None:
         return False
     now, grace = snap.now, snap.config.preemption_grace_s
+    admitted = {a.job_id for a in q.admitted}
+    stopping = 0
     for a, why in victims.allocations:
+        if a.job_id in admitted:  # admitted by this very cycle: withdraw, never start it
+            _withdraw(usage, q, a, job, now + grace)
+            continue
         q.preempted.append(Preempt(a.job_id, why, job.id, grace))
         usage.remove_usage(a, busy_until=now + grace)
+        stopping += 1
     where = Placement(victims.node, victims.gpu_indices, now + grace, victims.pods)
     _reserve(usage, job, where, soft=False)
-    q.waiting.append((job, Reason.PREEMPTING, f"{len(victims.allocations)} to stop", where))
+    q.waiting.append((job, Reason.PREEMPTING, f"{stopping} to stop", where))
     q.capacity_blocked += 1
     return True
+
+
+def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, until: float) -> None:
+    """Take back this cycle's admission of ``a``, whose GPUs ``by`` (ranked later, but
+    reclaiming or of higher priority) takes: admitting and preempting a job in one cycle
+    would start a pod only to kill it. The job waits in its rank's place; its GPUs stay
+    held until ``until`` like a victim's, so what the cycle decided before stays true."""
+    q.admitted = [x for x in q.admitted if x.job_id != a.job_id]
+    usage.remove_usage(a, busy_until=until)
+    usage.team_gpu_hours[a.team] -= a.gpus * a.max_runtime_s / 3600.0  # not spent after all
+    if not q.rank:
+        q.rank.update((j.id, i) for i, j in enumerate(q.ordered))
+    rank = q.rank
+    mine = rank[a.job_id]
+    at = next((i for i, w in enumerate(q.waiting) if rank[w[0].id] > mine), len(q.waiting))
+    job = q.ordered[mine]
+    q.waiting.insert(at, (job, Reason.BEHIND, f"its GPUs were claimed by job {by.id}", None))
+    q.capacity_blocked += 1
 
 
 def _capacity_reason(
@@ -296,7 +322,7 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     # 4. Order.
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
-    q = _Queue()
+    q = _Queue(ordered=ordered)
     grace = cfg.preemption_grace_s
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
