@@ -255,10 +255,12 @@ def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue)
     if victims is None:
         return False
     now, grace = snap.now, snap.config.preemption_grace_s
-    admitted = {a.job_id for a in q.admitted}
+    # Admitted by this very cycle (they start now): withdraw those, never start them.
+    fresh = [a for a, _ in victims.allocations if a.started_at == now]
+    admitted = {a.job_id for a in q.admitted} if fresh else set()
     stopping = 0
     for a, why in victims.allocations:
-        if a.job_id in admitted:  # admitted by this very cycle: withdraw, never start it
+        if a.job_id in admitted:
             _withdraw(usage, q, a, job, now + grace)
             continue
         q.preempted.append(Preempt(a.job_id, why, job.id, grace))
