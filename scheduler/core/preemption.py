@@ -41,14 +41,18 @@ def _candidates(
     """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
     ``job`` fits in its team's guarantee."""
     eligible = eligible_nodes(usage, job)
-    team, priority = job.team, job.priority
+    team, priority, job_id = job.team, job.priority, job.id
     over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
     by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
+    on_node = usage.on_node
     for node in eligible:
-        for a in usage.on_node[node].values():
-            if not a.preemptible or a.job_id == job.id:
+        running = on_node.get(node)
+        if not running:
+            continue
+        for a in running.values():
+            if not a.preemptible or a.job_id == job_id:
                 continue
-            if reclaim and a.team != team and a.borrowed:
+            if reclaim and a.borrowed and a.team != team:
                 if a.team not in over:
                     over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
                 if over[a.team]:
