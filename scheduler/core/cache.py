@@ -7,7 +7,7 @@ Quota, user, sweep and node accounting change only through ``add_usage`` and
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -81,12 +81,15 @@ class NodeState:
     """
 
     __slots__ = (
-        "blocks", "booked", "bounds", "busy_until", "cache", "cpu_free", "earliest", "free",
-        "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "usable", "version",
+        "blocks", "booked", "bounds", "busy_until", "cache", "changes", "cpu_free", "earliest",
+        "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "usable",
+        "version",
     )  # fmt: skip
 
-    def __init__(self, node: Node, now: float) -> None:
+    def __init__(self, node: Node, now: float, changes: list[str] | None = None) -> None:
         self.node = node
+        # The cluster's log of changed nodes (``ClusterUsage.changes``), appended on each change.
+        self.changes: list[str] = [] if changes is None else changes
         self.usable: tuple[int, ...] = tuple(g.index for g in node.gpus if g.usable)
         self.busy_until: dict[int, float] = dict.fromkeys(self.usable, now)
         self.free: set[int] = set(self.usable)
@@ -160,11 +163,13 @@ class NodeState:
     def set_busy(self, gpu: int, until: float) -> None:
         """``gpu`` (a usable one) is busy until ``until``; ``ClusterUsage.hold`` keeps ``free``."""
         self.version += 1
+        self.changes.append(self.node.name)
         self.busy_until[gpu] = until
         self.gpu_bound.pop(gpu, None)
 
     def add_block(self, gpu: int, block: Block) -> None:
         self.version += 1
+        self.changes.append(self.node.name)
         self.blocks.setdefault(gpu, []).append(block)
         self.cache.pop((gpu, True), None)
         self.cache.pop((gpu, False), None)
@@ -177,13 +182,46 @@ class NodeState:
                 self.holder_users.add(block.user)
 
 
+class BoundOrder:
+    """One job shape's eligible nodes sorted by ``(start_bounds()[k - 1], inventory index)``,
+    kept across a cycle's plans: only nodes logged in ``ClusterUsage.changes`` since the last
+    read are re-keyed (a plan blocks one node, an admission holds one)."""
+
+    __slots__ = ("bound", "index", "order", "seen", "states")
+
+    def __init__(self, states: list[NodeState], k: int, seen: int) -> None:
+        self.states = states
+        self.index = {s.node.name: i for i, s in enumerate(states)}
+        self.bound = [s.start_bounds()[k - 1] for s in states]
+        self.order = sorted((b, i) for i, b in enumerate(self.bound))
+        self.seen = seen
+
+    def update(self, changes: list[str], k: int) -> list[tuple[float, int]]:
+        """The order as of now: re-key the nodes changed since the last call."""
+        if self.seen < len(changes):
+            index, order, bound, states = self.index, self.order, self.bound, self.states
+            for i in {index[n] for n in changes[self.seen :] if n in index}:
+                new = states[i].start_bounds()[k - 1]
+                if new != bound[i]:
+                    del order[bisect_left(order, (bound[i], i))]
+                    insort(order, (new, i))
+                    bound[i] = new
+            self.seen = len(changes)
+        return self.order
+
+
 class ClusterUsage:
     """Admitted usage per node, team, user and sweep, as of ``now``."""
 
     def __init__(self, snapshot: Snapshot, bookings: tuple[Booking, ...]) -> None:
         self.now = snapshot.now
         self.overdue_s = max(snapshot.config.preemption_grace_s, 1.0)
-        self.nodes: dict[str, NodeState] = {n.name: NodeState(n, self.now) for n in snapshot.nodes}
+        # Every node change (a hold, a block) appends the node's name: caches that follow
+        # many nodes (placement's order of nodes by start bound) re-read only those changed.
+        self.changes: list[str] = []
+        self.nodes: dict[str, NodeState] = {
+            n.name: NodeState(n, self.now, self.changes) for n in snapshot.nodes
+        }
         # Schedulable nodes with a free GPU: what a GPU job placed now has to look at.
         self.with_free: dict[str, NodeState] = {
             name: s for name, s in self.nodes.items() if s.free and s.node.schedulable
@@ -197,6 +235,8 @@ class ClusterUsage:
         # memory stays valid while it is unchanged
         # Placement's per-shape filter of nodes that could ever hold a job (static per cycle).
         self.shape_nodes: dict[tuple[int, frozenset[str], int, int], dict[str, NodeState]] = {}
+        # Placement's per-shape order of those nodes by start bound (see ``placement.plan``).
+        self.bound_order: dict[tuple[int, frozenset[str], int, int], BoundOrder] = {}
         # Running work per node (gangs under each of their nodes): what preemption scans.
         self.on_node: dict[str, dict[str, Allocation]] = defaultdict(dict)
         # A lower bound on running preemptible priorities: lets preemption skip hopeless jobs.
@@ -263,6 +303,7 @@ class ClusterUsage:
         if state is None:  # an allocation on a node that left the inventory
             return
         state.version += 1
+        self.changes.append(node)
         state.cpu_free -= cpu
         state.mem_free -= mem
         for g in gpus:

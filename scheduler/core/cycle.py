@@ -15,13 +15,21 @@ from scheduler.core.decisions import (
     Preempt,
     Reason,
     ReleaseReservation,
-    Waiting,
+    waiting_rows,
 )
 from scheduler.core.fairshare import order_queue
 from scheduler.core.gangs import place_gang_now, plan_gang
 from scheduler.core.placement import Placement, place_now, plan, static_reason
 from scheduler.core.preemption import find_victims
-from scheduler.core.snapshot import Allocation, Booking, Config, Packing, QueuedJob, Snapshot
+from scheduler.core.snapshot import (
+    Allocation,
+    Booking,
+    Config,
+    Node,
+    Packing,
+    QueuedJob,
+    Snapshot,
+)
 
 Gate = tuple[Reason, str]
 
@@ -108,6 +116,17 @@ def _plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | 
     return plan_gang(usage, job, packing) if job.nodes > 1 else plan(usage, job, packing)
 
 
+def _static(
+    shapes: dict[tuple[int, frozenset[str], int, int, int], Reason | None],
+    shape: tuple[int, frozenset[str], int, int, int],
+    nodes: list[Node],
+    job: QueuedJob,
+) -> Reason | None:
+    """``static_reason`` of a shape first met, remembered in ``shapes`` (once per shape)."""
+    found = shapes[shape] = static_reason(nodes, job)
+    return found
+
+
 def _static_detail(reason: Reason, job: QueuedJob) -> str:
     if reason is Reason.NO_MODEL:
         return f"no schedulable node has a GPU of model {' or '.join(sorted(job.models))}"
@@ -137,6 +156,11 @@ class _NoFit:
         shortest = self._runtime.get(key)
         return shortest is not None and runtime_s >= shortest
 
+    @property
+    def shortest(self) -> dict[tuple[object, ...], float]:
+        """The shortest runtime per shape (read directly in the cycle's loop)."""
+        return self._runtime
+
     def add(self, key: tuple[object, ...], runtime_s: float) -> None:
         self._runtime[key] = min(runtime_s, self._runtime.get(key, runtime_s))
 
@@ -151,6 +175,8 @@ class _Queue:
     admitted: list[Admit] = field(default_factory=list)
     preempted: list[Preempt] = field(default_factory=list)
     waiting: list[tuple[QueuedJob, Reason, str, Placement | None]] = field(default_factory=list)
+    ordered: list[QueuedJob] = field(default_factory=list)  # the queue in rank order
+    rank: dict[str, int] = field(default_factory=dict)  # job id -> rank, filled when needed
     capacity_blocked: int = 0
     protected: int = 0
     planned: int = 0
@@ -253,14 +279,40 @@ def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue)
     if victims is None:
         return False
     now, grace = snap.now, snap.config.preemption_grace_s
+    # Admitted by this very cycle (they start now): withdraw those, never start them.
+    fresh = [a for a, _ in victims.allocations if a.started_at == now]
+    admitted = {a.job_id for a in q.admitted} if fresh else set()
+    stopping = 0
     for a, why in victims.allocations:
+        if a.job_id in admitted:
+            _withdraw(usage, q, a, job, now + grace)
+            continue
         q.preempted.append(Preempt(a.job_id, why, job.id, grace))
         usage.remove_usage(a, busy_until=now + grace)
+        stopping += 1
     where = Placement(victims.node, victims.gpu_indices, now + grace, victims.pods)
     _reserve(usage, job, where, soft=False)
-    q.waiting.append((job, Reason.PREEMPTING, f"{len(victims.allocations)} to stop", where))
+    q.waiting.append((job, Reason.PREEMPTING, f"{stopping} to stop", where))
     q.capacity_blocked += 1
     return True
+
+
+def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, until: float) -> None:
+    """Take back this cycle's admission of ``a``, whose GPUs ``by`` (ranked later, but
+    reclaiming or of higher priority) takes: admitting and preempting a job in one cycle
+    would start a pod only to kill it. The job waits in its rank's place; its GPUs stay
+    held until ``until`` like a victim's, so what the cycle decided before stays true."""
+    q.admitted = [x for x in q.admitted if x.job_id != a.job_id]
+    usage.remove_usage(a, busy_until=until)
+    usage.team_gpu_hours[a.team] -= a.gpus * a.max_runtime_s / 3600.0  # not spent after all
+    if not q.rank:
+        q.rank.update((j.id, i) for i, j in enumerate(q.ordered))
+    rank = q.rank
+    mine = rank[a.job_id]
+    at = next((i for i, w in enumerate(q.waiting) if rank[w[0].id] > mine), len(q.waiting))
+    job = q.ordered[mine]
+    q.waiting.insert(at, (job, Reason.BEHIND, f"its GPUs were claimed by job {by.id}", None))
+    q.capacity_blocked += 1
 
 
 def _capacity_reason(
@@ -296,35 +348,34 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     # 4. Order.
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
-    q = _Queue()
+    q = _Queue(ordered=ordered)
     grace = cfg.preemption_grace_s
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
+    no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
+    waiting = q.waiting
     for rank, job in enumerate(ordered):
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
-        static = (  # once per shape
-            shapes[shape]
-            if shape in shapes
-            else shapes.setdefault(shape, static_reason(nodes, job))
-        )
+        static = shapes[shape] if shape in shapes else _static(shapes, shape, nodes, job)
         if static is not None:
-            q.waiting.append((job, static, _static_detail(static, job), None))
+            waiting.append((job, static, _static_detail(static, job), None))
             continue
         need = job.gpus * job.nodes  # every pod's GPUs
         gate = admission_gate(snap, usage, job, need)
         if not isinstance(gate, bool):
-            q.waiting.append((job, gate[0], gate[1], None))
+            waiting.append((job, gate[0], gate[1], None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        may_start = (cfg.backfill or q.capacity_blocked == 0) and free >= need
-        fit_key = (*shape, job.team, job.user) if may_start else ()
-        if may_start and not q.no_fit.known(fit_key, job.max_runtime_s):
-            where = _place_now(usage, job, cfg.packing)
-            if where is not None:
-                q.admitted.append(_admit(usage, job, where, gate))
-                free -= need
-                continue
-            q.no_fit.add(fit_key, job.max_runtime_s)
+        if free >= need and (cfg.backfill or q.capacity_blocked == 0):
+            fit_key = (*shape, job.team, job.user)
+            shortest = no_fit.get(fit_key)
+            if shortest is None or job.max_runtime_s < shortest:
+                where = _place_now(usage, job, cfg.packing)
+                if where is not None:
+                    q.admitted.append(_admit(usage, job, where, gate))
+                    free -= need
+                    continue
+                q.no_fit.add(fit_key, job.max_runtime_s)
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
         planned, in_depth = None, q.planned < cfg.plan_depth
         if in_depth:
@@ -349,16 +400,10 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         q.waiting.append((job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
-    waiting = tuple(
-        Waiting(
-            job.id,
-            reason,
-            detail,
-            i + 1,
-            i,
-            where.start if where is not None else None,
-            where.node if where is not None else None,
-        )
-        for i, (job, reason, detail, where) in enumerate(q.waiting)
+    rows = waiting_rows(
+        (job.id, reason, detail, None, None)
+        if where is None
+        else (job.id, reason, detail, where.start, where.node)
+        for job, reason, detail, where in q.waiting
     )
-    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), waiting)
+    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), rows)

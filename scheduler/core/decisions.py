@@ -6,6 +6,7 @@ serialize them as they are.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -82,6 +83,34 @@ class Waiting:
     ahead: int
     eta: float | None
     planned_node: str | None = None
+
+
+_WAITING_SLOTS = tuple(getattr(Waiting, f).__set__ for f in Waiting.__slots__)
+
+
+def waiting_rows(
+    rows: Iterable[tuple[str, Reason, str, float | None, str | None]],
+) -> tuple[Waiting, ...]:
+    """``Waiting(job_id, reason, detail, i + 1, i, eta, planned_node)`` for the ``i``-th row.
+
+    The same frozen objects as the constructor makes, several times faster: a frozen
+    dataclass sets each field through ``object.__setattr__``, costly for ~10,000 rows a
+    cycle; here the slots' descriptors are called directly.
+    """
+    job_id, reason, detail, position, ahead, eta, node = _WAITING_SLOTS
+    new = object.__new__
+    out = []
+    for i, (job, why, text, at, where) in enumerate(rows):
+        w = new(Waiting)
+        job_id(w, job)
+        reason(w, why)
+        detail(w, text)
+        position(w, i + 1)
+        ahead(w, i)
+        eta(w, at)
+        node(w, where)
+        out.append(w)
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)

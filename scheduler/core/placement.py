@@ -10,9 +10,10 @@ the same window, all at once (see ``gangs``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from scheduler.core.cache import ClusterUsage, NodeState
+from scheduler.core.cache import BoundOrder, ClusterUsage, NodeState
 from scheduler.core.decisions import Reason
 from scheduler.core.snapshot import Node, Packing, QueuedJob
 
@@ -171,6 +172,25 @@ def _earliest_memo(state: NodeState, job: QueuedJob, now: float, bound: float) -
     return start
 
 
+def _by_start_bound(usage: ClusterUsage, job: QueuedJob) -> Iterator[tuple[float, NodeState]]:
+    """``job``'s eligible nodes with their start bound, least first (ties: inventory order).
+
+    The sorted order is kept per job shape for the whole cycle and only the nodes changed
+    since the shape's last plan are re-keyed (``BoundOrder``)."""
+    eligible = eligible_nodes(usage, job)
+    k = job.gpus
+    if k == 0:
+        now = usage.now
+        return ((now, s) for s in eligible.values())
+    shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
+    kept = usage.bound_order.get(shape)
+    if kept is None:
+        kept = BoundOrder(list(eligible.values()), k, len(usage.changes))
+        usage.bound_order[shape] = kept
+    states = kept.states
+    return ((lb, states[i]) for lb, i in kept.update(usage.changes, k))
+
+
 def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | None:
     """The earliest start for ``job`` given running work, bookings and earlier plans.
 
@@ -180,12 +200,10 @@ def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | N
     the search stops early.
     """
     now, k = usage.now, job.gpus
-    states = list(eligible_nodes(usage, job).values())
-    lbs = [s.start_bounds()[k - 1] for s in states] if k > 0 else [now] * len(states)
     best: tuple[float, int, str] | None = None
     # The winner is the least (start, packing, name), whatever order nodes are visited in.
-    for i in sorted(range(len(states)), key=lbs.__getitem__):
-        lb, state = max(lbs[i], now), states[i]
+    for lb, state in _by_start_bound(usage, job):
+        lb = max(lb, now)
         if best is not None and lb > best[0]:
             break
         start = _earliest_memo(state, job, now, best[0] + 1e-9 if best else float("inf"))

@@ -41,14 +41,18 @@ def _candidates(
     """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
     ``job`` fits in its team's guarantee."""
     eligible = eligible_nodes(usage, job)
-    team, priority = job.team, job.priority
+    team, priority, job_id = job.team, job.priority, job.id
     over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
     by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
+    on_node = usage.on_node
     for node in eligible:
-        for a in usage.on_node[node].values():
-            if not a.preemptible or a.job_id == job.id:
+        running = on_node.get(node)
+        if not running:
+            continue
+        for a in running.values():
+            if not a.preemptible or a.job_id == job_id:
                 continue
-            if reclaim and a.team != team and a.borrowed:
+            if reclaim and a.borrowed and a.team != team:
                 if a.team not in over:
                     over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
                 if over[a.team]:
@@ -91,20 +95,32 @@ def _on_node(
     # Freeing more only frees more: if stopping every candidate isn't enough, nothing is.
     everyone = [a for a, _ in cands]
     gone = _gone(state, everyone)
-    if sum(1 for g, t in state.busy_until.items() if t <= start or g in gone) < job.gpus:
+    busy = state.busy_until
+    if sum(1 for g, t in busy.items() if t <= start or g in gone) < job.gpus:
         return None  # too few GPUs even before bookings and plans: skip the window checks
-    if len(_fit(state, job, start, everyone)) < job.gpus or not _resources_ok(state, job, everyone):
+    # The window checks don't depend on who stops: done once per GPU (``_fit``'s second test).
+    end = start + job.max_runtime_s
+    team, user = job.team, job.user
+    open_ = [
+        g for g in state.usable if state.exclusions(g, team, user, soft=False).free(start, end)
+    ]
+
+    def fit(freed: list[Allocation]) -> list[int]:  # ``_fit``, with the windows checked
+        gone = _gone(state, freed)
+        return [g for g in open_ if busy[g] <= start or g in gone]
+
+    if len(fit(everyone)) < job.gpus or not _resources_ok(state, job, everyone):
         return None
     cands = sorted(cands, key=lambda c: (not c[0].borrowed, c[0].priority, -c[0].started_at))
     for cand in cands:  # one victim is the fewest: the first that makes room alone wins
-        fits = _fit(state, job, start, [cand[0]])
+        fits = fit([cand[0]])
         if len(fits) >= job.gpus and _resources_ok(state, job, [cand[0]]):
             return [cand], fits
     chosen: list[tuple[Allocation, PreemptReason]] = []
     for cand in cands:
         chosen.append(cand)
         freed = [a for a, _ in chosen]
-        if len(_fit(state, job, start, freed)) >= job.gpus and _resources_ok(state, job, freed):
+        if len(fit(freed)) >= job.gpus and _resources_ok(state, job, freed):
             break
     else:
         return None
@@ -112,9 +128,47 @@ def _on_node(
     for cand in list(reversed(chosen)):
         rest = [c for c in chosen if c is not cand]
         freed = [a for a, _ in rest]
-        if len(_fit(state, job, start, freed)) >= job.gpus and _resources_ok(state, job, freed):
+        if len(fit(freed)) >= job.gpus and _resources_ok(state, job, freed):
             chosen = rest
-    return chosen, _fit(state, job, start, [a for a, _ in chosen])
+    return chosen, fit([a for a, _ in chosen])
+
+
+def _cannot_beat(
+    state: NodeState,
+    job: QueuedJob,
+    start: float,
+    cands: list[tuple[Allocation, PreemptReason]],
+    now: float,
+    best: tuple[int, float, str],
+) -> bool:
+    """True if no set of ``cands`` on ``state`` can score below ``best`` (victims, lost).
+
+    A lower bound, checked before ``_on_node``'s window checks: the victims must free the
+    GPUs ``job`` lacks at ``start`` (each frees its own GPUs here that are busy then), so at
+    least as many as the largest candidates need, losing at least the cheapest ones' work.
+    """
+    busy = state.busy_until
+    lacking = job.gpus - sum(1 for t in busy.values() if t <= start)
+    if lacking <= 0:
+        return False  # only bookings, plans or CPU stand in the way: no cheap bound
+    frees = sorted(
+        (sum(1 for g in _gone(state, [a]) if busy.get(g, start) > start) for a, _ in cands),
+        reverse=True,
+    )
+    count, freed = 0, 0
+    for n in frees:
+        if freed >= lacking:
+            break
+        freed += n
+        count += 1
+    if freed < lacking:
+        return True  # _on_node would find no set either
+    victims, lost = best[0], best[1]
+    if count != victims:
+        return count > victims
+    cheapest = sorted(a.gpus * (now - a.started_at) for a, _ in cands)[:count]
+    # Tolerance: float sums in another order may differ in the last bits; skip only clearly.
+    return sum(cheapest) > lost + 1e-6 * (1.0 + abs(lost))
 
 
 def _lost(usage: ClusterUsage, chosen: list[tuple[Allocation, PreemptReason]]) -> float:
@@ -149,6 +203,8 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
             continue
         cands = by_node[name]
         state = usage.nodes[name]
+        if best is not None and _cannot_beat(state, job, start, cands, now, best[0]):
+            continue
         found = _on_node(state, job, start, cands)
         if found is None:
             continue

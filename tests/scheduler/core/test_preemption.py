@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from scheduler.core import Config, Preempt, PreemptReason, Reason, TeamQuota, plan_cycle
+from scheduler.core import (
+    Config,
+    Preempt,
+    PreemptReason,
+    Reason,
+    TeamQuota,
+    UsageRecord,
+    plan_cycle,
+)
+from scheduler.sim.synthetic import synthetic_snapshot
 from tests.scheduler.core.builders import H, make_alloc, make_job, snapshot
 
 NOW = 10 * H
@@ -138,3 +147,38 @@ def test_preemption_off_in_config():
         )
     )
     assert result.preempted == ()
+
+
+def test_a_job_admitted_in_this_cycle_is_not_also_preempted_in_it():
+    """Issue 17: the lender's job ranked after a borrower's job admitted earlier in the same
+    cycle reclaimed it at once: the cycle both admitted and preempted it (a pod started only
+    to be killed). The admission is withdrawn instead: the borrower waits, no Preempt."""
+    result = plan_cycle(
+        snapshot(
+            now=NOW,
+            queue=[make_job("b").team("ml").user("dave").gpus(4), make_job("c").team("cv").gpus(4)],
+            allocations=[make_alloc("cv0").team("cv").on("n1", 0, 1, 2, 3).runtime(LONG)],
+            # cv used far more lately: fair share ranks ml's "b" first.
+            usage=[UsageRecord("cv", "alice", 1e7, NOW)],
+            quotas=QUOTAS,
+        )
+    )
+    admitted = {a.job_id for a in result.admitted}
+    preempted = {p.job_id for p in result.preempted}
+    assert not admitted & preempted
+    assert "b" not in admitted and "b" not in preempted
+    waiting = result.waiting_by_id()
+    assert waiting["b"].reason in (Reason.BEHIND, Reason.CAPACITY)
+    assert waiting["c"].reason is Reason.PREEMPTING
+    # Rank order is kept: "b" ranked first, so it is first in line.
+    assert [w.job_id for w in result.waiting] == ["b", "c"]
+    assert [w.position for w in result.waiting] == [1, 2]
+
+
+def test_same_cycle_reclaim_without_preemptions_in_a_synthetic_queue():
+    """On a busy synthetic cluster no job is both admitted and preempted by one cycle."""
+    result = plan_cycle(
+        synthetic_snapshot(queued=2000, nodes=50, gpus_per_node=8, reservations=100)
+    )
+    assert result.preempted
+    assert not {a.job_id for a in result.admitted} & {p.job_id for p in result.preempted}

@@ -1,0 +1,209 @@
+"""Where a job goes: node filters, GPU choice, packing, and the earliest planned start.
+
+Filters: the node is schedulable and has an acceptable model; GPUs are healthy and not busy
+with foreign processes; CPU and memory fit; no block (a booking held by someone else, or a
+protected planned start) overlaps the job's ``[start, start + max_runtime)``.
+
+A gang (``QueuedJob.nodes`` > 1) needs that many distinct nodes each fitting one pod over
+the same window, all at once (see ``gangs``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from scheduler.core.decisions import Reason
+from scheduler.core.snapshot import Node, Packing, QueuedJob
+from tests.scheduler.core.oracle.cache import ClusterUsage, NodeState
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where and when a job (pod 0 of a gang) starts; a gang lists every pod in ``pods``."""
+
+    node: str
+    gpu_indices: tuple[int, ...]
+    start: float
+    pods: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    @property
+    def all_pods(self) -> tuple[tuple[str, tuple[int, ...]], ...]:
+        return self.pods or ((self.node, self.gpu_indices),)
+
+
+def model_ok(node: Node, job: QueuedJob) -> bool:
+    return not job.models or node.gpu_model in job.models
+
+
+def static_reason(nodes: list[Node], job: QueuedJob) -> Reason | None:
+    """NO_MODEL or TOO_BIG when no schedulable node could ever run ``job``, else None."""
+    candidates = [n for n in nodes if n.schedulable and (job.gpus == 0 or model_ok(n, job))]
+    if not candidates:
+        return Reason.NO_MODEL if job.models else Reason.TOO_BIG
+    holding = 0  # nodes that could hold one pod: a gang needs ``job.nodes`` of them
+    for n in candidates:
+        usable = sum(1 for g in n.gpus if g.usable)
+        if usable >= job.gpus and n.cpu_milli >= job.cpu_milli and n.memory_mib >= job.memory_mib:
+            holding += 1
+            if holding >= job.nodes:
+                return None
+    return Reason.TOO_BIG
+
+
+def _eligible(state: NodeState, job: QueuedJob) -> bool:
+    node = state.node
+    return (
+        node.schedulable
+        and (job.gpus == 0 or model_ok(node, job))
+        and len(state.usable) >= job.gpus
+        and node.cpu_milli >= job.cpu_milli
+        and node.memory_mib >= job.memory_mib
+    )
+
+
+def eligible_nodes(usage: ClusterUsage, job: QueuedJob) -> dict[str, NodeState]:
+    """The nodes that could ever hold ``job``, in inventory order. Eligibility reads only
+    what a cycle never changes (the node's model, usable GPUs, size), so it is computed once
+    per job shape and cycle."""
+    shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib)
+    found = usage.shape_nodes.get(shape)
+    if found is None:
+        found = {name: s for name, s in usage.nodes.items() if _eligible(s, job)}
+        usage.shape_nodes[shape] = found
+    return found
+
+
+def pick_gpus(state: NodeState, candidates: list[int], k: int) -> tuple[int, ...]:
+    # GPUs without bookings or plans first: keeps booked GPUs for their holders and plans.
+    ranked = sorted(candidates, key=lambda g: (g in state.blocks, g))
+    return tuple(sorted(ranked[:k]))
+
+
+def unblocked_gpus(
+    state: NodeState, job: QueuedJob, now: float, end: float, ignore_blocks: bool = False
+) -> list[int]:
+    """The free GPUs of ``state`` no hard block (another's booking, a protected plan) keeps
+    ``job`` off over ``[now, end)``."""
+    free = state.free
+    if ignore_blocks or not state.blocks:
+        return list(free)
+    return [g for g in free if state.exclusions(g, job.team, job.user, soft=False).free(now, end)]
+
+
+def place_now(
+    usage: ClusterUsage, job: QueuedJob, packing: Packing, ignore_blocks: bool = False
+) -> Placement | None:
+    """Where ``job`` can start at ``usage.now`` (hard blocks only), chosen by ``packing``."""
+    now, end, k = usage.now, usage.now + job.max_runtime_s, job.gpus
+    best: tuple[tuple[int, str], NodeState, list[int]] | None = None
+    eligible = eligible_nodes(usage, job)
+    best_fit = packing is Packing.BEST_FIT
+    for name, state in (usage.with_free if k > 0 else eligible).items():
+        free = state.free
+        if len(free) < k or state.cpu_free < job.cpu_milli or name not in eligible:
+            continue
+        if state.mem_free < job.memory_mib:
+            continue
+        left = len(free) - k
+        score = (left if best_fit else -left, name)
+        if best is not None and score >= best[0]:
+            continue  # checking blocks is the costly part: only for a node that would win
+        fits = unblocked_gpus(state, job, now, end, ignore_blocks)
+        if len(fits) >= k:
+            best = (score, state, fits)
+    if best is None:
+        return None
+    _, state, fits = best
+    return Placement(state.node.name, pick_gpus(state, fits, k), now)
+
+
+def _earliest_on(state: NodeState, job: QueuedJob, now: float, bound: float) -> float | None:
+    """Earliest start before ``bound`` at which ``job`` fits on ``state`` (soft blocks count).
+
+    Candidate starts are now (if CPU and memory fit), the instants GPUs come free and the
+    ends of blocks: a window can only open at one of them.
+    """
+    rt, k = job.max_runtime_s, job.gpus
+    busy = state.busy_until
+    gpus = [(busy[g], state.exclusions(g, job.team, job.user, soft=True)) for g in state.usable]
+    times = {t for t in busy.values() if t > now}
+    for _, e in gpus:
+        if e.starts:
+            times.update(t for t in e.max_ends if t > now)
+    if state.cpu_free >= job.cpu_milli and state.mem_free >= job.memory_mib:
+        times.add(now)
+    elif not times:  # CPU-only work with no GPU end to wait for: next cycle will tell
+        return None
+    for s in sorted(times):
+        if s >= bound:
+            return None
+        if k == 0:
+            return s
+        count = 0
+        end = s + rt
+        for until, e in gpus:
+            if until <= s and e.free(s, end):
+                count += 1
+                if count >= k:
+                    return s
+    return None
+
+
+def _earliest_memo(state: NodeState, job: QueuedJob, now: float, bound: float) -> float | None:
+    """``_earliest_on``, remembered per node until it changes (``NodeState.version``).
+
+    Besides the node, the answer reads only the job's GPUs, runtime, whether CPU and memory
+    fit now and, where it holds a booking here, its team and user. A start found below one
+    bound answers every bound; "none below ``b``" answers bounds up to ``b``.
+    """
+    fits_now = state.cpu_free >= job.cpu_milli and state.mem_free >= job.memory_mib
+    holder = (job.team, job.user) if state.holds_any(job.team, job.user) else None
+    key = (job.gpus, job.max_runtime_s, fits_now, holder)
+    known = state.earliest.get(key)
+    if known is not None and known[0] == state.version:
+        _, start, searched = known
+        if start is not None:
+            return start if start < bound else None
+        if bound <= searched:
+            return None
+    start = _earliest_on(state, job, now, bound)
+    state.earliest[key] = (state.version, start, bound)
+    return start
+
+
+def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | None:
+    """The earliest start for ``job`` given running work, bookings and earlier plans.
+
+    CPU and memory are checked against what is free now only for a start now; later starts
+    assume they follow the GPUs (an estimate, like every ETA). Nodes are visited by a lower
+    bound on their start (the k-th soonest GPU to free up, past running work and plans), so
+    the search stops early.
+    """
+    now, k = usage.now, job.gpus
+    states = list(eligible_nodes(usage, job).values())
+    lbs = [s.start_bounds()[k - 1] for s in states] if k > 0 else [now] * len(states)
+    best: tuple[float, int, str] | None = None
+    # The winner is the least (start, packing, name), whatever order nodes are visited in.
+    for i in sorted(range(len(states)), key=lbs.__getitem__):
+        lb, state = max(lbs[i], now), states[i]
+        if best is not None and lb > best[0]:
+            break
+        start = _earliest_memo(state, job, now, best[0] + 1e-9 if best else float("inf"))
+        if start is None:
+            continue
+        left = sum(1 for t in state.busy_until.values() if t <= start) - k
+        score = (start, left if packing is Packing.BEST_FIT else -left, state.node.name)
+        if best is None or score < best:
+            best = score
+    if best is None:
+        return None
+    start, _, name = best
+    state = usage.nodes[name]
+    end = start + job.max_runtime_s
+    fits = [
+        g
+        for g in state.usable
+        if state.busy_until[g] <= start
+        and state.exclusions(g, job.team, job.user, soft=True).free(start, end)
+    ]
+    return Placement(name, pick_gpus(state, fits, k), start)

@@ -1,0 +1,192 @@
+"""Choosing victims: who stops so that a higher-ranked job can start.
+
+Two grounds, as in Kueue: **reclaim** (the job fits in its team's guaranteed GPUs, and other
+teams are borrowing beyond theirs: their borrowed work goes) and **priority** (a job of a
+higher priority class may stop lower-priority work of its own team, or anyone's borrowed
+work). Non-preemptible jobs are never victims. A gang is a victim as a whole: all its pods
+stop, on every node.
+
+Fewest victims first, then the least work lost (the youngest): on each node, a single
+candidate that makes room wins (borrowed first, then lowest priority, then most recently
+started); otherwise candidates are taken in that order and any not needed for the fit is
+spared. Across nodes the set with the fewest victims wins, then the one losing the fewest
+GPU-seconds. A gang preemptor takes the cheapest nodes by the same rule, counting nodes that
+already fit a pod as free.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from scheduler.core.decisions import PreemptReason
+from scheduler.core.snapshot import Allocation, QueuedJob, Snapshot
+from tests.scheduler.core.oracle.cache import ClusterUsage, NodeState
+from tests.scheduler.core.oracle.placement import eligible_nodes
+
+
+@dataclass(frozen=True, slots=True)
+class Victims:
+    """Who stops, and where the preemptor then starts (every pod's GPUs for a gang)."""
+
+    node: str
+    gpu_indices: tuple[int, ...]
+    allocations: tuple[tuple[Allocation, PreemptReason], ...]
+    pods: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+
+def _candidates(
+    usage: ClusterUsage, snap: Snapshot, job: QueuedJob, reclaim: bool
+) -> dict[str, list[tuple[Allocation, PreemptReason]]]:
+    """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
+    ``job`` fits in its team's guarantee."""
+    eligible = eligible_nodes(usage, job)
+    team, priority = job.team, job.priority
+    over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
+    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
+    for node in eligible:
+        for a in usage.on_node[node].values():
+            if not a.preemptible or a.job_id == job.id:
+                continue
+            if reclaim and a.team != team and a.borrowed:
+                if a.team not in over:
+                    over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
+                if over[a.team]:
+                    by_node[node].append((a, PreemptReason.RECLAIM))
+                    continue
+            if a.priority < priority and (a.team == team or a.borrowed):
+                by_node[node].append((a, PreemptReason.PRIORITY))
+    return by_node
+
+
+def _gone(state: NodeState, freed: list[Allocation]) -> set[int]:
+    """The GPUs of ``state`` that ``freed`` hold (a gang holds GPUs on several nodes)."""
+    name = state.node.name
+    if all(not a.placements for a in freed):
+        return {g for a in freed for g in a.gpu_indices}
+    return {g for a in freed for node, gpus in a.pods if node == name for g in gpus}
+
+
+def _fit(state: NodeState, job: QueuedJob, start: float, freed: list[Allocation]) -> list[int]:
+    """GPUs of ``state`` usable by ``job`` from ``start`` if ``freed`` were gone."""
+    gone = _gone(state, freed)
+    end = start + job.max_runtime_s
+    return [
+        g
+        for g in state.usable
+        if (state.busy_until[g] <= start or g in gone)
+        and state.exclusions(g, job.team, job.user, soft=False).free(start, end)
+    ]
+
+
+def _resources_ok(state: NodeState, job: QueuedJob, freed: list[Allocation]) -> bool:
+    cpu = state.cpu_free + sum(a.cpu_milli for a in freed)
+    mem = state.mem_free + sum(a.memory_mib for a in freed)
+    return cpu >= job.cpu_milli and mem >= job.memory_mib
+
+
+def _on_node(
+    state: NodeState, job: QueuedJob, start: float, cands: list[tuple[Allocation, PreemptReason]]
+) -> tuple[list[tuple[Allocation, PreemptReason]], list[int]] | None:
+    # Freeing more only frees more: if stopping every candidate isn't enough, nothing is.
+    everyone = [a for a, _ in cands]
+    gone = _gone(state, everyone)
+    if sum(1 for g, t in state.busy_until.items() if t <= start or g in gone) < job.gpus:
+        return None  # too few GPUs even before bookings and plans: skip the window checks
+    if len(_fit(state, job, start, everyone)) < job.gpus or not _resources_ok(state, job, everyone):
+        return None
+    cands = sorted(cands, key=lambda c: (not c[0].borrowed, c[0].priority, -c[0].started_at))
+    for cand in cands:  # one victim is the fewest: the first that makes room alone wins
+        fits = _fit(state, job, start, [cand[0]])
+        if len(fits) >= job.gpus and _resources_ok(state, job, [cand[0]]):
+            return [cand], fits
+    chosen: list[tuple[Allocation, PreemptReason]] = []
+    for cand in cands:
+        chosen.append(cand)
+        freed = [a for a, _ in chosen]
+        if len(_fit(state, job, start, freed)) >= job.gpus and _resources_ok(state, job, freed):
+            break
+    else:
+        return None
+    # Spare any victim the fit doesn't need, most valuable (last taken) first.
+    for cand in list(reversed(chosen)):
+        rest = [c for c in chosen if c is not cand]
+        freed = [a for a, _ in rest]
+        if len(_fit(state, job, start, freed)) >= job.gpus and _resources_ok(state, job, freed):
+            chosen = rest
+    return chosen, _fit(state, job, start, [a for a, _ in chosen])
+
+
+def _lost(usage: ClusterUsage, chosen: list[tuple[Allocation, PreemptReason]]) -> float:
+    return sum(a.gpus * (usage.now - a.started_at) for a, _ in chosen)
+
+
+def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims | None:
+    """The cheapest set of running jobs whose preemption lets ``job`` start after the grace.
+
+    Returns None when no node (no set of nodes, for a gang) can be freed for it on the
+    grounds above.
+    """
+    reclaim = usage.team_gpus[job.team] + job.total_gpus <= snap.quota(job.team).guaranteed_gpus
+    if job.gpus == 0 or (not reclaim and job.priority <= usage.lowest_preemptible):
+        return None
+    start = usage.now + snap.config.preemption_grace_s
+    by_node = _candidates(usage, snap, job, reclaim)
+    if job.nodes > 1:
+        return _for_gang(usage, job, start, by_node)
+    best: tuple[tuple[int, float, str], Victims] | None = None
+    # Any set of victims on a node loses at least its cheapest candidate's work: visiting
+    # nodes by that bound, a node whose bound can't beat the best so far is skipped.
+    now = usage.now
+    bounds = sorted(
+        (min(a.gpus * (now - a.started_at) for a, _ in cands), name)
+        for name, cands in by_node.items()
+    )
+    for cheapest, name in bounds:
+        if best is not None and (1, cheapest, name) >= best[0]:
+            if best[0][0] == 1:
+                break  # every later node's bound is higher still
+            continue
+        cands = by_node[name]
+        state = usage.nodes[name]
+        found = _on_node(state, job, start, cands)
+        if found is None:
+            continue
+        chosen, fits = found
+        score = (len(chosen), _lost(usage, chosen), name)
+        if best is None or score < best[0]:
+            gpus = tuple(sorted(fits)[: job.gpus])
+            best = (score, Victims(name, gpus, tuple(chosen)))
+    return None if best is None else best[1]
+
+
+def _for_gang(
+    usage: ClusterUsage,
+    job: QueuedJob,
+    start: float,
+    by_node: dict[str, list[tuple[Allocation, PreemptReason]]],
+) -> Victims | None:
+    """Victims for a gang: the ``job.nodes`` cheapest nodes (fewest victims, then least work
+    lost; a node that fits a pod as it is costs nothing), each victim (gang) counted once."""
+    options: list[tuple[tuple[int, float, str], list[tuple[Allocation, PreemptReason]], list[int]]]
+    options = []
+    for name, state in eligible_nodes(usage, job).items():
+        fits = _fit(state, job, start, [])
+        if len(fits) >= job.gpus and _resources_ok(state, job, []):
+            options.append(((0, 0.0, name), [], fits))
+            continue
+        found = _on_node(state, job, start, by_node[name]) if name in by_node else None
+        if found is not None:
+            options.append(((len(found[0]), _lost(usage, found[0]), name), *found))
+    if len(options) < job.nodes:
+        return None
+    options.sort(key=lambda o: o[0])
+    taken = options[: job.nodes]
+    victims: dict[str, tuple[Allocation, PreemptReason]] = {}
+    for _, chosen, _ in taken:
+        for a, why in chosen:
+            victims.setdefault(a.job_id, (a, why))
+    if not victims:
+        return None  # it fits without anyone stopping: the plan will find it
+    pods = tuple((o[0][2], tuple(sorted(o[2])[: job.gpus])) for o in taken)
+    return Victims(pods[0][0], pods[0][1], tuple(victims.values()), pods)
