@@ -12,7 +12,7 @@ KUBECTL := kubectl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help venv tools run test test-fast lint format bench messages lock chromium kubectl clean \
-	k8s-policy k8s-demo-secrets
+	k8s-policy k8s-demo-secrets frontend
 
 help:
 	@echo "make run      set up and start the demo on http://127.0.0.1:8000"
@@ -24,6 +24,7 @@ help:
 	@echo "make k8s-demo-secrets  write k8s/overlays/demo/secrets.env (random passwords)"
 	@echo "make bench    run the benchmarks (results: benchmarks/RESULTS.md)"
 	@echo "make messages refresh and compile the Japanese translations"
+	@echo "make frontend rebuild the committed front-end bundles (frontend/static/vendor/; needs npm)"
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -126,3 +127,9 @@ lock:
 
 clean:
 	rm -rf $(VENV) $(TOOLS) var
+
+# The front-end packages (vis-timeline, Chart.js) pinned in frontend/package-lock.json, bundled
+# by esbuild into frontend/static/vendor/ with their licences. The bundles are committed:
+# run and test use them and need no npm (tests/portal/test_vendor_bundles.py checks them).
+frontend:
+	cd frontend && npm ci --no-audit --no-fund && node build
