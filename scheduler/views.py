@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from portal.accounts.models import User
 from portal.errors import KarimasuError, NotFoundError
 from portal.live import live_regions, render_live, wants_live
 from scheduler import states
@@ -24,10 +25,16 @@ from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
 from scheduler.models import LIVE_STATUSES, Job, Reservation
-from scheduler.services import availability, job_logs, reservations, submission
+from scheduler.services import (
+    availability,
+    calendar,
+    calendar_view,
+    job_logs,
+    reservations,
+    submission,
+)
 from scheduler.services.access import can_manage_job, visible_jobs
 from scheduler.services.calendar import feed_for_secret
-from scheduler.services.timeline import local_span, now_offset, week_timeline
 from scheduler.telemetry.figures import utilization_figure
 
 
@@ -45,15 +52,17 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
 
 @login_required
 def bookings_page(request: HttpRequest) -> HttpResponse:
-    """The bookings calendar: a week of every GPU's bookings (``?week=YYYY-MM-DD``, the
-    week holding that day; this week by default), booking and borrowing forms, and the
-    user's live bookings to give back. Writes go through the same services as the API."""
+    """The bookings calendar: every GPU's bookings, jobs and maintenance over a rolling span
+    (``?from=YYYY-MM-DD&days=N``; today and the six days after it by default), drawn by the
+    page's timeline from ``/api/v1/calendar/`` and listed per day below it (the view on
+    narrow screens and without script); booking and borrowing forms, and the user's live
+    bookings to give back. Writes go through the same services as the API."""
     now = timezone.now()
-    week_start = _week_start(request.GET.get("week", ""), now)
+    span = _span(request, now)
     book_form = BookForm(user=request.user, prefix="book")
     borrow_form = BorrowForm(user=request.user, prefix="borrow")
     if request.method == "POST":
-        back = f"{request.path}?week={week_start:%Y-%m-%d}"
+        back = f"{request.path}?from={span.first:%Y-%m-%d}&days={span.days}"
         action = request.POST.get("action", "")
         if action == "book":
             book_form = BookForm(request.POST, user=request.user, prefix="book")
@@ -72,18 +81,28 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
         .prefetch_related("slots__gpu")
         .order_by("start")
     )
-    days = [week_start + timedelta(days=i) for i in range(7)]
+    data = calendar_view.calendar_data(request.user, span, now=now)
+    today = timezone.localtime(now).date()
     return render_live(
         request,
         "scheduler/bookings.html",
         {
-            "week_start": week_start,
-            "days": days,
-            "previous_week": week_start - timedelta(days=7),
-            "next_week": week_start + timedelta(days=7),
-            "this_week": _week_start("", now),
-            "rows": week_timeline(request.user, week_start=week_start),
-            "now_at": now_offset(now, week_start),
+            "span": span,
+            "last_day": span.first + timedelta(days=span.days - 1),
+            "nav": {
+                "previous_week": span.first - timedelta(days=7),
+                "previous_day": span.first - timedelta(days=1),
+                "today": today,
+                "next_day": span.first + timedelta(days=1),
+                "next_week": span.first + timedelta(days=7),
+            },
+            "agenda": calendar_view.agenda(data),
+            "gpu_count": len(data["groups"]),
+            "feed_url": request.build_absolute_uri(
+                f"/calendar/{calendar.feed_secret(cast(User, request.user))}.ics"
+            ),
+            "calendar_strings": _calendar_strings(),
+            "utc_offset": _utc_offset(span.start),
             "mine": mine,
             "book_form": book_form,
             "borrow_form": borrow_form,
@@ -95,9 +114,44 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _utc_offset(at: datetime) -> int:
+    """Minutes east of UTC of the current time zone at ``at`` (the calendar's script shows
+    times at this offset, as the forms read them)."""
+    offset = timezone.localtime(at).utcoffset()
+    return int(offset.total_seconds() // 60) if offset is not None else 0
+
+
+def _calendar_strings() -> dict[str, str]:
+    """What the calendar's script writes, in the user's language (json_script, no inline
+    script)."""
+    return {
+        "gpus": _("GPUs"),
+        "job": _("job"),
+        "maintenance": _("maintenance"),
+        "status": _("Status"),
+        "team": _("Team"),
+        "purpose": _("Purpose"),
+        "open_job": _("Open the job"),
+        "close": _("Close"),
+        "book_prompt": _("The booking form below is filled in: check it and press Book."),
+        "loading_failed": _("The calendar could not be loaded; the list below still shows it."),
+        "your_booking": _("your booking"),
+    }
+
+
+def _span(request: HttpRequest, now: datetime) -> calendar_view.Span:
+    """The span asked for (``?from=&days=``; the old ``?week=`` is read as ``from``); a bad
+    value falls back to the default (a page, unlike the API, shows something)."""
+    first = request.GET.get("from") or request.GET.get("week") or None
+    try:
+        return calendar_view.span_from(first, request.GET.get("days"), now=now)
+    except ValueError:
+        return calendar_view.span_from(None, None, now=now)
+
+
 # What the bookings page refreshes without a reload (portal/live.py).
 BOOKINGS_REGIONS = {
-    "timeline": "scheduler/_bookings_timeline.html",
+    "agenda": "scheduler/_bookings_agenda.html",
     "mine": "scheduler/_bookings_mine.html",
 }
 
@@ -106,17 +160,6 @@ BOOKINGS_REGIONS = {
 def _time_zones() -> list[str]:
     """Every IANA time zone this machine knows, sorted (read once)."""
     return sorted(zoneinfo.available_timezones())
-
-
-def _week_start(day: str, now: datetime) -> datetime:
-    """Monday 00:00 (in the current time zone) of the week holding ``day`` (or ``now``)."""
-    local = timezone.localtime(now)
-    try:
-        chosen = date.fromisoformat(day) if day else local.date()
-    except ValueError:
-        chosen = local.date()
-    monday = chosen - timedelta(days=chosen.weekday())
-    return timezone.make_aware(datetime.combine(monday, time.min))
 
 
 def _refused(request: HttpRequest, error: KarimasuError) -> None:
@@ -134,7 +177,7 @@ def _conflict_text(conflict: dict[str, Any]) -> str:
     who = conflict.get("holder") or conflict.get("kind") or ""
     if conflict.get("team"):
         who += f" ({conflict['team']})"
-    span = local_span(
+    span = calendar_view.local_span(
         datetime.fromisoformat(conflict["start"]), datetime.fromisoformat(conflict["end"])
     )
     return f"GPU {gpus}: {who} {span}"
@@ -208,9 +251,8 @@ def _change(request: HttpRequest, action: str, pk: str, now: datetime) -> None:
 
 def _describe(reservation: Reservation) -> str:
     indices = ", ".join(str(s.gpu.index) for s in reservation.slots.select_related("gpu"))
-    return (
-        f"{reservation.node.name} GPU {indices}, {local_span(reservation.start, reservation.end)}"
-    )
+    span = calendar_view.local_span(reservation.start, reservation.end)
+    return f"{reservation.node.name} GPU {indices}, {span}"
 
 
 @login_required

@@ -15,6 +15,7 @@ router.register(
 
 urlpatterns = [
     path("availability/", reservations.AvailabilityView.as_view(), name="availability"),
+    path("calendar/", reservations.CalendarView.as_view(), name="calendar"),
     path("calendar-feeds/", reservations.CalendarFeedsView.as_view(), name="calendar-feeds"),
     path("teams/<slug:slug>/quota/", policy.TeamQuotaView.as_view(), name="team-quota"),
     path("teams/<slug:slug>/policy/", reservations.TeamPolicyView.as_view(), name="team-policy"),
