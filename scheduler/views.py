@@ -12,12 +12,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
-from portal.accounts.models import User
+from portal.accounts.access import visible_teams
+from portal.accounts.models import Team, User
 from portal.errors import KarimasuError, NotFoundError
 from portal.live import live_regions, render_live, wants_live
 from scheduler import states
@@ -32,8 +33,14 @@ from scheduler.services import (
     job_logs,
     reservations,
     submission,
+    usage,
 )
-from scheduler.services.access import can_manage_job, visible_jobs
+from scheduler.services.access import (
+    can_compare_teams,
+    can_manage_job,
+    can_view_team,
+    visible_jobs,
+)
 from scheduler.services.calendar import feed_for_secret
 from scheduler.telemetry.figures import utilization_figure
 
@@ -256,6 +263,74 @@ def _describe(reservation: Reservation) -> str:
 
 
 @login_required
+def my_team_page(request: HttpRequest) -> HttpResponse:
+    """``/team/``: the first of the user's teams (by slug), or a note that they have none."""
+    mine = Team.objects.filter(memberships__user_id=request.user.pk).order_by("slug")
+    first = mine.first() or visible_teams(request.user).order_by("slug").first()
+    if first is None:
+        return render(request, "scheduler/team.html", {"team": None})
+    return redirect("team", slug=first.slug)
+
+
+@login_required
+def team_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A team's quota and budget against use, booked-vs-busy GPU-hours per week (a chart),
+    members' running jobs and bookings, what waits and why, and its jobs' efficiency;
+    leads and admins also see every team's waste per week. Members and admins
+    (``access.can_view_team``); others get 404, as for a job they may not see."""
+    team = Team.objects.filter(slug=slug).first()
+    if team is None or not can_view_team(request.user, team):
+        raise Http404("No such team.")
+    now = timezone.now()
+    overview = usage.team_overview(team, now=now, weeks=WEEKS_SHOWN)
+    waste = None
+    if can_compare_teams(request.user):
+        waste = usage.waste_by_team(Team.objects.all(), weeks=WEEKS_SHOWN, now=now)
+    chart = {
+        "labels": [
+            f"{timezone.localtime(datetime.fromisoformat(w['week_start'])):%m-%d}"
+            for w in overview["weeks"]
+        ],
+        "series": [
+            {
+                "label": _("Booked GPU-hours"),
+                "data": [w["booked_gpu_hours"] for w in overview["weeks"]],
+            },
+            {
+                "label": _("Busy GPU-hours (booked)"),
+                "data": [w["busy_gpu_hours"] for w in overview["weeks"]],
+            },
+            {"label": _("Job GPU-hours"), "data": [w["job_gpu_hours"] for w in overview["weeks"]]},
+            {
+                "label": _("Busy GPU-hours (jobs)"),
+                "data": [w["job_busy_gpu_hours"] for w in overview["weeks"]],
+            },
+        ],
+        "y_label": _("GPU-hours"),
+    }
+    budget = overview["budget"]
+    return render(
+        request,
+        "scheduler/team.html",
+        {
+            "team": team,
+            "teams": visible_teams(request.user).order_by("slug"),
+            "o": overview,
+            "chart": chart,
+            "waste": waste,
+            "budget_percent": (
+                min(100, round(100 * budget["used_gpu_hours"] / budget["weekly_gpu_hours"]))
+                if budget["weekly_gpu_hours"]
+                else None
+            ),
+        },
+    )
+
+
+WEEKS_SHOWN = 4
+
+
+@login_required
 def jobs_page(request: HttpRequest) -> HttpResponse:
     """The jobs the user may see (theirs and their teams'; ``?mine=1`` only theirs) with
     status, reason, queue position and ETA, and a form to submit one."""
@@ -286,6 +361,7 @@ JOB_REGIONS = {
     "state": "scheduler/_job_state.html",
     "utilization": "scheduler/_job_utilization.html",
     "events": "scheduler/_job_events.html",
+    "efficiency": "scheduler/_job_efficiency.html",
 }
 LOG_LINES = 200  # the log opens at its last 200 lines; "earlier" doubles them
 LOG_MAX_LINES = 20_000
@@ -312,6 +388,7 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         "ran_for": _ran_for(job, now),
         "utilization": utilization_figure(job),
         "can_cancel": job.status not in states.TERMINAL and can_manage_job(request.user, job),
+        "efficiency": usage.job_efficiency(job, now=now),
     }
     if wants_live(request):
         return live_regions(request, JOB_REGIONS, context, stop=job.status in states.TERMINAL)
