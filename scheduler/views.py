@@ -265,7 +265,7 @@ def _describe(reservation: Reservation) -> str:
 @login_required
 def my_team_page(request: HttpRequest) -> HttpResponse:
     """``/team/``: the first of the user's teams (by slug), or a note that they have none."""
-    mine = Team.objects.filter(memberships__user_id=request.user.pk).order_by("slug")
+    mine = Team.objects.filter(memberships__user=cast(User, request.user)).order_by("slug")
     first = mine.first() or visible_teams(request.user).order_by("slug").first()
     if first is None:
         return render(request, "scheduler/team.html", {"team": None})
