@@ -54,10 +54,16 @@ def span_from(first: str | None, days: str | int | None, *, now: datetime) -> Sp
     today = timezone.localtime(now).date()
     chosen = today
     if first:
-        chosen = date.fromisoformat(first)  # ValueError when malformed
+        try:
+            chosen = date.fromisoformat(first)
+        except ValueError:
+            raise ValueError(_("from must be a date, YYYY-MM-DD.")) from None
         if not today - timedelta(days=MAX_BACK_DAYS) <= chosen <= today + timedelta(days=366):
             raise ValueError(_("The calendar shows from 92 days back to a year ahead."))
-    count = DEFAULT_DAYS if days in (None, "") else int(days)
+    try:
+        count = DEFAULT_DAYS if days in (None, "") else int(days)
+    except ValueError:
+        count = 0
     if not 1 <= count <= MAX_DAYS:
         raise ValueError(_("days must be between 1 and 31."))
     start = timezone.make_aware(datetime.combine(chosen, time.min))

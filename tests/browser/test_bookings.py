@@ -34,7 +34,7 @@ def test_borrow_see_it_on_the_calendar_and_give_it_back(
     bars = page.locator(".vis-item.bar.mine")
     expect(bars).to_have_count(2)  # best fit: both GPUs of the small node, not half the A100s
     assert "alice" in bars.first.inner_text()  # readable: holder, time, GPUs
-    assert "2 GPUs" in bars.first.inner_text()
+    assert "2 × GPU" in bars.first.inner_text()
     expect(page.locator(".vis-current-time")).to_have_count(1)
     bars.first.click()  # details on click, not hover only
     expect(page.locator("#calendar-details")).to_contain_text("ablation study")

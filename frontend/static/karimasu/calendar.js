@@ -27,7 +27,7 @@
   function label(item) {
     if (item.kind === "maintenance") return `${strings.maintenance}${item.purpose ? ": " + item.purpose : ""}`;
     const what = item.job ? `${strings.job} ${item.job}` : item.kind === "job" || item.kind === "starting" ? strings.job : "";
-    return [item.holder, `${hhmm(item.start)}–${hhmm(item.end)}`, `${item.gpus.length} ${strings.gpus}`, what]
+    return [item.holder, `${hhmm(item.start)}–${hhmm(item.end)}`, `${item.gpus.length} × GPU`, what]
       .filter(Boolean).join(" · ");
   }
 
