@@ -285,7 +285,9 @@ def team_page(request: HttpRequest, slug: str) -> HttpResponse:
     overview = usage.team_overview(team, now=now, weeks=WEEKS_SHOWN)
     waste = None
     if can_compare_teams(request.user):
-        waste = usage.waste_by_team(Team.objects.all(), weeks=WEEKS_SHOWN, now=now)
+        waste = usage.waste_by_team(
+            Team.objects.all(), weeks=WEEKS_SHOWN, now=now, known={team.slug: overview["weeks"]}
+        )
     chart = {
         "labels": [
             f"{timezone.localtime(datetime.fromisoformat(w['week_start'])):%m-%d}"
