@@ -142,7 +142,38 @@ def test_bob_gets_a_clash_in_japanese_and_a_list_on_a_phone(page, sign_in, bob, 
     page.screenshot(path=str(DOCS / "bookings-ja-390px.png"), full_page=True)
 
 
-def test_the_team_page_as_alice_and_bob(page, sign_in, alice, bob, cluster) -> None:
+def _last_weeks_booking(bob, vision) -> None:
+    """Bob held tesla-02 GPU 0 for 3 h last week: 2 h busy at 60 %, 1 h idle."""
+    from zoneinfo import ZoneInfo
+
+    from scheduler.models import Gpu, ReservationSlot
+    from scheduler.services.booking_policy import week_bounds
+    from scheduler.telemetry.models import GpuMinute
+
+    gpu = Gpu.objects.get(node__name="tesla-02", index=0)
+    start, _ = week_bounds(timezone.now() - timedelta(days=7), ZoneInfo("UTC"))
+    at = start + timedelta(days=1, hours=9)
+    booking = Reservation.objects.create(
+        holder=bob.user, team=vision, node=gpu.node, start=at, end=at + timedelta(hours=3),
+        status="expired", created_at=at, purpose="eval",
+    )  # fmt: skip
+    ReservationSlot.objects.create(
+        reservation=booking, gpu=gpu, start=booking.start, end=booking.end, active=False
+    )
+    GpuMinute.objects.bulk_create(
+        GpuMinute(
+            gpu=gpu,
+            minute=at + timedelta(minutes=i),
+            samples=4,
+            utilization_samples=4,
+            utilization_sum=4 * (60.0 if i < 120 else 1.0),
+        )
+        for i in range(180)
+    )
+
+
+def test_the_team_page_as_alice_and_bob(page, sign_in, alice, bob, vision, cluster) -> None:
+    _last_weeks_booking(bob, vision)
     sign_in(alice)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto("/")
@@ -153,6 +184,9 @@ def test_the_team_page_as_alice_and_bob(page, sign_in, alice, bob, cluster) -> N
     expect(page.locator("[data-waiting]")).to_contain_text("8 GPUs never fit on one node here")
     expect(page.locator('table[data-table="waste"]')).to_be_visible()  # alice leads vision
     expect(page.locator('table[data-table="waste"] tbody tr')).to_have_count(2 * 4)
+    last_week = page.locator('table[data-table="weeks"] tbody tr').nth(2)
+    expect(last_week).to_contain_text("3.0")  # booked
+    expect(last_week).to_contain_text("1.0 (33%)")  # wasted
     page.screenshot(path=str(DOCS / "team-en.png"), full_page=True)
 
     page.context.clear_cookies()
