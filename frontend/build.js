@@ -13,9 +13,54 @@ const path = require("path");
 const BUNDLES = [
   // SQL editor (ui-editor): CodeMirror 6 with lang-sql, lint marks and autocomplete.
   { entry: "src/editor.js", out: "codemirror/editor.min.js" },
-  // SQL editor's result charts (ui-editor): Chart.js, bar and line charts only.
+  // Charts (Chart.js, bar and line only): the SQL editor's result charts, the team view's
+  // usage and the job page's efficiency.
   { entry: "src/editor-charts.js", out: "chartjs/charts.min.js" },
 ];
+
+// The bookings calendar (vis-timeline, with its CSS): its own builder, the licences of the
+// listed packages in LICENSES/ (tests/portal/test_vendor_bundles.py checks both kinds).
+const lock = JSON.parse(fs.readFileSync(path.join(__dirname, "package-lock.json"), "utf8"));
+const lockedVersion = (name) => lock.packages[`node_modules/${name}`].version;
+const TIMELINE = {
+  name: "vis-timeline",
+  entry: "src/calendar.js",
+  packages: ["vis-timeline", "vis-data", "vis-util", "moment", "@egjs/hammerjs",
+    "propagating-hammerjs", "keycharm", "component-emitter", "uuid", "xss", "cssfilter"],
+};
+const LICENCE_FILES = /^(LICEN[CS]E|COPYING)/i;
+
+function buildTimeline({ name, entry, packages }) {
+  const out = path.join(__dirname, "static", "vendor", name);
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  const banner = `/*! karimasu vendor bundle ${name}: ${packages
+    .map((p) => `${p}@${lockedVersion(p)}`)
+    .join(" ")} (licences: LICENSES/) */`;
+  esbuild.buildSync({
+    entryPoints: { [name]: path.join(__dirname, entry) },
+    bundle: true,
+    minify: true,
+    format: "iife",
+    target: ["es2020"],
+    legalComments: "none",
+    banner: { js: banner, css: banner },
+    outdir: out,
+    logLevel: "warning",
+  });
+  const licences = path.join(out, "LICENSES");
+  fs.mkdirSync(licences);
+  for (const pkg of packages) {
+    const dir = path.join(__dirname, "node_modules", pkg);
+    const files = fs.readdirSync(dir).filter((f) => LICENCE_FILES.test(f));
+    if (files.length === 0) throw new Error(`${pkg} ships no licence file`);
+    for (const file of files) {
+      const target = `${pkg.replace("@", "").replace("/", "__")}.${file}`;
+      fs.copyFileSync(path.join(dir, file), path.join(licences, target));
+    }
+  }
+  console.log(name + ": " + packages.length + " packages");
+}
 
 function packageOf(file) {
   const match = /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(file);
@@ -64,6 +109,7 @@ async function build({ entry, out }) {
 
 (async () => {
   for (const bundle of BUNDLES) await build(bundle);
+  buildTimeline(TIMELINE);
 })().catch((error) => {
   console.error(error);
   process.exit(1);

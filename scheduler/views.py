@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
+from portal.accounts.access import visible_teams
+from portal.accounts.models import Team, User
 from portal.errors import KarimasuError, NotFoundError
 from portal.live import live_regions, render_live, wants_live
 from scheduler import states
@@ -24,10 +26,22 @@ from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
 from scheduler.models import LIVE_STATUSES, Job, Reservation
-from scheduler.services import availability, job_logs, reservations, submission
-from scheduler.services.access import can_manage_job, visible_jobs
+from scheduler.services import (
+    availability,
+    calendar,
+    calendar_view,
+    job_logs,
+    reservations,
+    submission,
+    usage,
+)
+from scheduler.services.access import (
+    can_compare_teams,
+    can_manage_job,
+    can_view_team,
+    visible_jobs,
+)
 from scheduler.services.calendar import feed_for_secret
-from scheduler.services.timeline import local_span, now_offset, week_timeline
 from scheduler.telemetry.figures import utilization_figure
 
 
@@ -45,15 +59,17 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
 
 @login_required
 def bookings_page(request: HttpRequest) -> HttpResponse:
-    """The bookings calendar: a week of every GPU's bookings (``?week=YYYY-MM-DD``, the
-    week holding that day; this week by default), booking and borrowing forms, and the
-    user's live bookings to give back. Writes go through the same services as the API."""
+    """The bookings calendar: every GPU's bookings, jobs and maintenance over a rolling span
+    (``?from=YYYY-MM-DD&days=N``; today and the six days after it by default), drawn by the
+    page's timeline from ``/api/v1/calendar/`` and listed per day below it (the view on
+    narrow screens and without script); booking and borrowing forms, and the user's live
+    bookings to give back. Writes go through the same services as the API."""
     now = timezone.now()
-    week_start = _week_start(request.GET.get("week", ""), now)
+    span = _span(request, now)
     book_form = BookForm(user=request.user, prefix="book")
     borrow_form = BorrowForm(user=request.user, prefix="borrow")
     if request.method == "POST":
-        back = f"{request.path}?week={week_start:%Y-%m-%d}"
+        back = f"{request.path}?from={span.first:%Y-%m-%d}&days={span.days}"
         action = request.POST.get("action", "")
         if action == "book":
             book_form = BookForm(request.POST, user=request.user, prefix="book")
@@ -72,18 +88,28 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
         .prefetch_related("slots__gpu")
         .order_by("start")
     )
-    days = [week_start + timedelta(days=i) for i in range(7)]
+    data = calendar_view.calendar_data(request.user, span, now=now)
+    today = timezone.localtime(now).date()
     return render_live(
         request,
         "scheduler/bookings.html",
         {
-            "week_start": week_start,
-            "days": days,
-            "previous_week": week_start - timedelta(days=7),
-            "next_week": week_start + timedelta(days=7),
-            "this_week": _week_start("", now),
-            "rows": week_timeline(request.user, week_start=week_start),
-            "now_at": now_offset(now, week_start),
+            "span": span,
+            "last_day": span.first + timedelta(days=span.days - 1),
+            "nav": {
+                "previous_week": span.first - timedelta(days=7),
+                "previous_day": span.first - timedelta(days=1),
+                "today": today,
+                "next_day": span.first + timedelta(days=1),
+                "next_week": span.first + timedelta(days=7),
+            },
+            "agenda": calendar_view.agenda(data),
+            "gpu_count": len(data["groups"]),
+            "feed_url": request.build_absolute_uri(
+                f"/calendar/{calendar.feed_secret(cast(User, request.user))}.ics"
+            ),
+            "calendar_strings": _calendar_strings(),
+            "utc_offset": _utc_offset(span.start),
             "mine": mine,
             "book_form": book_form,
             "borrow_form": borrow_form,
@@ -95,9 +121,44 @@ def bookings_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _utc_offset(at: datetime) -> int:
+    """Minutes east of UTC of the current time zone at ``at`` (the calendar's script shows
+    times at this offset, as the forms read them)."""
+    offset = timezone.localtime(at).utcoffset()
+    return int(offset.total_seconds() // 60) if offset is not None else 0
+
+
+def _calendar_strings() -> dict[str, str]:
+    """What the calendar's script writes, in the user's language (json_script, no inline
+    script)."""
+    return {
+        "gpus": _("GPUs"),
+        "job": _("job"),
+        "maintenance": _("maintenance"),
+        "status": _("Status"),
+        "team": _("Team"),
+        "purpose": _("Purpose"),
+        "open_job": _("Open the job"),
+        "close": _("Close"),
+        "book_prompt": _("The booking form below is filled in: check it and press Book."),
+        "loading_failed": _("The calendar could not be loaded; the list below still shows it."),
+        "your_booking": _("your booking"),
+    }
+
+
+def _span(request: HttpRequest, now: datetime) -> calendar_view.Span:
+    """The span asked for (``?from=&days=``; the old ``?week=`` is read as ``from``); a bad
+    value falls back to the default (a page, unlike the API, shows something)."""
+    first = request.GET.get("from") or request.GET.get("week") or None
+    try:
+        return calendar_view.span_from(first, request.GET.get("days"), now=now)
+    except ValueError:
+        return calendar_view.span_from(None, None, now=now)
+
+
 # What the bookings page refreshes without a reload (portal/live.py).
 BOOKINGS_REGIONS = {
-    "timeline": "scheduler/_bookings_timeline.html",
+    "agenda": "scheduler/_bookings_agenda.html",
     "mine": "scheduler/_bookings_mine.html",
 }
 
@@ -106,17 +167,6 @@ BOOKINGS_REGIONS = {
 def _time_zones() -> list[str]:
     """Every IANA time zone this machine knows, sorted (read once)."""
     return sorted(zoneinfo.available_timezones())
-
-
-def _week_start(day: str, now: datetime) -> datetime:
-    """Monday 00:00 (in the current time zone) of the week holding ``day`` (or ``now``)."""
-    local = timezone.localtime(now)
-    try:
-        chosen = date.fromisoformat(day) if day else local.date()
-    except ValueError:
-        chosen = local.date()
-    monday = chosen - timedelta(days=chosen.weekday())
-    return timezone.make_aware(datetime.combine(monday, time.min))
 
 
 def _refused(request: HttpRequest, error: KarimasuError) -> None:
@@ -134,7 +184,7 @@ def _conflict_text(conflict: dict[str, Any]) -> str:
     who = conflict.get("holder") or conflict.get("kind") or ""
     if conflict.get("team"):
         who += f" ({conflict['team']})"
-    span = local_span(
+    span = calendar_view.local_span(
         datetime.fromisoformat(conflict["start"]), datetime.fromisoformat(conflict["end"])
     )
     return f"GPU {gpus}: {who} {span}"
@@ -208,9 +258,78 @@ def _change(request: HttpRequest, action: str, pk: str, now: datetime) -> None:
 
 def _describe(reservation: Reservation) -> str:
     indices = ", ".join(str(s.gpu.index) for s in reservation.slots.select_related("gpu"))
-    return (
-        f"{reservation.node.name} GPU {indices}, {local_span(reservation.start, reservation.end)}"
+    span = calendar_view.local_span(reservation.start, reservation.end)
+    return f"{reservation.node.name} GPU {indices}, {span}"
+
+
+@login_required
+def my_team_page(request: HttpRequest) -> HttpResponse:
+    """``/team/``: the first of the user's teams (by slug), or a note that they have none."""
+    mine = Team.objects.filter(memberships__user=cast(User, request.user)).order_by("slug")
+    first = mine.first() or visible_teams(request.user).order_by("slug").first()
+    if first is None:
+        return render(request, "scheduler/team.html", {"team": None})
+    return redirect("team", slug=first.slug)
+
+
+@login_required
+def team_page(request: HttpRequest, slug: str) -> HttpResponse:
+    """A team's quota and budget against use, booked-vs-busy GPU-hours per week (a chart),
+    members' running jobs and bookings, what waits and why, and its jobs' efficiency;
+    leads and admins also see every team's waste per week. Members and admins
+    (``access.can_view_team``); others get 404, as for a job they may not see."""
+    team = Team.objects.filter(slug=slug).first()
+    if team is None or not can_view_team(request.user, team):
+        raise Http404("No such team.")
+    now = timezone.now()
+    overview = usage.team_overview(team, now=now, weeks=WEEKS_SHOWN)
+    waste = None
+    if can_compare_teams(request.user):
+        waste = usage.waste_by_team(
+            Team.objects.all(), weeks=WEEKS_SHOWN, now=now, known={team.slug: overview["weeks"]}
+        )
+    chart = {
+        "labels": [
+            f"{timezone.localtime(datetime.fromisoformat(w['week_start'])):%m-%d}"
+            for w in overview["weeks"]
+        ],
+        "series": [
+            {
+                "label": _("Booked GPU-hours"),
+                "data": [w["booked_gpu_hours"] for w in overview["weeks"]],
+            },
+            {
+                "label": _("Busy GPU-hours (booked)"),
+                "data": [w["busy_gpu_hours"] for w in overview["weeks"]],
+            },
+            {"label": _("Job GPU-hours"), "data": [w["job_gpu_hours"] for w in overview["weeks"]]},
+            {
+                "label": _("Busy GPU-hours (jobs)"),
+                "data": [w["job_busy_gpu_hours"] for w in overview["weeks"]],
+            },
+        ],
+        "y_label": _("GPU-hours"),
+    }
+    budget = overview["budget"]
+    return render(
+        request,
+        "scheduler/team.html",
+        {
+            "team": team,
+            "teams": visible_teams(request.user).order_by("slug"),
+            "o": overview,
+            "chart": chart,
+            "waste": waste,
+            "budget_percent": (
+                min(100, round(100 * budget["used_gpu_hours"] / budget["weekly_gpu_hours"]))
+                if budget["weekly_gpu_hours"]
+                else None
+            ),
+        },
     )
+
+
+WEEKS_SHOWN = 4
 
 
 @login_required
@@ -244,6 +363,7 @@ JOB_REGIONS = {
     "state": "scheduler/_job_state.html",
     "utilization": "scheduler/_job_utilization.html",
     "events": "scheduler/_job_events.html",
+    "efficiency": "scheduler/_job_efficiency.html",
 }
 LOG_LINES = 200  # the log opens at its last 200 lines; "earlier" doubles them
 LOG_MAX_LINES = 20_000
@@ -270,6 +390,7 @@ def job_page(request: HttpRequest, job_id: int) -> HttpResponse:
         "ran_for": _ran_for(job, now),
         "utilization": utilization_figure(job),
         "can_cancel": job.status not in states.TERMINAL and can_manage_job(request.user, job),
+        "efficiency": usage.job_efficiency(job, now=now),
     }
     if wants_live(request):
         return live_regions(request, JOB_REGIONS, context, stop=job.status in states.TERMINAL)

@@ -1,5 +1,6 @@
-// Chart.js for the SQL editor's result charts: only what a bar or line chart of a result
-// set needs is registered (tree-shaken), exposed as window.KarimasuCharts.
+// Chart.js for the SQL editor's result charts, the team view and the job page: only what a
+// bar or line chart needs is registered (tree-shaken), exposed as window.KarimasuCharts
+// (the editor) and window.KarimasuChart.
 import {
   BarController,
   BarElement,
@@ -26,3 +27,4 @@ Chart.register(
 );
 
 window.KarimasuCharts = { Chart };
+window.KarimasuChart = Chart; // the team view and the job page (frontend/static/karimasu/team.js)

@@ -32,6 +32,7 @@ from scheduler.services import (
     availability,
     booking_policy,
     calendar,
+    calendar_view,
     reservations,
     webhooks,
 )
@@ -198,6 +199,34 @@ class AvailabilityView(APIView):
             now=now,
         )
         return Response(s.FreeSlotSerializer(slots, many=True).data)
+
+
+class CalendarView(APIView):
+    """The bookings calendar's data: every present GPU (``groups``) and the bookings, jobs
+    holding GPUs and maintenance windows on them (``items``) in ``[from, from + days)``.
+    Everyone signed in sees who holds what (the board is shared); purposes and job names
+    only where ``access`` allows."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", str, description="YYYY-MM-DD; default today"),
+            OpenApiParameter("days", int, description="1..31; default 7"),
+        ],
+        responses={200: dict},
+        summary="GPU rows with their bookings, jobs and maintenance over a span of days",
+    )
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        try:
+            span = calendar_view.span_from(
+                request.query_params.get("from"), request.query_params.get("days"), now=now
+            )
+        except ValueError as error:
+            raise InvalidRequest(
+                _("Bad calendar span: %(why)s") % {"why": error},
+                details={"from": [str(error)]},
+            ) from None
+        return Response(calendar_view.calendar_data(request.user, span, now=now))
 
 
 class TeamPolicyView(APIView):

@@ -23,7 +23,9 @@ from scheduler.models import Job, PriorityClass, Reservation, Sweep, TeamQuota
 
 JobAction = Literal["view", "manage"]
 ReservationAction = Literal["view", "manage"]
-TeamAction = Literal["view_policy", "change_policy", "rotate_feed", "view_quota", "change_quota"]
+TeamAction = Literal[
+    "view_policy", "change_policy", "rotate_feed", "view_quota", "change_quota", "view_usage"
+]
 
 
 def _pk(value: Any) -> int:
@@ -122,6 +124,7 @@ _TEAM_RULES: dict[str, tuple[str, str]] = {
     "rotate_feed": ("lead", "Only the team's leads and admins rotate its feed."),
     "view_quota": ("member", "Only the team's members and admins see its quota."),
     "change_quota": ("admin", "Only admins change quotas."),
+    "view_usage": ("member", "Only the team's members and admins see its usage."),
 }
 
 
@@ -144,6 +147,20 @@ def access_team(user: Any, slug: str, action: TeamAction) -> Team:
     if not can_on_team(user, team, action):
         raise NotPermitted(_TEAM_RULES[action][1])
     return team
+
+
+def can_view_team(user: Any, team: Team) -> bool:
+    """The team page and its usage numbers (quota, budget, jobs, bookings, waiting,
+    efficiency): the team's members and admins."""
+    return can_on_team(user, team, "view_usage")
+
+
+def can_compare_teams(user: Any) -> bool:
+    """Booked-vs-used and waste of every team, side by side: admins and the leads of any
+    team (they answer for their team's share of the cluster)."""
+    if user.is_staff:
+        return True
+    return Membership.objects.filter(user=user, role=Membership.Role.LEAD).exists()
 
 
 def can_see_webhook(user: Any, team: Team) -> bool:

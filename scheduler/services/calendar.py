@@ -20,7 +20,8 @@ def feed_secret(owner: User | Team, *, rotate: bool = False) -> str:
     holder = owner if isinstance(owner, User) else policy_of(owner)
     if rotate or not holder.calendar_secret:
         holder.calendar_secret = secrets.token_urlsafe(24)
-        type(holder).objects.filter(pk=holder.pk).update(calendar_secret=holder.calendar_secret)
+        # __class__, not type(): a request.user is a lazy proxy that only forwards the former.
+        holder.__class__.objects.filter(pk=holder.pk).update(calendar_secret=holder.calendar_secret)
     return holder.calendar_secret
 
 

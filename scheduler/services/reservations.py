@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from portal.accounts.models import Team, User
 from portal.errors import Conflict, InvalidRequest, NotFoundError, NotPermitted
@@ -213,7 +214,7 @@ def reserve_gpus(
             busy = busy_intervals(gpus.values(), start, end, now=now)
             if busy:
                 raise Conflict(
-                    "Those GPUs are not free for that whole time.",
+                    _("Those GPUs are not free for that whole time."),
                     details={"conflicts": _conflict_details(busy, gpus)},
                 )
             reservation = Reservation.objects.create(
@@ -239,7 +240,7 @@ def reserve_gpus(
         # Lost a race that the database caught: report who won.
         busy = busy_intervals(gpus.values(), start, end, now=now)
         raise Conflict(
-            "Those GPUs were just booked by someone else.",
+            _("Those GPUs were just booked by someone else."),
             details={"conflicts": _conflict_details(busy, gpus)},
         ) from exc
     log.info(

@@ -137,6 +137,8 @@ class JobUtilization(models.Model):
     utilization_samples = models.PositiveIntegerField(default=0)
     memory_used_sum = models.FloatField(default=0.0)
     memory_samples = models.PositiveIntegerField(default=0)
+    #: The highest GPU memory any of its GPUs reported (MiB): the peak of the seff view.
+    memory_used_max = models.FloatField(null=True, blank=True)
     idle_samples = models.PositiveIntegerField(default=0)
     gpu_seconds = models.FloatField(default=0.0)
     histogram = models.JSONField(default=empty_histogram)  # samples per whole percent 0..100

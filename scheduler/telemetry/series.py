@@ -140,6 +140,7 @@ def job_summary(job: Job) -> dict[str, Any] | None:
         "memory_used_mean_mib": (
             round(row.memory_used_sum / row.memory_samples, 1) if row.memory_samples else None
         ),
+        "memory_used_max_mib": row.memory_used_max,
         "idle_fraction": (
             round(row.idle_samples / row.utilization_samples, 4)
             if row.utilization_samples

@@ -112,6 +112,7 @@ class _Acc:
     util_max: float | None = None
     mem_n: int = 0
     mem_sum: float = 0.0
+    mem_max: float | None = None
     idle: int = 0
     unhealthy: int = 0
     foreign: int = 0
@@ -132,6 +133,8 @@ class _Acc:
         if sample.memory_used_mib is not None:
             self.mem_n += 1
             self.mem_sum += sample.memory_used_mib
+            used = sample.memory_used_mib
+            self.mem_max = used if self.mem_max is None else max(self.mem_max, used)
         self.unhealthy += not sample.healthy
         self.foreign += sample.foreign_processes > 0
         self.job_id = sample.job_id if sample.job_id is not None else self.job_id
@@ -378,6 +381,9 @@ def _merge_jobs(samples: list[GpuSample], idle_below: float, interval: float) ->
         row.utilization_sum += acc.util_sum
         row.memory_samples += acc.mem_n
         row.memory_used_sum += acc.mem_sum
+        if acc.mem_max is not None:
+            peak = row.memory_used_max
+            row.memory_used_max = acc.mem_max if peak is None else max(peak, acc.mem_max)
         row.idle_samples += acc.idle
         row.gpu_seconds += acc.samples * interval
         row.histogram = [a + b for a, b in zip(row.histogram, acc.histogram, strict=True)]

@@ -4,6 +4,7 @@ gives it back."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from scheduler import tasks
 from scheduler.models import Reservation
@@ -22,7 +23,7 @@ def test_borrow_see_it_on_the_calendar_and_give_it_back(
 
     page.goto("/")
     page.get_by_role("link", name="Bookings").click()
-    assert page.locator("[data-gpu]").count() == 6
+    expect(page.locator("[data-gpu]")).to_have_count(6)  # the timeline's rows
     assert page.locator(".bar").count() == 0
 
     page.fill("#id_borrow-gpus", "2")
@@ -30,10 +31,13 @@ def test_borrow_see_it_on_the_calendar_and_give_it_back(
     page.fill("#id_borrow-purpose", "ablation study")
     page.get_by_role("button", name="Borrow", exact=True).click()
     assert "Borrowed: tesla-01 GPU 0, 1" in page.locator(".messages").inner_text()
-    bars = page.locator(".bar.mine")
-    assert bars.count() == 2  # best fit: both GPUs of the small node, not half the A100s
-    assert "ablation study" in (bars.first.get_attribute("title") or "")
-    assert page.locator(".now").count() == 6
+    bars = page.locator(".vis-item.bar.mine")
+    expect(bars).to_have_count(2)  # best fit: both GPUs of the small node, not half the A100s
+    assert "alice" in bars.first.inner_text()  # readable: holder, time, GPUs
+    assert "2 × GPU" in bars.first.inner_text()
+    expect(page.locator(".vis-current-time")).to_have_count(1)
+    bars.first.click()  # details on click, not hover only
+    expect(page.locator("#calendar-details")).to_contain_text("ablation study")
 
     # Giving back asks first (app.js, data-confirm): dismissed, nothing happens.
     questions: list[str] = []
@@ -44,6 +48,6 @@ def test_borrow_see_it_on_the_calendar_and_give_it_back(
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Give back").click()
     assert "Gave back" in page.locator(".messages").inner_text()
-    assert page.locator(".bar.mine").count() == 0
-    assert page.locator(".bar.ended").count() == 2
+    expect(page.locator(".vis-item.bar.mine")).to_have_count(0)
+    expect(page.locator(".vis-item.bar.ended")).to_have_count(2)
     assert Reservation.objects.get().status == "released"

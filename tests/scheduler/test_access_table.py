@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from portal.accounts.models import Membership
+from portal.accounts.models import Membership, Team
 from portal.errors import NotFoundError, NotPermitted
 from scheduler.models import TeamPolicy, TeamQuota
 from scheduler.services import access
@@ -35,6 +35,11 @@ TABLE: dict[str, dict[str, int]] = {
     "policy.change": {"bob": 403, "alice": 200, "dave": 403, "charlie": 403, "admin": 200},
     "quota.view": {"bob": 200, "alice": 200, "dave": 200, "charlie": 403, "admin": 200},
     "quota.change": {"bob": 403, "alice": 403, "dave": 403, "charlie": 403, "admin": 200},
+    "team.usage": {"bob": 200, "alice": 200, "dave": 200, "charlie": 403, "admin": 200},
+    "team.page": {"bob": 200, "alice": 200, "dave": 200, "charlie": 404, "admin": 200},
+    # Every team's waste side by side: leads of any team (charlie leads nlp) and admins.
+    "usage.waste": {"bob": 403, "alice": 200, "dave": 403, "charlie": 200, "admin": 200},
+    "job.efficiency": {"bob": 200, "alice": 200, "dave": 200, "charlie": 404, "admin": 200},
 }
 #: Who sees the team's webhook URL unmasked.
 SEES_WEBHOOK = {"alice", "admin"}
@@ -69,14 +74,17 @@ def _answers(persona, things, action: str) -> int:
             "/api/v1/teams/vision/policy/", {"max_gpus_per_user": 3}, format="json"
         ),
         "quota.view": lambda: client.get("/api/v1/teams/vision/quota/"),
+        "team.usage": lambda: client.get("/api/v1/teams/vision/usage/"),
+        "usage.waste": lambda: client.get("/api/v1/usage/waste/"),
+        "job.efficiency": lambda: client.get(f"/api/v1/jobs/{job}/efficiency/"),
         "quota.change": lambda: client.patch(
             "/api/v1/teams/vision/quota/", {"guaranteed_gpus": 2}, format="json"
         ),
     }
-    if action == "job.page":
+    if action in ("job.page", "team.page"):
         page = Client()
         page.force_login(persona.user)
-        return page.get(f"/jobs/{job}/").status_code
+        return page.get(f"/jobs/{job}/" if action == "job.page" else "/teams/vision/").status_code
     return requests[action]().status_code
 
 
@@ -107,7 +115,11 @@ def test_the_services_answer_the_same(people, things, who) -> None:
         ("policy.view", lambda: access.access_team(user, "vision", "view_policy")),
         ("policy.change", lambda: access.access_team(user, "vision", "change_policy")),
         ("quota.change", lambda: access.access_team(user, "vision", "change_quota")),
+        ("team.usage", lambda: access.access_team(user, "vision", "view_usage")),
     ]
+    vision = Team.objects.get(slug="vision")
+    assert access.can_view_team(user, vision) == (TABLE["team.usage"][who] == 200)
+    assert access.can_compare_teams(user) == (TABLE["usage.waste"][who] == 200)
     for action, call in checks:
         expected = errors[TABLE[action][who]]
         if expected is None:

@@ -3,7 +3,6 @@ and giving back from the browser through the same services as the API."""
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -12,8 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from scheduler.models import MaintenanceWindow, Reservation
-from scheduler.services import reservations
-from scheduler.services.timeline import week_timeline
+from scheduler.services import calendar_view, reservations
 
 from .conftest import make_node
 
@@ -52,9 +50,11 @@ def test_the_page_needs_a_login(client) -> None:
     assert response.status_code == 302 and response["Location"].startswith("/accounts/login/")
 
 
-def test_the_week_shows_each_gpu_with_its_bookings_where_they_fall(
+def test_the_list_view_shows_each_booking_on_its_days(
     alice, bob, charlie, vision, nlp, unlimited
 ) -> None:
+    """The page's list view (narrow screens, no script) holds the same blocks as the
+    timeline's data, one entry per booking per day it touches."""
     node = make_node("tesla-01")
     monday = _monday(timezone.now()) + timedelta(days=7)  # next week: all in the future
     _book(alice, vision, node, [0], monday + timedelta(days=1), monday + timedelta(days=2), "bert")
@@ -63,37 +63,29 @@ def test_the_week_shows_each_gpu_with_its_bookings_where_they_fall(
     MaintenanceWindow.objects.create(
         node=None, start=monday + timedelta(days=6), end=monday + timedelta(days=7), reason="UPS"
     )
-    rows = week_timeline(alice.user, week_start=monday)
-    assert [(r.name, [g.index for g in r.gpus]) for r in rows] == [("tesla-01", [0, 1])]
-    gpu0, gpu1 = rows[0].gpus
-    assert [(b.kind, b.left, b.width, b.label) for b in gpu0.bars] == [
-        ("mine", round(100 / 7, 3), round(100 / 7, 3), "alice")
-    ]
-    assert "bert" in gpu0.bars[0].title
-    kinds = [(b.kind, b.label) for b in gpu1.bars]
-    assert kinds == [("team", "bob"), ("other", "charlie")]
-    assert "llm" not in gpu1.bars[1].title  # nlp's purpose is nlp's business
-    assert [(b.kind, b.left, b.width) for b in rows[0].maintenance] == [
-        ("maintenance", round(600 / 7, 3), round(100 / 7, 3))
-    ]
+    span = calendar_view.span_from(f"{monday:%Y-%m-%d}", 7, now=timezone.now())
+    days = calendar_view.agenda(calendar_view.calendar_data(alice.user, span, now=timezone.now()))
+    assert len(days) == 7
+    assert [(e["kind"], e["holder"]) for e in days[0]["entries"]] == [("team", "bob")]
+    assert [(e["kind"], e["purpose"]) for e in days[1]["entries"]] == [("mine", "bert")]
+    assert [(e["kind"], e["purpose"]) for e in days[3]["entries"]] == [("other", "")]  # nlp's
+    assert [(e["kind"], e["purpose"]) for e in days[6]["entries"]] == [("maintenance", "UPS")]
 
-    page = _client(alice).get(f"/bookings/?week={monday:%Y-%m-%d}").content.decode()
-    assert 'data-gpu="tesla-01/0"' in page and 'class="bar mine"' in page
-    assert 'class="bar maintenance"' in page
-    assert 'class="now"' not in page  # not this week
+    page = _client(alice).get(f"/bookings/?from={monday:%Y-%m-%d}").content.decode()
+    assert 'class="agenda-entry mine"' in page and 'class="agenda-entry maintenance"' in page
+    assert f"{monday:%Y-%m-%d} to {monday + timedelta(days=6):%Y-%m-%d}" in page
+    assert "/calendar/" in page and ".ics" in page  # the iCal subscription link
 
 
-def test_bars_are_clipped_to_the_week_and_now_is_marked(alice, vision, unlimited) -> None:
-    node = make_node("tesla-01")
-    now = timezone.now()
-    start = now + timedelta(minutes=5)
-    monday = _monday(start)  # the week the booking starts in (next week's, at Sunday 23:57)
-    booking = _book(alice, vision, node, [0], start, now + timedelta(days=9))
-    (bar,) = week_timeline(alice.user, week_start=monday)[0].gpus[0].bars
-    assert bar.reservation_id == booking.pk
-    assert bar.left + bar.width == pytest.approx(100, abs=0.01)  # runs past the week's end
+def test_the_calendar_rolls_from_today_and_navigates_by_day_and_week(alice) -> None:
+    today = timezone.localtime(timezone.now()).date()
     page = _client(alice).get("/bookings/").content.decode()
-    assert re.search(r'class="now" style="left: [0-9.]+%"', page)
+    assert f'data-from="{today:%Y-%m-%d}" data-days="7"' in page
+    assert f"?from={today + timedelta(days=1):%Y-%m-%d}&amp;days=7" in page
+    assert f"?from={today - timedelta(days=7):%Y-%m-%d}&amp;days=7" in page
+    page = _client(alice).get(f"/bookings/?from={today:%Y-%m-%d}&days=1").content.decode()
+    assert 'data-days="1"' in page
+    assert _client(alice).get("/bookings/?from=garbage&days=-3").status_code == 200
 
 
 def test_booking_from_the_form(alice, vision, unlimited) -> None:

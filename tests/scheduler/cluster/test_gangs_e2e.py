@@ -121,7 +121,7 @@ def test_a_six_gpu_job_runs_on_three_two_gpu_nodes_as_one_indexed_job(
     }
     assert held == {(p["node"], i) for p in job.placements for i in p["gpu_indices"]}
     rank2 = Node.objects.get(name=job.placements[2]["node"])
-    held_on_rank2, _pods = _allocations(rank2)
+    held_on_rank2, _uids = _allocations(rank2)
     assert held_on_rank2 == dict.fromkeys(job.placements[2]["gpu_indices"], job.pk)
     later = timezone.now() + timedelta(hours=1)
     hours = team_gpu_hours(job.team, job.started_at, later, now=later)
