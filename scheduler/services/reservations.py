@@ -95,6 +95,10 @@ def busy_intervals(
     jobs = Job.objects.filter(status__in=states.ON_CLUSTER, node_id__in=node_ids).select_related(
         "owner", "team"
     )
+    if exclude_reservation is not None:
+        # A session of the booking lives inside it and ends with it: it never blocks
+        # changing the booking (docs/sessions.md).
+        jobs = jobs.exclude(session__reservation_id=exclude_reservation)
     for job in jobs:
         began = job.held_since(now)
         job_end = max(job.holds_gpus_until(now), now)

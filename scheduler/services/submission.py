@@ -95,7 +95,7 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     if not 60 <= request.max_runtime_s <= limit_s:
         raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
     _validate_fit(request)
-    _validate_mounts(request.mounts)
+    validate_mounts(request.mounts)
     _validate_secrets(team, request)
     priority = _priority(request.priority_class)
     quota = TeamQuota.objects.filter(team=team).first()
@@ -190,7 +190,9 @@ def _validate_fit(request: JobRequest) -> None:
         )
 
 
-def _validate_mounts(mounts: list[Any]) -> None:
+def validate_mounts(mounts: list[Any]) -> None:
+    """Each mount names a NamedMount; ``write`` only where it allows writing (jobs and
+    sessions)."""
     wanted = [m if isinstance(m, Mapping) else {"name": m} for m in mounts]
     named = {m.name: m for m in NamedMount.objects.filter(name__in=[w.get("name") for w in wanted])}
     for request in wanted:
