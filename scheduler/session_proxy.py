@@ -31,13 +31,15 @@ import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from http.cookies import CookieError, SimpleCookie
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 import websockets
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
+from django.shortcuts import resolve_url
 from websockets.asyncio.client import connect as ws_connect
 
 from scheduler.cluster import podproxy
@@ -51,6 +53,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+T = TypeVar("T")
 
 PREFIX = "/s/"
 #: Request headers never forwarded: the user's credentials, the hop's own, the host.
@@ -120,6 +124,20 @@ def _cookies(scope: Scope) -> dict[str, str]:
             with contextlib.suppress(CookieError):
                 jar.load(value)
     return {name: morsel.value for name, morsel in jar.items()}
+
+
+def _with_db(fn: Callable[..., T]) -> Callable[..., T]:
+    """``fn`` with Django's per-request connection handling (as its request_started and
+    request_finished signals do): connections past their age or broken are closed."""
+
+    def run(*args: Any) -> T:
+        close_old_connections()
+        try:
+            return fn(*args)
+        finally:
+            close_old_connections()
+
+    return run
 
 
 def _authenticate(scope: Scope) -> tuple[Any, str]:
@@ -224,13 +242,14 @@ class SessionProxy:
             if not rest and not scope["path"].endswith("/") and not websocket:
                 await _redirect(send, f"{PREFIX}{session_id}/")
                 return
-            user, how = await sync_to_async(_authenticate)(scope)
+            user, how = await sync_to_async(_with_db(_authenticate))(scope)
             if user is None:
                 if not websocket and "text/html" in (_header(scope, "accept") or ""):
-                    await _redirect(send, f"{settings.LOGIN_URL}?next={quote(scope['path'])}")
+                    login = resolve_url(settings.LOGIN_URL)
+                    await _redirect(send, f"{login}?next={quote(scope['path'])}")
                     return
                 raise Denied(401, "not_authenticated", "Sign in to open this session.")
-            target = await sync_to_async(_authorize)(user, session_id)
+            target = await sync_to_async(_with_db(_authorize))(user, session_id)
             if websocket and how == "cookie" and not _origin_allowed(scope):
                 raise Denied(403, "bad_origin", "This WebSocket does not come from the portal.")
             if websocket:
