@@ -14,7 +14,9 @@ Plain Python, no Django. Entry points: :func:`start_emulator` and
   ``tables`` (kubectl's server-side printing), ``protobuf`` (kubectl generators' bodies);
 - ``controller`` (the loop, taint eviction), ``scheduling``, ``jobs``, ``kubelet`` (simulation
   annotations), ``admission`` (QoS class, default tolerations), ``events``; ``nodes`` (nodes
-  file format); ``clock``.
+  file format); ``clock``;
+- ``processes`` (pods run as real local processes), ``proxy`` (``pods/proxy``, HTTP and
+  WebSocket), ``workspace`` (the stand-in workspace server those pods run).
 """
 
 from __future__ import annotations
@@ -136,9 +138,10 @@ class EmulatorHandle:
         self._serve()
 
     def close(self) -> None:
-        """Stop the HTTP server and the real-time ticker."""
+        """Stop the HTTP server and the real-time ticker, and kill every Pod's local process."""
         self.stop()
         self.controller.stop_ticker()
+        self.controller.kubelet.processes.kill_all()
 
     def settle(self) -> int:
         """Run controller steps until nothing changes; returns the passes run."""

@@ -503,10 +503,9 @@ class Api:
         if container is not None and container not in names:
             raise bad_request(f"container {container} is not valid for pod {target.name}")
         lines, ended = self.controller.log_lines(pod)
-        if not lines:
-            waiting = ((pod["status"].get("containerStatuses") or [{}])[0].get("state") or {}).get(
-                "waiting"
-            )
+        state = (pod["status"].get("containerStatuses") or [{}])[0].get("state") or {}
+        if not lines and not ("running" in state or "terminated" in state):
+            waiting = state.get("waiting")
             why = "trying and failing to pull image" if waiting else "ContainerCreating"
             raise bad_request(
                 f'container "{container or names[0]}" in pod "{target.name}" is waiting to '

@@ -21,8 +21,13 @@ An image whose reference contains ``does-not-exist`` never pulls: the container 
 ``ErrImagePull``, one simulated second later ``ImagePullBackOff`` (where it stays, without
 upstream's alternation), and the Pod stays Pending.
 
-A running Pod logs one header line, one ``epoch`` line per simulated second, and a final line
-when it ends.
+A Pod annotated ``emulator.karimasu.io/run: process`` (or ``workspace``) runs as a real local
+process instead (:mod:`.processes`): it is Running once started and Ready once its declared
+ports listen, ends with the process's own exit code, gets SIGTERM when deleted (SIGKILL when
+its grace runs out) and logs what the process writes.
+
+A running simulated Pod logs one header line, one ``epoch`` line per simulated second, and a
+final line when it ends.
 
 Restarts (restartPolicy Always, or OnFailure after a non-zero exit) follow the kubelet's
 CrashLoopBackOff: the container waits with reason ``CrashLoopBackOff`` (the Pod stays Running,
@@ -40,6 +45,7 @@ from . import resources as r
 from .clock import rfc3339
 from .events import EventRecorder
 from .jobs import pod_index
+from .processes import LocalProcess, ProcessRunner, StartError, run_mode
 from .scheduling import GPU, pod_requests
 from .store import Store
 
@@ -142,6 +148,8 @@ class PodRun:
     exit_code: int | None = None
     restart_at: float | None = None  # CrashLoopBackOff: when the container starts again
     backoff: float = 0.0  # the delay before this run's restart (0: none yet)
+    process: LocalProcess | None = None  # a Pod run as a local process: its current run
+    ready: bool = False  # a process run: its declared ports listened once
 
 
 def _condition(type_: str, status: str, now: str, reason: str = "") -> Obj:
@@ -186,6 +194,7 @@ class Kubelet:
         self.recorder = recorder
         self.runs: dict[str, PodRun] = {}
         self.pull_failures: dict[str, float] = {}  # pod uid -> first failed pull
+        self.processes = ProcessRunner(store.clock.now)
 
     def sync(self, pod: Obj, job: Obj | None, job_failures: int) -> None:
         """Move one bound, non-terminal Pod forward to the clock's now."""
@@ -207,6 +216,9 @@ class Kubelet:
         if run.restart_at is not None:
             if now >= run.restart_at:
                 self._start(pod, job, run.restart_at, attempt=run.attempt + 1, backoff=run.backoff)
+            return
+        if run_mode(pod) is not None:
+            self._sync_process(pod, run, job, now)
             return
         if now < run.started_at + run.params.duration_seconds:
             return
@@ -244,31 +256,84 @@ class Kubelet:
         params = simulation_params(pod, job)
         gpus = int(pod_requests(pod).get(GPU, 0))
         node = pod["spec"]["nodeName"]
-        self.runs[pod["metadata"]["uid"]] = PodRun(
-            now, params, attempt, node, gpus, backoff=backoff
-        )
+        run = PodRun(now, params, attempt, node, gpus, backoff=backoff)
+        self.runs[pod["metadata"]["uid"]] = run
+        failed_start = None
+        if run_mode(pod) is not None:
+            try:
+                run.process = self.processes.start(pod["metadata"]["uid"], pod)
+            except StartError as exc:
+                failed_start = str(exc)
         stamp = rfc3339(now)
         status = pod["status"]
         previous = (status.get("containerStatuses") or [{}])[0]
         restarts, last_state = previous.get("restartCount", 0), previous.get("lastState") or {}
         if status.get("phase") == "Pending":
-            status.update(phase="Running", startTime=stamp, hostIP="10.0.0.1", podIP="10.1.0.1")
+            host, ip = ("127.0.0.1", "127.0.0.1") if run_mode(pod) else ("10.0.0.1", "10.1.0.1")
+            status.update(
+                phase="Running", startTime=stamp, hostIP=host, podIP=ip, podIPs=[{"ip": ip}]
+            )
             restarts, last_state = 0, {}
+        ready = run.process is None and failed_start is None
         status["containerStatuses"] = [
-            container_status(c, {"running": {"startedAt": stamp}}, ready=True, restarts=restarts)
+            container_status(c, {"running": {"startedAt": stamp}}, ready=ready, restarts=restarts)
             for c in pod["spec"]["containers"]
         ]
         status["containerStatuses"][0]["lastState"] = last_state
-        for type_ in ("Initialized", "ContainersReady", "Ready"):
-            set_condition(pod, _condition(type_, "True", stamp))
+        set_condition(pod, _condition("Initialized", "True", stamp))
+        for type_ in ("ContainersReady", "Ready"):
+            if ready:
+                set_condition(pod, _condition(type_, "True", stamp))
+            else:
+                set_condition(pod, _condition(type_, "False", stamp, "ContainersNotReady"))
         self.store.replace(r.PODS, pod)
-        self.recorder.record(
-            pod, "Started", f"Started container {pod['spec']['containers'][0]['name']}"
-        )
+        name = pod["spec"]["containers"][0]["name"]
+        if failed_start is not None:
+            self.recorder.record(pod, "Failed", f"Error: {failed_start}", type_="Warning")
+            self._finish(pod, run, job, outcome=(128, "StartError", now))
+            return
+        self.recorder.record(pod, "Started", f"Started container {name}")
 
-    def _finish(self, pod: Obj, run: PodRun, job: Obj | None) -> None:
-        end = run.started_at + run.params.duration_seconds
-        exit_code, reason = run.params.outcome(run.attempt, pod_index(pod))
+    def _sync_process(self, pod: Obj, run: PodRun, job: Obj | None, now: float) -> None:
+        """A Pod run as a local process: Ready once it listens, ended when the process ends,
+        SIGTERM while it is being deleted, removed as soon as the process is gone then."""
+        meta = pod["metadata"]
+        process = run.process
+        code = process.returncode() if process is not None else 137
+        deleting = bool(meta.get("deletionTimestamp"))
+        if code is None:
+            if deleting:
+                self.processes.terminate(meta["uid"])
+            elif not run.ready and process is not None and process.listening():
+                run.ready = True
+                stamp = rfc3339(now)
+                for entry in pod["status"].get("containerStatuses") or []:
+                    entry["ready"] = True
+                for type_ in ("ContainersReady", "Ready"):
+                    set_condition(pod, _condition(type_, "True", stamp))
+                self.store.replace(r.PODS, pod)
+            return
+        if deleting and not meta.get("finalizers"):
+            # The container is gone: the kubelet confirms the deletion at once.
+            self.store.delete(r.PODS, meta.get("namespace"), meta["name"])
+            return
+        reason = "Completed" if code == 0 else "Error"
+        self.processes.kill(meta["uid"])  # what the process left running in its group
+        self._finish(pod, run, job, outcome=(code, reason, now))
+
+    def _finish(
+        self,
+        pod: Obj,
+        run: PodRun,
+        job: Obj | None,
+        outcome: tuple[int, str, float] | None = None,
+    ) -> None:
+        """End the run: as simulated, or with ``outcome`` (exit code, reason, end time)."""
+        if outcome is None:
+            end = run.started_at + run.params.duration_seconds
+            exit_code, reason = run.params.outcome(run.attempt, pod_index(pod))
+        else:
+            exit_code, reason, end = outcome
         run.finished_at, run.exit_code = end, exit_code
         status, stamp = pod["status"], rfc3339(end)
         previous = status.get("containerStatuses") or [{}]
@@ -356,6 +421,7 @@ class Kubelet:
         run = self.runs.get(pod["metadata"]["uid"])
         if run is not None and run.finished_at is None:
             run.finished_at, run.exit_code = now, 137
+        self.processes.kill(pod["metadata"]["uid"])
         self.store.replace(r.PODS, pod)
 
     def log_lines(self, pod: Obj) -> tuple[list[tuple[float, str]], bool]:
@@ -366,6 +432,8 @@ class Kubelet:
         run = self.runs.get(pod["metadata"]["uid"])
         if run is None:
             return [], False
+        if run.process is not None:
+            return list(run.process.lines), run.exit_code is not None
         name = pod["metadata"]["name"]
         params = run.params
         lines = [
@@ -395,3 +463,4 @@ class Kubelet:
             del self.runs[uid]
         for uid in set(self.pull_failures) - live_uids:
             del self.pull_failures[uid]
+        self.processes.forget_missing(live_uids)

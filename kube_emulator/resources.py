@@ -37,7 +37,8 @@ class ResourceType:
 
 NODES = ResourceType("", "v1", "nodes", "Node", False, ("status",))
 NAMESPACES = ResourceType("", "v1", "namespaces", "Namespace", False, ("status",))
-PODS = ResourceType("", "v1", "pods", "Pod", True, ("status", "log"))
+#: ``pods/proxy`` is served by :mod:`.proxy` (its paths are longer than an object's).
+PODS = ResourceType("", "v1", "pods", "Pod", True, ("status", "log", "proxy"))
 EVENTS = ResourceType("", "v1", "events", "Event", True)
 JOBS = ResourceType("batch", "v1", "jobs", "Job", True, ("status",))
 DAEMONSETS = ResourceType("apps", "v1", "daemonsets", "DaemonSet", True, ("status",))

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from . import gnostic, openapi, protobuf, tables
+from . import gnostic, openapi, protobuf, proxy, tables
 from . import resources as r
 from .api import Api, is_true, note_duplicates
 from .errors import (
@@ -62,7 +62,12 @@ SHORT_NAMES = {
 }
 CATEGORIES = {"pods": ["all"], "jobs": ["all"], "daemonsets": ["all"]}
 VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
-SUBRESOURCE_VERBS = {"status": ["get", "patch", "update"], "log": ["get"]}
+SUBRESOURCE_VERBS = {
+    "status": ["get", "patch", "update"],
+    "log": ["get"],
+    "proxy": ["create", "delete", "get", "patch", "update"],
+}
+SUBRESOURCE_KINDS = {"log": "Pod", "proxy": "PodProxyOptions"}
 JSON, YAML = "application/json", "application/yaml"
 BODY_TYPES = (JSON, YAML)
 PROTOBUF = "application/vnd.kubernetes.protobuf"
@@ -116,7 +121,7 @@ def _resource_list(group_version: str) -> dict[str, Any]:
                     "name": f"{x.plural}/{sub}",
                     "singularName": "",
                     "namespaced": x.namespaced,
-                    "kind": "Pod" if sub == "log" else x.kind,
+                    "kind": SUBRESOURCE_KINDS.get(sub, x.kind),
                     "verbs": SUBRESOURCE_VERBS[sub],
                 }
             )
@@ -259,6 +264,15 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
             self._connections.add(request)
         super().process_request(request, client_address)
 
+    def track(self, sock: socket.socket) -> None:
+        """Also shut ``sock`` (a pod proxy's backend connection) down when the server stops."""
+        with self._connections_lock:
+            self._connections.add(sock)
+
+    def untrack(self, sock: socket.socket) -> None:
+        with self._connections_lock:
+            self._connections.discard(sock)
+
     def shutdown_request(self, request: Any) -> None:
         with self._connections_lock:
             self._connections.discard(request)
@@ -282,6 +296,7 @@ class RequestHandler(BaseHTTPRequestHandler):
     """One HTTP request: parse, dispatch to the Api, write the answer."""
 
     server: EmulatorHTTPServer
+    _warnings: list[str]
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; without TCP_NODELAY each answer on a
     # keep-alive connection waits ~40 ms for the client's delayed ACK.
@@ -306,11 +321,26 @@ class RequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
     def _handle(self, method: str) -> None:
+        if proxy.is_proxy_path(self.path):
+            self._proxy(method)
+            return
+        if method in ("HEAD", "OPTIONS"):
+            self._media = JSON
+            self._warnings = []
+            data = json.dumps(method_not_allowed(method).status()).encode()
+            self._send_bytes(405, data, JSON, body=method != "HEAD")
+            return
         url = urlsplit(self.path)
         query = {k: v[0] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self._media = JSON
-        self._warnings: list[str] = []
+        self._warnings = []
         try:
             raw = self._read_body()
             if self.server.stopping.is_set():
@@ -334,6 +364,27 @@ class RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # the emulator must answer, never hang the client
             logger.exception("emulator error on %s %s", method, self.path)
             self._send_json(500, ApiError(500, "InternalError", f"emulator error: {exc}").status())
+
+    def _proxy(self, method: str) -> None:
+        """``pods/{name}[:{port}]/proxy[/{path}]``: see :mod:`.proxy`."""
+        self._media = JSON
+        self._warnings = []
+        try:
+            if self.server.stopping.is_set():
+                raise ApiError(503, "ServiceUnavailable", "the server is shutting down")
+            proxy.serve(self, method)
+        except ApiError as error:
+            self.close_connection = True  # the request body may be unread
+            data = json.dumps(error.status()).encode()
+            self._send_bytes(error.code, data, JSON, body=method != "HEAD")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as exc:  # answer, never hang the client; the headers may be out
+            logger.exception("emulator proxy error on %s %s", method, self.path)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                failure = ApiError(500, "InternalError", f"emulator proxy error: {exc}")
+                self._send_bytes(500, json.dumps(failure.status()).encode(), JSON)
 
     def _read_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -436,7 +487,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         else:
             self._send_bytes(code, json.dumps(payload).encode(), JSON)
 
-    def _send_bytes(self, code: int, data: bytes, content_type: str) -> None:
+    def _send_bytes(self, code: int, data: bytes, content_type: str, *, body: bool = True) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -444,7 +495,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
             self.send_header("Warning", f'299 - "{escaped}"')
         self.end_headers()
-        self.wfile.write(data)
+        if body:
+            self.wfile.write(data)
 
     def _send_text(self, code: int, text: str) -> None:
         data = text.encode()

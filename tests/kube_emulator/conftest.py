@@ -62,6 +62,24 @@ def one_node_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def live(tmp_path: Path, one_node_file: Path) -> Iterator[EmulatorHandle]:
+    """An emulator in real time (for Pods run as real processes), on one node."""
+    handle = start_emulator(
+        nodes_file=one_node_file, kubeconfig_path=tmp_path / "kubeconfig", tick_interval=0.05
+    )
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def live_core(live: EmulatorHandle) -> Iterator[client.CoreV1Api]:
+    assert live.kubeconfig_path is not None
+    api = config.new_client_from_config(config_file=str(live.kubeconfig_path))
+    yield client.CoreV1Api(api)
+    api.close()
+
+
+@pytest.fixture
 def api_client(emulator: EmulatorHandle) -> Iterator[client.ApiClient]:
     assert emulator.kubeconfig_path is not None
     api = config.new_client_from_config(config_file=str(emulator.kubeconfig_path))
