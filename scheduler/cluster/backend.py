@@ -106,6 +106,9 @@ class JobSpec:
     # Karimasu enforces max_runtime_s from the container's start (reconcile); the Job's
     # activeDeadlineSeconds, counted from its creation, is max_runtime_s + this backstop.
     start_timeout_s: int = 0
+    # TCP ports the container serves on (a session's workspace), declared as containerPorts
+    # so the API server's pod proxy may reach them.
+    ports: tuple[int, ...] = ()
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.

@@ -212,6 +212,8 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
             *({"name": m.name, "mountPath": m.path, "readOnly": m.read_only} for m in spec.mounts),
         ],
     }
+    if spec.ports:
+        container["ports"] = [{"containerPort": p, "protocol": "TCP"} for p in spec.ports]
     if spec.command:
         container["command"] = list(spec.command)
     if spec.args:

@@ -217,7 +217,18 @@ def job_spec(job: Job) -> JobSpec:
             str(k): (str(v["secret"]), str(v["key"])) for k, v in (job.secret_env or {}).items()
         },
         start_timeout_s=math.ceil(float(settings.KARIMASU_START_TIMEOUT_SECONDS)),
+        ports=_ports(job),
     )
+
+
+#: A session's workspace port (set by ``services.sessions``; users cannot set
+#: ``karimasu.io/`` annotations).
+WORKSPACE_PORT_ANNOTATION = "karimasu.io/workspace-port"
+
+
+def _ports(job: Job) -> tuple[int, ...]:
+    value = str((job.annotations or {}).get(WORKSPACE_PORT_ANNOTATION, ""))
+    return (int(value),) if value.isdigit() and 0 < int(value) < 65536 else ()
 
 
 def _mounts(job: Job) -> list[Mount]:

@@ -37,7 +37,12 @@ from scheduler.models import (
     WorkspaceImage,
 )
 from scheduler.services.access import can_manage_session
-from scheduler.services.jobs import InvalidTransition, job_spec, transition_job
+from scheduler.services.jobs import (
+    WORKSPACE_PORT_ANNOTATION,
+    InvalidTransition,
+    job_spec,
+    transition_job,
+)
 from scheduler.services.reservations import change_reservation
 from scheduler.services.submission import cancel_job, validate_mounts
 
@@ -51,8 +56,9 @@ MAX_EXTEND_MINUTES = 24 * 60
 #: Annotations the emulator reads: the workspace runs as a real process for as long as the
 #: job may run (`kube_emulator`'s workspace pods); a real cluster ignores them.
 WORKSPACE_ANNOTATION = "karimasu.io/workspace"
-WORKSPACE_PORT_ANNOTATION = "karimasu.io/workspace-port"
 SIM_DURATION_ANNOTATION = "karimasu.io/sim-duration-seconds"
+#: The emulator runs the pod as a real process: its stand-in workspace server.
+EMULATOR_RUN_ANNOTATION = "emulator.karimasu.io/run"
 
 IsIdle = Callable[[Reservation, datetime, datetime], bool]
 LastActivity = Callable[[Session], datetime | None]
@@ -145,6 +151,7 @@ def start_session(
                 WORKSPACE_ANNOTATION: workspace.kind,
                 WORKSPACE_PORT_ANNOTATION: str(workspace.port),
                 SIM_DURATION_ANNOTATION: str(max_runtime),
+                EMULATOR_RUN_ANNOTATION: "workspace",
             },
             submitted_at=now,
         )
