@@ -206,8 +206,8 @@ def _parse(path: str) -> tuple[int, str] | None:
 class SessionProxy:
     """ASGI: ``/s/...`` to the workspaces, the rest to ``app`` (Django)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self, app: Any) -> None:
+        self.app: ASGIApp = app
         self._client: httpx.AsyncClient | None = None
         self._client_conn: ApiConnection | None = None
         self._pods: dict[tuple[int, int], tuple[str, float]] = {}

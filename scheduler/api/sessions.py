@@ -98,8 +98,10 @@ class WorkspaceImageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # 
     pagination_class = None
 
 
-class SessionViewSet(  # type: ignore[type-arg]
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+class SessionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,  # type: ignore[type-arg]
 ):
     """Your sessions (team leads also see their teams', admins all). Start one on a
     booking you hold; open it at its ``url``; stop it; extend its booking."""

@@ -234,3 +234,43 @@ def test_workspace_images_are_listed(bob, workspace) -> None:
     response = bob.client().get("/api/v1/workspace-images/")
     assert response.status_code == 200
     assert [i["name"] for i in response.json()] == ["stand-in"]
+
+
+def _browser(persona):
+    from django.test import Client
+
+    client = Client()
+    client.force_login(persona.user)
+    return client
+
+
+def test_the_pages_start_show_extend_and_stop_a_session(
+    bob, charlie, nodes, unlimited, workspace, django_capture_on_commit_callbacks
+) -> None:
+    booking = borrow(bob)
+    page = _browser(bob).get(f"/sessions/?reservation={booking['id']}")
+    assert page.status_code == 200
+    assert f'value="{booking["id"]}" selected' in page.content.decode()
+    assert "Start session" in _browser(bob).get("/bookings/").content.decode()
+    with django_capture_on_commit_callbacks(execute=False):
+        response = _browser(bob).post(
+            "/sessions/", {"reservation": booking["id"], "image": "stand-in"}
+        )
+    session = Session.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == f"/sessions/{session.pk}/"
+    html = _browser(bob).get(f"/sessions/{session.pk}/").content.decode()
+    assert f'href="/s/{session.pk}/"' in html
+    assert "tesla-01" in html or "tesla-02" in html or "a100-01" in html
+    assert "minutes left" in html
+    assert _browser(charlie).get(f"/sessions/{session.pk}/").status_code == 404
+    _browser(bob).post(f"/sessions/{session.pk}/", {"action": "extend", "minutes": "30"})
+    assert Reservation.objects.get(pk=booking["id"]).end > timezone.now() + timedelta(minutes=80)
+    with django_capture_on_commit_callbacks(execute=False):
+        _browser(bob).post(f"/sessions/{session.pk}/", {"action": "stop"})
+    assert Job.objects.get(pk=session.job_id).status == states.CANCELLED
+    html = _browser(bob).get(f"/sessions/{session.pk}/").content.decode()
+    assert f'href="/s/{session.pk}/"' not in html
+    # a refusal is a message, not an error page
+    response = _browser(bob).post("/sessions/", {"reservation": "x", "image": "stand-in"})
+    assert response.status_code == 302
