@@ -33,11 +33,13 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     reason = serializers.CharField(source="job.reason", read_only=True)
     message = serializers.CharField(source="job.message", read_only=True)
     node = serializers.SerializerMethodField()
-    gpus = serializers.ListField(source="job.gpu_indices", child=serializers.IntegerField())
+    gpus = serializers.ListField(
+        source="job.gpu_indices", child=serializers.IntegerField(), read_only=True
+    )
     url = serializers.CharField(source="path", read_only=True)
     ends_at = serializers.SerializerMethodField()
     seconds_left = serializers.SerializerMethodField()
-    started_at = serializers.DateTimeField(source="job.started_at", read_only=True)
+    started_at = serializers.DateTimeField(source="job.started_at", read_only=True, allow_null=True)
 
     class Meta:
         model = Session
@@ -84,6 +86,24 @@ class SessionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
     reservation = serializers.IntegerField(min_value=1, max_value=2**62)
     image = serializers.SlugField(max_length=50)
     mounts = serializers.ListField(child=serializers.JSONField(), required=False, max_length=16)
+
+    def validate_mounts(self, value: list[Any]) -> list[Any]:
+        """Each a mount's name, or ``{"name": ..., "write": true|false}`` (as for jobs)."""
+        for item in value:
+            if isinstance(item, str) and 0 < len(item) <= 100:
+                continue
+            if (
+                isinstance(item, dict)
+                and set(item) <= {"name", "write"}
+                and isinstance(item.get("name"), str)
+                and 0 < len(item["name"]) <= 100
+                and isinstance(item.get("write", False), bool)
+            ):
+                continue
+            raise serializers.ValidationError(
+                'Each mount is a name or {"name": ..., "write": true|false}.'
+            )
+        return value
 
 
 class ExtendSerializer(serializers.Serializer):  # type: ignore[type-arg]

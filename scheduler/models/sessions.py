@@ -20,7 +20,7 @@ class WorkspaceImage(models.Model):
     """An image admins allow sessions to run, with how to start it."""
 
     class Kind(models.TextChoices):
-        JUPYTER = "jupyter", _("JupyterLab")
+        JUPYTER = "jupyter", "JupyterLab"  # a name: the same in every language
         VSCODE = "vscode", _("VS Code server")
         TERMINAL = "terminal", _("Terminal")
 

@@ -160,3 +160,25 @@ def write_kubeconfig(path: Any, url: str, token: str) -> str:
         encoding="utf-8",
     )
     return str(path)
+
+
+@contextmanager
+def serve_portal() -> Iterator[str]:
+    """``portal.asgi`` under uvicorn against the test database. Django's ASGI handler runs
+    each request's ORM work in a thread of its own: with ``CONN_MAX_AGE`` 0 the request's
+    end closes its connection (as in production with persistent connections off), so none
+    outlives the test and blocks dropping the test database."""
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    from portal.asgi import application
+
+    conf = connections.settings["default"]
+    before = conf.get("CONN_MAX_AGE", 0)
+    conf["CONN_MAX_AGE"] = 0
+    try:
+        with serve(application) as url:
+            yield url
+    finally:
+        conf["CONN_MAX_AGE"] = before
+        SyncToAsync.single_thread_executor.submit(connections.close_all).result()

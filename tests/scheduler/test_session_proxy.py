@@ -11,8 +11,6 @@ import json
 
 import httpx
 import pytest
-from asgiref.sync import SyncToAsync
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from websockets.asyncio.client import connect
@@ -21,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from scheduler import states
 from scheduler.models import Job, Session, WorkspaceImage
 from scheduler.services import sessions
-from tests.scheduler.sessions_upstream import Upstream, serve, write_kubeconfig
+from tests.scheduler.sessions_upstream import Upstream, serve, serve_portal, write_kubeconfig
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,13 +37,8 @@ def upstream(tmp_path, settings):
 
 @pytest.fixture
 def portal(upstream):
-    from portal.asgi import application
-
-    with serve(application) as url:
+    with serve_portal() as url:
         yield url
-    # The proxy's database work ran in asgiref's one thread: close its connection there,
-    # or the test database cannot be dropped.
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 @pytest.fixture

@@ -274,3 +274,27 @@ def test_the_pages_start_show_extend_and_stop_a_session(
     # a refusal is a message, not an error page
     response = _browser(bob).post("/sessions/", {"reservation": "x", "image": "stand-in"})
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize(
+    "mounts", [[{"name": ["x"]}], [{"name": "data", "write": "yes"}], [42], [{"evil": 1}], "x"]
+)
+def test_malformed_mounts_are_400(bob, nodes, unlimited, workspace, mounts) -> None:
+    booking = borrow(bob)
+    response = bob.client().post(
+        "/api/v1/sessions/",
+        {"reservation": booking["id"], "image": "stand-in", "mounts": mounts},
+        format="json",
+    )
+    assert_error(response, 400, "invalid")
+
+
+def test_an_unknown_mount_is_400(bob, nodes, unlimited, workspace) -> None:
+    booking = borrow(bob)
+    response = bob.client().post(
+        "/api/v1/sessions/",
+        {"reservation": booking["id"], "image": "stand-in", "mounts": ["nope"]},
+        format="json",
+    )
+    assert_error(response, 400, "invalid")
+    assert not Session.objects.exists()

@@ -11,8 +11,6 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from asgiref.sync import SyncToAsync
-from django.db import connections
 from django.test import Client
 from django.utils import timezone
 from websockets.asyncio.client import connect
@@ -25,7 +23,7 @@ from scheduler.models import Job, Reservation, WorkspaceImage
 from scheduler.services import sessions
 from scheduler.services.availability import borrow_now
 from scheduler.services.inventory import sync_inventory
-from tests.scheduler.sessions_upstream import serve
+from tests.scheduler.sessions_upstream import serve_portal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,11 +50,8 @@ def live_cluster(tmp_path, settings):
 
 @pytest.fixture
 def portal(live_cluster):
-    from portal.asgi import application
-
-    with serve(application) as url:
+    with serve_portal() as url:
         yield url
-    SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
 def _wait(predicate, seconds=20.0):
