@@ -86,8 +86,19 @@ def browser_page(asgi_portal, monkeypatch):
         context = browser.new_context(locale="en-US", base_url=asgi_portal)
         page = context.new_page()
         page.set_default_timeout(20_000)
+        # The portal's pages run under its Content-Security-Policy: a violation fails.
+        violations: list[str] = []
+        context.on(
+            "console",
+            lambda message: (
+                violations.append(message.text)
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         try:
             yield page
+            assert violations == [], violations
         finally:
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             for i, shown in enumerate(context.pages):
