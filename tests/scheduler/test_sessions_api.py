@@ -298,3 +298,32 @@ def test_an_unknown_mount_is_400(bob, nodes, unlimited, workspace) -> None:
     )
     assert_error(response, 400, "invalid")
     assert not Session.objects.exists()
+
+
+#: persona -> (API view, API extend, may open /s/<id>/): the session's part of the access
+#: table (bob owns it; dave is another member of vision; alice leads vision).
+SESSION_TABLE = {
+    "bob": (200, 200, True),
+    "alice": (200, 200, False),
+    "dave": (404, 404, False),
+    "charlie": (404, 404, False),
+    "admin": (200, 200, False),
+}
+
+
+def test_the_sessions_access_table(alice, bob, charlie, admin, vision, bobs_session) -> None:
+    from portal.accounts.models import Membership
+    from scheduler.services import access
+    from tests.conftest import make_persona
+
+    dave = make_persona("dave")
+    Membership.objects.create(team=vision, user=dave.user, role=Membership.Role.MEMBER)
+    people = {"bob": bob, "alice": alice, "dave": dave, "charlie": charlie, "admin": admin}
+    session = Session.objects.get(pk=bobs_session["id"])
+    path = f"/api/v1/sessions/{session.pk}/"
+    for name, (view, extend, opens) in SESSION_TABLE.items():
+        client = people[name].client()
+        assert client.get(path).status_code == view, name
+        response = client.post(f"{path}extend/", {"minutes": 1}, format="json")
+        assert response.status_code == extend, (name, response.content)
+        assert access.can_open_session(people[name].user, session) is opens, name
