@@ -18,6 +18,7 @@ BENCHMARKS = [
     "querygate_sandbox",
     "telemetry_ingest",
     "emulator_api",
+    "emulator_proxy",
     "pages",
 ]
 

@@ -214,6 +214,12 @@ class Kubelet:
             self._start(pod, job, now, attempt=job_failures + 1)
             return
         if run.restart_at is not None:
+            meta = pod["metadata"]
+            if run_mode(pod) is not None and meta.get("deletionTimestamp"):
+                # Nothing runs and a Pod being deleted starts nothing: it goes now.
+                if not meta.get("finalizers"):
+                    self.store.delete(r.PODS, meta.get("namespace"), meta["name"])
+                return
             if now >= run.restart_at:
                 self._start(pod, job, run.restart_at, attempt=run.attempt + 1, backoff=run.backoff)
             return
@@ -433,7 +439,7 @@ class Kubelet:
         if run is None:
             return [], False
         if run.process is not None:
-            return list(run.process.lines), run.exit_code is not None
+            return run.process.log(), run.exit_code is not None
         name = pod["metadata"]["name"]
         params = run.params
         lines = [

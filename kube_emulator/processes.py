@@ -95,17 +95,45 @@ def expand(text: str, env: dict[str, str]) -> str:
     return _VAR.sub(one, text)
 
 
-def _free_port() -> int:
-    """A port nothing listens on now (another process may take it before the child binds)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _free_ports(count: int, taken: set[int]) -> list[int]:
+    """``count`` distinct ports nothing listens on now, none of ``taken`` (another process
+    may still take one before the child binds it)."""
+    probes: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            probes.append(probe)  # held open until all are picked: no repeats
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+            if port not in taken:
+                ports.append(port)
+    finally:
+        for probe in probes:
+            probe.close()
+    return ports
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _pdeathsig_setter() -> Callable[[], None] | None:
+    """What the child runs between fork and exec to get SIGKILL when its parent thread ends.
+
+    libc is looked up here, in the parent: a ``dlopen`` in the child of a threaded process
+    could deadlock on the loader's lock."""
+    if sys.platform != "linux":
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    kill = int(signal.SIGKILL)
+
+    def die_with_parent() -> None:  # pragma: no cover - runs in the child
+        prctl(_PR_SET_PDEATHSIG, kill)
+
+    return die_with_parent
+
+
+_DIE_WITH_PARENT = _pdeathsig_setter()
 
 
 def exit_code_of(returncode: int) -> int:
@@ -128,6 +156,7 @@ class LocalProcess:
     lines: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=MAX_LOG_LINES))
     terminating: bool = False
     reader: threading.Thread | None = None
+    _lines_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def pid(self) -> int:
@@ -152,10 +181,16 @@ class LocalProcess:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.popen.pid, signum)
 
+    def log(self) -> list[tuple[float, str]]:
+        """The log lines so far, as (time, line) pairs (a copy: the reader keeps appending)."""
+        with self._lines_lock:
+            return list(self.lines)
+
     def _read(self, stream: IO[bytes]) -> None:
         for raw in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
-            self.lines.append((self.now(), text))
+            with self._lines_lock:
+                self.lines.append((self.now(), text))
         stream.close()
 
 
@@ -172,7 +207,10 @@ class ProcessRunner:
         self.kill(uid)
         container = (pod["spec"].get("containers") or [{}])[0]
         mode = run_mode(pod)
-        ports = {declared: _free_port() for declared in declared_ports(pod)}
+        declared = declared_ports(pod)
+        with self._lock:
+            taken = {port for run in self._runs.values() for port in run.ports.values()}
+        ports = dict(zip(declared, _free_ports(len(declared), taken), strict=True))
         home = tempfile.mkdtemp(prefix=f"karimasu-pod-{pod['metadata']['name'][:40]}-")
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
         env.update(
@@ -203,7 +241,7 @@ class ProcessRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
                 close_fds=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_DIE_WITH_PARENT,
             )
         except (OSError, ValueError) as exc:
             shutil.rmtree(home, ignore_errors=True)

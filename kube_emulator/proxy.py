@@ -306,15 +306,16 @@ def _answer(handler: RequestHandler, method: str, response: http.client.HTTPResp
             continue
         handler.send_header(key, value)
     no_body = method == "HEAD" or response.status in (204, 304) or response.status < 200
-    length = response.headers.get("Content-Length")
-    framed = response.headers.get("Transfer-Encoding") is None and length is not None
     if no_body:
-        if length is not None and method == "HEAD":
-            handler.send_header("Content-Length", length)
+        declared = (response.headers.get("Content-Length") or "").strip()
+        if method == "HEAD" and declared.isascii() and declared.isdigit():
+            handler.send_header("Content-Length", declared)
         handler.end_headers()
         return
+    # http.client's reading of the framing: a length only when valid and not chunked.
+    framed = response.length is not None and not response.chunked
     if framed:
-        handler.send_header("Content-Length", str(length))
+        handler.send_header("Content-Length", str(response.length))
     else:
         handler.send_header("Transfer-Encoding", "chunked")
     handler.end_headers()

@@ -418,6 +418,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send_json(201, _access_review(body))
             return
         target = resolve(path)
+        if target.subresource == "proxy":  # a proxy path in another spelling (``//api/...``)
+            raise unknown_path()
         if target.subresource == "log":
             self._send_log(method, target, query)
         elif method == "GET":

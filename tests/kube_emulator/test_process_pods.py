@@ -13,7 +13,7 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from kube_emulator.processes import expand
+from kube_emulator.processes import _free_ports, expand
 
 from .conftest import NS
 from .workspace_helpers import (
@@ -166,7 +166,7 @@ def test_deleting_a_pod_sends_sigterm_and_the_pod_goes_when_the_process_exits(
 
 
 def test_a_process_ignoring_sigterm_is_killed_when_the_grace_runs_out(live, live_core) -> None:
-    pod = process_pod("stubborn", command=[sys.executable, "-c", STUBBORN], ports=(), grace=2)
+    pod = process_pod("stubborn", command=[sys.executable, "-c", STUBBORN], ports=(), grace=5)
     live_core.create_namespaced_pod(NS, pod)
     wait_for(lambda: "pid" in _log(live_core, "stubborn"), what="started")
     pid = pid_of(live, "stubborn")
@@ -174,7 +174,7 @@ def test_a_process_ignoring_sigterm_is_killed_when_the_grace_runs_out(live, live
     time.sleep(1.0)
     assert alive(pid)  # SIGTERM ignored, grace not over
     assert live_core.read_namespaced_pod("stubborn", NS).metadata.deletion_timestamp
-    wait_for(lambda: not alive(pid), timeout=10, what="SIGKILL after the grace")
+    wait_for(lambda: not alive(pid), timeout=20, what="SIGKILL after the grace")
     wait_for(lambda: _gone(live_core, "stubborn"), what="pod removed")
 
 
@@ -237,3 +237,48 @@ def test_an_emulator_process_that_ends_leaves_no_child(
         if emulator.poll() is None:
             emulator.kill()
             emulator.wait()
+
+
+def test_a_pod_deleted_in_back_off_goes_without_starting_again(live, live_core) -> None:
+    code = "import sys; sys.exit(1)"
+    pod = process_pod("crashy", command=[sys.executable, "-c", code], restart_policy="Always")
+    live_core.create_namespaced_pod(NS, pod)
+
+    def waiting() -> bool:
+        statuses = live_core.read_namespaced_pod("crashy", NS).status.container_statuses
+        return bool(statuses and statuses[0].state.waiting and statuses[0].restart_count)
+
+    wait_for(waiting, what="CrashLoopBackOff")
+    uid = live_core.read_namespaced_pod("crashy", NS).metadata.uid
+    live_core.delete_namespaced_pod("crashy", NS)  # 30 s grace: nothing runs to wait for
+    # Removed long before the 10 s back-off would have started the process again.
+    wait_for(lambda: _gone(live_core, "crashy"), timeout=8, what="removed at once")
+    assert live.controller.kubelet.processes.get(uid) is None
+    events = live_core.list_namespaced_event(NS, field_selector="involvedObject.name=crashy")
+    assert [e.reason for e in events.items].count("Started") == 1
+
+
+def test_local_ports_are_distinct_and_avoid_those_of_running_pods() -> None:
+    first = _free_ports(8, set())
+    assert len(set(first)) == 8
+    again = _free_ports(8, set(first))
+    assert len(set(again)) == 8 and not set(again) & set(first)
+
+
+def test_on_a_fake_clock_the_process_is_looked_at_when_the_test_settles(emulator, core) -> None:
+    core.create_namespaced_pod(NS, process_pod("fake-time", mode="workspace"))
+    emulator.settle()
+    assert core.read_namespaced_pod("fake-time", NS).status.phase == "Running"
+
+    def settled_ready() -> bool:
+        emulator.settle()
+        return is_ready(core, "fake-time")
+
+    wait_for(settled_ready, what="Ready after settling")
+    page = core.connect_get_namespaced_pod_proxy_with_path(
+        "fake-time", NS, "", _preload_content=False
+    )
+    assert b"Karimasu workspace" in page.data
+    pid = pid_of(emulator, "fake-time")
+    emulator.close()
+    assert not alive(pid)

@@ -59,6 +59,16 @@ def test_each_per_type_table_covers_the_type(rtype: r.ResourceType) -> None:
     assert rtype.plural in {x["name"] for x in listed}
 
 
+@pytest.mark.parametrize("rtype", TYPES)
+def test_each_subresource_is_in_discovery_with_its_verbs(rtype: r.ResourceType) -> None:
+    listed = {x["name"]: x for x in server._resource_list(rtype.api_version)["resources"]}
+    for sub in rtype.subresources:
+        assert listed[f"{rtype.plural}/{sub}"]["verbs"], sub
+    if rtype is r.PODS:  # as upstream: pods/proxy is PodProxyOptions, pods/log is Pod
+        assert listed["pods/proxy"]["kind"] == "PodProxyOptions"
+        assert listed["pods/log"]["kind"] == "Pod"
+
+
 def _table_cells_of_nothing(plural: str) -> list[object]:
     return tables._CELLS[plural]({"metadata": {"name": "x"}}, 0.0)
 

@@ -19,8 +19,9 @@ from .conftest import NS
 RUN = "emulator.karimasu.io/run"
 WORKSPACE_PORT = 8888
 
-#: A backend that answers every request with what it received, as JSON; ``/stream`` answers
-#: chunked, ``/slow-exit`` nothing (it exits 3). It logs each request line to stderr (the log).
+#: A backend on every declared port (``PORT_<n>``) that answers each request with what it
+#: received, as JSON (``/stream`` answers 50 lines chunked). It logs each request line to
+#: stderr, which is the container log.
 ECHO_SERVER = r"""
 import json, os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -74,8 +75,13 @@ class Echo(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
 
-print("echo backend on", os.environ["PORT"], flush=True)
-HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Echo).serve_forever()
+import threading
+ports = [int(v) for k, v in os.environ.items() if k.startswith("PORT_")]
+for port in ports:
+    server = HTTPServer(("127.0.0.1", port), Echo)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+print("echo backend on", *sorted(ports), flush=True)
+threading.Event().wait()
 """
 
 
