@@ -32,4 +32,4 @@ ENV KARIMASU_VAR_DIR=/var/lib/karimasu QUERYGATE_RESULTS_DIR=/var/lib/karimasu/q
 
 USER 10001:10001
 EXPOSE 8000
-CMD ["gunicorn", "portal.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4", "--access-logfile", "-"]
+CMD ["uvicorn", "portal.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--workers", "3"]

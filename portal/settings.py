@@ -476,6 +476,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "pipelines.purge",
         "schedule": 3600.0,
     },
+    "session-lifecycle": {
+        "task": "scheduler.session_lifecycle",
+        "schedule": _env_or_fail("KARIMASU_SESSION_CHECK_SECONDS", env.float, 30.0),
+    },
 }
 CELERY_TIMEZONE = TIME_ZONE
 
@@ -563,6 +567,9 @@ KARIMASU_WEBHOOK_ALLOWED_HOSTS = _env_or_fail("KARIMASU_WEBHOOK_ALLOWED_HOSTS", 
 KARIMASU_IDLE_THRESHOLD_PERCENT = _env_or_fail("KARIMASU_IDLE_THRESHOLD_PERCENT", env.float, 5.0)
 KARIMASU_IDLE_GRACE_MINUTES = _env_or_fail("KARIMASU_IDLE_GRACE_MINUTES", env.int, 30)
 KARIMASU_IDLE_WINDOW_MINUTES = _env_or_fail("KARIMASU_IDLE_WINDOW_MINUTES", env.int, 15)
+# Interactive sessions (docs/sessions.md): a session whose GPUs (NVML) and workspace
+# (its /api/status last_activity) were both idle this long is stopped (0: never).
+KARIMASU_SESSION_IDLE_MINUTES = _env_or_fail("KARIMASU_SESSION_IDLE_MINUTES", env.int, 60)
 
 # --- No example passwords in production ------------------------------------------------
 if not DEBUG:

@@ -28,11 +28,13 @@ from scheduler.models import (
     NodeEvent,
     PriorityClass,
     Reservation,
+    Session,
     Sweep,
     TeamPolicy,
     TeamQuota,
+    WorkspaceImage,
 )
-from scheduler.services import reservations, submission
+from scheduler.services import reservations, sessions, submission
 from scheduler.services.jobs import request_cycle
 
 
@@ -256,3 +258,34 @@ class SweepAdmin(NoDeleteAdmin):
 
     def has_add_permission(self, request: Any) -> bool:
         return False
+
+
+@admin.register(WorkspaceImage)
+class WorkspaceImageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """The images sessions may run (docs/sessions.md): disable one rather than delete it
+    (sessions keep a reference)."""
+
+    list_display = ("name", "title", "kind", "image", "port", "enabled")
+    list_filter = ("kind", "enabled")
+
+
+@admin.register(Session)
+class SessionAdmin(NoDeleteAdmin):
+    """Read-only; admins stop sessions here (the job is cancelled, the pod deleted)."""
+
+    list_display = ("pk", "owner", "workspace", "reservation", "job", "stop_reason", "created_at")
+    readonly_fields = [f.name for f in Session._meta.fields]
+    actions = ["stop"]
+
+    @admin.action(description=gettext_lazy("Stop the selected sessions"))
+    def stop(self, request: Any, queryset: Any) -> None:
+        now, stopped = timezone.now(), 0
+        for session in queryset.select_related("job"):
+            sessions.stop_session(request.user, session, now=now, reason="stopped_by_admin")
+            stopped += 1
+        self.message_user(
+            request, _("Stopped %(count)s session(s).") % {"count": stopped}, messages.SUCCESS
+        )
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False  # sessions start from a booking (the bookings page or the API)

@@ -86,3 +86,55 @@ def check_idle_bookings() -> dict[str, list[int]]:
 
     report = check(now=timezone.now(), is_idle=reservation_is_idle)
     return {"noticed": report.noticed, "reclaimed": report.reclaimed}
+
+
+@shared_task(
+    name="scheduler.submit_admitted",
+    ignore_result=True,
+    autoretry_for=(ClusterUnavailable,),
+    retry_backoff=True,
+    max_retries=3,
+)
+def submit_admitted(job_id: int) -> bool:
+    """A session's job, admitted onto its booking: create it on the cluster now. If this
+    fails for good, reconcile submits it on its next pass."""
+    from scheduler.services.sessions import submit_admitted as submit
+
+    return submit(cluster_backend(), job_id, now=timezone.now())
+
+
+@shared_task(
+    name="scheduler.sync_deadline",
+    ignore_result=True,
+    autoretry_for=(ClusterUnavailable,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def sync_deadline(job_id: int) -> bool:
+    """An extended session: move its Kubernetes Job's deadline too."""
+    from scheduler.services.sessions import sync_deadline as sync
+
+    return sync(cluster_backend(), job_id)
+
+
+@shared_task(name="scheduler.notify_session", ignore_result=True)
+def notify_session(session_id: int, minutes: int) -> bool:
+    from scheduler.services.sessions import send_session_warning
+
+    return send_session_warning(session_id, minutes)
+
+
+@shared_task(name="scheduler.session_lifecycle", ignore_result=True)
+def session_lifecycle() -> dict[str, object]:
+    """Periodic (beat): warn before a session's booking ends, stop it at the end, cull idle
+    sessions (GPU telemetry and the workspace's own activity)."""
+    from scheduler.cluster.podproxy import workspace_last_activity
+    from scheduler.services.sessions import run_lifecycle
+    from scheduler.telemetry.detectors import reservation_is_idle
+
+    report = run_lifecycle(
+        now=timezone.now(),
+        is_idle=reservation_is_idle,
+        last_activity=lambda s: workspace_last_activity(s.job_id, s.job.attempt, s.port, s.path),
+    )
+    return {"warned": report.warned, "stopped": report.stopped, "culled": report.culled}

@@ -25,13 +25,15 @@ from scheduler import states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
-from scheduler.models import LIVE_STATUSES, Job, Reservation
+from scheduler.models import LIVE_STATUSES, Job, Reservation, WorkspaceImage
 from scheduler.services import (
+    access,
     availability,
     calendar,
     calendar_view,
     job_logs,
     reservations,
+    sessions,
     submission,
     usage,
 )
@@ -452,3 +454,96 @@ def _log_tail(job: Job, lines: int) -> tuple[str, str, bool]:
         except ClusterError as error:
             return "", _("The log is not available: %(why)s") % {"why": error}, False
     return "\n".join(tail), "", len(tail) >= lines and lines < LOG_MAX_LINES
+
+
+# --- interactive sessions (docs/sessions.md) -----------------------------------------------
+
+
+@login_required
+def sessions_page(request: HttpRequest) -> HttpResponse:
+    """Your sessions, and starting one on a live booking you hold (``?reservation=N``
+    preselects it, as the bookings page's "Start session" links do)."""
+    now = timezone.now()
+    if request.method == "POST":
+        return _start_session(request, now)
+    bookings = Reservation.objects.filter(
+        holder_id=request.user.pk, status__in=LIVE_STATUSES, start__lte=now, end__gt=now
+    ).select_related("node")
+    context = {
+        "sessions": [
+            (s, sessions.state(s))
+            for s in access.visible_sessions(request.user).filter(owner=request.user)[:50]
+        ],
+        "bookings": bookings,
+        "images": WorkspaceImage.objects.filter(enabled=True),
+        "selected": request.GET.get("reservation", ""),
+    }
+    return render(request, "scheduler/sessions.html", context)
+
+
+def _start_session(request: HttpRequest, now: datetime) -> HttpResponse:
+    try:
+        reservation = access.access_reservation(request.user, request.POST.get("reservation"))
+        workspace = WorkspaceImage.objects.filter(
+            name=request.POST.get("image", ""), enabled=True
+        ).first()
+        if workspace is None:
+            raise NotFoundError(_("Choose a workspace image."))
+        session = sessions.start_session(
+            request.user,  # type: ignore[arg-type]
+            reservation=reservation,
+            workspace=workspace,
+            now=now,
+        )
+    except KarimasuError as error:
+        _refused(request, error)
+        return redirect("sessions")
+    messages.success(request, _("Session %(id)s is starting.") % {"id": session.pk})
+    return redirect("session", session_id=session.pk)
+
+
+@login_required
+def session_page(request: HttpRequest, session_id: int) -> HttpResponse:
+    """One session: state, GPUs, node, image, time left; Open (``/s/<id>/``), Stop,
+    Extend. Refreshes itself while it is not stopped."""
+    try:
+        session = access.access_session(request.user, session_id)
+    except NotFoundError as exc:
+        raise Http404(str(exc)) from exc
+    if request.method == "POST":
+        action = request.POST.get("action")
+        try:
+            if action == "stop":
+                sessions.stop_session(request.user, session, now=timezone.now())  # type: ignore[arg-type]
+                messages.success(request, _("Session %(id)s stopped.") % {"id": session.pk})
+            elif action == "extend":
+                sessions.extend_session(
+                    request.user,  # type: ignore[arg-type]
+                    session,
+                    minutes=_int(request.POST.get("minutes"), 30),
+                    now=timezone.now(),
+                )
+                messages.success(request, _("The booking now ends later."))
+        except KarimasuError as error:
+            _refused(request, error)
+        return redirect("session", session_id=session.pk)
+    state = sessions.state(session)
+    end = sessions.ends_at(session)
+    left = max(timedelta(0), end - timezone.now()) if end and state != "stopped" else None
+    context = {
+        "session": session,
+        "state": state,
+        "ends_at": end,
+        "minutes_left": int(left.total_seconds() // 60) if left is not None else None,
+        "can_open": access.can_open_session(request.user, session) and state != "stopped",
+        "can_manage": access.can_manage_session(request.user, session) and state != "stopped",
+        "live": state != "stopped",
+    }
+    return render(request, "scheduler/session.html", context)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import jobs, policy, reservations, usage, views
+from scheduler.api import jobs, policy, reservations, sessions, usage, views
 
 router = SimpleRouter()
 router.register("nodes", views.NodeViewSet, basename="node")
@@ -12,6 +12,9 @@ router.register("reservations", reservations.ReservationViewSet, basename="reser
 router.register(
     "maintenance-windows", reservations.MaintenanceWindowViewSet, basename="maintenance-window"
 )
+
+router.register("sessions", sessions.SessionViewSet, basename="session")
+router.register("workspace-images", sessions.WorkspaceImageViewSet, basename="workspace-image")
 
 urlpatterns = [
     path("availability/", reservations.AvailabilityView.as_view(), name="availability"),

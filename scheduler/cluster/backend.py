@@ -134,6 +134,9 @@ class JobSpec:
     master_port: int = 29500
     # Extended resources (RDMA/InfiniBand) each pod requests, name -> count.
     extended: dict[str, int] = field(default_factory=dict)
+    # TCP ports the container serves on (a session's workspace), declared as containerPorts
+    # so the API server's pod proxy may reach them.
+    ports: tuple[int, ...] = ()
 
 
 # Cluster-side phases of one attempt, mapped onto Karimasu's statuses by the services.
@@ -193,6 +196,7 @@ class ClusterBackend(Protocol):
     def cancel(self, job_id: int, attempt: int, *, grace_s: int | None = None) -> bool: ...
 
     def repair_claims(self) -> list[str]: ...
+    def set_deadline(self, job_id: int, attempt: int, active_deadline_s: int) -> bool: ...
 
     def watch(
         self, kind: str, resource_version: str | None, *, timeout_s: int = 30

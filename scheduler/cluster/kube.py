@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -72,6 +73,42 @@ def api_client(kubeconfig: str | None = None) -> client.ApiClient:
         return config.new_client_from_config(config_file=kubeconfig)
     config.load_incluster_config()
     return client.ApiClient()
+
+
+@dataclass(frozen=True)
+class ApiConnection:
+    """How to reach the API server outside the official client (the session proxy's
+    ``httpx`` and ``websockets`` calls): its URL, headers (a bearer token) and TLS files."""
+
+    host: str
+    headers: dict[str, str]
+    verify: bool
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+def api_connection(kubeconfig: str | None = None) -> ApiConnection:
+    """The server, credentials and TLS settings of ``api_client(kubeconfig)``."""
+    api = api_client(kubeconfig)
+    try:
+        conf = api.configuration
+        headers: dict[str, str] = {}
+        token = conf.get_api_key_with_prefix("authorization") or conf.get_api_key_with_prefix(
+            "BearerToken"
+        )
+        if token:
+            headers["Authorization"] = token
+        return ApiConnection(
+            host=str(conf.host).rstrip("/"),
+            headers=headers,
+            verify=bool(conf.verify_ssl),
+            ca_file=conf.ssl_ca_cert or None,
+            cert_file=conf.cert_file or None,
+            key_file=conf.key_file or None,
+        )
+    finally:
+        api.close()
 
 
 class KubernetesBackend:
@@ -410,6 +447,24 @@ class KubernetesBackend:
             raise ClusterRejected(f"deleting {name}: {exc.status} {_message(exc)}") from exc
         self._delete_service(name)
         log.info("cluster.cancelled job=%s attempt=%s name=%s", job_id, attempt, name)
+        return True
+
+    def set_deadline(self, job_id: int, attempt: int, active_deadline_s: int) -> bool:
+        """Move the attempt's ``activeDeadlineSeconds`` (an extended session). False when
+        the Job is gone."""
+        name = mapping.job_name(job_id, attempt)
+        try:
+            _call(
+                self.batch.patch_namespaced_job,
+                name,
+                self.namespace,
+                {"spec": {"activeDeadlineSeconds": int(active_deadline_s)}},
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise ClusterRejected(f"patching {name}: {exc.status} {_message(exc)}") from exc
         return True
 
     def watch(

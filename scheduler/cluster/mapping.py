@@ -353,6 +353,8 @@ def _pod_spec(spec: JobSpec, run_as_user: int) -> dict[str, Any]:
             *(_volume_mount(m) for m in spec.mounts),
         ],
     }
+    if spec.ports:
+        container["ports"] = [{"containerPort": p, "protocol": "TCP"} for p in spec.ports]
     if spec.command:
         container["command"] = list(spec.command)
     if spec.args:

@@ -1,5 +1,5 @@
 """Scheduler models, one module per aggregate: inventory (nodes, GPUs), jobs (and sweeps),
-quotas (priority classes, team quotas), reservations and named mounts."""
+quotas (priority classes, team quotas), reservations, named mounts and interactive sessions."""
 
 from scheduler.models.inventory import Gpu, Node, NodeEvent
 from scheduler.models.jobs import Job, JobEvent, JobStatus, Sweep
@@ -13,6 +13,7 @@ from scheduler.models.reservations import (
     ReservationStatus,
     TeamPolicy,
 )
+from scheduler.models.sessions import Session, WorkspaceImage
 
 __all__ = [
     "LIVE_STATUSES",
@@ -29,7 +30,9 @@ __all__ = [
     "Reservation",
     "ReservationSlot",
     "ReservationStatus",
+    "Session",
     "Sweep",
     "TeamPolicy",
     "TeamQuota",
+    "WorkspaceImage",
 ]

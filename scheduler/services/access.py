@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from portal.accounts.access import is_member, is_member_or_admin, is_team_lead, may_manage
 from portal.accounts.models import Membership, Team
 from portal.errors import NotFoundError, NotPermitted
-from scheduler.models import Job, PriorityClass, Reservation, Sweep, TeamQuota
+from scheduler.models import Job, PriorityClass, Reservation, Session, Sweep, TeamQuota
 
 JobAction = Literal["view", "manage"]
 ReservationAction = Literal["view", "manage"]
@@ -182,3 +182,44 @@ def may_run_unpreemptible(user: Any, team: Team) -> bool:
     """Jobs that cannot be preempted: leads and admins (within the guarantee, checked by
     submission)."""
     return is_team_lead(user, team)
+
+
+# --- interactive sessions -----------------------------------------------------------------
+
+SessionAction = Literal["view", "manage", "open"]
+
+
+def visible_sessions(user: Any) -> QuerySet[Any]:
+    """The sessions a user may see: their own; their teams' leads see the team's; admins
+    see all. A session's contents (``open``) are its owner's alone."""
+    rows = Session.objects.select_related(
+        "job", "job__node", "job__team", "owner", "workspace", "reservation"
+    )
+    if user.is_staff:
+        return rows
+    led = Membership.objects.filter(user=user, role=Membership.Role.LEAD).values("team_id")
+    return rows.filter(Q(owner=user) | Q(job__team_id__in=led))
+
+
+def can_open_session(user: Any, session: Session) -> bool:
+    """Reach the workspace itself (``/s/<id>/``): its owner only. Not the team's leads, not
+    admins: a workspace holds the owner's code, data and credentials (admins stop it)."""
+    return bool(user.is_authenticated and user.is_active and session.owner_id == user.pk)
+
+
+def can_manage_session(user: Any, session: Session) -> bool:
+    """Stop or extend it: the owner, the team's leads, admins."""
+    return may_manage(user, owner_id=session.owner_id, team_id=session.job.team_id)
+
+
+def access_session(user: Any, session_id: Any, action: SessionAction = "view") -> Session:
+    """The session ``session_id`` if ``user`` may ``view`` it, ``manage`` it (stop,
+    extend) or ``open`` it (its owner only). Others' sessions are not found."""
+    session: Session | None = visible_sessions(user).filter(pk=_pk(session_id)).first()
+    if session is None:
+        raise NotFoundError("Session not found.")
+    if action == "manage" and not can_manage_session(user, session):
+        raise NotPermitted("Only the session's owner, its team's leads and admins can change it.")
+    if action == "open" and not can_open_session(user, session):
+        raise NotPermitted("Only the session's owner can open it.")
+    return session

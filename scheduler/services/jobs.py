@@ -221,6 +221,7 @@ def job_spec(job: Job) -> JobSpec:
         gpu_allocation=job.node.gpu_allocation,
         gpu_devices=_devices(job),
         **_gang_fields(job),
+        ports=_ports(job),
     )
 
 
@@ -259,6 +260,16 @@ def _gang_fields(job: Job) -> dict[str, Any]:
         "master_port": int(settings.KARIMASU_GANG_MASTER_PORT),
         "extended": rdma,
     }
+
+
+#: A session's workspace port (set by ``services.sessions``; users cannot set
+#: ``karimasu.io/`` annotations).
+WORKSPACE_PORT_ANNOTATION = "karimasu.io/workspace-port"
+
+
+def _ports(job: Job) -> tuple[int, ...]:
+    value = str((job.annotations or {}).get(WORKSPACE_PORT_ANNOTATION, ""))
+    return (int(value),) if value.isdigit() and 0 < int(value) < 65536 else ()
 
 
 def _mounts(job: Job) -> list[Mount]:

@@ -98,6 +98,10 @@ def busy_intervals(
         "owner", "team", "node"
     )
     node_names = dict(Node.objects.filter(pk__in=node_ids).values_list("pk", "name"))
+    if exclude_reservation is not None:
+        # A session of the booking lives inside it and ends with it: it never blocks
+        # changing the booking (docs/sessions.md).
+        jobs = jobs.exclude(session__reservation_id=exclude_reservation)
     for job in jobs:
         began = job.held_since(now)
         job_end = max(job.holds_gpus_until(now), now)

@@ -102,7 +102,7 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     if not 60 <= request.max_runtime_s <= limit_s:
         raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
     _validate_fit(request)
-    _validate_mounts(request.mounts)
+    validate_mounts(request.mounts)
     _validate_system_mounts(request.system_mounts)
     _validate_secrets(team, request)
     priority = _priority(request.priority_class)
@@ -246,7 +246,9 @@ def _too_few_nodes(request: JobRequest, nodes: list[Node]) -> str:
     ) % {"nodes": request.nodes, "gpus": request.gpus, "kind": kind, "count": count}
 
 
-def _validate_mounts(mounts: list[Any]) -> None:
+def validate_mounts(mounts: list[Any]) -> None:
+    """Each mount names a NamedMount; ``write`` only where it allows writing (jobs and
+    sessions)."""
     wanted = [m if isinstance(m, Mapping) else {"name": m} for m in mounts]
     for request in wanted:
         extra = sorted(set(request) - _USER_MOUNT_KEYS)

@@ -50,7 +50,22 @@ QUOTAS = {"vision": (4, 1.0), "nlp": (3, 1.0), "analytics": (0, 0.5)}
 
 
 def _seed_scheduler(teams: dict[str, Team]) -> None:
-    from scheduler.models import TeamPolicy, TeamQuota
+    from scheduler.models import TeamPolicy, TeamQuota, WorkspaceImage
+
+    # A session's workspace (docs/sessions.md): on the emulator the pod runs the stand-in
+    # workspace server (python -m kube_emulator.workspace) as a real local process.
+    WorkspaceImage.objects.update_or_create(
+        name="demo-workspace",
+        defaults={
+            "title": "Demo workspace",
+            "image": "karimasu/demo-workspace:1",
+            "kind": WorkspaceImage.Kind.JUPYTER,
+            "port": 8888,
+            "command": ["python", "-m", "kube_emulator.workspace"],
+            "cpu_millis": 1000,
+            "memory_mb": 2048,
+        },
+    )
 
     for slug, (guaranteed, weight) in QUOTAS.items():
         TeamQuota.objects.update_or_create(

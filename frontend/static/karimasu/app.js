@@ -15,3 +15,11 @@ document.addEventListener("submit", (event) => {
   const question = form.getAttribute("data-confirm");
   if (question && !window.confirm(question)) event.preventDefault();
 });
+
+// A session page that is not stopped reloads itself (state, time left).
+(function () {
+  var marker = document.getElementById("session-refresh");
+  if (!marker) return;
+  var every = parseInt(marker.getAttribute("data-every"), 10) || 5000;
+  window.setTimeout(function () { window.location.reload(); }, every);
+})();

@@ -1,0 +1,127 @@
+"""A session end to end on the emulator (issue 16): borrow, start, the workspace runs as a
+real process, the portal (uvicorn, portal.asgi) reaches its page and WebSocket through the
+emulator's pod proxy, its activity is read for the culler, the booking ends, the session
+is stopped and its process is gone."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.test import Client
+from django.utils import timezone
+from websockets.asyncio.client import connect
+
+from kube_emulator import start_emulator
+from scheduler import states
+from scheduler.cluster.kube import KubernetesBackend
+from scheduler.cluster.podproxy import workspace_last_activity
+from scheduler.models import Job, Reservation, WorkspaceImage
+from scheduler.services import sessions
+from scheduler.services.availability import borrow_now
+from scheduler.services.inventory import sync_inventory
+from tests.scheduler.sessions_upstream import serve_portal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ONE_NODE = """
+namespaces: [karimasu-jobs]
+defaults: {gpus: 2, gpu_product: Tesla-V100-SXM2-16GB, gpu_memory_mib: 16384,
+           cpu: "32", memory: 256Gi}
+nodes:
+  - name: tesla-01
+"""
+
+
+@pytest.fixture
+def live_cluster(tmp_path, settings):
+    nodes = tmp_path / "nodes.yaml"
+    nodes.write_text(ONE_NODE)
+    handle = start_emulator(
+        nodes_file=str(nodes), kubeconfig_path=str(tmp_path / "kubeconfig"), tick_interval=0.05
+    )
+    settings.KUBECONFIG = str(handle.kubeconfig_path)
+    yield handle
+    handle.close()
+
+
+@pytest.fixture
+def portal(live_cluster):
+    with serve_portal() as url:
+        yield url
+
+
+def _wait(predicate, seconds=20.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_borrow_start_open_websocket_booking_ends_stopped(
+    live_cluster, portal, bob, unlimited, django_capture_on_commit_callbacks
+) -> None:
+    backend = KubernetesBackend.from_kubeconfig(str(live_cluster.kubeconfig_path))
+    sync_inventory(backend, now=timezone.now())
+    workspace = WorkspaceImage.objects.create(
+        name="stand-in", image="karimasu/workspace:demo", port=8888
+    )
+    booking = borrow_now(
+        bob.user,
+        team=bob.user.memberships.get().team,
+        gpus=1,
+        model=None,
+        hours=1,
+        now=timezone.now(),
+    )
+    with django_capture_on_commit_callbacks(execute=False):
+        session = sessions.start_session(
+            bob.user, reservation=booking, workspace=workspace, now=timezone.now()
+        )
+    assert sessions.submit_admitted(backend, session.job_id, now=timezone.now())
+
+    client = Client()
+    client.force_login(bob.user)
+    cookies = {"sessionid": client.cookies["sessionid"].value}
+    url = f"{portal}/s/{session.pk}/"
+
+    def page() -> httpx.Response | None:
+        response = httpx.get(url, cookies=cookies, timeout=10)
+        return response if response.status_code == 200 else None
+
+    response = _wait(page)
+    assert "Karimasu workspace" in response.text
+    assert "KARIMASU_BASE_URL" in response.text
+
+    async def echo() -> str:
+        async with connect(
+            f"{portal.replace('http', 'ws')}/s/{session.pk}/ws/echo",
+            origin=portal,
+            additional_headers={"Cookie": f"sessionid={cookies['sessionid']}"},
+            open_timeout=10,
+        ) as ws:
+            await ws.send("hello workspace")
+            return str(await ws.recv())
+
+    assert "hello workspace" in asyncio.run(echo())
+    activity = workspace_last_activity(session.job_id, 1, 8888, session.path)
+    assert activity is not None and abs(activity - timezone.now()) < timedelta(minutes=5)
+
+    # the booking ends: the lifecycle pass stops the session and its pod goes
+    Reservation.objects.filter(pk=booking.pk).update(end=timezone.now() + timedelta(seconds=1))
+    time.sleep(1.1)
+    with django_capture_on_commit_callbacks(execute=False):
+        report = sessions.run_lifecycle(
+            now=timezone.now(), is_idle=lambda *a: False, last_activity=lambda s: None
+        )
+    assert report.stopped == [session.pk]
+    assert Job.objects.get(pk=session.job_id).status == states.CANCELLED
+    backend.cancel(session.job_id, 1)
+    assert httpx.get(url, cookies=cookies, timeout=10).status_code == 409
+    _wait(lambda: backend.status(session.job_id, 1) is None)
