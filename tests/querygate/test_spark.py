@@ -1,0 +1,262 @@
+"""The Spark SQL engine: the analysis in the ``spark`` dialect stops the same classes of bad
+SQL as on DuckDB (with Spark's own escape hatches), and, against a real local Spark Connect
+server (``spark`` marker, one server per session), the catalog from the metastore, EXPLAIN
+COST, execution under the row cap and the runtime budget, and a kill that Spark's own status
+API confirms within 2 s."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from querygate.analysis import Catalog, ColumnStats, TableStats, analyze
+from querygate.engines import engine_for
+from querygate.engines.spark import SparkEngine, parse_connection, plan_statistics
+from querygate.errors import EngineError, QueryInterrupted
+from tests.querygate.conftest import SPARK_HEAVY
+
+CATALOG = Catalog(
+    (
+        TableStats(
+            "nation",
+            (
+                ColumnStats("n_nationkey", "bigint", 8, distinct=25),
+                ColumnStats("n_name", "string", 8, distinct=25),
+            ),
+            schema="default",
+            rows=25,
+            bytes=400,
+        ),
+    ),
+    default_schema="default",
+)
+
+# (class of bad SQL, the DuckDB statement of that class, its Spark twin, the rule on both)
+SAME_CLASSES = [
+    (
+        "file as table",
+        "SELECT * FROM '/etc/passwd.csv'",
+        "SELECT * FROM csv.`/etc/passwd`",
+        "file-path-table",
+    ),
+    (
+        "file as table (url)",
+        "SELECT * FROM 's3://b/x.parquet'",
+        "SELECT * FROM parquet.`s3a://b/x`",
+        "file-path-table",
+    ),
+    (
+        "file reader",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_files('/etc/passwd')",
+        "table-function-not-allowed",
+    ),
+    ("settings", "SET threads = 64", "SET spark.sql.ansi.enabled = false", "statement-not-allowed"),
+    ("settings reset", "RESET threads", "RESET", "statement-not-allowed"),
+    ("code loading", "INSTALL httpfs", "ADD JAR /tmp/evil.jar", "statement-not-allowed"),
+    ("code loading (file)", "LOAD httpfs", "ADD FILE '/tmp/evil.py'", "statement-not-allowed"),
+    (
+        "function creation",
+        "CREATE MACRO f(x) AS x",
+        "CREATE TEMPORARY FUNCTION f AS 'a.B'",
+        "statement-not-allowed",
+    ),
+    (
+        "calls outside",
+        "SELECT getenv('HOME')",
+        "SELECT reflect('java.lang.System', 'exit', 1)",
+        "function-not-allowed",
+    ),
+    (
+        "calls outside (2)",
+        "SELECT getenv('HOME')",
+        "SELECT java_method('java.lang.Thread', 'x')",
+        "function-not-allowed",
+    ),
+    ("write", "DELETE FROM nation", "INSERT INTO nation SELECT * FROM nation", "write-not-allowed"),
+    (
+        "write files",
+        "COPY nation TO '/tmp/x.csv'",
+        "INSERT OVERWRITE DIRECTORY '/tmp/x' SELECT * FROM nation",
+        "file-path-table",
+    ),
+    (
+        "read files into the catalog",
+        "ATTACH '/tmp/x.db'",
+        "LOAD DATA LOCAL INPATH '/etc/passwd' INTO TABLE nation",
+        "statement-not-allowed",
+    ),
+    (
+        "generator bomb",
+        "SELECT count(*) FROM range(100000000000)",
+        "SELECT explode(sequence(1, 100000000000))",
+        "generator-too-large",
+    ),
+    (
+        "value bomb",
+        "SELECT repeat('x', 1000000000)",
+        "SELECT repeat('x', 1000000000)",
+        "value-too-large",
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "duck", "spark", "rule"), SAME_CLASSES, ids=lambda v: str(v))
+def test_spark_stops_the_classes_duckdb_stops(kind: str, duck: str, spark: str, rule: str):
+    duck_catalog = Catalog(CATALOG.tables, default_schema="main")
+    duck_report = analyze(duck, dialect="duckdb", catalog=duck_catalog)
+    spark_report = analyze(spark, dialect="spark", catalog=CATALOG)
+    assert duck_report.decision.value == "reject", kind
+    assert spark_report.decision.value == "reject", kind
+    assert rule in {f.rule for f in spark_report.findings}, [
+        (f.rule, f.message) for f in spark_report.findings
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "CREATE FUNCTION f AS 'com.evil.Udf' USING JAR '/tmp/evil.jar'",
+        "SELECT TRANSFORM(n_name) USING 'cat /etc/passwd' FROM nation",
+        "CREATE TABLE t USING csv LOCATION '/etc'",
+        "CREATE TABLE t USING csv OPTIONS (path '/etc/passwd')",
+        "ADD JAR /tmp/evil.jar",
+    ],
+)
+def test_spark_escape_hatches_are_refused_even_with_writes(sql: str):
+    from querygate.analysis.policy import Policy
+
+    report = analyze(sql, dialect="spark", catalog=CATALOG, policy=Policy(allow_writes=True))
+    rules = {f.rule for f in report.findings}
+    assert report.decision.value == "reject"
+    assert rules & {"statement-not-allowed", "file-path-table"}, rules
+
+
+def test_spark_allows_plain_queries():
+    report = analyze(
+        "SELECT n_name, xxhash64(n_name), sha2(n_name, 256) FROM nation WHERE n_nationkey < 5 "
+        "LIMIT 3",
+        dialect="spark",
+        catalog=CATALOG,
+    )
+    assert report.decision.value == "allow", [f.rule for f in report.findings]
+
+
+def test_connection_and_plan_parsing():
+    assert parse_connection("sc://h:15002/;ui=http://h:4040/;token=x") == (
+        "sc://h:15002/;token=x",
+        "http://h:4040",
+    )
+    with pytest.raises(EngineError):
+        parse_connection("postgres://x")
+    plan = (
+        "== Optimized Logical Plan ==\nAggregate [count(1)], Statistics(sizeInBytes=16.0 B, "
+        "rowCount=1)\n+- Relation x, Statistics(sizeInBytes=2.0 MiB, rowCount=6.0E+4)\n"
+        "== Physical Plan =="
+    )
+    assert plan_statistics(plan) == {"rows": 1, "cost": None, "bytes": 16}
+    assert plan_statistics("nothing") == {"rows": None, "cost": None, "bytes": None}
+    assert isinstance(engine_for("spark", "sc://h:1"), SparkEngine)
+
+
+# --- against a real local Spark -------------------------------------------------------
+
+
+@pytest.fixture
+def spark_engine(spark_warehouse: Any) -> SparkEngine:
+    return SparkEngine(spark_warehouse.connection)
+
+
+@pytest.mark.spark
+def test_catalog_from_the_metastore(spark_engine: SparkEngine):
+    tables = {t.name: t for t in spark_engine.catalog(timeout_s=300)}
+    assert {"nation", "region", "orders", "lineitem"} <= set(tables)
+    nation = tables["nation"]
+    assert nation.schema == "default"
+    assert nation.rows == 25
+    assert nation.bytes > 0
+    columns = {c.name: c for c in nation.columns}
+    assert columns["n_regionkey"].distinct == 5  # ANALYZE ... FOR ALL COLUMNS
+    assert columns["n_name"].type == "string"
+    assert tables["lineitem"].rows > 1000  # table statistics only: rows, no NDVs
+    assert all(c.distinct == 0 for c in tables["lineitem"].columns)
+
+
+@pytest.mark.spark
+def test_explain_cost_and_execution(spark_engine: SparkEngine):
+    plan = spark_engine.explain("SELECT * FROM nation WHERE n_nationkey < 5", timeout_s=120)
+    assert plan["bytes"] > 0
+    assert plan["rows"] is not None and 0 < plan["rows"] <= 25
+    with spark_engine.session(timeout_s=120) as session:
+        result = session.execute(
+            "SELECT n_name, n_nationkey, r_name FROM nation JOIN region "
+            "ON n_regionkey = r_regionkey ORDER BY n_nationkey",
+            max_rows=3,
+        )
+    assert result.columns == ["n_name", "n_nationkey", "r_name"]
+    assert result.types == ("VARCHAR", "INTEGER", "VARCHAR")
+    assert len(result.rows) == 3 and result.truncated and session.cut_by == "rows"
+    assert result.rows[0][1] == 0
+    with spark_engine.session(timeout_s=60) as session, pytest.raises(EngineError):
+        session.execute("SELECT no_such_column FROM nation", max_rows=3)
+
+
+def _run_in_thread(session: Any, sql: str) -> tuple[threading.Thread, dict[str, Any]]:
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            out["result"] = session.execute(sql, max_rows=10)
+        except Exception as error:
+            out["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def _wait_running(engine: SparkEngine, handle: dict[str, Any], within_s: float) -> list[int]:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        jobs = engine.running_jobs(handle)
+        if jobs:
+            return jobs
+        time.sleep(0.1)
+    raise AssertionError("the heavy query never showed a running Spark job")
+
+
+@pytest.mark.spark
+def test_kill_from_another_client_is_confirmed_by_sparks_status(spark_engine: SparkEngine):
+    with spark_engine.session(timeout_s=300) as session:
+        thread, out = _run_in_thread(session, SPARK_HEAVY)
+        _wait_running(spark_engine, session.handle, 120)
+        # another process would do the same: a new client, only the stored handle
+        killer = SparkEngine(spark_engine_connection(spark_engine))
+        started = time.monotonic()
+        assert killer.cancel(dict(session.handle)) is True
+        while spark_engine.running_jobs(session.handle):
+            assert time.monotonic() - started < 2.0, "the Spark job still runs 2 s after kill"
+            time.sleep(0.05)
+        thread.join(30)
+    assert not thread.is_alive()
+    assert isinstance(out.get("error"), QueryInterrupted)
+
+
+@pytest.mark.spark
+def test_runtime_budget_stops_the_spark_job(spark_engine: SparkEngine):
+    with spark_engine.session(timeout_s=3) as session:
+        started = time.monotonic()
+        with pytest.raises(QueryInterrupted, match="timeout"):
+            session.execute(SPARK_HEAVY, max_rows=10)
+        assert time.monotonic() - started < 3 + 10
+        deadline = time.monotonic() + 2
+        while spark_engine.running_jobs(session.handle):
+            assert time.monotonic() < deadline, "the Spark job outlived the budget by 2 s"
+            time.sleep(0.05)
+
+
+def spark_engine_connection(engine: SparkEngine) -> str:
+    return f"{engine.url}/;ui={engine.ui_url}"
