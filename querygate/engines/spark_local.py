@@ -106,6 +106,8 @@ def start(
         "--conf",
         "spark.sql.shuffle.partitions=2",
         "--conf",
+        "spark.sql.cbo.enabled=true",  # row counts in EXPLAIN COST from ANALYZEd statistics
+        "--conf",
         f"spark.sql.warehouse.dir={workdir / 'warehouse'}",
         "--conf",
         f"spark.driver.extraJavaOptions=-Dderby.system.home={workdir}",

@@ -101,7 +101,7 @@ SPARK_HEAVY = (
 @pytest.fixture(scope="session")
 def spark_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One local Spark Connect server for the whole session (startup is slow and heavy),
-    with tiny TPC-H-shaped tables (scale 0.001: nation, region, orders with column
+    with tiny TPC-H-shaped tables (scale 0.001: nation and region with column
     statistics, lineitem with table statistics only); stopped, JVM included, at the end.
     Fails, never skips, without Java."""
     from querygate.engines import spark_local
@@ -114,7 +114,7 @@ def spark_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         spark = engine.connect()
         try:
             spark_local.load_tpch(
-                spark, workdir / "tpch", scale=0.001, tables=("nation", "region", "orders")
+                spark, workdir / "tpch", scale=0.001, tables=("nation", "region")
             )
             spark_local.load_tpch(
                 spark, workdir / "tpch", scale=0.001, tables=("lineitem",), column_stats=False

@@ -173,7 +173,7 @@ def spark_engine(spark_warehouse: Any) -> SparkEngine:
 @pytest.mark.spark
 def test_catalog_from_the_metastore(spark_engine: SparkEngine):
     tables = {t.name: t for t in spark_engine.catalog(timeout_s=300)}
-    assert {"nation", "region", "orders", "lineitem"} <= set(tables)
+    assert {"nation", "region", "lineitem"} <= set(tables)
     nation = tables["nation"]
     assert nation.schema == "default"
     assert nation.rows == 25
