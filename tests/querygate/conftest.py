@@ -113,9 +113,7 @@ def spark_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         engine = SparkEngine(server.connection)
         spark = engine.connect()
         try:
-            spark_local.load_tpch(
-                spark, workdir / "tpch", scale=0.001, tables=("nation", "region")
-            )
+            spark_local.load_tpch(spark, workdir / "tpch", scale=0.001, tables=("nation", "region"))
             spark_local.load_tpch(
                 spark, workdir / "tpch", scale=0.001, tables=("lineitem",), column_stats=False
             )
