@@ -28,7 +28,7 @@ help:
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,notebook]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -121,7 +121,7 @@ messages: venv
 lock:
 	rm -rf /tmp/karimasu-lock && $(PYTHON) -m venv /tmp/karimasu-lock
 	/tmp/karimasu-lock/bin/pip install --quiet --upgrade pip
-	/tmp/karimasu-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/karimasu-lock/bin/pip install --quiet -e '.[dev,notebook]'
 	/tmp/karimasu-lock/bin/pip freeze --exclude-editable | grep -v '^karimasu' > requirements.lock
 	rm -rf /tmp/karimasu-tools-lock && $(PYTHON) -m venv /tmp/karimasu-tools-lock
 	/tmp/karimasu-tools-lock/bin/pip install --quiet --upgrade pip
