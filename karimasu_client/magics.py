@@ -20,6 +20,7 @@ defaults to ``KARIMASU_WAREHOUSE``. Every call goes through the API with the use
 from __future__ import annotations
 
 import argparse
+import importlib
 import shlex
 import time
 from typing import Any
@@ -28,7 +29,8 @@ from karimasu_client import ApiError, Karimasu, NeedsAcknowledgement, QueryFaile
 
 try:
     from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-    from IPython.display import HTML, display
+
+    _ipy_display: Any = importlib.import_module("IPython.display")  # untyped: used as Any
 except ImportError as error:  # pragma: no cover - the extra is missing
     raise ImportError(
         "the notebook magics need IPython: pip install 'karimasu[notebook]'"
@@ -61,6 +63,14 @@ def _gpu_parser() -> _Parser:
     parser.add_argument("--model", default=None)
     parser.add_argument("--purpose", default="")
     return parser
+
+
+def HTML(text: str) -> Any:
+    return _ipy_display.HTML(text)
+
+
+def display(obj: Any, **options: Any) -> Any:
+    return _ipy_display.display(obj, **options)
 
 
 def _findings_html(findings: list[dict[str, Any]], title: str) -> str:
@@ -149,7 +159,7 @@ class KarimasuMagics(Magics):
                 HTML(f"<p>query {result.id}: {result.query['status']}, {len(result):,} rows</p>")
             )
         frame = result.to_pandas()
-        if options.out:
+        if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = frame
         return frame
 
@@ -161,11 +171,10 @@ class KarimasuMagics(Magics):
         if options.action == "list":
             rows = bookings.list(mine="true")
             try:
-                import pandas
-
-                return pandas.DataFrame(rows)
+                pandas = importlib.import_module("pandas")
             except ImportError:
                 return rows
+            return pandas.DataFrame(rows)
         if options.action == "borrow":
             fields: dict[str, Any] = {
                 "gpus": options.gpus,
