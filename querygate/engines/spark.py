@@ -169,8 +169,9 @@ class SparkSession:
         except EngineError:
             raise
         except Exception as error:
-            if self._why:
-                raise QueryInterrupted(f"{self._why}: {_first_line(error)}") from error
+            if self._why or "OPERATION_CANCELED" in str(error):
+                why = self._why or "cancelled"
+                raise QueryInterrupted(f"{why}: {_first_line(error)}") from error
             raise EngineError(_first_line(error)) from error
         finally:
             timer.cancel()
@@ -265,20 +266,24 @@ class SparkEngine:
             client.client.close()  # the channel only: the session belongs to its executor
         return bool(interrupted)
 
-    def running_jobs(self, handle: dict[str, Any]) -> list[int]:
-        """Ids of the Spark jobs of ``handle``'s session that Spark's status API (the UI's
-        REST ``/api/v1/applications/<id>/jobs``) reports running: how a kill is checked.
+    def jobs(self, handle: dict[str, Any]) -> list[dict[str, Any]]:
+        """The Spark jobs of ``handle``'s session as Spark's status API (the driver UI's REST
+        ``/api/v1/applications/<id>/jobs``) reports them: ``jobId``, ``status`` (RUNNING,
+        SUCCEEDED, FAILED...), ``submissionTime``, ``completionTime``. How a kill is checked:
         Spark tags each job of a Spark Connect operation with its session id."""
         if not self.ui_url:
             raise EngineError("the warehouse's connection names no Spark UI (;ui=http://...)")
         session_id = str(handle.get("session_id", ""))
-        running = []
+        found = []
         for app in _get_json(f"{self.ui_url}/api/v1/applications"):
-            url = f"{self.ui_url}/api/v1/applications/{app['id']}/jobs?status=running"
-            for job in _get_json(url):
+            for job in _get_json(f"{self.ui_url}/api/v1/applications/{app['id']}/jobs"):
                 if any(session_id in tag for tag in job.get("jobTags", [])):
-                    running.append(int(job["jobId"]))
-        return running
+                    found.append(job)
+        return found
+
+    def running_jobs(self, handle: dict[str, Any]) -> list[int]:
+        """Ids of ``handle``'s jobs that Spark reports running (``jobs``)."""
+        return [int(j["jobId"]) for j in self.jobs(handle) if j.get("status") == "RUNNING"]
 
     def explain(self, sql: str, *, timeout_s: float = 2.0) -> dict[str, Any]:
         statement = one_statement(sql, "spark").sql(dialect="spark")
@@ -400,11 +405,23 @@ def _int(text: str | None) -> int | None:
         return None
 
 
+def spark_time(text: str) -> float:
+    """A time of Spark's status API (``2026-11-30T03:09:27.160GMT``) as a Unix timestamp.
+
+    >>> spark_time("1970-01-01T00:00:01.500GMT")
+    1.5
+    """
+    from datetime import UTC, datetime
+
+    parsed = datetime.strptime(text.replace("GMT", ""), "%Y-%m-%dT%H:%M:%S.%f")
+    return parsed.replace(tzinfo=UTC).timestamp()
+
+
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0][:500] if text else type(error).__name__
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the admin's UI URL
+    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - the admin's UI URL
         return json.loads(response.read())

@@ -10,12 +10,14 @@ The server runs in the foreground of its own process group (``spark-submit --cla
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,12 +132,23 @@ def start(
     while time.monotonic() < deadline:
         if process.poll() is not None:
             break
-        if _answers(port) and _answers(ui_port):
+        if _answers(port) and _answers(ui_port) and _status_api_answers(ui_port):
             return server
         time.sleep(0.5)
     server.stop()
     tail = log_path.read_text(errors="replace")[-3000:]
     raise RuntimeError(f"the Spark Connect server did not start:\n{tail}")
+
+
+def _status_api_answers(ui_port: int) -> bool:
+    """The UI's REST API answers (its first call loads it: tens of seconds on a busy
+    machine, so it is made here, not in the middle of a kill check)."""
+    url = f"http://127.0.0.1:{ui_port}/api/v1/applications"
+    try:
+        with urllib.request.urlopen(url, timeout=120) as response:
+            return bool(json.loads(response.read()))
+    except (OSError, ValueError):
+        return False
 
 
 def _answers(port: int) -> bool:
