@@ -306,3 +306,11 @@ def test_demo_registration_and_a_query_through_the_gate(spark_warehouse: Any, bo
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "query_rejected"
+
+
+def test_spark_module_doctests():
+    import doctest
+
+    import querygate.engines.spark
+
+    assert doctest.testmod(querygate.engines.spark).failed == 0
