@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import urllib.request
@@ -230,11 +231,23 @@ class SparkEngine:
             from pyspark.sql.connect.session import SparkSession as ConnectSession
         except ImportError as error:  # pragma: no cover - pyspark is a dependency
             raise EngineError(f"the Spark engine needs pyspark[connect]: {error}") from error
+        self._reachable()
         params = f"user_id={USER_ID}" + (f";session_id={session_id}" if session_id else "")
         separator = ";" if "/;" in self.url else "/;"
         try:
             return ConnectSession.builder.remote(f"{self.url}{separator}{params}").create()
         except Exception as error:
+            raise EngineError(f"cannot reach Spark Connect at {self.url}: {error}") from error
+
+    def _reachable(self, timeout_s: float = 3.0) -> None:
+        """``EngineError`` at once when the server's port does not answer (the Connect
+        client would retry for minutes, holding a web request)."""
+        address = self.url.removeprefix("sc://").split("/")[0]
+        host, _, port = address.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port or 15002)), timeout_s):
+                pass
+        except (OSError, ValueError) as error:
             raise EngineError(f"cannot reach Spark Connect at {self.url}: {error}") from error
 
     @contextmanager

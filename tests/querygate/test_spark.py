@@ -162,6 +162,19 @@ def test_connection_and_plan_parsing():
     assert isinstance(engine_for("spark", "sc://h:1"), SparkEngine)
 
 
+def test_an_unreachable_server_is_an_engine_error_at_once():
+    from querygate.engines.spark_local import free_port
+
+    engine = SparkEngine(f"sc://127.0.0.1:{free_port()}")
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="cannot reach Spark Connect"):
+        engine.catalog()
+    with pytest.raises(EngineError):
+        engine.explain("SELECT 1")
+    assert engine.cancel({"session_id": "x", "tag": "y"}) is False
+    assert time.monotonic() - started < 10
+
+
 # --- against a real local Spark -------------------------------------------------------
 
 
