@@ -11,7 +11,7 @@ CHROMIUM := /usr/bin/chromium
 KUBECTL := kubectl
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help venv tools frontend run test test-fast lint format bench messages lock chromium kubectl clean \
+.PHONY: help venv tools frontend run test test-fast lint format bench messages lock chromium kubectl java clean \
 	k8s-policy k8s-demo-secrets
 
 help:
@@ -29,7 +29,7 @@ help:
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,notebook]'
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -78,11 +78,16 @@ kubectl:
 	@command -v $(KUBECTL) >/dev/null || { echo "Installing Debian's kubernetes-client (kubectl) for the emulator probes"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq kubernetes-client; }
 
-test: venv chromium kubectl
+# Java for the local Spark Connect server of the Spark engine's tests and demo (Spark 4 needs 17+).
+java:
+	@command -v java >/dev/null || { echo "Installing Debian's openjdk-17-jre-headless for the Spark tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless; }
+
+test: venv chromium kubectl java
 	$(BIN)/python -m pytest
 
 test-fast: venv
-	$(BIN)/python -m pytest -m "not browser and not worker"
+	$(BIN)/python -m pytest -m "not browser and not worker and not spark"
 
 lint: venv
 	$(BIN)/ruff check .
@@ -128,7 +133,7 @@ messages: venv
 lock:
 	rm -rf /tmp/karimasu-lock && $(PYTHON) -m venv /tmp/karimasu-lock
 	/tmp/karimasu-lock/bin/pip install --quiet --upgrade pip
-	/tmp/karimasu-lock/bin/pip install --quiet -e '.[dev]'
+	/tmp/karimasu-lock/bin/pip install --quiet -e '.[dev,notebook]'
 	/tmp/karimasu-lock/bin/pip freeze --exclude-editable | grep -v '^karimasu' > requirements.lock
 	rm -rf /tmp/karimasu-tools-lock && $(PYTHON) -m venv /tmp/karimasu-tools-lock
 	/tmp/karimasu-tools-lock/bin/pip install --quiet --upgrade pip

@@ -56,3 +56,24 @@ def build_demo_warehouse(
     refresh_catalog(warehouse.pk, now=now)
     warehouse.refresh_from_db()
     return warehouse
+
+
+def register_spark_warehouse(
+    connection: str, *, now: datetime, name: str = "spark", description: str = ""
+) -> Warehouse:
+    """Register (or update) the Spark warehouse ``name`` over the Spark Connect URL
+    ``connection`` and refresh its catalog from Spark's metastore."""
+    with transaction.atomic():
+        warehouse, _ = Warehouse.objects.update_or_create(
+            name=name,
+            defaults={
+                "engine": Warehouse.Engine.SPARK,
+                "connection": connection,
+                "dialect": "spark",
+                "open_to_all": True,
+                "description": description or "TPC-H on a local Spark Connect server (demo)",
+            },
+        )
+    refresh_catalog(warehouse.pk, now=now)
+    warehouse.refresh_from_db()
+    return warehouse

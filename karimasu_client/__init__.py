@@ -16,7 +16,9 @@ rules as the browser: the query gate analyzes, decides and audits each query. A 
 raised as an exception that carries the gate's findings; a warned query runs only with
 ``acknowledge=True``. In Jupyter, analyses and results render as tables.
 
-Only ``requests`` is needed; ``to_pandas`` needs pandas.
+Only ``requests`` is needed; ``to_pandas`` needs pandas. In IPython/Jupyter,
+``%load_ext karimasu_client.magics`` adds ``%%sql`` and ``%gpu`` (``karimasu_client.magics``;
+the ``notebook`` extra installs IPython, pandas and pyarrow).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import html
 import importlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -322,12 +324,14 @@ class Karimasu:
         team: str | None = None,
         wait: float = 600.0,
         poll: float = 1.0,
+        progress: Callable[[dict[str, Any]], None] | None = None,
     ) -> QueryResult:
         """Run ``sql`` through the gate and return its rows. Raises ``QueryRejected``,
         ``NeedsAcknowledgement`` (run again with ``acknowledge=True``), ``QueryFailed``, or
         ``TimeoutError`` after ``wait`` seconds (the query keeps running: ``cancel`` it or
         fetch it later with ``result(id)``). ``justification`` asks for a lead's or admin's
-        override of a rejection."""
+        override of a rejection. ``progress`` is called with the query's record at each
+        poll while it is queued or running (the notebook magic shows its status)."""
         body: dict[str, Any] = {"warehouse": warehouse, "sql": sql}
         if acknowledge:
             body["acknowledge_warnings"] = True
@@ -338,6 +342,8 @@ class Karimasu:
         query = self.call("POST", "/api/v1/queries/", json=body)
         deadline = time.monotonic() + wait
         while query["status"] in ACTIVE:
+            if progress is not None:
+                progress(query)
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"query {query['id']} is still {query['status']}")
             time.sleep(poll)

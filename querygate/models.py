@@ -26,10 +26,13 @@ class Warehouse(models.Model):
         DUCKDB = "duckdb", "DuckDB"
         POSTGRES = "postgres", "PostgreSQL"
         DATAMART = "datamart", "Data mart (DuckDB over a team's datasets)"
+        SPARK = "spark", "Spark SQL"
 
     name = models.SlugField(max_length=50, unique=True)
     engine = models.CharField(max_length=16, choices=Engine.choices)
-    connection = models.TextField(help_text=_("PostgreSQL DSN or DuckDB file path (secret)."))
+    connection = models.TextField(
+        help_text=_("PostgreSQL DSN, DuckDB file path or Spark Connect URL (secret).")
+    )
     dialect = models.CharField(
         max_length=32,
         blank=True,

@@ -96,6 +96,25 @@ POSTGRES_PLAIN_FUNCTIONS: frozenset[str] = _words(
     """
 )
 
+#: Plain Spark SQL functions sqlglot does not model as classes, judged harmless. Not here on
+#: purpose: ``reflect`` / ``java_method`` / ``try_reflect`` (call any Java static method),
+#: ``read_files`` and the other file readers, ``input_file_name`` and friends (reveal paths),
+#: ``current_catalog`` is harmless but listed by sqlglot already.
+SPARK_PLAIN_FUNCTIONS: frozenset[str] = _words(
+    """
+    abs acosh asinh atanh bin bit_count bit_get bool_and bool_or cardinality ceiling
+    char_length character_length crc32 date_diff datediff dayofmonth dayofweek dayofyear
+    decimal e elt every factorial find_in_set format_number format_string getbit hash
+    hypot ifnull instr isnan lcase len ln log10 log1p log2 ltrim make_date make_interval
+    make_timestamp md5 median mod nanvl negative now nvl nvl2 octet_length overlay pi
+    pmod position positive printf quarter regexp_count regexp_instr regexp_substr rint
+    rtrim sec sha sha1 sha2 shiftleft shiftright signum sinh soundex string_agg
+    timestamp_micros timestamp_millis timestamp_seconds to_char to_number try_add
+    try_divide try_multiply try_subtract typeof ucase unix_date unix_micros unix_millis
+    unix_seconds weekday weekofyear xxhash64 width_bucket
+    """
+)
+
 #: Table functions allowed in FROM: row generators and unnesting, nothing that reads outside.
 TABLE_FUNCTION_CLASSES: frozenset[str] = frozenset(
     {"GenerateSeries", "ExplodingGenerateSeries", "Unnest", "Explode", "Posexplode"}
@@ -141,11 +160,28 @@ def known_function_classes() -> frozenset[str]:
     )
 
 
+#: Spark: no plain table function is allowed in FROM (``range`` is not sized by the
+#: generator rules on Spark, ``read_files`` reads files); ``explode`` and friends are classes.
+SPARK_TABLE_FUNCTIONS: frozenset[str] = frozenset()
+
+_PLAIN = {
+    "duckdb": DUCKDB_PLAIN_FUNCTIONS,
+    "postgres": POSTGRES_PLAIN_FUNCTIONS,
+    "spark": SPARK_PLAIN_FUNCTIONS,
+}
+_TABLE = {
+    "duckdb": DUCKDB_TABLE_FUNCTIONS,
+    "postgres": POSTGRES_TABLE_FUNCTIONS,
+    "spark": SPARK_TABLE_FUNCTIONS,
+}
+
+
 def plain_functions(engine: str) -> frozenset[str]:
-    """The documented plain function names for ``engine`` (``duckdb`` or ``postgres``)."""
-    return POSTGRES_PLAIN_FUNCTIONS if engine == "postgres" else DUCKDB_PLAIN_FUNCTIONS
+    """The documented plain function names for ``engine`` (``duckdb``, ``postgres``,
+    ``spark``; DuckDB's for any other)."""
+    return _PLAIN.get(engine, DUCKDB_PLAIN_FUNCTIONS)
 
 
 def table_functions(engine: str) -> frozenset[str]:
     """The allowed table-function names (lower case) for ``engine``."""
-    return POSTGRES_TABLE_FUNCTIONS if engine == "postgres" else DUCKDB_TABLE_FUNCTIONS
+    return _TABLE.get(engine, DUCKDB_TABLE_FUNCTIONS)

@@ -1,4 +1,5 @@
-"""Warehouse engines behind the ``Engine`` protocol, one module each (duckdb.py, postgres.py).
+"""Warehouse engines behind the ``Engine`` protocol, one module each (duckdb.py, postgres.py,
+spark.py).
 
 ``engine_for(kind, connection)`` builds one; the rest of the app only sees the protocol.
 """
@@ -11,7 +12,7 @@ from querygate.engines.base import Engine, ResultSet, Session
 
 
 def engine_for(kind: str, connection: str, *, limits: Any = None) -> Engine:
-    """The engine of ``kind`` (``duckdb`` or ``postgres``) over ``connection``, under
+    """The engine of ``kind`` (``duckdb``, ``postgres`` or ``spark``) over ``connection``, under
     ``limits`` (a ``sandbox.Limits``; its defaults when None)."""
     from querygate.engines.sandbox import DEFAULT_LIMITS
 
@@ -30,6 +31,10 @@ def engine_for(kind: str, connection: str, *, limits: Any = None) -> Engine:
         from querygate.engines.postgres import PostgresEngine
 
         return PostgresEngine(connection, limits)
+    if kind == "spark":
+        from querygate.engines.spark import SparkEngine
+
+        return SparkEngine(connection, limits)
     raise ValueError(f"unknown engine {kind!r}")
 
 

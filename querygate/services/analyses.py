@@ -5,7 +5,6 @@ the audit of analyze requests."""
 from __future__ import annotations
 
 import logging
-import statistics
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -18,6 +17,8 @@ from sqlglot.errors import SqlglotError
 from portal.errors import KarimasuError
 from querygate.analysis import Report, analyze
 from querygate.analysis.report import fingerprint_of, text_fingerprint
+from querygate.analysis.runtime_model import RuntimeModel
+from querygate.analysis.runtime_model import fit as fit_runtime_model
 from querygate.errors import QueryRejected
 from querygate.models import AnalyzeAudit, Query, QueryStatus, Warehouse
 from querygate.services.access import Access
@@ -37,9 +38,10 @@ def fingerprint(sql: str, dialect: str) -> str:
         return text_fingerprint(sql)
 
 
-def predicted_runtime_s(warehouse: Warehouse, bytes_scanned: int) -> float | None:
-    """Runtime predicted from the warehouse's history: the median seconds per estimated
-    byte of its last 200 finished queries (at least 5) times this estimate."""
+def runtime_model(warehouse: Warehouse) -> RuntimeModel | None:
+    """The runtime model learned from the warehouse's last 200 successful queries
+    (estimated bytes against actual seconds, ``analysis.runtime_model``), None with fewer
+    than 5."""
     history = (
         Query.objects.filter(
             warehouse=warehouse,
@@ -51,14 +53,18 @@ def predicted_runtime_s(warehouse: Warehouse, bytes_scanned: int) -> float | Non
         .order_by("-finished_at")
         .values_list("started_at", "finished_at", "bytes_estimate")[:200]
     )
-    rates = [
-        (end - start).total_seconds() / size
-        for start, end, size in history
+    points = [
+        (int(size), (end - start).total_seconds())
+        for start, end, size in reversed(history)  # oldest first: the newest are held out
         if start is not None and end is not None  # always: the filter above
     ]
-    if len(rates) < 5:
-        return None
-    return round(statistics.median(rates) * bytes_scanned, 3)
+    return fit_runtime_model(points)
+
+
+def predicted_runtime_s(warehouse: Warehouse, bytes_scanned: int) -> float | None:
+    """Runtime predicted from the warehouse's history (``runtime_model``) for this estimate."""
+    model = runtime_model(warehouse)
+    return None if model is None else round(model.predict(bytes_scanned), 3)
 
 
 def analysis_of(
@@ -87,9 +93,10 @@ def analysis_of(
     data["explain"] = None
     data["explain_status"] = "skipped"
     if data["estimate"] is not None:
-        data["estimate"]["runtime_s"] = predicted_runtime_s(
-            warehouse, report.estimate.bytes_scanned if report.estimate else 0
-        )
+        model = runtime_model(warehouse)
+        scanned = report.estimate.bytes_scanned if report.estimate else 0
+        data["estimate"]["runtime_s"] = None if model is None else round(model.predict(scanned), 3)
+        data["estimate"]["runtime_model"] = None if model is None else model.to_dict()
         sources = ["catalog"] + (["history"] if data["estimate"]["runtime_s"] is not None else [])
         if explain and report.decision != "reject" and report.statement_kind == "select":
             if before_explain is not None:

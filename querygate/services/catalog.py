@@ -19,7 +19,7 @@ from querygate.services.warehouses import engine_of
 
 log = logging.getLogger("karimasu.querygate")
 
-DEFAULT_SCHEMAS = {"duckdb": "main", "postgres": "public"}
+DEFAULT_SCHEMAS = {"duckdb": "main", "postgres": "public", "spark": "default"}
 
 
 def catalog_for(warehouse: Warehouse) -> Catalog:

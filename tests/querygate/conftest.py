@@ -88,3 +88,37 @@ def backend_state(pid: int) -> str | None:
     with _admin() as admin:
         row = admin.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()
     return row[0] if row else None
+
+
+# A heavy Spark query for the engine layer: a three-way non-equi self join of lineitem
+# (~2e11 triples at scale 0.001: it never ends by itself in a test).
+SPARK_HEAVY = (
+    "SELECT count(*) FROM lineitem a, lineitem b, lineitem c "
+    "WHERE a.l_comment < b.l_comment AND b.l_comment < c.l_comment"
+)
+
+
+@pytest.fixture(scope="session")
+def spark_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One local Spark Connect server for the whole session (startup is slow and heavy),
+    with tiny TPC-H-shaped tables (scale 0.001: nation and region with column
+    statistics, lineitem with table statistics only); stopped, JVM included, at the end.
+    Fails, never skips, without Java."""
+    from querygate.engines import spark_local
+    from querygate.engines.spark import SparkEngine
+
+    workdir = tmp_path_factory.mktemp("spark")
+    server = spark_local.start(workdir, cores=1)  # one core: the UI and gRPC keep the other
+    try:
+        engine = SparkEngine(server.connection)
+        spark = engine.connect()
+        try:
+            spark_local.load_tpch(spark, workdir / "tpch", scale=0.001, tables=("nation", "region"))
+            spark_local.load_tpch(
+                spark, workdir / "tpch", scale=0.001, tables=("lineitem",), column_stats=False
+            )
+        finally:
+            spark.stop()
+        yield server
+    finally:
+        server.stop()

@@ -2,6 +2,9 @@
 
 ``statement-not-allowed`` (error): the statement kind (COPY, ATTACH, INSTALL, LOAD, SET,
 PRAGMA, CALL, EXPORT...) is not on the engine's statement allow-list.
+On Spark, whatever the policy: ``ADD JAR`` / ``ADD FILE`` / ``LIST`` (statement keywords not
+on the allow-list), ``CREATE FUNCTION`` (a UDF runs any Java or Python code on the cluster),
+and ``SELECT TRANSFORM(...) USING 'command'`` (runs a program on the executors).
 ``write-not-allowed`` (error): INSERT, UPDATE, DELETE, MERGE or DDL (including
 ``SELECT ... INTO`` and data-modifying CTEs) while the policy does not allow writes.
 """
@@ -38,6 +41,17 @@ KNOWN_REFUSED = {
     "DISCARD": "DISCARD resets the session",
     "PREPARE": "PREPARE defines statements",
     "EXECUTE": "EXECUTE runs prepared statements",
+    "ADD JAR": "ADD JAR loads code onto the cluster",
+    "ADD FILE": "ADD FILE ships files to the cluster",
+    "ADD ARCHIVE": "ADD ARCHIVE ships files to the cluster",
+    "CACHE": "CACHE TABLE changes the cluster's memory",
+    "UNCACHE": "UNCACHE TABLE changes the cluster's memory",
+    "REFRESH": "REFRESH changes cached metadata",
+    "MSCK REPAIR": "MSCK REPAIR changes the metastore",
+    "LOADDATA": "LOAD DATA reads files",
+    "USE": "USE changes the session's catalog",
+    "CREATE FUNCTION": "creating a function (UDF) runs code on the cluster",
+    "TRANSFORM": "TRANSFORM ... USING runs a program",
 }
 
 
@@ -46,6 +60,11 @@ def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     name = statement_name(tree)
     if name not in context.policy.allowed_statements(context.engine):
         return [not_allowed_finding(name, None, context, tree)]
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind", "")).upper() == "FUNCTION":
+        return [not_allowed_finding("CREATE FUNCTION", None, context, tree)]
+    transform = tree.find(exp.QueryTransform)
+    if transform is not None:
+        return [not_allowed_finding("TRANSFORM", None, context, transform)]
     kind = context.statement_kind
     if kind is StatementKind.SELECT or context.policy.allow_writes:
         return []
