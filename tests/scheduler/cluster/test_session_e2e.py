@@ -141,6 +141,10 @@ def test_on_demand_queued_placed_by_a_cycle_opened_by_its_owner_only_time_up(
     workspace = WorkspaceImage.objects.create(
         name="stand-in", image="karimasu/workspace:demo", port=8888
     )
+    from scheduler.models import PriorityClass
+
+    # transactional tests flush the migrations' rows: the default class the submission needs
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
     with django_capture_on_commit_callbacks(execute=False):
         session = sessions.start_ondemand_session(
             bob.user, team="vision", workspace=workspace, gpus=1, hours=1, now=timezone.now()
