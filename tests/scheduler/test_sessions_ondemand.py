@@ -252,15 +252,6 @@ def test_idle_culling_applies_the_same_way(
     assert Session.objects.get(pk=running["id"]).stop_reason == "idle"
 
 
-def test_the_gpus_of_an_on_demand_session_are_read_by_telemetry(bob, running) -> None:
-    from scheduler.telemetry.detectors import session_is_idle
-
-    session = Session.objects.select_related("job", "reservation").get(pk=running["id"])
-    now = timezone.now()
-    # no readings at all: not idle (nothing says so)
-    assert session_is_idle(session, now - timedelta(minutes=30), now) is False
-
-
 def test_a_preempted_session_stops(bob, running, django_capture_on_commit_callbacks) -> None:
     Job.objects.filter(pk=running["job"]).update(status=states.PREEMPTED)
     assert session_data(bob, running["id"])["state"] == "queued"
