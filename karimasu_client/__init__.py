@@ -238,6 +238,22 @@ class _Bookings(_Resource):
         self.client.request("DELETE", f"{self.path}{id}/")
 
 
+class _Sessions(_Resource):
+    def start(self, **fields: Any) -> dict[str, Any]:
+        """Start a workspace (fields as in ``POST /api/v1/sessions/``: image, and either
+        reservation (a booking you hold) or team, gpus, gpu_model, hours: on demand, queued
+        like a job). Open it in the browser at ``url``."""
+        return self.client.call("POST", self.path, json=fields)
+
+    def stop(self, id: int) -> dict[str, Any]:
+        """Stop the workspace now."""
+        return self.client.call("POST", f"{self.path}{id}/stop/", json={})
+
+    def extend(self, id: int, minutes: int = 30) -> dict[str, Any]:
+        """Run it ``minutes`` longer, if the limits allow."""
+        return self.client.call("POST", f"{self.path}{id}/extend/", json={"minutes": minutes})
+
+
 class Karimasu:
     """A session with one Karimasu server. ``url`` and ``token`` default to the environment
     variables ``KARIMASU_URL`` and ``KARIMASU_TOKEN`` (make a token on the portal's
@@ -257,6 +273,7 @@ class Karimasu:
         )
         self.jobs = _Jobs(self, "/api/v1/jobs/")
         self.bookings = _Bookings(self, "/api/v1/reservations/")
+        self.sessions = _Sessions(self, "/api/v1/sessions/")
         self.queries = _Cancellable(self, "/api/v1/queries/")
         self.pipelines = Pipelines(self)
 

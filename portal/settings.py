@@ -570,6 +570,10 @@ KARIMASU_IDLE_WINDOW_MINUTES = _env_or_fail("KARIMASU_IDLE_WINDOW_MINUTES", env.
 # Interactive sessions (docs/sessions.md): a session whose GPUs (NVML) and workspace
 # (its /api/status last_activity) were both idle this long is stopped (0: never).
 KARIMASU_SESSION_IDLE_MINUTES = _env_or_fail("KARIMASU_SESSION_IDLE_MINUTES", env.int, 60)
+# On-demand sessions (no booking): how long one runs when the user does not say, and the
+# most it may run in all, extensions included (hours).
+KARIMASU_SESSION_DEFAULT_HOURS = _env_or_fail("KARIMASU_SESSION_DEFAULT_HOURS", env.float, 4.0)
+KARIMASU_SESSION_MAX_HOURS = _env_or_fail("KARIMASU_SESSION_MAX_HOURS", env.float, 12.0)
 
 # --- No example passwords in production ------------------------------------------------
 if not DEBUG:

@@ -177,6 +177,8 @@ def _authorize(user: Any, session_id: int) -> Target:
     session = Session.objects.select_related("job").filter(pk=session_id).first()
     if session is None or not can_open_session(user, session):
         raise Denied(403, "permission_denied", "Only the session's owner can open it.")
+    if session.job.status in (states.QUEUED, states.PREEMPTED):  # on demand, waiting
+        raise Denied(503, "not_ready", "The session is queued for GPUs: try again later.")
     if session.job.status not in states.ON_CLUSTER:
         raise Denied(409, "session_stopped", "This session has stopped.")
     return Target(session.pk, session.job_id, session.job.attempt, session.port)

@@ -126,15 +126,16 @@ def notify_session(session_id: int, minutes: int) -> bool:
 
 @shared_task(name="scheduler.session_lifecycle", ignore_result=True)
 def session_lifecycle() -> dict[str, object]:
-    """Periodic (beat): warn before a session's booking ends, stop it at the end, cull idle
+    """Periodic (beat): warn before a session's booking (or on-demand duration) ends, stop it
+    at the end, cull idle
     sessions (GPU telemetry and the workspace's own activity)."""
     from scheduler.cluster.podproxy import workspace_last_activity
     from scheduler.services.sessions import run_lifecycle
-    from scheduler.telemetry.detectors import reservation_is_idle
+    from scheduler.telemetry.detectors import session_is_idle
 
     report = run_lifecycle(
         now=timezone.now(),
-        is_idle=reservation_is_idle,
+        is_idle=session_is_idle,
         last_activity=lambda s: workspace_last_activity(s.job_id, s.job.attempt, s.port, s.path),
     )
     return {"warned": report.warned, "stopped": report.stopped, "culled": report.culled}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zoneinfo
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from scheduler import states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
-from scheduler.models import LIVE_STATUSES, Job, Reservation, WorkspaceImage
+from scheduler.models import LIVE_STATUSES, Job, Node, Reservation, WorkspaceImage
 from scheduler.services import (
     access,
     availability,
@@ -477,16 +478,39 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
         "bookings": bookings,
         "images": WorkspaceImage.objects.filter(enabled=True),
         "selected": request.GET.get("reservation", ""),
+        "teams": [m.team for m in request.user.memberships.select_related("team")],  # type: ignore[union-attr]
+        "gpu_models": sorted(
+            set(
+                Node.objects.filter(gone_at__isnull=True)
+                .exclude(gpu_model="")
+                .values_list("gpu_model", flat=True)
+            )
+        ),
+        "default_hours": f"{float(settings.KARIMASU_SESSION_DEFAULT_HOURS):g}",
+        "max_hours": f"{float(settings.KARIMASU_SESSION_MAX_HOURS):g}",
     }
     return render(request, "scheduler/sessions.html", context)
 
 
 def _start_session(request: HttpRequest, now: datetime) -> HttpResponse:
+    post = request.POST
     try:
-        reservation = access.access_reservation(request.user, request.POST.get("reservation"))
-        workspace = WorkspaceImage.objects.filter(
-            name=request.POST.get("image", ""), enabled=True
-        ).first()
+        workspace = WorkspaceImage.objects.filter(name=post.get("image", ""), enabled=True).first()
+        if post.get("mode") == "on_demand":
+            if workspace is None:
+                raise NotFoundError(_("Choose a workspace image."))
+            session = sessions.start_ondemand_session(
+                request.user,  # type: ignore[arg-type]
+                team=post.get("team", ""),
+                workspace=workspace,
+                gpus=_int(post.get("gpus"), 1),
+                gpu_models=[post["gpu_model"]] if post.get("gpu_model") else [],
+                hours=_float(post.get("hours")),
+                now=now,
+            )
+            messages.success(request, _("Session %(id)s is queued for GPUs.") % {"id": session.pk})
+            return redirect("session", session_id=session.pk)
+        reservation = access.access_reservation(request.user, post.get("reservation"))
         if workspace is None:
             raise NotFoundError(_("Choose a workspace image."))
         session = sessions.start_session(
@@ -500,6 +524,15 @@ def _start_session(request: HttpRequest, now: datetime) -> HttpResponse:
         return redirect("sessions")
     messages.success(request, _("Session %(id)s is starting.") % {"id": session.pk})
     return redirect("session", session_id=session.pk)
+
+
+def _float(value: Any) -> float | None:
+    """A number from a form, None when empty or not a number (the default applies)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 @login_required
@@ -523,7 +556,12 @@ def session_page(request: HttpRequest, session_id: int) -> HttpResponse:
                     minutes=_int(request.POST.get("minutes"), 30),
                     now=timezone.now(),
                 )
-                messages.success(request, _("The booking now ends later."))
+                messages.success(
+                    request,
+                    _("The booking now ends later.")
+                    if session.reservation_id is not None
+                    else _("The session now ends later."),
+                )
         except KarimasuError as error:
             _refused(request, error)
         return redirect("session", session_id=session.pk)
@@ -538,6 +576,7 @@ def session_page(request: HttpRequest, session_id: int) -> HttpResponse:
         "can_open": access.can_open_session(request.user, session) and state != "stopped",
         "can_manage": access.can_manage_session(request.user, session) and state != "stopped",
         "live": state != "stopped",
+        "duration_hours": f"{session.job.max_runtime_s / 3600:.4g}",
     }
     return render(request, "scheduler/session.html", context)
 

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.errors import InvalidRequest
+from scheduler.limits import MAX_GPUS
 from scheduler.models import Session, WorkspaceImage
 from scheduler.services import access, sessions
 
@@ -40,6 +41,13 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     ends_at = serializers.SerializerMethodField()
     seconds_left = serializers.SerializerMethodField()
     started_at = serializers.DateTimeField(source="job.started_at", read_only=True, allow_null=True)
+    on_demand = serializers.SerializerMethodField()
+    preemptible = serializers.BooleanField(source="job.preemptible", read_only=True)
+    queue_position = serializers.IntegerField(
+        source="job.queue_position", read_only=True, allow_null=True
+    )
+    eta = serializers.DateTimeField(source="job.eta", read_only=True, allow_null=True)
+    duration_s = serializers.IntegerField(source="job.max_runtime_s", read_only=True)
 
     class Meta:
         model = Session
@@ -56,6 +64,11 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
             "gpus",
             "job",
             "reservation",
+            "on_demand",
+            "preemptible",
+            "queue_position",
+            "eta",
+            "duration_s",
             "url",
             "created_at",
             "started_at",
@@ -67,6 +80,9 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
     def get_state(self, obj: Session) -> str:
         return sessions.state(obj)
+
+    def get_on_demand(self, obj: Session) -> bool:
+        return obj.reservation_id is None
 
     def get_node(self, obj: Session) -> str | None:
         return obj.job.node.name if obj.job.node is not None else None
@@ -83,8 +99,15 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
 
 
 class SessionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
-    reservation = serializers.IntegerField(min_value=1, max_value=2**62)
+    """On a booking (``reservation``), or on demand (``team``, ``gpus``, optional
+    ``gpu_model`` and ``hours``): queued like a job."""
+
+    reservation = serializers.IntegerField(min_value=1, max_value=2**62, required=False)
     image = serializers.SlugField(max_length=50)
+    team = serializers.SlugField(max_length=50, required=False)
+    gpus = serializers.IntegerField(min_value=0, max_value=MAX_GPUS, required=False)
+    gpu_model = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    hours = serializers.FloatField(min_value=0.02, max_value=24 * 365, required=False)
     mounts = serializers.ListField(child=serializers.JSONField(), required=False, max_length=16)
 
     def validate_mounts(self, value: list[Any]) -> list[Any]:
@@ -105,6 +128,18 @@ class SessionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
             )
         return value
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        on_demand = {"team", "gpus", "gpu_model", "hours"} & set(attrs)
+        if "reservation" in attrs and on_demand:
+            raise serializers.ValidationError(
+                {name: ["Not with a booking."] for name in sorted(on_demand)}
+            )
+        if "reservation" not in attrs and "team" not in attrs:
+            raise serializers.ValidationError(
+                {"reservation": ["Give a booking, or a team (and gpus) for a session on demand."]}
+            )
+        return attrs
+
 
 class ExtendSerializer(serializers.Serializer):  # type: ignore[type-arg]
     minutes = serializers.IntegerField(min_value=1, max_value=sessions.MAX_EXTEND_MINUTES)
@@ -124,7 +159,8 @@ class SessionViewSet(
     viewsets.GenericViewSet,  # type: ignore[type-arg]
 ):
     """Your sessions (team leads also see their teams', admins all). Start one on a
-    booking you hold; open it at its ``url``; stop it; extend its booking."""
+    booking you hold, or on demand (queued like a job); open it at its ``url``; stop it;
+    extend it."""
 
     serializer_class = SessionSerializer
     queryset = Session.objects.none()
@@ -132,9 +168,7 @@ class SessionViewSet(
     def get_queryset(self) -> Any:
         rows = access.visible_sessions(self.request.user)
         if self.request.query_params.get("live") in ("1", "true"):
-            from scheduler import states
-
-            rows = rows.filter(job__status__in=states.ON_CLUSTER)
+            rows = rows.filter(job__status__in=sessions.LIVE_JOB_STATUSES)
         return rows.order_by("-created_at", "-pk")
 
     def get_object(self) -> Session:
@@ -145,8 +179,24 @@ class SessionViewSet(
         form = SessionCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         data = form.validated_data
-        reservation = access.access_reservation(request.user, data["reservation"])
         workspace = WorkspaceImage.objects.filter(name=data["image"], enabled=True).first()
+        if "reservation" not in data:
+            if workspace is None:
+                raise InvalidRequest(
+                    f"No workspace image {data['image']!r}.", details={"image": ["Unknown."]}
+                )
+            session = sessions.start_ondemand_session(
+                request.user,  # type: ignore[arg-type]
+                team=data["team"],
+                workspace=workspace,
+                gpus=data.get("gpus", 1),
+                gpu_models=[data["gpu_model"]] if data.get("gpu_model") else [],
+                hours=data.get("hours"),
+                mounts=data.get("mounts") or [],
+                now=timezone.now(),
+            )
+            return Response(self._data(session.pk), status=status.HTTP_201_CREATED)
+        reservation = access.access_reservation(request.user, data["reservation"])
         if workspace is None:
             raise InvalidRequest(
                 f"No workspace image {data['image']!r}.", details={"image": ["Unknown."]}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -166,6 +166,15 @@ def _check_guarantee(team: Team, request: JobRequest, count: int = 1) -> None:
             code="over_guarantee",
             details={"gpus": wanted, "guaranteed": guaranteed, "held": held},
         )
+
+
+def _fits_guarantee(team: Team, request: JobRequest) -> bool:
+    probe = JobRequest(**{**request.__dict__, "preemptible": False})
+    try:
+        _check_guarantee(team, probe)
+    except NotPermitted:
+        return False
+    return True
 
 
 def _validate_fit(request: JobRequest) -> None:
@@ -356,13 +365,32 @@ def _new_job(
     )
 
 
-def submit_job(actor: User, request: JobRequest, *, now: datetime) -> Job:
+def submit_job(
+    actor: User,
+    request: JobRequest,
+    *,
+    now: datetime,
+    unpreemptible_if_allowed: bool = False,
+    prepare: Callable[[Job], None] | None = None,
+) -> Job:
+    """Validate and queue one job, then ask for a cycle.
+
+    ``unpreemptible_if_allowed`` (on-demand sessions): the job is made non-preemptible
+    when the rules allow it (``actor`` may, and it fits the team's guarantee), else it
+    stays preemptible instead of being refused. ``prepare`` is called with the saved job in
+    the same transaction (a session adds its row and the job's service-set fields)."""
     team, priority = validate(actor, request)
     with transaction.atomic():
         Team.objects.select_for_update().filter(pk=team.pk).exists()
+        if unpreemptible_if_allowed:
+            request.preemptible = not (
+                may_run_unpreemptible(actor, team) and _fits_guarantee(team, request)
+            )
         _check_guarantee(team, request)
         job = _new_job(actor, team, priority, request, now)
         job.save()
+        if prepare is not None:
+            prepare(job)
     log.info("job.submitted job=%s user=%s team=%s gpus=%s", job.pk, actor.pk, team.slug, job.gpus)
     request_cycle()
     return job

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Count, Max, Min
 
-from scheduler.models import Gpu, Reservation
+from scheduler.models import Gpu, Reservation, Session
 from scheduler.telemetry.models import GpuSample, GpuState, NodeAgentState
 from scheduler.telemetry.services import idle_percent
 
@@ -77,6 +77,24 @@ def reservation_is_idle(reservation: Reservation, since: datetime, until: dateti
     """True when every GPU of the booking was idle over [since, until] (threshold from
     `KARIMASU_IDLE_THRESHOLD_PERCENT`)."""
     gpu_ids = list(reservation.slots.filter(active=True).values_list("gpu_id", flat=True))
+    if not gpu_ids:
+        return False
+    return _idle_gpu_ids(gpu_ids, since, until, idle_percent()) == set(gpu_ids)
+
+
+def session_is_idle(session: Session, since: datetime, until: datetime) -> bool:
+    """True when every GPU of the session was idle over [since, until]: its booking's GPUs,
+    or (on demand) those its job was placed on."""
+    if session.reservation is not None:
+        return reservation_is_idle(session.reservation, since, until)
+    job = session.job
+    if job.node_id is None:
+        return False
+    gpu_ids = list(
+        Gpu.objects.filter(node_id=job.node_id, index__in=job.gpu_indices).values_list(
+            "pk", flat=True
+        )
+    )
     if not gpu_ids:
         return False
     return _idle_gpu_ids(gpu_ids, since, until, idle_percent()) == set(gpu_ids)

@@ -141,3 +141,19 @@ def test_jobs_and_bookings_through_the_client(kms, alice) -> None:
     again = kms.bookings.borrow(team="vision", gpus=1, hours=1)
     assert kms.bookings.cancel(again["id"]) is None  # 204
     assert kms.bookings.get(again["id"])["status"] == "released"
+
+
+def test_an_on_demand_session_through_the_client(kms, alice) -> None:
+    from scheduler.models import WorkspaceImage
+
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
+    make_node("tesla-01")
+    WorkspaceImage.objects.create(name="lab", image="jupyter/base:1", port=8888)
+    session = kms.sessions.start(image="lab", team="vision", gpus=1, hours=2)
+    assert (session["state"], session["on_demand"], session["duration_s"]) == ("queued", True, 7200)
+    assert kms.sessions.extend(session["id"], minutes=30)["duration_s"] == 9000
+    assert [s["id"] for s in kms.sessions.list(live=1)] == [session["id"]]
+    with pytest.raises(ApiError) as too_long:
+        kms.sessions.start(image="lab", team="vision", gpus=1, hours=1000)
+    assert too_long.value.status == 400
+    assert kms.sessions.stop(session["id"])["state"] == "stopped"

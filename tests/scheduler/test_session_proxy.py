@@ -164,6 +164,50 @@ def test_a_stopped_session_is_409_and_a_starting_one_503(portal, upstream, sessi
     assert response.status_code == 409
 
 
+@pytest.fixture
+def on_demand(bob, nodes, django_capture_on_commit_callbacks) -> Session:
+    """A session without a booking, queued like a job."""
+    from scheduler.models import PriorityClass
+
+    # transactional tests flush the migrations' rows: the default class the submission needs
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
+    workspace = WorkspaceImage.objects.create(name="stand-in", image="ws:1", port=8888)
+    with django_capture_on_commit_callbacks(execute=False):
+        return sessions.start_ondemand_session(
+            bob.user, team="vision", workspace=workspace, gpus=1, now=timezone.now()
+        )
+
+
+def test_an_on_demand_session_is_its_owners_alone_and_503_while_queued(
+    portal, upstream, on_demand, bob, alice, charlie, admin
+) -> None:
+    for persona in (alice, charlie, admin):
+        for auth in (
+            {"cookies": {"sessionid": cookie_of(persona.user)}},
+            {"headers": {"Authorization": f"Bearer {persona.token}"}},
+        ):
+            response = get(portal, f"/s/{on_demand.pk}/lab", **auth)
+            assert response.status_code == 403, response.text
+    response = get(portal, f"/s/{on_demand.pk}/lab", cookies={"sessionid": cookie_of(bob.user)})
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "not_ready"
+    assert response.headers["retry-after"] == "2"
+    assert upstream.requests == []  # nothing reached the cluster for them
+    # placed on a node and running: the owner reaches the workspace
+    Job.objects.filter(pk=on_demand.job_id).update(
+        status=states.RUNNING, node=nodes_first(), gpu_indices=[0], started_at=timezone.now()
+    )
+    response = get(portal, f"/s/{on_demand.pk}/page", cookies={"sessionid": cookie_of(bob.user)})
+    assert response.status_code == 200, response.text
+    assert upstream.requests
+
+
+def nodes_first():
+    from scheduler.models import Node
+
+    return Node.objects.order_by("name").first()
+
+
 def _ws(portal: str, path: str, **kwargs):
     return connect(portal.replace("http://", "ws://") + path, open_timeout=10, **kwargs)
 

@@ -19,7 +19,7 @@ from kube_emulator import start_emulator
 from scheduler import states
 from scheduler.cluster.kube import KubernetesBackend
 from scheduler.cluster.podproxy import workspace_last_activity
-from scheduler.models import Job, Reservation, WorkspaceImage
+from scheduler.models import Job, Reservation, Session, WorkspaceImage
 from scheduler.services import sessions
 from scheduler.services.availability import borrow_now
 from scheduler.services.inventory import sync_inventory
@@ -124,4 +124,74 @@ def test_borrow_start_open_websocket_booking_ends_stopped(
     assert Job.objects.get(pk=session.job_id).status == states.CANCELLED
     backend.cancel(session.job_id, 1)
     assert httpx.get(url, cookies=cookies, timeout=10).status_code == 409
+    _wait(lambda: backend.status(session.job_id, 1) is None)
+
+
+def test_on_demand_queued_placed_by_a_cycle_opened_by_its_owner_only_time_up(
+    live_cluster, portal, alice, bob, django_capture_on_commit_callbacks
+) -> None:
+    """No booking: the session's job is queued (the proxy says 503), a cycle places it on
+    the emulated node, reconcile sees it running, only its owner gets in (403 otherwise),
+    extend patches the cluster Job's deadline, and at the end of its duration it stops."""
+    from scheduler.services.cycle import run_cycle
+    from scheduler.services.reconcile import reconcile
+
+    backend = KubernetesBackend.from_kubeconfig(str(live_cluster.kubeconfig_path))
+    sync_inventory(backend, now=timezone.now())
+    workspace = WorkspaceImage.objects.create(
+        name="stand-in", image="karimasu/workspace:demo", port=8888
+    )
+    from scheduler.models import PriorityClass
+
+    # transactional tests flush the migrations' rows: the default class the submission needs
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
+    with django_capture_on_commit_callbacks(execute=False):
+        session = sessions.start_ondemand_session(
+            bob.user, team="vision", workspace=workspace, gpus=1, hours=1, now=timezone.now()
+        )
+    assert sessions.state(session) == "queued"
+
+    def cookies_of(user) -> dict[str, str]:
+        client = Client()
+        client.force_login(user)
+        return {"sessionid": client.cookies["sessionid"].value}
+
+    url = f"{portal}/s/{session.pk}/"
+    bobs = cookies_of(bob.user)
+    queued = httpx.get(url, cookies=bobs, timeout=10)
+    assert queued.status_code == 503 and queued.headers["retry-after"] == "2"
+
+    with django_capture_on_commit_callbacks(execute=False):
+        report = run_cycle(backend, now=timezone.now(), foreign_busy=frozenset())
+    assert session.job_id in report.admitted
+
+    def page() -> httpx.Response | None:
+        response = httpx.get(url, cookies=bobs, timeout=10)
+        return response if response.status_code == 200 else None
+
+    assert "Karimasu workspace" in _wait(page).text
+    assert httpx.get(url, cookies=cookies_of(alice.user), timeout=10).status_code == 403
+
+    def running() -> bool:
+        with django_capture_on_commit_callbacks(execute=False):
+            reconcile(backend, now=timezone.now())
+        return Job.objects.get(pk=session.job_id).status == states.RUNNING
+
+    _wait(running)
+    session.refresh_from_db()
+    assert sessions.ends_at(session) is not None
+    with django_capture_on_commit_callbacks(execute=False):
+        sessions.extend_session(bob.user, session, minutes=10, now=timezone.now())
+    assert sessions.sync_deadline(backend, session.job_id)
+
+    end = sessions.ends_at(Session.objects.select_related("job").get(pk=session.pk))
+    assert end is not None
+    with django_capture_on_commit_callbacks(execute=False):
+        report = sessions.run_lifecycle(
+            now=end + timedelta(seconds=1), is_idle=lambda *a: False, last_activity=lambda s: None
+        )
+    assert report.stopped == [session.pk]
+    assert Session.objects.get(pk=session.pk).stop_reason == "time_up"
+    backend.cancel(session.job_id, 1)
+    assert httpx.get(url, cookies=bobs, timeout=10).status_code == 409
     _wait(lambda: backend.status(session.job_id, 1) is None)

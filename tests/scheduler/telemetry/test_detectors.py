@@ -96,3 +96,35 @@ def test_reservation_is_idle_for_the_idle_booking_logic(node, alice, vision):
     )
     assert detectors.reservation_is_idle(booking, since, until) is False
     assert slot.pk
+
+
+def test_session_is_idle_reads_an_on_demand_sessions_job_gpus(node, alice, vision):
+    from scheduler import states
+    from scheduler.models import Job, Session, WorkspaceImage
+
+    feed(node, 20, util0=0.0, util1=80.0)
+    job = Job.objects.create(
+        name="session-ws",
+        owner=alice.user,
+        team=vision,
+        image="ws:1",
+        max_runtime_s=3600,
+        submitted_at=T0,
+        started_at=T0,
+        status=states.RUNNING,
+        node=node,
+        gpu_indices=[0],
+        gpus=1,
+    )
+    workspace = WorkspaceImage.objects.create(name="ws", image="ws:1")
+    session = Session.objects.create(
+        job=job, owner=alice.user, workspace=workspace, port=8888, created_at=T0
+    )
+    since, until = T0 + timedelta(minutes=5), T0 + timedelta(minutes=20)
+    assert detectors.session_is_idle(session, since, until) is True
+    Job.objects.filter(pk=job.pk).update(gpu_indices=[0, 1], gpus=2)
+    session.job.refresh_from_db()
+    assert detectors.session_is_idle(session, since, until) is False
+    Job.objects.filter(pk=job.pk).update(node=None, gpu_indices=[])
+    session.job.refresh_from_db()
+    assert detectors.session_is_idle(session, since, until) is False
