@@ -71,6 +71,7 @@ def _job_rows() -> Any:
     return Job.objects.values_list(
         "pk",
         "node__name",
+        "node_id",
         "gpu_indices",
         "placements",
         "started_at",
@@ -90,11 +91,16 @@ def gpu_holders(*, now: datetime) -> dict[tuple[int, int], Holder]:
     for node_id, index, reservation_id, holder, team, end in slots:
         holders[(node_id, index)] = Holder("booking", reservation_id, holder, team, end)
     jobs = _job_rows().filter(status__in=states.ON_CLUSTER, node__isnull=False)
-    node_ids: dict[str, int] | None = None
-    for pk, node, indices, placed, started_at, admitted_at, max_runtime_s, owner, team in jobs:
+    node_ids: dict[str, int] = {}
+    for row in jobs:
+        pk, node, node_pk, indices, placed, started_at, admitted_at, max_runtime_s, owner, team = (
+            row
+        )
         until = gpus_held_until(started_at, admitted_at, max_runtime_s, now)
-        if node_ids is None:  # names -> ids, once (a gang's ranks name their nodes)
-            node_ids = dict(Node.objects.values_list("name", "pk"))
+        node_ids[node] = node_pk
+        if placed and not set(p.get("node") for p in placed) <= node_ids.keys():
+            # a gang's ranks name their nodes: names -> ids, once, only when one is needed
+            node_ids.update(Node.objects.values_list("name", "pk"))
         for name, held in gpus_by_node(node, indices, placed).items():
             for index in held:
                 holders[(node_ids.get(name, -1), index)] = Holder("job", pk, owner, team, until)
