@@ -261,6 +261,8 @@ class ClusterUsage:
         for a in snapshot.allocations:
             if a.terminating_until is None:
                 self.add_usage(a)
+            elif a.terminating_until <= self.now and a.preempted_for is not None:
+                continue  # its grace is over, it is gone: passed only for ``preempted_for``
             else:
                 for node, gpus in a.pods:
                     self.hold(node, gpus, self._busy_until(a), a.cpu_milli, a.memory_mib)

@@ -72,7 +72,9 @@ class Allocation:
     indices)`` in ``placements``, the first being ``node``/``gpu_indices``; a single-node job
     leaves it empty. ``cpu_milli``/``memory_mib`` are per pod. ``preempted_for``: for a job
     still terminating, the id of the queued job it was stopped for; while that job still
-    waits, the GPUs being freed are reserved for it (see ``cycle.plan_cycle``).
+    waits, the GPUs being freed are reserved for it (see ``cycle.plan_cycle``). A victim
+    whose grace is over (``terminating_until`` <= now) and that names its preemptor is taken
+    as gone: its GPUs are free, but still kept for the preemptor in that cycle.
     """
 
     job_id: str

@@ -124,6 +124,16 @@ def test_reservation_lapses_when_the_preemptor_starts_elsewhere():
     assert result.preempted == ()
 
 
+def test_at_the_end_of_the_grace_the_freed_gpus_go_to_their_preemptor():
+    """The cycle in which the victim's grace ends sees its GPUs free, and still keeps them
+    for "a": "b", ranked first, does not start on them."""
+    snap = replace(_second_cycle(preempted_for="a"), now=T0 + GRACE + 1)
+    result = plan_cycle(snap)
+    assert [(a.job_id, a.node) for a in result.admitted] == [("a", "n1")]
+    assert result.preempted == ()
+    assert result.waiting_by_id()["b"].planned_node == "n1"  # after a's run
+
+
 def test_a_higher_priority_job_still_preempts_for_itself():
     """The reservation only keeps plans off the GPUs being freed: b, of a higher priority,
     may still preempt borrowed work elsewhere (for itself, a new start)."""
