@@ -307,22 +307,27 @@ class _Held:
     blocks: list[tuple[str, int, Block]] = field(default_factory=list)  # (node, GPU, block)
 
 
-def _keep_on(state: NodeState, job: QueuedJob, gpus: set[int]) -> tuple[list[int], float] | None:
-    """The GPUs of ``state`` to keep for ``job``'s pod (those being freed, ``gpus``, first,
-    then others free by then and not booked by others, soonest first) and when they are all
-    free; None when the node can no longer hold the pod."""
+def _keep_on(
+    state: NodeState, job: QueuedJob, gpus: set[int], others_stopping: set[int], by: float
+) -> tuple[list[int], float] | None:
+    """The GPUs of ``state`` to keep for ``job``'s pod and when they are all free: those
+    being freed for it (``gpus``) first, then, if the pod needs more, others free by ``by``
+    (soonest first; not those being freed for another preemptor, not booked by others);
+    None when the node can no longer hold the pod."""
     busy = state.busy_until
     ours = sorted(g for g in gpus if g in busy)[: job.gpus]
     if not ours or not state.node.schedulable:
         return None
     until = max(busy[g] for g in ours)
-    end = until + job.max_runtime_s
-    others = sorted((busy[g], g) for g in state.usable if g not in gpus)
-    ours += [
-        g
-        for t, g in others
-        if t <= until and state.exclusions(g, job.team, job.user, False).free(until, end)
-    ][: job.gpus - len(ours)]
+    for t, g in sorted((busy[g], g) for g in state.usable):
+        if len(ours) >= job.gpus or t > by:
+            break
+        start = max(until, t)
+        if g in gpus or g in others_stopping:
+            continue
+        if state.exclusions(g, job.team, job.user, False).free(start, start + job.max_runtime_s):
+            ours.append(g)
+            until = start
     return (ours, until) if len(ours) >= job.gpus else None
 
 
@@ -330,19 +335,23 @@ def _hold_for_preemptors(snap: Snapshot, usage: ClusterUsage) -> dict[str, _Held
     """Reserve the GPUs of terminating jobs for the queued job they were stopped for.
 
     A victim's ``Allocation.preempted_for`` names its preemptor. While that job still waits
-    (is in the queue), the victims' GPUs on each node, topped up with that node's other
-    usable GPUs free by then (soonest first) when a pod needs more, are blocked from the
-    instant they are all free over the job's run, as the preempting cycle blocked them.
+    (is in the queue), the victims' GPUs on each node, topped up when a pod needs more
+    with that node's other GPUs free within a grace period (``_keep_on``), are blocked from
+    the instant they are all free over the job's run, as the preempting cycle blocked them.
     Without this a job ranked higher in a later cycle (fair share moves) planned onto them
     and the preemptor, left without, preempted again. A preemptor gone or admitted lapses
     the reservation (it is not queued); so does a node that can no longer hold its pod.
     """
     victims: dict[str, list[Allocation]] = {}
+    stopping: dict[str, set[int]] = {}  # per node, GPUs being freed for some preemptor
     for a in snap.allocations:
         if a.terminating_until is not None and a.preempted_for is not None:
             victims.setdefault(a.preempted_for, []).append(a)
+            for node, gpus in a.pods:
+                stopping.setdefault(node, set()).update(gpus)
     if not victims:
         return {}
+    by = snap.now + snap.config.preemption_grace_s  # when a preemptor now could start
     held: dict[str, _Held] = {}
     for job in snap.queue:
         mine = victims.get(job.id)
@@ -355,7 +364,11 @@ def _hold_for_preemptors(snap: Snapshot, usage: ClusterUsage) -> dict[str, _Held
         found = held[job.id] = _Held(len(mine))
         for node, being_freed in sorted(freed.items()):
             state = usage.nodes.get(node)
-            kept = None if state is None else _keep_on(state, job, being_freed)
+            kept = (
+                None
+                if state is None
+                else _keep_on(state, job, being_freed, stopping[node] - being_freed, by)
+            )
             if state is not None and kept is not None:
                 block = Block(kept[1], kept[1] + job.max_runtime_s)
                 for g in kept[0]:
