@@ -167,6 +167,23 @@ class NodeState:
         self.busy_until[gpu] = until
         self.gpu_bound.pop(gpu, None)
 
+    def remove_block(self, gpu: int, block: Block) -> None:
+        """Take back ``block`` (this very object) from ``gpu``: a reservation that lapses."""
+        blocks = self.blocks.get(gpu, [])
+        for i, b in enumerate(blocks):
+            if b is block:
+                del blocks[i]
+                break
+        else:
+            return
+        if not blocks:
+            del self.blocks[gpu]
+        self.version += 1
+        self.changes.append(self.node.name)
+        self.cache.pop((gpu, True), None)
+        self.cache.pop((gpu, False), None)
+        self.gpu_bound.pop(gpu, None)
+
     def add_block(self, gpu: int, block: Block) -> None:
         self.version += 1
         self.changes.append(self.node.name)
@@ -244,6 +261,8 @@ class ClusterUsage:
         for a in snapshot.allocations:
             if a.terminating_until is None:
                 self.add_usage(a)
+            elif a.terminating_until <= self.now and a.preempted_for is not None:
+                continue  # its grace is over, it is gone: passed only for ``preempted_for``
             else:
                 for node, gpus in a.pods:
                     self.hold(node, gpus, self._busy_until(a), a.cpu_milli, a.memory_mib)

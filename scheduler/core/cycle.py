@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from scheduler.core.cache import Block, ClusterUsage
+from scheduler.core.cache import Block, ClusterUsage, NodeState
 from scheduler.core.decisions import (
     Admit,
     CycleResult,
@@ -297,6 +297,142 @@ def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue)
     return True
 
 
+@dataclass
+class _Held:
+    """GPUs being freed for a queued job by its earlier preemptions: a hard block on each,
+    from when they come free over the job's run, so that no job ranked above it plans onto
+    them; taken back at the job's own turn (``_release``)."""
+
+    stopping: int  # its victims still terminating
+    blocks: list[tuple[str, int, Block]] = field(default_factory=list)  # (node, GPU, block)
+
+
+def _keep_on(
+    state: NodeState, job: QueuedJob, gpus: set[int], others_stopping: set[int], by: float
+) -> tuple[list[int], float] | None:
+    """The GPUs of ``state`` to keep for ``job``'s pod and when they are all free: those
+    being freed for it (``gpus``) first, then, if the pod needs more, others free by ``by``
+    (soonest first; not those being freed for another preemptor, not booked by others);
+    None when the node can no longer hold the pod."""
+    busy = state.busy_until
+    ours = sorted(g for g in gpus if g in busy)[: job.gpus]
+    if not ours or not state.node.schedulable:
+        return None
+    until = max(busy[g] for g in ours)
+    for t, g in sorted((busy[g], g) for g in state.usable):
+        if len(ours) >= job.gpus or t > by:
+            break
+        start = max(until, t)
+        if g in gpus or g in others_stopping:
+            continue
+        if state.exclusions(g, job.team, job.user, False).free(start, start + job.max_runtime_s):
+            ours.append(g)
+            until = start
+    return (ours, until) if len(ours) >= job.gpus else None
+
+
+def _hold_for_preemptors(snap: Snapshot, usage: ClusterUsage) -> dict[str, _Held]:
+    """Reserve the GPUs of terminating jobs for the queued job they were stopped for.
+
+    A victim's ``Allocation.preempted_for`` names its preemptor. While that job still waits
+    (is in the queue), the victims' GPUs on each node, topped up when a pod needs more
+    with that node's other GPUs free within a grace period (``_keep_on``), are blocked from
+    the instant they are all free over the job's run, as the preempting cycle blocked them.
+    Without this a job ranked higher in a later cycle (fair share moves) planned onto them
+    and the preemptor, left without, preempted again. A preemptor gone or admitted lapses
+    the reservation (it is not queued); so does a node that can no longer hold its pod.
+    """
+    victims: dict[str, list[Allocation]] = {}
+    stopping: dict[str, set[int]] = {}  # per node, GPUs being freed for some preemptor
+    for a in snap.allocations:
+        if a.terminating_until is not None and a.preempted_for is not None:
+            victims.setdefault(a.preempted_for, []).append(a)
+            for node, gpus in a.pods:
+                stopping.setdefault(node, set()).update(gpus)
+    if not victims:
+        return {}
+    by = snap.now + snap.config.preemption_grace_s  # when a preemptor now could start
+    held: dict[str, _Held] = {}
+    for job in snap.queue:
+        mine = victims.get(job.id)
+        if not mine or job.gpus == 0:
+            continue
+        freed: dict[str, set[int]] = {}
+        for a in mine:
+            for node, gpus in a.pods:
+                freed.setdefault(node, set()).update(gpus)
+        found = held[job.id] = _Held(len(mine))
+        for node, being_freed in sorted(freed.items()):
+            state = usage.nodes.get(node)
+            kept = (
+                None
+                if state is None
+                else _keep_on(state, job, being_freed, stopping[node] - being_freed, by)
+            )
+            if state is not None and kept is not None:
+                block = Block(kept[1], kept[1] + job.max_runtime_s)
+                for g in kept[0]:
+                    state.add_block(g, block)
+                    found.blocks.append((node, g, block))
+    return held
+
+
+def _release(usage: ClusterUsage, q: _Queue, held: _Held) -> None:
+    """Take back a preemptor's reservation at its turn: it plans like any job from here.
+    If a reserved GPU is free now, a shape found not to fit may fit again: forget them."""
+    free_again = False
+    for node, gpu, block in held.blocks:
+        state = usage.nodes[node]
+        state.remove_block(gpu, block)
+        free_again = free_again or gpu in state.free
+    if free_again:
+        q.no_fit.shortest.clear()
+
+
+def _take_back(
+    usage: ClusterUsage, q: _Queue, reserved: dict[str, _Held], job: QueuedJob
+) -> _Held | None:
+    """``job``'s reservation (GPUs its victims free), released at its turn, if it has one."""
+    held = reserved.pop(job.id, None) if reserved else None
+    if held is not None:
+        _release(usage, q, held)
+    return held
+
+
+def _shadow_plan(
+    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, rank: int, held: bool
+) -> tuple[Placement | None, bool]:
+    """5b's plan of ``job`` (None where nothing reads it) and whether it is within the plan
+    depth. A job whose victims are stopping always plans: it must take their GPUs again."""
+    planned, in_depth = None, q.planned < cfg.plan_depth
+    if in_depth:
+        if held or q.plan_matters(cfg, rank):
+            planned = _plan(usage, job, cfg.packing)
+        q.planned += 1
+    elif held:
+        planned = _plan(usage, job, cfg.packing)
+    return planned, in_depth
+
+
+def _waits_for_victims(
+    usage: ClusterUsage,
+    job: QueuedJob,
+    q: _Queue,
+    held: _Held,
+    planned: Placement | None,
+    by: float,
+) -> bool:
+    """True (and ``job`` waits, ``preempting``) if its victims are still stopping and it can
+    start ``by`` the end of a grace period: its GPUs are kept (a hard block, as the
+    preempting cycle made), and it never preempts again for the same start."""
+    if planned is None or planned.start > by:
+        return False
+    _reserve(usage, job, planned, soft=False)
+    q.waiting.append((job, Reason.PREEMPTING, f"{held.stopping} stopping", planned))
+    q.capacity_blocked += 1
+    return True
+
+
 def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, until: float) -> None:
     """Take back this cycle's admission of ``a``, whose GPUs ``by`` (ranked later, but
     reclaiming or of higher priority) takes: admitting and preempting a job in one cycle
@@ -354,7 +490,10 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
     no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
     waiting = q.waiting
+    # Jobs whose victims are still stopping: their GPUs are kept for them until their turn.
+    reserved = _hold_for_preemptors(snap, usage)
     for rank, job in enumerate(ordered):
+        held = _take_back(usage, q, reserved, job)
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
         static = shapes[shape] if shape in shapes else _static(shapes, shape, nodes, job)
         if static is not None:
@@ -377,11 +516,9 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
                     continue
                 q.no_fit.add(fit_key, job.max_runtime_s)
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
-        planned, in_depth = None, q.planned < cfg.plan_depth
-        if in_depth:
-            if q.plan_matters(cfg, rank):
-                planned = _plan(usage, job, cfg.packing)
-            q.planned += 1
+        planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)
+        if held is not None and _waits_for_victims(usage, job, q, held, planned, now + grace):
+            continue
         # 5c. Preempt if that starts it sooner than waiting would. Only jobs within the plan
         # depth may: deeper ones get their turn as they move up, which also bounds how much
         # one cycle preempts.

@@ -70,7 +70,11 @@ class Allocation:
     told to stop (``terminating_until`` set) holds its GPUs until then and no longer counts
     against its team's quota. A multi-node job (a gang) lists every pod's ``(node, GPU
     indices)`` in ``placements``, the first being ``node``/``gpu_indices``; a single-node job
-    leaves it empty. ``cpu_milli``/``memory_mib`` are per pod.
+    leaves it empty. ``cpu_milli``/``memory_mib`` are per pod. ``preempted_for``: for a job
+    still terminating, the id of the queued job it was stopped for; while that job still
+    waits, the GPUs being freed are reserved for it (see ``cycle.plan_cycle``). A victim
+    whose grace is over (``terminating_until`` <= now) and that names its preemptor is taken
+    as gone: its GPUs are free, but still kept for the preemptor in that cycle.
     """
 
     job_id: str
@@ -88,6 +92,7 @@ class Allocation:
     sweep_id: str | None = None
     terminating_until: float | None = None
     placements: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    preempted_for: str | None = None
 
     @property
     def pods(self) -> tuple[tuple[str, tuple[int, ...]], ...]:

@@ -79,6 +79,11 @@ class Job(models.Model):
     eta = models.DateTimeField(null=True, blank=True)
     # Set when preempted: the job holds its GPUs until then (SIGTERM grace).
     terminating_until = models.DateTimeField(null=True, blank=True)
+    # Set when preempted: the queued job it was stopped for. The scheduler keeps the GPUs it
+    # frees for that job while it waits (``Allocation.preempted_for``); cleared on requeue.
+    preempted_for = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     exit_code = models.IntegerField(null=True, blank=True)
 
     submitted_at = models.DateTimeField()

@@ -117,6 +117,8 @@ def run_cycle(
                     for x in {
                         *(a.job_id for a in result.admitted),
                         *(p.job_id for p in result.preempted),
+                        # Their preemptors: named in the message, kept in preempted_for.
+                        *(p.by_job for p in result.preempted if str(p.by_job).isdigit()),
                     }
                 ]
             )
@@ -184,7 +186,7 @@ def gang_placements(admit: Admit) -> list[dict[str, object]]:
 def _preempted_message(preempt: Preempt, jobs: dict[int, Job]) -> str:
     """Why a job was stopped, in words its owner can act on: whose work took the GPUs (the
     team, not a job page the owner may not see) and for what reason."""
-    by = jobs.get(int(preempt.by_job)) if str(preempt.by_job).isdigit() else None
+    by = _preemptor(preempt, jobs)
     who = (
         f"a {by.gpus * by.nodes}-GPU job of team {by.team.slug}"
         if by is not None
@@ -195,6 +197,10 @@ def _preempted_message(preempt: Preempt, jobs: dict[int, Job]) -> str:
         "priority": "it has a higher priority class",
     }.get(str(preempt.reason), str(preempt.reason))
     return f"Stopped to make room for {who}: {why}. It is queued again as a new attempt."
+
+
+def _preemptor(preempt: Preempt, jobs: dict[int, Job]) -> Job | None:
+    return jobs.get(int(preempt.by_job)) if str(preempt.by_job).isdigit() else None
 
 
 def _apply_preemptions(
@@ -212,6 +218,8 @@ def _apply_preemptions(
                     "reason": f"preempted_{preempt.reason}",
                     "message": _preempted_message(preempt, jobs),
                     "terminating_until": now + timedelta(seconds=preempt.grace_s),
+                    # Whom its GPUs are freed for: the next cycles keep them for that job.
+                    "preempted_for": _preemptor(preempt, jobs),
                 },
             )
         )

@@ -187,6 +187,7 @@ def requeue(job: Job, *, now: datetime, reason: str, message: str = "") -> Job:
         borrowed=False,
         admitted_at=None,
         started_at=None,
+        preempted_for=None,
     )
 
 

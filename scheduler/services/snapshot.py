@@ -90,29 +90,37 @@ def _username() -> str:
 def _allocations(
     now: datetime, priorities: dict[str, int]
 ) -> tuple[tuple[snap.Allocation, ...], dict[str, set[int]]]:
-    """Running work (and preempted jobs still in their grace period) as the core's
+    """Running work (and preempted jobs still in their grace period, or past it but not yet
+    requeued when they name their preemptor: ``Allocation.preempted_for``) as the core's
     allocations, and the GPU indices they hold per node name."""
     rows = (
         Job.objects.filter(
             Q(status__in=states.ON_CLUSTER)
-            | Q(status=states.PREEMPTED, terminating_until__gt=now),
+            | Q(status=states.PREEMPTED, terminating_until__gt=now)
+            # Grace over (requeued later in this cycle): gone, but its GPUs are its preemptor's.
+            | Q(
+                status=states.PREEMPTED,
+                terminating_until__isnull=False,
+                preempted_for__isnull=False,
+            ),
             node__isnull=False,
         )
         .values_list(
             "pk", "team__slug", _username(), "node__name", "gpu_indices", "started_at",
             "admitted_at", "submitted_at", "max_runtime_s", "priority_class", "preemptible",
             "borrowed", "cpu_millis", "memory_mb", "sweep_id", "terminating_until",
-            "placements",
+            "placements", "preempted_for_id",
         )
     )  # fmt: skip
     allocations = []
     held: dict[str, set[int]] = {}
     for (
         pk, team, user, node, indices, started, admitted, submitted, runtime, priority,
-        preemptible, borrowed, cpu, memory, sweep, terminating, placed,
+        preemptible, borrowed, cpu, memory, sweep, terminating, placed, preempted_for,
     ) in rows:  # fmt: skip
         pods = _pods(placed)
-        for pod_node, pod_indices in pods or ((node, tuple(indices or ())),):
+        gone = terminating is not None and terminating <= now  # grace over: holds nothing
+        for pod_node, pod_indices in () if gone else pods or ((node, tuple(indices or ())),):
             held.setdefault(pod_node, set()).update(pod_indices)
         allocations.append(
             snap.Allocation(
@@ -131,6 +139,7 @@ def _allocations(
                 sweep_id=str(sweep) if sweep else None,
                 terminating_until=terminating.timestamp() if terminating else None,
                 placements=pods,
+                preempted_for=str(preempted_for) if terminating and preempted_for else None,
             )
         )
     return tuple(allocations), held

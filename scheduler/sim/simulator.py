@@ -100,7 +100,9 @@ def _apply(
     for p in result.preempted:
         a = state.running[p.job_id]
         rec.preemptions += 1
-        state.running[p.job_id] = replace(a, terminating_until=now + p.grace_s)
+        state.running[p.job_id] = replace(
+            a, terminating_until=now + p.grace_s, preempted_for=p.by_job
+        )
         if a.started_at + trace[a.job_id].runtime_s <= now + p.grace_s:
             continue  # it finishes within the grace period anyway
         state.token[a.job_id] += 1

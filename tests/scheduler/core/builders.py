@@ -157,8 +157,9 @@ class AllocBuilder:
     def cpu(self, milli: int) -> AllocBuilder:
         return self._with(cpu_milli=milli)
 
-    def terminating(self, until: float) -> AllocBuilder:
-        return self._with(terminating_until=until)
+    def terminating(self, until: float, for_job: str | None = None) -> AllocBuilder:
+        """Told to stop, holding its GPUs until ``until``; ``for_job``: its preemptor."""
+        return self._with(terminating_until=until, preempted_for=for_job)
 
     def build(self) -> Allocation:
         return self.alloc

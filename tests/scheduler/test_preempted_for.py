@@ -1,0 +1,100 @@
+"""Through the production cycle: a preemptor keeps the GPUs its victims are freeing
+(``Job.preempted_for`` -> ``Allocation.preempted_for``), even when a job of another team
+ranks above it in the next cycle (issue 17)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from portal.accounts.models import Team
+from scheduler import states
+from scheduler.models import Job, TeamQuota
+from scheduler.services.cycle import run_cycle
+from scheduler.services.snapshot import build_snapshot
+from tests.conftest import make_persona
+from tests.scheduler.conftest import make_node
+
+pytestmark = pytest.mark.django_db
+
+NONE_BUSY: frozenset[tuple[str, int]] = frozenset()
+
+
+def _job(persona, team, status=states.QUEUED, **fields) -> Job:
+    return Job.objects.create(
+        name="train",
+        owner=persona.user,
+        team=team,
+        image="pytorch/pytorch:2.4",
+        gpus=2,
+        max_runtime_s=fields.pop("max_runtime_s", 3600),
+        submitted_at=fields.pop("submitted_at", timezone.now() - timedelta(hours=50)),
+        status=status,
+        **fields,
+    )
+
+
+def test_two_cycles_keep_the_freed_gpus_for_their_preemptor(alice, charlie, vision, nlp):
+    now = timezone.now()
+    tesla1, tesla2 = make_node("tesla-01"), make_node("tesla-02")
+    ops, olga = Team.objects.create(slug="ops", name="Ops"), make_persona("olga")
+    TeamQuota.objects.create(team=vision, guaranteed_gpus=2)
+    # Vision used its GPUs for two days last week: once it has a victim stopping, nlp's
+    # new job ranks above vision's by fair share.
+    _job(
+        alice,
+        vision,
+        states.SUCCEEDED,
+        started_at=now - timedelta(days=3),
+        finished_at=now - timedelta(days=1),
+    )
+
+    def borrower(node, started):
+        return _job(
+            olga, ops, states.RUNNING, node=node, gpu_indices=[0, 1], borrowed=True,
+            max_runtime_s=48 * 3600, started_at=started, admitted_at=started,
+        )  # fmt: skip
+
+    young, old = (
+        borrower(tesla1, now - timedelta(hours=1)),
+        borrower(tesla2, now - timedelta(hours=10)),
+    )
+    lender = _job(alice, vision, submitted_at=now - timedelta(seconds=60))
+
+    report = run_cycle(None, now=now, foreign_busy=NONE_BUSY)
+    assert report.preempted == [young.pk]
+    young.refresh_from_db()
+    assert young.status == states.PREEMPTED
+    assert young.preempted_for_id == lender.pk
+    # Its preemptor is read too, so the victim is told whose work took the GPUs.
+    assert "a 2-GPU job of team vision" in young.message
+    grace_end = young.terminating_until
+    assert grace_end is not None
+
+    # The snapshot tells the core whom the stopping job's GPUs are for.
+    later = now + timedelta(seconds=5)
+    snapshot = build_snapshot(now=later, foreign_busy=NONE_BUSY)
+    stopping = {a.job_id: a for a in snapshot.allocations}[str(young.pk)]
+    assert stopping.preempted_for == str(lender.pk)
+
+    newcomer = _job(charlie, nlp, submitted_at=now + timedelta(seconds=1))
+    report = run_cycle(None, now=later, foreign_busy=NONE_BUSY)
+    assert report.preempted == []  # the lender does not preempt a second borrower
+    old.refresh_from_db()
+    assert old.status == states.RUNNING
+    lender.refresh_from_db()
+    newcomer.refresh_from_db()
+    assert (newcomer.queue_position, lender.queue_position) == (1, 2)
+    assert lender.reason == "preempting"
+    assert lender.eta == grace_end
+    # The newcomer plans after the lender's run on tesla-01, not onto its freed GPUs.
+    assert newcomer.eta == grace_end + timedelta(hours=1)
+
+    # The grace over: the victim is requeued (its preemptor forgotten), the lender starts.
+    report = run_cycle(None, now=grace_end + timedelta(seconds=1), foreign_busy=NONE_BUSY)
+    assert report.admitted == [lender.pk]
+    young.refresh_from_db()
+    assert (young.status, young.preempted_for_id) == (states.QUEUED, None)
+    assert Job.objects.get(pk=lender.pk).node == tesla1
