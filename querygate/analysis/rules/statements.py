@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from querygate.analysis.classify import StatementKind, statement_name
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 
 #: Statement keywords the allow-list refuses, with why (also used to name a statement sqlglot
 #: cannot parse, such as EXPORT DATABASE).
@@ -55,6 +55,24 @@ KNOWN_REFUSED = {
 }
 
 
+STATEMENT_NOT_ALLOWED = template(
+    "statement-not-allowed",
+    gettext_noop("%(statement)s is not allowed on this warehouse: %(why)s."),
+    gettext_noop(
+        "Only SELECT queries over the warehouse's tables run here; ask an admin to load "
+        "external data into a table."
+    ),
+)
+WRITE_NOT_ALLOWED = template(
+    "write-not-allowed",
+    gettext_noop(
+        "%(kind)s statements are not allowed for you on this warehouse: only read-only "
+        "queries run here."
+    ),
+    gettext_noop("Run a SELECT instead, or ask an admin for write access."),
+)
+
+
 def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
     """Refuse statements not on the allow-list, and writes the policy does not allow."""
     name = statement_name(tree)
@@ -72,10 +90,8 @@ def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         context.finding(
             "write-not-allowed",
             Severity.ERROR,
-            f"{kind.value.upper()} statements are not allowed for you on this warehouse: "
-            "only read-only queries run here.",
+            WRITE_NOT_ALLOWED(kind=kind.value.upper()),
             at=context.statement_start(),
-            suggestion="Run a SELECT instead, or ask an admin for write access.",
         )
     ]
 
@@ -85,13 +101,12 @@ def not_allowed_finding(
 ) -> Finding:
     """The ``statement-not-allowed`` finding for statement keyword ``name``."""
     why = KNOWN_REFUSED.get(name, f"{name} statements are not on this warehouse's allow-list")
+    # ``why`` stays English (a short reason per keyword); the sentence around it translates.
     runs_program = any(token.text.upper() == "PROGRAM" for token in context.tokens)
     program = " ... PROGRAM" if name == "COPY" and runs_program else ""
     return context.finding(
         "statement-not-allowed",
         Severity.ERROR,
-        f"{name}{program} is not allowed on this warehouse: {why}.",
+        STATEMENT_NOT_ALLOWED(statement=f"{name}{program}", why=why),
         at=at or context.statement_start(),
-        suggestion="Only SELECT queries over the warehouse's tables run here; "
-        "ask an admin to load external data into a table.",
     )
