@@ -36,8 +36,12 @@ def render(code: Any, params: Any, english: str, *, part: str = "message") -> st
     translated = gettext(source)
     if translated == source:
         return english  # English (or no translation): the stored text, byte for byte
+    values = dict(params)
+    for name in template.translated:
+        if isinstance(values.get(name), str) and values[name]:
+            values[name] = gettext(values[name])
     try:
-        return translated % params
+        return translated % values
     except (KeyError, TypeError, ValueError):
         return english
 

@@ -31,6 +31,9 @@ class Template:
     code: str
     message: str
     suggestion: str = ""
+    #: Parameters whose values are themselves English texts marked for translation (a fixed
+    #: set of phrases, such as why a statement keyword is refused): rendered translated too.
+    translated: tuple[str, ...] = ()
 
     def __call__(self, **params: Any) -> Text:
         """The texts with ``params`` filled in."""
@@ -65,13 +68,16 @@ class Text:
 TEMPLATES: dict[str, Template] = {}
 
 
-def template(code: str, message: str, suggestion: str = "") -> Template:
+def template(
+    code: str, message: str, suggestion: str = "", *, translated: tuple[str, ...] = ()
+) -> Template:
     """Declare the templates of message ``code`` (once, in the rule that uses them); wrap
     both strings in ``gettext_noop`` so ``makemessages`` extracts them."""
-    if code in TEMPLATES and TEMPLATES[code] != Template(code, message, suggestion):
+    declared = Template(code, message, suggestion, translated)
+    if code in TEMPLATES and TEMPLATES[code] != declared:
         raise ValueError(f"message code {code} declared twice")
-    TEMPLATES[code] = Template(code, message, suggestion)
-    return TEMPLATES[code]
+    TEMPLATES[code] = declared
+    return declared
 
 
 @dataclass(frozen=True)

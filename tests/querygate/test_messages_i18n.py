@@ -18,6 +18,7 @@ from portal.accounts.models import User
 from querygate.analysis import analyze
 from querygate.analysis.findings import TEMPLATES
 from querygate.analysis.rules import __doc__ as rules_doc
+from querygate.analysis.rules.statements import KNOWN_REFUSED
 from querygate.errors import AcknowledgementRequired
 from querygate.messages import localize_analysis, localize_finding, render
 from querygate.models import Query, Warehouse
@@ -242,3 +243,17 @@ def test_the_sql_editor_shows_japanese_findings_for_bob(demo, alice, bob) -> Non
     theirs = _reopened(alice, Query.objects.get(user=alice.user))
     stored = Query.objects.get(user=alice.user).analysis["findings"]
     assert theirs["analysis"]["findings"] == stored  # English: the stored bytes
+
+
+@pytest.mark.parametrize("why", sorted(set(KNOWN_REFUSED.values())))
+def test_every_refused_statement_reason_has_japanese(why: str) -> None:
+    with translation.override("ja"):
+        assert JAPANESE.search(gettext(why)), why
+
+
+def test_a_refused_statement_says_why_in_japanese() -> None:
+    data = analyze("COPY orders TO '/tmp/x.csv'", dialect="duckdb", catalog=CATALOG).to_dict()
+    with translation.override("ja"):
+        message = localize_finding(data["findings"][0])["message"]
+    assert message.startswith("COPY はこのウェアハウスでは許可されていません")
+    assert message.endswith("COPY はファイルを読み書きします（またはプログラムを実行します）")  # noqa: RUF001
