@@ -246,10 +246,12 @@ def _decide(
         f.rule for f in report.findings if f.severity is Severity.ERROR and f.rule in SAFETY_RULES
     ]
     if unsafe or report.error is not None:
-        refusal = InvalidRequest(
-            f"This query cannot be overridden: {', '.join(unsafe) or 'it does not parse'}.",
-            code="not_overridable",
+        message = (
+            _("This query cannot be overridden: %(rules)s.") % {"rules": ", ".join(unsafe)}
+            if unsafe
+            else _("This query cannot be overridden: it does not parse.")
         )
+        refusal = InvalidRequest(message, code="not_overridable")
         return QueryStatus.REJECTED, [*reasons, str(refusal)], False, refusal
     return QueryStatus.QUEUED, reasons, True, None
 

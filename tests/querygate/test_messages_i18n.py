@@ -257,3 +257,22 @@ def test_a_refused_statement_says_why_in_japanese() -> None:
         message = localize_finding(data["findings"][0])["message"]
     assert message.startswith("COPY はこのウェアハウスでは許可されていません")
     assert message.endswith("COPY はファイルを読み書きします（またはプログラムを実行します）")  # noqa: RUF001
+
+
+def test_access_and_override_refusals_speak_the_readers_language(demo, alice, bob) -> None:
+    _set_language(alice, "ja")
+    response = alice.client().post(
+        URL,
+        {
+            "warehouse": "demo",
+            "sql": "SELECT * FROM read_csv('/x')",
+            "override_justification": "needed",
+        },
+        format="json",
+    )
+    error = assert_error(response, 400, "not_overridable")
+    assert error["message"] == "このクエリは上書き実行できません：table-function-not-allowed"  # noqa: RUF001
+    Warehouse.objects.filter(pk=demo.pk).update(enabled=False)
+    assert JAPANESE.search(assert_error(_submit(alice), 403, "warehouse_denied")["message"])
+    error = assert_error(_submit(bob), 403, "warehouse_denied")
+    assert error["message"] == "Warehouse demo is disabled."
