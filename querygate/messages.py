@@ -21,29 +21,48 @@ from django.utils.translation import gettext
 
 # Importing the analysis registers every template (rules and analyze declare theirs).
 from querygate.analysis import analyze as _analyze  # noqa: F401
-from querygate.analysis.findings import TEMPLATES
+from querygate.analysis.findings import TEMPLATES, Template
+
+#: How deep phrases may nest inside a stored finding's params (hostile JSON stops here).
+_MAX_DEPTH = 3
 
 
 def render(code: Any, params: Any, english: str, *, part: str = "message") -> str:
     """The ``part`` (``message`` or ``suggestion``) of message ``code`` with ``params`` in
     the active language; ``english`` (the stored text) when it cannot be rendered."""
     template = TEMPLATES.get(code) if isinstance(code, str) else None
-    if template is None or not isinstance(params, Mapping):
+    if template is None:
         return english
     source = template.message if part == "message" else template.suggestion
-    if not source:
-        return english
-    translated = gettext(source)
-    if translated == source:
+    if not source or gettext(source) == source:
         return english  # English (or no translation): the stored text, byte for byte
-    values = dict(params)
-    for name in template.translated:
-        if isinstance(values.get(name), str) and values[name]:
-            values[name] = gettext(values[name])
+    shown = _fill(template, params, source)
+    return english if shown is None else shown
+
+
+def _fill(template: Template, params: Any, source: str, depth: int = 0) -> str | None:
+    """``source`` translated and filled with ``params``: a param that is a phrase of its own
+    (``{"code", "params"}``) is rendered first, one named in ``template.translated`` is
+    translated; None when the params do not fit."""
+    if not isinstance(params, Mapping) or depth > _MAX_DEPTH:
+        return None
+    values: dict[str, Any] = {}
+    for name, value in params.items():
+        if isinstance(value, Mapping):
+            inner_code = value.get("code")
+            inner = TEMPLATES.get(inner_code) if isinstance(inner_code, str) else None
+            if inner is None:
+                return None
+            value = _fill(inner, value.get("params"), inner.message, depth + 1)
+            if value is None:
+                return None
+        elif name in template.translated and isinstance(value, str) and value:
+            value = gettext(value)
+        values[name] = value
     try:
-        return translated % values
+        return gettext(source) % values
     except (KeyError, TypeError, ValueError):
-        return english
+        return None
 
 
 def localize_finding(finding: Any) -> Any:

@@ -36,9 +36,11 @@ class Template:
     translated: tuple[str, ...] = ()
 
     def __call__(self, **params: Any) -> Text:
-        """The texts with ``params`` filled in."""
+        """The texts with ``params`` filled in (a parameter may be a ``Text`` itself: a
+        phrase such as "about 1,000" rendered in the reader's language too)."""
         return Text(
-            self, {k: v if isinstance(v, int | float) else str(v) for k, v in params.items()}
+            self,
+            {k: v if isinstance(v, int | float | Text) else str(v) for k, v in params.items()},
         )
 
 
@@ -54,13 +56,25 @@ class Text:
     def code(self) -> str:
         return self.template.code
 
+    def _english(self) -> dict[str, Any]:
+        return {k: v.message if isinstance(v, Text) else v for k, v in self.params.items()}
+
     @property
     def message(self) -> str:
-        return self.template.message % self.params
+        return self.template.message % self._english()
 
     @property
     def suggestion(self) -> str:
-        return self.template.suggestion % self.params if self.template.suggestion else ""
+        if not self.template.suggestion:
+            return ""
+        return self.template.suggestion % self._english()
+
+    def json_params(self) -> dict[str, Any]:
+        """The params as stored: a nested ``Text`` as ``{"code": ..., "params": ...}``."""
+        return {
+            k: {"code": v.code, "params": v.json_params()} if isinstance(v, Text) else v
+            for k, v in self.params.items()
+        }
 
 
 #: Every template by code: the portal renders a stored (code, params) in the reader's
@@ -102,7 +116,14 @@ class Finding:
     ) -> Finding:
         """A finding whose message and suggestion are ``text``."""
         return cls(
-            rule, severity, text.message, line, column, text.suggestion, text.code, text.params
+            rule,
+            severity,
+            text.message,
+            line,
+            column,
+            text.suggestion,
+            text.code,
+            text.json_params(),
         )
 
     def to_dict(self) -> dict[str, Any]:

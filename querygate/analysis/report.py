@@ -183,7 +183,7 @@ class Reason:
 
     @classmethod
     def of_text(cls, text: Text) -> Reason:
-        return cls(text.message, "", text.code, text.params)
+        return cls(text.message, "", text.code, text.json_params())
 
     def __str__(self) -> str:
         """The English reason (``rule: message`` for a finding's)."""

@@ -276,3 +276,27 @@ def test_access_and_override_refusals_speak_the_readers_language(demo, alice, bo
     assert JAPANESE.search(assert_error(_submit(alice), 403, "warehouse_denied")["message"])
     error = assert_error(_submit(bob), 403, "warehouse_denied")
     assert error["message"] == "Warehouse demo is disabled."
+
+
+def test_a_phrase_inside_a_finding_is_translated_with_it() -> None:
+    data = analyze("SELECT * FROM range(1e30)", dialect="duckdb", catalog=CATALOG).to_dict()
+    finding = data["findings"][0]
+    assert finding["message"].startswith("range(1e30) generates more than 10^18 rows")
+    assert finding["params"]["count"] == {"code": "phrase.more-than-1e18", "params": {}}
+    with translation.override("ja"):
+        shown = localize_finding(finding)["message"]
+    assert shown.startswith("range(1e30) は 10^18 を超える 行を生成し")
+    data = analyze("SELECT repeat('x', 1000000000)", dialect="duckdb", catalog=CATALOG).to_dict()
+    with translation.override("ja"):
+        assert "約 954 MiB" in localize_finding(data["findings"][0])["message"]
+
+
+def test_hostile_nested_params_render_as_stored() -> None:
+    stored = {"rule": "generator-too-large", "message": "stored", "code": "generator-too-large"}
+    deep: dict = {"code": "phrase.about", "params": {"number": "1"}}
+    for _ in range(10):
+        deep = {"code": "phrase.about", "params": {"number": deep}}
+    for count in (deep, {"code": "nope", "params": {}}, {"code": "phrase.about"}, {"x": 1}):
+        params = {"text": "t", "count": count, "limit": "1"}
+        with translation.override("ja"):
+            assert localize_finding({**stored, "params": params})["message"] == "stored"

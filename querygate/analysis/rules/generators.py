@@ -50,6 +50,7 @@ from querygate.analysis.estimate import (
 from querygate.analysis.findings import (
     Finding,
     Severity,
+    Text,
     gettext_noop,
     line_column,
     start_offset,
@@ -62,8 +63,11 @@ MIB = 1024**2
 _NAME = re.compile(r"(\w+)\s*\(")
 
 
-# The templates of this module's findings. A count or size parameter reads "about 1,000" or
-# "more than 10^18" (``_count``, ``_mib``) and stays English inside a translated sentence.
+# The templates of this module's findings. A count or size parameter is a phrase of its own,
+# "about 1,000" or "more than 10^18" (``_count``, ``_mib``), translated with the sentence.
+ABOUT = template("phrase.about", gettext_noop("about %(number)s"))
+MORE_THAN_1E18 = template("phrase.more-than-1e18", gettext_noop("more than 10^18"))
+MORE_THAN_1E12 = template("phrase.more-than-1e12", gettext_noop("more than 10^12"))
 UNBOUNDED_RECURSION = template(
     "unbounded-generator.recursion",
     gettext_noop(
@@ -355,14 +359,14 @@ def _judge_recursion(
         )
 
 
-def _count(rows: float) -> str:
+def _count(rows: float) -> Text:
     """A row count for a message (an overflowing constant is inf)."""
-    return f"about {rows:,.0f}" if rows < 1e18 else "more than 10^18"
+    return ABOUT(number=f"{rows:,.0f}") if rows < 1e18 else MORE_THAN_1E18()
 
 
-def _mib(size: float) -> str:
+def _mib(size: float) -> Text:
     """Bytes as MiB for a message (an overflowing constant is inf)."""
-    return f"about {size / MIB:,.0f}" if size < 1e18 else "more than 10^12"
+    return ABOUT(number=f"{size / MIB:,.0f}") if size < 1e18 else MORE_THAN_1E12()
 
 
 def written_name(node: exp.Expr, context: RuleContext) -> str:
