@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
+from django.conf import settings
+from django.utils import timezone, translation
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -41,10 +42,24 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         token = services.authenticate_token(plaintext, now=timezone.now())
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+        _activate_language(request, token.user)
         return token.user, token
 
     def authenticate_header(self, request: Any) -> str:
         return 'Bearer realm="karimasu"'
+
+
+def _activate_language(request: Any, user: Any) -> None:
+    """Answer a token-authenticated request in the user's saved language, unless the request
+    names its own with ``Accept-Language`` (then LocaleMiddleware's choice stands). A session
+    request gets the same from ``UserLanguageMiddleware``; a token one is only authenticated
+    here, after the middleware ran."""
+    if request.META.get("HTTP_ACCEPT_LANGUAGE") or not user.language:
+        return
+    if settings.LANGUAGE_COOKIE_NAME in request.COOKIES:
+        return
+    translation.activate(user.language)
+    request._request.LANGUAGE_CODE = user.language
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]

@@ -34,9 +34,16 @@ from querygate.analysis.catalog import Catalog
 from querygate.analysis.classify import StatementKind
 from querygate.analysis.context import RuleContext, sqlglot_dialect
 from querygate.analysis.estimate import Estimate, estimate, table_reads
-from querygate.analysis.findings import Finding, Severity, line_column, start_offset
+from querygate.analysis.findings import (
+    Finding,
+    Severity,
+    gettext_noop,
+    line_column,
+    start_offset,
+    template,
+)
 from querygate.analysis.policy import LINT_RULES, Policy
-from querygate.analysis.report import AnalysisFailure, Report, decide
+from querygate.analysis.report import AnalysisFailure, Report, decide_reasons
 from querygate.analysis.rules import GATE_RULES, RULES, SYNTAX_RULES, run_rules
 from querygate.analysis.rules.file_tables import is_file_path_table
 from querygate.analysis.rules.statements import KNOWN_REFUSED, not_allowed_finding
@@ -52,6 +59,45 @@ _MISSING = re.compile(r"Required keyword: '(\w+)' missing for <class '[\w.]*?(\w
 
 #: The policy of an analysis that names none (a policy is frozen, so one can be shared).
 _DEFAULT_POLICY = Policy()
+
+
+PARSE_ERROR = template(
+    "parse-error",
+    gettext_noop("The SQL does not parse: %(error)s"),
+    gettext_noop("Fix the syntax at the marked position."),
+)
+EMPTY_STATEMENT = template("empty-statement", gettext_noop("There is no SQL statement."))
+MULTIPLE_STATEMENTS = template(
+    "multiple-statements",
+    gettext_noop("Send exactly one statement per request; this one has %(count)s."),
+    gettext_noop("Split the script and send each statement on its own."),
+)
+_UNKNOWN_TABLE = gettext_noop("Table %(table)s does not exist in this warehouse.")
+UNKNOWN_TABLE = template("unknown-table", _UNKNOWN_TABLE, gettext_noop("Did you mean %(close)s?"))
+UNKNOWN_TABLE_NO_MATCH = template(
+    "unknown-table.no-match",
+    _UNKNOWN_TABLE,
+    gettext_noop("Check the table name against the warehouse's catalog."),
+)
+AMBIGUOUS_COLUMN = template(
+    "ambiguous-column",
+    gettext_noop("Column %(name)s is ambiguous: %(count)s tables of this query have it."),
+    gettext_noop("Qualify it with its table: %(choices)s."),
+)
+UNKNOWN_ALIAS = template(
+    "unknown-column.alias",
+    gettext_noop("%(table)s.%(name)s: %(table)s is not a table or alias in this query."),
+    gettext_noop("Use one of the aliases defined in FROM."),
+)
+_UNKNOWN_COLUMN = gettext_noop("Column %(name)s does not exist in the tables this query reads.")
+UNKNOWN_COLUMN = template(
+    "unknown-column", _UNKNOWN_COLUMN, gettext_noop("Did you mean %(close)s?")
+)
+UNKNOWN_COLUMN_NO_MATCH = template(
+    "unknown-column.no-match",
+    _UNKNOWN_COLUMN,
+    gettext_noop("Check the column name against the tables in FROM."),
+)
 
 
 def analyze(
@@ -131,11 +177,12 @@ def _report(
     tables = sorted({r.stats.qualified_name for r in reads})
     columns = sorted({f"{r.stats.qualified_name}.{c}" for r in reads for c in r.columns})
     ordered = sorted(findings, key=lambda f: (f.line, f.column, f.rule))
-    decision, reasons = decide(ordered, est, context.policy)
+    decision, reasons = decide_reasons(ordered, est, context.policy)
     return Report(
         statement_kind=kind,
         decision=decision,
-        reasons=reasons,
+        reasons=tuple(str(r) for r in reasons),
+        reason_codes=tuple(r.to_dict() for r in reasons),
         findings=tuple(ordered),
         estimate=est,
         sql=context.sql,
@@ -147,9 +194,17 @@ def _report(
 
 
 def _failure(finding: Finding, kind: str, policy: Policy) -> Report:
-    decision, reasons = decide([finding], None, policy)
+    decision, reasons = decide_reasons([finding], None, policy)
     failure = AnalysisFailure(kind, finding.message, finding.line, finding.column)
-    return Report(None, decision, reasons, (finding,), None, error=failure)
+    return Report(
+        None,
+        decision,
+        tuple(str(r) for r in reasons),
+        (finding,),
+        None,
+        error=failure,
+        reason_codes=tuple(r.to_dict() for r in reasons),
+    )
 
 
 def _parse_finding(
@@ -163,14 +218,7 @@ def _parse_finding(
         context = RuleContext(sql, dialect, catalog, policy, exp.Command(this=first))
         return not_allowed_finding(first, line_column(sql, offset), context, None)
     line, column, message = _error_position(error, sql)
-    return Finding(
-        "parse-error",
-        Severity.ERROR,
-        f"The SQL does not parse: {message}",
-        line,
-        column,
-        "Fix the syntax at the marked position.",
-    )
+    return Finding.of("parse-error", Severity.ERROR, PARSE_ERROR(error=message), line, column)
 
 
 def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int, str]:
@@ -200,19 +248,14 @@ def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int,
 
 def _statement_count_finding(count: int, tokens: list[Token], sql: str) -> Finding:
     if count == 0:
-        return Finding("empty-statement", Severity.ERROR, "There is no SQL statement.", 1, 1)
+        return Finding.of("empty-statement", Severity.ERROR, EMPTY_STATEMENT(), 1, 1)
     line, column = 1, 1
     for before, token in itertools.pairwise(tokens):
         if before.token_type == TokenType.SEMICOLON and token.token_type != TokenType.SEMICOLON:
             line, column = line_column(sql, token.start)
             break
-    return Finding(
-        "multiple-statements",
-        Severity.ERROR,
-        f"Send exactly one statement per request; this one has {count}.",
-        line,
-        column,
-        "Split the script and send each statement on its own.",
+    return Finding.of(
+        "multiple-statements", Severity.ERROR, MULTIPLE_STATEMENTS(count=count), line, column
     )
 
 
@@ -234,11 +277,10 @@ def unknown_tables(tree: exp.Expr, context: RuleContext) -> list[Finding]:
             context.finding(
                 "unknown-table",
                 Severity.ERROR,
-                f"Table {table.sql(dialect=context.dialect)} does not exist in this warehouse.",
+                (UNKNOWN_TABLE if close else UNKNOWN_TABLE_NO_MATCH)(
+                    table=table.sql(dialect=context.dialect), close=" or ".join(close)
+                ),
                 at=table,
-                suggestion=f"Did you mean {' or '.join(close)}?"
-                if close
-                else "Check the table name against the warehouse's catalog.",
             )
         )
     return findings
@@ -333,7 +375,8 @@ def _unknown_column(message: str, context: RuleContext) -> Finding:
         found = _POSITION.search(message)
         at = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
         first_line = message.splitlines()[0] if message else "unresolved column"
-        return context.finding("unknown-column", Severity.ERROR, first_line, at=at)
+        # sqlglot's own text: no template, every reader sees it as it is
+        return Finding("unknown-column", Severity.ERROR, first_line, *at)
     name = match.group(1)
     alias = _FOR_TABLE.search(message)
     return _column_finding(
@@ -366,28 +409,23 @@ def _column_finding(
         return context.finding(
             "ambiguous-column",
             Severity.ERROR,
-            f"Column {name} is ambiguous: {len(owners)} tables of this query have it.",
+            AMBIGUOUS_COLUMN(name=name, count=len(owners), choices=choices),
             at=at,
-            suggestion=f"Qualify it with its table: {choices}.",
         )
     if for_table is not None:
         return context.finding(
             "unknown-column",
             Severity.ERROR,
-            f"{for_table}.{name}: {for_table} is not a table or alias in this query.",
+            UNKNOWN_ALIAS(table=for_table, name=name),
             at=at,
-            suggestion="Use one of the aliases defined in FROM.",
         )
     known = sorted({c.name for t in context.catalog.tables for c in t.columns})
     close = difflib.get_close_matches(name.lower(), known, n=3)
     return context.finding(
         "unknown-column",
         Severity.ERROR,
-        f"Column {name} does not exist in the tables this query reads.",
+        (UNKNOWN_COLUMN if close else UNKNOWN_COLUMN_NO_MATCH)(name=name, close=" or ".join(close)),
         at=at,
-        suggestion=f"Did you mean {' or '.join(close)}?"
-        if close
-        else "Check the column name against the tables in FROM.",
     )
 
 

@@ -13,7 +13,7 @@ from sqlglot.tokenizer_core import Token, TokenType
 
 from querygate.analysis.catalog import Catalog, TableStats
 from querygate.analysis.classify import WRITE_NODE_TYPES, StatementKind, classify
-from querygate.analysis.findings import Finding, Severity, line_column, start_offset
+from querygate.analysis.findings import Finding, Severity, Text, line_column, start_offset
 from querygate.analysis.policy import Policy
 from querygate.analysis.predicates import column_tables_and_query
 
@@ -168,14 +168,14 @@ class RuleContext:
         self,
         rule: str,
         severity: Severity,
-        message: str,
+        message: Text,
         *,
         at: exp.Expr | tuple[int, int] | None,
-        suggestion: str = "",
     ) -> Finding:
-        """A finding located at a node (or an explicit (line, column))."""
+        """A finding located at a node (or an explicit (line, column)); ``message`` is a
+        rule's template with its parameters (message and suggestion)."""
         line, column = at if isinstance(at, tuple) else self.position(at)
-        return Finding(rule, severity, message, line, column, suggestion)
+        return Finding.of(rule, severity, message, line, column)
 
     def table_stats(self, table: exp.Table) -> TableStats | None:
         """The catalog entry for a table reference, or None (CTE, function, unknown);

@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from querygate.analysis.classify import StatementKind
 from querygate.analysis.estimate import Estimate
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, Text, gettext_noop, template
 from querygate.analysis.policy import GIB, Policy
 
 
@@ -57,6 +57,9 @@ class Report:
     tables: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
     error: AnalysisFailure | None = None
+    #: The reasons' templates and parameters, one per reason (``Reason.to_dict``), so the
+    #: portal renders them in the reader's language; empty for a report made without them.
+    reason_codes: tuple[dict[str, Any], ...] = field(default=(), compare=False)
     #: The SQL analyzed; empty when it did not parse into one statement.
     sql: str = field(default="", repr=False, compare=False)
     dialect: str = ""
@@ -116,6 +119,7 @@ class Report:
         return {
             "decision": self.decision.value,
             "reasons": list(self.reasons),
+            "reason_codes": list(self.reason_codes),
             "statement_type": self.statement_kind.value if self.statement_kind else None,
             "tables": list(self.tables),
             "columns": list(self.columns),
@@ -143,33 +147,100 @@ def text_fingerprint(sql: str) -> str:
     return hashlib.sha256(" ".join(sql.split()).encode()).hexdigest()
 
 
+SCAN_OVER_LIMIT = template(
+    "limit.bytes-scanned",
+    gettext_noop("scans about %(scanned)s GiB, over the limit of %(limit)s GiB"),
+)
+SCAN_OVER_WARNING = template(
+    "limit.bytes-scanned.warn", gettext_noop("scans about %(scanned)s GiB")
+)
+ROWS_OVER_LIMIT = template(
+    "limit.intermediate-rows",
+    gettext_noop("joins produce about %(rows)s intermediate rows, over the limit of %(limit)s"),
+)
+RESULT_OVER_LIMIT = template(
+    "limit.result-bytes",
+    gettext_noop(
+        "returns about %(size)s GiB (%(rows)s rows), over the limit of %(limit)s GiB of "
+        "result; add a LIMIT, aggregate, or select fewer columns"
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason of a decision: a finding's (its ``rule`` and message) or a passed limit's;
+    ``code`` and ``params`` name the message's template, so it renders in any language."""
+
+    message: str
+    rule: str = ""
+    code: str = ""
+    params: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of_finding(cls, finding: Finding) -> Reason:
+        return cls(finding.message, finding.rule, finding.code, finding.params)
+
+    @classmethod
+    def of_text(cls, text: Text) -> Reason:
+        return cls(text.message, "", text.code, text.json_params())
+
+    def __str__(self) -> str:
+        """The English reason (``rule: message`` for a finding's)."""
+        return f"{self.rule}: {self.message}" if self.rule else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (``reason_codes`` of the report)."""
+        return {"rule": self.rule, "code": self.code, "params": self.params}
+
+
 def decide(
     findings: list[Finding], estimate: Estimate | None, policy: Policy
 ) -> tuple[Decision, tuple[str, ...]]:
     """Reject on an error finding or a passed hard limit, warn on a warning or a passed soft
-    limit, else allow; the reasons say which."""
-    rejects = [f"{f.rule}: {f.message}" for f in findings if f.severity is Severity.ERROR]
-    warns = [f"{f.rule}: {f.message}" for f in findings if f.severity is Severity.WARN]
+    limit, else allow; the reasons say which (in English; ``decide_reasons`` keeps their
+    templates)."""
+    decision, reasons = decide_reasons(findings, estimate, policy)
+    return decision, tuple(str(r) for r in reasons)
+
+
+def decide_reasons(
+    findings: list[Finding], estimate: Estimate | None, policy: Policy
+) -> tuple[Decision, tuple[Reason, ...]]:
+    """``decide`` with each reason's template and parameters."""
+    rejects = [Reason.of_finding(f) for f in findings if f.severity is Severity.ERROR]
+    warns = [Reason.of_finding(f) for f in findings if f.severity is Severity.WARN]
     if estimate is not None:
         scanned = estimate.bytes_scanned
         if scanned > policy.max_bytes_scanned:
             rejects.append(
-                f"scans about {scanned / GIB:,.1f} GiB, over the limit of "
-                f"{policy.max_bytes_scanned / GIB:,.1f} GiB"
+                Reason.of_text(
+                    SCAN_OVER_LIMIT(
+                        scanned=f"{scanned / GIB:,.1f}",
+                        limit=f"{policy.max_bytes_scanned / GIB:,.1f}",
+                    )
+                )
             )
         elif scanned > policy.warn_bytes_scanned:
-            warns.append(f"scans about {scanned / GIB:,.1f} GiB")
+            warns.append(Reason.of_text(SCAN_OVER_WARNING(scanned=f"{scanned / GIB:,.1f}")))
         if estimate.intermediate_rows > policy.max_intermediate_rows:
             rejects.append(
-                f"joins produce about {estimate.intermediate_rows:,} intermediate rows, over "
-                f"the limit of {policy.max_intermediate_rows:,}"
+                Reason.of_text(
+                    ROWS_OVER_LIMIT(
+                        rows=f"{estimate.intermediate_rows:,}",
+                        limit=f"{policy.max_intermediate_rows:,}",
+                    )
+                )
             )
         if estimate.result_bytes > policy.max_result_bytes:
             rejects.append(
-                f"returns about {estimate.result_bytes / GIB:,.1f} GiB "
-                f"({estimate.rows:,} rows), over the limit of "
-                f"{policy.max_result_bytes / GIB:,.1f} GiB of result; add a LIMIT, "
-                "aggregate, or select fewer columns"
+                Reason.of_text(
+                    RESULT_OVER_LIMIT(
+                        size=f"{estimate.result_bytes / GIB:,.1f}",
+                        rows=f"{estimate.rows:,}",
+                        limit=f"{policy.max_result_bytes / GIB:,.1f}",
+                    )
+                )
             )
     if rejects:
         return Decision.REJECT, tuple(rejects)

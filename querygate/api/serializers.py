@@ -7,6 +7,7 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from querygate.messages import localize_analysis, localize_reasons
 from querygate.models import CatalogTable, Query, QueryStatus, Warehouse
 from querygate.services.results import PREVIEW_ROWS
 
@@ -143,6 +144,15 @@ class QueryDetailSerializer(QuerySerializer):
     class Meta(QuerySerializer.Meta):
         fields = [*QuerySerializer.Meta.fields, "analysis", "result"]
         read_only_fields = fields
+
+    def to_representation(self, instance: Query) -> dict[str, Any]:
+        """The stored analysis' findings and the reasons in the reader's language."""
+        data: dict[str, Any] = super().to_representation(instance)
+        analysis = data.get("analysis")
+        codes = analysis.get("reason_codes") if isinstance(analysis, dict) else None
+        data["analysis"] = localize_analysis(analysis)
+        data["reasons"] = localize_reasons(data.get("reasons"), codes)
+        return data
 
     @extend_schema_field(ResultPreviewSerializer(allow_null=True))
     def get_result(self, query: Query) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from portal.errors import Conflict, InvalidRequest
 from querygate import tasks
 from querygate.api import serializers as s
+from querygate.messages import localize_analysis
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus, Warehouse
 from querygate.services import results
 from querygate.services.access import (
@@ -157,7 +158,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         report = audited_analysis(
             request.user, access, data["sql"], explain=data["explain"], now=timezone.now()
         )
-        return Response(report)
+        return Response(localize_analysis(report))
 
     @extend_schema(
         request=s.CancelRequestSerializer,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
 
 from portal.accounts.access import is_team_lead
 from portal.accounts.models import Membership, Team
@@ -44,7 +45,7 @@ def get_warehouse(name: str) -> Warehouse:
     try:
         return Warehouse.objects.get(name=name)
     except Warehouse.DoesNotExist:
-        raise NotFoundError(f"Warehouse {name!r} not found.") from None
+        raise NotFoundError(_("Warehouse %(name)r not found.") % {"name": name}) from None
 
 
 def access_warehouse(user: Any, warehouse: Warehouse, team_slug: str | None = None) -> Access:
@@ -58,7 +59,7 @@ def access_warehouse(user: Any, warehouse: Warehouse, team_slug: str | None = No
     if team_slug:
         memberships = [m for m in memberships if m.team.slug == team_slug]
         if not memberships and not user.is_staff:
-            raise WarehouseDenied(f"You are not in team {team_slug!r}.")
+            raise WarehouseDenied(_("You are not in team %(team)r.") % {"team": team_slug})
     if user.is_staff:
         team = memberships[0].team if memberships else None
         policy = policy_from(warehouse.policy, allow_writes=warehouse.admin_writes)
@@ -71,7 +72,7 @@ def access_warehouse(user: Any, warehouse: Warehouse, team_slug: str | None = No
             runtime_budget(warehouse, warehouse.policy),
         )
     if not warehouse.enabled:
-        raise WarehouseDenied(f"Warehouse {warehouse.name} is disabled.")
+        raise WarehouseDenied(_("Warehouse %(name)s is disabled.") % {"name": warehouse.name})
     roles = {m.team_id: m.role for m in memberships}
     grants = [
         g
@@ -93,7 +94,7 @@ def access_warehouse(user: Any, warehouse: Warehouse, team_slug: str | None = No
         return Access(
             warehouse, team, False, policy, False, runtime_budget(warehouse, warehouse.policy)
         )
-    raise WarehouseDenied(f"You have no access to warehouse {warehouse.name}.")
+    raise WarehouseDenied(_("You have no access to warehouse %(name)s.") % {"name": warehouse.name})
 
 
 def access_warehouse_named(user: Any, name: str, team_slug: str | None = None) -> Access:

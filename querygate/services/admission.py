@@ -32,6 +32,7 @@ from querygate.errors import (
     QueryRejected,
     SqlError,
 )
+from querygate.messages import localize_finding, localize_reasons
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
 from querygate.services.access import Access, access_warehouse_named, can_override
 from querygate.services.analyses import analysis_of
@@ -245,10 +246,12 @@ def _decide(
         f.rule for f in report.findings if f.severity is Severity.ERROR and f.rule in SAFETY_RULES
     ]
     if unsafe or report.error is not None:
-        refusal = InvalidRequest(
-            f"This query cannot be overridden: {', '.join(unsafe) or 'it does not parse'}.",
-            code="not_overridable",
+        message = (
+            _("This query cannot be overridden: %(rules)s.") % {"rules": ", ".join(unsafe)}
+            if unsafe
+            else _("This query cannot be overridden: it does not parse.")
         )
+        refusal = InvalidRequest(message, code="not_overridable")
         return QueryStatus.REJECTED, [*reasons, str(refusal)], False, refusal
     return QueryStatus.QUEUED, reasons, True, None
 
@@ -268,16 +271,26 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
     running = Query.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
     if running >= warehouse.max_concurrent_per_user:
         return BudgetExceeded(
-            f"You already have {running} queries running or queued "
-            f"(limit {warehouse.max_concurrent_per_user})."
+            _("You already have %(running)s queries running or queued (limit %(limit)s).")
+            % {"running": running, "limit": warehouse.max_concurrent_per_user}
         )
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = Query.objects.filter(warehouse=warehouse, created_at__gte=day, status__in=_COUNTED)
-    for limit, scope, rows in (
-        (warehouse.daily_bytes_per_user, "your", today.filter(user=user)),
+    for limit, message, rows in (
+        (
+            warehouse.daily_bytes_per_user,
+            _(
+                "This query (about %(estimate)s bytes) would pass your daily budget of "
+                "%(limit)s bytes scanned on %(warehouse)s (%(used)s used today)."
+            ),
+            today.filter(user=user),
+        ),
         (
             warehouse.daily_bytes_per_team,
-            "your team's",
+            _(
+                "This query (about %(estimate)s bytes) would pass your team's daily budget of "
+                "%(limit)s bytes scanned on %(warehouse)s (%(used)s used today)."
+            ),
             today.filter(team=access.team) if access.team else None,
         ),
     ):
@@ -287,8 +300,13 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
         used = (totals["scanned"] or 0) + (totals["spilled"] or 0)
         if used + estimate > limit:
             return BudgetExceeded(
-                f"This query (about {estimate:,} bytes) would pass {scope} daily budget of "
-                f"{limit:,} bytes scanned on {warehouse.name} ({used:,} used today)."
+                message
+                % {
+                    "estimate": f"{estimate:,}",
+                    "limit": f"{limit:,}",
+                    "warehouse": warehouse.name,
+                    "used": f"{used:,}",
+                }
             )
     return None
 
@@ -299,16 +317,19 @@ def _raise_refusal(
     details = {
         "query_id": query.pk,
         "decision": report.decision.value,
-        "reasons": query.reasons,
-        "findings": analysis["findings"],
+        "reasons": localize_reasons(query.reasons, analysis.get("reason_codes")),
+        "findings": [localize_finding(f) for f in analysis["findings"]],
     }
     if refusal is not None:
         refusal.details = details  # type: ignore[attr-defined]
         raise refusal
     if report.error is not None and query.status == QueryStatus.REJECTED:
         error = report.error
+        failed = report.findings[0] if report.findings else None
+        message = localize_finding(failed.to_dict())["message"] if failed else error.message
         raise SqlError(
-            f"line {error.line}, column {error.column}: {error.message}",
+            _("line %(line)s, column %(column)s: %(message)s")
+            % {"line": error.line, "column": error.column, "message": message},
             details={**details, "line": error.line, "column": error.column, "kind": error.kind},
         )
     if query.status == QueryStatus.REJECTED:
@@ -319,15 +340,22 @@ def _raise_refusal(
             "ambiguous-column",
         }:
             raise SqlError(
-                f"line {first.line}, column {first.column}: {first.message}",
+                _("line %(line)s, column %(column)s: %(message)s")
+                % {
+                    "line": first.line,
+                    "column": first.column,
+                    "message": localize_finding(first.to_dict())["message"],
+                },
                 details={**details, "line": first.line, "column": first.column, "kind": "catalog"},
             )
+        reasons = localize_reasons(query.reasons, analysis.get("reason_codes"))
         raise QueryRejected(
-            "The query gate rejected this query: " + "; ".join(query.reasons), details=details
+            _("The query gate rejected this query: %(reasons)s") % {"reasons": "; ".join(reasons)},
+            details=details,
         )
     if query.status == QueryStatus.NEEDS_ACK:
         raise AcknowledgementRequired(
-            "This query has warnings: read them and acknowledge them to run it.",
+            _("This query has warnings: read them and acknowledge them to run it."),
             # How to acknowledge is the client's business (the SQL editor has a button, the
             # API a field): the message stays generic, the field is named in the details.
             details={**details, "acknowledge_field": "acknowledge_warnings"},

@@ -8,9 +8,20 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.predicates import is_always_true
 from querygate.analysis.query_shape import reads_large_table
+
+ALWAYS_TRUE_JOIN = template(
+    "always-true-join",
+    gettext_noop(
+        "The join condition ON %(condition)s is always true: this join pairs every row with "
+        "every row."
+    ),
+    gettext_noop(
+        "Join on the key that relates the tables, e.g. ON <left>.<key> = %(right)s.<key>."
+    ),
+)
 
 
 def always_true_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -31,11 +42,8 @@ def always_true_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
             context.finding(
                 "always-true-join",
                 Severity.ERROR if both_large else Severity.WARN,
-                f"The join condition ON {context.sql_of(on)} is always true: this join pairs "
-                "every row with every row.",
+                ALWAYS_TRUE_JOIN(condition=context.sql_of(on), right=join.this.alias_or_name),
                 at=context.token_after(join.this, TokenType.ON),
-                suggestion=f"Join on the key that relates the tables, e.g. ON "
-                f"<left>.<key> = {join.this.alias_or_name}.<key>.",
             )
         )
     return findings

@@ -7,8 +7,29 @@ from __future__ import annotations
 from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.predicates import conjuncts, disjuncts, is_always_true
+
+ALWAYS_TRUE_WHERE = template(
+    "always-true-where",
+    gettext_noop(
+        "The WHERE condition is always true because of %(condition)s: it filters nothing."
+    ),
+    gettext_noop(
+        "Remove %(condition)s and state the filter you meant, e.g. a date range or an id."
+    ),
+)
+SELF_COMPARISON = template(
+    "always-true-where.self",
+    gettext_noop(
+        "%(condition)s compares a column with itself: it is true for every row where the "
+        "column is not NULL."
+    ),
+    gettext_noop(
+        "Compare %(column)s with the column or value you meant, e.g. %(column)s = "
+        "<other table>.%(name)s."
+    ),
+)
 
 
 def always_true_where(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -22,11 +43,8 @@ def always_true_where(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 context.finding(
                     "always-true-where",
                     Severity.WARN,
-                    f"The WHERE condition is always true because of {context.sql_of(culprit)}: "
-                    "it filters nothing.",
+                    ALWAYS_TRUE_WHERE(condition=context.sql_of(culprit)),
                     at=culprit,
-                    suggestion=f"Remove {context.sql_of(culprit)} and state the filter you "
-                    "meant, e.g. a date range or an id.",
                 )
             )
             continue
@@ -42,9 +60,8 @@ def _self_comparison(part: exp.EQ, context: RuleContext) -> Finding:
     return context.finding(
         "always-true-where",
         Severity.WARN,
-        f"{context.sql_of(part)} compares a column with itself: it is true for every row "
-        "where the column is not NULL.",
+        SELF_COMPARISON(
+            condition=context.sql_of(part), column=column, name=part.left.unnest().name
+        ),
         at=part,
-        suggestion=f"Compare {column} with the column or value you meant, e.g. "
-        f"{column} = <other table>.{part.left.unnest().name}.",
     )

@@ -13,7 +13,7 @@ from sqlglot.tokenizer_core import TokenType
 
 from querygate.analysis.context import RuleContext
 from querygate.analysis.estimate import rows_memo, scope_conjuncts, scope_rows
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.predicates import is_always_true
 
 
@@ -92,12 +92,24 @@ def _finding(scope: Scope, left: str, right: str, context: RuleContext) -> Findi
     return context.finding(
         "cartesian-join",
         severity,
-        f"Nothing joins {right} to {left}: every row of one is paired with every row of the "
-        f"other (about {int(product):,} rows).",
+        CARTESIAN_JOIN(
+            right=right,
+            left=left,
+            rows=f"{int(product):,}",
+            condition=_join_shape(scope, left, right, context),
+        ),
         at=context.keyword_position(node, {TokenType.JOIN}),
-        suggestion=f"Add a join condition: JOIN {right} ON "
-        f"{_join_shape(scope, left, right, context)}.",
     )
+
+
+CARTESIAN_JOIN = template(
+    "cartesian-join",
+    gettext_noop(
+        "Nothing joins %(right)s to %(left)s: every row of one is paired with every row of "
+        "the other (about %(rows)s rows)."
+    ),
+    gettext_noop("Add a join condition: JOIN %(right)s ON %(condition)s."),
+)
 
 
 def _join_shape(scope: Scope, left: str, right: str, context: RuleContext) -> str:

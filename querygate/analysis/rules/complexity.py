@@ -7,7 +7,16 @@ from __future__ import annotations
 from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
+
+EXCESSIVE_COMPLEXITY = template(
+    "excessive-complexity",
+    gettext_noop("This query is more complex than the warehouse's policy allows: %(detail)s."),
+    gettext_noop(
+        "Split it into steps: materialize intermediate results as CTEs or tables, and drop "
+        "joins and subqueries the result does not need."
+    ),
+)
 
 
 def query_depth(tree: exp.Expr, selects: list[exp.Select] | None = None) -> int:
@@ -50,9 +59,7 @@ def complexity(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         context.finding(
             "excessive-complexity",
             Severity.WARN,
-            f"This query is more complex than the warehouse's policy allows: {detail}.",
+            EXCESSIVE_COMPLEXITY(detail=detail),
             at=context.statement_start(),
-            suggestion="Split it into steps: materialize intermediate results as CTEs or "
-            "tables, and drop joins and subqueries the result does not need.",
         )
     ]

@@ -6,7 +6,19 @@ from __future__ import annotations
 from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
+
+DISTINCT_STAR = template(
+    "distinct-star",
+    gettext_noop(
+        "SELECT DISTINCT * de-duplicates whole rows: it sorts or hashes every column, and "
+        "often hides a join that duplicates rows."
+    ),
+    gettext_noop(
+        "Select DISTINCT only the key columns you need, or fix the join that produces "
+        "duplicates (GROUP BY the key)."
+    ),
+)
 
 
 def distinct_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -26,11 +38,8 @@ def distinct_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                     context.finding(
                         "distinct-star",
                         Severity.WARN,
-                        "SELECT DISTINCT * de-duplicates whole rows: it sorts or hashes every "
-                        "column, and often hides a join that duplicates rows.",
+                        DISTINCT_STAR(),
                         at=projection,
-                        suggestion="Select DISTINCT only the key columns you need, or fix the "
-                        "join that produces duplicates (GROUP BY the key).",
                     )
                 )
     return findings

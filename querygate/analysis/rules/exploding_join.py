@@ -16,7 +16,20 @@ from sqlglot.optimizer.scope import Scope
 
 from querygate.analysis.context import RuleContext
 from querygate.analysis.estimate import ndv_lookup, rows_memo, scope_conjuncts, scope_rows
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
+
+EXPLODING_JOIN = template(
+    "exploding-join",
+    gettext_noop(
+        "Many-to-many join of %(left)s and %(right)s on %(left_keys)s = %(keys)s: neither side "
+        "is unique on its join columns, so the join yields about %(rows)s rows (%(fan_out)sx "
+        "the larger input)."
+    ),
+    gettext_noop(
+        "Aggregate one side to one row per key first, e.g. (SELECT %(keys)s, ... FROM "
+        "%(right)s GROUP BY %(keys)s), or join on a full key."
+    ),
+)
 
 
 def exploding_join(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -130,11 +143,13 @@ def _judge(
     return context.finding(
         "exploding-join",
         severity,
-        f"Many-to-many join of {left.name} and {right.name} on "
-        f"{', '.join(sorted(left.columns))} = {keys}: "
-        f"neither side is unique on its join columns, so the join yields about "
-        f"{int(output):,} rows ({fan_out:,.0f}x the larger input).",
+        EXPLODING_JOIN(
+            left=left.name,
+            right=right.name,
+            left_keys=", ".join(sorted(left.columns)),
+            keys=keys,
+            rows=f"{int(output):,}",
+            fan_out=f"{fan_out:,.0f}",
+        ),
         at=pairs[0][0].parent,
-        suggestion=f"Aggregate one side to one row per key first, e.g. "  # noqa: S608 - shown, never run
-        f"(SELECT {keys}, ... FROM {right.name} GROUP BY {keys}), or join on a full key.",
     )

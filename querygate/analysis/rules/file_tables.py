@@ -9,11 +9,26 @@ from __future__ import annotations
 from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 
 #: Spark's file data sources, read by ``<format>.`<path>``` in FROM.
 SPARK_FILE_FORMATS = frozenset(
     {"parquet", "orc", "csv", "json", "text", "avro", "binaryfile", "delta", "xml", "hive"}
+)
+
+
+FILE_PATH_TABLE = template(
+    "file-path-table",
+    gettext_noop("'%(path)s' is read as a file or URL, which is not allowed on this warehouse."),
+    gettext_noop("Query a warehouse table; ask an admin to load the file into one."),
+)
+PATH_STATEMENT = template(
+    "file-path-table.statement",
+    gettext_noop(
+        "A statement that reads or writes a path (LOCATION, OPTIONS (path ...), INSERT "
+        "OVERWRITE DIRECTORY) is not allowed on this warehouse."
+    ),
+    gettext_noop("Query the warehouse's tables; ask an admin to register files as a table."),
 )
 
 
@@ -41,9 +56,8 @@ def file_tables(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         context.finding(
             "file-path-table",
             Severity.ERROR,
-            f"'{table.name}' is read as a file or URL, which is not allowed on this warehouse.",
+            FILE_PATH_TABLE(path=table.name),
             at=table,
-            suggestion="Query a warehouse table; ask an admin to load the file into one.",
         )
         for table in (
             context.parsed_nodes(exp.Table) if tree is context.parsed else tree.find_all(exp.Table)
@@ -63,11 +77,8 @@ def _spark_locations(tree: exp.Expr, context: RuleContext) -> list[Finding]:
             context.finding(
                 "file-path-table",
                 Severity.ERROR,
-                "A statement that reads or writes a path (LOCATION, OPTIONS (path ...), "
-                "INSERT OVERWRITE DIRECTORY) is not allowed on this warehouse.",
+                PATH_STATEMENT(),
                 at=node,
-                suggestion="Query the warehouse's tables; ask an admin to register files "
-                "as a table.",
             )
         )
     return found

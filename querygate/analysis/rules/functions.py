@@ -13,7 +13,7 @@ from sqlglot import exp
 
 from querygate.analysis import allowlist
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 
 #: Settings ``current_setting`` may read on PostgreSQL: presentation settings only (not
 #: ``data_directory``, ``config_file``, ``hba_file``...).
@@ -46,14 +46,33 @@ def functions(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 context.finding(
                     rule,
                     Severity.ERROR,
-                    f"The {what} {name}() is not allowed on this warehouse: only listed "
-                    "functions run here (no files, network, extensions or settings).",
+                    (FUNCTION_NOT_ALLOWED if what == "function" else TABLE_FUNCTION)(name=name),
                     at=func,
-                    suggestion=f"Remove {name}(); query the warehouse's tables instead, or ask "
-                    "an admin to add the function to the allow-list if it is harmless.",
                 )
             )
     return findings
+
+
+_FUNCTION_FIX = gettext_noop(
+    "Remove %(name)s(); query the warehouse's tables instead, or ask an admin to add the "
+    "function to the allow-list if it is harmless."
+)
+FUNCTION_NOT_ALLOWED = template(
+    "function-not-allowed",
+    gettext_noop(
+        "The function %(name)s() is not allowed on this warehouse: only listed functions run "
+        "here (no files, network, extensions or settings)."
+    ),
+    _FUNCTION_FIX,
+)
+TABLE_FUNCTION = template(
+    "table-function-not-allowed",
+    gettext_noop(
+        "The table function %(name)s() is not allowed on this warehouse: only listed functions "
+        "run here (no files, network, extensions or settings)."
+    ),
+    _FUNCTION_FIX,
+)
 
 
 def _function_allowed(func: exp.Func, context: RuleContext) -> bool:

@@ -47,12 +47,162 @@ from querygate.analysis.estimate import (
     enclosing_scope,
     scope_input_rows,
 )
-from querygate.analysis.findings import Finding, Severity, line_column, start_offset
+from querygate.analysis.findings import (
+    Finding,
+    Severity,
+    Text,
+    gettext_noop,
+    line_column,
+    start_offset,
+    template,
+)
 from querygate.analysis.query_shape import limit_stops_reading
 from querygate.analysis.rules.functions import function_name
 
 MIB = 1024**2
 _NAME = re.compile(r"(\w+)\s*\(")
+
+
+# The templates of this module's findings. A count or size parameter is a phrase of its own,
+# "about 1,000" or "more than 10^18" (``_count``, ``_mib``), translated with the sentence.
+ABOUT = template("phrase.about", gettext_noop("about %(number)s"))
+MORE_THAN_1E18 = template("phrase.more-than-1e18", gettext_noop("more than 10^18"))
+MORE_THAN_1E12 = template("phrase.more-than-1e12", gettext_noop("more than 10^12"))
+UNBOUNDED_RECURSION = template(
+    "unbounded-generator.recursion",
+    gettext_noop(
+        "The recursive CTE %(name)s generates rows from itself with no constant bound that "
+        "stops it: how many rows it makes cannot be known before it runs."
+    ),
+    gettext_noop(
+        "Step one column by a constant and bound it with a constant in every recursive "
+        "member's WHERE (e.g. SELECT n + 1 ... WHERE n < 1000), so that it makes at most "
+        "%(limit)s rows; or add a LIMIT to the query."
+    ),
+)
+UNBOUNDED_ROWS = template(
+    "unbounded-generator",
+    gettext_noop(
+        "The size argument of %(name)s() is not a constant, so how many rows %(text)s "
+        "generates cannot be known before it runs."
+    ),
+    gettext_noop(
+        "Give %(name)s() constant bounds and step (numbers, or date/timestamp literals with an "
+        "interval step) that make at most %(limit)s rows, e.g. %(name)s(1, 1000); to number a "
+        "table's rows use row_number() OVER () instead."
+    ),
+)
+UNBOUNDED_FORMAT = template(
+    "unbounded-generator.format",
+    gettext_noop(
+        "The size argument of %(name)s() is not a constant, so how large a string %(text)s "
+        "builds cannot be known before it runs."
+    ),
+    gettext_noop(
+        "Use a literal format string with literal widths (e.g. '%%10s') in %(name)s(), and "
+        "constant arguments for any * width."
+    ),
+)
+UNBOUNDED_SIZE = template(
+    "unbounded-generator.size",
+    gettext_noop(
+        "The size argument of %(name)s() is not a constant, so how large a value %(text)s "
+        "builds cannot be known before it runs."
+    ),
+    gettext_noop(
+        "Give %(name)s() a constant size (a literal such as %(name)s(..., 100)) that builds at "
+        "most %(mib)s MiB."
+    ),
+)
+RECURSION_TOO_LARGE = template(
+    "generator-too-large.recursion",
+    gettext_noop(
+        "The recursive CTE %(name)s generates %(count)s rows, over the limit of %(limit)s "
+        "generated rows."
+    ),
+    gettext_noop(
+        "Lower the bound on the column it steps (or its fan-out: members and generators it "
+        "reads) so that it makes at most %(limit)s rows, or read the rows from a table."
+    ),
+)
+GENERATOR_TOO_LARGE = template(
+    "generator-too-large",
+    gettext_noop(
+        "%(text)s generates %(count)s rows, over the limit of %(limit)s generated rows (the "
+        "engine builds them all in memory or temp files)."
+    ),
+    gettext_noop(
+        "Generate at most %(limit)s rows: lower the bounds (or raise the step), or read the "
+        "rows from a table."
+    ),
+)
+RECURSION_GROWS = template(
+    "value-too-large.recursion",
+    gettext_noop(
+        "The recursive CTE %(name)s grows its column %(column)s at every step, to %(size)s MiB "
+        "or more within %(steps)s steps, over the limit of %(limit)s MiB for one value."
+    ),
+    gettext_noop(
+        "Do not feed %(column)s back into itself twice (e.g. %(column)s || %(column)s); append "
+        "a bounded piece per step, or lower the recursion's bound."
+    ),
+)
+VALUE_TOO_LARGE = template(
+    "value-too-large",
+    gettext_noop(
+        "%(text)s builds a value of %(size)s MiB, over the limit of %(limit)s MiB for one value."
+    ),
+    gettext_noop(
+        "Build at most %(limit)s MiB per value: lower the length or count argument, or "
+        "produce rows instead of one huge value."
+    ),
+)
+AGGREGATE_TOO_LARGE = template(
+    "value-too-large.aggregate",
+    gettext_noop(
+        "%(text)s builds one value of %(size)s MiB per group from its rows, over the limit of "
+        "%(limit)s MiB for one value."
+    ),
+    gettext_noop(
+        "Return the rows instead of %(name)s() (add a LIMIT), filter to fewer rows, or GROUP "
+        "BY a finer key so that each value stays under %(limit)s MiB."
+    ),
+)
+VECTOR_TOO_LARGE = template(
+    "value-too-large.vector",
+    gettext_noop(
+        "%(text)s builds about %(per_row)s MiB per row, and DuckDB builds it for %(batch)s "
+        "rows at a time: %(size)s MiB, over the limit of %(limit)s MiB."
+    ),
+    gettext_noop(
+        "Build at most %(per_row_limit)s MiB per row: lower the length or count argument, or "
+        "compute the value in the client."
+    ),
+)
+KEY_TOO_LARGE = template(
+    "value-too-large.key",
+    gettext_noop(
+        "%(text)s builds about %(per_row)s MiB per row and is a key of %(key)s, so the engine "
+        "keeps it for every one of about %(rows)s rows: %(size)s MiB, over the limit of "
+        "%(limit)s MiB."
+    ),
+    gettext_noop(
+        "Sort or group by the column itself, not by a value built from it, or filter to fewer "
+        "rows than %(max_rows)s."
+    ),
+)
+WINDOW_TOO_LARGE = template(
+    "value-too-large.window",
+    gettext_noop(
+        "%(text)s builds a value of up to %(size)s MiB for every row of its window, and DuckDB "
+        "builds %(rows)s of them at a time: %(total)s MiB, over the limit of %(limit)s MiB."
+    ),
+    gettext_noop(
+        "Aggregate with GROUP BY instead of OVER (...), or bound the window's frame (e.g. ROWS "
+        "BETWEEN 10 PRECEDING AND CURRENT ROW) so that each value stays under "
+        "%(per_row_limit)s MiB."
+    ),
+)
 
 
 def generators(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -171,12 +321,8 @@ def _judge_recursion(
         finding = context.finding(
             "unbounded-generator",
             Severity.ERROR,
-            f"The recursive CTE {name} generates rows from itself with no constant bound that "
-            "stops it: how many rows it makes cannot be known before it runs.",
+            UNBOUNDED_RECURSION(name=name, limit=f"{policy.max_generated_rows:,}"),
             at=at,
-            suggestion="Step one column by a constant and bound it with a constant in every "
-            f"recursive member's WHERE (e.g. SELECT n + 1 ... WHERE n < 1000), so that it makes "
-            f"at most {policy.max_generated_rows:,} rows; or add a LIMIT to the query.",
         )
         faults[id(cte)] = (cte, finding)
         return
@@ -184,12 +330,10 @@ def _judge_recursion(
         finding = context.finding(
             "generator-too-large",
             Severity.ERROR,
-            f"The recursive CTE {name} generates {_count(rows)} rows, over the limit of "
-            f"{policy.max_generated_rows:,} generated rows.",
+            RECURSION_TOO_LARGE(
+                name=name, count=_count(rows), limit=f"{policy.max_generated_rows:,}"
+            ),
             at=at,
-            suggestion=f"Lower the bound on the column it steps (or its fan-out: members and "
-            f"generators it reads) so that it makes at most {policy.max_generated_rows:,} "
-            "rows, or read the rows from a table.",
         )
         faults[id(cte)] = (cte, finding)
         return
@@ -203,24 +347,26 @@ def _judge_recursion(
             context.finding(
                 "value-too-large",
                 Severity.ERROR,
-                f"The recursive CTE {name} grows its column {column} at every step, to "
-                f"{_mib(size)} MiB or more within {depth:,.0f} steps, over the limit of "
-                f"{policy.max_bytes_built / MIB:,.0f} MiB for one value.",
+                RECURSION_GROWS(
+                    name=name,
+                    column=column,
+                    size=_mib(size),
+                    steps=f"{depth:,.0f}",
+                    limit=f"{policy.max_bytes_built / MIB:,.0f}",
+                ),
                 at=at,
-                suggestion=f"Do not feed {column} back into itself twice (e.g. {column} || "
-                f"{column}); append a bounded piece per step, or lower the recursion's bound.",
             ),
         )
 
 
-def _count(rows: float) -> str:
+def _count(rows: float) -> Text:
     """A row count for a message (an overflowing constant is inf)."""
-    return f"about {rows:,.0f}" if rows < 1e18 else "more than 10^18"
+    return ABOUT(number=f"{rows:,.0f}") if rows < 1e18 else MORE_THAN_1E18()
 
 
-def _mib(size: float) -> str:
+def _mib(size: float) -> Text:
     """Bytes as MiB for a message (an overflowing constant is inf)."""
-    return f"about {size / MIB:,.0f}" if size < 1e18 else "more than 10^12"
+    return ABOUT(number=f"{size / MIB:,.0f}") if size < 1e18 else MORE_THAN_1E12()
 
 
 def written_name(node: exp.Expr, context: RuleContext) -> str:
@@ -284,31 +430,21 @@ def _written_call(node: exp.Expr, context: RuleContext) -> str | None:
 def _unbounded(node: exp.Expr, name: str, text: str, context: RuleContext) -> Finding:
     limit = context.policy.max_generated_rows
     if isinstance(node, GENERATOR_CLASSES):
-        what = f"how many rows {text} generates"
-        fix = (
-            f"Give {name}() constant bounds and step (numbers, or date/timestamp literals with "
-            f"an interval step) that make at most {limit:,} rows, e.g. {name}(1, 1000); to "
-            "number a table's rows use row_number() OVER () instead."
-        )
+        message = UNBOUNDED_ROWS
     elif name in ("printf", "format"):
-        what = f"how large a string {text} builds"
-        fix = (
-            f"Use a literal format string with literal widths (e.g. '%10s') in {name}(), and "
-            "constant arguments for any * width."
-        )
+        message = UNBOUNDED_FORMAT
     else:
-        what = f"how large a value {text} builds"
-        fix = (
-            f"Give {name}() a constant size (a literal such as {name}(..., 100)) that builds "
-            f"at most {context.policy.max_bytes_built // MIB:,} MiB."
-        )
+        message = UNBOUNDED_SIZE
     return context.finding(
         "unbounded-generator",
         Severity.ERROR,
-        f"The size argument of {name}() is not a constant, so {what} cannot be known before "
-        "it runs.",
+        message(
+            name=name,
+            text=text,
+            limit=f"{limit:,}",
+            mib=f"{context.policy.max_bytes_built // MIB:,}",
+        ),
         at=_at(node, context),
-        suggestion=fix,
     )
 
 
@@ -317,11 +453,8 @@ def _too_many(node: exp.Expr, text: str, count: float, context: RuleContext) -> 
     return context.finding(
         "generator-too-large",
         Severity.ERROR,
-        f"{text} generates {_count(count)} rows, over the limit of {limit:,} generated "
-        "rows (the engine builds them all in memory or temp files).",
+        GENERATOR_TOO_LARGE(text=text, count=_count(count), limit=f"{limit:,}"),
         at=_at(node, context),
-        suggestion=f"Generate at most {limit:,} rows: lower the bounds (or raise the step), "
-        "or read the rows from a table.",
     )
 
 
@@ -330,11 +463,8 @@ def _too_big(node: exp.Expr, text: str, size: float, context: RuleContext) -> Fi
     return context.finding(
         "value-too-large",
         Severity.ERROR,
-        f"{text} builds a value of {_mib(size)} MiB, over the limit of "
-        f"{limit / MIB:,.0f} MiB for one value.",
+        VALUE_TOO_LARGE(text=text, size=_mib(size), limit=f"{limit / MIB:,.0f}"),
         at=_at(node, context),
-        suggestion=f"Build at most {limit / MIB:,.0f} MiB per value: lower the length or count "
-        "argument, or produce rows instead of one huge value.",
     )
 
 
@@ -366,13 +496,13 @@ def aggregate_values(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 context.finding(
                     "value-too-large",
                     Severity.ERROR,
-                    f"{_shown(node, context)} builds one value of {_mib(size)} MiB "
-                    f"per group from its rows, over the limit of {limit / MIB:,.0f} MiB for "
-                    "one value.",
+                    AGGREGATE_TOO_LARGE(
+                        text=_shown(node, context),
+                        size=_mib(size),
+                        limit=f"{limit / MIB:,.0f}",
+                        name=name,
+                    ),
                     at=_at(node, context),
-                    suggestion=f"Return the rows instead of {name}() (add a LIMIT), filter to "
-                    f"fewer rows, or GROUP BY a finer key so that each value stays under "
-                    f"{limit / MIB:,.0f} MiB.",
                 )
             )
     return findings
@@ -406,12 +536,15 @@ def _built_per_row(context: RuleContext, totals: BuiltValues) -> list[Finding]:
                 context.finding(
                     "value-too-large",
                     Severity.ERROR,
-                    f"{_shown(node, context)} builds about {size / MIB:,.1f} MiB per row, and "
-                    f"DuckDB builds it for {batch:,.0f} rows at a time: "
-                    f"{_mib(size * batch)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+                    VECTOR_TOO_LARGE(
+                        text=_shown(node, context),
+                        per_row=f"{size / MIB:,.1f}",
+                        batch=f"{batch:,.0f}",
+                        size=_mib(size * batch),
+                        limit=f"{limit / MIB:,.0f}",
+                        per_row_limit=f"{limit / batch / MIB:,.2f}",
+                    ),
                     at=_at(node, context),
-                    suggestion=f"Build at most {limit / batch / MIB:,.2f} MiB per row: lower the "
-                    "length or count argument, or compute the value in the client.",
                 )
             )
         elif key and size * rows > context.policy.max_result_bytes:
@@ -495,12 +628,16 @@ def _kept_for_every_row(
     return context.finding(
         "value-too-large",
         Severity.ERROR,
-        f"{_shown(node, context)} builds about {size / MIB:,.2f} MiB per row and is a key of "
-        f"{key}, so the engine keeps it for every one of about {rows:,.0f} rows: "
-        f"{_mib(size * rows)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+        KEY_TOO_LARGE(
+            text=_shown(node, context),
+            per_row=f"{size / MIB:,.2f}",
+            key=key,
+            rows=f"{rows:,.0f}",
+            size=_mib(size * rows),
+            limit=f"{limit / MIB:,.0f}",
+            max_rows=f"{limit / max(size, 1.0):,.0f}",
+        ),
         at=_at(node, context),
-        suggestion=f"Sort or group by the column itself, not by a value built from it, or "
-        f"filter to fewer rows than {limit / max(size, 1.0):,.0f}.",
     )
 
 
@@ -518,11 +655,13 @@ def _window_vector(node: exp.Expr, size: float, rows: float, context: RuleContex
     return context.finding(
         "value-too-large",
         Severity.ERROR,
-        f"{_shown(node, context)} builds a value of up to {_mib(size)} MiB for every row "
-        f"of its window, and DuckDB builds {rows:,.0f} of them at a time: "
-        f"{_mib(size * rows)} MiB, over the limit of {limit / MIB:,.0f} MiB.",
+        WINDOW_TOO_LARGE(
+            text=_shown(node, context),
+            size=_mib(size),
+            rows=f"{rows:,.0f}",
+            total=_mib(size * rows),
+            limit=f"{limit / MIB:,.0f}",
+            per_row_limit=f"{limit / rows / MIB:,.2f}",
+        ),
         at=_at(node, context),
-        suggestion=f"Aggregate with GROUP BY instead of OVER (...), or bound the window's "
-        f"frame (e.g. ROWS BETWEEN 10 PRECEDING AND CURRENT ROW) so that each value stays "
-        f"under {limit / rows / MIB:,.2f} MiB.",
     )

@@ -6,7 +6,19 @@ from __future__ import annotations
 from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
+
+LEADING_WILDCARD_LIKE = template(
+    "leading-wildcard-like",
+    gettext_noop(
+        "%(column)s LIKE '%(pattern)s' starts with a wildcard: every value of %(table)s "
+        "(%(rows)s rows) is read and matched."
+    ),
+    gettext_noop(
+        "Anchor the pattern (%(column)s LIKE '%(anchored)s'), or first filter on a selective "
+        "column so fewer rows are matched."
+    ),
+)
 
 
 def leading_wildcard_like(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -31,11 +43,14 @@ def leading_wildcard_like(tree: exp.Expr, *, context: RuleContext) -> list[Findi
                 context.finding(
                     "leading-wildcard-like",
                     Severity.WARN,
-                    f"{column.name} LIKE '{pattern.name}' starts with a wildcard: every value "
-                    f"of {stats.name} ({stats.rows or 0:,} rows) is read and matched.",
+                    LEADING_WILDCARD_LIKE(
+                        column=column.name,
+                        pattern=pattern.name,
+                        table=stats.name,
+                        rows=f"{stats.rows or 0:,}",
+                        anchored=anchored,
+                    ),
                     at=column,
-                    suggestion=f"Anchor the pattern ({column.name} LIKE '{anchored}'), or first "
-                    "filter on a selective column so fewer rows are matched.",
                 )
             )
     return findings

@@ -6,12 +6,19 @@ from __future__ import annotations
 from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 
 _SAMPLE = {
     "duckdb": "FROM <table> USING SAMPLE 1000 ROWS",
     "postgres": "FROM <table> TABLESAMPLE SYSTEM (1)",
 }
+
+
+ORDER_BY_RANDOM = template(
+    "order-by-random",
+    gettext_noop("ORDER BY random() sorts every row just to pick a random few."),
+    gettext_noop("Sample instead: %(sample)s."),
+)
 
 
 def order_by_random(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -31,9 +38,8 @@ def order_by_random(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 context.finding(
                     "order-by-random",
                     Severity.WARN,
-                    "ORDER BY random() sorts every row just to pick a random few.",
+                    ORDER_BY_RANDOM(sample=sample),
                     at=random,
-                    suggestion=f"Sample instead: {sample}.",
                 )
             )
     return findings

@@ -8,8 +8,16 @@ from sqlglot.tokenizer_core import TokenType
 
 from querygate.analysis.context import RuleContext
 from querygate.analysis.estimate import rows_memo, scope_rows
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.query_shape import has_limit, is_aggregate
+
+ORDER_WITHOUT_LIMIT = template(
+    "order-without-limit",
+    gettext_noop("ORDER BY without LIMIT sorts about %(rows)s rows."),
+    gettext_noop(
+        "Add LIMIT %(limit)s after the ORDER BY, or drop the ORDER BY if the order does not matter."
+    ),
+)
 
 
 def order_without_limit(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -30,10 +38,8 @@ def order_without_limit(tree: exp.Expr, *, context: RuleContext) -> list[Finding
             context.finding(
                 "order-without-limit",
                 Severity.WARN,
-                f"ORDER BY without LIMIT sorts about {int(rows):,} rows.",
+                ORDER_WITHOUT_LIMIT(rows=f"{int(rows):,}", limit=context.policy.suggested_limit),
                 at=context.keyword_position(order.expressions[0], {TokenType.ORDER_BY}),
-                suggestion=f"Add LIMIT {context.policy.suggested_limit} after the ORDER BY, "
-                "or drop the ORDER BY if the order does not matter.",
             )
         )
     return findings

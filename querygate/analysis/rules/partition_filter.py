@@ -14,11 +14,38 @@ from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
 from querygate.analysis.estimate import scope_conjuncts, table_reads
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.predicates import compared_column
 
 _DAY_WRAPPERS = (exp.Cast, exp.TryCast, exp.TsOrDsToDate, exp.Date, exp.DateStrToDate)
 _TRUNCS = (exp.DateTrunc, exp.TimestampTrunc, exp.DatetimeTrunc)
+
+
+MISSING_PARTITION_FILTER = template(
+    "missing-partition-filter",
+    gettext_noop(
+        "%(table)s is partitioned by %(column)s and requires a filter on it; without one every "
+        "partition is read."
+    ),
+    gettext_noop(
+        "Add a range on the partition column, e.g. WHERE %(column)s >= DATE '2024-01-01' AND "
+        "%(column)s < DATE '2024-02-01'."
+    ),
+)
+_UNPRUNABLE = gettext_noop(
+    "%(predicate)s wraps the partition column %(column)s in a function, so no partition can "
+    "be skipped."
+)
+UNPRUNABLE = template(
+    "unprunable-partition-filter",
+    _UNPRUNABLE,
+    gettext_noop("Compare the bare column with a range instead: %(rewrite)s."),
+)
+UNPRUNABLE_NO_REWRITE = template(
+    "unprunable-partition-filter.no-rewrite",
+    _UNPRUNABLE,
+    gettext_noop("Compare the bare column %(column)s with constants (a range)."),
+)
 
 
 def partition_filter(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -57,11 +84,8 @@ def _missing(table: exp.Table, alias: str, column: str, context: RuleContext) ->
     return context.finding(
         "missing-partition-filter",
         Severity.ERROR,
-        f"{table.name} is partitioned by {column} and requires a filter on it; without one "
-        "every partition is read.",
+        MISSING_PARTITION_FILTER(table=table.name, column=column),
         at=table,
-        suggestion=f"Add a range on the partition column, e.g. WHERE {column} >= "
-        f"DATE '2024-01-01' AND {column} < DATE '2024-02-01'.",
     )
 
 
@@ -78,12 +102,10 @@ def _unprunable(
     return context.finding(
         "unprunable-partition-filter",
         severity,
-        f"{context.sql_of(predicate)} wraps the partition column {column.name} in a function, "
-        "so no partition can be skipped.",
+        (UNPRUNABLE if rewrite else UNPRUNABLE_NO_REWRITE)(
+            predicate=context.sql_of(predicate), column=column.name, rewrite=rewrite
+        ),
         at=predicate,
-        suggestion=f"Compare the bare column with a range instead: {rewrite}."
-        if rewrite
-        else f"Compare the bare column {column.name} with constants (a range).",
     )
 
 

@@ -10,8 +10,20 @@ from sqlglot import exp
 
 from querygate.analysis.builders import recursive_parts
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.query_shape import limit_stops_reading
+
+UNBOUNDED_RECURSIVE_CTE = template(
+    "unbounded-recursive-cte",
+    gettext_noop(
+        "The recursive CTE %(name)s has no termination predicate in its recursive member and "
+        "the query has no LIMIT: it may recurse forever."
+    ),
+    gettext_noop(
+        "Add a termination predicate to the recursive member, e.g. WHERE %(name)s.%(column)s "
+        "< 100, or a LIMIT on the query."
+    ),
+)
 
 
 def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -37,11 +49,8 @@ def recursive_cte(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
                 context.finding(
                     "unbounded-recursive-cte",
                     Severity.ERROR,
-                    f"The recursive CTE {cte.alias_or_name} has no termination predicate in "
-                    "its recursive member and the query has no LIMIT: it may recurse forever.",
+                    UNBOUNDED_RECURSIVE_CTE(name=cte.alias_or_name, column=first),
                     at=cte.args.get("alias") or cte,
-                    suggestion=f"Add a termination predicate to the recursive member, e.g. "
-                    f"WHERE {cte.alias_or_name}.{first} < 100, or a LIMIT on the query.",
                 )
             )
     return findings

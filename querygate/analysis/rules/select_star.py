@@ -7,7 +7,16 @@ from sqlglot import exp
 
 from querygate.analysis.catalog import TableStats
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
+
+SELECT_STAR = template(
+    "select-star",
+    gettext_noop(
+        "SELECT * reads every column of %(tables)s; a columnar warehouse scans only the "
+        "columns you name."
+    ),
+    gettext_noop("Name the columns you need instead of *: %(columns)s"),
+)
 
 
 def select_star(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -71,12 +80,10 @@ def _finding(
     described = ", ".join(
         f"{stats.name} ({len(stats.columns)} columns, {stats.rows or 0:,} rows)"
         for _, stats in tables
-    )
+    )  # the table list stays English: names and numbers with unit words
     return context.finding(
         "select-star",
         Severity.WARN,
-        f"SELECT * reads every column of {described}; a columnar warehouse scans only the "
-        "columns you name.",
+        SELECT_STAR(tables=described, columns=", ".join(names)),
         at=star,
-        suggestion=f"Name the columns you need instead of *: {', '.join(names)}",
     )

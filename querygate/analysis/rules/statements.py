@@ -15,44 +15,63 @@ from sqlglot import exp
 
 from querygate.analysis.classify import StatementKind, statement_name
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 
 #: Statement keywords the allow-list refuses, with why (also used to name a statement sqlglot
-#: cannot parse, such as EXPORT DATABASE).
+#: cannot parse, such as EXPORT DATABASE); each reason is translated when shown.
 KNOWN_REFUSED = {
-    "COPY": "COPY reads or writes files (or runs a program)",
-    "ATTACH": "ATTACH opens another database file",
-    "DETACH": "DETACH changes the attached databases",
-    "INSTALL": "INSTALL downloads an extension",
-    "LOAD": "LOAD loads an extension",
-    "SET": "SET changes settings",
-    "RESET": "RESET changes settings",
-    "PRAGMA": "PRAGMA reads or changes settings",
-    "CALL": "CALL runs a procedure or table function",
-    "EXPORT": "EXPORT DATABASE writes files",
-    "IMPORT": "IMPORT DATABASE reads files",
-    "VACUUM": "VACUUM is maintenance",
-    "CHECKPOINT": "CHECKPOINT is maintenance",
-    "GRANT": "GRANT changes privileges",
-    "REVOKE": "REVOKE changes privileges",
-    "DO": "DO runs procedural code",
-    "LISTEN": "LISTEN waits for notifications",
-    "NOTIFY": "NOTIFY sends notifications",
-    "DISCARD": "DISCARD resets the session",
-    "PREPARE": "PREPARE defines statements",
-    "EXECUTE": "EXECUTE runs prepared statements",
-    "ADD JAR": "ADD JAR loads code onto the cluster",
-    "ADD FILE": "ADD FILE ships files to the cluster",
-    "ADD ARCHIVE": "ADD ARCHIVE ships files to the cluster",
-    "CACHE": "CACHE TABLE changes the cluster's memory",
-    "UNCACHE": "UNCACHE TABLE changes the cluster's memory",
-    "REFRESH": "REFRESH changes cached metadata",
-    "MSCK REPAIR": "MSCK REPAIR changes the metastore",
-    "LOADDATA": "LOAD DATA reads files",
-    "USE": "USE changes the session's catalog",
-    "CREATE FUNCTION": "creating a function (UDF) runs code on the cluster",
-    "TRANSFORM": "TRANSFORM ... USING runs a program",
+    "COPY": gettext_noop("COPY reads or writes files (or runs a program)"),
+    "ATTACH": gettext_noop("ATTACH opens another database file"),
+    "DETACH": gettext_noop("DETACH changes the attached databases"),
+    "INSTALL": gettext_noop("INSTALL downloads an extension"),
+    "LOAD": gettext_noop("LOAD loads an extension"),
+    "SET": gettext_noop("SET changes settings"),
+    "RESET": gettext_noop("RESET changes settings"),
+    "PRAGMA": gettext_noop("PRAGMA reads or changes settings"),
+    "CALL": gettext_noop("CALL runs a procedure or table function"),
+    "EXPORT": gettext_noop("EXPORT DATABASE writes files"),
+    "IMPORT": gettext_noop("IMPORT DATABASE reads files"),
+    "VACUUM": gettext_noop("VACUUM is maintenance"),
+    "CHECKPOINT": gettext_noop("CHECKPOINT is maintenance"),
+    "GRANT": gettext_noop("GRANT changes privileges"),
+    "REVOKE": gettext_noop("REVOKE changes privileges"),
+    "DO": gettext_noop("DO runs procedural code"),
+    "LISTEN": gettext_noop("LISTEN waits for notifications"),
+    "NOTIFY": gettext_noop("NOTIFY sends notifications"),
+    "DISCARD": gettext_noop("DISCARD resets the session"),
+    "PREPARE": gettext_noop("PREPARE defines statements"),
+    "EXECUTE": gettext_noop("EXECUTE runs prepared statements"),
+    "ADD JAR": gettext_noop("ADD JAR loads code onto the cluster"),
+    "ADD FILE": gettext_noop("ADD FILE ships files to the cluster"),
+    "ADD ARCHIVE": gettext_noop("ADD ARCHIVE ships files to the cluster"),
+    "CACHE": gettext_noop("CACHE TABLE changes the cluster's memory"),
+    "UNCACHE": gettext_noop("UNCACHE TABLE changes the cluster's memory"),
+    "REFRESH": gettext_noop("REFRESH changes cached metadata"),
+    "MSCK REPAIR": gettext_noop("MSCK REPAIR changes the metastore"),
+    "LOADDATA": gettext_noop("LOAD DATA reads files"),
+    "USE": gettext_noop("USE changes the session's catalog"),
+    "CREATE FUNCTION": gettext_noop("creating a function (UDF) runs code on the cluster"),
+    "TRANSFORM": gettext_noop("TRANSFORM ... USING runs a program"),
 }
+
+
+STATEMENT_NOT_ALLOWED = template(
+    "statement-not-allowed",
+    gettext_noop("%(statement)s is not allowed on this warehouse: %(why)s."),
+    gettext_noop(
+        "Only SELECT queries over the warehouse's tables run here; ask an admin to load "
+        "external data into a table."
+    ),
+    translated=("why",),
+)
+WRITE_NOT_ALLOWED = template(
+    "write-not-allowed",
+    gettext_noop(
+        "%(kind)s statements are not allowed for you on this warehouse: only read-only "
+        "queries run here."
+    ),
+    gettext_noop("Run a SELECT instead, or ask an admin for write access."),
+)
 
 
 def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -72,10 +91,8 @@ def statements(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         context.finding(
             "write-not-allowed",
             Severity.ERROR,
-            f"{kind.value.upper()} statements are not allowed for you on this warehouse: "
-            "only read-only queries run here.",
+            WRITE_NOT_ALLOWED(kind=kind.value.upper()),
             at=context.statement_start(),
-            suggestion="Run a SELECT instead, or ask an admin for write access.",
         )
     ]
 
@@ -90,8 +107,6 @@ def not_allowed_finding(
     return context.finding(
         "statement-not-allowed",
         Severity.ERROR,
-        f"{name}{program} is not allowed on this warehouse: {why}.",
+        STATEMENT_NOT_ALLOWED(statement=f"{name}{program}", why=why),
         at=at or context.statement_start(),
-        suggestion="Only SELECT queries over the warehouse's tables run here; "
-        "ask an admin to load external data into a table.",
     )

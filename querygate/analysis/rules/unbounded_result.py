@@ -7,8 +7,19 @@ from sqlglot import exp
 
 from querygate.analysis.context import RuleContext
 from querygate.analysis.estimate import estimate_rows
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.query_shape import has_limit, is_aggregate
+
+UNBOUNDED_RESULT = template(
+    "unbounded-result",
+    gettext_noop(
+        "This query returns about %(rows)s rows: no LIMIT, no aggregation and no selective "
+        "filter on a large table."
+    ),
+    gettext_noop(
+        "Add LIMIT %(limit)s at the end, aggregate (GROUP BY), or filter on a selective column."
+    ),
+)
 
 
 def unbounded_result(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -25,10 +36,7 @@ def unbounded_result(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
         context.finding(
             "unbounded-result",
             Severity.WARN,
-            f"This query returns about {rows:,} rows: no LIMIT, no aggregation and no "
-            "selective filter on a large table.",
+            UNBOUNDED_RESULT(rows=f"{rows:,}", limit=limit),
             at=context.statement_start(),
-            suggestion=f"Add LIMIT {limit} at the end, aggregate (GROUP BY), or filter on a "
-            "selective column.",
         )
     ]

@@ -7,8 +7,17 @@ from sqlglot import exp
 from sqlglot.tokenizer_core import TokenType
 
 from querygate.analysis.context import RuleContext
-from querygate.analysis.findings import Finding, Severity
+from querygate.analysis.findings import Finding, Severity, gettext_noop, template
 from querygate.analysis.query_shape import reads_large_table
+
+UNION_DISTINCT = template(
+    "union-distinct",
+    gettext_noop(
+        "UNION removes duplicates by sorting or hashing the whole result of both sides, which "
+        "read a large table."
+    ),
+    gettext_noop("Use UNION ALL if the sides cannot overlap or duplicates do not matter."),
+)
 
 
 def union_distinct(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
@@ -21,10 +30,8 @@ def union_distinct(tree: exp.Expr, *, context: RuleContext) -> list[Finding]:
             context.finding(
                 "union-distinct",
                 Severity.WARN,
-                "UNION removes duplicates by sorting or hashing the whole result of both "
-                "sides, which read a large table.",
+                UNION_DISTINCT(),
                 at=context.keyword_position(union.right, {TokenType.UNION}, stop=frozenset()),
-                suggestion="Use UNION ALL if the sides cannot overlap or duplicates do not matter.",
             )
         )
     return findings

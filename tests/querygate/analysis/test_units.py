@@ -156,7 +156,11 @@ def test_report_to_dict_is_json_with_the_api_keys() -> None:
     assert set(data["estimate"]) >= {"rows", "bytes_scanned", "intermediate_rows", "runtime_s"}
     assert {f["rule"] for f in data["findings"]} == {"select-star", "cartesian-join"}
     finding = data["findings"][0]
-    assert set(finding) == {"rule", "severity", "message", "line", "column", "suggestion"}
+    assert set(finding) == {
+        *("rule", "severity", "message", "line", "column", "suggestion"),
+        *("code", "params"),  # the message's template, rendered in the reader's language
+    }
+    assert len(data["reason_codes"]) == len(data["reasons"])
 
 
 def test_parse_failure_report_has_error_object() -> None:
