@@ -22,7 +22,7 @@ def test_the_team_page_shows_quota_budget_weeks_and_efficiency(bob, vision, last
     TeamPolicy.objects.update_or_create(team=vision, defaults={"weekly_gpu_hours": 100})
     assert _client(bob).get("/team/")["Location"] == "/teams/vision/"
     page = _client(bob).get("/teams/vision/").content.decode()
-    assert 'id="usage-chart-data"' in page and "vendor/chartjs/chartjs.js" in page
+    assert 'id="usage-chart-data"' in page and "vendor/chartjs/charts.min.js" in page
     assert "<td>2.0</td><td>1.0</td><td>1.0 (50%)</td><td>1.0</td><td>0.8</td>" in page
     assert "of 100 GPU-hours used" in page
     assert f"resnet #{last_week['job'].pk}" in page  # the efficiency table
