@@ -387,9 +387,16 @@ def test_each_role_has_its_own_service_account_with_least_privilege(rendered):
         assert writes, account
         for kind, namespace, rule in writes:
             assert (kind, namespace) == ("RoleBinding", "karimasu-jobs"), account
-            assert rule["resources"] in (["jobs"], ["pods"], ["resourceclaims"]), account
+            assert rule["resources"] in (
+                ["jobs"],
+                ["pods"],
+                ["resourceclaims"],
+                ["services"],
+            ), account
             if rule["resources"] == ["pods"]:
                 assert set(rule["verbs"]) == {"patch", "delete"}, account
+            if rule["resources"] == ["services"]:  # a multi-node job's headless Service
+                assert set(rule["verbs"]) == {"get", "create", "delete"}, account
             if rule["resources"] == ["resourceclaims"]:  # DRA: the exact GPUs booked
                 assert rule["apiGroups"] == ["resource.k8s.io"], account
                 assert set(rule["verbs"]) == {"get", "list", "create", "delete"}, account
