@@ -67,13 +67,18 @@ def test_a_killed_worker_loses_nothing_and_runs_nothing_twice(
         )
         run = runs.start_run(alice.user, pipeline, now=timezone.now())
         # The first worker runs the query step and, on a tick of beat (played here every
-        # second), launches the container step's job ...
+        # second), launches the container step's job; the submit's own schedule_cycle runs on
+        # the same worker (no cluster configured: it decides only) and admits it ...
 
-        def launched() -> bool:
+        def admitted() -> bool:
             pipeline_tasks.tick.apply_async(queue=queue)
-            return StepRun.objects.get(run=run, name="prep").job_id is not None
+            job_id = StepRun.objects.get(run=run, name="prep").job_id
+            return (
+                job_id is not None
+                and Job.objects.get(pk=job_id).status == job_states.ADMITTED
+            )
 
-        _wait(launched)
+        _wait(admitted)
         first.send_signal(signal.SIGKILL)  # ... and dies
         first.wait(timeout=30)
     prep = StepRun.objects.get(run=run, name="prep")
@@ -81,7 +86,6 @@ def test_a_killed_worker_loses_nothing_and_runs_nothing_twice(
     # The cluster runs the job meanwhile; its container writes the output.
     job = Job.objects.get(pk=prep.job_id)
     start = timezone.now()
-    job = transition_job(job, job_states.ADMITTED, now=start)
     job = transition_job(job, job_states.RUNNING, now=start, started_at=start)
     copy_inputs(prep, datasets.staging_dir(prep))
     end = start + timedelta(minutes=5)
