@@ -7,6 +7,7 @@ the session proxy needs WebSockets; the cluster is the emulator in real time."""
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +17,8 @@ from django.conf import settings
 from django.db import connections
 from django.test import Client
 from django.utils import timezone
+from playwright.sync_api import expect
 
-from kube_emulator import start_emulator
 from scheduler import states
 from scheduler.cluster.kube import KubernetesBackend
 from scheduler.models import Job, Reservation, Session, TeamPolicy, WorkspaceImage
@@ -25,17 +26,9 @@ from scheduler.services import sessions
 from scheduler.services.inventory import sync_inventory
 from scheduler.services.reconcile import reconcile
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
-from tests.scheduler.sessions_upstream import serve_portal
+from tests.scheduler.sessions_upstream import one_node_cluster, serve_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-ONE_NODE = """
-namespaces: [karimasu-jobs]
-defaults: {gpus: 2, gpu_product: Tesla-V100-SXM2-16GB, gpu_memory_mib: 16384,
-           cpu: "32", memory: 256Gi}
-nodes:
-  - name: tesla-01
-"""
 
 
 @pytest.fixture
@@ -58,15 +51,9 @@ def eager_tasks():
 
 
 @pytest.fixture
-def cluster(tmp_path, settings):
-    nodes = tmp_path / "nodes.yaml"
-    nodes.write_text(ONE_NODE)
-    handle = start_emulator(
-        nodes_file=str(nodes), kubeconfig_path=str(tmp_path / "kubeconfig"), tick_interval=0.05
-    )
-    settings.KUBECONFIG = str(handle.kubeconfig_path)
-    yield handle
-    handle.close()
+def cluster(settings):
+    with one_node_cluster(settings) as handle:
+        yield handle
 
 
 @pytest.fixture
@@ -138,9 +125,10 @@ def test_borrow_start_open_websocket_then_the_booking_ends(
     # start a session from the booking
     page.get_by_role("link", name="Start session").click()
     page.get_by_role("button", name="Start session").click()
+    page.wait_for_url(re.compile(r"/sessions/\d+/$"))  # the POST answered with its redirect
     session = Session.objects.get()
     assert page.url.endswith(f"/sessions/{session.pk}/")
-    assert "tesla-01" in page.content()
+    expect(page.locator("main")).to_contain_text("tesla-01")
 
     # the watcher's work, done here: the pod runs, the page says so
     deadline = time.monotonic() + 20

@@ -73,10 +73,7 @@ def test_a_killed_worker_loses_nothing_and_runs_nothing_twice(
         def admitted() -> bool:
             pipeline_tasks.tick.apply_async(queue=queue)
             job_id = StepRun.objects.get(run=run, name="prep").job_id
-            return (
-                job_id is not None
-                and Job.objects.get(pk=job_id).status == job_states.ADMITTED
-            )
+            return job_id is not None and Job.objects.get(pk=job_id).status == job_states.ADMITTED
 
         _wait(admitted)
         first.send_signal(signal.SIGKILL)  # ... and dies

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -182,3 +184,34 @@ def serve_portal() -> Iterator[str]:
     finally:
         conf["CONN_MAX_AGE"] = before
         SyncToAsync.single_thread_executor.submit(connections.close_all).result()
+
+
+#: One emulated node with two V100s: what the session end-to-end tests borrow from.
+ONE_NODE = """
+namespaces: [karimasu-jobs]
+defaults: {gpus: 2, gpu_product: Tesla-V100-SXM2-16GB, gpu_memory_mib: 16384,
+           cpu: "32", memory: 256Gi}
+nodes:
+  - name: tesla-01
+"""
+
+
+@contextmanager
+def one_node_cluster(settings: Any) -> Iterator[Any]:
+    """The Kubernetes emulator in real time (pods run as real processes) with ONE_NODE,
+    its kubeconfig set as ``settings.KUBECONFIG``: the session end-to-end tests' cluster."""
+    from kube_emulator import start_emulator
+
+    with tempfile.TemporaryDirectory(prefix="karimasu-session-") as scratch:
+        nodes = Path(scratch) / "nodes.yaml"
+        nodes.write_text(ONE_NODE)
+        handle = start_emulator(
+            nodes_file=str(nodes),
+            kubeconfig_path=str(Path(scratch) / "kubeconfig"),
+            tick_interval=0.05,
+        )
+        settings.KUBECONFIG = str(handle.kubeconfig_path)
+        try:
+            yield handle
+        finally:
+            handle.close()

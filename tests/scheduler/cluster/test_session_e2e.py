@@ -15,7 +15,6 @@ from django.test import Client
 from django.utils import timezone
 from websockets.asyncio.client import connect
 
-from kube_emulator import start_emulator
 from scheduler import states
 from scheduler.cluster.kube import KubernetesBackend
 from scheduler.cluster.podproxy import workspace_last_activity
@@ -23,29 +22,15 @@ from scheduler.models import Job, Reservation, Session, WorkspaceImage
 from scheduler.services import sessions
 from scheduler.services.availability import borrow_now
 from scheduler.services.inventory import sync_inventory
-from tests.scheduler.sessions_upstream import serve_portal
+from tests.scheduler.sessions_upstream import one_node_cluster, serve_portal
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ONE_NODE = """
-namespaces: [karimasu-jobs]
-defaults: {gpus: 2, gpu_product: Tesla-V100-SXM2-16GB, gpu_memory_mib: 16384,
-           cpu: "32", memory: 256Gi}
-nodes:
-  - name: tesla-01
-"""
-
 
 @pytest.fixture
-def live_cluster(tmp_path, settings):
-    nodes = tmp_path / "nodes.yaml"
-    nodes.write_text(ONE_NODE)
-    handle = start_emulator(
-        nodes_file=str(nodes), kubeconfig_path=str(tmp_path / "kubeconfig"), tick_interval=0.05
-    )
-    settings.KUBECONFIG = str(handle.kubeconfig_path)
-    yield handle
-    handle.close()
+def live_cluster(settings):
+    with one_node_cluster(settings) as handle:
+        yield handle
 
 
 @pytest.fixture
