@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from scheduler import tasks
@@ -27,8 +29,9 @@ def test_submit_follow_and_cancel_a_job(page, live_server, sign_in, alice, monke
     page.fill("#id_job-env", "SEED=1")
     page.get_by_role("button", name="Submit", exact=True).click()
 
+    page.wait_for_url(re.compile(r"/jobs/\d+/$"))  # the POST answered: the job is committed
     job = Job.objects.get()
-    page.wait_for_url(f"{live_server.url}/jobs/{job.pk}/")
+    assert page.url == f"{live_server.url}/jobs/{job.pk}/"
     assert f"Submitted job {job.pk}." in page.locator(".messages").inner_text()
     assert page.locator("h1").inner_text().startswith("resnet50")
     assert job.gpu_models == ["Tesla-V100-SXM2-16GB"] and job.env == {"SEED": "1"}
