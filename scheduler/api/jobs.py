@@ -13,6 +13,7 @@ from django.db.models import Func, Q, QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -353,7 +354,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def logs(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         job = self.get_object()
         if job.status == states.QUEUED:
-            raise Conflict("The job has not started yet: no log.", code="no_log")
+            raise Conflict(_("The job has not started yet: no log."), code="no_log")
         try:
             tail = int(request.query_params.get("tail", "500"))
         except ValueError:
@@ -371,7 +372,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 job.pk, job.attempt, tail_lines=tail, follow=follow, read_timeout_s=window
             )
         except ClusterError as exc:
-            raise NotFoundError(f"The log is not available: {exc}", code="log_unavailable") from exc
+            raise NotFoundError(
+                _("The log is not available: %(why)s") % {"why": exc}, code="log_unavailable"
+            ) from exc
         if follow:  # at most one follow window per request: ask again to go on
             lines = job_logs.bounded(lines, window)
         response = StreamingHttpResponse(

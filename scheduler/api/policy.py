@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
@@ -64,7 +65,7 @@ class TeamQuotaSerializer(serializers.ModelSerializer):
 
     def validate_share_weight(self, value: float) -> float:
         if value <= 0:
-            raise serializers.ValidationError("Must be positive.")
+            raise serializers.ValidationError(_("Must be positive."))
         return value
 
 
@@ -75,13 +76,13 @@ class TeamQuotaView(APIView):
     @extend_schema(responses=TeamQuotaSerializer)
     def get(self, request: Request, slug: str) -> Response:
         team = access_team(request.user, slug, "view_quota")
-        quota, _ = TeamQuota.objects.get_or_create(team=team)
+        quota, _created = TeamQuota.objects.get_or_create(team=team)
         return Response(TeamQuotaSerializer(quota).data)
 
     @extend_schema(request=TeamQuotaSerializer, responses=TeamQuotaSerializer)
     def patch(self, request: Request, slug: str) -> Response:
         team = access_team(request.user, slug, "change_quota")
-        quota, _ = TeamQuota.objects.get_or_create(team=team)
+        quota, _created = TeamQuota.objects.get_or_create(team=team)
         form = TeamQuotaSerializer(quota, data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         form.save()
