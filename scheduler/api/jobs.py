@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from portal.api import plain
 from portal.errors import Conflict, NotFoundError
 from portal.querysets import prebuilt
-from scheduler import states
+from scheduler import messages, states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.limits import MAX_GPUS
@@ -32,7 +32,20 @@ from scheduler.services import job_logs, submission
 from scheduler.services.access import visible_jobs
 
 
+class StoredMessageField(serializers.CharField):
+    """A message the scheduler stored in English, in the reader's language
+    (``scheduler.messages``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return str(messages.render(super().to_representation(value)))
+
+
 class JobEventSerializer(serializers.ModelSerializer):
+    message = StoredMessageField()
+
     class Meta:
         model = JobEvent
         fields = ["at", "from_status", "to_status", "reason", "message", "attempt"]
@@ -43,6 +56,7 @@ class JobSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     sweep = serializers.IntegerField(source="sweep_id", read_only=True, allow_null=True)
+    message = StoredMessageField()
     placements = serializers.SerializerMethodField(
         help_text="Every rank's node and GPU indices, rank 0 first (one for a single-node "
         "job; empty before it is placed)."
@@ -165,6 +179,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     dt = plain.Datetimes()
     integer = plain.integer
     out = []
+    render = messages.render
     for r in rows:
         (
             command, args, env, gpu_models, mounts, secret_env, gpu_indices, sweep_params,
@@ -192,7 +207,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "secret_env": secret_env,
                 "status": r["status"],
                 "reason": r["reason"],
-                "message": r["message"],
+                "message": render(r["message"]),
                 "attempt": r["attempt"],
                 "queue_position": integer(r["queue_position"]),
                 "eta": dt(r["eta"]),

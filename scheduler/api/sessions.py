@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.errors import InvalidRequest
+from scheduler.api.jobs import StoredMessageField
 from scheduler.limits import MAX_GPUS
 from scheduler.models import Session, WorkspaceImage
 from scheduler.services import access, sessions
@@ -33,7 +34,7 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     state = serializers.SerializerMethodField()
     status = serializers.CharField(source="job.status", read_only=True)
     reason = serializers.CharField(source="job.reason", read_only=True)
-    message = serializers.CharField(source="job.message", read_only=True)
+    message = StoredMessageField(source="job.message")
     node = serializers.SerializerMethodField()
     gpus = serializers.ListField(
         source="job.gpu_indices", child=serializers.IntegerField(), read_only=True

@@ -29,7 +29,7 @@ from django.utils.translation import gettext
 
 from portal.accounts.models import User
 from portal.errors import Conflict, InvalidRequest, NotPermitted
-from scheduler import states
+from scheduler import messages, states
 from scheduler.cluster.backend import ClusterBackend
 from scheduler.models import (
     LIVE_STATUSES,
@@ -195,7 +195,9 @@ def start_session(
             states.ADMITTED,
             now=now,
             reason="session",
-            message=f"Session {session.pk} on booking {reservation.pk}.",
+            message=messages.stored(
+                messages.SESSION_ON_BOOKING, session=session.pk, booking=reservation.pk
+            ),
             node=reservation.node,
             gpu_indices=indices,
             admitted_at=now,
@@ -276,8 +278,11 @@ def start_ondemand_session(
             SIM_DURATION_ANNOTATION: str(seconds),
             EMULATOR_RUN_ANNOTATION: "workspace",
         }
-        job.message = f"On-demand session {session.pk}" + (
-            " (preemptible)." if job.preemptible else "."
+        job.message = messages.stored(
+            messages.SESSION_ON_DEMAND_PREEMPTIBLE
+            if job.preemptible
+            else messages.SESSION_ON_DEMAND,
+            session=session.pk,
         )
         Job.objects.filter(pk=job.pk).update(
             env=job.env, annotations=job.annotations, message=job.message
@@ -339,20 +344,22 @@ def stop_session(
     if session.job.status in states.TERMINAL:
         return session
     why = {
-        "booking_ended": "the booking ended",
-        "time_up": "its time was up",
-        "preempted": "it was preempted",
-        "idle": "the GPUs and the workspace were idle",
+        "booking_ended": messages.SESSION_BOOKING_ENDED,
+        "time_up": messages.SESSION_TIME_UP,
+        "preempted": messages.SESSION_PREEMPTED,
+        "idle": messages.SESSION_IDLE,
     }.get(reason, "")
-    cancel_job(None, session.job, now=now, reason=why or f"stopped by {_name(actor)}")
+    if not why:
+        why = (
+            messages.stored(messages.SESSION_STOPPED_BY, user=actor.get_username())
+            if actor is not None
+            else messages.SESSION_STOPPED_BY_SYSTEM
+        )
+    cancel_job(None, session.job, now=now, reason=why)
     Session.objects.filter(pk=session.pk, stop_reason="").update(stop_reason=reason)
     session.stop_reason = session.stop_reason or reason
     log.info("session.stopped session=%s reason=%s", session.pk, reason)
     return session
-
-
-def _name(actor: User | None) -> str:
-    return actor.get_username() if actor is not None else "the system"
 
 
 def extend_session(actor: User, session: Session, *, minutes: int, now: datetime) -> Session:

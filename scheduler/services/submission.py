@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from portal.accounts.models import Membership, Team, User
 from portal.errors import Conflict, InvalidRequest, NotPermitted
-from scheduler import states
+from scheduler import messages, states
 from scheduler.limits import MAX_GPUS, MAX_JOB_GPUS, MAX_SWEEP_JOBS
 from scheduler.models import (
     Job,
@@ -549,9 +549,12 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime, reason: str = "")
     its new state, instead of failing with a conflict."""
     if actor is not None and not can_manage_job(actor, job):
         raise NotPermitted(_("Only the job's owner, its team's leads and admins can cancel it."))
-    message = f"Cancelled by {actor.get_username() if actor else 'the system'}."
-    if reason:
-        message = f"{message[:-1]}: {reason}"
+    if actor is not None:
+        template = messages.CANCELLED_BY_BECAUSE if reason else messages.CANCELLED_BY
+        message = messages.stored(template, user=actor.get_username(), reason=reason)
+    else:
+        template = messages.CANCELLED_BY_SYSTEM_BECAUSE if reason else messages.CANCELLED_BY_SYSTEM
+        message = messages.stored(template, reason=reason)
     for _try in range(_CANCEL_TRIES):
         if job.status in states.TERMINAL:
             return job
