@@ -202,7 +202,10 @@ def _job_row(job: Job, now: datetime) -> dict[str, Any]:
         "gpus": job.gpus,
         "node": job.node.name if job.node else None,
         "reason": job.reason,
-        "reason_text": job_display.reason_text(job.reason),
+        # A known code's words in the reader's language; "" for another (shown as its code).
+        "reason_text": (
+            job_display.reason_text(job.reason) if job.reason in job_display.REASON_TEXT else ""
+        ),
         "message": messages.render(job.message),
         "queue_position": job.queue_position,
         "eta": job.eta.isoformat() if job.eta else None,
