@@ -21,62 +21,67 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from django.utils.translation import get_language, gettext
-from django.utils.translation import gettext_noop as N_
+from django.utils.translation import get_language, gettext, gettext_noop
 
 # --- written by the services (filled with ``stored``) ------------------------------------
 
-REQUEUED_AFTER_PREEMPTION = N_("Requeued after preemption.")
-PREEMPTED = N_("Stopped to make room for %(who)s: %(why)s. It is queued again as a new attempt.")
-PREEMPTED_BY_JOB = N_("a %(gpus)s-GPU job of team %(team)s")
-PREEMPTED_BY_OTHER = N_("another job")
-PREEMPTED_RECLAIM = N_("that team is taking back GPUs it is guaranteed, which this job borrowed")
-PREEMPTED_PRIORITY = N_("it has a higher priority class")
-CANCELLED_BY = N_("Cancelled by %(user)s.")
-CANCELLED_BY_BECAUSE = N_("Cancelled by %(user)s: %(reason)s")
-CANCELLED_BY_SYSTEM = N_("Cancelled by the system.")
-CANCELLED_BY_SYSTEM_BECAUSE = N_("Cancelled by the system: %(reason)s")
-SESSION_STOPPED_BY = N_("stopped by %(user)s")
-SESSION_STOPPED_BY_SYSTEM = N_("stopped by the system")
-SESSION_BOOKING_ENDED = N_("the booking ended")
-SESSION_TIME_UP = N_("its time was up")
-SESSION_PREEMPTED = N_("it was preempted")
-SESSION_IDLE = N_("the GPUs and the workspace were idle")
-SESSION_ON_BOOKING = N_("Session %(session)s on booking %(booking)s.")
-SESSION_ON_DEMAND = N_("On-demand session %(session)s.")
-SESSION_ON_DEMAND_PREEMPTIBLE = N_("On-demand session %(session)s (preemptible).")
-RUNTIME_EXCEEDED = N_("Ran for its max runtime of %(seconds)s s and was stopped.")
-REJECTED_BY_CLUSTER = N_("The cluster refused this job: %(why)s")
-ATTEMPT_LOST = N_("Attempt %(attempt)s was lost (%(reason)s); queued again.")
-LOST_TOO_OFTEN = N_("Lost %(attempts)s times; giving up.")
-GANG_RANK_FAILED = N_("Rank %(rank)s of the gang failed.")
-GANG_RANK_MISSING = N_("Rank %(rank)s has no pod while others run.")
+REQUEUED_AFTER_PREEMPTION = gettext_noop("Requeued after preemption.")
+PREEMPTED = gettext_noop(
+    "Stopped to make room for %(who)s: %(why)s. It is queued again as a new attempt."
+)
+PREEMPTED_BY_JOB = gettext_noop("a %(gpus)s-GPU job of team %(team)s")
+PREEMPTED_BY_OTHER = gettext_noop("another job")
+PREEMPTED_RECLAIM = gettext_noop(
+    "that team is taking back GPUs it is guaranteed, which this job borrowed"
+)
+PREEMPTED_PRIORITY = gettext_noop("it has a higher priority class")
+CANCELLED_BY = gettext_noop("Cancelled by %(user)s.")
+CANCELLED_BY_BECAUSE = gettext_noop("Cancelled by %(user)s: %(reason)s")
+CANCELLED_BY_SYSTEM = gettext_noop("Cancelled by the system.")
+CANCELLED_BY_SYSTEM_BECAUSE = gettext_noop("Cancelled by the system: %(reason)s")
+SESSION_STOPPED_BY = gettext_noop("stopped by %(user)s")
+SESSION_STOPPED_BY_SYSTEM = gettext_noop("stopped by the system")
+SESSION_BOOKING_ENDED = gettext_noop("the booking ended")
+SESSION_TIME_UP = gettext_noop("its time was up")
+SESSION_PREEMPTED = gettext_noop("it was preempted")
+SESSION_IDLE = gettext_noop("the GPUs and the workspace were idle")
+SESSION_ON_BOOKING = gettext_noop("Session %(session)s on booking %(booking)s.")
+SESSION_ON_DEMAND = gettext_noop("On-demand session %(session)s.")
+SESSION_ON_DEMAND_PREEMPTIBLE = gettext_noop("On-demand session %(session)s (preemptible).")
+RUNTIME_EXCEEDED = gettext_noop("Ran for its max runtime of %(seconds)s s and was stopped.")
+REJECTED_BY_CLUSTER = gettext_noop("The cluster refused this job: %(why)s")
+ATTEMPT_LOST = gettext_noop("Attempt %(attempt)s was lost (%(reason)s); queued again.")
+LOST_TOO_OFTEN = gettext_noop("Lost %(attempts)s times; giving up.")
+GANG_RANK_FAILED = gettext_noop("Rank %(rank)s of the gang failed.")
+GANG_RANK_MISSING = gettext_noop("Rank %(rank)s has no pod while others run.")
 
 # --- why a queued job waits (``scheduler.core.cycle``: Waiting.detail) -------------------
 
-WAIT_SWEEP_CAP = N_("sweep %(sweep)s runs %(running)s of %(parallelism)s")
-WAIT_USER_CAP = N_("%(user)s uses %(used)s of %(cap)s GPUs")
-WAIT_BUDGET = N_(
+WAIT_SWEEP_CAP = gettext_noop("sweep %(sweep)s runs %(running)s of %(parallelism)s")
+WAIT_USER_CAP = gettext_noop("%(user)s uses %(used)s of %(cap)s GPUs")
+WAIT_BUDGET = gettext_noop(
     "team %(team)s spent %(spent)s of %(budget)s GPU-hours this week; the job may need %(need)s"
 )
-WAIT_GUARANTEE_ONLY = N_(
+WAIT_GUARANTEE_ONLY = gettext_noop(
     "non-preemptible work of team %(team)s runs only within its %(guaranteed)s guaranteed "
     "GPUs (%(used)s in use)"
 )
-WAIT_QUOTA = N_("team %(team)s uses its %(guaranteed)s guaranteed GPUs")
-WAIT_BORROW_LIMIT = N_("team %(team)s may borrow at most %(limit)s GPUs")
-WAIT_NO_MODEL = N_("no schedulable node has a GPU of model %(models)s")
-WAIT_TOO_BIG_GANG = N_(
+WAIT_QUOTA = gettext_noop("team %(team)s uses its %(guaranteed)s guaranteed GPUs")
+WAIT_BORROW_LIMIT = gettext_noop("team %(team)s may borrow at most %(limit)s GPUs")
+WAIT_NO_MODEL = gettext_noop("no schedulable node has a GPU of model %(models)s")
+WAIT_TOO_BIG_GANG = gettext_noop(
     "fewer than %(nodes)s schedulable nodes have %(gpus)s usable GPUs, %(cpu)sm CPU and "
     "%(memory)s MiB each"
 )
-WAIT_TOO_BIG = N_("no schedulable node has %(gpus)s usable GPUs, %(cpu)sm CPU and %(memory)s MiB")
-WAIT_TO_STOP = N_("%(jobs)s to stop")
-WAIT_STOPPING = N_("%(jobs)s stopping")
-WAIT_CLAIMED = N_("its GPUs were claimed by job %(job)s")
-WAIT_RESERVED = N_("free GPUs are booked or planned for others")
-WAIT_BEHIND = N_("behind %(ahead)s jobs of higher rank")
-WAIT_CAPACITY = N_("waiting for running jobs to end")
+WAIT_TOO_BIG = gettext_noop(
+    "no schedulable node has %(gpus)s usable GPUs, %(cpu)sm CPU and %(memory)s MiB"
+)
+WAIT_TO_STOP = gettext_noop("%(jobs)s to stop")
+WAIT_STOPPING = gettext_noop("%(jobs)s stopping")
+WAIT_CLAIMED = gettext_noop("its GPUs were claimed by job %(job)s")
+WAIT_RESERVED = gettext_noop("free GPUs are booked or planned for others")
+WAIT_BEHIND = gettext_noop("behind %(ahead)s jobs of higher rank")
+WAIT_CAPACITY = gettext_noop("waiting for running jobs to end")
 
 #: Every template a stored text may be made from (sentences and the phrases inside them).
 TEMPLATES: tuple[str, ...] = tuple(
@@ -144,3 +149,32 @@ def _fill(text: str, depth: int) -> str | None:
         except (KeyError, TypeError, ValueError):
             return None
     return None
+
+
+# --- the priority classes every site starts with (migration 0005) -------------------------
+
+#: Name -> its words for people (the name itself stays the API's identifier).
+PRIORITY_LABELS = {
+    "low": gettext_noop("Low"),
+    "normal": gettext_noop("Normal"),
+    "high": gettext_noop("High"),
+}
+#: The default classes' descriptions as the migration stored them.
+PRIORITY_DESCRIPTIONS = frozenset(
+    {
+        gettext_noop("Runs when nothing else waits; first to be preempted."),
+        gettext_noop("The default."),
+        gettext_noop("Deadlines. May preempt lower, preemptible work."),
+    }
+)
+
+
+def priority_label(name: str) -> str:
+    """A priority class's name for people: a default class's translated, any other as it is."""
+    label = PRIORITY_LABELS.get(name)
+    return gettext(label) if label is not None else name
+
+
+def priority_description(description: str) -> str:
+    """A priority class's description, translated when it is a default class's own."""
+    return gettext(description) if description in PRIORITY_DESCRIPTIONS else description

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from scheduler import messages
 from scheduler.models import PriorityClass, TeamQuota
 from scheduler.services.access import access_team
 from scheduler.services.jobs import request_cycle
@@ -22,11 +23,25 @@ class IsAdminOrReadOnly(permissions.BasePermission):
 
 
 class PriorityClassSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField(
+        help_text="The name for people, in the reader's language (the three default classes "
+        "are translated; others read as their name)."
+    )
+    description_text = serializers.SerializerMethodField(
+        help_text="The description in the reader's language where it is a default class's."
+    )
+
     class Meta:
         model = PriorityClass
-        fields = ["name", "value", "description", "is_default"]
+        fields = ["name", "label", "value", "description", "description_text", "is_default"]
         # A new default takes over (PriorityClass.save), not refused as "already exists".
         extra_kwargs: dict[str, dict[str, Any]] = {"is_default": {"validators": []}}
+
+    def get_label(self, priority: PriorityClass) -> str:
+        return messages.priority_label(priority.name)
+
+    def get_description_text(self, priority: PriorityClass) -> str:
+        return messages.priority_description(priority.description)
 
 
 class PriorityClassViewSet(viewsets.ModelViewSet):
