@@ -23,8 +23,8 @@ TRANSLATORS = {"_", "gettext", "gettext_lazy", "ngettext", "pgettext", "npgettex
 
 def _error_names() -> set[str]:
     # Importing the services and APIs registers every subclass the scheduler defines.
-    import scheduler.api.urls  # noqa: F401
-    import scheduler.services.booking_policy  # noqa: F401
+    import scheduler.api.urls
+    import scheduler.services.booking_policy
     import scheduler.services.jobs  # noqa: F401
 
     names, todo = set(), [KarimasuError]
