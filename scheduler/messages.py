@@ -54,6 +54,27 @@ ATTEMPT_LOST = gettext_noop("Attempt %(attempt)s was lost (%(reason)s); queued a
 LOST_TOO_OFTEN = gettext_noop("Lost %(attempts)s times; giving up.")
 GANG_RANK_FAILED = gettext_noop("Rank %(rank)s of the gang failed.")
 GANG_RANK_MISSING = gettext_noop("Rank %(rank)s has no pod while others run.")
+# A waiting container (``scheduler.cluster.mapping``): what it means, the cluster's reason
+# (and its own words). ``explain`` must be one of the phrases below for the text to match.
+CLUSTER_WAITING = gettext_noop("%(explain)s (%(waiting)s)")
+CLUSTER_WAITING_SAID = gettext_noop("%(explain)s (%(waiting)s: %(message)s)")
+CLUSTER_PULL_FAILURE = gettext_noop(
+    "The image cannot be pulled: check its name and tag and the registry's pull secret"
+)
+CLUSTER_INVALID_IMAGE = gettext_noop("The image reference is not valid")
+CLUSTER_NEVER_PULL = gettext_noop("The image is not on the node and may not be pulled")
+CLUSTER_CONFIG_ERROR = gettext_noop(
+    "The container's configuration is incomplete (a missing Secret or ConfigMap?)"
+)
+CLUSTER_CREATE_ERROR = gettext_noop(
+    "The container could not be created (a driver or runtime problem on the node?)"
+)
+CLUSTER_RUN_ERROR = gettext_noop(
+    "The container could not be started (its command, or the node's GPU driver?)"
+)
+CLUSTER_CRASH_LOOP = gettext_noop(
+    "The container keeps exiting and is restarted after a growing delay: see its log"
+)
 
 # --- why a queued job waits (``scheduler.core.cycle``: Waiting.detail) -------------------
 
@@ -83,10 +104,25 @@ WAIT_RESERVED = gettext_noop("free GPUs are booked or planned for others")
 WAIT_BEHIND = gettext_noop("behind %(ahead)s jobs of higher rank")
 WAIT_CAPACITY = gettext_noop("waiting for running jobs to end")
 
+#: What ``explain`` may be (matched as these exact words, whatever brackets they hold).
+CLUSTER_PHRASES = (
+    CLUSTER_PULL_FAILURE,
+    CLUSTER_INVALID_IMAGE,
+    CLUSTER_NEVER_PULL,
+    CLUSTER_CONFIG_ERROR,
+    CLUSTER_CREATE_ERROR,
+    CLUSTER_RUN_ERROR,
+    CLUSTER_CRASH_LOOP,
+)
+
 #: Every template a stored text may be made from (sentences and the phrases inside them).
 TEMPLATES: tuple[str, ...] = tuple(
     value for name, value in sorted(globals().items()) if name.isupper() and isinstance(value, str)
 )
+
+#: Params that must be a known phrase for their template to match (a template of nothing
+#: but placeholders would otherwise match any text).
+_PHRASES_ONLY = frozenset({"explain"})
 
 #: How deep phrases may nest inside a stored text (a hostile text stops here).
 _MAX_DEPTH = 2
@@ -101,7 +137,12 @@ def stored(template: str, **params: Any) -> str:
 def _pattern(template: str) -> re.Pattern[str]:
     parts = _PLACEHOLDER.split(template)
     regex = "".join(
-        re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts)
+        re.escape(part)
+        if i % 2 == 0
+        else f"(?P<{part}>{'|'.join(map(re.escape, CLUSTER_PHRASES))})"
+        if part in _PHRASES_ONLY
+        else f"(?P<{part}>.+?)"
+        for i, part in enumerate(parts)
     )
     return re.compile(regex, re.DOTALL)
 
@@ -140,14 +181,18 @@ def _fill(text: str, depth: int) -> str | None:
         translated = gettext(template)
         if translated == template:
             return None
-        values = {
-            name: (_fill(value, depth + 1) or value) if depth < _MAX_DEPTH else value
-            for name, value in match.groupdict().items()
-        }
-        try:
-            return translated % values
-        except (KeyError, TypeError, ValueError):
-            return None
+        values = {}
+        for name, value in match.groupdict().items():
+            shown = _fill(value, depth + 1) if depth < _MAX_DEPTH else None
+            if shown is None and name in _PHRASES_ONLY:
+                break
+            values[name] = value if shown is None else shown
+        else:
+            try:
+                return translated % values
+            except (KeyError, TypeError, ValueError):
+                return None
+        continue
     return None
 
 
