@@ -23,7 +23,7 @@ class IsAdminOrReadOnly(permissions.BasePermission):
 
 
 class PriorityClassSerializer(serializers.ModelSerializer):
-    label = serializers.SerializerMethodField(
+    display_name = serializers.SerializerMethodField(
         help_text="The name for people, in the reader's language (the three default classes "
         "are translated; others read as their name)."
     )
@@ -33,11 +33,11 @@ class PriorityClassSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = PriorityClass
-        fields = ["name", "label", "value", "description", "description_text", "is_default"]
+        fields = ["name", "display_name", "value", "description", "description_text", "is_default"]
         # A new default takes over (PriorityClass.save), not refused as "already exists".
         extra_kwargs: dict[str, dict[str, Any]] = {"is_default": {"validators": []}}
 
-    def get_label(self, priority: PriorityClass) -> str:
+    def get_display_name(self, priority: PriorityClass) -> str:
         return messages.priority_label(priority.name)
 
     def get_description_text(self, priority: PriorityClass) -> str:

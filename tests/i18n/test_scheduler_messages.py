@@ -210,7 +210,7 @@ def test_a_timeline_event_the_cycle_wrote(alice, bob, vision, nodes) -> None:
 def test_the_default_priority_classes_have_japanese_names(alice, bob) -> None:
     _set_language(bob, "ja")
     shown = {p["name"]: p for p in bob.client().get("/api/v1/priority-classes/").json()["results"]}
-    assert shown["high"]["label"] == "高" and shown["normal"]["label"] == "標準"
+    assert shown["high"]["display_name"] == "高" and shown["normal"]["display_name"] == "標準"
     assert _japanese(shown["low"]["description_text"])
     assert shown["low"]["description"] == "Runs when nothing else waits; first to be preempted."
     english = {
@@ -219,7 +219,7 @@ def test_the_default_priority_classes_have_japanese_names(alice, bob) -> None:
         .get("/api/v1/priority-classes/", HTTP_ACCEPT_LANGUAGE="en")
         .json()["results"]
     }
-    assert english["high"]["label"] == "High"
+    assert english["high"]["display_name"] == "High"
     assert english["low"]["description_text"] == english["low"]["description"]
 
 
