@@ -18,6 +18,7 @@ whose language has no translation: the stored text is shown as it is, byte for b
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -163,6 +164,19 @@ def render(text: Any) -> Any:
     if not language or language.split("-")[0] == "en":
         return text
     return _render(text, language)
+
+
+def _as_stored(text: Any) -> Any:
+    return text
+
+
+def renderer() -> Callable[[Any], Any]:
+    """``render`` for the active language, looked up once (a list renders many rows):
+    the identity for an English reader."""
+    language = get_language() or ""
+    if not language or language.split("-")[0] == "en":
+        return _as_stored
+    return render
 
 
 @lru_cache(maxsize=4096)

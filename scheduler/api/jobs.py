@@ -179,7 +179,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     dt = plain.Datetimes()
     integer = plain.integer
     out = []
-    render = messages.render
+    render = messages.renderer()
     for r in rows:
         (
             command, args, env, gpu_models, mounts, secret_env, gpu_indices, sweep_params,
