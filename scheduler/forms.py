@@ -11,6 +11,7 @@ from django.core.validators import MaxValueValidator
 from django.utils.translation import gettext_lazy as _
 
 from portal.accounts.models import Team, User
+from scheduler import messages
 from scheduler.limits import MAX_BOOKING_HOURS, MAX_GPUS, MIN_BOOKING_HOURS
 from scheduler.models import Node, PriorityClass
 from scheduler.services.submission import JobRequest
@@ -161,7 +162,7 @@ class JobForm(_TeamForm):
         self.fields["gpu_models"].choices = [(name, name) for name in names]  # type: ignore[attr-defined]
         classes = PriorityClass.objects.order_by("-value")
         self.fields["priority_class"].choices = [("", _("the default"))] + [  # type: ignore[attr-defined]
-            (pc.name, pc.name) for pc in classes
+            (pc.name, messages.priority_label(pc.name)) for pc in classes
         ]
 
     def clean_command(self) -> list[str]:

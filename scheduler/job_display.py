@@ -14,7 +14,7 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from scheduler import states
+from scheduler import messages, states
 
 OK, INFO, WAIT, WARN, ERROR, MUTED = "ok", "info", "wait", "warn", "error", "muted"
 
@@ -152,6 +152,6 @@ def job_state(job: Any) -> dict[str, str]:
         "label": str(STATUS_TEXT.get(status, status)),
         "tone": tone(status, reason),
         "text": reason_text(reason),
-        "raw": str(job.message or ""),
+        "raw": str(messages.render(job.message or "")),
         "problem": "1" if status not in states.TERMINAL and is_problem(reason) else "",
     }

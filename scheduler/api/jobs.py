@@ -13,6 +13,7 @@ from django.db.models import Func, Q, QuerySet
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -22,7 +23,7 @@ from rest_framework.response import Response
 from portal.api import plain
 from portal.errors import Conflict, NotFoundError
 from portal.querysets import prebuilt
-from scheduler import states
+from scheduler import messages, states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.limits import MAX_GPUS
@@ -31,7 +32,20 @@ from scheduler.services import job_logs, submission
 from scheduler.services.access import visible_jobs
 
 
+class StoredMessageField(serializers.CharField):
+    """A message the scheduler stored in English, in the reader's language
+    (``scheduler.messages``)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, **kwargs)
+
+    def to_representation(self, value: Any) -> str:
+        return str(messages.render(super().to_representation(value)))
+
+
 class JobEventSerializer(serializers.ModelSerializer):
+    message = StoredMessageField()
+
     class Meta:
         model = JobEvent
         fields = ["at", "from_status", "to_status", "reason", "message", "attempt"]
@@ -42,6 +56,7 @@ class JobSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     sweep = serializers.IntegerField(source="sweep_id", read_only=True, allow_null=True)
+    message = StoredMessageField()
     placements = serializers.SerializerMethodField(
         help_text="Every rank's node and GPU indices, rank 0 first (one for a single-node "
         "job; empty before it is placed)."
@@ -164,6 +179,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     dt = plain.Datetimes()
     integer = plain.integer
     out = []
+    render = messages.renderer()
     for r in rows:
         (
             command, args, env, gpu_models, mounts, secret_env, gpu_indices, sweep_params,
@@ -191,7 +207,7 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "secret_env": secret_env,
                 "status": r["status"],
                 "reason": r["reason"],
-                "message": r["message"],
+                "message": render(r["message"]),
                 "attempt": r["attempt"],
                 "queue_position": integer(r["queue_position"]),
                 "eta": dt(r["eta"]),
@@ -353,7 +369,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def logs(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         job = self.get_object()
         if job.status == states.QUEUED:
-            raise Conflict("The job has not started yet: no log.", code="no_log")
+            raise Conflict(_("The job has not started yet: no log."), code="no_log")
         try:
             tail = int(request.query_params.get("tail", "500"))
         except ValueError:
@@ -371,7 +387,9 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
                 job.pk, job.attempt, tail_lines=tail, follow=follow, read_timeout_s=window
             )
         except ClusterError as exc:
-            raise NotFoundError(f"The log is not available: {exc}", code="log_unavailable") from exc
+            raise NotFoundError(
+                _("The log is not available: %(why)s") % {"why": exc}, code="log_unavailable"
+            ) from exc
         if follow:  # at most one follow window per request: ask again to go on
             lines = job_logs.bounded(lines, window)
         response = StreamingHttpResponse(

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from scheduler import messages
 from scheduler.models import PriorityClass, TeamQuota
 from scheduler.services.access import access_team
 from scheduler.services.jobs import request_cycle
@@ -21,11 +23,25 @@ class IsAdminOrReadOnly(permissions.BasePermission):
 
 
 class PriorityClassSerializer(serializers.ModelSerializer):
+    display_name = serializers.SerializerMethodField(
+        help_text="The name for people, in the reader's language (the three default classes "
+        "are translated; others read as their name)."
+    )
+    description_text = serializers.SerializerMethodField(
+        help_text="The description in the reader's language where it is a default class's."
+    )
+
     class Meta:
         model = PriorityClass
-        fields = ["name", "value", "description", "is_default"]
+        fields = ["name", "display_name", "value", "description", "description_text", "is_default"]
         # A new default takes over (PriorityClass.save), not refused as "already exists".
         extra_kwargs: dict[str, dict[str, Any]] = {"is_default": {"validators": []}}
+
+    def get_display_name(self, priority: PriorityClass) -> str:
+        return messages.priority_label(priority.name)
+
+    def get_description_text(self, priority: PriorityClass) -> str:
+        return messages.priority_description(priority.description)
 
 
 class PriorityClassViewSet(viewsets.ModelViewSet):
@@ -64,7 +80,7 @@ class TeamQuotaSerializer(serializers.ModelSerializer):
 
     def validate_share_weight(self, value: float) -> float:
         if value <= 0:
-            raise serializers.ValidationError("Must be positive.")
+            raise serializers.ValidationError(_("Must be positive."))
         return value
 
 
@@ -75,13 +91,13 @@ class TeamQuotaView(APIView):
     @extend_schema(responses=TeamQuotaSerializer)
     def get(self, request: Request, slug: str) -> Response:
         team = access_team(request.user, slug, "view_quota")
-        quota, _ = TeamQuota.objects.get_or_create(team=team)
+        quota, _created = TeamQuota.objects.get_or_create(team=team)
         return Response(TeamQuotaSerializer(quota).data)
 
     @extend_schema(request=TeamQuotaSerializer, responses=TeamQuotaSerializer)
     def patch(self, request: Request, slug: str) -> Response:
         team = access_team(request.user, slug, "change_quota")
-        quota, _ = TeamQuota.objects.get_or_create(team=team)
+        quota, _created = TeamQuota.objects.get_or_create(team=team)
         form = TeamQuotaSerializer(quota, data=request.data, partial=True)
         form.is_valid(raise_exception=True)
         form.save()

@@ -41,7 +41,9 @@ from scheduler.services import (
 def _team(slug: str) -> Team:
     team = Team.objects.filter(slug=slug).first()
     if team is None:
-        raise InvalidRequest(f"No team {slug!r}.", details={"team": ["Unknown team."]})
+        raise InvalidRequest(
+            _("No team %(team)r.") % {"team": slug}, details={"team": [_("Unknown team.")]}
+        )
     return team
 
 
@@ -74,7 +76,9 @@ class ReservationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         data = form.validated_data
         node = Node.objects.filter(name=data["node"]).first()
         if node is None:
-            raise InvalidRequest(f"No node {data['node']!r}.", details={"node": ["Unknown."]})
+            raise InvalidRequest(
+                _("No node %(node)r.") % {"node": data["node"]}, details={"node": [_("Unknown.")]}
+            )
         reservation = reservations.reserve_gpus(
             request.user,
             team=_team(data["team"]),

@@ -204,7 +204,7 @@ class ReservationChangeSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
-            raise serializers.ValidationError("Give a new start or end.")
+            raise serializers.ValidationError(_("Give a new start or end."))
         return attrs
 
 
@@ -285,5 +285,5 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end"] <= attrs["start"]:
-            raise serializers.ValidationError({"end": ["Must be after start."]})
+            raise serializers.ValidationError({"end": [_("Must be after start.")]})
         return attrs

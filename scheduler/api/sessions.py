@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -13,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.errors import InvalidRequest
+from scheduler.api.jobs import StoredMessageField
 from scheduler.limits import MAX_GPUS
 from scheduler.models import Session, WorkspaceImage
 from scheduler.services import access, sessions
@@ -32,7 +34,7 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     state = serializers.SerializerMethodField()
     status = serializers.CharField(source="job.status", read_only=True)
     reason = serializers.CharField(source="job.reason", read_only=True)
-    message = serializers.CharField(source="job.message", read_only=True)
+    message = StoredMessageField(source="job.message")
     node = serializers.SerializerMethodField()
     gpus = serializers.ListField(
         source="job.gpu_indices", child=serializers.IntegerField(), read_only=True
@@ -124,7 +126,7 @@ class SessionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
             ):
                 continue
             raise serializers.ValidationError(
-                'Each mount is a name or {"name": ..., "write": true|false}.'
+                _('Each mount is a name or {"name": ..., "write": true|false}.')
             )
         return value
 
@@ -132,11 +134,15 @@ class SessionCreateSerializer(serializers.Serializer):  # type: ignore[type-arg]
         on_demand = {"team", "gpus", "gpu_model", "hours"} & set(attrs)
         if "reservation" in attrs and on_demand:
             raise serializers.ValidationError(
-                {name: ["Not with a booking."] for name in sorted(on_demand)}
+                {name: [_("Not with a booking.")] for name in sorted(on_demand)}
             )
         if "reservation" not in attrs and "team" not in attrs:
             raise serializers.ValidationError(
-                {"reservation": ["Give a booking, or a team (and gpus) for a session on demand."]}
+                {
+                    "reservation": [
+                        _("Give a booking, or a team (and gpus) for a session on demand.")
+                    ]
+                }
             )
         return attrs
 
@@ -183,7 +189,8 @@ class SessionViewSet(
         if "reservation" not in data:
             if workspace is None:
                 raise InvalidRequest(
-                    f"No workspace image {data['image']!r}.", details={"image": ["Unknown."]}
+                    _("No workspace image %(image)r.") % {"image": data["image"]},
+                    details={"image": [_("Unknown.")]},
                 )
             session = sessions.start_ondemand_session(
                 request.user,  # type: ignore[arg-type]
@@ -199,7 +206,8 @@ class SessionViewSet(
         reservation = access.access_reservation(request.user, data["reservation"])
         if workspace is None:
             raise InvalidRequest(
-                f"No workspace image {data['image']!r}.", details={"image": ["Unknown."]}
+                _("No workspace image %(image)r.") % {"image": data["image"]},
+                details={"image": [_("Unknown.")]},
             )
         session = sessions.start_session(
             request.user,  # type: ignore[arg-type]

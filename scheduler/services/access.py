@@ -15,6 +15,8 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from django.db.models import Q, QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from portal.accounts.access import is_member, is_member_or_admin, is_team_lead, may_manage
 from portal.accounts.models import Membership, Team
@@ -32,7 +34,7 @@ def _pk(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise NotFoundError("Not found.") from None
+        raise NotFoundError(_("Not found.")) from None
 
 
 # --- jobs and sweeps ----------------------------------------------------------------------
@@ -63,9 +65,9 @@ def access_job(user: Any, job_id: Any, action: JobAction = "view") -> Job:
     utilization too) or ``manage`` it (``can_manage_job``)."""
     job: Job | None = visible_jobs(user).filter(pk=_pk(job_id)).first()
     if job is None:
-        raise NotFoundError("Job not found.")
+        raise NotFoundError(_("Job not found."))
     if action == "manage" and not can_manage_job(user, job):
-        raise NotPermitted("Only the job's owner, its team's leads and admins can change it.")
+        raise NotPermitted(_("Only the job's owner, its team's leads and admins can change it."))
     return job
 
 
@@ -97,9 +99,11 @@ def access_reservation(
         .first()
     )
     if reservation is None:
-        raise NotFoundError("Booking not found.")
+        raise NotFoundError(_("Booking not found."))
     if action == "manage" and not can_manage_reservation(user, reservation):
-        raise NotPermitted("Only the holder, the team's leads and admins can change this booking.")
+        raise NotPermitted(
+            _("Only the holder, the team's leads and admins can change this booking.")
+        )
     return reservation
 
 
@@ -117,14 +121,17 @@ def can_see_purpose(
 
 # --- teams: booking policy, calendar feed, quota, priorities -------------------------------
 
-_TEAM_RULES: dict[str, tuple[str, str]] = {
+_TEAM_RULES: dict[str, tuple[str, Any]] = {
     # action: (who, refusal)
-    "view_policy": ("member", "Only the team's members and admins see its policy."),
-    "change_policy": ("lead", "Only the team's leads and admins can change its policy."),
-    "rotate_feed": ("lead", "Only the team's leads and admins rotate its feed."),
-    "view_quota": ("member", "Only the team's members and admins see its quota."),
-    "change_quota": ("admin", "Only admins change quotas."),
-    "view_usage": ("member", "Only the team's members and admins see its usage."),
+    "view_policy": ("member", gettext_lazy("Only the team's members and admins see its policy.")),
+    "change_policy": (
+        "lead",
+        gettext_lazy("Only the team's leads and admins can change its policy."),
+    ),
+    "rotate_feed": ("lead", gettext_lazy("Only the team's leads and admins rotate its feed.")),
+    "view_quota": ("member", gettext_lazy("Only the team's members and admins see its quota.")),
+    "change_quota": ("admin", gettext_lazy("Only admins change quotas.")),
+    "view_usage": ("member", gettext_lazy("Only the team's members and admins see its usage.")),
 }
 
 
@@ -143,9 +150,9 @@ def access_team(user: Any, slug: str, action: TeamAction) -> Team:
     guarantee is a cluster-wide promise)."""
     team = Team.objects.filter(slug=slug).first()
     if team is None:
-        raise NotFoundError("Team not found.")
+        raise NotFoundError(_("Team not found."))
     if not can_on_team(user, team, action):
-        raise NotPermitted(_TEAM_RULES[action][1])
+        raise NotPermitted(str(_TEAM_RULES[action][1]))
     return team
 
 
@@ -217,9 +224,11 @@ def access_session(user: Any, session_id: Any, action: SessionAction = "view") -
     extend) or ``open`` it (its owner only). Others' sessions are not found."""
     session: Session | None = visible_sessions(user).filter(pk=_pk(session_id)).first()
     if session is None:
-        raise NotFoundError("Session not found.")
+        raise NotFoundError(_("Session not found."))
     if action == "manage" and not can_manage_session(user, session):
-        raise NotPermitted("Only the session's owner, its team's leads and admins can change it.")
+        raise NotPermitted(
+            _("Only the session's owner, its team's leads and admins can change it.")
+        )
     if action == "open" and not can_open_session(user, session):
-        raise NotPermitted("Only the session's owner can open it.")
+        raise NotPermitted(_("Only the session's owner can open it."))
     return session

@@ -7,6 +7,8 @@ from datetime import datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from portal.accounts.models import Team, User
 from portal.errors import Conflict, InvalidRequest
 from scheduler.models import Gpu, Node, Reservation
@@ -42,13 +44,13 @@ def free_slots(
     least `gpus` of the same GPUs stay free.
     """
     if gpus < 1:
-        raise InvalidRequest("Ask for at least one GPU.", details={"gpus": ["At least 1."]})
+        raise InvalidRequest(_("Ask for at least one GPU."), details={"gpus": [_("At least 1.")]})
     if end <= start:
-        raise InvalidRequest("`to` must be after `from`.", details={"to": ["Before from."]})
+        raise InvalidRequest(_("`to` must be after `from`."), details={"to": [_("Before `from`.")]})
     if end - start > MAX_SPAN:
         raise InvalidRequest(
-            f"Ask for at most {MAX_SPAN.days} days at a time.",
-            details={"to": ["Too far from `from`."]},
+            _("Ask for at most %(days)s days at a time.") % {"days": MAX_SPAN.days},
+            details={"to": [_("Too far from `from`.")]},
         )
     slots: list[FreeSlot] = []
     for node in _candidate_nodes(model):
@@ -117,7 +119,7 @@ def borrow_now(
     free for big jobs. When nothing is free now: Conflict with the earliest slot."""
     if hours <= 0:
         raise InvalidRequest(
-            "Borrow for a positive number of hours.", details={"hours": ["Must be > 0."]}
+            _("Borrow for a positive number of hours."), details={"hours": [_("Must be > 0.")]}
         )
     end = now + timedelta(hours=hours)
     fitting = [
@@ -134,10 +136,19 @@ def borrow_now(
                 "start": later.start.isoformat(),
                 "gpus": list(later.gpus[:gpus]),
             }
-        when = f" The earliest is {later.start:%Y-%m-%d %H:%M} on {later.node}." if later else ""
+        values = {"gpus": gpus, "model": model, "hours": f"{hours:g}"}
+        message = (
+            _("No %(gpus)s GPU(s) of %(model)s are free now for %(hours)s h.") % values
+            if model
+            else _("No %(gpus)s GPU(s) are free now for %(hours)s h.") % values
+        )
+        if later is not None:
+            message += " " + _("The earliest is %(start)s on %(node)s.") % {
+                "start": f"{later.start:%Y-%m-%d %H:%M}",
+                "node": later.node,
+            }
         raise Conflict(
-            f"No {gpus} GPU(s){f' of {model}' if model else ''} are free now for "
-            f"{hours:g} h.{when}",
+            message,
             code="no_capacity",
             details=details,
         )

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from portal.accounts.models import Team, User
 from portal.errors import NotPermitted
@@ -123,13 +124,14 @@ def check_policy(
     hours = (end - start).total_seconds() / 3600
     if policy.max_booking_hours is not None and hours > policy.max_booking_hours:
         raise PolicyViolation(
-            f"Bookings of {team.slug} last at most {policy.max_booking_hours} h "
-            f"(this one: {hours:.1f} h).",
+            _("Bookings of %(team)s last at most %(limit)s h (this one: %(hours)s h).")
+            % {"team": team.slug, "limit": policy.max_booking_hours, "hours": f"{hours:.1f}"},
             details={"rule": "max_booking_hours", "limit": policy.max_booking_hours},
         )
     if policy.max_days_ahead is not None and start > now + timedelta(days=policy.max_days_ahead):
         raise PolicyViolation(
-            f"{team.slug} books at most {policy.max_days_ahead} days ahead.",
+            _("%(team)s books at most %(days)s days ahead.")
+            % {"team": team.slug, "days": policy.max_days_ahead},
             details={"rule": "max_days_ahead", "limit": policy.max_days_ahead},
         )
     if policy.max_gpus_per_user is not None:
@@ -141,8 +143,11 @@ def check_policy(
         held = sum(len(r.slots.all()) for r in overlapping.prefetch_related("slots"))
         if held + n_gpus > policy.max_gpus_per_user:
             raise PolicyViolation(
-                f"You may hold at most {policy.max_gpus_per_user} GPUs at once in "
-                f"{team.slug}; you already hold {held} then.",
+                _(
+                    "You may hold at most %(limit)s GPUs at once in %(team)s; "
+                    "you already hold %(held)s then."
+                )
+                % {"limit": policy.max_gpus_per_user, "team": team.slug, "held": held},
                 details={
                     "rule": "max_gpus_per_user",
                     "limit": policy.max_gpus_per_user,
@@ -174,9 +179,17 @@ def _check_week(
     if used + wanted > policy.weekly_gpu_hours:
         day = week.astimezone(team_zone(policy)).date()
         raise PolicyViolation(
-            f"{team.slug} has {max(policy.weekly_gpu_hours - used, 0):.1f} of its "
-            f"{policy.weekly_gpu_hours:g} GPU-hours left in the week of "
-            f"{day:%Y-%m-%d}; this booking needs {wanted:.1f}.",
+            _(
+                "%(team)s has %(left)s of its %(limit)s GPU-hours left in the week of "
+                "%(week)s; this booking needs %(wanted)s."
+            )
+            % {
+                "team": team.slug,
+                "left": f"{max(policy.weekly_gpu_hours - used, 0):.1f}",
+                "limit": f"{policy.weekly_gpu_hours:g}",
+                "week": f"{day:%Y-%m-%d}",
+                "wanted": f"{wanted:.1f}",
+            },
             details={
                 "rule": "weekly_gpu_hours",
                 "limit": policy.weekly_gpu_hours,

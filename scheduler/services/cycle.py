@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection, transaction
 
-from scheduler import states
+from scheduler import messages, states
 from scheduler.cluster.backend import ClusterBackend, ClusterError, ClusterRejected
 from scheduler.core.cycle import plan_cycle as decide
 from scheduler.core.decisions import Admit, CycleResult, Preempt
@@ -142,7 +142,7 @@ def run_cycle(
 
 def _requeue_finished_grace(now: datetime, report: CycleReport) -> None:
     for job in Job.objects.filter(status=states.PREEMPTED, terminating_until__lte=now):
-        requeue(job, now=now, reason="preempted", message="Requeued after preemption.")
+        requeue(job, now=now, reason="preempted", message=messages.REQUEUED_AFTER_PREEMPTION)
         report.requeued.append(job.pk)
 
 
@@ -188,15 +188,15 @@ def _preempted_message(preempt: Preempt, jobs: dict[int, Job]) -> str:
     team, not a job page the owner may not see) and for what reason."""
     by = _preemptor(preempt, jobs)
     who = (
-        f"a {by.gpus * by.nodes}-GPU job of team {by.team.slug}"
+        messages.stored(messages.PREEMPTED_BY_JOB, gpus=by.gpus * by.nodes, team=by.team.slug)
         if by is not None
-        else "another job"
+        else messages.PREEMPTED_BY_OTHER
     )
     why = {
-        "reclaim": "that team is taking back GPUs it is guaranteed, which this job borrowed",
-        "priority": "it has a higher priority class",
+        "reclaim": messages.PREEMPTED_RECLAIM,
+        "priority": messages.PREEMPTED_PRIORITY,
     }.get(str(preempt.reason), str(preempt.reason))
-    return f"Stopped to make room for {who}: {why}. It is queued again as a new attempt."
+    return messages.stored(messages.PREEMPTED, who=who, why=why)
 
 
 def _preemptor(preempt: Preempt, jobs: dict[int, Job]) -> Job | None:

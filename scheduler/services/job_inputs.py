@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from django.utils.translation import gettext
+
 from portal.errors import InvalidRequest
 
 MAX_ENV = 100
@@ -73,15 +75,20 @@ def check_image(image: str, allowed_registries: Iterable[str] = ()) -> str:
     if match is None:
         raise fail(
             "image",
-            "An image reference like registry.example.com/team/name:tag (lower-case path, "
-            "optional tag and @sha256 digest) is required.",
+            gettext(
+                "An image reference like registry.example.com/team/name:tag (lower-case path, "
+                "optional tag and @sha256 digest) is required."
+            ),
         )
     domain = match.group("domain") or ""
     if domain and not ("." in domain or ":" in domain or domain == "localhost"):
         # Docker reads a first component without "." or ":" as part of the path, which is
         # lower-case.
         if not re.fullmatch(_COMPONENT, domain):
-            raise fail("image", f"{reference!r}: repository names are lower-case.")
+            raise fail(
+                "image",
+                gettext("%(image)r: repository names are lower-case.") % {"image": reference},
+            )
         domain = ""
     allowed = [r.strip().rstrip("/") for r in allowed_registries if r.strip()]
     if allowed:
@@ -89,8 +96,10 @@ def check_image(image: str, allowed_registries: Iterable[str] = ()) -> str:
         if registry not in allowed:
             raise fail(
                 "image",
-                f"Images come from {', '.join(allowed)} on this cluster; {registry} is not "
-                "one of them.",
+                gettext(
+                    "Images come from %(allowed)s on this cluster; %(registry)s is not one of them."
+                )
+                % {"allowed": ", ".join(allowed), "registry": registry},
             )
     return reference
 
@@ -100,18 +109,29 @@ def check_env(env: Mapping[str, Any]) -> dict[str, str]:
     too much of it."""
     bad = [k for k in env if not ENV_NAME.match(str(k))]
     if bad:
-        raise fail("env", f"Invalid environment variable names: {', '.join(map(str, bad))}.")
+        raise fail(
+            "env",
+            gettext("Invalid environment variable names: %(names)s.")
+            % {"names": ", ".join(map(str, bad))},
+        )
     reserved = sorted(k for k in env if RESERVED_ENV.match(k))
     if reserved:
         raise fail(
             "env",
-            f"{', '.join(reserved)} cannot be set: the GPUs a job sees are the ones it was "
-            "given, and Karimasu sets its own variables.",
+            gettext(
+                "%(names)s cannot be set: the GPUs a job sees are the ones it was given, and "
+                "Karimasu sets its own variables."
+            )
+            % {"names": ", ".join(reserved)},
         )
     values = {str(k): str(v) for k, v in env.items()}
     size = sum(len(k) + len(v) for k, v in values.items())
     if len(values) > MAX_ENV or size > MAX_ENV_BYTES:
-        raise fail("env", f"At most {MAX_ENV} variables and {MAX_ENV_BYTES // 1024} KiB in all.")
+        raise fail(
+            "env",
+            gettext("At most %(count)s variables and %(kib)s KiB in all.")
+            % {"count": MAX_ENV, "kib": MAX_ENV_BYTES // 1024},
+        )
     return values
 
 
@@ -131,20 +151,26 @@ def check_annotations(
             or not _ANNOTATION_NAME.match(name)
             or (prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)))
         ):
-            raise fail("annotations", f"{key!r} is not a valid annotation key.")
+            raise fail(
+                "annotations", gettext("%(key)r is not a valid annotation key.") % {"key": key}
+            )
         if prefix and prefix not in prefixes and not SIMULATION_KEY.match(key):
-            allowed = ", ".join(sorted(prefixes)) or "none"
+            allowed = ", ".join(sorted(prefixes)) or "-"
             raise fail(
                 "annotations",
-                f"Annotations under {prefix}/ are not allowed (allowed prefixes: {allowed}; "
-                "karimasu.io/ is reserved). Use a key without a prefix.",
+                gettext(
+                    "Annotations under %(prefix)s/ are not allowed (allowed prefixes: "
+                    "%(allowed)s; karimasu.io/ is reserved). Use a key without a prefix."
+                )
+                % {"prefix": prefix, "allowed": allowed},
             )
         values[key] = str(value)
     size = sum(len(k) + len(v) for k, v in values.items())
     if len(values) > MAX_ANNOTATIONS or size > MAX_ANNOTATION_BYTES:
         raise fail(
             "annotations",
-            f"At most {MAX_ANNOTATIONS} annotations and {MAX_ANNOTATION_BYTES // 1024} KiB.",
+            gettext("At most %(count)s annotations and %(kib)s KiB.")
+            % {"count": MAX_ANNOTATIONS, "kib": MAX_ANNOTATION_BYTES // 1024},
         )
     return values
 
@@ -162,10 +188,16 @@ def fill_placeholders(arg: str, parameters: Mapping[str, Any]) -> str:
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in parameters:
-            raise fail("args", f"Placeholder {{{name}}} in args matches no parameter.")
+            raise fail(
+                "args",
+                gettext("Placeholder {%(name)s} in args matches no parameter.") % {"name": name},
+            )
         return str(parameters[name])
 
     filled = _PLACEHOLDER.sub(value, arg)
     if len(filled) > MAX_ARG_BYTES:
-        raise fail("args", f"An argument may be at most {MAX_ARG_BYTES // 1024} KiB.")
+        raise fail(
+            "args",
+            gettext("An argument may be at most %(kib)s KiB.") % {"kib": MAX_ARG_BYTES // 1024},
+        )
     return filled

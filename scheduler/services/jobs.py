@@ -12,6 +12,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Field
+from django.utils.translation import gettext
 
 from portal.errors import Conflict
 from scheduler import states
@@ -36,7 +37,8 @@ def transition_job(
     """
     if not states.can_transition(job.status, to):
         raise InvalidTransition(
-            f"Job {job.pk} cannot go from {job.status} to {to}.",
+            gettext("Job %(id)s cannot go from %(from)s to %(to)s.")
+            % {"id": job.pk, "from": job.status, "to": to},
             details={"from": job.status, "to": to},
         )
     values = {"status": to, "reason": reason, "message": message[:1000], **fields}
@@ -46,7 +48,8 @@ def transition_job(
         )
         if updated != 1:
             raise InvalidTransition(
-                f"Job {job.pk} changed underneath (expected {job.status}).",
+                gettext("Job %(id)s changed underneath (expected %(status)s).")
+                % {"id": job.pk, "status": job.status},
                 details={"expected": job.status},
             )
         JobEvent.objects.create(
@@ -96,7 +99,8 @@ def transition_jobs(to: str, moves: Sequence[tuple[Job, dict[str, Any]]], *, now
     for job, fields in moves:
         if not states.can_transition(job.status, to):
             raise InvalidTransition(
-                f"Job {job.pk} cannot go from {job.status} to {to}.",
+                gettext("Job %(id)s cannot go from %(from)s to %(to)s.")
+                % {"id": job.pk, "from": job.status, "to": to},
                 details={"from": job.status, "to": to},
             )
         message = str(fields.get("message", ""))[:1000]
@@ -167,7 +171,8 @@ def _update_from(
         updated = cursor.rowcount
     if updated != len(moves):
         raise InvalidTransition(
-            f"{len(moves) - updated} of {len(moves)} jobs changed underneath.",
+            gettext("%(changed)s of %(jobs)s jobs changed underneath.")
+            % {"changed": len(moves) - updated, "jobs": len(moves)},
             details={"expected": sorted({job.status for job, _ in moves})},
         )
 

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from scheduler import states
+from scheduler import messages, states
 from scheduler.cluster import backend as cluster
 from scheduler.cluster.backend import (
     AttemptState,
@@ -225,7 +225,7 @@ def _check_runtime(
         states.TIMED_OUT,
         now=now,
         reason="deadline_exceeded",
-        message=f"Ran for its max runtime of {job.max_runtime_s} s and was stopped.",
+        message=messages.stored(messages.RUNTIME_EXCEEDED, seconds=job.max_runtime_s),
         finished_at=job.started_at + timedelta(seconds=job.max_runtime_s),
     )
     report.updated.append(job.pk)
@@ -243,7 +243,7 @@ def fail_rejected(job: Job, exc: ClusterRejected, now: datetime) -> bool:
             states.FAILED,
             now=now,
             reason="rejected_by_cluster",
-            message=f"The cluster refused this job: {exc}"[:1000],
+            message=messages.stored(messages.REJECTED_BY_CLUSTER, why=exc)[:1000],
             finished_at=now,
         )
     except InvalidTransition:
@@ -284,7 +284,7 @@ def _requeue_or_fail(job: Job, now: datetime) -> None:
             job,
             now=now,
             reason=f"requeued_after_{job.reason}",
-            message=f"Attempt {job.attempt} was lost ({job.reason}); queued again.",
+            message=messages.stored(messages.ATTEMPT_LOST, attempt=job.attempt, reason=job.reason),
         )
     else:
         transition_job(
@@ -292,7 +292,7 @@ def _requeue_or_fail(job: Job, now: datetime) -> None:
             states.FAILED,
             now=now,
             reason=f"{job.reason}_too_often",
-            message=f"Lost {job.attempt} times; giving up.",
+            message=messages.stored(messages.LOST_TOO_OFTEN, attempts=job.attempt),
             finished_at=now,
         )
 

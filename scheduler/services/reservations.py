@@ -162,22 +162,24 @@ def _conflict_details(busy: list[Busy], gpus: dict[int, Gpu]) -> list[dict[str, 
 
 def _check_node(node: Node) -> None:
     if node.gone_at is not None:
-        raise InvalidRequest(f"{node.name} is no longer in the cluster.")
+        raise InvalidRequest(_("%(node)s is no longer in the cluster.") % {"node": node.name})
     if node.cordoned:
         raise PolicyViolation(
-            f"{node.name} is cordoned (drained for maintenance).", details={"rule": "cordoned"}
+            _("%(node)s is cordoned (drained for maintenance).") % {"node": node.name},
+            details={"rule": "cordoned"},
         )
 
 
 def _window(start: datetime, end: datetime, now: datetime) -> tuple[datetime, datetime]:
     if start < now - START_TOLERANCE:
         raise InvalidRequest(
-            "A booking cannot start in the past.", details={"start": ["Must not be in the past."]}
+            _("A booking cannot start in the past."),
+            details={"start": [_("Must not be in the past.")]},
         )
     start = max(start, now)
     if end <= start:
         raise InvalidRequest(
-            "A booking must end after it starts.", details={"end": ["Must be after start."]}
+            _("A booking must end after it starts."), details={"end": [_("Must be after start.")]}
         )
     return start, end
 
@@ -200,17 +202,19 @@ def reserve_gpus(
     """Book these GPUs of one node for [start, end), charged to `team`; exclusive to the
     holder's jobs unless ``shared_with_team``."""
     if not can_book_for(actor, team):
-        raise NotPermitted(f"You are not a member of {team.slug}.")
+        raise NotPermitted(_("You are not a member of %(team)s.") % {"team": team.slug})
     indices = sorted(set(gpu_indices))
     if not indices:
-        raise InvalidRequest("Book at least one GPU.", details={"gpus": ["Empty."]})
+        raise InvalidRequest(_("Book at least one GPU."), details={"gpus": [_("Empty.")]})
     start, end = _window(start, end, now)
     _check_node(node)
     gpus = {g.pk: g for g in Gpu.objects.filter(node=node, index__in=indices, present=True)}
     missing = set(indices) - {g.index for g in gpus.values()}
     if missing:
         raise InvalidRequest(
-            f"{node.name} has no GPU {sorted(missing)}.", details={"gpus": sorted(missing)}
+            _("%(node)s has no GPU %(gpus)s.")
+            % {"node": node.name, "gpus": ", ".join(map(str, sorted(missing)))},
+            details={"gpus": sorted(missing)},
         )
     try:
         with transaction.atomic():
@@ -272,18 +276,20 @@ def change_reservation(
     """Extend or shorten (the end), or move the start of a booking that has not begun."""
     _require_manage(actor, reservation)
     if reservation.status not in LIVE_STATUSES or reservation.end <= now:
-        raise Conflict("This booking is over and cannot be changed.")
+        raise Conflict(_("This booking is over and cannot be changed."))
     new_start = start or reservation.start
     if start is not None and reservation.start <= now and start != reservation.start:
         raise InvalidRequest(
-            "A booking that has begun cannot move its start.", details={"start": ["Already begun."]}
+            _("A booking that has begun cannot move its start."),
+            details={"start": [_("Already begun.")]},
         )
     new_end = end or reservation.end
     if start is not None and new_start != reservation.start:
         new_start, new_end = _window(new_start, new_end, now)
     elif new_end <= max(new_start, now):
         raise InvalidRequest(
-            "The end must be in the future and after the start.", details={"end": ["Too early."]}
+            _("The end must be in the future and after the start."),
+            details={"end": [_("Too early.")]},
         )
     slots = list(reservation.slots.filter(active=True).select_related("gpu"))
     gpus = {s.gpu_id: s.gpu for s in slots}
@@ -303,7 +309,7 @@ def change_reservation(
             )
             if busy:
                 raise Conflict(
-                    "The GPUs are not free for the new time.",
+                    _("The GPUs are not free for the new time."),
                     details={"conflicts": _conflict_details(busy, gpus)},
                 )
             Reservation.objects.filter(pk=reservation.pk).update(start=new_start, end=new_end)
@@ -313,7 +319,7 @@ def change_reservation(
     except IntegrityError as exc:
         if OVERLAP_CONSTRAINT not in str(exc):
             raise
-        raise Conflict("The GPUs were just booked by someone else.") from exc
+        raise Conflict(_("The GPUs were just booked by someone else.")) from exc
     reservation.start, reservation.end = new_start, new_end
     log.info(
         "reservation.changed id=%s start=%s end=%s by=%s",
@@ -384,7 +390,8 @@ def move_reservation(reservation: Reservation, target: str, **fields: Any) -> No
         != 1
     ):
         raise Conflict(
-            f"Booking {reservation.pk} changed underneath (expected {reservation.status})."
+            _("Booking %(id)s changed underneath (expected %(status)s).")
+            % {"id": reservation.pk, "status": reservation.status}
         )
     reservation.status = target
     for name, value in fields.items():
@@ -393,19 +400,23 @@ def move_reservation(reservation: Reservation, target: str, **fields: Any) -> No
 
 def _move_rows(rows: Any, source: str, target: str, **fields: Any) -> int:
     if not reservation_states.can_transition(source, target):
-        raise Conflict(f"A booking cannot go from {source} to {target}.")
+        raise Conflict(
+            _("A booking cannot go from %(from)s to %(to)s.") % {"from": source, "to": target}
+        )
     return int(rows.filter(status=source).update(status=target, **fields))
 
 
 def _initial(status: str) -> str:
     if status not in reservation_states.INITIAL:
-        raise Conflict(f"A booking cannot be created {status}.")
+        raise Conflict(_("A booking cannot be created %(status)s.") % {"status": status})
     return status
 
 
 def _require_manage(actor: User, reservation: Reservation) -> None:
     if not can_manage_reservation(actor, reservation):
-        raise NotPermitted("Only the holder, the team's leads and admins can change this booking.")
+        raise NotPermitted(
+            _("Only the holder, the team's leads and admins can change this booking.")
+        )
 
 
 def notify_after_commit(event: str, reservation: Reservation) -> None:
@@ -451,5 +462,5 @@ def warn_of_maintenance(window: MaintenanceWindow) -> list[Reservation]:
 def get_reservation(pk: int) -> Reservation:
     reservation = Reservation.objects.select_related("holder", "team", "node").filter(pk=pk).first()
     if reservation is None:
-        raise NotFoundError("No such booking.")
+        raise NotFoundError(_("No such booking."))
     return reservation

@@ -29,7 +29,7 @@ from django.utils.translation import gettext
 
 from portal.accounts.models import User
 from portal.errors import Conflict, InvalidRequest, NotPermitted
-from scheduler import states
+from scheduler import messages, states
 from scheduler.cluster.backend import ClusterBackend
 from scheduler.models import (
     LIVE_STATUSES,
@@ -109,11 +109,14 @@ def _gpu_indices(reservation: Reservation) -> list[int]:
 def _check_free(reservation: Reservation, indices: list[int]) -> None:
     """The booking has no live session, and no other job runs on its GPUs."""
     if Session.objects.filter(reservation=reservation, job__status__in=states.ON_CLUSTER).exists():
-        raise Conflict("This booking already has a session: stop it first.", code="session_exists")
+        raise Conflict(
+            gettext("This booking already has a session: stop it first."), code="session_exists"
+        )
     for job in Job.objects.filter(node=reservation.node_id, status__in=states.ON_CLUSTER):
         if set(job.gpu_indices) & set(indices):
             raise Conflict(
-                f"Job {job.pk} runs on this booking's GPUs: cancel it or wait for it to end.",
+                gettext("Job %(id)s runs on this booking's GPUs: cancel it or wait for it to end.")
+                % {"id": job.pk},
                 code="gpus_busy",
                 details={"job": job.pk},
             )
@@ -134,13 +137,14 @@ def start_session(
 ) -> Session:
     """Start ``workspace`` on ``reservation``'s GPUs for its holder, until its end."""
     if reservation.holder_id != actor.pk:
-        raise NotPermitted("Only the booking's holder can start a session on it.")
+        raise NotPermitted(gettext("Only the booking's holder can start a session on it."))
     if not workspace.enabled:
         raise InvalidRequest(
-            f"Workspace image {workspace.name!r} is not offered.", details={"image": ["Disabled."]}
+            gettext("Workspace image %(image)s is not offered.") % {"image": workspace.name},
+            details={"image": [gettext("Disabled.")]},
         )
     if reservation.status not in LIVE_STATUSES or not reservation.start <= now < reservation.end:
-        raise Conflict("A session starts only within its booking's time.", code="not_now")
+        raise Conflict(gettext("A session starts only within its booking's time."), code="not_now")
     mounts = list(mounts or [])
     validate_mounts(mounts)
     # Until the booking's end (an extension moves it): the board, other people's bookings
@@ -150,7 +154,7 @@ def start_session(
         Reservation.objects.select_for_update().filter(pk=reservation.pk).exists()
         indices = _gpu_indices(reservation)
         if not indices:
-            raise Conflict("This booking holds no GPU any more.", code="not_now")
+            raise Conflict(gettext("This booking holds no GPU any more."), code="not_now")
         _check_free(reservation, indices)
         job = Job.objects.create(
             name=f"session-{workspace.name}"[:100],
@@ -191,7 +195,9 @@ def start_session(
             states.ADMITTED,
             now=now,
             reason="session",
-            message=f"Session {session.pk} on booking {reservation.pk}.",
+            message=messages.stored(
+                messages.SESSION_ON_BOOKING, session=session.pk, booking=reservation.pk
+            ),
             node=reservation.node,
             gpu_indices=indices,
             admitted_at=now,
@@ -227,7 +233,8 @@ def start_ondemand_session(
     else preemptible (the session says so: a preempted workspace loses its pod)."""
     if not workspace.enabled:
         raise InvalidRequest(
-            f"Workspace image {workspace.name!r} is not offered.", details={"image": ["Disabled."]}
+            gettext("Workspace image %(image)s is not offered.") % {"image": workspace.name},
+            details={"image": [gettext("Disabled.")]},
         )
     limit = max_session_seconds()
     wanted = float(settings.KARIMASU_SESSION_DEFAULT_HOURS) if hours is None else float(hours)
@@ -271,8 +278,11 @@ def start_ondemand_session(
             SIM_DURATION_ANNOTATION: str(seconds),
             EMULATOR_RUN_ANNOTATION: "workspace",
         }
-        job.message = f"On-demand session {session.pk}" + (
-            " (preemptible)." if job.preemptible else "."
+        job.message = messages.stored(
+            messages.SESSION_ON_DEMAND_PREEMPTIBLE
+            if job.preemptible
+            else messages.SESSION_ON_DEMAND,
+            session=session.pk,
         )
         Job.objects.filter(pk=job.pk).update(
             env=job.env, annotations=job.annotations, message=job.message
@@ -328,24 +338,28 @@ def stop_session(
     """Stop the workspace: its job is cancelled (the pod deleted after commit). ``actor``
     None is the system (booking ended, idle). Stopping twice is not an error."""
     if actor is not None and not can_manage_session(actor, session):
-        raise NotPermitted("Only the session's owner, its team's leads and admins can stop it.")
+        raise NotPermitted(
+            gettext("Only the session's owner, its team's leads and admins can stop it.")
+        )
     if session.job.status in states.TERMINAL:
         return session
     why = {
-        "booking_ended": "the booking ended",
-        "time_up": "its time was up",
-        "preempted": "it was preempted",
-        "idle": "the GPUs and the workspace were idle",
+        "booking_ended": messages.SESSION_BOOKING_ENDED,
+        "time_up": messages.SESSION_TIME_UP,
+        "preempted": messages.SESSION_PREEMPTED,
+        "idle": messages.SESSION_IDLE,
     }.get(reason, "")
-    cancel_job(None, session.job, now=now, reason=why or f"stopped by {_name(actor)}")
+    if not why:
+        why = (
+            messages.stored(messages.SESSION_STOPPED_BY, user=actor.get_username())
+            if actor is not None
+            else messages.SESSION_STOPPED_BY_SYSTEM
+        )
+    cancel_job(None, session.job, now=now, reason=why)
     Session.objects.filter(pk=session.pk, stop_reason="").update(stop_reason=reason)
     session.stop_reason = session.stop_reason or reason
     log.info("session.stopped session=%s reason=%s", session.pk, reason)
     return session
-
-
-def _name(actor: User | None) -> str:
-    return actor.get_username() if actor is not None else "the system"
 
 
 def extend_session(actor: User, session: Session, *, minutes: int, now: datetime) -> Session:
@@ -353,14 +367,16 @@ def extend_session(actor: User, session: Session, *, minutes: int, now: datetime
     rules allow (`change_reservation` decides and tells the team); on demand, the job's
     runtime, within ``KARIMASU_SESSION_MAX_HOURS`` and before any booking of its GPUs."""
     if not can_manage_session(actor, session):
-        raise NotPermitted("Only the session's owner, its team's leads and admins can extend it.")
+        raise NotPermitted(
+            gettext("Only the session's owner, its team's leads and admins can extend it.")
+        )
     if not 1 <= minutes <= MAX_EXTEND_MINUTES:
         raise InvalidRequest(
-            f"Extend by 1 to {MAX_EXTEND_MINUTES} minutes.",
-            details={"minutes": ["Out of range."]},
+            gettext("Extend by 1 to %(most)s minutes.") % {"most": MAX_EXTEND_MINUTES},
+            details={"minutes": [gettext("Out of range.")]},
         )
     if state(session) == "stopped":
-        raise Conflict("This session has stopped.", code="stopped")
+        raise Conflict(gettext("This session has stopped."), code="stopped")
     reservation = session.reservation
     if reservation is None:
         return _extend_ondemand(session, minutes=minutes, now=now)

@@ -15,11 +15,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Sum
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from portal.accounts.models import Membership, Team, User
 from portal.errors import Conflict, InvalidRequest, NotPermitted
-from scheduler import states
+from scheduler import messages, states
 from scheduler.limits import MAX_GPUS, MAX_JOB_GPUS, MAX_SWEEP_JOBS
 from scheduler.models import (
     Job,
@@ -85,7 +86,7 @@ def _team_for(actor: User, slug: str) -> Team:
         team = Team.objects.filter(slug=slug).first()
         if team is not None:
             return team
-    raise _fail("team", f"You are not a member of a team {slug!r}.")
+    raise _fail("team", _("You are not a member of a team %(team)r.") % {"team": slug})
 
 
 def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
@@ -100,7 +101,10 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     )
     limit_s = settings.KARIMASU_MAX_JOB_RUNTIME_HOURS * 3600
     if not 60 <= request.max_runtime_s <= limit_s:
-        raise _fail("max_runtime_s", f"Max runtime must be between 60 s and {limit_s} s.")
+        raise _fail(
+            "max_runtime_s",
+            _("Max runtime must be between 60 s and %(most)s s.") % {"most": limit_s},
+        )
     _validate_fit(request)
     validate_mounts(request.mounts)
     _validate_system_mounts(request.system_mounts)
@@ -111,8 +115,8 @@ def validate(actor: User, request: JobRequest) -> tuple[Team, PriorityClass]:
     total = request.gpus * request.nodes
     if quota is not None and quota.user_gpu_cap is not None and total > quota.user_gpu_cap:
         raise NotPermitted(
-            f"{team.slug} lets one member hold at most {quota.user_gpu_cap} GPUs; this job "
-            f"asks for {total}.",
+            _("%(team)s lets one member hold at most %(limit)s GPUs; this job asks for %(gpus)s.")
+            % {"team": team.slug, "limit": quota.user_gpu_cap, "gpus": total},
             code="over_limit",
             details={"gpus": total, "limit": quota.user_gpu_cap},
         )
@@ -131,14 +135,17 @@ def _check_privileges(
     are for the team's leads and admins."""
     if not may_use_priority(actor, team, quota, priority):
         raise NotPermitted(
-            f"Priority class {priority.name!r} is for {team.slug}'s leads and admins; "
-            "leave it empty to use the default.",
+            _(
+                "Priority class %(priority)r is for %(team)s's leads and admins; "
+                "leave it empty to use the default."
+            )
+            % {"priority": priority.name, "team": team.slug},
             code="priority_not_allowed",
             details={"priority_class": [priority.name]},
         )
     if not request.preemptible and not may_run_unpreemptible(actor, team):
         raise NotPermitted(
-            "Only team leads and admins may submit jobs that cannot be preempted.",
+            _("Only team leads and admins may submit jobs that cannot be preempted."),
             code="preemptible_required",
             details={"preemptible": [False]},
         )
@@ -161,8 +168,12 @@ def _check_guarantee(team: Team, request: JobRequest, count: int = 1) -> None:
     )
     if held + wanted > guaranteed:
         raise NotPermitted(
-            f"Jobs that cannot be preempted must fit within {team.slug}'s guarantee of "
-            f"{guaranteed} GPUs ({held} already held by such jobs); submit it as preemptible.",
+            _(
+                "Jobs that cannot be preempted must fit within %(team)s's guarantee of "
+                "%(guaranteed)s GPUs (%(held)s already held by such jobs); submit it as "
+                "preemptible."
+            )
+            % {"team": team.slug, "guaranteed": guaranteed, "held": held},
             code="over_guarantee",
             details={"gpus": wanted, "guaranteed": guaranteed, "held": held},
         )
@@ -184,8 +195,8 @@ def _validate_fit(request: JobRequest) -> None:
     if unknown:
         raise _fail(
             "gpu_models",
-            f"Unknown GPU model(s) {', '.join(unknown)}; the cluster has "
-            f"{', '.join(sorted(models)) or 'none'}.",
+            _("Unknown GPU model(s) %(unknown)s; the cluster has %(models)s.")
+            % {"unknown": ", ".join(unknown), "models": ", ".join(sorted(models)) or "-"},
         )
     _validate_size(request)
     fitting = [
@@ -202,7 +213,8 @@ def _validate_fit(request: JobRequest) -> None:
     if request.cpu_millis > cpu:
         raise _fail(
             "cpu_millis",
-            f"No node has {request.cpu_millis}m CPU (largest: {cpu}m besides system pods)."
+            _("No node has %(cpu)sm CPU (largest: %(largest)sm besides system pods).")
+            % {"cpu": request.cpu_millis, "largest": cpu}
             if request.nodes == 1
             else _("Fewer than %(nodes)s nodes have %(cpu)sm CPU besides system pods.")
             % {"nodes": request.nodes, "cpu": request.cpu_millis},
@@ -211,7 +223,8 @@ def _validate_fit(request: JobRequest) -> None:
     if request.memory_mb > memory:
         raise _fail(
             "memory_mb",
-            f"No node has {request.memory_mb} MiB (largest: {memory} MiB besides system pods)."
+            _("No node has %(memory)s MiB (largest: %(largest)s MiB besides system pods).")
+            % {"memory": request.memory_mb, "largest": memory}
             if request.nodes == 1
             else _("Fewer than %(nodes)s nodes have %(memory)s MiB besides system pods.")
             % {"nodes": request.nodes, "memory": request.memory_mb},
@@ -227,7 +240,7 @@ def _validate_size(request: JobRequest) -> None:
     if not 1 <= request.nodes <= max_nodes:
         raise _fail("nodes", _("A job runs on 1 to %(max)s nodes.") % {"max": max_nodes})
     if not 0 <= request.gpus <= MAX_GPUS:
-        raise _fail("gpus", f"A job uses 0 to {MAX_GPUS} GPUs on one node.")
+        raise _fail("gpus", _("A job uses 0 to %(max)s GPUs on one node.") % {"max": MAX_GPUS})
     if request.gpus * request.nodes > MAX_JOB_GPUS:
         raise _fail(
             "gpus",
@@ -244,15 +257,30 @@ def _nth_largest(values: list[int], request: JobRequest) -> int:
 def _too_few_nodes(request: JobRequest, nodes: list[Node]) -> str:
     """Why the cluster can never hold the job's GPUs: no node big enough, or (a gang) too
     few of them."""
-    kind = f" of {', '.join(request.gpu_models)}" if request.gpu_models else ""
+    models = ", ".join(request.gpu_models)
     capable = [n for n in nodes if not request.gpu_models or n.gpu_model in request.gpu_models]
     largest = max((n.gpu_capacity for n in capable), default=0)
     if request.nodes == 1 or request.gpus > largest:
-        return f"No node has {request.gpus} GPUs{kind} (the largest has {largest})."
+        values = {"gpus": request.gpus, "models": models, "largest": largest}
+        if models:
+            return _("No node has %(gpus)s GPUs of %(models)s (the largest has %(largest)s).") % (
+                values
+            )
+        return _("No node has %(gpus)s GPUs (the largest has %(largest)s).") % values
     count = sum(1 for n in capable if n.gpu_capacity >= request.gpus)
-    return _(
-        "This job needs %(nodes)s nodes with %(gpus)s GPUs%(kind)s each; the cluster has %(count)s."
-    ) % {"nodes": request.nodes, "gpus": request.gpus, "kind": kind, "count": count}
+    values = {"nodes": request.nodes, "gpus": request.gpus, "models": models, "count": count}
+    if models:
+        return (
+            _(
+                "This job needs %(nodes)s nodes with %(gpus)s GPUs of %(models)s each; "
+                "the cluster has %(count)s."
+            )
+            % values
+        )
+    return (
+        _("This job needs %(nodes)s nodes with %(gpus)s GPUs each; the cluster has %(count)s.")
+        % values
+    )
 
 
 def validate_mounts(mounts: list[Any]) -> None:
@@ -262,15 +290,22 @@ def validate_mounts(mounts: list[Any]) -> None:
     for request in wanted:
         extra = sorted(set(request) - _USER_MOUNT_KEYS)
         if extra:
-            raise _fail("mounts", f"A mount takes only name and write (not {', '.join(extra)}).")
+            raise _fail(
+                "mounts",
+                _("A mount takes only name and write (not %(keys)s).") % {"keys": ", ".join(extra)},
+            )
     named = {m.name: m for m in NamedMount.objects.filter(name__in=[w.get("name") for w in wanted])}
     for request in wanted:
         mount = named.get(request.get("name"))
         if mount is None:
-            known = ", ".join(NamedMount.objects.values_list("name", flat=True)) or "none"
-            raise _fail("mounts", f"Unknown mount {request.get('name')!r} (known: {known}).")
+            known = ", ".join(NamedMount.objects.values_list("name", flat=True)) or "-"
+            raise _fail(
+                "mounts",
+                _("Unknown mount %(name)r (known: %(known)s).")
+                % {"name": request.get("name"), "known": known},
+            )
         if request.get("write") and not mount.allow_write:
-            raise _fail("mounts", f"Mount {mount.name!r} is read-only.")
+            raise _fail("mounts", _("Mount %(name)r is read-only.") % {"name": mount.name})
 
 
 def _validate_system_mounts(mounts: list[dict[str, Any]]) -> None:
@@ -284,11 +319,11 @@ def _validate_system_mounts(mounts: list[dict[str, Any]]) -> None:
     for mount in mounts:
         sub, path = PurePosixPath(mount["sub_path"]), PurePosixPath(mount["path"])
         if mount["name"] not in names:
-            raise _fail("mounts", f"Unknown mount {mount['name']!r}.")
+            raise _fail("mounts", _("Unknown mount %(name)r.") % {"name": mount["name"]})
         if sub.is_absolute() or ".." in sub.parts or not sub.parts:
-            raise _fail("mounts", f"Bad sub path {mount['sub_path']!r}.")
+            raise _fail("mounts", _("Bad sub path %(path)r.") % {"path": mount["sub_path"]})
         if not path.is_absolute() or ".." in path.parts:
-            raise _fail("mounts", f"Bad mount path {mount['path']!r}.")
+            raise _fail("mounts", _("Bad mount path %(path)r.") % {"path": mount["path"]})
 
 
 def _validate_secrets(team: Team, request: JobRequest) -> None:
@@ -300,7 +335,10 @@ def _validate_secrets(team: Team, request: JobRequest) -> None:
     job_inputs.check_env(dict.fromkeys(request.secrets, ""))
     clash = sorted(set(request.secrets) & set(request.env))
     if clash:
-        raise _fail("secrets", f"{', '.join(clash)} is set in env too: keep one.")
+        raise _fail(
+            "secrets",
+            gettext("%(names)s is set in env too: keep one.") % {"names": ", ".join(clash)},
+        )
     names = {str(v).partition("/")[0] for v in request.secrets.values()}
     granted = {s.name: s for s in NamedSecret.objects.filter(name__in=names, teams=team)}
     resolved: dict[str, Any] = {}
@@ -310,11 +348,18 @@ def _validate_secrets(team: Team, request: JobRequest) -> None:
         if secret is None or not key:
             raise _fail(
                 "secrets",
-                f"{reference!r}: write named-secret/key, naming a secret an admin made "
-                f"available to {team.slug}.",
+                gettext(
+                    "%(reference)r: write named-secret/key, naming a secret an admin made "
+                    "available to %(team)s."
+                )
+                % {"reference": reference, "team": team.slug},
             )
         if secret.keys and key not in secret.keys:
-            raise _fail("secrets", f"Secret {name!r} has no key {key!r} jobs may read.")
+            raise _fail(
+                "secrets",
+                gettext("Secret %(name)r has no key %(key)r jobs may read.")
+                % {"name": name, "key": key},
+            )
         resolved[variable] = {"secret": secret.secret, "key": key}
     request.secrets = resolved
 
@@ -324,11 +369,15 @@ def _priority(name: str) -> PriorityClass:
         default = PriorityClass.objects.filter(is_default=True).first()
         if default is not None:
             return default
-        raise _fail("priority_class", "No default priority class is configured.")
+        raise _fail("priority_class", _("No default priority class is configured."))
     priority = PriorityClass.objects.filter(name=name).first()
     if priority is None:
         names = ", ".join(PriorityClass.objects.values_list("name", flat=True))
-        raise _fail("priority_class", f"Unknown priority class {name!r} (one of: {names}).")
+        raise _fail(
+            "priority_class",
+            _("Unknown priority class %(name)r (one of: %(names)s).")
+            % {"name": name, "names": names},
+        )
     return priority
 
 
@@ -409,11 +458,13 @@ def expand_parameters(parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
             or not grid
             or not all(isinstance(v, list) and v for v in grid.values())
         ):
-            raise _fail("parameters", "A grid maps each parameter to a non-empty list.")
+            raise _fail("parameters", _("A grid maps each parameter to a non-empty list."))
         size = job_inputs.grid_size(grid)  # counted before anything is expanded
         if size > MAX_SWEEP_JOBS:
             raise _fail(
-                "parameters", f"A sweep makes at most {MAX_SWEEP_JOBS} jobs (this one: {size})."
+                "parameters",
+                _("A sweep makes at most %(max)s jobs (this one: %(jobs)s).")
+                % {"max": MAX_SWEEP_JOBS, "jobs": size},
             )
         keys = list(grid)
         combos = [
@@ -427,17 +478,23 @@ def expand_parameters(parameters: Mapping[str, Any]) -> list[dict[str, Any]]:
             or not combos
             or not all(isinstance(c, Mapping) for c in combos)
         ):
-            raise _fail("parameters", "A list holds one object of parameters per job.")
+            raise _fail("parameters", _("A list holds one object of parameters per job."))
         combos = [dict(c) for c in combos]
     else:
-        raise _fail("parameters", 'Give {"grid": {...}} or {"list": [...]}.')
+        raise _fail("parameters", _('Give {"grid": {...}} or {"list": [...]}.'))
     if len(combos) > MAX_SWEEP_JOBS:
         raise _fail(
-            "parameters", f"A sweep makes at most {MAX_SWEEP_JOBS} jobs (this one: {len(combos)})."
+            "parameters",
+            _("A sweep makes at most %(max)s jobs (this one: %(jobs)s).")
+            % {"max": MAX_SWEEP_JOBS, "jobs": len(combos)},
         )
     bad = [k for c in combos for k in c if not ENV_NAME.match(str(k))]
     if bad:
-        raise _fail("parameters", f"Parameter names must be identifiers: {sorted(set(bad))}.")
+        raise _fail(
+            "parameters",
+            _("Parameter names must be identifiers: %(names)s.")
+            % {"names": ", ".join(sorted(set(map(str, bad))))},
+        )
     return combos
 
 
@@ -491,10 +548,13 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime, reason: str = "")
     it, requeue it as a new attempt): the cancel then reads the job again and cancels it in
     its new state, instead of failing with a conflict."""
     if actor is not None and not can_manage_job(actor, job):
-        raise NotPermitted("Only the job's owner, its team's leads and admins can cancel it.")
-    message = f"Cancelled by {actor.get_username() if actor else 'the system'}."
-    if reason:
-        message = f"{message[:-1]}: {reason}"
+        raise NotPermitted(_("Only the job's owner, its team's leads and admins can cancel it."))
+    if actor is not None:
+        template = messages.CANCELLED_BY_BECAUSE if reason else messages.CANCELLED_BY
+        message = messages.stored(template, user=actor.get_username(), reason=reason)
+    else:
+        template = messages.CANCELLED_BY_SYSTEM_BECAUSE if reason else messages.CANCELLED_BY_SYSTEM
+        message = messages.stored(template, reason=reason)
     for _try in range(_CANCEL_TRIES):
         if job.status in states.TERMINAL:
             return job
@@ -520,7 +580,7 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime, reason: str = "")
         request_cycle()
         return job
     raise Conflict(
-        f"Job {job.pk} kept changing while it was being cancelled; try again.",
+        _("Job %(id)s kept changing while it was being cancelled; try again.") % {"id": job.pk},
         code="busy",
     )
 
@@ -530,7 +590,7 @@ _CANCEL_TRIES = 5
 
 def cancel_sweep(actor: User, sweep: Sweep, *, now: datetime) -> int:
     if not can_manage_sweep(actor, sweep):
-        raise NotPermitted("Only the sweep's owner, its team's leads and admins can cancel it.")
+        raise NotPermitted(_("Only the sweep's owner, its team's leads and admins can cancel it."))
     cancelled = 0
     for job in sweep.jobs.exclude(status__in=states.TERMINAL):
         cancel_job(None, job, now=now)

@@ -25,7 +25,7 @@ from typing import Any
 from django.db.models import Count, F, Q, QuerySet
 
 from portal.accounts.models import Team
-from scheduler import states
+from scheduler import job_display, messages, states
 from scheduler.models import (
     LIVE_STATUSES,
     Job,
@@ -202,7 +202,11 @@ def _job_row(job: Job, now: datetime) -> dict[str, Any]:
         "gpus": job.gpus,
         "node": job.node.name if job.node else None,
         "reason": job.reason,
-        "message": job.message,
+        # A known code's words in the reader's language; "" for another (shown as its code).
+        "reason_text": (
+            job_display.reason_text(job.reason) if job.reason in job_display.REASON_TEXT else ""
+        ),
+        "message": messages.render(job.message),
         "queue_position": job.queue_position,
         "eta": job.eta.isoformat() if job.eta else None,
         "submitted_at": job.submitted_at.isoformat(),

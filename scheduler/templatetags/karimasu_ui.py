@@ -8,7 +8,7 @@ from typing import Any
 from django import template
 from django.utils.translation import gettext as _
 
-from scheduler import job_display
+from scheduler import job_display, messages
 
 register = template.Library()
 
@@ -43,6 +43,12 @@ def duration(value: Any) -> str:
 def job_state(job: Any) -> dict[str, str]:
     """``{"tone", "text", "raw", "problem"}`` for a job (see ``scheduler.job_display``)."""
     return job_display.job_state(job)
+
+
+@register.filter
+def stored_message(text: Any) -> Any:
+    """A message the scheduler stored in English, in the reader's language."""
+    return messages.render(text)
 
 
 @register.filter

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -51,11 +52,12 @@ class IngestView(APIView):
         try:
             batch = parse_batch(request.data, earliest=earliest, latest=latest)
         except BatchError as exc:
-            raise InvalidRequest("Malformed telemetry batch.", details=exc.details) from exc
+            raise InvalidRequest(_("Malformed telemetry batch."), details=exc.details) from exc
         if batch.get("node") not in (None, node.name):
             raise InvalidRequest(
-                f"This token belongs to node {node.name!r}, not {batch['node']!r}.",
-                details={"node": "Does not match the token's node."},
+                _("This token belongs to node %(node)r, not %(other)r.")
+                % {"node": node.name, "other": batch["node"]},
+                details={"node": _("Does not match the token's node.")},
             )
         result = services.ingest_batch(node, batch, now=moment)
         return Response(
@@ -76,7 +78,8 @@ def _when(request: Request, name: str, default: datetime) -> datetime:
     value = parse_datetime(text.replace(" ", "+"))
     if value is None or value.tzinfo is None:
         raise InvalidRequest(
-            f"'{name}' must be an ISO 8601 time with a zone.", details={name: "Invalid time."}
+            _("'%(name)s' must be an ISO 8601 time with a zone.") % {"name": name},
+            details={name: _("Invalid time.")},
         )
     return value
 
@@ -94,7 +97,7 @@ class GpuUtilizationView(APIView):
     def get(self, request: Request, uuid: str) -> Response:
         gpu = Gpu.objects.select_related("node").filter(uuid=uuid).first()
         if not uuid or gpu is None:
-            raise NotFoundError("No GPU with this UUID has reported.")
+            raise NotFoundError(_("No GPU with this UUID has reported."))
         now = timezone.now()
         end = _when(request, "to", now)
         start = _when(request, "from", end - timedelta(hours=1))
@@ -104,13 +107,15 @@ class GpuUtilizationView(APIView):
             step = 0
         problems: dict[str, str] = {}
         if step < 1:
-            problems["step"] = "A positive whole number of seconds."
+            problems["step"] = _("A positive whole number of seconds.")
         if start >= end:
-            problems["from"] = "Must be before 'to'."
+            problems["from"] = _("Must be before 'to'.")
         elif step >= 1 and (end - start).total_seconds() / step > series.MAX_POINTS:
-            problems["step"] = f"At most {series.MAX_POINTS} points; use a larger step."
+            problems["step"] = _("At most %(points)s points; use a larger step.") % {
+                "points": series.MAX_POINTS
+            }
         if problems:
-            raise InvalidRequest("Invalid time series parameters.", details=problems)
+            raise InvalidRequest(_("Invalid time series parameters."), details=problems)
         points = series.gpu_series(gpu, start=start, end=end, step=step)
         return Response(
             {
@@ -129,7 +134,7 @@ class JobUtilizationView(APIView):
         # Not 403 for others' jobs: whether the job exists is itself not for outsiders.
         job = visible_jobs(request.user).filter(pk=job_id).first()
         if job is None:
-            raise NotFoundError("Job not found.")
+            raise NotFoundError(_("Job not found."))
         return Response(
             {
                 "job": job.pk,
