@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from pipelines import definition as defs
 from pipelines.models import DatasetVersion, PipelineRun, StepRun
@@ -25,7 +26,7 @@ from portal.accounts.models import Team
 from portal.errors import InvalidRequest, KarimasuError
 from querygate.models import Query
 from querygate.services.access import access_warehouse_named
-from querygate.services.admission import submit_query
+from querygate.services.admission import gate_refusal, status_of, submit_query
 from querygate.services.analyses import analysis_of
 from querygate.services.enforcement import cancel_query
 from querygate.services.results import path_of
@@ -68,47 +69,40 @@ class Outcome:
 def preflight(actor: Any, team: Team, parsed: defs.Definition) -> None:
     """Judge every step now, before anything runs: each query by the gate's analysis (no
     engine call), each container as the scheduler would at submission. ``Refused`` names
-    the step, with the gate's line and column for SQL."""
+    the step and says what the gate or the scheduler says (for SQL, with the gate's line
+    and column)."""
     for step in parsed.steps:
         try:
             if step.kind == defs.QUERY:
                 _judge_query(actor, team, step)
             else:
                 submission.validate(actor, _job_request(team, step, inputs=[], output=None))
-        except Refused:
-            raise
         except KarimasuError as error:
-            raise Refused(
-                f"Step {step.name!r}: {error.message}",
-                details={"step": step.name, "code": error.code, **_plain(error.details)},
-            ) from error
+            raise refused(step.name, error) from error
+
+
+def refused(step: str, error: KarimasuError) -> Refused:
+    """The step's refusal: the gate's or the scheduler's message, led by the step's name;
+    the refusal's own ``code`` and details (line, column, findings) kept in the details."""
+    return Refused(
+        _("Step %(step)s: %(message)s") % {"step": step, "message": error.message},
+        details={**_plain(error.details), "step": step, "code": error.code},
+    )
 
 
 def _plain(details: Any) -> dict[str, Any]:
     return dict(details) if isinstance(details, dict) else {}
 
 
-def _judge_query(actor: Any, team: Team, step: defs.Step) -> Any:
+def _judge_query(actor: Any, team: Team, step: defs.Step) -> None:
+    """The gate's judgement of a query step, raised as the gate's own refusal (one wording:
+    ``admission.gate_refusal``)."""
     access = access_warehouse_named(actor, step.warehouse, team.slug)
-    report, data = analysis_of(access, step.sql, explain=False)
-    details = {"step": step.name, "findings": data.get("findings", [])}
-    if report.error is not None:
-        error = report.error
-        raise Refused(
-            f"Step {step.name!r}: line {error.line}, column {error.column}: {error.message}",
-            details={**details, "line": error.line, "column": error.column},
-        )
-    if report.decision.value == "reject":
-        reasons = "; ".join(f.message for f in report.findings if f.severity.value == "error")
-        raise Refused(f"Step {step.name!r}: the query gate rejects it: {reasons}", details=details)
-    if report.decision.value == "warn" and not step.acknowledge_warnings:
-        reasons = "; ".join(f.message for f in report.findings if f.severity.value == "warning")
-        raise Refused(
-            f"Step {step.name!r} has warnings ({reasons}); set acknowledge_warnings on the "
-            "step to run it anyway.",
-            details=details,
-        )
-    return report
+    report, analysis = analysis_of(access, step.sql, explain=False)
+    status = status_of(report, step.acknowledge_warnings)
+    refusal = gate_refusal(report, analysis, status, list(report.reasons))
+    if refusal is not None:
+        raise refusal
 
 
 def identity(run: PipelineRun, step: defs.Step) -> dict[str, Any]:
@@ -226,18 +220,24 @@ def stage_output(row: StepRun, staging: Any) -> None:
         query = Query.objects.get(pk=row.query_id)
         if query.truncated:
             raise InvalidRequest(
-                f"Query {query.pk} returned more than the warehouse's row cap "
-                f"({query.warehouse.row_cap:,} rows): a dataset must be whole. Aggregate or "
-                "filter further, or ask an admin for a higher row cap.",
+                _(
+                    "Query %(query)s returned more than the warehouse's row cap (%(cap)s "
+                    "rows): a dataset must be whole. Aggregate or filter further, or ask an "
+                    "admin for a higher row cap."
+                )
+                % {"query": query.pk, "cap": f"{query.warehouse.row_cap:,}"},
                 code="result_truncated",
             )
         if not query.result_file:
-            raise InvalidRequest(f"Query {query.pk} returned no columns.", code="empty_output")
+            raise InvalidRequest(
+                _("Query %(query)s returned no columns.") % {"query": query.pk},
+                code="empty_output",
+            )
         staging.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path_of(query), staging / "data.parquet")
         return
     if not staging.is_dir():
-        raise InvalidRequest("The step's output directory is gone.", code="empty_output")
+        raise InvalidRequest(_("The step's output directory is gone."), code="empty_output")
 
 
 def stop(actor: Any, row: StepRun, *, now: datetime) -> None:

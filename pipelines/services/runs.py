@@ -19,6 +19,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext as _
 
 from pipelines import definition as defs
 from pipelines import states
@@ -34,8 +35,14 @@ def parse_definition(data: Any) -> defs.Definition:
     try:
         return defs.parse(data)
     except defs.DefinitionError as error:
+        try:
+            message = _(error.template) % error.params if error.params else _(error.template)
+        except (KeyError, TypeError, ValueError):  # a translation that does not fit
+            message = error.message
         raise InvalidRequest(
-            error.message, code="invalid_pipeline", details={error.field: [error.message]}
+            _("%(field)s: %(message)s") % {"field": error.field, "message": message},
+            code="invalid_pipeline",
+            details={error.field: [message]},
         ) from error
 
 
@@ -260,7 +267,10 @@ def _attempt_failed(
 
 def _move(row: StepRun, to: str, now: datetime, *, message: str | None = None) -> None:
     if row.status != to and not states.step_can(row.status, to):
-        raise Conflict(f"Step {row.name} cannot go from {row.status} to {to}.")
+        raise Conflict(
+            _("Step %(step)s cannot go from %(source)s to %(target)s.")
+            % {"step": row.name, "source": row.status, "target": to}
+        )
     row.status = to
     if message is not None:
         row.message = message
@@ -287,7 +297,10 @@ def cancel_run(actor: Any, run: PipelineRun, *, now: datetime) -> PipelineRun:
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().get(pk=run.pk)
         if run.status in states.RUN_FINAL:
-            raise Conflict(f"Run #{run.number} has already ended ({run.status}).")
+            raise Conflict(
+                _("Run #%(number)s has already ended (%(status)s).")
+                % {"number": run.number, "status": run.status}
+            )
         for row in run.steps.select_for_update():
             if row.status in states.STEP_FINAL:
                 continue
@@ -308,7 +321,8 @@ def resume_run(actor: Any, run: PipelineRun, *, now: datetime) -> PipelineRun:
         run = PipelineRun.objects.select_for_update().get(pk=run.pk)
         if not states.run_can(run.status, states.RUNNING):
             raise Conflict(
-                f"Run #{run.number} is {run.status}: only a failed or cancelled run resumes."
+                _("Run #%(number)s is %(status)s: only a failed or cancelled run resumes.")
+                % {"number": run.number, "status": run.status}
             )
         for row in run.steps.select_for_update():
             if row.status in {states.FAILED, states.SKIPPED, states.CANCELLED}:

@@ -15,6 +15,8 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -39,24 +41,24 @@ DEFAULT_CODES = {
 }
 
 DEFAULT_MESSAGES = {
-    400: "Bad request.",
-    401: "Authentication credentials were not provided.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    405: "Method not allowed.",
-    409: "Conflict.",
-    413: "Request body too large.",
-    415: "Unsupported media type.",
-    429: "Too many requests.",
-    500: "Internal server error.",
-    503: "Service unavailable.",
+    400: _lazy("Bad request."),
+    401: _lazy("Authentication credentials were not provided."),
+    403: _lazy("You do not have permission to perform this action."),
+    404: _lazy("Not found."),
+    405: _lazy("Method not allowed."),
+    409: _lazy("Conflict."),
+    413: _lazy("Request body too large."),
+    415: _lazy("Unsupported media type."),
+    429: _lazy("Too many requests."),
+    500: _lazy("Internal server error."),
+    503: _lazy("Service unavailable."),
 }
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
-    default_detail = "Request body too large."
+    default_detail = _lazy("Request body too large.")
 
 
 class MalformedYAML(exceptions.ParseError):
@@ -85,7 +87,7 @@ def error_body(
     return {
         "error": {
             "code": code or DEFAULT_CODES.get(status_code, "error"),
-            "message": message or DEFAULT_MESSAGES.get(status_code, "Error."),
+            "message": str(message or DEFAULT_MESSAGES.get(status_code, _("Error."))),
             "details": details if details is not None else {},
         }
     }
@@ -160,7 +162,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             error_body(
                 400,
                 "invalid",
-                "A value is out of range or contains characters that cannot be stored.",
+                _("A value is out of range or contains characters that cannot be stored."),
                 {},
             ),
             status=400,
@@ -168,11 +170,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ValueError | TypeError | DjangoValidationError) and _from_a_lookup(exc):
         # A path id that is not a number (`/queries/abc/`) fails the model field's
         # conversion in `get_object_or_404`: no such object, as DRF's own helper answers.
-        return Response(error_body(404, "not_found", "Not found.", {}), status=404)
+        return Response(error_body(404, "not_found", _("Not found."), {}), status=404)
     if isinstance(exc, OperationalError) and _is_deadlock(exc):
         log.warning("api.deadlock view=%s", type(view).__name__ if view else None)
         return Response(
-            error_body(409, "conflict", "A concurrent change got in the way; try again.", {}),
+            error_body(409, "conflict", _("A concurrent change got in the way; try again."), {}),
             status=409,
         )
     log.exception("api.unhandled view=%s", type(view).__name__ if view else None)

@@ -29,6 +29,7 @@ from querygate.engines import Engine
 from querygate.errors import (
     AcknowledgementRequired,
     BudgetExceeded,
+    QueryGateError,
     QueryRejected,
     SqlError,
 )
@@ -314,32 +315,68 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
 def _raise_refusal(
     query: Query, report: Report, analysis: dict[str, Any], refusal: Exception | None
 ) -> None:
-    details = {
-        "query_id": query.pk,
-        "decision": report.decision.value,
-        "reasons": localize_reasons(query.reasons, analysis.get("reason_codes")),
-        "findings": [localize_finding(f) for f in analysis["findings"]],
-    }
     if refusal is not None:
-        refusal.details = details  # type: ignore[attr-defined]
+        refusal.details = _refusal_details(  # type: ignore[attr-defined]
+            report, analysis, query.reasons, query.pk
+        )
         raise refusal
-    if report.error is not None and query.status == QueryStatus.REJECTED:
+    error = gate_refusal(report, analysis, query.status, query.reasons, query_id=query.pk)
+    if error is not None:
+        raise error
+
+
+def _refusal_details(
+    report: Report, analysis: dict[str, Any], reasons: list[str], query_id: int | None
+) -> dict[str, Any]:
+    details: dict[str, Any] = {"query_id": query_id} if query_id is not None else {}
+    details.update(
+        decision=report.decision.value,
+        reasons=localize_reasons(reasons, analysis.get("reason_codes")),
+        findings=[localize_finding(f) for f in analysis["findings"]],
+    )
+    return details
+
+
+def status_of(report: Report, acknowledge_warnings: bool) -> str:
+    """The status the gate gives an analysed query with no override (and budgets aside):
+    REJECTED, NEEDS_ACK or QUEUED."""
+    if report.decision == "reject":
+        return QueryStatus.REJECTED
+    if report.decision == "warn" and not acknowledge_warnings:
+        return QueryStatus.NEEDS_ACK
+    return QueryStatus.QUEUED
+
+
+def gate_refusal(
+    report: Report,
+    analysis: dict[str, Any],
+    status: str,
+    reasons: list[str],
+    *,
+    query_id: int | None = None,
+) -> QueryGateError | None:
+    """The gate's refusal of an analysed query in the active language (``SqlError``,
+    ``QueryRejected`` or ``AcknowledgementRequired``), None when ``status`` lets it run.
+    The one wording of the gate's refusals: ``submit_query`` raises it, a pipeline's
+    preflight wraps it (so a refused step says exactly what the gate says)."""
+    details = _refusal_details(report, analysis, reasons, query_id)
+    if report.error is not None and status == QueryStatus.REJECTED:
         error = report.error
         failed = report.findings[0] if report.findings else None
         message = localize_finding(failed.to_dict())["message"] if failed else error.message
-        raise SqlError(
+        return SqlError(
             _("line %(line)s, column %(column)s: %(message)s")
             % {"line": error.line, "column": error.column, "message": message},
             details={**details, "line": error.line, "column": error.column, "kind": error.kind},
         )
-    if query.status == QueryStatus.REJECTED:
+    if status == QueryStatus.REJECTED:
         first = next((f for f in report.findings if f.severity is Severity.ERROR), None)
         if first is not None and first.rule in {
             "unknown-table",
             "unknown-column",
             "ambiguous-column",
         }:
-            raise SqlError(
+            return SqlError(
                 _("line %(line)s, column %(column)s: %(message)s")
                 % {
                     "line": first.line,
@@ -348,15 +385,16 @@ def _raise_refusal(
                 },
                 details={**details, "line": first.line, "column": first.column, "kind": "catalog"},
             )
-        reasons = localize_reasons(query.reasons, analysis.get("reason_codes"))
-        raise QueryRejected(
-            _("The query gate rejected this query: %(reasons)s") % {"reasons": "; ".join(reasons)},
+        return QueryRejected(
+            _("The query gate rejected this query: %(reasons)s")
+            % {"reasons": "; ".join(details["reasons"])},
             details=details,
         )
-    if query.status == QueryStatus.NEEDS_ACK:
-        raise AcknowledgementRequired(
+    if status == QueryStatus.NEEDS_ACK:
+        return AcknowledgementRequired(
             _("This query has warnings: read them and acknowledge them to run it."),
             # How to acknowledge is the client's business (the SQL editor has a button, the
             # API a field): the message stays generic, the field is named in the details.
             details={**details, "acknowledge_field": "acknowledge_warnings"},
         )
+    return None

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from portal.errors import Conflict
 from querygate.engines import Engine
@@ -73,7 +74,9 @@ def cancel_query(user: Any, query_id: int, *, now: datetime, reason: str = "") -
     404, not theirs to see, or 403, a teammate's they can see)."""
     query = access_query(user, query_id, "cancel")
     if query.status not in ACTIVE_STATUSES:
-        raise Conflict(f"The query is already {query.status}.", code="not_running")
+        raise Conflict(
+            _("The query is already %(status)s.") % {"status": query.status}, code="not_running"
+        )
     default = "cancelled by its owner" if query.user_id == user.pk else "killed by an admin"
     return request_kill(query_id, by=user, reason=reason or default, now=now)
 
