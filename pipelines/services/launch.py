@@ -18,12 +18,15 @@ from typing import Any
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from pipelines import definition as defs
 from pipelines.models import DatasetVersion, PipelineRun, StepRun
 from pipelines.services.datasets import datasets_dir, staging_dir
 from portal.accounts.models import Team
 from portal.errors import InvalidRequest, KarimasuError
+from portal.phrases import phrase
+from querygate.messages import KILL_REASONS, error_phrase
 from querygate.models import Query
 from querygate.services.access import access_warehouse_named
 from querygate.services.admission import gate_refusal, status_of, submit_query
@@ -54,12 +57,13 @@ class Refused(KarimasuError):
 class Launched:
     query: Query | None = None
     job: Job | None = None
-    refusal: str = ""
+    refusal: str = ""  # a ``Phrase`` where the refusal is one
 
 
 @dataclass
 class Outcome:
     state: str
+    # A ``Phrase`` (portal.phrases): stored, then shown in each reader's language.
     message: str = ""
     retryable: bool = False
     gpu_hours: float = 0.0
@@ -185,7 +189,7 @@ def outcome(row: StepRun) -> Outcome:
         return _query_outcome(Query.objects.get(pk=row.query_id))
     if row.job_id is not None:
         return _job_outcome(Job.objects.get(pk=row.job_id))
-    return Outcome(FAILED, "The step's query or job is gone.", retryable=True)
+    return Outcome(FAILED, phrase(gettext_noop("The step's query or job is gone.")), retryable=True)
 
 
 def _query_outcome(query: Query) -> Outcome:
@@ -195,9 +199,20 @@ def _query_outcome(query: Query) -> Outcome:
     if query.status == QUERY_SUCCEEDED:
         return Outcome(DONE, bytes_scanned=scanned)
     error = query.error or {}
-    message = str(error.get("message") or query.kill_reason or f"The query {query.status}.")
+    if error.get("message"):
+        cause: Any = error_phrase(error, "")
+    elif query.kill_reason in KILL_REASONS:
+        cause = phrase(query.kill_reason)
+    else:
+        cause = query.kill_reason or phrase(gettext_noop("no message"))
+    message = phrase(
+        gettext_noop("Query %(query)s %(status)s: %(message)s"),
+        query=query.pk,
+        status=query.status,
+        message=cause,
+    )
     retryable = query.status not in {QUERY_KILLED, QUERY_CANCELLED}
-    return Outcome(FAILED, f"Query {query.pk} {query.status}: {message}", retryable, 0.0, scanned)
+    return Outcome(FAILED, message, retryable, 0.0, scanned)
 
 
 def _job_outcome(job: Job) -> Outcome:
@@ -208,7 +223,12 @@ def _job_outcome(job: Job) -> Outcome:
         return Outcome(RUNNING)
     if job.status == job_states.SUCCEEDED:
         return Outcome(DONE, gpu_hours=hours)
-    message = f"Job {job.pk} {job.status}: {job.message or job.reason or 'no message'}"
+    message = phrase(
+        gettext_noop("Job %(job)s %(status)s: %(message)s"),
+        job=job.pk,
+        status=job.status,
+        message=job.message or job.reason or phrase(gettext_noop("no message")),
+    )
     return Outcome(FAILED, message, job.status != job_states.CANCELLED, hours)
 
 
@@ -220,24 +240,29 @@ def stage_output(row: StepRun, staging: Any) -> None:
         query = Query.objects.get(pk=row.query_id)
         if query.truncated:
             raise InvalidRequest(
-                _(
-                    "Query %(query)s returned more than the warehouse's row cap (%(cap)s "
-                    "rows): a dataset must be whole. Aggregate or filter further, or ask an "
-                    "admin for a higher row cap."
-                )
-                % {"query": query.pk, "cap": f"{query.warehouse.row_cap:,}"},
+                phrase(
+                    gettext_noop(
+                        "Query %(query)s returned more than the warehouse's row cap (%(cap)s "
+                        "rows): a dataset must be whole. Aggregate or filter further, or ask "
+                        "an admin for a higher row cap."
+                    ),
+                    query=query.pk,
+                    cap=f"{query.warehouse.row_cap:,}",
+                ),
                 code="result_truncated",
             )
         if not query.result_file:
             raise InvalidRequest(
-                _("Query %(query)s returned no columns.") % {"query": query.pk},
+                phrase(gettext_noop("Query %(query)s returned no columns."), query=query.pk),
                 code="empty_output",
             )
         staging.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path_of(query), staging / "data.parquet")
         return
     if not staging.is_dir():
-        raise InvalidRequest(_("The step's output directory is gone."), code="empty_output")
+        raise InvalidRequest(
+            phrase(gettext_noop("The step's output directory is gone.")), code="empty_output"
+        )
 
 
 def stop(actor: Any, row: StepRun, *, now: datetime) -> None:

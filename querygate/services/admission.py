@@ -19,9 +19,11 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Sum
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from portal.accounts.models import Team
 from portal.errors import InvalidRequest, NotPermitted
+from portal.phrases import phrase
 from querygate.analysis import Report, Severity
 from querygate.analysis.policy import SAFETY_RULES  # the one list: severities and overrides
 from querygate.analysis.report import text_fingerprint
@@ -33,7 +35,7 @@ from querygate.errors import (
     QueryRejected,
     SqlError,
 )
-from querygate.messages import localize_finding, localize_reasons
+from querygate.messages import finding_phrase, localize_finding, localize_reasons
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
 from querygate.services.access import Access, access_warehouse_named, can_override
 from querygate.services.analyses import analysis_of
@@ -272,15 +274,20 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
     running = Query.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
     if running >= warehouse.max_concurrent_per_user:
         return BudgetExceeded(
-            _("You already have %(running)s queries running or queued (limit %(limit)s).")
-            % {"running": running, "limit": warehouse.max_concurrent_per_user}
+            phrase(
+                gettext_noop(
+                    "You already have %(running)s queries running or queued (limit %(limit)s)."
+                ),
+                running=running,
+                limit=warehouse.max_concurrent_per_user,
+            )
         )
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = Query.objects.filter(warehouse=warehouse, created_at__gte=day, status__in=_COUNTED)
     for limit, message, rows in (
         (
             warehouse.daily_bytes_per_user,
-            _(
+            gettext_noop(
                 "This query (about %(estimate)s bytes) would pass your daily budget of "
                 "%(limit)s bytes scanned on %(warehouse)s (%(used)s used today)."
             ),
@@ -288,7 +295,7 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
         ),
         (
             warehouse.daily_bytes_per_team,
-            _(
+            gettext_noop(
                 "This query (about %(estimate)s bytes) would pass your team's daily budget of "
                 "%(limit)s bytes scanned on %(warehouse)s (%(used)s used today)."
             ),
@@ -301,13 +308,13 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
         used = (totals["scanned"] or 0) + (totals["spilled"] or 0)
         if used + estimate > limit:
             return BudgetExceeded(
-                message
-                % {
-                    "estimate": f"{estimate:,}",
-                    "limit": f"{limit:,}",
-                    "warehouse": warehouse.name,
-                    "used": f"{used:,}",
-                }
+                phrase(
+                    message,
+                    estimate=f"{estimate:,}",
+                    limit=f"{limit:,}",
+                    warehouse=warehouse.name,
+                    used=f"{used:,}",
+                )
             )
     return None
 
@@ -363,10 +370,14 @@ def gate_refusal(
     if report.error is not None and status == QueryStatus.REJECTED:
         error = report.error
         failed = report.findings[0] if report.findings else None
-        message = localize_finding(failed.to_dict())["message"] if failed else error.message
+        message = finding_phrase(failed.to_dict()) if failed else error.message
         return SqlError(
-            _("line %(line)s, column %(column)s: %(message)s")
-            % {"line": error.line, "column": error.column, "message": message},
+            phrase(
+                gettext_noop("line %(line)s, column %(column)s: %(message)s"),
+                line=error.line,
+                column=error.column,
+                message=message,
+            ),
             details={**details, "line": error.line, "column": error.column, "kind": error.kind},
         )
     if status == QueryStatus.REJECTED:
@@ -377,22 +388,26 @@ def gate_refusal(
             "ambiguous-column",
         }:
             return SqlError(
-                _("line %(line)s, column %(column)s: %(message)s")
-                % {
-                    "line": first.line,
-                    "column": first.column,
-                    "message": localize_finding(first.to_dict())["message"],
-                },
+                phrase(
+                    gettext_noop("line %(line)s, column %(column)s: %(message)s"),
+                    line=first.line,
+                    column=first.column,
+                    message=finding_phrase(first.to_dict()),
+                ),
                 details={**details, "line": first.line, "column": first.column, "kind": "catalog"},
             )
         return QueryRejected(
-            _("The query gate rejected this query: %(reasons)s")
-            % {"reasons": "; ".join(details["reasons"])},
+            phrase(
+                gettext_noop("The query gate rejected this query: %(reasons)s"),
+                reasons="; ".join(details["reasons"]),
+            ),
             details=details,
         )
     if status == QueryStatus.NEEDS_ACK:
         return AcknowledgementRequired(
-            _("This query has warnings: read them and acknowledge them to run it."),
+            phrase(
+                gettext_noop("This query has warnings: read them and acknowledge them to run it.")
+            ),
             # How to acknowledge is the client's business (the SQL editor has a button, the
             # API a field): the message stays generic, the field is named in the details.
             details={**details, "acknowledge_field": "acknowledge_warnings"},
