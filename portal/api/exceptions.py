@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -41,24 +41,24 @@ DEFAULT_CODES = {
 }
 
 DEFAULT_MESSAGES = {
-    400: _lazy("Bad request."),
-    401: _lazy("Authentication credentials were not provided."),
-    403: _lazy("You do not have permission to perform this action."),
-    404: _lazy("Not found."),
-    405: _lazy("Method not allowed."),
-    409: _lazy("Conflict."),
-    413: _lazy("Request body too large."),
-    415: _lazy("Unsupported media type."),
-    429: _lazy("Too many requests."),
-    500: _lazy("Internal server error."),
-    503: _lazy("Service unavailable."),
+    400: gettext_lazy("Bad request."),
+    401: gettext_lazy("Authentication credentials were not provided."),
+    403: gettext_lazy("You do not have permission to perform this action."),
+    404: gettext_lazy("Not found."),
+    405: gettext_lazy("Method not allowed."),
+    409: gettext_lazy("Conflict."),
+    413: gettext_lazy("Request body too large."),
+    415: gettext_lazy("Unsupported media type."),
+    429: gettext_lazy("Too many requests."),
+    500: gettext_lazy("Internal server error."),
+    503: gettext_lazy("Service unavailable."),
 }
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
-    default_detail = _lazy("Request body too large.")
+    default_detail = gettext_lazy("Request body too large.")
 
 
 class MalformedYAML(exceptions.ParseError):
