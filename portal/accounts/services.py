@@ -166,6 +166,7 @@ def set_language(user: User, language: str) -> None:
         )
     User.objects.filter(pk=user.pk).update(language=language)
     user.language = language
+    forget_tokens(user_id=user.pk)  # a cached token lookup holds the user as it was
 
 
 def zone_or_none(name: str) -> ZoneInfo | None:
@@ -186,6 +187,7 @@ def set_time_zone(user: User, name: str) -> None:
         )
     user.time_zone = name
     user.save(update_fields=["time_zone"])
+    forget_tokens(user_id=user.pk)
 
 
 # --- Teams ----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ errors (validation), positions (malformed JSON) or context (the conflicting rows
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -23,6 +24,8 @@ from rest_framework.response import Response
 from portal.errors import KarimasuError
 
 log = logging.getLogger("karimasu.api")
+
+_DJANGO_404 = re.compile(r"^No \w+ matches the given query\.$")
 
 # The code used when a response carries no more specific one.
 DEFAULT_CODES = {
@@ -121,7 +124,10 @@ def _codes(exc: exceptions.APIException) -> str:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception becomes the JSON shape, never HTML."""
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or None)
+        # Django's own "No Query matches the given query." (get_object_or_404) is English
+        # only: the generic message in the reader's language instead.
+        message = str(exc)
+        exc = exceptions.NotFound(None if _DJANGO_404.match(message) else message or None)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
 
