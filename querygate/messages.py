@@ -205,12 +205,16 @@ def error_phrase(error: Any, fallback: str) -> Any:
 
 def finding_phrase(finding: dict[str, Any]) -> Any:
     """A finding's message as a ``Phrase`` (for a refusal that quotes it and may be stored);
-    in the active language as a plain text when its params are not flat."""
+    in the active language as a plain text when it cannot be one (nested or translated
+    params, no known code, params that do not fill the template)."""
     code, params = finding.get("code"), finding.get("params")
     known = TEMPLATES.get(code) if isinstance(code, str) else None
-    flat = isinstance(params, Mapping) and not any(isinstance(v, Mapping) for v in params.values())
-    if known is None or not flat or known.translated:
+    if known is None or known.translated or not isinstance(params, Mapping):
         return localize_finding(finding)["message"]
-    shown = Phrase(known.message, params)
-    # A stored finding whose params do not fill its template: its own text.
-    return shown if str(shown) != known.message or not params else finding.get("message", "")
+    if any(isinstance(v, Mapping) for v in params.values()):
+        return localize_finding(finding)["message"]
+    try:
+        known.message % params
+    except (KeyError, TypeError, ValueError):
+        return localize_finding(finding)["message"]
+    return Phrase(known.message, params)

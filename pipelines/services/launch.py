@@ -30,7 +30,7 @@ from querygate.messages import KILL_REASONS, error_phrase
 from querygate.models import Query
 from querygate.services.access import access_warehouse_named
 from querygate.services.admission import gate_refusal, status_of, submit_query
-from querygate.services.analyses import analysis_of
+from querygate.services.analyses import analysis_of, fingerprint
 from querygate.services.enforcement import cancel_query
 from querygate.services.results import path_of
 from querygate.states import ACTIVE as QUERY_ACTIVE
@@ -112,10 +112,12 @@ def _judge_query(actor: Any, team: Team, step: defs.Step) -> None:
 def identity(run: PipelineRun, step: defs.Step) -> dict[str, Any]:
     """What the step's output depends on beyond its definition and inputs."""
     if step.kind == defs.QUERY:
+        # The SQL's print needs a parse, not the gate's whole analysis: the gate judged the
+        # step at preflight and judges it again when the attempt is submitted (the catalog
+        # or the policy may have changed in between), never a third time here.
         access = access_warehouse_named(run.created_by, step.warehouse, run.pipeline.team.slug)
-        report, _ = analysis_of(access, step.sql, explain=False)
         return {
-            "fingerprint": report.fingerprint,
+            "fingerprint": fingerprint(step.sql, access.warehouse.sql_dialect),
             "catalog_version": access.warehouse.catalog_version,
         }
     return {"image": str(step.job.get("image", ""))}

@@ -1,14 +1,21 @@
 """A pipeline step refused by the gate says exactly what the gate says (one refusal helper,
 ``admission.gate_refusal``), in the reader's language, led by the step's name; the gate's
-code, line and column and findings are in the details."""
+code, line and column and findings are in the details. A query step is analysed by the
+gate at preflight and at submission, not a third time for its cache identity."""
 
 from __future__ import annotations
 
 import pytest
 
+from pipelines import definition as defs
+from pipelines.models import Pipeline, PipelineRun
+from pipelines.services import launch
 from portal.accounts.services import set_language
 from querygate.models import Query, Warehouse
+from querygate.services import analyses
+from querygate.services.access import access_warehouse_named
 from tests.conftest import assert_error
+from tests.pipelines.conftest import FEATURES_SQL, now
 
 pytestmark = pytest.mark.django_db
 
@@ -60,3 +67,32 @@ def test_a_step_with_warnings_needs_its_acknowledgement_like_the_gate(demo, alic
         assert step["details"]["reasons"] == gate["details"]["reasons"]
     response = _pipeline(alice, sql, acknowledge=True)
     assert response.status_code == 201, response.content
+
+
+def test_a_query_steps_identity_is_the_gates_fingerprint_without_a_third_analysis(
+    demo, alice, monkeypatch
+) -> None:
+    """The step's cache identity prints the SQL as the gate's report does (the same cache
+    keys as before), without running the gate's analysis again."""
+    access = access_warehouse_named(alice.user, "demo", "vision")
+    report, _ = analyses.analysis_of(access, FEATURES_SQL, explain=False)
+    step = defs.Step(name="features", kind=defs.QUERY, warehouse="demo", sql=FEATURES_SQL)
+    pipeline = Pipeline.objects.create(
+        name="p",
+        team=access.team,
+        owner=alice.user,
+        definition={},
+        created_at=now(),
+        updated_at=now(),
+    )
+    run = PipelineRun.objects.create(
+        pipeline=pipeline, number=1, definition={}, created_by=alice.user, created_at=now()
+    )
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("analysed again")
+
+    monkeypatch.setattr(launch, "analysis_of", no_analysis)
+    identity = launch.identity(run, step)
+    assert identity["fingerprint"] == report.fingerprint != ""
+    assert identity["catalog_version"] == demo.catalog_version
