@@ -32,14 +32,16 @@ def _walk(value: Any) -> tuple[str, str] | None:
         item, path, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return path or "non_field_errors", "Must not contain NUL characters."
+                return path or "non_field_errors", _("Must not contain NUL characters.")
         elif isinstance(item, dict | list):
             if depth >= MAX_DEPTH:
-                return path or "non_field_errors", f"Nested deeper than {MAX_DEPTH} levels."
+                return path or "non_field_errors", _("Nested deeper than %(depth)s levels.") % {
+                    "depth": MAX_DEPTH
+                }
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
                 if isinstance(key, str) and "\x00" in key:
-                    return path or "non_field_errors", "Keys must not contain NUL characters."
+                    return path or "non_field_errors", _("Keys must not contain NUL characters.")
                 where = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
                 stack.append((child, where.lstrip("."), depth + 1))
     return None

@@ -156,6 +156,12 @@ def test_plumbing_errors_in_japanese_and_english(alice) -> None:
         assert error["message"].startswith(expected), error
         assert error["details"] == {"line": 1, "column": 2}
 
+    nul = '{"name": "a\\u0000b"}'
+    error = assert_error(
+        client.post("/api/v1/tokens/", nul, content_type="application/json", **JA), 400
+    )
+    assert error["details"] == {"name": ["NUL 文字を含めることはできません。"]}
+
     error = assert_error(client.get("/api/v1/no-such-thing/", **JA), 404)
     assert error["message"] == "GET /api/v1/no-such-thing/ に API エンドポイントはありません。"
 
