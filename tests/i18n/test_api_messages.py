@@ -17,9 +17,9 @@ from pipelines.services import runs
 from portal.accounts.services import set_language
 from portal.phrases import phrase, render, stored
 from querygate.messages import LOST_QUEUED, stored_error
-from querygate.models import Query
+from querygate.models import Query, Warehouse
 from tests.conftest import assert_error
-from tests.pipelines.conftest import three_steps
+from tests.pipelines.conftest import FEATURES_SQL, Driver, three_steps
 from tests.scheduler.conftest import make_node
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
@@ -301,3 +301,34 @@ def test_phrases_nest_and_fall_back_to_the_stored_text() -> None:
     with translation.override("ja"):
         for data in hostile:
             assert render("stored", data) == "stored", data
+
+
+def test_a_refusal_at_launch_is_stored_and_shown_in_each_readers_language(
+    alice, bob, demo, duckdb_engine, datasets_dir
+) -> None:
+    """The worker launches the step; the gate refuses it (the budget ran out after the run
+    started): the step's message is the gate's, rendered for whoever reads it."""
+    step = {"name": "features", "kind": "query", "warehouse": "demo", "sql": FEATURES_SQL,
+            "dataset": "features"}  # fmt: skip
+    pipeline = runs.save_pipeline(
+        alice.user,
+        team_slug="vision",
+        name="churn",
+        definition={"steps": [step]},
+        now=timezone.now(),
+    )
+    run = runs.start_run(alice.user, pipeline, now=timezone.now())
+    Warehouse.objects.filter(pk=demo.pk).update(daily_bytes_per_user=1)
+    run = Driver(duckdb_engine, {}).finish(run)
+    assert run.status == "failed"
+    row = StepRun.objects.get(run=run)
+    assert row.message.startswith("This query (about ") and "daily budget" in row.message
+
+    _set_language(bob, "ja")
+    shown = bob.client().get(f"/api/v1/pipeline-runs/{run.pk}/").json()
+    assert "1 日の読み取り予算" in shown["steps"][0]["message"], shown
+    assert "1 日の読み取り予算" in shown["steps"][0]["history"][0]["message"]
+    assert shown["message"] == "失敗：features。"  # noqa: RUF001
+    shown = alice.client().get(f"/api/v1/pipeline-runs/{run.pk}/").json()
+    assert shown["steps"][0]["message"] == row.message
+    assert shown["message"] == "Failed: features."
