@@ -37,13 +37,24 @@ NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 DATASET = re.compile(r"^[a-z][a-z0-9_]{0,62}$")  # a table name the gate can resolve
 
 
-class DefinitionError(ValueError):
-    """A definition that cannot run; ``field`` is a path like ``steps[2].inputs``."""
+def gettext_noop(text: str) -> str:
+    """Marks an English template for ``makemessages`` (this layer has no Django): the
+    portal translates it when it reports the error (``pipelines.services.runs``)."""
+    return text
 
-    def __init__(self, field_path: str, message: str) -> None:
+
+class DefinitionError(ValueError):
+    """A definition that cannot run; ``field`` is a path like ``steps[2].inputs``.
+    ``template`` (English, ``%(name)s`` placeholders) and ``params`` let the portal say it
+    in the reader's language; ``message`` is the English."""
+
+    def __init__(self, field_path: str, template: str, **params: Any) -> None:
+        message = template % params if params else template
         super().__init__(f"{field_path}: {message}")
         self.field = field_path
         self.message = message
+        self.template = template
+        self.params = params
 
 
 @dataclass(frozen=True)
@@ -123,27 +134,34 @@ def parse(data: Any) -> Definition:
     pipelines.definition.DefinitionError: steps[0].after: a step cannot depend on itself
     """
     if not isinstance(data, Mapping):
-        raise DefinitionError("definition", "must be an object with a list of steps")
+        raise DefinitionError("definition", gettext_noop("must be an object with a list of steps"))
     unknown = sorted(set(data) - {"steps"})
     if unknown:
-        raise DefinitionError("definition", f"unknown field(s): {', '.join(unknown)}")
+        raise DefinitionError(
+            "definition", gettext_noop("unknown field(s): %(fields)s"), fields=", ".join(unknown)
+        )
     raw = data.get("steps")
     if not isinstance(raw, list) or not raw:
-        raise DefinitionError("steps", "must be a non-empty list")
+        raise DefinitionError("steps", gettext_noop("must be a non-empty list"))
     if len(raw) > MAX_STEPS:
-        raise DefinitionError("steps", f"at most {MAX_STEPS} steps")
+        raise DefinitionError("steps", gettext_noop("at most %(count)s steps"), count=MAX_STEPS)
     steps = [_step(i, item) for i, item in enumerate(raw)]
     names = [s.name for s in steps]
     for i, step in enumerate(steps):
         if names.index(step.name) != i:
-            raise DefinitionError(f"steps[{i}].name", f"{step.name!r} is used twice")
+            raise DefinitionError(
+                f"steps[{i}].name", gettext_noop("%(name)s is used twice"), name=repr(step.name)
+            )
     _check_edges(steps)
     datasets: dict[str, str] = {}
     for i, step in enumerate(steps):
         if step.dataset and step.dataset in datasets:
             other = datasets[step.dataset]
             raise DefinitionError(
-                f"steps[{i}].dataset", f"{step.dataset!r} is also written by step {other!r}"
+                f"steps[{i}].dataset",
+                gettext_noop("%(dataset)s is also written by step %(step)s"),
+                dataset=repr(step.dataset),
+                step=repr(other),
             )
         if step.dataset:
             datasets[step.dataset] = step.name
@@ -153,17 +171,26 @@ def parse(data: Any) -> Definition:
 def _step(i: int, item: Any) -> Step:
     where = f"steps[{i}]"
     if not isinstance(item, Mapping):
-        raise DefinitionError(where, "must be an object")
+        raise DefinitionError(where, gettext_noop("must be an object"))
     kind = item.get("kind")
     if kind not in KINDS:
-        raise DefinitionError(f"{where}.kind", f"must be one of {', '.join(KINDS)}")
+        raise DefinitionError(
+            f"{where}.kind", gettext_noop("must be one of %(kinds)s"), kinds=", ".join(KINDS)
+        )
     allowed = _QUERY_FIELDS if kind == QUERY else _CONTAINER_FIELDS
     unknown = sorted(set(item) - allowed)
     if unknown:
-        raise DefinitionError(where, f"unknown field(s) for a {kind} step: {', '.join(unknown)}")
+        raise DefinitionError(
+            where,
+            gettext_noop("unknown field(s) for a %(kind)s step: %(fields)s"),
+            kind=kind,
+            fields=", ".join(unknown),
+        )
     name = item.get("name")
     if not isinstance(name, str) or not NAME.match(name):
-        raise DefinitionError(f"{where}.name", "lowercase letters, digits, - and _ (max 63)")
+        raise DefinitionError(
+            f"{where}.name", gettext_noop("lowercase letters, digits, - and _ (max 63)")
+        )
     common: dict[str, Any] = {
         "name": name,
         "kind": kind,
@@ -181,20 +208,25 @@ def _step(i: int, item: Any) -> Step:
 def _query_step(where: str, item: Mapping[str, Any], common: dict[str, Any]) -> Step:
     warehouse, sql = item.get("warehouse"), item.get("sql")
     if not isinstance(warehouse, str) or not warehouse:
-        raise DefinitionError(f"{where}.warehouse", "a warehouse name is required")
+        raise DefinitionError(f"{where}.warehouse", gettext_noop("a warehouse name is required"))
     if not isinstance(sql, str) or not sql.strip():
-        raise DefinitionError(f"{where}.sql", "the SQL is required")
+        raise DefinitionError(f"{where}.sql", gettext_noop("the SQL is required"))
     if len(sql) > MAX_SQL_CHARS:
-        raise DefinitionError(f"{where}.sql", f"at most {MAX_SQL_CHARS} characters")
+        raise DefinitionError(
+            f"{where}.sql", gettext_noop("at most %(count)s characters"), count=MAX_SQL_CHARS
+        )
     if common["inputs"]:
         raise DefinitionError(
-            f"{where}.inputs", "a query step reads tables: name datasets in its SQL instead"
+            f"{where}.inputs",
+            gettext_noop("a query step reads tables: name datasets in its SQL instead"),
         )
     if not common["dataset"]:
         common["dataset"] = common["name"].replace("-", "_")
     ack = item.get("acknowledge_warnings", False)
     if not isinstance(ack, bool):
-        raise DefinitionError(f"{where}.acknowledge_warnings", "must be true or false")
+        raise DefinitionError(
+            f"{where}.acknowledge_warnings", gettext_noop("must be true or false")
+        )
     return Step(**common, warehouse=warehouse, sql=sql, acknowledge_warnings=ack)
 
 
@@ -205,12 +237,14 @@ def _container_step(where: str, item: Mapping[str, Any], common: dict[str, Any])
             continue
         value = item[key]
         if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise DefinitionError(f"{where}.{key}", "must be an integer")
+            raise DefinitionError(f"{where}.{key}", gettext_noop("must be an integer"))
         if not isinstance(value, kind):
-            raise DefinitionError(f"{where}.{key}", f"must be a {kind.__name__}")
+            raise DefinitionError(
+                f"{where}.{key}", gettext_noop("must be a %(type)s"), type=kind.__name__
+            )
         job[key] = value
     if not isinstance(job.get("image"), str) or not job["image"].strip():
-        raise DefinitionError(f"{where}.image", "an image is required")
+        raise DefinitionError(f"{where}.image", gettext_noop("an image is required"))
     if not common["dataset"]:
         common["dataset"] = common["name"].replace("-", "_")
     return Step(**common, job=job)
@@ -218,7 +252,7 @@ def _container_step(where: str, item: Mapping[str, Any], common: dict[str, Any])
 
 def _names(where: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise DefinitionError(where, "must be a list of step names")
+        raise DefinitionError(where, gettext_noop("must be a list of step names"))
     return tuple(dict.fromkeys(value))
 
 
@@ -226,13 +260,17 @@ def _dataset(where: str, value: Any) -> str:
     if value in ("", None):
         return ""
     if not isinstance(value, str) or not DATASET.match(value):
-        raise DefinitionError(where, "lowercase letters, digits and _, starting with a letter")
+        raise DefinitionError(
+            where, gettext_noop("lowercase letters, digits and _, starting with a letter")
+        )
     return value
 
 
 def _bounded(where: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise DefinitionError(where, f"must be an integer from {low} to {high}")
+        raise DefinitionError(
+            where, gettext_noop("must be an integer from %(low)s to %(high)s"), low=low, high=high
+        )
     return value
 
 
@@ -242,9 +280,15 @@ def _check_edges(steps: Sequence[Step]) -> None:
         for key, values in (("inputs", step.inputs), ("after", step.after)):
             for name in values:
                 if name == step.name:
-                    raise DefinitionError(f"steps[{i}].{key}", "a step cannot depend on itself")
+                    raise DefinitionError(
+                        f"steps[{i}].{key}", gettext_noop("a step cannot depend on itself")
+                    )
                 if name not in names:
-                    raise DefinitionError(f"steps[{i}].{key}", f"no step is named {name!r}")
+                    raise DefinitionError(
+                        f"steps[{i}].{key}",
+                        gettext_noop("no step is named %(name)s"),
+                        name=repr(name),
+                    )
 
 
 def _ordered(steps: Sequence[Step]) -> list[Step]:
@@ -256,7 +300,11 @@ def _ordered(steps: Sequence[Step]) -> list[Step]:
         ready = [s for s in pending if set(s.upstream) <= done]
         if not ready:
             cycle = ", ".join(sorted(s.name for s in pending))
-            raise DefinitionError("steps", f"the steps {cycle} depend on each other (a cycle)")
+            raise DefinitionError(
+                "steps",
+                gettext_noop("the steps %(steps)s depend on each other (a cycle)"),
+                steps=cycle,
+            )
         for step in ready:
             order.append(step)
             done.add(step.name)

@@ -10,6 +10,7 @@ from django.db import models
 
 from pipelines import states
 from portal.accounts.models import Team
+from portal.phrases import render
 
 
 class Overlap(models.TextChoices):
@@ -58,6 +59,9 @@ class PipelineRun(models.Model):
         max_length=12, choices=[(s, s) for s in states.RUN_STATES], default=states.QUEUED
     )
     message = models.CharField(max_length=1000, blank=True)
+    # The message's msgid and params (portal.phrases): shown in the reader's language.
+    message_data = models.JSONField(default=dict, blank=True)
+
     created_at = models.DateTimeField()
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -71,6 +75,11 @@ class PipelineRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pipeline} #{self.number}"
+
+    @property
+    def shown_message(self) -> str:
+        """``message`` in the reader's (the active) language."""
+        return render(self.message, self.message_data)
 
 
 class StepRun(models.Model):
@@ -99,6 +108,9 @@ class StepRun(models.Model):
         related_name="+",
     )
     message = models.CharField(max_length=1000, blank=True)
+    # The message's msgid and params (portal.phrases): shown in the reader's language.
+    message_data = models.JSONField(default=dict, blank=True)
+
     history = models.JSONField(default=list, blank=True)  # one entry per finished attempt
     retry_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -112,6 +124,11 @@ class StepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.run} {self.name}"
+
+    @property
+    def shown_message(self) -> str:
+        """``message`` in the reader's (the active) language."""
+        return render(self.message, self.message_data)
 
 
 class Dataset(models.Model):

@@ -274,7 +274,7 @@ def _check_policy(overrides: object) -> None:
     from querygate.overrides import policy_from, sandbox_limits
 
     if not isinstance(overrides, dict):
-        raise ValidationError({"policy": "An object of policy fields is expected."})
+        raise ValidationError({"policy": _("An object of policy fields is expected.")})
     try:
         policy_from(overrides, allow_writes=False)
         sandbox_limits(overrides)

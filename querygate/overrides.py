@@ -9,6 +9,7 @@ import dataclasses
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from querygate.analysis import Policy
 from querygate.engines.sandbox import MIB, Limits
@@ -39,7 +40,9 @@ def sandbox_limits(*overrides: dict[str, Any]) -> Limits:
                 continue
             value = override[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise InvalidPolicy(f"The policy's {key} must be a positive whole number.")
+                raise InvalidPolicy(
+                    _("The policy's %(key)s must be a positive whole number.") % {"key": key}
+                )
             values[key] = value
     return Limits(
         memory_bytes=values["sandbox_memory_mb"] * MIB,
@@ -67,4 +70,6 @@ def policy_from(*overrides: dict[str, Any], allow_writes: bool) -> Policy:
     try:
         return Policy(**values, allow_writes=allow_writes)
     except (TypeError, ValueError) as exc:
-        raise InvalidPolicy(f"The warehouse's query policy is invalid: {exc}") from exc
+        raise InvalidPolicy(
+            _("The warehouse's query policy is invalid: %(error)s") % {"error": exc}
+        ) from exc

@@ -7,6 +7,7 @@ from typing import Any
 from rest_framework import serializers
 
 from pipelines.models import Dataset, DatasetVersion, Overlap, Pipeline, PipelineRun, StepRun
+from portal.phrases import render
 
 
 class PipelineWriteSerializer(serializers.Serializer[Any]):
@@ -20,6 +21,14 @@ class PipelineWriteSerializer(serializers.Serializer[Any]):
     overlap = serializers.ChoiceField(choices=Overlap.choices, required=False, default="skip")
 
 
+def _shown_attempt(entry: Any) -> Any:
+    if not isinstance(entry, dict) or not isinstance(entry.get("message"), str):
+        return entry
+    shown = {k: v for k, v in entry.items() if k != "message_data"}
+    shown["message"] = render(entry["message"], entry.get("message_data"))
+    return shown
+
+
 class StepRunSerializer(serializers.ModelSerializer[StepRun]):
     output = serializers.SerializerMethodField()
 
@@ -30,6 +39,15 @@ class StepRunSerializer(serializers.ModelSerializer[StepRun]):
             "output", "history", "retry_at", "started_at", "finished_at", "gpu_hours",
             "bytes_scanned",
         ]  # fmt: skip
+
+    def to_representation(self, instance: StepRun) -> dict[str, Any]:
+        """The stored messages (the step's, each attempt's) in the reader's language."""
+        data: dict[str, Any] = super().to_representation(instance)
+        data["message"] = instance.shown_message
+        history = data.get("history")
+        if isinstance(history, list):
+            data["history"] = [_shown_attempt(entry) for entry in history]
+        return data
 
     def get_output(self, row: StepRun) -> dict[str, Any] | None:
         version = row.output
@@ -56,6 +74,11 @@ class PipelineRunSerializer(serializers.ModelSerializer[PipelineRun]):
             "id", "pipeline", "number", "status", "trigger", "message", "created_by",
             "created_at", "started_at", "finished_at", "gpu_hours", "bytes_scanned", "steps",
         ]  # fmt: skip
+
+    def to_representation(self, instance: PipelineRun) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data["message"] = instance.shown_message
+        return data
 
     def get_gpu_hours(self, run: PipelineRun) -> float:
         return round(sum(s.gpu_hours for s in run.steps.all()), 4)

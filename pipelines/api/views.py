@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -79,7 +80,7 @@ class PipelineRunViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet[Any]
     def get_object(self) -> PipelineRun:
         run = PipelineRun.objects.filter(pk=_int(self.kwargs["pk"])).first()
         if run is None:
-            raise NotFoundError(f"No pipeline run {self.kwargs['pk']}.")
+            raise NotFoundError(_("No pipeline run %(id)s.") % {"id": self.kwargs["pk"]})
         access_pipeline(self.request.user, run.pipeline_id)
         return run
 
@@ -120,7 +121,7 @@ class DatasetViewSet(
         if wanted is not None:
             version = dataset.versions.filter(version=_int(wanted)).first()
         if version is None:
-            raise NotFoundError(f"No such version of {dataset.name}.")
+            raise NotFoundError(_("No such version of %(dataset)s.") % {"dataset": dataset.name})
         return Response(datasets.lineage(version))
 
 
@@ -128,4 +129,4 @@ def _int(value: Any) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise NotFoundError(f"No object {value!r}.") from None
+        raise NotFoundError(_("No object %(value)s.") % {"value": value}) from None

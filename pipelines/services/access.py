@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from pipelines.models import Dataset, Pipeline
 from portal.accounts.access import is_member, is_member_or_admin, may_manage
@@ -19,7 +20,7 @@ PipelineAction = Literal["view", "run", "change"]
 def require_member(user: Any, team_slug: str) -> Team:
     team = Team.objects.filter(slug=team_slug).first()
     if team is None or not is_member_or_admin(user, team):
-        raise NotPermitted(f"You are not a member of team {team_slug!r}.")
+        raise NotPermitted(_("You are not a member of team %(team)s.") % {"team": team_slug})
     return team
 
 
@@ -36,13 +37,13 @@ def access_pipeline(user: Any, pipeline_id: Any, action: PipelineAction = "view"
     try:
         pipeline = visible_pipelines(user).get(pk=int(pipeline_id))
     except (Pipeline.DoesNotExist, TypeError, ValueError):
-        raise NotFoundError(f"No pipeline {pipeline_id}.") from None
+        raise NotFoundError(_("No pipeline %(id)s.") % {"id": pipeline_id}) from None
     if action == "change" and not may_manage(
         user, owner_id=pipeline.owner_id, team_id=pipeline.team_id
     ):
-        raise NotPermitted("Only the pipeline's owner, the team's leads and admins change it.")
+        raise NotPermitted(_("Only the pipeline's owner, the team's leads and admins change it."))
     if action == "run" and not (user.is_staff or is_member(user, pipeline.team_id)):
-        raise NotPermitted("Only members of the pipeline's team run it.")
+        raise NotPermitted(_("Only members of the pipeline's team run it."))
     return pipeline
 
 

@@ -26,10 +26,12 @@ from typing import Any
 import duckdb
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
 from pipelines.models import Dataset, DatasetVersion, StepRun
 from portal.accounts.models import Team
 from portal.errors import InvalidRequest
+from portal.phrases import phrase
 
 log = logging.getLogger("karimasu.pipelines")
 
@@ -59,7 +61,9 @@ def inspect(directory: Path) -> dict[str, Any]:
     size = sum(p.stat().st_size for p in files)
     parquet = _parquet_files(directory)
     if not files:
-        raise InvalidRequest("The step wrote no output file.", code="empty_output")
+        raise InvalidRequest(
+            phrase(gettext_noop("The step wrote no output file.")), code="empty_output"
+        )
     if len(parquet) != len(files):
         return {
             "format": "files",
@@ -75,7 +79,11 @@ def inspect(directory: Path) -> dict[str, Any]:
             rows = con.execute("SELECT count(*) FROM read_parquet(?)", [names]).fetchone()
         except duckdb.Error as error:
             raise InvalidRequest(
-                f"The step's Parquet output cannot be read: {error}", code="bad_output"
+                phrase(
+                    gettext_noop("The step's Parquet output cannot be read: %(error)s"),
+                    error=str(error),
+                ),
+                code="bad_output",
             ) from error
     return {
         "format": "parquet",

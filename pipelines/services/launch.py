@@ -17,16 +17,20 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from pipelines import definition as defs
 from pipelines.models import DatasetVersion, PipelineRun, StepRun
 from pipelines.services.datasets import datasets_dir, staging_dir
 from portal.accounts.models import Team
 from portal.errors import InvalidRequest, KarimasuError
+from portal.phrases import phrase
+from querygate.messages import KILL_REASONS, error_phrase
 from querygate.models import Query
 from querygate.services.access import access_warehouse_named
-from querygate.services.admission import submit_query
-from querygate.services.analyses import analysis_of
+from querygate.services.admission import gate_refusal, status_of, submit_query
+from querygate.services.analyses import analysis_of, fingerprint
 from querygate.services.enforcement import cancel_query
 from querygate.services.results import path_of
 from querygate.states import ACTIVE as QUERY_ACTIVE
@@ -53,12 +57,13 @@ class Refused(KarimasuError):
 class Launched:
     query: Query | None = None
     job: Job | None = None
-    refusal: str = ""
+    refusal: str = ""  # a ``Phrase`` where the refusal is one
 
 
 @dataclass
 class Outcome:
     state: str
+    # A ``Phrase`` (portal.phrases): stored, then shown in each reader's language.
     message: str = ""
     retryable: bool = False
     gpu_hours: float = 0.0
@@ -68,56 +73,51 @@ class Outcome:
 def preflight(actor: Any, team: Team, parsed: defs.Definition) -> None:
     """Judge every step now, before anything runs: each query by the gate's analysis (no
     engine call), each container as the scheduler would at submission. ``Refused`` names
-    the step, with the gate's line and column for SQL."""
+    the step and says what the gate or the scheduler says (for SQL, with the gate's line
+    and column)."""
     for step in parsed.steps:
         try:
             if step.kind == defs.QUERY:
                 _judge_query(actor, team, step)
             else:
                 submission.validate(actor, _job_request(team, step, inputs=[], output=None))
-        except Refused:
-            raise
         except KarimasuError as error:
-            raise Refused(
-                f"Step {step.name!r}: {error.message}",
-                details={"step": step.name, "code": error.code, **_plain(error.details)},
-            ) from error
+            raise refused(step.name, error) from error
+
+
+def refused(step: str, error: KarimasuError) -> Refused:
+    """The step's refusal: the gate's or the scheduler's message, led by the step's name;
+    the refusal's own ``code`` and details (line, column, findings) kept in the details."""
+    return Refused(
+        _("Step %(step)s: %(message)s") % {"step": step, "message": error.message},
+        details={**_plain(error.details), "step": step, "code": error.code},
+    )
 
 
 def _plain(details: Any) -> dict[str, Any]:
     return dict(details) if isinstance(details, dict) else {}
 
 
-def _judge_query(actor: Any, team: Team, step: defs.Step) -> Any:
+def _judge_query(actor: Any, team: Team, step: defs.Step) -> None:
+    """The gate's judgement of a query step, raised as the gate's own refusal (one wording:
+    ``admission.gate_refusal``)."""
     access = access_warehouse_named(actor, step.warehouse, team.slug)
-    report, data = analysis_of(access, step.sql, explain=False)
-    details = {"step": step.name, "findings": data.get("findings", [])}
-    if report.error is not None:
-        error = report.error
-        raise Refused(
-            f"Step {step.name!r}: line {error.line}, column {error.column}: {error.message}",
-            details={**details, "line": error.line, "column": error.column},
-        )
-    if report.decision.value == "reject":
-        reasons = "; ".join(f.message for f in report.findings if f.severity.value == "error")
-        raise Refused(f"Step {step.name!r}: the query gate rejects it: {reasons}", details=details)
-    if report.decision.value == "warn" and not step.acknowledge_warnings:
-        reasons = "; ".join(f.message for f in report.findings if f.severity.value == "warning")
-        raise Refused(
-            f"Step {step.name!r} has warnings ({reasons}); set acknowledge_warnings on the "
-            "step to run it anyway.",
-            details=details,
-        )
-    return report
+    report, analysis = analysis_of(access, step.sql, explain=False)
+    status = status_of(report, step.acknowledge_warnings)
+    refusal = gate_refusal(report, analysis, status, list(report.reasons))
+    if refusal is not None:
+        raise refusal
 
 
 def identity(run: PipelineRun, step: defs.Step) -> dict[str, Any]:
     """What the step's output depends on beyond its definition and inputs."""
     if step.kind == defs.QUERY:
+        # The SQL's print needs a parse, not the gate's whole analysis: the gate judged the
+        # step at preflight and judges it again when the attempt is submitted (the catalog
+        # or the policy may have changed in between), never a third time here.
         access = access_warehouse_named(run.created_by, step.warehouse, run.pipeline.team.slug)
-        report, _ = analysis_of(access, step.sql, explain=False)
         return {
-            "fingerprint": report.fingerprint,
+            "fingerprint": fingerprint(step.sql, access.warehouse.sql_dialect),
             "catalog_version": access.warehouse.catalog_version,
         }
     return {"image": str(step.job.get("image", ""))}
@@ -191,7 +191,7 @@ def outcome(row: StepRun) -> Outcome:
         return _query_outcome(Query.objects.get(pk=row.query_id))
     if row.job_id is not None:
         return _job_outcome(Job.objects.get(pk=row.job_id))
-    return Outcome(FAILED, "The step's query or job is gone.", retryable=True)
+    return Outcome(FAILED, phrase(gettext_noop("The step's query or job is gone.")), retryable=True)
 
 
 def _query_outcome(query: Query) -> Outcome:
@@ -201,9 +201,20 @@ def _query_outcome(query: Query) -> Outcome:
     if query.status == QUERY_SUCCEEDED:
         return Outcome(DONE, bytes_scanned=scanned)
     error = query.error or {}
-    message = str(error.get("message") or query.kill_reason or f"The query {query.status}.")
+    if error.get("message"):
+        cause: Any = error_phrase(error, "")
+    elif query.kill_reason in KILL_REASONS:
+        cause = phrase(query.kill_reason)
+    else:
+        cause = query.kill_reason or phrase(gettext_noop("no message"))
+    message = phrase(
+        gettext_noop("Query %(query)s %(status)s: %(message)s"),
+        query=query.pk,
+        status=query.status,
+        message=cause,
+    )
     retryable = query.status not in {QUERY_KILLED, QUERY_CANCELLED}
-    return Outcome(FAILED, f"Query {query.pk} {query.status}: {message}", retryable, 0.0, scanned)
+    return Outcome(FAILED, message, retryable, 0.0, scanned)
 
 
 def _job_outcome(job: Job) -> Outcome:
@@ -214,7 +225,12 @@ def _job_outcome(job: Job) -> Outcome:
         return Outcome(RUNNING)
     if job.status == job_states.SUCCEEDED:
         return Outcome(DONE, gpu_hours=hours)
-    message = f"Job {job.pk} {job.status}: {job.message or job.reason or 'no message'}"
+    message = phrase(
+        gettext_noop("Job %(job)s %(status)s: %(message)s"),
+        job=job.pk,
+        status=job.status,
+        message=job.message or job.reason or phrase(gettext_noop("no message")),
+    )
     return Outcome(FAILED, message, job.status != job_states.CANCELLED, hours)
 
 
@@ -226,18 +242,29 @@ def stage_output(row: StepRun, staging: Any) -> None:
         query = Query.objects.get(pk=row.query_id)
         if query.truncated:
             raise InvalidRequest(
-                f"Query {query.pk} returned more than the warehouse's row cap "
-                f"({query.warehouse.row_cap:,} rows): a dataset must be whole. Aggregate or "
-                "filter further, or ask an admin for a higher row cap.",
+                phrase(
+                    gettext_noop(
+                        "Query %(query)s returned more than the warehouse's row cap (%(cap)s "
+                        "rows): a dataset must be whole. Aggregate or filter further, or ask "
+                        "an admin for a higher row cap."
+                    ),
+                    query=query.pk,
+                    cap=f"{query.warehouse.row_cap:,}",
+                ),
                 code="result_truncated",
             )
         if not query.result_file:
-            raise InvalidRequest(f"Query {query.pk} returned no columns.", code="empty_output")
+            raise InvalidRequest(
+                phrase(gettext_noop("Query %(query)s returned no columns."), query=query.pk),
+                code="empty_output",
+            )
         staging.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path_of(query), staging / "data.parquet")
         return
     if not staging.is_dir():
-        raise InvalidRequest("The step's output directory is gone.", code="empty_output")
+        raise InvalidRequest(
+            phrase(gettext_noop("The step's output directory is gone.")), code="empty_output"
+        )
 
 
 def stop(actor: Any, row: StepRun, *, now: datetime) -> None:

@@ -19,6 +19,8 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from pipelines import definition as defs
 from pipelines import states
@@ -26,6 +28,7 @@ from pipelines.models import DatasetVersion, Pipeline, PipelineRun, StepRun
 from pipelines.services import datasets, launch
 from pipelines.services.access import access_pipeline, require_member
 from portal.errors import Conflict, InvalidRequest
+from portal.phrases import phrase, stored
 
 log = logging.getLogger("karimasu.pipelines")
 
@@ -34,8 +37,14 @@ def parse_definition(data: Any) -> defs.Definition:
     try:
         return defs.parse(data)
     except defs.DefinitionError as error:
+        try:
+            message = _(error.template) % error.params if error.params else _(error.template)
+        except (KeyError, TypeError, ValueError):  # a translation that does not fit
+            message = error.message
         raise InvalidRequest(
-            error.message, code="invalid_pipeline", details={error.field: [error.message]}
+            _("%(field)s: %(message)s") % {"field": error.field, "message": message},
+            code="invalid_pipeline",
+            details={error.field: [message]},
         ) from error
 
 
@@ -164,7 +173,12 @@ def _advance_step(ctx: _Context, step: defs.Step, row: StepRun) -> None:
     elif row.status == states.PENDING:
         upstream = [ctx.steps[name] for name in step.upstream]
         if any(u.status in {states.FAILED, states.SKIPPED, states.CANCELLED} for u in upstream):
-            _move(row, states.SKIPPED, ctx.now, message="An upstream step did not succeed.")
+            _move(
+                row,
+                states.SKIPPED,
+                ctx.now,
+                message=phrase(gettext_noop("An upstream step did not succeed.")),
+            )
         elif all(u.status in states.STEP_DONE for u in upstream):
             _start(ctx, step, row)
 
@@ -184,7 +198,12 @@ def _start(ctx: _Context, step: defs.Step, row: StepRun) -> None:
     hit = datasets.cached_version(ctx.run.pipeline.team, step.dataset, row.cache_key)
     if hit is not None:
         row.output = hit
-        _move(row, states.CACHED, ctx.now, message=f"Reused {hit} (same inputs).")
+        _move(
+            row,
+            states.CACHED,
+            ctx.now,
+            message=phrase(gettext_noop("Reused %(version)s (same inputs)."), version=str(hit)),
+        )
         return
     _launch(ctx, step, row)
 
@@ -236,13 +255,16 @@ def _collect(ctx: _Context, step: defs.Step, row: StepRun) -> None:
 def _attempt_failed(
     ctx: _Context, step: defs.Step, row: StepRun, message: str, *, retry: bool
 ) -> None:
+    """``message`` (a ``Phrase`` where it is one) is stored with its msgid and params."""
+    english, data = stored(message)
     row.history = [
         *row.history,
         {
             "attempt": row.attempt,
             "query_id": row.query_id,
             "job_id": row.job_id,
-            "message": message[:500],
+            "message": english[:500],
+            "message_data": data,
             "finished_at": ctx.now.isoformat(),
         },
     ]
@@ -252,21 +274,35 @@ def _attempt_failed(
             row,
             states.RETRYING,
             ctx.now,
-            message=f"Attempt {row.attempt} failed: {message[:300]}; retrying.",
+            message=phrase(
+                gettext_noop("Attempt %(attempt)s failed: %(message)s; retrying."),
+                attempt=row.attempt,
+                message=message if data else english[:300],
+            ),
         )
         return
-    _move(row, states.FAILED, ctx.now, message=message[:1000])
+    _move(row, states.FAILED, ctx.now, message=message)
 
 
 def _move(row: StepRun, to: str, now: datetime, *, message: str | None = None) -> None:
     if row.status != to and not states.step_can(row.status, to):
-        raise Conflict(f"Step {row.name} cannot go from {row.status} to {to}.")
+        raise Conflict(
+            _("Step %(step)s cannot go from %(source)s to %(target)s.")
+            % {"step": row.name, "source": row.status, "target": to}
+        )
     row.status = to
     if message is not None:
-        row.message = message
+        row.message, row.message_data = _stored(message)
     if to in states.STEP_FINAL:
         row.finished_at = now
     row.save()
+
+
+def _stored(message: str) -> tuple[str, dict[str, Any]]:
+    """What a row stores of ``message``: its English (cut to the column) and its msgid and
+    params (none when the cut would lose what the params say)."""
+    english, data = stored(message)
+    return (english, data) if len(english) <= 1000 else (english[:1000], {})
 
 
 def _finish_run(ctx: _Context) -> None:
@@ -276,9 +312,10 @@ def _finish_run(ctx: _Context) -> None:
     failed = [r.name for r in rows if r.status in {states.FAILED, states.SKIPPED}]
     run = ctx.run
     run.status = states.FAILED if failed else states.SUCCEEDED
-    run.message = f"Failed: {', '.join(failed)}." if failed else ""
+    summary = phrase(gettext_noop("Failed: %(steps)s."), steps=", ".join(failed)) if failed else ""
+    run.message, run.message_data = _stored(summary)
     run.finished_at = ctx.now
-    run.save(update_fields=["status", "message", "finished_at"])
+    run.save(update_fields=["status", "message", "message_data", "finished_at"])
     log.info("pipeline.run.finished %s #%s %s", run.pipeline, run.number, run.status)
 
 
@@ -287,16 +324,21 @@ def cancel_run(actor: Any, run: PipelineRun, *, now: datetime) -> PipelineRun:
     with transaction.atomic():
         run = PipelineRun.objects.select_for_update().get(pk=run.pk)
         if run.status in states.RUN_FINAL:
-            raise Conflict(f"Run #{run.number} has already ended ({run.status}).")
+            raise Conflict(
+                _("Run #%(number)s has already ended (%(status)s).")
+                % {"number": run.number, "status": run.status}
+            )
         for row in run.steps.select_for_update():
             if row.status in states.STEP_FINAL:
                 continue
             launch.stop(actor, row, now=now)
-            _move(row, states.CANCELLED, now, message="Cancelled.")
+            _move(row, states.CANCELLED, now, message=phrase(gettext_noop("Cancelled.")))
         run.status = states.CANCELLED
         run.finished_at = now
-        run.message = f"Cancelled by {actor.get_username()}."
-        run.save(update_fields=["status", "finished_at", "message"])
+        run.message, run.message_data = _stored(
+            phrase(gettext_noop("Cancelled by %(user)s."), user=actor.get_username())
+        )
+        run.save(update_fields=["status", "finished_at", "message", "message_data"])
     return run
 
 
@@ -308,17 +350,18 @@ def resume_run(actor: Any, run: PipelineRun, *, now: datetime) -> PipelineRun:
         run = PipelineRun.objects.select_for_update().get(pk=run.pk)
         if not states.run_can(run.status, states.RUNNING):
             raise Conflict(
-                f"Run #{run.number} is {run.status}: only a failed or cancelled run resumes."
+                _("Run #%(number)s is %(status)s: only a failed or cancelled run resumes.")
+                % {"number": run.number, "status": run.status}
             )
         for row in run.steps.select_for_update():
             if row.status in {states.FAILED, states.SKIPPED, states.CANCELLED}:
-                _move(row, states.PENDING, now, message="Resumed.")
+                _move(row, states.PENDING, now, message=phrase(gettext_noop("Resumed.")))
                 row.finished_at = None
                 row.save(update_fields=["finished_at"])
         run.status = states.RUNNING
         run.finished_at = None
-        run.message = ""
-        run.save(update_fields=["status", "finished_at", "message"])
+        run.message, run.message_data = "", {}
+        run.save(update_fields=["status", "finished_at", "message", "message_data"])
         transaction.on_commit(lambda: _kick(run.pk))
     return run
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 from celery.schedules import crontab
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from pipelines import states
 from pipelines.models import Overlap, Pipeline
@@ -24,7 +25,7 @@ def parse(schedule: str) -> crontab:
     fields = schedule.split()
     if len(fields) != 5:
         raise InvalidRequest(
-            "A schedule is five cron fields: minute hour day-of-month month day-of-week.",
+            _("A schedule is five cron fields: minute hour day-of-month month day-of-week."),
             details={"schedule": ["five fields"]},
         )
     minute, hour, dom, month, dow = fields
@@ -34,7 +35,8 @@ def parse(schedule: str) -> crontab:
         )
     except (ValueError, TypeError) as error:
         raise InvalidRequest(
-            f"Bad schedule {schedule!r}: {error}", details={"schedule": [str(error)]}
+            _("Bad schedule %(schedule)s: %(error)s") % {"schedule": schedule, "error": error},
+            details={"schedule": [str(error)]},
         ) from error
 
 
@@ -59,7 +61,10 @@ def next_run(schedule: str, after: datetime) -> datetime:
                 moment = datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
                 if moment >= start:
                     return moment
-    raise InvalidRequest(f"The schedule {schedule!r} never runs.", details={"schedule": ["never"]})
+    raise InvalidRequest(
+        _("The schedule %(schedule)s never runs.") % {"schedule": schedule},
+        details={"schedule": ["never"]},
+    )
 
 
 def run_due(*, now: datetime) -> list[int]:

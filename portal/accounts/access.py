@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from portal.accounts.models import Membership, Team
 from portal.errors import NotPermitted
@@ -51,4 +52,4 @@ def may_manage(user: Any, *, owner_id: int, team_id: int) -> bool:
 def require_lead(actor: Any, team: Team) -> None:
     """``NotPermitted`` unless ``actor`` leads ``team`` (or is an admin)."""
     if not is_team_lead(actor, team):
-        raise NotPermitted("Only the team's leads and site admins can change its members.")
+        raise NotPermitted(_("Only the team's leads and site admins can change its members."))

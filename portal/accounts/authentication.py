@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
@@ -20,12 +21,12 @@ def bearer_token(request: Any) -> str | None:
         return None
     if len(parts) != 2:
         raise exceptions.AuthenticationFailed(
-            "Malformed Authorization header: expected 'Bearer <token>'."
+            _("Malformed Authorization header: expected 'Bearer <token>'.")
         )
     try:
         return str(parts[1].decode("ascii"))
     except UnicodeDecodeError as exc:
-        raise exceptions.AuthenticationFailed("Invalid token.") from exc
+        raise exceptions.AuthenticationFailed(_("Invalid token.")) from exc
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -41,7 +42,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             return None
         token = services.authenticate_token(plaintext, now=timezone.now())
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid, expired or revoked token.")
+            raise exceptions.AuthenticationFailed(_("Invalid, expired or revoked token."))
         _activate_language(request, token.user)
         return token.user, token
 

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.core.exceptions import SuspiciousOperation
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
@@ -140,7 +141,7 @@ class KarimasuOIDCBackend(OIDCAuthenticationBackend):  # type: ignore[misc] # un
 def _only_when_enabled(view: Any) -> Any:
     def wrapped(request: HttpRequest) -> HttpResponse:
         if not enabled():
-            raise Http404("Single sign-on is not configured.")
+            raise Http404(_("Single sign-on is not configured."))
         response: HttpResponse = view(request)
         return response
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils.translation import gettext as _
 
 from portal.accounts.access import require_lead
 from portal.accounts.models import ApiToken, Membership, Team, User
@@ -48,11 +49,13 @@ def create_api_token(
     """
     name = name.strip()
     if not name:
-        raise InvalidRequest("A token needs a name.", details={"name": ["This field is required."]})
+        raise InvalidRequest(
+            _("A token needs a name."), details={"name": [_("This field is required.")]}
+        )
     if expires_in is not None and not (timedelta(0) < expires_in <= MAX_TOKEN_LIFETIME):
         raise InvalidRequest(
-            f"A token lives between 1 day and {MAX_TOKEN_LIFETIME.days} days.",
-            details={"expires_in_days": ["Out of range."]},
+            _("A token lives between 1 day and %(days)s days.") % {"days": MAX_TOKEN_LIFETIME.days},
+            details={"expires_in_days": [_("Out of range.")]},
         )
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     try:
@@ -67,7 +70,8 @@ def create_api_token(
             )
     except IntegrityError as exc:
         raise Conflict(
-            f"You already have a live token named {name!r}.", details={"name": name}
+            _("You already have a live token named %(name)s.") % {"name": name},
+            details={"name": name},
         ) from exc
     log.info("token.created user=%s token=%s", user.pk, token.pk)
     return token, plaintext
@@ -131,7 +135,7 @@ def revoke_api_token(user: User, token_id: int, *, now: datetime) -> ApiToken:
     """
     token = ApiToken.objects.filter(pk=token_id, user=user).first()
     if token is None:
-        raise NotFoundError("No such token.")
+        raise NotFoundError(_("No such token."))
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now)
     forget_tokens(digests=[token.digest])
     token.refresh_from_db()
@@ -157,10 +161,12 @@ def set_language(user: User, language: str) -> None:
     """Save the language pages and notifications use for this user."""
     if language not in User.Language.values:
         raise InvalidRequest(
-            f"Unsupported language {language!r}.", details={"language": User.Language.values}
+            _("Unsupported language %(language)s.") % {"language": language},
+            details={"language": User.Language.values},
         )
     User.objects.filter(pk=user.pk).update(language=language)
     user.language = language
+    forget_tokens(user_id=user.pk)  # a cached token lookup holds the user as it was
 
 
 def zone_or_none(name: str) -> ZoneInfo | None:
@@ -176,9 +182,12 @@ def zone_or_none(name: str) -> ZoneInfo | None:
 def set_time_zone(user: User, name: str) -> None:
     """Save the IANA time zone the pages use for ``user`` ("" for the site's)."""
     if name and zone_or_none(name) is None:
-        raise InvalidRequest(f"Unknown time zone {name!r}.", details={"time_zone": [name]})
+        raise InvalidRequest(
+            _("Unknown time zone %(name)s.") % {"name": name}, details={"time_zone": [name]}
+        )
     user.time_zone = name
     user.save(update_fields=["time_zone"])
+    forget_tokens(user_id=user.pk)
 
 
 # --- Teams ----------------------------------------------------------------------------
@@ -186,12 +195,12 @@ def set_time_zone(user: User, name: str) -> None:
 
 def create_team(actor: User, *, slug: str, name: str, description: str = "") -> Team:
     if not actor.is_staff:
-        raise NotPermitted("Only site admins can create teams.")
+        raise NotPermitted(_("Only site admins can create teams."))
     try:
         with transaction.atomic():
             team = Team.objects.create(slug=slug, name=name, description=description)
     except IntegrityError as exc:
-        raise Conflict(f"A team with slug {slug!r} already exists.") from exc
+        raise Conflict(_("A team with slug %(slug)s already exists.") % {"slug": slug}) from exc
     log.info("team.created team=%s by=%s", team.slug, actor.pk)
     return team
 
@@ -199,12 +208,16 @@ def create_team(actor: User, *, slug: str, name: str, description: str = "") -> 
 def add_member(actor: User, team: Team, *, user: User, role: str) -> Membership:
     require_lead(actor, team)
     if role not in Membership.Role.values:
-        raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
+        raise InvalidRequest(
+            _("Unknown role %(role)s.") % {"role": role}, details={"role": Membership.Role.values}
+        )
     try:
         with transaction.atomic():
             membership = Membership.objects.create(team=team, user=user, role=role)
     except IntegrityError as exc:
-        raise Conflict(f"{user.username} is already in {team.slug}.") from exc
+        raise Conflict(
+            _("%(user)s is already in %(team)s.") % {"user": user.username, "team": team.slug}
+        ) from exc
     log.info("team.member_added team=%s user=%s role=%s by=%s", team.slug, user.pk, role, actor.pk)
     return membership
 
@@ -220,13 +233,15 @@ def _lock(membership: Membership) -> Membership:
     try:
         return Membership.objects.select_for_update().get(pk=membership.pk)
     except Membership.DoesNotExist as exc:
-        raise NotFoundError("Not a member of this team (any more).") from exc
+        raise NotFoundError(_("Not a member of this team (any more).")) from exc
 
 
 def change_role(actor: User, membership: Membership, *, role: str) -> Membership:
     require_lead(actor, membership.team)
     if role not in Membership.Role.values:
-        raise InvalidRequest(f"Unknown role {role!r}.", details={"role": Membership.Role.values})
+        raise InvalidRequest(
+            _("Unknown role %(role)s.") % {"role": role}, details={"role": Membership.Role.values}
+        )
     with transaction.atomic():
         locked = _lock(membership)
         require_lead(actor, membership.team)  # the actor may just have been demoted
@@ -259,4 +274,4 @@ def _keep_one_lead(leaving: Membership) -> None:
         pk=leaving.pk
     )
     if not others.exists():
-        raise Conflict("A team must keep at least one lead; appoint another lead first.")
+        raise Conflict(_("A team must keep at least one lead; appoint another lead first."))

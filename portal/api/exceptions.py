@@ -9,18 +9,23 @@ errors (validation), positions (malformed JSON) or context (the conflicting rows
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 from portal.errors import KarimasuError
 
 log = logging.getLogger("karimasu.api")
+
+_DJANGO_404 = re.compile(r"^No \w+ matches the given query\.$")
 
 # The code used when a response carries no more specific one.
 DEFAULT_CODES = {
@@ -39,24 +44,24 @@ DEFAULT_CODES = {
 }
 
 DEFAULT_MESSAGES = {
-    400: "Bad request.",
-    401: "Authentication credentials were not provided.",
-    403: "You do not have permission to perform this action.",
-    404: "Not found.",
-    405: "Method not allowed.",
-    409: "Conflict.",
-    413: "Request body too large.",
-    415: "Unsupported media type.",
-    429: "Too many requests.",
-    500: "Internal server error.",
-    503: "Service unavailable.",
+    400: gettext_lazy("Bad request."),
+    401: gettext_lazy("Authentication credentials were not provided."),
+    403: gettext_lazy("You do not have permission to perform this action."),
+    404: gettext_lazy("Not found."),
+    405: gettext_lazy("Method not allowed."),
+    409: gettext_lazy("Conflict."),
+    413: gettext_lazy("Request body too large."),
+    415: gettext_lazy("Unsupported media type."),
+    429: gettext_lazy("Too many requests."),
+    500: gettext_lazy("Internal server error."),
+    503: gettext_lazy("Service unavailable."),
 }
 
 
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "payload_too_large"
-    default_detail = "Request body too large."
+    default_detail = gettext_lazy("Request body too large.")
 
 
 class MalformedYAML(exceptions.ParseError):
@@ -85,7 +90,7 @@ def error_body(
     return {
         "error": {
             "code": code or DEFAULT_CODES.get(status_code, "error"),
-            "message": message or DEFAULT_MESSAGES.get(status_code, "Error."),
+            "message": str(message or DEFAULT_MESSAGES.get(status_code, _("Error."))),
             "details": details if details is not None else {},
         }
     }
@@ -119,7 +124,10 @@ def _codes(exc: exceptions.APIException) -> str:
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's EXCEPTION_HANDLER: every exception becomes the JSON shape, never HTML."""
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound(str(exc) or None)
+        # Django's own "No Query matches the given query." (get_object_or_404) is English
+        # only: the generic message in the reader's language instead.
+        message = str(exc)
+        exc = exceptions.NotFound(None if _DJANGO_404.match(message) else message or None)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
 
@@ -160,7 +168,7 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             error_body(
                 400,
                 "invalid",
-                "A value is out of range or contains characters that cannot be stored.",
+                _("A value is out of range or contains characters that cannot be stored."),
                 {},
             ),
             status=400,
@@ -168,11 +176,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, ValueError | TypeError | DjangoValidationError) and _from_a_lookup(exc):
         # A path id that is not a number (`/queries/abc/`) fails the model field's
         # conversion in `get_object_or_404`: no such object, as DRF's own helper answers.
-        return Response(error_body(404, "not_found", "Not found.", {}), status=404)
+        return Response(error_body(404, "not_found", _("Not found."), {}), status=404)
     if isinstance(exc, OperationalError) and _is_deadlock(exc):
         log.warning("api.deadlock view=%s", type(view).__name__ if view else None)
         return Response(
-            error_body(409, "conflict", "A concurrent change got in the way; try again.", {}),
+            error_body(409, "conflict", _("A concurrent change got in the way; try again."), {}),
             status=409,
         )
     log.exception("api.unhandled view=%s", type(view).__name__ if view else None)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.utils import translation
+from django.utils.translation import gettext as _
 
 from portal.api.exceptions import error_response
 
@@ -39,17 +41,14 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if _has_nul(request):
-            if not _is_api(request):
-                return HttpResponseBadRequest("NUL characters are not allowed in URLs.")
-            return error_response(
-                400, message="NUL characters are not allowed in URLs.", details={}
-            )
+        # Refused before LocaleMiddleware runs: in the language the request asks for (its
+        # cookie or Accept-Language).
+        with translation.override(translation.get_language_from_request(request)):
+            early = self._refuse_early(request)
+        if early is not None:
+            return early
         if not _is_api(request):
             return self.get_response(request)
-        too_large = self._reject_large_body(request)
-        if too_large is not None:
-            return too_large
         response = self.get_response(request)
         content_type = response.get("Content-Type", "")
         if response.status_code >= 400 and not content_type.startswith("application/json"):
@@ -57,9 +56,23 @@ class ApiErrorMiddleware:
             # JSON body.
             message = None
             if response.status_code == 404:
-                message = f"No API endpoint at {request.method} {request.path}."
+                message = _("No API endpoint at %(method)s %(path)s.") % {
+                    "method": request.method,
+                    "path": request.path,
+                }
             return error_response(response.status_code, message=message)
         return response
+
+    def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
+        if _has_nul(request):
+            if not _is_api(request):
+                return HttpResponseBadRequest(_("NUL characters are not allowed in URLs."))
+            return error_response(
+                400, message=_("NUL characters are not allowed in URLs."), details={}
+            )
+        if not _is_api(request):
+            return None
+        return self._reject_large_body(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not _is_api(request):
@@ -73,11 +86,11 @@ class ApiErrorMiddleware:
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            return error_response(400, message="Invalid Content-Length header.")
+            return error_response(400, message=_("Invalid Content-Length header."))
         if limit is not None and length > limit:
             return error_response(
                 413,
-                message=f"Request body exceeds {limit} bytes.",
+                message=_("Request body exceeds %(limit)s bytes.") % {"limit": limit},
                 details={"limit_bytes": limit, "content_length": length},
             )
         return None

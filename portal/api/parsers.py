@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 from django.conf import settings
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import BaseParser, JSONParser
 
@@ -31,14 +32,16 @@ def _walk(value: Any) -> tuple[str, str] | None:
         item, path, depth = stack.pop()
         if isinstance(item, str):
             if "\x00" in item:
-                return path or "non_field_errors", "Must not contain NUL characters."
+                return path or "non_field_errors", _("Must not contain NUL characters.")
         elif isinstance(item, dict | list):
             if depth >= MAX_DEPTH:
-                return path or "non_field_errors", f"Nested deeper than {MAX_DEPTH} levels."
+                return path or "non_field_errors", _("Nested deeper than %(depth)s levels.") % {
+                    "depth": MAX_DEPTH
+                }
             pairs = item.items() if isinstance(item, dict) else enumerate(item)
             for key, child in pairs:
                 if isinstance(key, str) and "\x00" in key:
-                    return path or "non_field_errors", "Keys must not contain NUL characters."
+                    return path or "non_field_errors", _("Keys must not contain NUL characters.")
                 where = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]"
                 stack.append((child, where.lstrip("."), depth + 1))
     return None
@@ -54,25 +57,31 @@ class BoundedJSONParser(JSONParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if limit is not None and len(raw) > limit:
-            raise PayloadTooLarge(f"Request body exceeds {limit} bytes.")
+            raise PayloadTooLarge(_("Request body exceeds %(limit)s bytes.") % {"limit": limit})
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             raise MalformedJSON(
-                f"Body is not valid {encoding}: {exc.reason}.", line=1, column=exc.start + 1
+                _("Body is not valid %(encoding)s: %(reason)s.")
+                % {"encoding": encoding, "reason": exc.reason},
+                line=1,
+                column=exc.start + 1,
             ) from exc
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise MalformedJSON(
-                f"Malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}.",
+                _("Malformed JSON at line %(line)s, column %(column)s: %(problem)s.")
+                % {"line": exc.lineno, "column": exc.colno, "problem": exc.msg},
                 line=exc.lineno,
                 column=exc.colno,
             ) from exc
         except RecursionError as exc:
             raise MalformedJSON(
-                f"JSON nested deeper than {MAX_DEPTH} levels.", line=1, column=1
+                _("JSON nested deeper than %(depth)s levels.") % {"depth": MAX_DEPTH},
+                line=1,
+                column=1,
             ) from exc
         # The walk costs a pass over the data; only bodies that may fail it pay for it.
         if "\\u0000" in text or text.count("[") + text.count("{") > MAX_DEPTH:
@@ -104,27 +113,34 @@ class BoundedYAMLParser(BaseParser):
         limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
         raw = stream.read(limit + 1) if stream is not None else b""
         if limit is not None and len(raw) > limit:
-            raise PayloadTooLarge(f"Request body exceeds {limit} bytes.")
+            raise PayloadTooLarge(_("Request body exceeds %(limit)s bytes.") % {"limit": limit})
         try:
             text = raw.decode((parser_context or {}).get("encoding", settings.DEFAULT_CHARSET))
             for event in yaml.parse(text, Loader=yaml.SafeLoader):
                 if isinstance(event, yaml.AliasEvent):
                     line, column = _position(event.start_mark)
                     raise MalformedYAML(
-                        f"YAML aliases are not accepted (line {line}).", line=line, column=column
+                        _("YAML aliases are not accepted (line %(line)s).") % {"line": line},
+                        line=line,
+                        column=column,
                     )
             data = yaml.safe_load(text)
         except UnicodeDecodeError as exc:
-            raise MalformedYAML(f"Body is not text: {exc.reason}.", line=1, column=1) from exc
+            raise MalformedYAML(
+                _("Body is not text: %(reason)s.") % {"reason": exc.reason}, line=1, column=1
+            ) from exc
         except yaml.MarkedYAMLError as exc:
             line, column = _position(exc.problem_mark or exc.context_mark)
             raise MalformedYAML(
-                f"Malformed YAML at line {line}, column {column}: {exc.problem}.",
+                _("Malformed YAML at line %(line)s, column %(column)s: %(problem)s.")
+                % {"line": line, "column": column, "problem": exc.problem},
                 line=line,
                 column=column,
             ) from exc
         except (yaml.YAMLError, RecursionError) as exc:
-            raise MalformedYAML(f"Malformed YAML: {exc}.", line=1, column=1) from exc
+            raise MalformedYAML(
+                _("Malformed YAML: %(problem)s.") % {"problem": exc}, line=1, column=1
+            ) from exc
         problem = _walk(data)
         if problem is not None:
             raise ValidationError({problem[0]: [problem[1]]})

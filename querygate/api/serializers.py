@@ -7,7 +7,12 @@ from typing import Any
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from querygate.messages import localize_analysis, localize_reasons
+from querygate.messages import (
+    localize_analysis,
+    localize_error,
+    localize_kill_reason,
+    localize_reasons,
+)
 from querygate.models import CatalogTable, Query, QueryStatus, Warehouse
 from querygate.services.results import PREVIEW_ROWS
 
@@ -126,6 +131,14 @@ class QuerySerializer(serializers.ModelSerializer):
             "error",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Query) -> dict[str, Any]:
+        """What the worker stored (the error, the gate's kill reasons) in the reader's
+        language."""
+        data: dict[str, Any] = super().to_representation(instance)
+        data["error"] = localize_error(data.get("error"))
+        data["kill_reason"] = localize_kill_reason(data.get("kill_reason"))
+        return data
 
 
 class ResultPreviewSerializer(serializers.Serializer):

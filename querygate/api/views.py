@@ -11,6 +11,7 @@ from typing import Any
 from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -114,7 +115,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             if params.get(param):
                 when = parse_datetime(params[param])
                 if when is None:
-                    raise InvalidRequest(f"{param}: not an ISO date-time.")
+                    raise InvalidRequest(_("%(param)s: not an ISO date-time.") % {"param": param})
                 rows = rows.filter(**{lookup: when})
         return rows.defer("result", "analysis").order_by("-created_at", "-pk")
 
@@ -199,12 +200,15 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         query = access_query(request.user, pk, "results")
         if query.result is None and query.result_expired_at is None:
             if query.status == QueryStatus.SUCCEEDED or query.status not in ACTIVE_STATUSES:
-                raise Conflict(f"The query is {query.status}: it has no result.", code="no_result")
-            raise Conflict("The query has not finished yet.", code="not_finished")
+                raise Conflict(
+                    _("The query is %(status)s: it has no result.") % {"status": query.status},
+                    code="no_result",
+                )
+            raise Conflict(_("The query has not finished yet."), code="not_finished")
         download = request.query_params.get("download")
         if download == "parquet":
             if not query.result_file and query.result_expired_at is None:
-                raise Conflict("This result has no Parquet file.", code="no_result_file")
+                raise Conflict(_("This result has no Parquet file."), code="no_result_file")
             return FileResponse(
                 results.path_of(query).open("rb"),
                 as_attachment=True,
@@ -220,7 +224,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'
             return response
         if download:
-            raise InvalidRequest("download must be csv or parquet.")
+            raise InvalidRequest(_("download must be csv or parquet."))
         page, size = _page(request, "page", 1), min(_page(request, "page_size", 1000), 5000)
         columns, rows = results.result_page(query, page=page, size=size)
         return Response(
@@ -268,7 +272,7 @@ def _page(request: Request, name: str, default: int) -> int:
     try:
         value = int(request.query_params.get(name, default))
     except ValueError:
-        raise InvalidRequest(f"{name} must be an integer.") from None
+        raise InvalidRequest(_("%(name)s must be an integer.") % {"name": name}) from None
     if value < 1:
-        raise InvalidRequest(f"{name} must be at least 1.")
+        raise InvalidRequest(_("%(name)s must be at least 1.") % {"name": name})
     return value

@@ -134,9 +134,9 @@ def access_query(user: Any, query_id: Any, action: QueryAction = "view") -> Quer
     try:
         query = visible_queries(user).get(pk=int(query_id))
     except (Query.DoesNotExist, TypeError, ValueError):
-        raise NotFoundError("Query not found.") from None
+        raise NotFoundError(_("Query not found.")) from None
     if action == "cancel" and query.user_id != user.pk and not user.is_staff:
-        raise NotPermitted("Only the query's owner or an admin can cancel it.")
+        raise NotPermitted(_("Only the query's owner or an admin can cancel it."))
     return query
 
 

@@ -19,9 +19,11 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Sum
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from portal.accounts.models import Team
 from portal.errors import InvalidRequest, NotPermitted
+from portal.phrases import phrase
 from querygate.analysis import Report, Severity
 from querygate.analysis.policy import SAFETY_RULES  # the one list: severities and overrides
 from querygate.analysis.report import text_fingerprint
@@ -29,10 +31,11 @@ from querygate.engines import Engine
 from querygate.errors import (
     AcknowledgementRequired,
     BudgetExceeded,
+    QueryGateError,
     QueryRejected,
     SqlError,
 )
-from querygate.messages import localize_finding, localize_reasons
+from querygate.messages import finding_phrase, localize_finding, localize_reasons
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
 from querygate.services.access import Access, access_warehouse_named, can_override
 from querygate.services.analyses import analysis_of
@@ -271,15 +274,20 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
     running = Query.objects.filter(user=user, status__in=ACTIVE_STATUSES).count()
     if running >= warehouse.max_concurrent_per_user:
         return BudgetExceeded(
-            _("You already have %(running)s queries running or queued (limit %(limit)s).")
-            % {"running": running, "limit": warehouse.max_concurrent_per_user}
+            phrase(
+                gettext_noop(
+                    "You already have %(running)s queries running or queued (limit %(limit)s)."
+                ),
+                running=running,
+                limit=warehouse.max_concurrent_per_user,
+            )
         )
     day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     today = Query.objects.filter(warehouse=warehouse, created_at__gte=day, status__in=_COUNTED)
     for limit, message, rows in (
         (
             warehouse.daily_bytes_per_user,
-            _(
+            gettext_noop(
                 "This query (about %(estimate)s bytes) would pass your daily budget of "
                 "%(limit)s bytes scanned on %(warehouse)s (%(used)s used today)."
             ),
@@ -287,7 +295,7 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
         ),
         (
             warehouse.daily_bytes_per_team,
-            _(
+            gettext_noop(
                 "This query (about %(estimate)s bytes) would pass your team's daily budget of "
                 "%(limit)s bytes scanned on %(warehouse)s (%(used)s used today)."
             ),
@@ -300,13 +308,13 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
         used = (totals["scanned"] or 0) + (totals["spilled"] or 0)
         if used + estimate > limit:
             return BudgetExceeded(
-                message
-                % {
-                    "estimate": f"{estimate:,}",
-                    "limit": f"{limit:,}",
-                    "warehouse": warehouse.name,
-                    "used": f"{used:,}",
-                }
+                phrase(
+                    message,
+                    estimate=f"{estimate:,}",
+                    limit=f"{limit:,}",
+                    warehouse=warehouse.name,
+                    used=f"{used:,}",
+                )
             )
     return None
 
@@ -314,49 +322,94 @@ def _budget_refusal(user: Any, access: Access, estimate: int, now: datetime) -> 
 def _raise_refusal(
     query: Query, report: Report, analysis: dict[str, Any], refusal: Exception | None
 ) -> None:
-    details = {
-        "query_id": query.pk,
-        "decision": report.decision.value,
-        "reasons": localize_reasons(query.reasons, analysis.get("reason_codes")),
-        "findings": [localize_finding(f) for f in analysis["findings"]],
-    }
     if refusal is not None:
-        refusal.details = details  # type: ignore[attr-defined]
+        refusal.details = _refusal_details(  # type: ignore[attr-defined]
+            report, analysis, query.reasons, query.pk
+        )
         raise refusal
-    if report.error is not None and query.status == QueryStatus.REJECTED:
+    error = gate_refusal(report, analysis, query.status, query.reasons, query_id=query.pk)
+    if error is not None:
+        raise error
+
+
+def _refusal_details(
+    report: Report, analysis: dict[str, Any], reasons: list[str], query_id: int | None
+) -> dict[str, Any]:
+    details: dict[str, Any] = {"query_id": query_id} if query_id is not None else {}
+    details.update(
+        decision=report.decision.value,
+        reasons=localize_reasons(reasons, analysis.get("reason_codes")),
+        findings=[localize_finding(f) for f in analysis["findings"]],
+    )
+    return details
+
+
+def status_of(report: Report, acknowledge_warnings: bool) -> str:
+    """The status the gate gives an analysed query with no override (and budgets aside):
+    REJECTED, NEEDS_ACK or QUEUED."""
+    if report.decision == "reject":
+        return QueryStatus.REJECTED
+    if report.decision == "warn" and not acknowledge_warnings:
+        return QueryStatus.NEEDS_ACK
+    return QueryStatus.QUEUED
+
+
+def gate_refusal(
+    report: Report,
+    analysis: dict[str, Any],
+    status: str,
+    reasons: list[str],
+    *,
+    query_id: int | None = None,
+) -> QueryGateError | None:
+    """The gate's refusal of an analysed query in the active language (``SqlError``,
+    ``QueryRejected`` or ``AcknowledgementRequired``), None when ``status`` lets it run.
+    The one wording of the gate's refusals: ``submit_query`` raises it, a pipeline's
+    preflight wraps it (so a refused step says exactly what the gate says)."""
+    details = _refusal_details(report, analysis, reasons, query_id)
+    if report.error is not None and status == QueryStatus.REJECTED:
         error = report.error
         failed = report.findings[0] if report.findings else None
-        message = localize_finding(failed.to_dict())["message"] if failed else error.message
-        raise SqlError(
-            _("line %(line)s, column %(column)s: %(message)s")
-            % {"line": error.line, "column": error.column, "message": message},
+        message = finding_phrase(failed.to_dict()) if failed else error.message
+        return SqlError(
+            phrase(
+                gettext_noop("line %(line)s, column %(column)s: %(message)s"),
+                line=error.line,
+                column=error.column,
+                message=message,
+            ),
             details={**details, "line": error.line, "column": error.column, "kind": error.kind},
         )
-    if query.status == QueryStatus.REJECTED:
+    if status == QueryStatus.REJECTED:
         first = next((f for f in report.findings if f.severity is Severity.ERROR), None)
         if first is not None and first.rule in {
             "unknown-table",
             "unknown-column",
             "ambiguous-column",
         }:
-            raise SqlError(
-                _("line %(line)s, column %(column)s: %(message)s")
-                % {
-                    "line": first.line,
-                    "column": first.column,
-                    "message": localize_finding(first.to_dict())["message"],
-                },
+            return SqlError(
+                phrase(
+                    gettext_noop("line %(line)s, column %(column)s: %(message)s"),
+                    line=first.line,
+                    column=first.column,
+                    message=finding_phrase(first.to_dict()),
+                ),
                 details={**details, "line": first.line, "column": first.column, "kind": "catalog"},
             )
-        reasons = localize_reasons(query.reasons, analysis.get("reason_codes"))
-        raise QueryRejected(
-            _("The query gate rejected this query: %(reasons)s") % {"reasons": "; ".join(reasons)},
+        return QueryRejected(
+            phrase(
+                gettext_noop("The query gate rejected this query: %(reasons)s"),
+                reasons="; ".join(details["reasons"]),
+            ),
             details=details,
         )
-    if query.status == QueryStatus.NEEDS_ACK:
-        raise AcknowledgementRequired(
-            _("This query has warnings: read them and acknowledge them to run it."),
+    if status == QueryStatus.NEEDS_ACK:
+        return AcknowledgementRequired(
+            phrase(
+                gettext_noop("This query has warnings: read them and acknowledge them to run it.")
+            ),
             # How to acknowledge is the client's business (the SQL editor has a button, the
             # API a field): the message stays generic, the field is named in the details.
             details={**details, "acknowledge_field": "acknowledge_warnings"},
         )
+    return None

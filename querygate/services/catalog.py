@@ -9,6 +9,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from portal.errors import NotFoundError
 from querygate.analysis import Catalog, ColumnStats, TableStats
@@ -112,11 +113,16 @@ def declare_partitioning(
                 warehouse=warehouse, schema=schema, name=table
             )
         except CatalogTable.DoesNotExist:
-            raise NotFoundError(f"Table {schema}.{table} is not in the catalog.") from None
+            raise NotFoundError(
+                _("Table %(table)s is not in the catalog.") % {"table": f"{schema}.{table}"}
+            ) from None
         known = {c["name"].lower() for c in row.columns}
         missing = [c for c in columns if c.lower() not in known]
         if missing:
-            raise NotFoundError(f"{schema}.{table} has no column {', '.join(missing)}.")
+            raise NotFoundError(
+                _("%(table)s has no column %(columns)s.")
+                % {"table": f"{schema}.{table}", "columns": ", ".join(missing)}
+            )
         row.declared_partition_columns = columns
         row.requires_partition_filter = required
         row.save(update_fields=["declared_partition_columns", "requires_partition_filter"])

@@ -9,10 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from portal.errors import Conflict
 from querygate.engines import Engine
 from querygate.errors import EngineError
+from querygate.messages import KILL_UNREPORTED, LOST_QUEUED, LOST_SILENT, stored_error
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
 from querygate.services.access import access_query
 from querygate.services.lifecycle import move
@@ -73,7 +75,9 @@ def cancel_query(user: Any, query_id: int, *, now: datetime, reason: str = "") -
     404, not theirs to see, or 403, a teammate's they can see)."""
     query = access_query(user, query_id, "cancel")
     if query.status not in ACTIVE_STATUSES:
-        raise Conflict(f"The query is already {query.status}.", code="not_running")
+        raise Conflict(
+            _("The query is already %(status)s.") % {"status": query.status}, code="not_running"
+        )
     default = "cancelled by its owner" if query.user_id == user.pk else "killed by an admin"
     return request_kill(query_id, by=user, reason=reason or default, now=now)
 
@@ -106,7 +110,7 @@ def enforce_budgets(*, now: datetime, engines: dict[int, Engine] | None = None) 
             QueryStatus.RUNNING,
             QueryStatus.KILLED,
             finished_at=now,
-            error={"message": "the executor did not report back after the kill"},
+            error=stored_error(KILL_UNREPORTED),
         )
     counts["lost"] += _reap_lost(now)
     return counts
@@ -120,22 +124,19 @@ def _reap_lost(now: datetime) -> int:
     queued_limit = timedelta(seconds=_setting("QUERYGATE_MAX_QUEUE_SECONDS", 300.0))
     silent_limit = timedelta(seconds=_setting("QUERYGATE_HEARTBEAT_TIMEOUT_SECONDS", 30.0))
 
-    def mark_lost(rows: Any, source: str, message: str) -> int:
-        error = {"kind": "lost", "message": message}
+    def mark_lost(rows: Any, source: str, message: dict[str, Any]) -> int:
+        error = {"kind": "lost", **message}
         return move(rows, source, QueryStatus.LOST, finished_at=now, error=error)
 
     lost = mark_lost(
         Query.objects.filter(created_at__lt=now - queued_limit),
         QueryStatus.QUEUED,
-        f"No worker started this query within {queued_limit.total_seconds():g} s (a worker "
-        "may have died); it will not run. Submit it again.",
+        stored_error(LOST_QUEUED, seconds=f"{queued_limit.total_seconds():g}"),
     )
     # A query being killed is left to the kill's escalation above.
     lost += mark_lost(
         Query.objects.filter(heartbeat_at__lt=now - silent_limit, cancel_requested_at__isnull=True),
         QueryStatus.RUNNING,
-        f"The process running this query stopped reporting for "
-        f"{silent_limit.total_seconds():g} s (it may have died); the query was abandoned. "
-        "Submit it again.",
+        stored_error(LOST_SILENT, seconds=f"{silent_limit.total_seconds():g}"),
     )
     return lost

@@ -17,6 +17,15 @@ from django.utils import timezone
 from querygate.engines import Engine, Session
 from querygate.engines.base import ResultSet
 from querygate.errors import EngineError, QueryInterrupted, SqlError
+from querygate.messages import (
+    ENGINE_INTERRUPTED,
+    ENGINE_REFUSED,
+    INTERNAL_ERROR,
+    RESULT_CUT,
+    RESULT_NOT_STORED,
+    SQL_NOT_RUNNABLE,
+    stored_error,
+)
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
 from querygate.services import results
 from querygate.services.enforcement import request_kill
@@ -76,7 +85,7 @@ def execute_query(
         return _finish(
             query_id,
             QueryStatus.FAILED,
-            error={"message": f"internal error: {type(error).__name__}", "kind": "internal"},
+            error={**stored_error(INTERNAL_ERROR, kind=type(error).__name__), "kind": "internal"},
         )
 
 
@@ -89,7 +98,9 @@ def _run_claimed(
     try:
         sql = limited_sql(query, warehouse.sql_dialect)
     except SqlError as error:
-        return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
+        cause = error.__cause__ or error
+        error_ = stored_error(SQL_NOT_RUNNABLE, error=cause)
+        return _finish(query_id, QueryStatus.FAILED, error=error_)
     session: Session | None = None
     try:
         with engine.session(
@@ -105,7 +116,9 @@ def _run_claimed(
     except QueryInterrupted as error:
         return _interrupted(query_id, str(error), inline=inline)
     except EngineError as error:
-        return _finish(query_id, QueryStatus.FAILED, error={"message": str(error)})
+        return _finish(
+            query_id, QueryStatus.FAILED, error=stored_error(ENGINE_REFUSED, error=error)
+        )
     finally:
         if session is not None and session.temp_bytes:  # spill counts, whatever the outcome
             Query.objects.filter(pk=query_id).update(temp_bytes=session.temp_bytes)
@@ -144,9 +157,10 @@ def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
     if cut_by == "bytes":
         size["error"] = {
             "kind": "result_truncated",
-            "message": (
-                f"Only the first {len(result.rows):,} rows are kept: the result passed "
-                f"{int(_setting('QUERYGATE_MAX_RESULT_MB', 32))} MiB."
+            **stored_error(
+                RESULT_CUT,
+                rows=f"{len(result.rows):,}",
+                limit=int(_setting("QUERYGATE_MAX_RESULT_MB", 32)),
             ),
         }
     preview: dict[str, Any] = {"columns": result.columns, "rows": [list(r) for r in result.rows]}
@@ -155,11 +169,10 @@ def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
         try:
             name = results.write_result(query_id, result)
         except results.ResultStorageError as error:
-            message = f"The query ran but its result could not be stored: {error}"
             return _finish(
                 query_id,
                 QueryStatus.FAILED,
-                error={"message": message, "kind": "result_storage"},
+                error={**stored_error(RESULT_NOT_STORED, error=error), "kind": "result_storage"},
                 **size,
             )
         preview["rows"] = preview["rows"][: results.PREVIEW_ROWS]
@@ -190,7 +203,8 @@ def _interrupted(query_id: int, message: str, *, inline: bool) -> Query:
     else:
         status = QueryStatus.KILLED
     reason = query.kill_reason or "engine timeout: runtime budget exceeded"
-    return _finish(query_id, status, error={"message": message}, kill_reason=reason)
+    error = stored_error(ENGINE_INTERRUPTED, error=message)
+    return _finish(query_id, status, error=error, kill_reason=reason)
 
 
 def _finish(query_id: int, status: str, **fields: Any) -> Query:

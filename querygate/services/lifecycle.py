@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 
 from portal.errors import Conflict
 from querygate import states
@@ -29,7 +30,10 @@ def move(rows: int | QuerySet[Query], source: str, target: str, **fields: Any) -
     """Move the query ``rows`` (a pk, or a queryset) that are still in ``source`` to
     ``target``, writing ``fields`` in the same UPDATE; returns how many moved."""
     if not states.can_transition(source, target):
-        raise InvalidTransition(f"A query cannot go from {source} to {target}.")
+        raise InvalidTransition(
+            _("A query cannot go from %(source)s to %(target)s.")
+            % {"source": source, "target": target}
+        )
     queryset = Query.objects.filter(pk=rows) if isinstance(rows, int) else rows
     moved = int(queryset.filter(status=source).update(status=target, **fields))
     if moved:
@@ -40,5 +44,5 @@ def move(rows: int | QuerySet[Query], source: str, target: str, **fields: Any) -
 def check_initial(status: str) -> str:
     """``status`` if an audit row may be created in it (``states.INITIAL``)."""
     if status not in states.INITIAL:
-        raise InvalidTransition(f"A query cannot be created {status}.")
+        raise InvalidTransition(_("A query cannot be created %(status)s.") % {"status": status})
     return status

@@ -31,6 +31,7 @@ import duckdb
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from querygate.engines.base import ResultSet
 from querygate.errors import QueryGateError, ResultsExpired
@@ -182,14 +183,18 @@ def path_of(query: Query) -> Path:
     """The file of a query's result; ``ResultsExpired`` when it was purged or is gone."""
     if query.result_expired_at is not None:
         raise ResultsExpired(
-            f"The result of query {query.pk} was deleted after "
-            f"{retention().total_seconds() / 3600:g} hours; run the query again.",
+            _(
+                "The result of query %(query)s was deleted after %(hours)s hours; run the "
+                "query again."
+            )
+            % {"query": query.pk, "hours": f"{retention().total_seconds() / 3600:g}"},
             details={"query_id": query.pk, "expired_at": query.result_expired_at.isoformat()},
         )
     path = results_dir() / query.result_file
     if not path.is_file():
         raise ResultsExpired(
-            f"The result file of query {query.pk} is gone; run the query again.",
+            _("The result file of query %(query)s is gone; run the query again.")
+            % {"query": query.pk},
             details={"query_id": query.pk},
         )
     return path

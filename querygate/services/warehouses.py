@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 from sqlglot import exp
 
 from querygate.engines import Engine, engine_for
@@ -35,7 +36,9 @@ def engine_statement(sql: str, dialect: str, *, cap: int | None = None) -> str:
         tree = one_statement(sql, dialect)
     except EngineError as error:
         message = str(error)
-        raise SqlError(f"{message[:1].upper()}{message[1:]}.") from error
+        raise SqlError(
+            _("The gate cannot run this SQL: %(error)s.") % {"error": message}
+        ) from error
     return render_statement(tree, dialect, cap=cap)
 
 

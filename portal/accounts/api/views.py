@@ -8,6 +8,7 @@ from typing import Any
 from django.db.models import Prefetch
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -67,7 +68,7 @@ def _int_pk(pk: str | None) -> int:
     try:
         return int(pk or "")
     except ValueError:
-        raise NotFoundError("No such token.") from None
+        raise NotFoundError(_("No such token.")) from None
 
 
 class TeamViewSet(
@@ -99,8 +100,8 @@ class TeamViewSet(
         user = User.objects.filter(username=form.validated_data["username"], is_active=True).first()
         if user is None:
             raise InvalidRequest(
-                f"No active user named {form.validated_data['username']!r}.",
-                details={"username": ["Unknown user."]},
+                _("No active user named %(name)s.") % {"name": form.validated_data["username"]},
+                details={"username": [_("Unknown user.")]},
             )
         membership = services.add_member(
             request.user, team, user=user, role=form.validated_data["role"]
