@@ -1,0 +1,161 @@
+"""Issue 18: no English sentence on any page shown to a Japanese user.
+
+Every URL pattern of the portal (read from the URL resolver, so a new page is walked
+without touching this file) is fetched as bob, whose saved language is Japanese, with
+object ids from a demo-like world (``tests/i18n/conftest.py``): a job of each state, a
+booking, a session, a query with findings, a pipeline and its run, a team. Each page's
+visible text (``tests/i18n/visible.py``) and its live regions (``?live=1``) must hold no
+untranslated catalog entry and no English sentence (``tests/i18n/english.py``).
+
+A pattern whose parameter has no sample value fails the walk by name: give it one in
+``SAMPLES``. Patterns the walk does not fetch, and why, are in ``NOT_PAGES``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from tests.i18n import english
+from tests.i18n.visible import visible_text
+
+pytestmark = pytest.mark.django_db
+
+# Route prefixes that are not pages for a person's eyes.
+NOT_PAGES = {
+    # The JSON API: its error messages are walked by test_walk_api_errors.py.
+    "api/v1/": "API",
+    # Machine-readable: OpenAPI schema, health probes, iCalendar feed, a job's log (JSON).
+    "api/schema/": "machine-readable",
+    "healthz": "machine-readable",
+    "readyz": "machine-readable",
+    "calendar/": "an iCalendar feed, read by calendar apps",
+    "jobs/<int:job_id>/log/": "a job's log as JSON (the job's own output)",
+    # Single sign-on hops: redirects to the identity provider (404 without OIDC).
+    "oidc/": "redirects to the identity provider",
+    # The site admin is for staff; bob (not staff) only ever sees its login page, walked
+    # below as "admin/login/" and "admin/".
+    "admin/": "staff only",
+}
+ADMIN_FOR_NON_STAFF = ["/admin/", "/admin/login/"]
+
+
+def _routes(resolver: URLResolver | None = None, prefix: str = "") -> Iterator[str]:
+    resolver = resolver or get_resolver()
+    for entry in resolver.url_patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry, URLResolver):
+            yield from _routes(entry, route)
+        elif isinstance(entry, URLPattern):
+            yield route
+
+
+def _samples(world: Any) -> dict[str, list[str]]:
+    """Values for each route parameter: every object the walk shows."""
+    return {
+        "job_id": [str(job.pk) for job in world.jobs.values()],
+        "session_id": [str(world.session.pk)],
+        "pipeline_id": [str(world.pipeline.pk)],
+        "run_id": [str(world.run.pk)],
+        "slug": ["vision"],
+        "token_id": [str(world.token.pk)],
+    }
+
+
+def _urls(world: Any) -> tuple[list[str], list[str]]:
+    """(URLs to walk, routes whose parameters have no sample)."""
+    samples = _samples(world)
+    urls: list[str] = list(ADMIN_FOR_NON_STAFF)
+    missing: list[str] = []
+    for route in _routes():
+        if route.startswith("^") or any(route.startswith(p) for p in NOT_PAGES):
+            continue
+        names = re.findall(r"<(?:\w+:)?(\w+)>", route)
+        unknown = [n for n in names if n not in samples]
+        if unknown:
+            missing.append(f"{route} (no sample for {', '.join(unknown)})")
+            continue
+        filled = [route]
+        for name in names:
+            filled = [
+                re.sub(rf"<(?:\w+:)?{name}>", value, url, count=1)
+                for url in filled
+                for value in samples[name]
+            ]
+        urls += ["/" + url for url in filled]
+    return urls, missing
+
+
+def _check_html(where: str, html: str, findings: list[str]) -> None:
+    blocks, fragments = visible_text(html)
+    seen: set[str] = set()
+    for text in fragments:
+        msgid = english.untranslated_entry(text)
+        if msgid is not None and (where, msgid) not in seen:
+            seen.add((where, msgid))  # type: ignore[arg-type]
+            findings.append(f"{where} → untranslated catalog entry: {msgid!r}")
+    for block in blocks:
+        for sentence in english.english_sentences(block):
+            if english.untranslated_entry(block) is not None and block in fragments:
+                continue  # reported above as its catalog entry
+            line = f"{where} → English: {sentence!r}  (in {block[:120]!r})"
+            if line not in findings:
+                findings.append(line)
+
+
+def _walk(client: Client, url: str, findings: list[str]) -> None:
+    response = client.get(url, follow=True)
+    content_type = response.get("Content-Type", "")
+    if content_type.startswith("text/html"):
+        _check_html(url, response.content.decode(), findings)
+    if response.status_code == 200 and content_type.startswith("text/html"):
+        live = client.get(url, {"live": "1"})
+        if live.get("Content-Type", "").startswith("application/json"):
+            body = live.json()
+            for name, region in (body.get("regions") or {}).items():
+                html = region.get("html", "") if isinstance(region, dict) else str(region)
+                _check_html(f"{url}?live=1 [{name}]", html, findings)
+
+
+def test_every_page_speaks_japanese_to_bob(world, japanese_bob):
+    client = Client()  # no Accept-Language: his saved language decides
+    client.force_login(japanese_bob.user)
+    urls, missing = _urls(world)
+    assert not missing, "routes with no sample value in SAMPLES:\n" + "\n".join(missing)
+    findings: list[str] = []
+    for url in urls:
+        _walk(client, url, findings)
+    # The error pages: an unknown address (404) and the 500 page.
+    _walk(client, "/no-such-page/", findings)
+    from django.template import loader
+    from django.utils import translation
+
+    with translation.override("ja"):
+        _check_html("500.html", loader.render_to_string("500.html"), findings)
+    assert len(urls) > 15, urls  # the walk reached the portal's pages
+    assert not findings, f"{len(findings)} English texts shown to bob:\n" + "\n".join(findings)
+
+
+def test_the_walk_fails_on_a_page_left_in_english():
+    """The walk's check itself: a page with an untranslated entry and a sentence fails."""
+    findings: list[str] = []
+    msgid = next(m for m in english.catalog() if "%(" not in m and len(m) > 8)
+    html = (
+        f"<main><h1>{msgid}</h1><p>Only the holder can change this booking.</p>"
+        "<code>SELECT the rows you want from here</code>"
+        "<p translate='no'>Bring your own data set</p><p>GPU 2 基 tesla-01 p50</p></main>"
+    )
+    _check_html("/example/", html, findings)
+    assert findings == [
+        f"/example/ → untranslated catalog entry: {msgid!r}",
+        "/example/ → English: 'Only the holder can change this booking.'"
+        "  (in 'Only the holder can change this booking.')",
+    ] or (
+        # A msgid that is itself a sentence is reported once as its entry.
+        len(findings) == 2 and findings[0].endswith(f"{msgid!r}")
+    ), findings
