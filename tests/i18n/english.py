@@ -67,6 +67,7 @@ COMMON_WORDS = frozenset(
 
 _WORD = re.compile(r"^(?:[A-Z]?[a-z]+)(?:'[a-z]+)?$")
 _EDGE = "\"'`.,:;!?()[]{}<>«»“”‘’…—–-*/|"
+_JAPANESE = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 _PLACEHOLDER = re.compile(r"%\([a-zA-Z_][a-zA-Z0-9_]*\)[sdrf]|%[sdrf]|\{[a-zA-Z_0-9]*\}")
 
 
@@ -118,7 +119,9 @@ def _msgid_patterns() -> tuple[dict[str, str], list[tuple[re.Pattern[str], str]]
             if len(re.sub(r"[\W\d_]", "", _PLACEHOLDER.sub("", msgid))) < 3:
                 continue
             parts = _PLACEHOLDER.split(msgid)
-            pattern = ".+?".join(re.escape(part) for part in parts)
+            # A placeholder stands for a value (a number, a name), never for Japanese text:
+            # "%(n)s GPU" must not match "現在使用中の GPU".
+            pattern = rf"[^{_JAPANESE}]+?".join(re.escape(part) for part in parts)
             patterns.append((re.compile(rf"^{pattern}$", re.S), msgid))
         else:
             plain[msgid] = msgid

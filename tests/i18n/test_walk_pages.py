@@ -96,9 +96,10 @@ def _check_html(where: str, html: str, findings: list[str]) -> None:
     seen: set[str] = set()
     for text in fragments:
         msgid = english.untranslated_entry(text)
-        if msgid is not None and (where, msgid) not in seen:
-            seen.add((where, msgid))  # type: ignore[arg-type]
-            findings.append(f"{where} → untranslated catalog entry: {msgid!r}")
+        if msgid is not None and msgid not in seen:
+            seen.add(msgid)
+            shown = "" if text == msgid else f" (shown as {text!r})"
+            findings.append(f"{where} → untranslated catalog entry: {msgid!r}{shown}")
     for block in blocks:
         for sentence in english.english_sentences(block):
             if english.untranslated_entry(block) is not None and block in fragments:

@@ -3,7 +3,8 @@
 Left out: ``<script>``, ``<style>``, ``<template>``, ``<code>``, ``<pre>``, ``<kbd>``,
 ``<samp>``, ``<textarea>`` (SQL, commands, logs, editor content: the user's own text), and
 any element marked ``translate="no"`` (HTML's own "do not translate this" marker, which
-the templates put on user data such as names). Attributes a reader meets are kept:
+the templates put on user data such as names) or declared in another language with
+``lang`` (the language switcher names each language in itself: "English"). Attributes a reader meets are kept:
 ``title``, ``placeholder``, ``aria-label``, ``alt`` and a button's ``value``.
 
 Text inside inline elements (a link in a sentence) stays in its sentence; a block element
@@ -44,7 +45,11 @@ class _Visible(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = dict(attrs)
-        hides = tag in HIDDEN or values.get("translate") == "no"
+        hides = (
+            tag in HIDDEN
+            or values.get("translate") == "no"
+            or (values.get("lang") or "ja").split("-")[0] != "ja"
+        )
         if tag not in INLINE:
             self._break()
         if not self.hidden and not hides:
