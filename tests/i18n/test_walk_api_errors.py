@@ -34,7 +34,6 @@ UNREACHABLE = {
     "busy": "a cancel racing another change of the same job on every retry (a race)",
     "invalid_transition": "two workers moving one job or query at once (a race); the API "
     "checks the state first and answers its own code",
-    "analysis_failed": "the SQL analyzer crashing on a query (a bug in it)",
     "step_refused": "a pipeline step's failure, kept on the step run (shown on the run "
     "page, walked by test_walk_pages), never an API response",
     "bad_output": "a pipeline step's failure, kept on the step run, never an API response",
@@ -153,8 +152,10 @@ def server_error(w: Walk) -> None:
         raise RuntimeError("induced")
 
     with w.monkeypatch.context() as patch:
-        patch.setattr(jobs.JobViewSet, "get_queryset", crash)
-        w.bob.get("/api/v1/jobs/")
+        patch.setattr(jobs.JobViewSet, "get_object", crash)
+        w.bob.client.raise_request_exception = False
+        w.bob.get(f"/api/v1/jobs/{w.world.jobs['queued'].pk}/")
+        w.bob.client.raise_request_exception = True
 
 
 def job_errors(w: Walk) -> None:
@@ -227,6 +228,24 @@ def session_errors(w: Walk) -> None:
         end=booking.end + timedelta(hours=1), purpose="", now=now,
     )  # fmt: skip
     w.bob.post(f"/api/v1/sessions/{session.pk}/extend/", {"minutes": 60})
+    # booked: a session on demand, placed on GPU 1; alice books GPU 1 from in 90 minutes;
+    # bob extends his session past that.
+    ondemand = w.bob.post(
+        "/api/v1/sessions/", {"team": "vision", "image": "lab-ws", "gpus": 1, "hours": 1}
+    ).json()
+    from scheduler.models import Job
+    from scheduler.services.jobs import transition_job
+
+    job = Job.objects.get(session__pk=ondemand["id"])
+    transition_job(
+        job, "admitted", now=now, node=node, gpu_indices=[1], admitted_at=now,
+        queue_position=None, eta=None,
+    )  # fmt: skip
+    reservations.reserve_gpus(
+        w.world.alice, team=booking.team, node=node, gpu_indices=[1],
+        start=now + timedelta(minutes=90), end=now + timedelta(minutes=150), purpose="", now=now,
+    )  # fmt: skip
+    w.bob.post(f"/api/v1/sessions/{ondemand['id']}/extend/", {"minutes": 60})
     w.settings.KARIMASU_MAX_SESSION_HOURS = 1
     w.bob.post(f"/api/v1/sessions/{session.pk}/extend/", {"minutes": 240})  # over_limit
     w.bob.post(f"/api/v1/sessions/{session.pk}/stop/")
@@ -253,7 +272,11 @@ def query_errors(w: Walk) -> None:
     Warehouse.objects.filter(pk=demo.pk).update(policy={}, daily_bytes_per_user=1)
     w.bob.post(queries, {"warehouse": "demo", "sql": "SELECT n_name FROM nation"})
     Warehouse.objects.filter(pk=demo.pk).update(daily_bytes_per_user=None)
-    # A stored policy an admin broke by hand (the model's validation is bypassed).
+    # Stored policies an admin broke by hand (the model's validation bypassed): a sandbox
+    # limit that is not a positive number (invalid_policy), a bytes limit that is text
+    # (the analyzer fails on it: analysis_failed).
+    Warehouse.objects.filter(pk=demo.pk).update(policy={"sandbox_threads": 0})
+    w.bob.post(queries, {"warehouse": "demo", "sql": "SELECT n_name FROM nation"})
     Warehouse.objects.filter(pk=demo.pk).update(policy={"max_bytes_scanned": "lots"})
     w.bob.post(queries, {"warehouse": "demo", "sql": "SELECT n_name FROM nation"})
     Warehouse.objects.filter(pk=demo.pk).update(policy={})
