@@ -17,6 +17,7 @@ from scheduler import states
 from scheduler.models import Job, Reservation, Session, WorkspaceImage
 from scheduler.services import reservations, sessions, submission
 from scheduler.services.jobs import transition_job
+from tests.browser.conftest import page, sign_in  # noqa: F401  (Chromium, for the walk)
 from tests.pipelines.conftest import Driver, copy_inputs, three_steps
 from tests.scheduler.conftest import make_node
 
@@ -111,9 +112,7 @@ def world(settings, tmp_path, japanese_bob, alice, vision, demo, duckdb_engine, 
         bob, team_slug="vision", name="churn", definition=three_steps(), now=now
     )
     world.run = runs.start_run(bob, world.pipeline, now=now)
-    Driver(duckdb_engine, {"prep": copy_inputs, "train": lambda s, o: "failed"}).finish(
-        world.run
-    )
+    Driver(duckdb_engine, {"prep": copy_inputs, "train": lambda s, o: "failed"}).finish(world.run)
     world.run.refresh_from_db()
     world.dataset = Dataset.objects.order_by("pk").first()
     world.token = ApiToken.objects.filter(user=bob).first()

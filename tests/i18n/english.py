@@ -43,8 +43,7 @@ RUN = 3
 
 # English function words, auxiliaries and everyday words (a message's glue); the portal's
 # own vocabulary comes from the catalog.
-COMMON_WORDS = frozenset(
-    """
+_COMMON = """
     a about above after again against all almost already also although always am an and
     another any anyone anything are aren't around as ask at away back be because been before
     being below between both but by can can't cannot could couldn't did didn't do does doesn't
@@ -62,11 +61,11 @@ COMMON_WORDS = frozenset(
     able allowed already asked belongs change changed changes check choose chosen come
     comes could holder holds left right set try tried wait want wants work works wrong
     found known failed free full long short time times later earlier today tomorrow
-    """.split()
-)
+"""
+COMMON_WORDS = frozenset(_COMMON.split())
 
 _WORD = re.compile(r"^(?:[A-Z]?[a-z]+)(?:'[a-z]+)?$")
-_EDGE = "\"'`.,:;!?()[]{}<>«»“”‘’…—–-*/|"
+_EDGE = "\"'`.,:;!?()[]{}<>«»“”\u2018\u2019…—–-*/|"
 _JAPANESE = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 _PLACEHOLDER = re.compile(r"%\([a-zA-Z_][a-zA-Z0-9_]*\)[sdrf]|%[sdrf]|\{[a-zA-Z_0-9]*\}")
 
@@ -141,7 +140,7 @@ def english_sentences(text: str) -> list[str]:
     """The runs of :data:`RUN` or more consecutive dictionary words in ``text``."""
     found: list[str] = []
     run: list[str] = []
-    for token in text.split() + [""]:
+    for token in [*text.split(), ""]:
         if token and is_dictionary_word(token):
             run.append(token)
             continue

@@ -25,37 +25,38 @@ def _literal(node: ast.AST) -> str | None:
     return None
 
 
+def _codes_in(tree: ast.AST) -> list[str | None]:
+    found: list[str | None] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            found += [
+                _literal(item.value)
+                for item in node.body
+                if isinstance(item, ast.Assign)
+                and len(item.targets) == 1
+                and isinstance(item.targets[0], ast.Name)
+                and item.targets[0].id in {"code", "default_code"}
+            ]
+        elif isinstance(node, ast.Call):
+            found += [_literal(k.value) for k in node.keywords if k.arg == "code"]
+        elif (
+            isinstance(node, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "DEFAULT_CODES" for t in node.targets)
+            and isinstance(node.value, ast.Dict)
+        ):
+            found += [_literal(value) for value in node.value.values]
+    return found
+
+
 def scan() -> dict[str, set[str]]:
     """code -> the files (relative paths) that produce it."""
     found: dict[str, set[str]] = {}
-
-    def add(code: str | None, path: Path) -> None:
-        if code and code.isidentifier():
-            found.setdefault(code, set()).add(str(path.relative_to(ROOT)))
-
     for app in APPS:
         for path in sorted((ROOT / app).rglob("*.py")):
             if "migrations" in path.parts:
                 continue
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-            for node in ast.walk(tree):
-                if isinstance(node, ast.ClassDef):
-                    for item in node.body:
-                        if isinstance(item, ast.Assign) and len(item.targets) == 1:
-                            target = item.targets[0]
-                            if isinstance(target, ast.Name) and target.id in {
-                                "code",
-                                "default_code",
-                            }:
-                                add(_literal(item.value), path)
-                elif isinstance(node, ast.Call):
-                    for keyword in node.keywords:
-                        if keyword.arg == "code":
-                            add(_literal(keyword.value), path)
-                elif isinstance(node, ast.Assign) and any(
-                    isinstance(t, ast.Name) and t.id == "DEFAULT_CODES" for t in node.targets
-                ):
-                    if isinstance(node.value, ast.Dict):
-                        for value in node.value.values:
-                            add(_literal(value), path)
+            for code in _codes_in(tree):
+                if code and code.isidentifier():
+                    found.setdefault(code, set()).add(str(path.relative_to(ROOT)))
     return found

@@ -38,12 +38,10 @@ UNREACHABLE = {
     "page, walked by test_walk_pages), never an API response",
     "bad_output": "a pipeline step's failure, kept on the step run, never an API response",
     "empty_output": "a pipeline step's failure, kept on the step run, never an API response",
-    "result_truncated": "a pipeline step's failure, kept on the step run, never an API "
-    "response",
+    "result_truncated": "a pipeline step's failure, kept on the step run, never an API response",
     "result_storage_failed": "a query's result failing to be written (disk full), kept on "
     "the query row, never an API response",
-    "unavailable": "the default code of a 503, which no API view answers (readyz has its "
-    "own body)",
+    "unavailable": "the default code of a 503, which no API view answers (readyz has its own body)",
 }
 
 
@@ -339,7 +337,7 @@ def _walk(walk: Walk) -> tuple[Recorder, list[str]]:
     for trigger in TRIGGERS:
         try:
             trigger(walk)
-        except Exception as exc:  # noqa: BLE001 - a broken trigger is reported by name
+        except Exception as exc:  # a broken trigger is reported by name
             crashed.append(f"trigger {trigger.__name__} crashed: {type(exc).__name__}: {exc}")
     return walk.bob.recorder, crashed
 
@@ -401,4 +399,3 @@ def test_the_scan_finds_codes_of_every_kind():
     assert "not_now" in codes  # a keyword argument
     assert "throttled" in codes  # DEFAULT_CODES
     assert "malformed_json" in codes  # a DRF exception's default_code
-

@@ -148,7 +148,7 @@ def test_the_walk_fails_on_a_page_left_in_english():
     msgid = next(m for m in english.catalog() if "%(" not in m and len(m) > 8)
     html = (
         f"<main><h1>{msgid}</h1><p>Only the holder can change this booking.</p>"
-        "<code>SELECT the rows you want from here</code>"
+        "<code>Pick the rows you want from here</code>"
         "<p translate='no'>Bring your own data set</p><p>GPU 2 基 tesla-01 p50</p></main>"
     )
     _check_html("/example/", html, findings)
@@ -160,3 +160,94 @@ def test_the_walk_fails_on_a_page_left_in_english():
         # A msgid that is itself a sentence is reported once as its entry.
         len(findings) == 2 and findings[0].endswith(f"{msgid!r}")
     ), findings
+
+
+# -- the same check in Chromium: text made by JavaScript -------------------------------------
+
+# The main pages, where scripts write text: the calendar, live regions, the SQL editor's
+# panels, the team's chart.
+BROWSER_PAGES = [
+    "/", "/bookings/", "/team/", "/jobs/", "/jobs/{running}/", "/jobs/{failed}/",
+    "/sessions/", "/sessions/{session}/", "/sql/", "/pipelines/", "/pipeline-runs/{run}/",
+]  # fmt: skip
+
+# The page's rendered text (innerText: what is laid out, after scripts ran), blocks split at
+# block elements as in visible.py, less code, editors and what is marked translate="no" or
+# written in another language; plus attributes a reader meets and the charts' own labels.
+READ_PAGE = """() => {
+  const body = document.body.cloneNode(true);
+  body.querySelectorAll('script, style, template, code, pre, kbd, samp, textarea, noscript,'
+    + ' .cm-editor, [translate="no"], [lang]:not([lang="ja"])').forEach(e => e.remove());
+  const live = document.body;
+  const blocks = [];
+  const walker = document.createTreeWalker(body, NodeFilter.SHOW_ELEMENT);
+  for (let el = walker.currentNode; el; el = walker.nextNode()) {
+    for (const name of ['title', 'placeholder', 'aria-label', 'alt', 'data-confirm']) {
+      if (el.getAttribute && el.getAttribute(name)) blocks.push(el.getAttribute(name));
+    }
+  }
+  document.body.appendChild(body); body.style.position = 'absolute'; body.hidden = false;
+  blocks.push(...body.innerText.split('\\n'));
+  body.remove();
+  const charts = [];
+  if (window.KarimasuChart) {
+    live.querySelectorAll('canvas').forEach(canvas => {
+      const chart = window.KarimasuChart.getChart(canvas);
+      if (!chart) return;
+      (chart.data.datasets || []).forEach(d => d.label && charts.push(String(d.label)));
+      const scales = chart.options.scales || {};
+      Object.values(scales).forEach(
+        s => s.title && s.title.text && charts.push(String(s.title.text)));
+    });
+  }
+  return blocks.concat(charts).map(t => t.trim()).filter(Boolean);
+}"""
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_the_main_pages_in_chromium_speak_japanese_to_bob(
+    world,
+    japanese_bob,
+    page,
+    sign_in,
+):
+    sign_in(japanese_bob)
+    dialogs: list[str] = []
+
+    def dismiss(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
+    ids = {
+        "running": world.jobs["running"].pk, "failed": world.jobs["failed"].pk,
+        "session": world.session.pk, "run": world.run.pk,
+    }  # fmt: skip
+    findings: list[str] = []
+    read: dict[str, list[str]] = {}
+    for template in BROWSER_PAGES:
+        url = template.format(**ids)
+        page.goto(url)
+        page.wait_for_load_state("networkidle")
+        if url == "/sql/":
+            page.wait_for_selector(".cm-editor")
+        texts = page.evaluate(READ_PAGE)
+        read[url] = texts
+        _check_texts(f"chromium {url}", texts, findings)
+    # A confirm dialog, as a reader meets it: cancel the running job, then dismiss.
+    page.goto(f"/jobs/{ids['running']}/")
+    page.locator("form[data-confirm] button, form[data-confirm] [type=submit]").first.click()
+    _check_texts("chromium confirm dialog", dialogs, findings)
+    assert dialogs, "the cancel button asked nothing"
+    # The pass read the pages (scripts ran: a page read as empty would pass unseen).
+    assert all(len(texts) > 10 for texts in read.values()), {u: len(t) for u, t in read.items()}
+    assert not findings, f"{len(findings)} English texts shown to bob:\n" + "\n".join(findings)
+
+
+def _check_texts(where: str, texts: list[str], findings: list[str]) -> None:
+    for text in texts:
+        for problem in english.problems(text):
+            line = f"{where} → {problem}  (in {text[:120]!r})"
+            if line not in findings:
+                findings.append(line)

@@ -4,8 +4,9 @@ Left out: ``<script>``, ``<style>``, ``<template>``, ``<code>``, ``<pre>``, ``<k
 ``<samp>``, ``<textarea>`` (SQL, commands, logs, editor content: the user's own text), and
 any element marked ``translate="no"`` (HTML's own "do not translate this" marker, which
 the templates put on user data such as names) or declared in another language with
-``lang`` (the language switcher names each language in itself: "English"). Attributes a reader meets are kept:
-``title``, ``placeholder``, ``aria-label``, ``alt`` and a button's ``value``.
+``lang`` (the language switcher names each language in itself: "English"). Attributes a
+reader meets are kept: ``title``, ``placeholder``, ``aria-label``, ``alt``, a button's
+``value`` and a form's ``data-confirm`` (the question of its confirm dialog).
 
 Text inside inline elements (a link in a sentence) stays in its sentence; a block element
 starts a new block, so words of neighbouring cells never make a sentence together.
@@ -22,7 +23,7 @@ INLINE = {
 }  # fmt: skip
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
         "track", "wbr"}  # fmt: skip
-ATTRIBUTES = ("title", "placeholder", "aria-label", "alt")
+ATTRIBUTES = ("title", "placeholder", "aria-label", "alt", "data-confirm")
 
 
 class _Visible(HTMLParser):
@@ -57,10 +58,10 @@ class _Visible(HTMLParser):
                 if values.get(name):
                     self.fragments.append(str(values[name]))
                     self.blocks.append(" ".join(str(values[name]).split()))
-            if tag == "input" and values.get("type") in {"submit", "button", "reset"}:
-                if values.get("value"):
-                    self.fragments.append(str(values["value"]))
-                    self.blocks.append(str(values["value"]))
+            button = tag == "input" and values.get("type") in {"submit", "button", "reset"}
+            if button and values.get("value"):
+                self.fragments.append(str(values["value"]))
+                self.blocks.append(str(values["value"]))
         if tag not in VOID:
             self.stack.append((tag, hides))
 
