@@ -36,6 +36,18 @@ PATHS: dict[str, list[str]] = {
 }
 
 
+# The reason each state is reached with (codes the pages explain in words).
+REASONS = {
+    states.ADMITTED: "admitted",
+    states.STARTING: "starting",
+    states.FAILED: "oom_killed",
+    states.CANCELLED: "cancelled",
+    states.TIMED_OUT: "deadline_exceeded",
+    states.PREEMPTED: "preempted_priority",
+    states.LOST: "node_lost",
+}
+
+
 @dataclass
 class World:
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -87,7 +99,7 @@ def world(settings, tmp_path, japanese_bob, alice, vision, demo, duckdb_engine, 
                 fields = {"started_at": now}
             elif to in states.TERMINAL:
                 fields = {"finished_at": now}
-            job = transition_job(job, to, now=now, reason="walk", message="", **fields)
+            job = transition_job(job, to, now=now, reason=REASONS.get(to, ""), **fields)
         world.jobs[status] = job
 
     world.booking = reservations.reserve_gpus(

@@ -232,9 +232,11 @@ def test_the_main_pages_in_chromium_speak_japanese_to_bob(
         page.wait_for_load_state("networkidle")
         if url == "/sql/":
             page.wait_for_selector(".cm-editor")
+        page.wait_for_timeout(300)  # let the live regions' first refresh settle
         texts = page.evaluate(READ_PAGE)
         read[url] = texts
         _check_texts(f"chromium {url}", texts, findings)
+    _screenshots(page, ids)
     # A confirm dialog, as a reader meets it: cancel the running job, then dismiss.
     page.goto(f"/jobs/{ids['running']}/")
     page.locator("form[data-confirm] button, form[data-confirm] [type=submit]").first.click()
@@ -251,3 +253,29 @@ def _check_texts(where: str, texts: list[str], findings: list[str]) -> None:
             line = f"{where} → {problem}  (in {text[:120]!r})"
             if line not in findings:
                 findings.append(line)
+
+
+# Main pages that no other browser test photographs: taken in Japanese (bob's language) and
+# in English (the switcher's cookie), into var/screenshots/; docs/screenshots/ keeps copies.
+SCREENSHOT_PAGES = {
+    "dashboard": "/", "jobs": "/jobs/", "sessions": "/sessions/",
+    "session-page": "/sessions/{session}/", "pipeline-run": "/pipeline-runs/{run}/",
+}  # fmt: skip
+
+
+def _screenshots(page: Any, ids: dict[str, int]) -> None:
+    from django.conf import settings
+
+    from tests.browser.conftest import SCREENSHOTS
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    base = page.url.split("/", 3)[:3]
+    for language in ("ja", "en"):
+        page.context.add_cookies(
+            [{"name": settings.LANGUAGE_COOKIE_NAME, "value": language, "url": "/".join(base)}]
+        )
+        for name, template in SCREENSHOT_PAGES.items():
+            page.goto(template.format(**ids))
+            page.wait_for_load_state("networkidle")
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}.png"), full_page=True)
+    page.context.clear_cookies(name=settings.LANGUAGE_COOKIE_NAME)
