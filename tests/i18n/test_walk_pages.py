@@ -131,8 +131,14 @@ def test_every_page_speaks_japanese_to_bob(world, japanese_bob):
     findings: list[str] = []
     for url in urls:
         _walk(client, url, findings)
-    # The error pages: an unknown address (404) and the 500 page.
+    # The error pages: an unknown address (404), a form posted without its CSRF token (403:
+    # a page left open across a sign-out), and the 500 page.
     _walk(client, "/no-such-page/", findings)
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(japanese_bob.user)
+    refused = strict.post("/accounts/tokens/", {"name": "x"})
+    assert refused.status_code == 403
+    _check_html("POST /accounts/tokens/ without CSRF (403)", refused.content.decode(), findings)
     from django.template import loader
     from django.utils import translation
 
