@@ -101,6 +101,9 @@ def world(settings, tmp_path, japanese_bob, alice, vision, demo, duckdb_engine, 
                 fields = {"finished_at": now}
             job = transition_job(job, to, now=now, reason=REASONS.get(to, ""), **fields)
         world.jobs[status] = job
+    # The queued job waits for a reason, as the scheduler's cycle would say.
+    Job.objects.filter(pk=world.jobs[states.QUEUED].pk).update(reason="capacity", queue_position=1)
+    world.jobs[states.QUEUED].refresh_from_db()
 
     world.booking = reservations.reserve_gpus(
         bob, team=vision, node=node, gpu_indices=[2, 3], start=now - timedelta(minutes=5),

@@ -22,7 +22,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from tests.i18n import english
-from tests.i18n.visible import visible_text
+from tests.i18n.visible import script_strings, visible_text
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,9 @@ NOT_PAGES = {
     "admin/": "staff only",
 }
 ADMIN_FOR_NON_STAFF = ["/admin/", "/admin/login/"]
+# Pages whose query string shows something more: the editor reopening a query (its
+# findings, its result), the jobs list filtered to one's own.
+WITH_QUERY_STRINGS = ["/sql/?query={query}", "/jobs/?mine=1", "/bookings/?view=list"]
 
 
 def _routes(resolver: URLResolver | None = None, prefix: str = "") -> Iterator[str]:
@@ -88,10 +91,16 @@ def _urls(world: Any) -> tuple[list[str], list[str]]:
                 for value in samples[name]
             ]
         urls += ["/" + url for url in filled]
+    urls += [url.format(query=world.query.pk) for url in WITH_QUERY_STRINGS]
     return urls, missing
 
 
 def _check_html(where: str, html: str, findings: list[str]) -> None:
+    for name, text in script_strings(html):
+        for problem in english.problems(text):
+            line = f"{where} → {problem} in the script data #{name}  (in {text[:120]!r})"
+            if line not in findings:
+                findings.append(line)
     blocks, fragments = visible_text(html)
     seen: set[str] = set()
     for text in fragments:
@@ -174,7 +183,8 @@ def test_the_walk_fails_on_a_page_left_in_english():
 # panels, the team's chart.
 BROWSER_PAGES = [
     "/", "/bookings/", "/team/", "/jobs/", "/jobs/{running}/", "/jobs/{failed}/",
-    "/sessions/", "/sessions/{session}/", "/sql/", "/pipelines/", "/pipeline-runs/{run}/",
+    "/sessions/", "/sessions/{session}/", "/sql/", "/sql/?query={query}", "/pipelines/",
+    "/pipeline-runs/{run}/",
 ]  # fmt: skip
 
 # The page's rendered text (innerText: what is laid out, after scripts ran), blocks split at
@@ -228,7 +238,7 @@ def test_the_main_pages_in_chromium_speak_japanese_to_bob(
     page.on("dialog", dismiss)
     ids = {
         "running": world.jobs["running"].pk, "failed": world.jobs["failed"].pk,
-        "session": world.session.pk, "run": world.run.pk,
+        "session": world.session.pk, "run": world.run.pk, "query": world.query.pk,
     }  # fmt: skip
     findings: list[str] = []
     read: dict[str, list[str]] = {}
@@ -236,7 +246,7 @@ def test_the_main_pages_in_chromium_speak_japanese_to_bob(
         url = template.format(**ids)
         page.goto(url)
         page.wait_for_load_state("networkidle")
-        if url == "/sql/":
+        if url.startswith("/sql/"):
             page.wait_for_selector(".cm-editor")
         page.wait_for_timeout(300)  # let the live regions' first refresh settle
         texts = page.evaluate(READ_PAGE)
@@ -285,3 +295,21 @@ def _screenshots(page: Any, ids: dict[str, int]) -> None:
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(SCREENSHOTS / f"{name}-{language}.png"), full_page=True)
     page.context.clear_cookies(name=settings.LANGUAGE_COOKIE_NAME)
+
+
+def test_the_walk_reads_the_texts_scripts_show():
+    """Strings a script shows from the page's JSON (json_script) are walked too."""
+    findings: list[str] = []
+    html = (
+        '<script id="x-strings" type="application/json">'
+        '{"close": "Only the holder can change this booking."}</script>'
+        '<script id="x-config" type="application/json">'
+        '{"sql": "select the rows you want from here", "labels": {"run": "Run it now please"}}'
+        "</script>"
+    )
+    _check_html("/example/", html, findings)
+    assert [line.split("  (in")[0] for line in findings] == [
+        "/example/ → English 'Only the holder can change this booking.' in the script data"
+        " #x-strings",
+        "/example/ → English 'Run it now please' in the script data #x-config",
+    ], findings

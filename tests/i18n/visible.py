@@ -14,7 +14,10 @@ starts a new block, so words of neighbouring cells never make a sentence togethe
 
 from __future__ import annotations
 
+import json
+import re
 from html.parser import HTMLParser
+from typing import Any
 
 HIDDEN = {"script", "style", "template", "code", "pre", "kbd", "samp", "textarea", "noscript"}
 INLINE = {
@@ -87,3 +90,37 @@ def visible_text(html: str) -> tuple[list[str], list[str]]:
     parser.close()
     parser._break()
     return parser.blocks, [" ".join(f.split()) for f in parser.fragments]
+
+
+_JSON_SCRIPT = re.compile(
+    r'<script[^>]*\bid="([^"]+)"[^>]*type="application/json"[^>]*>(.*?)</script>'
+    r'|<script[^>]*type="application/json"[^>]*\bid="([^"]+)"[^>]*>(.*?)</script>',
+    re.S,
+)
+# Keys whose strings scripts show as they are (labels, messages); the rest of a config is
+# data (SQL, table and column names, warehouses, numbers).
+SHOWN_KEYS = {"labels", "strings", "label", "y_label", "title", "message", "messages", "text"}
+
+
+def script_strings(html: str) -> list[tuple[str, str]]:
+    """(script id, text) for the texts that scripts show from the page's JSON blocks
+    (``json_script``): every string of a ``*-strings`` block, and the strings under
+    :data:`SHOWN_KEYS` in the others."""
+    found: list[tuple[str, str]] = []
+    for match in _JSON_SCRIPT.finditer(html):
+        name = match.group(1) or match.group(3)
+        data = json.loads(match.group(2) or match.group(4))
+        _collect(data, name, name.endswith("-strings"), found)
+    return found
+
+
+def _collect(value: Any, name: str, shown: bool, found: list[tuple[str, str]]) -> None:
+    if isinstance(value, str):
+        if shown:
+            found.append((name, value))
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            _collect(inner, name, shown or key in SHOWN_KEYS, found)
+    elif isinstance(value, list):
+        for inner in value:
+            _collect(inner, name, shown, found)
