@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -56,6 +57,38 @@ def _routes(resolver: URLResolver | None = None, prefix: str = "") -> Iterator[s
             yield from _routes(entry, route)
         elif isinstance(entry, URLPattern):
             yield route
+
+
+def _form_posts(world: Any) -> list[tuple[str, dict[str, str]]]:
+    """Forms sent with mistakes or refused by the services: the pages that explain why."""
+    booking = world.booking
+    return [
+        ("/jobs/", {
+            "job-name": "", "job-team": "vision", "job-image": "", "job-gpus": "x",
+            "job-command": "python 'unclosed", "job-env": "JUSTANAME", "job-max_runtime_h": "-1",
+        }),
+        ("/jobs/", {
+            "job-name": "resnet-form", "job-team": "vision", "job-image": "pytorch/pytorch:2.4",
+            "job-gpus": "1", "job-max_runtime_h": "1", "job-priority_class": "",
+        }),  # not preemptible: for leads only
+        ("/bookings/", {
+            "action": "book", "book-team": "vision", "book-node": "tesla-01", "book-gpus": "x",
+        }),
+        ("/bookings/", {
+            "action": "book", "book-team": "vision", "book-node": "tesla-01",
+            "book-gpus": "2, 3",
+            "book-start": f"{booking.start + timedelta(minutes=10):%Y-%m-%dT%H:%M}",
+            "book-end": f"{booking.start + timedelta(minutes=70):%Y-%m-%dT%H:%M}",
+        }),  # a clash with his own booking
+        ("/sessions/", {"reservation": str(booking.pk), "image": "lab-ws"}),  # has one
+        ("/sessions/", {
+            "mode": "on_demand", "team": "vision", "image": "lab-ws", "gpus": "1",
+            "hours": "999",
+        }),
+        ("/accounts/tokens/", {"name": ""}),
+        ("/accounts/time-zone/", {"time_zone": "Mars/Olympus_Mons", "next": "/bookings/"}),
+        (f"/pipeline-runs/{world.run.pk}/", {"action": "cancel"}),  # already ended
+    ]  # fmt: skip
 
 
 def _samples(world: Any) -> dict[str, list[str]]:
@@ -140,6 +173,13 @@ def test_every_page_speaks_japanese_to_bob(world, japanese_bob):
     findings: list[str] = []
     for url in urls:
         _walk(client, url, findings)
+    for url, data in _form_posts(world):
+        response = client.post(url, data, follow=True)
+        _check_html(f"POST {url} {sorted(data)[:2]}", response.content.decode(), findings)
+    # A wrong password on the sign-in page, asked for in Japanese by the browser.
+    anonymous = Client(headers={"accept-language": "ja"})
+    wrong = anonymous.post("/accounts/login/", {"username": "bob", "password": "nope"})
+    _check_html("POST /accounts/login/ (wrong password)", wrong.content.decode(), findings)
     # The error pages: an unknown address (404), a form posted without its CSRF token (403:
     # a page left open across a sign-out), and the 500 page.
     _walk(client, "/no-such-page/", findings)
