@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from portal.accounts.models import ApiToken
 from scheduler import states
-from scheduler.models import Job, Reservation, Session, WorkspaceImage
+from scheduler.models import Job, PriorityClass, Reservation, Session, WorkspaceImage
 from scheduler.services import reservations, sessions, submission
 from scheduler.services.jobs import transition_job
 from tests.browser.conftest import page, sign_in  # noqa: F401  (Chromium, for the walk)
@@ -78,6 +78,8 @@ def world(settings, tmp_path, japanese_bob, alice, vision, demo, duckdb_engine, 
     settings.PIPELINES_DATASETS_DIR = tmp_path / "datasets"
     bob = japanese_bob.user
     now = timezone.now()
+    # The migration's default class (a transactional test's flush removes it).
+    PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
     node = make_node("tesla-01", 4)
     make_node("a100-01", 4, "NVIDIA-A100-SXM4-80GB")
     world = World()

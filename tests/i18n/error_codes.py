@@ -6,7 +6,8 @@ serve the API for:
 - class attributes ``code = "..."`` and ``default_code = "..."`` (KarimasuError subclasses,
   DRF exceptions),
 - keyword arguments ``code="..."`` of any call (``Conflict(..., code="not_now")``,
-  ``error_response(409, code="busy")``),
+  ``error_response(409, code="busy")``), and a code given after an HTTP status
+  (the session proxy's ``Denied(403, "bad_origin", "...")``),
 - the values of ``portal.api.exceptions.DEFAULT_CODES`` (the code of a bare HTTP status).
 """
 
@@ -39,6 +40,14 @@ def _codes_in(tree: ast.AST) -> list[str | None]:
             ]
         elif isinstance(node, ast.Call):
             found += [_literal(k.value) for k in node.keywords if k.arg == "code"]
+            # (status, "code", message): the session proxy's ``Denied(403, "bad_origin", ...)``
+            if (
+                len(node.args) >= 2
+                and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, int)
+                and 400 <= node.args[0].value < 600
+            ):
+                found.append(_literal(node.args[1]))
         elif (
             isinstance(node, ast.Assign)
             and any(isinstance(t, ast.Name) and t.id == "DEFAULT_CODES" for t in node.targets)

@@ -13,6 +13,7 @@ admin asks, in the same language setup.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,15 +368,19 @@ def walk(request, world, japanese_bob, alice, settings, monkeypatch) -> Walk:
     )
 
 
-def test_every_api_error_code_speaks_japanese_to_bob(walk):
-    recorder, crashed = _walk(walk)
-    codes = scan()
-    findings = list(crashed)
-    for code in sorted(codes):
-        if code in UNREACHABLE:
-            continue
-        if code not in recorder.seen:
-            findings.append(f"{code} → never triggered (from {', '.join(sorted(codes[code]))})")
+PROXY = "scheduler/session_proxy.py"
+
+
+def _coverage(codes: dict[str, set[str]], seen: Recorder, unreachable: dict[str, str]) -> list[str]:
+    return [
+        f"{code} → never triggered (from {', '.join(sorted(files))})"
+        for code, files in sorted(codes.items())
+        if code not in unreachable and code not in seen.seen
+    ]
+
+
+def _problems(recorder: Recorder) -> list[str]:
+    findings: list[str] = []
     for code, answers in sorted(recorder.seen.items()):
         reported: set[str] = set()
         for what, error in answers:
@@ -385,6 +390,14 @@ def test_every_api_error_code_speaks_japanese_to_bob(walk):
                     if (code, text) not in reported:  # type: ignore[comparison-overlap]
                         reported.add((code, text))  # type: ignore[arg-type]
                         findings.append(line)
+    return findings
+
+
+def test_every_api_error_code_speaks_japanese_to_bob(walk):
+    recorder, crashed = _walk(walk)
+    # The session proxy's own codes are walked below (it is an ASGI app in front of Django).
+    codes = {code: files for code, files in scan().items() if files != {PROXY}}
+    findings = crashed + _coverage(codes, recorder, UNREACHABLE) + _problems(recorder)
     assert not findings, f"{len(findings)} problems:\n" + "\n".join(findings)
 
 
@@ -399,3 +412,101 @@ def test_the_scan_finds_codes_of_every_kind():
     assert "not_now" in codes  # a keyword argument
     assert "throttled" in codes  # DEFAULT_CODES
     assert "malformed_json" in codes  # a DRF exception's default_code
+
+
+# -- the session proxy (/s/<id>/...), served over ASGI as in production -----------------------
+
+PROXY_UNREACHABLE = {
+    "disconnected": "the client went away in the middle of its request: nobody reads the answer",
+}
+
+
+@dataclass
+class Answer:
+    """An httpx response, or a refused WebSocket handshake's, shaped for Recorder."""
+
+    response: Any
+
+    @property
+    def status_code(self) -> int:
+        return int(self.response.status_code)
+
+    def get(self, name: str, default: str = "") -> str:
+        return str(self.response.headers.get(name, default))
+
+    def json(self) -> Any:
+        body = getattr(self.response, "body", None)
+        return json.loads(body) if body is not None else self.response.json()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("how", ["header", "setting"])
+def test_every_session_proxy_error_speaks_japanese_to_bob(
+    how, world, japanese_bob, alice, settings, tmp_path
+):
+    import httpx
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    from scheduler.models import Job
+    from scheduler.services import sessions
+    from tests.scheduler.sessions_upstream import serve_portal, write_kubeconfig
+
+    japanese_bob.user.language = "en" if how == "header" else "ja"
+    japanese_bob.user.save()
+    headers = {"accept-language": "ja"} if how == "header" else {}
+    bearer = {**headers, "authorization": f"Bearer {japanese_bob.token}"}
+    recorder = Recorder()
+    session = world.session
+    from portal.asgi import application
+
+    # The proxy is a process-wide singleton whose pooled HTTP client belongs to the event
+    # loop of the server that made it; each serve_portal runs a loop of its own.
+    application._client = None
+    with serve_portal() as portal:
+
+        def get(path: str, **kwargs: Any) -> None:
+            response = httpx.get(portal + path, timeout=15, **kwargs)
+            recorder.record(f"GET {path}", Answer(response))
+
+        get("/s/abc/", headers=bearer)  # not_found: not a session's address
+        get("/s/999999/", headers=bearer)  # permission_denied (unknown ids are not told)
+        get(f"/s/{session.pk}/", headers=headers)  # not_authenticated
+        get(f"/s/{session.pk}/", headers={**headers, "authorization": "Bearer nope"})
+        alice_bearer = {**headers, "authorization": f"Bearer {alice.token}"}
+        get(f"/s/{session.pk}/", headers=alice_bearer)  # permission_denied
+        settings.KUBECONFIG = ""
+        get(f"/s/{session.pk}/", headers=bearer)  # cluster_unavailable: none configured
+        settings.KUBECONFIG = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:9", "t")
+        get(f"/s/{session.pk}/", headers=bearer)  # upstream_error: nothing listens there
+        big = httpx.post(
+            f"{portal}/s/{session.pk}/upload", headers=bearer, timeout=30,
+            content=b"x" * (64 * 1024 * 1024 + 1),
+        )  # fmt: skip
+        recorder.record("POST a big body", Answer(big))
+        try:  # bad_origin: a WebSocket opened by another site with bob's cookie
+            from django.test import Client
+
+            client = Client()
+            client.force_login(japanese_bob.user)
+            cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+            with connect(
+                portal.replace("http", "ws") + f"/s/{session.pk}/ws",
+                additional_headers={
+                    **headers, "cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}",
+                    "origin": "https://evil.example",
+                },
+                open_timeout=15,
+            ):  # fmt: skip
+                pass
+        except InvalidStatus as refused:
+            recorder.record("WebSocket from another origin", Answer(refused.response))
+        Job.objects.filter(pk=session.job_id).update(status="queued")
+        get(f"/s/{session.pk}/", headers=bearer)  # not_ready
+        Job.objects.filter(pk=session.job_id).update(status="admitted")
+        sessions.stop_session(japanese_bob.user, session, now=timezone.now())
+        Job.objects.filter(pk=session.job_id).update(status="cancelled")
+        get(f"/s/{session.pk}/", headers=bearer)  # session_stopped
+    codes = {code: files for code, files in scan().items() if PROXY in files}
+    findings = _coverage(codes, recorder, PROXY_UNREACHABLE) + _problems(recorder)
+    assert not findings, f"{len(findings)} problems:\n" + "\n".join(findings)
