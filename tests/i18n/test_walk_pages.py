@@ -86,6 +86,7 @@ def _form_posts(world: Any) -> list[tuple[str, dict[str, str]]]:
             "hours": "999",
         }),
         ("/accounts/tokens/", {"name": ""}),
+        ("/accounts/tokens/", {"name": "notebook"}),  # the new token, shown once
         ("/accounts/time-zone/", {"time_zone": "Mars/Olympus_Mons", "next": "/bookings/"}),
         (f"/pipeline-runs/{world.run.pk}/", {"action": "cancel"}),  # already ended
     ]  # fmt: skip
