@@ -76,10 +76,3 @@ def entry_status_label(entry: dict[str, Any]) -> str:
     if entry.get("kind") in {"job", "starting"}:
         return job_status_label(status)
     return booking_status_label(status)
-
-
-@register.filter
-def job_reason_text(reason: str) -> str:
-    """A job's reason code as a sentence in the reader's language ("capacity" -> "Next in
-    line: waits for running jobs to end.")."""
-    return job_display.reason_text(reason)
