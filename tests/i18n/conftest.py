@@ -48,6 +48,16 @@ REASONS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def _language_restored() -> Any:
+    """The middleware activates bob's Japanese in the thread that serves the test client's
+    requests (this one) and nothing deactivates it: later tests would read Japanese."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @dataclass
 class World:
     jobs: dict[str, Job] = field(default_factory=dict)
