@@ -54,6 +54,13 @@ REASON_TEXT: dict[str, Promise] = {
     "starting": _("The container is starting."),
     "submitted": _("Sent to the cluster; the container is starting."),
     "admitted": _("GPUs were assigned; the job is being sent to the cluster."),
+    "session": _("The booking's GPUs were assigned to its session."),
+    # Ends of a session (scheduler.services.sessions).
+    "booking_ended": _("The session stopped because its booking ended."),
+    "time_up": _("The session stopped because its time was up."),
+    "idle": _("The session stopped because it sat idle."),
+    # A multi-node job that lost one of its pods (scheduler.services.reconcile).
+    "gang_broken": _("A pod of this multi-node job was lost, so the whole job was stopped."),
     "finishing": _("The container has finished; the result is being recorded."),
     # Ends of an attempt.
     "deadline_exceeded": _("The job ran past its longest runtime and was stopped."),

@@ -7,6 +7,7 @@ from typing import Any
 
 from django import template
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from scheduler import job_display, messages
 
@@ -55,3 +56,29 @@ def stored_message(text: Any) -> Any:
 def job_status_label(status: str) -> str:
     """A job status code's label, translated ("running" -> "Running", "実行中")."""
     return str(job_display.STATUS_TEXT.get(status, status))
+
+
+#: A booking's status -> its label (the bookings agenda, the team page).
+BOOKING_STATUS_TEXT = {
+    "booked": gettext_lazy("Booked"),
+    "active": gettext_lazy("Active"),
+    "released": gettext_lazy("Released"),
+    "expired": gettext_lazy("Expired"),
+    "cancelled": gettext_lazy("Cancelled"),
+    "reclaimed": gettext_lazy("Reclaimed"),
+}
+
+
+@register.filter
+def booking_status_label(status: str) -> str:
+    """A booking status code's label, translated ("active" -> "Active", "利用中")."""
+    return str(BOOKING_STATUS_TEXT.get(status, status))
+
+
+@register.filter
+def entry_status_label(entry: dict[str, Any]) -> str:
+    """The status of a bookings-agenda entry: a job's status or a booking's, translated."""
+    status = str(entry.get("status", ""))
+    if entry.get("kind") in {"job", "starting"}:
+        return job_status_label(status)
+    return booking_status_label(status)
