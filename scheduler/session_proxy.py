@@ -40,6 +40,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.shortcuts import resolve_url
+from django.utils import translation
+from django.utils.translation import gettext, gettext_noop
 from websockets.asyncio.client import connect as ws_connect
 
 from scheduler.cluster import podproxy
@@ -155,7 +157,9 @@ def _authenticate(scope: Scope) -> tuple[Any, str]:
     if authorization and authorization.lower().startswith("bearer "):
         token = authenticate_token(authorization[7:].strip(), now=timezone.now())
         if token is None:
-            raise Denied(401, "authentication_failed", "Invalid, expired or revoked token.")
+            raise Denied(
+                401, "authentication_failed", gettext_noop("Invalid, expired or revoked token.")
+            )
         return token.user, "token"
     key = _cookies(scope).get(settings.SESSION_COOKIE_NAME)
     if not key:
@@ -169,6 +173,21 @@ def _authenticate(scope: Scope) -> tuple[Any, str]:
     return user, "cookie"
 
 
+def _language(scope: Scope, user: Any, via: str) -> str:
+    """The language of an answer to this request (``portal.accounts.language``)."""
+    from django.http import HttpRequest
+
+    from portal.accounts.language import request_language
+
+    request = HttpRequest()
+    request.COOKIES = _cookies(scope)
+    for name in ("accept-language", "authorization"):
+        value = _header(scope, name)
+        if value is not None:
+            request.META["HTTP_" + name.upper().replace("-", "_")] = value
+    return request_language(request, user, via=via)
+
+
 def _authorize(user: Any, session_id: int) -> Target:
     from scheduler import states
     from scheduler.models import Session
@@ -176,11 +195,15 @@ def _authorize(user: Any, session_id: int) -> Target:
 
     session = Session.objects.select_related("job").filter(pk=session_id).first()
     if session is None or not can_open_session(user, session):
-        raise Denied(403, "permission_denied", "Only the session's owner can open it.")
+        raise Denied(
+            403, "permission_denied", gettext_noop("Only the session's owner can open it.")
+        )
     if session.job.status in (states.QUEUED, states.PREEMPTED):  # on demand, waiting
-        raise Denied(503, "not_ready", "The session is queued for GPUs: try again later.")
+        raise Denied(
+            503, "not_ready", gettext_noop("The session is queued for GPUs: try again later.")
+        )
     if session.job.status not in states.ON_CLUSTER:
-        raise Denied(409, "session_stopped", "This session has stopped.")
+        raise Denied(409, "session_stopped", gettext_noop("This session has stopped."))
     return Target(session.pk, session.job_id, session.job.attempt, session.port)
 
 
@@ -237,9 +260,10 @@ class SessionProxy:
     async def _session(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = scope["type"] == "websocket"
         parsed = _parse(scope["path"])
+        user, how = None, ""
         try:
             if parsed is None:
-                raise Denied(404, "not_found", "No such session.")
+                raise Denied(404, "not_found", gettext_noop("No such session."))
             session_id, rest = parsed
             if not rest and not scope["path"].endswith("/") and not websocket:
                 await _redirect(send, f"{PREFIX}{session_id}/")
@@ -250,15 +274,24 @@ class SessionProxy:
                     login = resolve_url(settings.LOGIN_URL)
                     await _redirect(send, f"{login}?next={quote(scope['path'])}")
                     return
-                raise Denied(401, "not_authenticated", "Sign in to open this session.")
+                raise Denied(
+                    401, "not_authenticated", gettext_noop("Sign in to open this session.")
+                )
             target = await sync_to_async(_with_db(_authorize))(user, session_id)
             if websocket and how == "cookie" and not _origin_allowed(scope):
-                raise Denied(403, "bad_origin", "This WebSocket does not come from the portal.")
+                raise Denied(
+                    403, "bad_origin", gettext_noop("This WebSocket does not come from the portal.")
+                )
             if websocket:
                 await self._websocket(scope, receive, send, target)
             else:
                 await self._http(scope, receive, send, target)
         except Denied as exc:
+            # The message in the language of the request or of its user (the proxy is
+            # outside Django's locale middleware); the code stays.
+            language = await sync_to_async(_with_db(_language))(scope, user, how)
+            with translation.override(language):
+                exc.message = gettext(exc.message)
             if websocket:
                 await _deny_websocket(scope, receive, send, exc)
             else:
@@ -270,7 +303,9 @@ class SessionProxy:
         try:
             return podproxy.connection()
         except ClusterUnavailable as exc:
-            raise Denied(503, "cluster_unavailable", "The cluster cannot be reached.") from exc
+            raise Denied(
+                503, "cluster_unavailable", gettext_noop("The cluster cannot be reached.")
+            ) from exc
 
     def _http_client(self, conn: ApiConnection) -> httpx.AsyncClient:
         if self._client is None or self._client_conn != conn:
@@ -293,9 +328,15 @@ class SessionProxy:
             answer = await self._http_client(conn).get(url)
             pod = podproxy.running_pod(answer.json()) if answer.status_code == 200 else None
         except (httpx.HTTPError, ValueError) as exc:
-            raise Denied(502, "upstream_error", "The cluster did not answer.") from exc
+            raise Denied(
+                502, "upstream_error", gettext_noop("The cluster did not answer.")
+            ) from exc
         if pod is None:
-            raise Denied(503, "not_ready", "The workspace is not running yet: try again shortly.")
+            raise Denied(
+                503,
+                "not_ready",
+                gettext_noop("The workspace is not running yet: try again shortly."),
+            )
         self._pods[key] = (pod, time.monotonic() + POD_CACHE_SECONDS)
         return pod
 
@@ -320,7 +361,9 @@ class SessionProxy:
             response = await client.send(request, stream=True)
         except httpx.HTTPError as exc:
             log.warning("session.upstream_failed session=%s %s", target.session_id, exc)
-            raise Denied(502, "upstream_error", "The workspace did not answer.") from exc
+            raise Denied(
+                502, "upstream_error", gettext_noop("The workspace did not answer.")
+            ) from exc
         try:
             out = _response_headers(response.headers.multi_items(), target.session_id)
             await send(
@@ -435,11 +478,11 @@ async def _read_body(receive: Receive) -> bytes:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise Denied(400, "disconnected", "The client went away.")
+            raise Denied(400, "disconnected", gettext_noop("The client went away."))
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            raise Denied(413, "payload_too_large", "The request body is too large.")
+            raise Denied(413, "payload_too_large", gettext_noop("The request body is too large."))
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)

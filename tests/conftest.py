@@ -19,7 +19,7 @@ from typing import Any
 import duckdb
 import pytest
 from django.core.servers.basehttp import WSGIServer
-from django.utils import timezone
+from django.utils import timezone, translation
 from rest_framework.test import APIClient
 
 from portal.accounts import services
@@ -44,6 +44,15 @@ def _isolated_cache(settings):
             "LOCATION": f"test-{uuid.uuid4()}",
         }
     }
+
+
+@pytest.fixture(autouse=True)
+def _english_between_tests():
+    """Each test starts in the site's language: a request answered in a user's language
+    (a Japanese persona's) leaves it active in the test's thread, as a worker thread does."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

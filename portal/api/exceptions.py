@@ -16,11 +16,13 @@ from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DataError, OperationalError
 from django.http import Http404, JsonResponse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from portal.accounts.language import request_language
 from portal.errors import KarimasuError
 
 log = logging.getLogger("karimasu.api")
@@ -145,6 +147,11 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             exc = exceptions.Throttled(wait=wait)
 
     if isinstance(exc, exceptions.APIException):
+        request = context.get("request")
+        if request is not None and not getattr(request, "_user", None):
+            # Raised before DRF authenticated (content negotiation, a parse error): a
+            # token's user was not known, so neither was their language.
+            translation.activate(request_language(request._request))
         headers = {}
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
@@ -154,9 +161,23 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
             body = error_body(exc.status_code, "invalid", _first_message(exc.detail), exc.detail)
         else:
             details = getattr(exc, "details", None)
+            message = _first_message(exc.detail)
             if isinstance(exc, exceptions.Throttled):
                 details = {"retry_after_seconds": int(exc.wait) if exc.wait else None}
-            body = error_body(exc.status_code, _codes(exc), _first_message(exc.detail), details)
+                # DRF's "Expected available in N seconds." has no Japanese in its catalog.
+                wait = getattr(exc, "wait", None)
+                message = (
+                    _("Too many requests: try again in %(seconds)s seconds.")
+                    % {"seconds": int(wait)}
+                    if wait
+                    else _("Too many requests.")
+                )
+            elif isinstance(exc.detail, str) and getattr(exc, "default_detail", None):
+                with translation.override("en"):
+                    english = str(exc.default_detail)
+                if str(exc.detail) == english:
+                    message = str(exc.default_detail)  # lazy: in the language now active
+            body = error_body(exc.status_code, _codes(exc), message, details)
         return Response(body, status=exc.status_code, headers=headers)
 
     view = context.get("view")

@@ -15,6 +15,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.utils import translation
 from django.utils.translation import gettext as _
 
+from portal.accounts.language import request_language
 from portal.api.exceptions import error_response
 
 log = logging.getLogger("karimasu.api")
@@ -41,27 +42,42 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        # Refused before LocaleMiddleware runs: in the language the request asks for (its
-        # cookie or Accept-Language).
-        with translation.override(translation.get_language_from_request(request)):
-            early = self._refuse_early(request)
-        if early is not None:
-            return early
+        if self._refuses_early(request):
+            # Refused before LocaleMiddleware runs, or a token is read: in the language of
+            # the request (its cookie or Accept-Language) or of its user.
+            with translation.override(request_language(request)):
+                early = self._refuse_early(request)
+            if early is not None:
+                return early
         if not _is_api(request):
             return self.get_response(request)
         response = self.get_response(request)
         content_type = response.get("Content-Type", "")
         if response.status_code >= 400 and not content_type.startswith("application/json"):
-            # A non-JSON error from below (unknown route, CSRF, DEBUG pages): same status,
-            # JSON body.
-            message = None
-            if response.status_code == 404:
-                message = _("No API endpoint at %(method)s %(path)s.") % {
-                    "method": request.method,
-                    "path": request.path,
-                }
-            return error_response(response.status_code, message=message)
+            # A non-JSON error from below (unknown route, CSRF, a Host not allowed, DEBUG
+            # pages): same status, JSON body, in the language of the request or its user
+            # (a token's user is not known below DRF).
+            with translation.override(request_language(request)):
+                message = None
+                if response.status_code == 404:
+                    message = _("No API endpoint at %(method)s %(path)s.") % {
+                        "method": request.method,
+                        "path": request.path,
+                    }
+                return error_response(response.status_code, message=message)
         return response
+
+    def _refuses_early(self, request: HttpRequest) -> bool:
+        """Whether ``_refuse_early`` answers (cheap: no language looked up for others)."""
+        if _has_nul(request):
+            return True
+        if not _is_api(request):
+            return False
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if not length.isdigit():
+            return True
+        return limit is not None and int(length) > limit
 
     def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
         if _has_nul(request):

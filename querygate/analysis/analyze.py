@@ -37,6 +37,7 @@ from querygate.analysis.estimate import Estimate, estimate, table_reads
 from querygate.analysis.findings import (
     Finding,
     Severity,
+    Text,
     gettext_noop,
     line_column,
     start_offset,
@@ -66,6 +67,39 @@ PARSE_ERROR = template(
     gettext_noop("The SQL does not parse: %(error)s"),
     gettext_noop("Fix the syntax at the marked position."),
 )
+# What sqlglot says went wrong, as phrases of our own where its wording follows a known
+# pattern (the English is sqlglot's, byte for byte), so a reader of another language gets
+# the whole message translated; a description of no known pattern stays sqlglot's English.
+PARSE_INCOMPLETE = template(
+    "parse-error.incomplete", gettext_noop("incomplete %(node)s: something is missing")
+)
+PARSE_EXPECTING = template(
+    "parse-error.expecting", gettext_noop("Expecting %(expected)s"), translated=("expected",)
+)
+PARSE_EXPECTED = template(
+    "parse-error.expected", gettext_noop("Expected %(expected)s"), translated=("expected",)
+)
+PARSE_EXPECTED_GOT = template(
+    "parse-error.expected-got",
+    gettext_noop("Expected %(expected)s but got %(got)s"),
+    translated=("expected",),
+)
+#: What sqlglot says it expected, in words (translated when shown; tokens stay as they are).
+_EXPECTED_WORDS = (
+    gettext_noop("table name"),
+    gettext_noop("database name"),
+    gettext_noop("type"),
+    gettext_noop("privilege"),
+)
+PARSE_UNEXPECTED = template(
+    "parse-error.unexpected", gettext_noop("Invalid expression / Unexpected token")
+)
+PARSE_TOKENS = template(
+    "parse-error.tokens",
+    gettext_noop("the text cannot be split into SQL tokens (an unclosed quote or comment?)"),
+)
+_EXPECTED = re.compile(r"(Expecting|Expected) (.+?)(?: but got (.+))?")
+_TOKEN = re.compile(r"<Token token_type: TokenType\.(\w+), text: (.*?), line: .*>", re.S)
 EMPTY_STATEMENT = template("empty-statement", gettext_noop("There is no SQL statement."))
 MULTIPLE_STATEMENTS = template(
     "multiple-statements",
@@ -221,8 +255,25 @@ def _parse_finding(
     return Finding.of("parse-error", Severity.ERROR, PARSE_ERROR(error=message), line, column)
 
 
-def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int, str]:
-    """(line, column of the offending token's start, one-line message)."""
+def _description(description: str) -> Text | str:
+    """sqlglot's description of a parse error as a phrase (``Text``) where it has a known
+    shape, else as it is."""
+    if description == PARSE_UNEXPECTED.message:
+        return PARSE_UNEXPECTED()
+    matched = _EXPECTED.fullmatch(description)
+    if matched is None:
+        return description
+    word, expected, got = matched.groups()
+    token = _TOKEN.fullmatch(got or "")
+    if token is not None:  # sqlglot's repr of a Token: its text, or nothing at the end
+        got = None if token.group(1) == "SENTINEL" else token.group(2)
+    if got is not None:
+        return PARSE_EXPECTED_GOT(expected=expected, got=got)
+    return (PARSE_EXPECTING if word == "Expecting" else PARSE_EXPECTED)(expected=expected)
+
+
+def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int, Text | str]:
+    """(line, column of the offending token's start, one-line message or phrase)."""
     details = error.errors[0] if isinstance(error, ParseError) and error.errors else None
     if details is not None:
         line, end = int(details["line"]), int(details["col"])
@@ -230,17 +281,22 @@ def _error_position(error: ParseError | TokenError, sql: str) -> tuple[int, int,
         column = max(1, end - len(highlight) + 1) if highlight else end
         description = str(details["description"])
         missing = _MISSING.match(description)
-        if missing:
-            description = f"incomplete {missing.group(2).upper()}: something is missing"
+        phrase: Text | str = (
+            PARSE_INCOMPLETE(node=missing.group(2).upper())
+            if missing
+            else _description(description)
+        )
         if (missing or description.startswith("Expecting")) and not str(
             details.get("end_context") or ""
         ).strip():
             # The input ended before what the parser wanted: sqlglot names the last token
             # it read, but what is missing goes after it, where the user must type.
             column = end + 1
-        return line, column, description
+        return line, column, phrase
     match = _POSITION.search(str(error))
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text: Text | str = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, TokenError):
+        text = PARSE_TOKENS()
     if match:
         return int(match.group(1)), int(match.group(2)), text
     return 1, 1, text

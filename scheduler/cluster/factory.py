@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from scheduler.cluster.backend import ClusterBackend, ClusterUnavailable
 from scheduler.cluster.kube import KubernetesBackend
@@ -17,14 +18,18 @@ def cluster_backend() -> ClusterBackend:
     if settings.KUBECONFIG:
         if not Path(settings.KUBECONFIG).is_file():
             # The demo's emulator writes it on start; until then the cluster is just not there.
-            raise ClusterUnavailable(f"kubeconfig {settings.KUBECONFIG} does not exist (yet)")
+            raise ClusterUnavailable(
+                _("The kubeconfig %(path)s does not exist (yet).") % {"path": settings.KUBECONFIG}
+            )
         backend = KubernetesBackend.from_kubeconfig(settings.KUBECONFIG, namespace=namespace)
     elif os.environ.get("KUBERNETES_SERVICE_HOST"):
         backend = KubernetesBackend.in_cluster(namespace=namespace)
     else:
         raise ClusterUnavailable(
-            "No cluster configured: set KUBECONFIG, or run inside Kubernetes "
-            "(`make run` starts an emulator and sets KUBECONFIG for you)."
+            _(
+                "No cluster configured: set KUBECONFIG, or run inside Kubernetes "
+                "(`make run` starts an emulator and sets KUBECONFIG for you)."
+            )
         )
     backend.run_as_user = settings.KARIMASU_JOB_RUN_AS_USER
     backend.gpu_allocation = settings.KARIMASU_GPU_ALLOCATION

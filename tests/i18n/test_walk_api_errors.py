@@ -452,9 +452,12 @@ def test_every_session_proxy_error_speaks_japanese_to_bob(
     from scheduler.services import sessions
     from tests.scheduler.sessions_upstream import serve_portal, write_kubeconfig
 
-    japanese_bob.user.language = "en" if how == "header" else "ja"
-    japanese_bob.user.save()
+    for persona in (japanese_bob, alice):  # alice asks for bob's session once
+        persona.user.language = "en" if how == "header" else "ja"
+        persona.user.save()
     headers = {"accept-language": "ja"} if how == "header" else {}
+    # Nobody is signed in (no credentials, a dead token): only the header can ask.
+    anonymous = {"accept-language": "ja"}
     bearer = {**headers, "authorization": f"Bearer {japanese_bob.token}"}
     recorder = Recorder()
     session = world.session
@@ -471,8 +474,8 @@ def test_every_session_proxy_error_speaks_japanese_to_bob(
 
         get("/s/abc/", headers=bearer)  # not_found: not a session's address
         get("/s/999999/", headers=bearer)  # permission_denied (unknown ids are not told)
-        get(f"/s/{session.pk}/", headers=headers)  # not_authenticated
-        get(f"/s/{session.pk}/", headers={**headers, "authorization": "Bearer nope"})
+        get(f"/s/{session.pk}/", headers=anonymous)  # not_authenticated
+        get(f"/s/{session.pk}/", headers={**anonymous, "authorization": "Bearer nope"})
         alice_bearer = {**headers, "authorization": f"Bearer {alice.token}"}
         get(f"/s/{session.pk}/", headers=alice_bearer)  # permission_denied
         settings.KUBECONFIG = ""
@@ -490,10 +493,15 @@ def test_every_session_proxy_error_speaks_japanese_to_bob(
             client = Client()
             client.force_login(japanese_bob.user)
             cookie = client.cookies[settings.SESSION_COOKIE_NAME].value
+            cookie = f"{settings.SESSION_COOKIE_NAME}={cookie}"
+            if how == "header":
+                # A browser signed in with a session: the saved language comes before
+                # Accept-Language (as on pages); the switcher's choice (a cookie) first.
+                cookie += f"; {settings.LANGUAGE_COOKIE_NAME}=ja"
             with connect(
                 portal.replace("http", "ws") + f"/s/{session.pk}/ws",
                 additional_headers={
-                    **headers, "cookie": f"{settings.SESSION_COOKIE_NAME}={cookie}",
+                    **headers, "cookie": cookie,
                     "origin": "https://evil.example",
                 },
                 open_timeout=15,

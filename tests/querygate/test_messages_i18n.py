@@ -300,3 +300,29 @@ def test_hostile_nested_params_render_as_stored() -> None:
         params = {"text": "t", "count": count, "limit": "1"}
         with translation.override("ja"):
             assert localize_finding({**stored, "params": params})["message"] == "stored"
+
+
+#: Malformed SQL of each shape of sqlglot's complaints: an incomplete expression, a missing
+#: bracket, a missing table name, a stray token, an unclosed quote.
+MALFORMED = [
+    "SELECT * FROM orders WHERE o_orderkey =",
+    "SELECT (1",
+    "SELECT * FROM",
+    "SELECT * FROM (SELECT 1) x JOIN",
+    "SELECT 'abc",
+    "SELECT 1 FROM orders WHERE )",
+]
+
+
+@pytest.mark.parametrize("sql", MALFORMED)
+def test_a_parse_error_reads_whole_in_japanese_and_as_sqlglot_wrote_it_in_english(sql):
+    report = analyze(sql, dialect="duckdb", catalog=CATALOG)
+    (finding,) = [f.to_dict() for f in report.findings]
+    assert finding["code"] == "parse-error"
+    english = finding["message"]
+    with translation.override("ja"):
+        shown = localize_finding(finding)["message"]
+    # No run of two English words is left (sqlglot's SQL tokens, such as ")", may stay).
+    assert JAPANESE.search(shown) and not re.search(r"[A-Za-z]{2,} [a-z]{2,}", shown), shown
+    with translation.override("en"):
+        assert localize_finding(finding)["message"] == english
