@@ -243,6 +243,11 @@ class ClusterUsage:
         self.with_free: dict[str, NodeState] = {
             name: s for name, s in self.nodes.items() if s.free and s.node.schedulable
         }
+        # The same nodes by how many GPUs they have free, each list sorted by name: placing
+        # a job now visits nodes in packing order and stops at the first that fits.
+        self.by_free: dict[int, list[str]] = defaultdict(list)
+        for name, s in self.with_free.items():
+            insort(self.by_free[len(s.free)], name)
         self.team_gpus: dict[str, int] = defaultdict(int)
         self.user_gpus: dict[str, int] = defaultdict(int)
         self.sweep_jobs: dict[str, int] = defaultdict(int)
@@ -321,6 +326,7 @@ class ClusterUsage:
         state = self.nodes.get(node)
         if state is None:  # an allocation on a node that left the inventory
             return
+        before = len(state.free) if node in self.with_free else 0
         state.version += 1
         self.changes.append(node)
         state.cpu_free -= cpu
@@ -334,5 +340,13 @@ class ClusterUsage:
                     state.free.add(g)
         if state.free and state.node.schedulable:
             self.with_free[node] = state
+            after = len(state.free)
         else:
             self.with_free.pop(node, None)
+            after = 0
+        if after != before:
+            if before:
+                bucket = self.by_free[before]
+                del bucket[bisect_left(bucket, node)]
+            if after:
+                insort(self.by_free[after], node)
