@@ -43,12 +43,14 @@ def _candidates(
     eligible = eligible_nodes(usage, job)
     team, priority, job_id = job.team, job.priority, job.id
     over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
-    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
+    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = {}
     on_node = usage.on_node
+    reclaimed, prioritized = PreemptReason.RECLAIM, PreemptReason.PRIORITY
     for node in eligible:
         running = on_node.get(node)
         if not running:
             continue
+        found: list[tuple[Allocation, PreemptReason]] | None = None
         for a in running.values():
             if not a.preemptible or a.job_id == job_id:
                 continue
@@ -56,11 +58,21 @@ def _candidates(
                 if a.team not in over:
                     over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
                 if over[a.team]:
-                    by_node[node].append((a, PreemptReason.RECLAIM))
+                    if found is None:
+                        found = by_node[node] = []
+                    found.append((a, reclaimed))
                     continue
             if a.priority < priority and (a.team == team or a.borrowed):
-                by_node[node].append((a, PreemptReason.PRIORITY))
+                if found is None:
+                    found = by_node[node] = []
+                found.append((a, prioritized))
     return by_node
+
+
+def _lost_one(a: Allocation, now: float) -> float:
+    """The GPU-seconds ``a`` has run: the work lost if it stops now."""
+    gpus = a.gpus if a.placements else len(a.gpu_indices)
+    return gpus * (now - a.started_at)
 
 
 def _gone(state: NodeState, freed: list[Allocation]) -> set[int]:
@@ -148,13 +160,14 @@ def _cannot_beat(
     least as many as the largest candidates need, losing at least the cheapest ones' work.
     """
     busy = state.busy_until
-    lacking = job.gpus - sum(1 for t in busy.values() if t <= start)
+    lacking = job.gpus - sum([t <= start for t in busy.values()])
     if lacking <= 0:
         return False  # only bookings, plans or CPU stand in the way: no cheap bound
-    frees = sorted(
-        (sum(1 for g in _gone(state, [a]) if busy.get(g, start) > start) for a, _ in cands),
-        reverse=True,
-    )
+    frees = []
+    for a, _ in cands:  # the GPUs each frees here that are busy at ``start``
+        gpus = set(a.gpu_indices) if not a.placements else _gone(state, [a])
+        frees.append(sum([busy.get(g, start) > start for g in gpus]))
+    frees.sort(reverse=True)
     count, freed = 0, 0
     for n in frees:
         if freed >= lacking:
@@ -166,7 +179,7 @@ def _cannot_beat(
     victims, lost = best[0], best[1]
     if count != victims:
         return count > victims
-    cheapest = sorted(a.gpus * (now - a.started_at) for a, _ in cands)[:count]
+    cheapest = sorted([_lost_one(a, now) for a, _ in cands])[:count]
     # Tolerance: float sums in another order may differ in the last bits; skip only clearly.
     return sum(cheapest) > lost + 1e-6 * (1.0 + abs(lost))
 
@@ -193,8 +206,7 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
     # nodes by that bound, a node whose bound can't beat the best so far is skipped.
     now = usage.now
     bounds = sorted(
-        (min(a.gpus * (now - a.started_at) for a, _ in cands), name)
-        for name, cands in by_node.items()
+        (min([_lost_one(a, now) for a, _ in cands]), name) for name, cands in by_node.items()
     )
     for cheapest, name in bounds:
         if best is not None and (1, cheapest, name) >= best[0]:
