@@ -223,18 +223,24 @@ def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | N
     """
     now, k = usage.now, job.gpus
     best: tuple[float, int, str] | None = None
-    # The winner is the least (start, packing, name), whatever order nodes are visited in.
+    # A node is searched only for a start below ``bound``: 1e-9 past the best so far, which
+    # at epoch seconds rounds to the best itself, so a later node that only ties the best
+    # start loses to the first one visited (the least start bound, then inventory order).
+    # Every node from the first whose lower bound reaches ``bound`` can only find None.
+    bound = float("inf")
     for lb, state in _by_start_bound(usage, job):
-        lb = max(lb, now)
-        if best is not None and lb > best[0]:
+        if lb < now:
+            lb = now
+        if lb >= bound:
             break
-        start = _earliest_memo(state, job, now, best[0] + 1e-9 if best else float("inf"))
+        start = _earliest_memo(state, job, now, bound)
         if start is None:
             continue
         left = sum(1 for t in state.busy_until.values() if t <= start) - k
         score = (start, left if packing is Packing.BEST_FIT else -left, state.node.name)
         if best is None or score < best:
             best = score
+            bound = start + 1e-9
     if best is None:
         return None
     start, _, name = best

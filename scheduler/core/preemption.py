@@ -16,7 +16,6 @@ already fit a pod as free.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from scheduler.core.cache import ClusterUsage, NodeState
