@@ -35,10 +35,16 @@ class Victims:
 
 
 def _candidates(
-    usage: ClusterUsage, snap: Snapshot, job: QueuedJob, reclaim: bool
+    usage: ClusterUsage,
+    snap: Snapshot,
+    job: QueuedJob,
+    reclaim: bool,
+    cheapest: list[tuple[float, str]] | None = None,
 ) -> dict[str, list[tuple[Allocation, PreemptReason]]]:
     """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
-    ``job`` fits in its team's guarantee."""
+    ``job`` fits in its team's guarantee. ``cheapest`` gets each such node's least work
+    lost by stopping one of them (``_lost_one``) with the node's name."""
+    now = usage.now
     eligible = eligible_nodes(usage, job)
     team, priority, job_id = job.team, job.priority, job.id
     over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
@@ -65,6 +71,14 @@ def _candidates(
                 if found is None:
                     found = by_node[node] = []
                 found.append((a, prioritized))
+        if found is not None and cheapest is not None:
+            least = min(
+                [
+                    (len(a.gpu_indices) if not a.placements else a.gpus) * (now - a.started_at)
+                    for a, _ in found
+                ]
+            )
+            cheapest.append((least, node))
     return by_node
 
 
@@ -197,16 +211,15 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
     if job.gpus == 0 or (not reclaim and job.priority <= usage.lowest_preemptible):
         return None
     start = usage.now + snap.config.preemption_grace_s
-    by_node = _candidates(usage, snap, job, reclaim)
     if job.nodes > 1:
-        return _for_gang(usage, job, start, by_node)
+        return _for_gang(usage, job, start, _candidates(usage, snap, job, reclaim))
     best: tuple[tuple[int, float, str], Victims] | None = None
     # Any set of victims on a node loses at least its cheapest candidate's work: visiting
     # nodes by that bound, a node whose bound can't beat the best so far is skipped.
     now = usage.now
-    bounds = sorted(
-        (min([_lost_one(a, now) for a, _ in cands]), name) for name, cands in by_node.items()
-    )
+    bounds: list[tuple[float, str]] = []
+    by_node = _candidates(usage, snap, job, reclaim, bounds)
+    bounds.sort()
     for cheapest, name in bounds:
         if best is not None and (1, cheapest, name) >= best[0]:
             if best[0][0] == 1:
