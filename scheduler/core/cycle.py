@@ -7,6 +7,7 @@ Production (the services layer), the tests, the trace simulator and the benchmar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from scheduler.core.cache import Block, ClusterUsage, NodeState
 from scheduler.core.decisions import (
@@ -32,6 +33,7 @@ from scheduler.core.snapshot import (
 )
 
 Gate = tuple[Reason, str]
+_UNSEEN: Any = object()  # a shape not yet looked at
 Shape = tuple[int, frozenset[str], int, int, int]  # GPUs, models, CPU, memory, nodes
 
 
@@ -467,7 +469,11 @@ def _capacity_reason(
     """Why ``job`` waits for GPUs. "Behind" counts the higher-ranked jobs that also wait for
     GPUs; those held by a quota or cap keep their place in line but don't stand in this
     job's way."""
-    if cfg.backfill and free >= job.total_gpus and _fits_but_for_blocks(usage, job, cfg, q, shape):
+    if (
+        cfg.backfill
+        and free >= shape[0] * shape[4]
+        and _fits_but_for_blocks(usage, job, cfg, q, shape)
+    ):
         return Reason.RESERVED, "free GPUs are booked or planned for others"
     ahead = q.capacity_blocked
     if ahead:
@@ -505,7 +511,8 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     for rank, job in enumerate(ordered):
         held = _take_back(usage, q, reserved, job) if reserved else None
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
-        static = shapes[shape] if shape in shapes else _static(shapes, shape, nodes, job)
+        static = shapes.get(shape, _UNSEEN)
+        static = _static(shapes, shape, nodes, job) if static is _UNSEEN else static
         if static is not None:
             waiting.append((job, static, _static_detail(static, job), None))
             continue
@@ -525,11 +532,14 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
                     free -= need
                     continue
                 q.no_fit.add(fit_key, job.max_runtime_s)
-        # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
-        if held is not None or q.planned < plan_depth:
-            planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)
-        else:
-            planned, in_depth = None, False
+        # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
+        # plan depth nothing is planned and nothing preempted: the job waits for capacity.
+        if held is None and q.planned >= plan_depth:
+            reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
+            waiting.append((job, reason, detail, None))
+            q.capacity_blocked += 1
+            continue
+        planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)
         if held is not None and _waits_for_victims(usage, job, q, held, planned, now + grace):
             continue
         # 5c. Preempt if that starts it sooner than waiting would. Only jobs within the plan
@@ -547,7 +557,7 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
             _reserve(usage, job, planned, soft=soft)
             q.protected += 0 if soft else 1
         reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
-        q.waiting.append((job, reason, detail, planned))
+        waiting.append((job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
     rows = waiting_rows(
