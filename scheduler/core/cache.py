@@ -82,8 +82,8 @@ class NodeState:
 
     __slots__ = (
         "blocks", "booked", "bounds", "busy_until", "cache", "changes", "cpu_free", "earliest",
-        "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "usable",
-        "version",
+        "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "open_at",
+        "usable", "version",
     )  # fmt: skip
 
     def __init__(self, node: Node, now: float, changes: list[str] | None = None) -> None:
@@ -101,6 +101,8 @@ class NodeState:
         self.gpu_bound: dict[int, float] = {}  # per GPU, what ``start_bounds`` sorts
         # Placement's earliest starts by job shape, each with the version it was found at.
         self.earliest: dict[tuple[object, ...], tuple[int, float | None, float]] = {}
+        # Preemption's GPUs free of hard blocks over a run, by (start, run, holder), likewise.
+        self.open_at: dict[tuple[object, ...], tuple[int, list[int]]] = {}
         self.booked: set[int] = set()  # GPUs with a booking: exclusions depend on the job
         # Who holds a booking on this node: a job of anyone else sees every block as a span.
         self.holder_teams: set[str] = set()

@@ -123,12 +123,7 @@ def _on_node(
     busy = state.busy_until
     if sum(1 for g, t in busy.items() if t <= start or g in gone) < job.gpus:
         return None  # too few GPUs even before bookings and plans: skip the window checks
-    # The window checks don't depend on who stops: done once per GPU (``_fit``'s second test).
-    end = start + job.max_runtime_s
-    team, user = job.team, job.user
-    open_ = [
-        g for g in state.usable if state.exclusions(g, team, user, soft=False).free(start, end)
-    ]
+    open_ = _open_gpus(state, job, start)
 
     def fit(freed: list[Allocation]) -> list[int]:  # ``_fit``, with the windows checked
         gone = _gone(state, freed)
@@ -156,6 +151,28 @@ def _on_node(
         if len(fit(freed)) >= job.gpus and _resources_ok(state, job, freed):
             chosen = rest
     return chosen, fit([a for a, _ in chosen])
+
+
+def _open_gpus(state: NodeState, job: QueuedJob, start: float) -> list[int]:
+    """The usable GPUs of ``state`` no hard block keeps ``job`` off over its run from
+    ``start`` (``_fit``'s second test, which does not depend on who stops).
+
+    Remembered per node until it changes (``NodeState.version``): besides the node, the
+    answer reads only the start, the run's length and, where the job holds a booking here,
+    its team and user; the searches of one cycle all start at the same instant.
+    """
+    team, user = job.team, job.user
+    holder = (team, user) if state.holds_any(team, user) else None
+    key = (start, job.max_runtime_s, holder)
+    known = state.open_at.get(key)
+    if known is not None and known[0] == state.version:
+        return known[1]
+    end = start + job.max_runtime_s
+    found = [
+        g for g in state.usable if state.exclusions(g, team, user, soft=False).free(start, end)
+    ]
+    state.open_at[key] = (state.version, found)
+    return found
 
 
 def _cannot_beat(
