@@ -81,9 +81,9 @@ class NodeState:
     """
 
     __slots__ = (
-        "blocks", "booked", "bounds", "busy_until", "cache", "changes", "cpu_free", "earliest",
-        "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "open_at",
-        "usable", "version",
+        "at_start", "blocks", "booked", "bounds", "busy_until", "cache", "changes", "cpu_free",
+        "earliest", "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node",
+        "open_at", "usable", "version",
     )  # fmt: skip
 
     def __init__(self, node: Node, now: float, changes: list[str] | None = None) -> None:
@@ -103,6 +103,8 @@ class NodeState:
         self.earliest: dict[tuple[object, ...], tuple[int, float | None, float]] = {}
         # Preemption's GPUs free of hard blocks over a run, by (start, run, holder), likewise.
         self.open_at: dict[tuple[object, ...], tuple[int, list[int]]] = {}
+        # Preemption's (version, start, GPUs free at start, GPUs busy then).
+        self.at_start: tuple[int, float, int, frozenset[int]] | None = None
         self.booked: set[int] = set()  # GPUs with a booking: exclusions depend on the job
         # Who holds a booking on this node: a job of anyone else sees every block as a span.
         self.holder_teams: set[str] = set()

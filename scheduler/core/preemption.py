@@ -121,7 +121,8 @@ def _on_node(
     everyone = [a for a, _ in cands]
     gone = _gone(state, everyone)
     busy = state.busy_until
-    if sum(1 for g, t in busy.items() if t <= start or g in gone) < job.gpus:
+    free_then, busy_then = _at(state, start)
+    if free_then + len(busy_then & gone) < job.gpus:
         return None  # too few GPUs even before bookings and plans: skip the window checks
     open_ = _open_gpus(state, job, start)
 
@@ -151,6 +152,18 @@ def _on_node(
         if len(fit(freed)) >= job.gpus and _resources_ok(state, job, freed):
             chosen = rest
     return chosen, fit([a for a, _ in chosen])
+
+
+def _at(state: NodeState, start: float) -> tuple[int, frozenset[int]]:
+    """How many usable GPUs of ``state`` are free at ``start``, and which are still busy;
+    remembered until the node changes (``NodeState.version``)."""
+    known = state.at_start
+    if known is not None and known[0] == state.version and known[1] == start:
+        return known[2], known[3]
+    busy = frozenset(g for g, t in state.busy_until.items() if t > start)
+    free = len(state.busy_until) - len(busy)
+    state.at_start = (state.version, start, free, busy)
+    return free, busy
 
 
 def _open_gpus(state: NodeState, job: QueuedJob, start: float) -> list[int]:
@@ -189,14 +202,14 @@ def _cannot_beat(
     GPUs ``job`` lacks at ``start`` (each frees its own GPUs here that are busy then), so at
     least as many as the largest candidates need, losing at least the cheapest ones' work.
     """
-    busy = state.busy_until
-    lacking = job.gpus - sum([t <= start for t in busy.values()])
+    free_then, busy_then = _at(state, start)
+    lacking = job.gpus - free_then
     if lacking <= 0:
         return False  # only bookings, plans or CPU stand in the way: no cheap bound
-    frees = []
-    for a, _ in cands:  # the GPUs each frees here that are busy at ``start``
-        gpus = set(a.gpu_indices) if not a.placements else _gone(state, [a])
-        frees.append(sum([busy.get(g, start) > start for g in gpus]))
+    frees = [  # the GPUs each frees here that are busy at ``start``
+        len(busy_then.intersection(a.gpu_indices if not a.placements else _gone(state, [a])))
+        for a, _ in cands
+    ]
     frees.sort(reverse=True)
     count, freed = 0, 0
     for n in frees:
