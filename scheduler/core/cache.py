@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from scheduler.core.snapshot import Allocation, Booking, Node, Snapshot
 
@@ -265,6 +266,10 @@ class ClusterUsage:
         self.bound_order: dict[tuple[int, frozenset[str], int, int], BoundOrder] = {}
         # Running work per node (gangs under each of their nodes): what preemption scans.
         self.on_node: dict[str, dict[str, Allocation]] = defaultdict(dict)
+        # Bumped whenever a node's running work changes: preemption's per-node candidates
+        # (``candidates``, by node and search key) stay valid while it is unchanged.
+        self.running_version: dict[str, int] = defaultdict(int)
+        self.candidates: dict[tuple[str, tuple[object, ...]], tuple[int, list[Any], float]] = {}
         # A lower bound on running preemptible priorities: lets preemption skip hopeless jobs.
         self.lowest_preemptible = float("inf")
         for a in snapshot.allocations:
@@ -298,6 +303,7 @@ class ClusterUsage:
         self.running[a.job_id] = a
         for node, _ in a.pods:
             self.on_node[node][a.job_id] = a
+            self.running_version[node] += 1
         if a.preemptible:
             self.lowest_preemptible = min(self.lowest_preemptible, a.priority)
         for node, gpus in a.pods:
@@ -314,6 +320,7 @@ class ClusterUsage:
         del self.running[a.job_id]
         for node, _ in a.pods:
             self.on_node[node].pop(a.job_id, None)
+            self.running_version[node] += 1
         self.team_gpus[a.team] -= a.gpus
         self.user_gpus[a.user] -= a.gpus
         if a.sweep_id is not None:

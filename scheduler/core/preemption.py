@@ -43,43 +43,54 @@ def _candidates(
 ) -> dict[str, list[tuple[Allocation, PreemptReason]]]:
     """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
     ``job`` fits in its team's guarantee. ``cheapest`` gets each such node's least work
-    lost by stopping one of them (``_lost_one``) with the node's name."""
-    now = usage.now
-    eligible = eligible_nodes(usage, job)
-    team, priority, job_id = job.team, job.priority, job.id
-    over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
+    lost by stopping one of them (``_lost_one``) with the node's name.
+
+    A node's list depends only on its running work and on the job's team, priority, id (if
+    that runs) and ``reclaim`` with the teams then beyond their guarantee: it is remembered
+    per node under that key until the node's running work changes (``running_version``).
+    """
+    team_gpus = usage.team_gpus
+    over = (
+        frozenset(t for t, n in team_gpus.items() if n > snap.quota(t).guaranteed_gpus)
+        if reclaim
+        else frozenset()
+    )
+    key = (job.team, job.priority, reclaim, over, job.id if job.id in usage.running else None)
     by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = {}
-    on_node = usage.on_node
-    reclaimed, prioritized = PreemptReason.RECLAIM, PreemptReason.PRIORITY
-    for node in eligible:
+    on_node, versions, memo = usage.on_node, usage.running_version, usage.candidates
+    for node in eligible_nodes(usage, job):
         running = on_node.get(node)
         if not running:
             continue
-        found: list[tuple[Allocation, PreemptReason]] | None = None
-        for a in running.values():
-            if not a.preemptible or a.job_id == job_id:
-                continue
-            if reclaim and a.borrowed and a.team != team:
-                if a.team not in over:
-                    over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
-                if over[a.team]:
-                    if found is None:
-                        found = by_node[node] = []
-                    found.append((a, reclaimed))
-                    continue
-            if a.priority < priority and (a.team == team or a.borrowed):
-                if found is None:
-                    found = by_node[node] = []
-                found.append((a, prioritized))
-        if found is not None and cheapest is not None:
-            least = min(
-                [
-                    (len(a.gpu_indices) if not a.placements else a.gpus) * (now - a.started_at)
-                    for a, _ in found
-                ]
-            )
-            cheapest.append((least, node))
+        version = versions[node]
+        known = memo.get((node, key))
+        if known is None or known[0] != version:
+            known = (version, *_on(running, job, reclaim, over, usage.now))
+            memo[(node, key)] = known
+        _, found, least = known
+        if found:
+            by_node[node] = found
+            if cheapest is not None:
+                cheapest.append((least, node))
     return by_node
+
+
+def _on(
+    running: dict[str, Allocation], job: QueuedJob, reclaim: bool, over: frozenset[str], now: float
+) -> tuple[list[tuple[Allocation, PreemptReason]], float]:
+    """The candidates among one node's ``running`` work and the least work one loses."""
+    team, priority, job_id = job.team, job.priority, job.id
+    found: list[tuple[Allocation, PreemptReason]] = []
+    for a in running.values():
+        if not a.preemptible or a.job_id == job_id:
+            continue
+        if reclaim and a.borrowed and a.team != team and a.team in over:
+            found.append((a, PreemptReason.RECLAIM))
+            continue
+        if a.priority < priority and (a.team == team or a.borrowed):
+            found.append((a, PreemptReason.PRIORITY))
+    least = min([_lost_one(a, now) for a, _ in found]) if found else 0.0
+    return found, least
 
 
 def _lost_one(a: Allocation, now: float) -> float:
