@@ -111,8 +111,9 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
     for job in queue:
         if (ages and turn[job.id] <= 0) or job.submitted_at <= oldest:
             starving.append(job)
-            team_use[job.team] += job.gpu_seconds  # ranked first, as if taken first
-            user_use[job.user] += job.gpu_seconds
+            gpu_s = job.gpus * job.nodes * job.max_runtime_s  # ``QueuedJob.gpu_seconds``
+            team_use[job.team] += gpu_s  # ranked first, as if taken first
+            user_use[job.user] += gpu_s
         else:
             lanes[(job.team, job.user)].append(job)
     for jobs in lanes.values():
