@@ -269,7 +269,7 @@ class ClusterUsage:
         # Bumped whenever a node's running work changes: preemption's per-node candidates
         # (``candidates``, by node and search key) stay valid while it is unchanged.
         self.running_version: dict[str, int] = defaultdict(int)
-        self.candidates: dict[tuple[str, tuple[object, ...]], tuple[int, list[Any], float]] = {}
+        self.candidates: dict[tuple[object, ...], dict[str, tuple[int, list[Any], float]]] = {}
         # A lower bound on running preemptible priorities: lets preemption skip hopeless jobs.
         self.lowest_preemptible = float("inf")
         for a in snapshot.allocations:

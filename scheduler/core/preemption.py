@@ -57,16 +57,18 @@ def _candidates(
     )
     key = (job.team, job.priority, reclaim, over, job.id if job.id in usage.running else None)
     by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = {}
-    on_node, versions, memo = usage.on_node, usage.running_version, usage.candidates
+    on_node, versions = usage.on_node, usage.running_version
+    memo = usage.candidates.get(key)
+    if memo is None:
+        memo = usage.candidates[key] = {}
     for node in eligible_nodes(usage, job):
         running = on_node.get(node)
         if not running:
             continue
         version = versions[node]
-        known = memo.get((node, key))
+        known = memo.get(node)
         if known is None or known[0] != version:
-            known = (version, *_on(running, job, reclaim, over, usage.now))
-            memo[(node, key)] = known
+            known = memo[node] = (version, *_on(running, job, reclaim, over, usage.now))
         _, found, least = known
         if found:
             by_node[node] = found
