@@ -103,10 +103,11 @@ def _lost_one(a: Allocation, now: float) -> float:
 
 def _gone(state: NodeState, freed: list[Allocation]) -> set[int]:
     """The GPUs of ``state`` that ``freed`` hold (a gang holds GPUs on several nodes)."""
-    name = state.node.name
-    if all(not a.placements for a in freed):
-        return {g for a in freed for g in a.gpu_indices}
-    return {g for a in freed for node, gpus in a.pods if node == name for g in gpus}
+    for a in freed:
+        if a.placements:
+            name = state.node.name
+            return {g for a in freed for node, gpus in a.pods if node == name for g in gpus}
+    return {g for a in freed for g in a.gpu_indices}
 
 
 def _fit(state: NodeState, job: QueuedJob, start: float, freed: list[Allocation]) -> list[int]:
@@ -143,7 +144,10 @@ def _on_node(
         gone = _gone(state, freed)
         return [g for g in open_ if busy[g] <= start or g in gone]
 
-    if len(fit(everyone)) < job.gpus or not _resources_ok(state, job, everyone):
+    if (
+        sum([busy[g] <= start or g in gone for g in open_]) < job.gpus  # fit(everyone)
+        or not _resources_ok(state, job, everyone)
+    ):
         return None
     cands = sorted(cands, key=lambda c: (not c[0].borrowed, c[0].priority, -c[0].started_at))
     for cand in cands:  # one victim is the fewest: the first that makes room alone wins
