@@ -79,12 +79,12 @@ def admission_gate(
                 f"sweep {sweep} runs {running} of {job.sweep_parallelism}",
             )
     user, team = job.user, job.team
-    cap = snap.user_cap(user)
+    cap = snap.user_gpu_caps.get(user, snap.config.default_user_gpu_cap)  # ``snap.user_cap``
     if gpus is None:
         gpus = job.total_gpus
     if cap is not None and usage.user_gpus[user] + gpus > cap:
         return Reason.USER_CAP, f"{user} uses {usage.user_gpus[user]} of {cap} GPUs"
-    quota = snap.quota(team)
+    quota = snap.quotas.get(team) or snap.quota(team)  # the lookup first: once per job
     if gpus <= 0:
         return False
     if quota.weekly_gpu_hours is not None:
