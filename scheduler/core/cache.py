@@ -166,9 +166,9 @@ class NodeState:
         return found
 
     def set_busy(self, gpu: int, until: float) -> None:
-        """``gpu`` (a usable one) is busy until ``until``; ``ClusterUsage.hold`` keeps ``free``."""
+        """``gpu`` (a usable one) is busy until ``until``; ``ClusterUsage.hold`` keeps ``free``
+        and has logged the node in ``changes``."""
         self.version += 1
-        self.changes.append(self.node.name)
         self.busy_until[gpu] = until
         self.gpu_bound.pop(gpu, None)
 
