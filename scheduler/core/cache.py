@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from scheduler.core.snapshot import Allocation, Booking, Node, Snapshot
 
@@ -81,9 +82,9 @@ class NodeState:
     """
 
     __slots__ = (
-        "blocks", "booked", "bounds", "busy_until", "cache", "changes", "cpu_free", "earliest",
-        "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node", "usable",
-        "version",
+        "at_start", "blocks", "booked", "bounds", "busy_until", "cache", "changes", "cpu_free",
+        "earliest", "free", "gpu_bound", "holder_teams", "holder_users", "mem_free", "node",
+        "open_at", "usable", "version",
     )  # fmt: skip
 
     def __init__(self, node: Node, now: float, changes: list[str] | None = None) -> None:
@@ -101,6 +102,10 @@ class NodeState:
         self.gpu_bound: dict[int, float] = {}  # per GPU, what ``start_bounds`` sorts
         # Placement's earliest starts by job shape, each with the version it was found at.
         self.earliest: dict[tuple[object, ...], tuple[int, float | None, float]] = {}
+        # Preemption's GPUs free of hard blocks over a run, by (start, run, holder), likewise.
+        self.open_at: dict[tuple[object, ...], tuple[int, list[int]]] = {}
+        # Preemption's (version, start, GPUs free at start, GPUs busy then).
+        self.at_start: tuple[int, float, int, frozenset[int]] | None = None
         self.booked: set[int] = set()  # GPUs with a booking: exclusions depend on the job
         # Who holds a booking on this node: a job of anyone else sees every block as a span.
         self.holder_teams: set[str] = set()
@@ -161,9 +166,9 @@ class NodeState:
         return found
 
     def set_busy(self, gpu: int, until: float) -> None:
-        """``gpu`` (a usable one) is busy until ``until``; ``ClusterUsage.hold`` keeps ``free``."""
+        """``gpu`` (a usable one) is busy until ``until``; ``ClusterUsage.hold`` keeps ``free``
+        and has logged the node in ``changes``."""
         self.version += 1
-        self.changes.append(self.node.name)
         self.busy_until[gpu] = until
         self.gpu_bound.pop(gpu, None)
 
@@ -243,6 +248,11 @@ class ClusterUsage:
         self.with_free: dict[str, NodeState] = {
             name: s for name, s in self.nodes.items() if s.free and s.node.schedulable
         }
+        # The same nodes by how many GPUs they have free, each list sorted by name: placing
+        # a job now visits nodes in packing order and stops at the first that fits.
+        self.by_free: dict[int, list[str]] = defaultdict(list)
+        for name, s in self.with_free.items():
+            insort(self.by_free[len(s.free)], name)
         self.team_gpus: dict[str, int] = defaultdict(int)
         self.user_gpus: dict[str, int] = defaultdict(int)
         self.sweep_jobs: dict[str, int] = defaultdict(int)
@@ -256,6 +266,10 @@ class ClusterUsage:
         self.bound_order: dict[tuple[int, frozenset[str], int, int], BoundOrder] = {}
         # Running work per node (gangs under each of their nodes): what preemption scans.
         self.on_node: dict[str, dict[str, Allocation]] = defaultdict(dict)
+        # Bumped whenever a node's running work changes: preemption's per-node candidates
+        # (``candidates``, by node and search key) stay valid while it is unchanged.
+        self.running_version: dict[str, int] = defaultdict(int)
+        self.candidates: dict[tuple[object, ...], dict[str, tuple[int, list[Any], float]]] = {}
         # A lower bound on running preemptible priorities: lets preemption skip hopeless jobs.
         self.lowest_preemptible = float("inf")
         for a in snapshot.allocations:
@@ -289,6 +303,7 @@ class ClusterUsage:
         self.running[a.job_id] = a
         for node, _ in a.pods:
             self.on_node[node][a.job_id] = a
+            self.running_version[node] += 1
         if a.preemptible:
             self.lowest_preemptible = min(self.lowest_preemptible, a.priority)
         for node, gpus in a.pods:
@@ -305,6 +320,7 @@ class ClusterUsage:
         del self.running[a.job_id]
         for node, _ in a.pods:
             self.on_node[node].pop(a.job_id, None)
+            self.running_version[node] += 1
         self.team_gpus[a.team] -= a.gpus
         self.user_gpus[a.user] -= a.gpus
         if a.sweep_id is not None:
@@ -321,6 +337,7 @@ class ClusterUsage:
         state = self.nodes.get(node)
         if state is None:  # an allocation on a node that left the inventory
             return
+        before = len(state.free) if node in self.with_free else 0
         state.version += 1
         self.changes.append(node)
         state.cpu_free -= cpu
@@ -334,5 +351,13 @@ class ClusterUsage:
                     state.free.add(g)
         if state.free and state.node.schedulable:
             self.with_free[node] = state
+            after = len(state.free)
         else:
             self.with_free.pop(node, None)
+            after = 0
+        if after != before:
+            if before:
+                bucket = self.by_free[before]
+                del bucket[bisect_left(bucket, node)]
+            if after:
+                insort(self.by_free[after], node)

@@ -7,6 +7,7 @@ Production (the services layer), the tests, the trace simulator and the benchmar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from scheduler.core.cache import Block, ClusterUsage, NodeState
 from scheduler.core.decisions import (
@@ -32,6 +33,8 @@ from scheduler.core.snapshot import (
 )
 
 Gate = tuple[Reason, str]
+_UNSEEN: Any = object()  # a shape not yet looked at
+Shape = tuple[int, frozenset[str], int, int, int]  # GPUs, models, CPU, memory, nodes
 
 
 def review_bookings(snap: Snapshot) -> tuple[list[ReleaseReservation], tuple[Booking, ...]]:
@@ -67,41 +70,47 @@ def admission_gate(
     snap: Snapshot, usage: ClusterUsage, job: QueuedJob, gpus: int | None = None
 ) -> Gate | bool:
     """A (reason, detail) that keeps ``job`` out whatever the free GPUs, else ``borrowed``."""
-    if job.sweep_id is not None and job.sweep_parallelism is not None:
-        running = usage.sweep_jobs[job.sweep_id]
+    sweep = job.sweep_id
+    if sweep is not None and job.sweep_parallelism is not None:
+        running = usage.sweep_jobs[sweep]
         if running >= job.sweep_parallelism:
             return (
                 Reason.SWEEP_CAP,
-                f"sweep {job.sweep_id} runs {running} of {job.sweep_parallelism}",
+                f"sweep {sweep} runs {running} of {job.sweep_parallelism}",
             )
-    cap = snap.user_cap(job.user)
+    user, team = job.user, job.team
+    cap = snap.user_gpu_caps.get(user, snap.config.default_user_gpu_cap)  # ``snap.user_cap``
     if gpus is None:
         gpus = job.total_gpus
-    if cap is not None and usage.user_gpus[job.user] + gpus > cap:
-        return Reason.USER_CAP, f"{job.user} uses {usage.user_gpus[job.user]} of {cap} GPUs"
-    quota = snap.quota(job.team)
-    if quota.weekly_gpu_hours is not None and gpus > 0:
-        spent = quota.spent_gpu_hours + usage.team_gpu_hours[job.team]
+    if cap is not None and usage.user_gpus[user] + gpus > cap:
+        return Reason.USER_CAP, f"{user} uses {usage.user_gpus[user]} of {cap} GPUs"
+    quota = snap.quotas.get(team) or snap.quota(team)  # the lookup first: once per job
+    if gpus <= 0:
+        return False
+    if quota.weekly_gpu_hours is not None:
+        spent = quota.spent_gpu_hours + usage.team_gpu_hours[team]
         need = job.gpu_seconds / 3600.0
         if spent + need > quota.weekly_gpu_hours:
             return Reason.BUDGET, (
-                f"team {job.team} spent {spent:.1f} of {quota.weekly_gpu_hours:.1f} GPU-hours "
+                f"team {team} spent {spent:.1f} of {quota.weekly_gpu_hours:.1f} GPU-hours "
                 f"this week; the job may need {need:.1f}"
             )
-    over = usage.team_gpus[job.team] + gpus - quota.guaranteed_gpus
-    if over > 0 and gpus > 0:
-        if not job.preemptible and snap.config.nonpreemptible_within_guarantee:
-            # Borrowed GPUs must stay reclaimable: work nobody may stop runs only within
-            # the guarantee, so it never blocks another team's job within its own.
-            return Reason.QUOTA, (
-                f"non-preemptible work of team {job.team} runs only within its "
-                f"{quota.guaranteed_gpus} guaranteed GPUs ({usage.team_gpus[job.team]} in use)"
-            )
-        if not quota.borrowing_allowed:
-            return Reason.QUOTA, f"team {job.team} uses its {quota.guaranteed_gpus} guaranteed GPUs"
-        if quota.borrowing_limit is not None and over > quota.borrowing_limit:
-            return Reason.QUOTA, f"team {job.team} may borrow at most {quota.borrowing_limit} GPUs"
-    return over > 0 and gpus > 0
+    used = usage.team_gpus[team]
+    over = used + gpus - quota.guaranteed_gpus
+    if over <= 0:
+        return False
+    if not job.preemptible and snap.config.nonpreemptible_within_guarantee:
+        # Borrowed GPUs must stay reclaimable: work nobody may stop runs only within
+        # the guarantee, so it never blocks another team's job within its own.
+        return Reason.QUOTA, (
+            f"non-preemptible work of team {team} runs only within its "
+            f"{quota.guaranteed_gpus} guaranteed GPUs ({used} in use)"
+        )
+    if not quota.borrowing_allowed:
+        return Reason.QUOTA, f"team {team} uses its {quota.guaranteed_gpus} guaranteed GPUs"
+    if quota.borrowing_limit is not None and over > quota.borrowing_limit:
+        return Reason.QUOTA, f"team {team} may borrow at most {quota.borrowing_limit} GPUs"
+    return True
 
 
 def _place_now(
@@ -117,8 +126,8 @@ def _plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | 
 
 
 def _static(
-    shapes: dict[tuple[int, frozenset[str], int, int, int], Reason | None],
-    shape: tuple[int, frozenset[str], int, int, int],
+    shapes: dict[Shape, Reason | None],
+    shape: Shape,
     nodes: list[Node],
     job: QueuedJob,
 ) -> Reason | None:
@@ -170,7 +179,8 @@ class _Queue:
     """What step 5 accumulates for step 6."""
 
     no_fit: _NoFit = field(default_factory=_NoFit)
-    fits: dict[tuple[object, ...], int] = field(default_factory=dict)  # shape: usage.holds
+    fits: dict[Shape, int] = field(default_factory=dict)  # fits but for blocks: usage.holds
+    never_fits: set[Shape] = field(default_factory=set)  # shapes no free GPUs hold now
 
     admitted: list[Admit] = field(default_factory=list)
     preempted: list[Preempt] = field(default_factory=list)
@@ -231,18 +241,19 @@ def _reserve(usage: ClusterUsage, job: QueuedJob, where: Placement, soft: bool) 
             state.add_block(g, block)
 
 
-def _fits_but_for_blocks(usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue) -> bool:
+def _fits_but_for_blocks(
+    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, shape: Shape
+) -> bool:
     """True if free GPUs could hold ``job`` now were it not for bookings and plans."""
-    key = ("ignoring blocks", job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
-    if q.no_fit.known(key, 0.0):
+    if shape in q.never_fits:
         return False
     # Ignoring blocks, the answer depends only on what is held: it stands until the next hold.
-    if q.fits.get(key) == usage.holds:
+    if q.fits.get(shape) == usage.holds:
         return True
     if _place_now(usage, job, cfg.packing, ignore_blocks=True) is not None:
-        q.fits[key] = usage.holds
+        q.fits[shape] = usage.holds
         return True
-    q.no_fit.add(key, 0.0)
+    q.never_fits.add(shape)
     return False
 
 
@@ -387,6 +398,7 @@ def _release(usage: ClusterUsage, q: _Queue, held: _Held) -> None:
         free_again = free_again or gpu in state.free
     if free_again:
         q.no_fit.shortest.clear()
+        q.never_fits.clear()
 
 
 def _take_back(
@@ -452,12 +464,16 @@ def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, unti
 
 
 def _capacity_reason(
-    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, free: int
+    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, free: int, shape: Shape
 ) -> tuple[Reason, str]:
     """Why ``job`` waits for GPUs. "Behind" counts the higher-ranked jobs that also wait for
     GPUs; those held by a quota or cap keep their place in line but don't stand in this
     job's way."""
-    if cfg.backfill and free >= job.total_gpus and _fits_but_for_blocks(usage, job, cfg, q):
+    if (
+        cfg.backfill
+        and free >= shape[0] * shape[4]
+        and _fits_but_for_blocks(usage, job, cfg, q, shape)
+    ):
         return Reason.RESERVED, "free GPUs are booked or planned for others"
     ahead = q.capacity_blocked
     if ahead:
@@ -480,12 +496,12 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     free = usage.free_gpus
     # 3. Nominate: a job no schedulable node could ever hold waits with a static reason.
     nodes = list(snap.nodes)
-    shapes: dict[tuple[int, frozenset[str], int, int, int], Reason | None] = {}
+    shapes: dict[Shape, Reason | None] = {}
     # 4. Order.
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
     q = _Queue(ordered=ordered)
-    grace = cfg.preemption_grace_s
+    grace, plan_depth = cfg.preemption_grace_s, cfg.plan_depth
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
     no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
@@ -493,9 +509,10 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     # Jobs whose victims are still stopping: their GPUs are kept for them until their turn.
     reserved = _hold_for_preemptors(snap, usage)
     for rank, job in enumerate(ordered):
-        held = _take_back(usage, q, reserved, job)
+        held = _take_back(usage, q, reserved, job) if reserved else None
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
-        static = shapes[shape] if shape in shapes else _static(shapes, shape, nodes, job)
+        static = shapes.get(shape, _UNSEEN)
+        static = _static(shapes, shape, nodes, job) if static is _UNSEEN else static
         if static is not None:
             waiting.append((job, static, _static_detail(static, job), None))
             continue
@@ -515,7 +532,13 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
                     free -= need
                     continue
                 q.no_fit.add(fit_key, job.max_runtime_s)
-        # 5b. Blocked by capacity: plan the earliest start (the shadow schedule).
+        # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
+        # plan depth nothing is planned and nothing preempted: the job waits for capacity.
+        if held is None and q.planned >= plan_depth:
+            reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
+            waiting.append((job, reason, detail, None))
+            q.capacity_blocked += 1
+            continue
         planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)
         if held is not None and _waits_for_victims(usage, job, q, held, planned, now + grace):
             continue
@@ -533,8 +556,8 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
             soft = cfg.backfill and q.protected >= cfg.reserve_depth
             _reserve(usage, job, planned, soft=soft)
             q.protected += 0 if soft else 1
-        reason, detail = _capacity_reason(usage, job, cfg, q, free)
-        q.waiting.append((job, reason, detail, planned))
+        reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
+        waiting.append((job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
     rows = waiting_rows(

@@ -85,7 +85,29 @@ class Waiting:
     planned_node: str | None = None
 
 
-_WAITING_SLOTS = tuple(getattr(Waiting, f).__set__ for f in Waiting.__slots__)
+class _Unfrozen:
+    """``Waiting``'s slot layout without the freeze: filled by a plain ``__init__``, then
+    given ``Waiting`` as its class (same slots, so CPython allows the assignment)."""
+
+    __slots__ = Waiting.__slots__
+
+    def __init__(
+        self,
+        job_id: str,
+        reason: Reason,
+        detail: str,
+        position: int,
+        ahead: int,
+        eta: float | None,
+        planned_node: str | None,
+    ) -> None:
+        self.job_id = job_id
+        self.reason = reason
+        self.detail = detail
+        self.position = position
+        self.ahead = ahead
+        self.eta = eta
+        self.planned_node = planned_node
 
 
 def waiting_rows(
@@ -95,22 +117,14 @@ def waiting_rows(
 
     The same frozen objects as the constructor makes, several times faster: a frozen
     dataclass sets each field through ``object.__setattr__``, costly for ~10,000 rows a
-    cycle; here the slots' descriptors are called directly.
+    cycle; here each row is built unfrozen and then takes ``Waiting`` as its class.
     """
-    job_id, reason, detail, position, ahead, eta, node = _WAITING_SLOTS
-    new = object.__new__
     out = []
     for i, (job, why, text, at, where) in enumerate(rows):
-        w = new(Waiting)
-        job_id(w, job)
-        reason(w, why)
-        detail(w, text)
-        position(w, i + 1)
-        ahead(w, i)
-        eta(w, at)
-        node(w, where)
+        w = _Unfrozen(job, why, text, i + 1, i, at, where)
+        w.__class__ = Waiting  # type: ignore[assignment]
         out.append(w)
-    return tuple(out)
+    return tuple(out)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,8 +111,9 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
     for job in queue:
         if (ages and turn[job.id] <= 0) or job.submitted_at <= oldest:
             starving.append(job)
-            team_use[job.team] += job.gpu_seconds  # ranked first, as if taken first
-            user_use[job.user] += job.gpu_seconds
+            gpu_s = job.gpus * job.nodes * job.max_runtime_s  # ``QueuedJob.gpu_seconds``
+            team_use[job.team] += gpu_s  # ranked first, as if taken first
+            user_use[job.user] += gpu_s
         else:
             lanes[(job.team, job.user)].append(job)
     for jobs in lanes.values():
@@ -124,7 +125,8 @@ def order_queue(snapshot: Snapshot) -> list[QueuedJob]:
         return fair
     # Within a priority class, starving jobs (oldest first) precede fair share's order: both
     # runs are sorted by priority and the sort is stable (Timsort merges the two runs).
-    starving.sort(key=attrgetter("submitted_at", "id"))
+    starving.sort(key=attrgetter("id"))  # then stably by submit time: by (submitted_at, id),
+    starving.sort(key=attrgetter("submitted_at"))  # each sort on keys of one type (faster)
     starving.extend(fair)
     starving.sort(key=attrgetter("priority"), reverse=True)  # stable, reversed or not
     return starving
@@ -161,33 +163,34 @@ def _take_in_turn(
         outer.append(((key[0], team_rank[team], key[1], key[2], key[3]), team))
     heapq.heapify(outer)
     ordered: list[QueuedJob] = []
+    heapreplace, heappop = heapq.heapreplace, heapq.heappop
     while outer:
         stored, team = outer[0]
         heap = inner[team]
         key, user = heap[0]
         while key[1] != user_rank[user]:  # a lane of a user who also works in another team
-            heapq.heapreplace(heap, ((key[0], user_rank[user], key[2], key[3]), user))
+            heapreplace(heap, ((key[0], user_rank[user], key[2], key[3]), user))
             key, user = heap[0]
         if stored[1] != team_rank[team] or stored[2] != key[1] or stored[4] != key[3]:
-            heapq.heapreplace(outer, ((key[0], team_rank[team], key[1], key[2], key[3]), team))
+            heapreplace(outer, ((key[0], team_rank[team], key[1], key[2], key[3]), team))
             continue
         jobs = lanes[(team, user)]
         job = jobs.pop()
         ordered.append(job)
-        gpu_s = job.gpu_seconds
+        gpu_s = job.gpus * job.nodes * job.max_runtime_s  # ``QueuedJob.gpu_seconds``
         team_use[team] += gpu_s
         user_use[user] += gpu_s
         team_rank[team] = team_use[team] / team_w[team]
-        user_rank[user] = user_use[user] / user_w[user]
+        user_rank[user] = rank = user_use[user] / user_w[user]
         if jobs:
             job = jobs[-1]
-            key = (-job.priority, user_rank[user], turn[job.id], job.id)
-            heapq.heapreplace(heap, (key, user))
+            key = (-job.priority, rank, turn[job.id], job.id)
+            heapreplace(heap, (key, user))
         else:
-            heapq.heappop(heap)
+            heappop(heap)
         if heap:
             key = heap[0][0]
-            heapq.heapreplace(outer, ((key[0], team_rank[team], key[1], key[2], key[3]), team))
+            heapreplace(outer, ((key[0], team_rank[team], key[1], key[2], key[3]), team))
         else:
-            heapq.heappop(outer)
+            heappop(outer)
     return ordered

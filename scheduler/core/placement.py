@@ -94,28 +94,50 @@ def unblocked_gpus(
 def place_now(
     usage: ClusterUsage, job: QueuedJob, packing: Packing, ignore_blocks: bool = False
 ) -> Placement | None:
-    """Where ``job`` can start at ``usage.now`` (hard blocks only), chosen by ``packing``."""
+    """Where ``job`` can start at ``usage.now`` (hard blocks only), chosen by ``packing``.
+
+    The winner is the least ``(GPUs left free, name)`` (best-fit; worst-fit: most left) among
+    the nodes it fits: nodes are visited in that order (``ClusterUsage.by_free``) and the
+    first that fits wins."""
     now, end, k = usage.now, usage.now + job.max_runtime_s, job.gpus
-    best: tuple[tuple[int, str], NodeState, list[int]] | None = None
     eligible = eligible_nodes(usage, job)
+    if k == 0:
+        return _place_cpu_only(usage, job, packing, eligible)
+    by_free, nodes = usage.by_free, usage.nodes
+    cpu, mem = job.cpu_milli, job.memory_mib
+    counts = sorted(
+        (c for c, names in by_free.items() if c >= k and names),
+        reverse=packing is not Packing.BEST_FIT,
+    )
+    for c in counts:
+        for name in by_free[c]:
+            if name not in eligible:
+                continue
+            state = nodes[name]
+            if state.cpu_free < cpu or state.mem_free < mem:
+                continue
+            fits = unblocked_gpus(state, job, now, end, ignore_blocks)
+            if len(fits) >= k:
+                return Placement(name, pick_gpus(state, fits, k), now)
+    return None
+
+
+def _place_cpu_only(
+    usage: ClusterUsage, job: QueuedJob, packing: Packing, eligible: dict[str, NodeState]
+) -> Placement | None:
+    """``place_now`` for a job without GPUs: any eligible node with the CPU and memory."""
+    best: tuple[tuple[int, str], NodeState] | None = None
     best_fit = packing is Packing.BEST_FIT
-    for name, state in (usage.with_free if k > 0 else eligible).items():
-        free = state.free
-        if len(free) < k or state.cpu_free < job.cpu_milli or name not in eligible:
+    for name, state in eligible.items():
+        if state.cpu_free < job.cpu_milli or state.mem_free < job.memory_mib:
             continue
-        if state.mem_free < job.memory_mib:
-            continue
-        left = len(free) - k
+        left = len(state.free)
         score = (left if best_fit else -left, name)
-        if best is not None and score >= best[0]:
-            continue  # checking blocks is the costly part: only for a node that would win
-        fits = unblocked_gpus(state, job, now, end, ignore_blocks)
-        if len(fits) >= k:
-            best = (score, state, fits)
+        if best is None or score < best[0]:
+            best = (score, state)
     if best is None:
         return None
-    _, state, fits = best
-    return Placement(state.node.name, pick_gpus(state, fits, k), now)
+    return Placement(best[1].node.name, (), usage.now)
 
 
 def _earliest_on(state: NodeState, job: QueuedJob, now: float, bound: float) -> float | None:
@@ -201,18 +223,24 @@ def plan(usage: ClusterUsage, job: QueuedJob, packing: Packing) -> Placement | N
     """
     now, k = usage.now, job.gpus
     best: tuple[float, int, str] | None = None
-    # The winner is the least (start, packing, name), whatever order nodes are visited in.
+    # A node is searched only for a start below ``bound``: 1e-9 past the best so far, which
+    # at epoch seconds rounds to the best itself, so a later node that only ties the best
+    # start loses to the first one visited (the least start bound, then inventory order).
+    # Every node from the first whose lower bound reaches ``bound`` can only find None.
+    bound = float("inf")
     for lb, state in _by_start_bound(usage, job):
-        lb = max(lb, now)
-        if best is not None and lb > best[0]:
+        if lb < now:
+            lb = now
+        if lb >= bound:
             break
-        start = _earliest_memo(state, job, now, best[0] + 1e-9 if best else float("inf"))
+        start = _earliest_memo(state, job, now, bound)
         if start is None:
             continue
         left = sum(1 for t in state.busy_until.values() if t <= start) - k
         score = (start, left if packing is Packing.BEST_FIT else -left, state.node.name)
         if best is None or score < best:
             best = score
+            bound = start + 1e-9
     if best is None:
         return None
     start, _, name = best

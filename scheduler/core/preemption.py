@@ -16,7 +16,6 @@ already fit a pod as free.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 
 from scheduler.core.cache import ClusterUsage, NodeState
@@ -36,39 +35,79 @@ class Victims:
 
 
 def _candidates(
-    usage: ClusterUsage, snap: Snapshot, job: QueuedJob, reclaim: bool
+    usage: ClusterUsage,
+    snap: Snapshot,
+    job: QueuedJob,
+    reclaim: bool,
+    cheapest: list[tuple[float, str]] | None = None,
 ) -> dict[str, list[tuple[Allocation, PreemptReason]]]:
     """Running jobs ``job`` may stop, by node, on nodes that could hold it; ``reclaim``:
-    ``job`` fits in its team's guarantee."""
-    eligible = eligible_nodes(usage, job)
-    team, priority, job_id = job.team, job.priority, job.id
-    over: dict[str, bool] = {}  # team -> beyond its guarantee, read once per call
-    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = defaultdict(list)
-    on_node = usage.on_node
-    for node in eligible:
+    ``job`` fits in its team's guarantee. ``cheapest`` gets each such node's least work
+    lost by stopping one of them (``_lost_one``) with the node's name.
+
+    A node's list depends only on its running work and on the job's team, priority, id (if
+    that runs) and ``reclaim`` with the teams then beyond their guarantee: it is remembered
+    per node under that key until the node's running work changes (``running_version``).
+    """
+    team_gpus = usage.team_gpus
+    over = (
+        frozenset(t for t, n in team_gpus.items() if n > snap.quota(t).guaranteed_gpus)
+        if reclaim
+        else frozenset()
+    )
+    key = (job.team, job.priority, reclaim, over, job.id if job.id in usage.running else None)
+    by_node: dict[str, list[tuple[Allocation, PreemptReason]]] = {}
+    on_node, versions = usage.on_node, usage.running_version
+    memo = usage.candidates.get(key)
+    if memo is None:
+        memo = usage.candidates[key] = {}
+    for node in eligible_nodes(usage, job):
         running = on_node.get(node)
         if not running:
             continue
-        for a in running.values():
-            if not a.preemptible or a.job_id == job_id:
-                continue
-            if reclaim and a.borrowed and a.team != team:
-                if a.team not in over:
-                    over[a.team] = usage.team_gpus[a.team] > snap.quota(a.team).guaranteed_gpus
-                if over[a.team]:
-                    by_node[node].append((a, PreemptReason.RECLAIM))
-                    continue
-            if a.priority < priority and (a.team == team or a.borrowed):
-                by_node[node].append((a, PreemptReason.PRIORITY))
+        version = versions[node]
+        known = memo.get(node)
+        if known is None or known[0] != version:
+            known = memo[node] = (version, *_on(running, job, reclaim, over, usage.now))
+        _, found, least = known
+        if found:
+            by_node[node] = found
+            if cheapest is not None:
+                cheapest.append((least, node))
     return by_node
+
+
+def _on(
+    running: dict[str, Allocation], job: QueuedJob, reclaim: bool, over: frozenset[str], now: float
+) -> tuple[list[tuple[Allocation, PreemptReason]], float]:
+    """The candidates among one node's ``running`` work and the least work one loses."""
+    team, priority, job_id = job.team, job.priority, job.id
+    found: list[tuple[Allocation, PreemptReason]] = []
+    for a in running.values():
+        if not a.preemptible or a.job_id == job_id:
+            continue
+        if reclaim and a.borrowed and a.team != team and a.team in over:
+            found.append((a, PreemptReason.RECLAIM))
+            continue
+        if a.priority < priority and (a.team == team or a.borrowed):
+            found.append((a, PreemptReason.PRIORITY))
+    least = min([_lost_one(a, now) for a, _ in found]) if found else 0.0
+    return found, least
+
+
+def _lost_one(a: Allocation, now: float) -> float:
+    """The GPU-seconds ``a`` has run: the work lost if it stops now."""
+    gpus = a.gpus if a.placements else len(a.gpu_indices)
+    return gpus * (now - a.started_at)
 
 
 def _gone(state: NodeState, freed: list[Allocation]) -> set[int]:
     """The GPUs of ``state`` that ``freed`` hold (a gang holds GPUs on several nodes)."""
-    name = state.node.name
-    if all(not a.placements for a in freed):
-        return {g for a in freed for g in a.gpu_indices}
-    return {g for a in freed for node, gpus in a.pods if node == name for g in gpus}
+    for a in freed:
+        if a.placements:
+            name = state.node.name
+            return {g for a in freed for node, gpus in a.pods if node == name for g in gpus}
+    return {g for a in freed for g in a.gpu_indices}
 
 
 def _fit(state: NodeState, job: QueuedJob, start: float, freed: list[Allocation]) -> list[int]:
@@ -96,20 +135,19 @@ def _on_node(
     everyone = [a for a, _ in cands]
     gone = _gone(state, everyone)
     busy = state.busy_until
-    if sum(1 for g, t in busy.items() if t <= start or g in gone) < job.gpus:
+    free_then, busy_then = _at(state, start)
+    if free_then + len(busy_then & gone) < job.gpus:
         return None  # too few GPUs even before bookings and plans: skip the window checks
-    # The window checks don't depend on who stops: done once per GPU (``_fit``'s second test).
-    end = start + job.max_runtime_s
-    team, user = job.team, job.user
-    open_ = [
-        g for g in state.usable if state.exclusions(g, team, user, soft=False).free(start, end)
-    ]
+    open_ = _open_gpus(state, job, start)
 
     def fit(freed: list[Allocation]) -> list[int]:  # ``_fit``, with the windows checked
         gone = _gone(state, freed)
         return [g for g in open_ if busy[g] <= start or g in gone]
 
-    if len(fit(everyone)) < job.gpus or not _resources_ok(state, job, everyone):
+    if (
+        sum([busy[g] <= start or g in gone for g in open_]) < job.gpus  # fit(everyone)
+        or not _resources_ok(state, job, everyone)
+    ):
         return None
     cands = sorted(cands, key=lambda c: (not c[0].borrowed, c[0].priority, -c[0].started_at))
     for cand in cands:  # one victim is the fewest: the first that makes room alone wins
@@ -133,6 +171,40 @@ def _on_node(
     return chosen, fit([a for a, _ in chosen])
 
 
+def _at(state: NodeState, start: float) -> tuple[int, frozenset[int]]:
+    """How many usable GPUs of ``state`` are free at ``start``, and which are still busy;
+    remembered until the node changes (``NodeState.version``)."""
+    known = state.at_start
+    if known is not None and known[0] == state.version and known[1] == start:
+        return known[2], known[3]
+    busy = frozenset(g for g, t in state.busy_until.items() if t > start)
+    free = len(state.busy_until) - len(busy)
+    state.at_start = (state.version, start, free, busy)
+    return free, busy
+
+
+def _open_gpus(state: NodeState, job: QueuedJob, start: float) -> list[int]:
+    """The usable GPUs of ``state`` no hard block keeps ``job`` off over its run from
+    ``start`` (``_fit``'s second test, which does not depend on who stops).
+
+    Remembered per node until it changes (``NodeState.version``): besides the node, the
+    answer reads only the start, the run's length and, where the job holds a booking here,
+    its team and user; the searches of one cycle all start at the same instant.
+    """
+    team, user = job.team, job.user
+    holder = (team, user) if state.holds_any(team, user) else None
+    key = (start, job.max_runtime_s, holder)
+    known = state.open_at.get(key)
+    if known is not None and known[0] == state.version:
+        return known[1]
+    end = start + job.max_runtime_s
+    found = [
+        g for g in state.usable if state.exclusions(g, team, user, soft=False).free(start, end)
+    ]
+    state.open_at[key] = (state.version, found)
+    return found
+
+
 def _cannot_beat(
     state: NodeState,
     job: QueuedJob,
@@ -147,14 +219,15 @@ def _cannot_beat(
     GPUs ``job`` lacks at ``start`` (each frees its own GPUs here that are busy then), so at
     least as many as the largest candidates need, losing at least the cheapest ones' work.
     """
-    busy = state.busy_until
-    lacking = job.gpus - sum(1 for t in busy.values() if t <= start)
+    free_then, busy_then = _at(state, start)
+    lacking = job.gpus - free_then
     if lacking <= 0:
         return False  # only bookings, plans or CPU stand in the way: no cheap bound
-    frees = sorted(
-        (sum(1 for g in _gone(state, [a]) if busy.get(g, start) > start) for a, _ in cands),
-        reverse=True,
-    )
+    frees = [  # the GPUs each frees here that are busy at ``start``
+        len(busy_then.intersection(a.gpu_indices if not a.placements else _gone(state, [a])))
+        for a, _ in cands
+    ]
+    frees.sort(reverse=True)
     count, freed = 0, 0
     for n in frees:
         if freed >= lacking:
@@ -166,7 +239,7 @@ def _cannot_beat(
     victims, lost = best[0], best[1]
     if count != victims:
         return count > victims
-    cheapest = sorted(a.gpus * (now - a.started_at) for a, _ in cands)[:count]
+    cheapest = sorted([_lost_one(a, now) for a, _ in cands])[:count]
     # Tolerance: float sums in another order may differ in the last bits; skip only clearly.
     return sum(cheapest) > lost + 1e-6 * (1.0 + abs(lost))
 
@@ -185,17 +258,15 @@ def find_victims(usage: ClusterUsage, snap: Snapshot, job: QueuedJob) -> Victims
     if job.gpus == 0 or (not reclaim and job.priority <= usage.lowest_preemptible):
         return None
     start = usage.now + snap.config.preemption_grace_s
-    by_node = _candidates(usage, snap, job, reclaim)
     if job.nodes > 1:
-        return _for_gang(usage, job, start, by_node)
+        return _for_gang(usage, job, start, _candidates(usage, snap, job, reclaim))
     best: tuple[tuple[int, float, str], Victims] | None = None
     # Any set of victims on a node loses at least its cheapest candidate's work: visiting
     # nodes by that bound, a node whose bound can't beat the best so far is skipped.
     now = usage.now
-    bounds = sorted(
-        (min(a.gpus * (now - a.started_at) for a, _ in cands), name)
-        for name, cands in by_node.items()
-    )
+    bounds: list[tuple[float, str]] = []
+    by_node = _candidates(usage, snap, job, reclaim, bounds)
+    bounds.sort()
     for cheapest, name in bounds:
         if best is not None and (1, cheapest, name) >= best[0]:
             if best[0][0] == 1:

@@ -1,7 +1,8 @@
 """``ClusterUsage``/``NodeState``: the derived views stay consistent with the raw state.
 
 The cycle keeps several caches for speed (per-GPU exclusions for jobs holding no booking,
-per-GPU start bounds, the schedulable nodes with a free GPU, per-shape eligible nodes). Each
+per-GPU start bounds, the schedulable nodes with a free GPU and their buckets by free GPUs,
+per-shape eligible nodes, preemption's per-node views). Each
 test drives random sequences of ``add_usage`` / ``remove_usage`` / ``add_block`` and checks
 every cache against a fresh computation from the raw blocks and busy times.
 """
@@ -13,6 +14,7 @@ import random
 import pytest
 
 from scheduler.core.cache import Block, ClusterUsage, Exclusions, NodeState
+from scheduler.core.preemption import _at
 from scheduler.core.snapshot import Allocation, Booking, Snapshot
 from scheduler.sim.synthetic import NOW, synthetic_snapshot
 
@@ -49,6 +51,21 @@ def _check(usage: ClusterUsage, people: list[tuple[str, str]]) -> None:
                     got = state.exclusions(g, team, user, soft)
                     want = _fresh_exclusions(state, g, team, user, soft)
                     assert (got.starts, got.max_ends) == (want.starts, want.max_ends)
+    # Nodes with free GPUs by how many, each bucket sorted by name (``place_now``'s order).
+    buckets: dict[int, list[str]] = {}
+    for name, state in sorted(usage.with_free.items()):
+        buckets.setdefault(len(state.free), []).append(name)
+    assert {n: names for n, names in usage.by_free.items() if names} == buckets
+    # Preemption's remembered views: GPUs free at an instant, a node's candidates.
+    start = usage.now + 60.0
+    for state in usage.nodes.values():
+        free_then, busy_then = _at(state, start)
+        assert busy_then == {g for g, t in state.busy_until.items() if t > start}
+        assert free_then == len(state.busy_until) - len(busy_then)
+    for memo in usage.candidates.values():
+        for node, (version, found, _) in memo.items():
+            if version == usage.running_version[node]:
+                assert {a.job_id for a, _ in found} <= set(usage.on_node[node])
     team_gpus: dict[str, int] = {}
     for a in usage.running.values():
         team_gpus[a.team] = team_gpus.get(a.team, 0) + a.gpus
