@@ -287,7 +287,7 @@ def team_page(request: HttpRequest, slug: str) -> HttpResponse:
     now = timezone.now()
     overview = usage.team_overview(team, now=now, weeks=WEEKS_SHOWN)
     waste = None
-    if can_compare_teams(request.user):
+    if can_compare_teams(request.user) and not wants_live(request):
         waste = usage.waste_by_team(
             Team.objects.all(), weeks=WEEKS_SHOWN, now=now, known={team.slug: overview["weeks"]}
         )
@@ -314,7 +314,7 @@ def team_page(request: HttpRequest, slug: str) -> HttpResponse:
         "y_label": _("GPU-hours"),
     }
     budget = overview["budget"]
-    return render(
+    return render_live(
         request,
         "scheduler/team.html",
         {
@@ -329,10 +329,14 @@ def team_page(request: HttpRequest, slug: str) -> HttpResponse:
                 else None
             ),
         },
+        TEAM_REGIONS,
     )
 
 
 WEEKS_SHOWN = 4
+#: The team page's parts that refresh themselves (portal/live.py): quota and budget, and
+#: what runs, waits and is booked now.
+TEAM_REGIONS = {"quota": "scheduler/_team_quota.html", "now": "scheduler/_team_now.html"}
 
 
 @login_required

@@ -49,3 +49,27 @@ def test_the_team_page_speaks_japanese(bob, vision, last_week) -> None:  # noqa:
     bob.user.save()
     page = _client(bob).get("/teams/vision/", HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert "週ごとの予約と使用" in page
+
+
+def test_the_team_page_refreshes_what_runs_waits_and_is_used(bob, vision, last_week) -> None:  # noqa: F811
+    """Issue 18 item 2: the team page is live. ``?live=1`` answers its regions; a job that
+    starts waiting shows up in the next poll, and the region's version changes with it."""
+    from django.utils import timezone
+
+    from scheduler import states
+    from scheduler.models import Job
+
+    client = _client(bob)
+    page = client.get("/teams/vision/").content.decode()
+    assert 'data-live="now"' in page and 'data-live="quota"' in page
+    first = client.get("/teams/vision/?live=1").json()["regions"]
+    assert set(first) == {"now", "quota"}
+    assert "Nothing waits." in first["now"]["html"]
+    job = Job.objects.create(
+        name="fresh-sweep", owner=bob.user, team=vision, image="python:3.11", gpus=3,
+        status=states.QUEUED, reason="capacity", submitted_at=timezone.now(), max_runtime_s=3600,
+    )  # fmt: skip
+    second = client.get("/teams/vision/?live=1").json()["regions"]
+    assert f"fresh-sweep #{job.pk}" in second["now"]["html"] and "3 GPUs" in second["now"]["html"]
+    assert second["now"]["v"] != first["now"]["v"]
+    assert second["quota"]["v"] == first["quota"]["v"]  # nothing runs more: unchanged
