@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,6 +32,13 @@ from querygate.engines.base import (
     fetch_within,
     one_statement,
     type_width,
+)
+from querygate.engines.export import (
+    BATCH_ROWS,
+    ExportStats,
+    batches_from_rows,
+    schema_of,
+    write_batches,
 )
 from querygate.engines.sandbox import DEFAULT_LIMITS, MIB, Limits
 from querygate.errors import EngineError, QueryInterrupted
@@ -136,6 +144,54 @@ class PostgresSession:
             raise EngineError(str(error).strip()) from error
         finally:
             self.temp_bytes = spill.peak
+
+    def export(
+        self,
+        sql: str,
+        *,
+        path: str,
+        max_rows: int,
+        max_bytes: int,
+        timeout_s: float,
+        batch_rows: int = BATCH_ROWS,
+    ) -> ExportStats:
+        """The whole result of ``sql`` to the Parquet file ``path`` (see ``Session``): a
+        server-side cursor (``DECLARE`` in a read-only transaction) fetched ``batch_rows``
+        rows at a time, each batch converted to Arrow with the schema of the columns'
+        DuckDB types; ``statement_timeout`` bounds each fetch, the query's watcher the
+        whole. A stopped or failed export leaves no file."""
+        connection = self._connection
+        statement = _capped_statement(sql, max_rows + 1)
+        spill = _SpillSampler(self._engine, self.handle["pid"])
+        try:
+            with (
+                spill,
+                connection.transaction(),
+                connection.cursor(name="karimasu_export") as cursor,
+            ):
+                cursor.execute(statement.encode())
+                description = cursor.description or ()
+                schema = schema_of(
+                    [d.name for d in description], [duckdb_type(d) for d in description]
+                )
+                return write_batches(
+                    batches_from_rows(cursor.fetchmany, schema, batch_rows),
+                    schema,
+                    path,
+                    max_rows=max_rows,
+                    max_bytes=max_bytes,
+                )
+        except BaseException as error:
+            Path(path).unlink(missing_ok=True)
+            if isinstance(error, errors.QueryCanceled | errors.AdminShutdown):
+                raise QueryInterrupted(str(error).strip()) from error
+            if isinstance(error, psycopg.OperationalError) and connection.closed:
+                raise QueryInterrupted(f"backend terminated: {error}") from error
+            if isinstance(error, psycopg.Error):
+                raise EngineError(str(error).strip()) from error
+            raise
+        finally:
+            self.temp_bytes = max(self.temp_bytes, spill.peak)
 
     def interrupt(self) -> None:
         self._engine.cancel(self.handle)

@@ -87,6 +87,9 @@ class _Zygote:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env["KARIMASU_ZYGOTE_FD"] = str(child.fileno())
+        # Arrow's default allocator (jemalloc) reserves address space up front, which the
+        # children's RLIMIT_AS counts: exports use the system allocator.
+        env["ARROW_DEFAULT_MEMORY_POOL"] = "system"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "querygate.engines.sandbox"],
             pass_fds=[child.fileno()],
@@ -325,6 +328,7 @@ def _zygote_main() -> None:
     # Preloaded once: a forked child finds them imported.
     import duckdb  # noqa: F401
     import psycopg  # noqa: F401
+    import pyarrow.parquet  # noqa: F401 - exports (sandbox_tasks.duckdb_export)
 
     from querygate.engines import sandbox_tasks  # noqa: F401
 
