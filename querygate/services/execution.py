@@ -151,6 +151,8 @@ def _export(query: Query, session: Session, result: ResultSet, *, end: float) ->
             partial.unlink(missing_ok=True)
             return {"export": {"status": "over_cap", "cut_by": stats.cut_by, **caps}}
         os.replace(partial, directory / name)
+    except QueryInterrupted:
+        raise  # cancelled or out of time: the query is stopped (its files go)
     except (EngineError, SqlError, OSError) as error:
         # The preview stands: the query succeeds, its download is the capped result.
         partial.unlink(missing_ok=True)
