@@ -6,7 +6,8 @@
     kms.analyze("SELECT * FROM lineitem", warehouse="demo")  # findings and estimate
     result = kms.sql("SELECT n_name FROM nation", warehouse="demo")
     result.columns, result.rows[:3]
-    df = result.to_pandas()  # if pandas is installed
+    df = result.to_pandas()  # every row the export cap allows, streamed as Arrow
+    result.download("all.parquet")  # the same rows as a file (or format="csv"/"arrow")
     job = kms.jobs.submit(name="resnet", team="vision", image="pytorch/pytorch:2.4", gpus=2)
     ddp = kms.jobs.submit(name="ddp", team="vision", image="pytorch/pytorch:2.4", gpus=2, nodes=3)
     kms.bookings.borrow(team="vision", gpus=1, hours=2, purpose="debugging")
@@ -16,7 +17,14 @@ rules as the browser: the query gate analyzes, decides and audits each query. A 
 raised as an exception that carries the gate's findings; a warned query runs only with
 ``acknowledge=True``. In Jupyter, analyses and results render as tables.
 
-Only ``requests`` is needed; ``to_pandas`` needs pandas. In IPython/Jupyter,
+``sql`` submits with ``export`` (default True): past the warehouse's row cap, the server
+keeps the whole result (up to the export cap) for the downloads, and ``to_pandas`` /
+``to_arrow`` / ``download`` stream it (``rows`` and ``len()`` stay the stored rows, at most
+the row cap; ``download_rows`` and ``complete`` say what the download holds).
+``progress=True`` prints the query's status while it runs.
+
+Only ``requests`` is needed; ``to_pandas`` needs pandas (and pyarrow to get more than the
+stored rows). In IPython/Jupyter,
 ``%load_ext karimasu_client.magics`` adds ``%%sql`` and ``%gpu`` (``karimasu_client.magics``;
 the ``notebook`` extra installs IPython, pandas and pyarrow).
 """
