@@ -126,12 +126,13 @@ class AnalyzeRequestSerializer(serializers.Serializer):
     explain = serializers.BooleanField(default=True, help_text="Add the engine's EXPLAIN.")
 
 
-class DownloadSerializer(serializers.Serializer):
+class DownloadSerializer(serializers.Serializer[Any]):
     rows = serializers.IntegerField(help_text="Rows a download holds.")
     complete = serializers.BooleanField(
         help_text="Every row of the result (else the first rows, up to the row cap)."
     )
-    source = serializers.ChoiceField(choices=["export", "result"])
+    # A field called "source" (Field.source is an attribute too): declared fields win.
+    source = serializers.ChoiceField(choices=["export", "result"])  # type: ignore[assignment]
     export_status = serializers.CharField(
         allow_null=True, help_text="complete, over_cap, disabled, failed; null: none needed."
     )

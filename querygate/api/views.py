@@ -228,11 +228,11 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.arrows"'
             return _with_download_headers(response, query)
         if download == "csv":
-            path = None
+            source: Path | None = None
             if query.result_file or query.result_expired_at is not None:
-                path = results.download_path(query)  # 410 now, not halfway through the stream
+                source = results.download_path(query)  # 410 now, not halfway through the stream
             response = StreamingHttpResponse(
-                _csv_chunks(query, path), content_type="text/csv; charset=utf-8"
+                _csv_chunks(query, source), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'
             return _with_download_headers(response, query)
