@@ -173,7 +173,10 @@ class KarimasuMagics(Magics):
                 else f": {(result.query.get('download') or {}).get('message', '')}"
             )
             progress.update(
-                HTML(f"<p>query {result.id}: {len(frame):,} rows{html.escape(note)}</p>")
+                HTML(
+                    f"<p>query {result.id}: {result.query['status']}, {len(frame):,} rows"
+                    f"{html.escape(note)}</p>"
+                )
             )
         if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = frame

@@ -203,15 +203,20 @@ def test_the_export_policy_keys_are_validated(bigwh) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_kill_mid_export_leaves_no_file(db, bob, tmp_path, results_dir) -> None:
-    path = str(tmp_path / "slow.duckdb")
-    with duckdb.connect(path) as connection:
-        connection.execute("CREATE TABLE t AS SELECT i FROM range(100000) r(i)")
-    warehouse = Warehouse.objects.create(name="slow", engine="duckdb", connection=path)
+@pytest.mark.parametrize("engine", ["duckdb", "postgres"])
+def test_a_kill_mid_export_leaves_no_file(engine, bob, tmp_path, results_dir, request) -> None:
+    # Fast to cap (10,001 rows), billions of rows to export: stopped while it writes.
+    if engine == "duckdb":
+        path = str(tmp_path / "slow.duckdb")
+        with duckdb.connect(path) as warehouse_file:
+            warehouse_file.execute("CREATE TABLE t AS SELECT i FROM range(100000) r(i)")
+        sql = "SELECT a.i, md5(CAST(a.i * b.i AS VARCHAR)) AS h FROM t a, t b"
+    else:
+        path = request.getfixturevalue("pg_warehouse")["dsn"]
+        sql = "SELECT e.id, md5(c.email || e.id) AS h FROM events e, customers c, customers d"
+    warehouse = Warehouse.objects.create(name="slow", engine=engine, connection=path)
     warehouse.policy = {"max_export_rows": 1_000_000_000}
     warehouse.save()
-    # Fast to cap (10,001 rows), ten billion rows to export: stopped while it writes.
-    sql = "SELECT a.i, md5(CAST(a.i * b.i AS VARCHAR)) AS h FROM t a, t b"
     query = export_query(bob.user, warehouse, sql)
     done = threading.Event()
 
@@ -232,7 +237,8 @@ def test_a_kill_mid_export_leaves_no_file(db, bob, tmp_path, results_dir) -> Non
     finally:
         worker.join(timeout=60)
     query.refresh_from_db()
-    assert query.status == QueryStatus.CANCELLED and query.export_file == "", (query.export, query.error)
+    assert query.status == QueryStatus.CANCELLED, (query.export, query.error)
+    assert query.export_file == ""
     assert [p.name for p in _files(results_dir)] == []  # no export, no temporary, no result
 
 
