@@ -19,6 +19,7 @@ import psycopg
 import pyarrow.ipc
 import pyarrow.parquet
 import pytest
+from django.db import connection as db_connection
 from django.utils import timezone
 
 from querygate.models import Query, QueryStatus, Warehouse
@@ -224,7 +225,7 @@ def test_a_kill_mid_export_leaves_no_file(engine, bob, tmp_path, results_dir, re
         try:
             execute_query(query.pk, poll_s=0.05)
         finally:
-            connection.close()
+            db_connection.close()
             done.set()
 
     worker = threading.Thread(target=run)
