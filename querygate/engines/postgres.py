@@ -103,6 +103,7 @@ class PostgresSession:
         self._writes = writes
         self.temp_bytes = 0
         self.cut_by = ""
+        self._stopped = threading.Event()
         row = connection.execute(
             "SELECT pg_backend_pid(), backend_start::text FROM pg_stat_activity "
             "WHERE pid = pg_backend_pid()"
@@ -159,7 +160,9 @@ class PostgresSession:
         server-side cursor (``DECLARE`` in a read-only transaction) fetched ``batch_rows``
         rows at a time, each batch converted to Arrow with the schema of the columns'
         DuckDB types; ``statement_timeout`` bounds each fetch, the query's watcher the
-        whole. A stopped or failed export leaves no file."""
+        whole. A cancel that lands between two FETCHes is dropped by the server (nothing
+        runs then), so ``interrupt()`` also sets a flag checked before each FETCH. A stopped
+        or failed export leaves no file."""
         connection = self._connection
         statement = _capped_statement(sql, max_rows + 1)
         spill = _SpillSampler(self._engine, self.handle["pid"])
@@ -174,8 +177,14 @@ class PostgresSession:
                 schema = schema_of(
                     [d.name for d in description], [duckdb_type(d) for d in description]
                 )
+
+                def fetch(size: int) -> list[Any]:
+                    if self._stopped.is_set():
+                        raise QueryInterrupted("interrupted: the export was cancelled")
+                    return cursor.fetchmany(size)
+
                 return write_batches(
-                    batches_from_rows(cursor.fetchmany, schema, batch_rows),
+                    batches_from_rows(fetch, schema, batch_rows),
                     schema,
                     path,
                     max_rows=max_rows,
@@ -194,6 +203,7 @@ class PostgresSession:
             self.temp_bytes = max(self.temp_bytes, spill.peak)
 
     def interrupt(self) -> None:
+        self._stopped.set()  # an export checks it before each FETCH (see ``export``)
         self._engine.cancel(self.handle)
 
 

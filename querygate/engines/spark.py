@@ -245,8 +245,14 @@ class SparkSession:
                 tuple(_plain(v, n) for v, n in zip(row, nested, strict=True))
                 for row in frame.toLocalIterator()
             )
+
+            def fetch(size: int) -> list[Any]:
+                if self._why:  # stopped between two partitions: nothing to interrupt then
+                    raise QueryInterrupted(f"{self._why}: the export was stopped")
+                return list(itertools.islice(rows, size))
+
             return write_batches(
-                batches_from_rows(lambda n: list(itertools.islice(rows, n)), schema, batch_rows),
+                batches_from_rows(fetch, schema, batch_rows),
                 schema,
                 path,
                 max_rows=max_rows,
@@ -255,7 +261,7 @@ class SparkSession:
         except BaseException as error:
             Path(path).unlink(missing_ok=True)
             if isinstance(error, EngineError | KeyboardInterrupt | SystemExit):
-                raise
+                raise  # QueryInterrupted is an EngineError
             if self._why or "OPERATION_CANCELED" in str(error):
                 why = self._why or "cancelled"
                 raise QueryInterrupted(f"{why}: {_first_line(error)}") from error

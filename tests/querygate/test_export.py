@@ -352,3 +352,23 @@ def test_an_export_holds_one_batch_at_a_time_not_the_result(tmp_path) -> None:
     assert stats["batches"] > 50
     assert stats["peak"] < stats["bytes"] / 2, stats
     assert pyarrow.parquet.ParquetFile(tmp_path / "o.parquet").metadata.num_rows == 750_000
+
+
+def test_a_postgres_cancel_between_fetches_stops_the_export(pg_engine, tmp_path) -> None:
+    """PostgreSQL drops a cancel that arrives while no statement runs (between two FETCHes
+    of the export's cursor): the session's own flag stops the export all the same."""
+    from querygate.errors import QueryInterrupted
+
+    target = tmp_path / "export.parquet"
+    with pg_engine.session(timeout_s=60) as session:
+        session.interrupt()  # nothing runs on the server now: the signal itself is dropped
+        with pytest.raises(QueryInterrupted, match="interrupted"):
+            session.export(
+                "SELECT id, email FROM customers",
+                path=str(target),
+                max_rows=1_000_000,
+                max_bytes=2**30,
+                timeout_s=60,
+                batch_rows=100,
+            )
+    assert not target.exists()
