@@ -372,3 +372,89 @@ def test_a_postgres_cancel_between_fetches_stops_the_export(pg_engine, tmp_path)
                 batch_rows=100,
             )
     assert not target.exists()
+
+
+PG_TYPES = (
+    "SELECT 1::int2 AS a, 2::int4 AS b, 3::int8 AS c, 1.5::float4 AS d, 2.5::float8 AS e, "
+    "12.34::numeric(10, 2) AS f, 1::numeric / 3 AS g, true AS h, DATE '2026-01-02' AS i, "
+    "TIME '10:00' AS j, TIMESTAMP '2026-01-02 03:04:05' AS k, "
+    "TIMESTAMPTZ '2026-01-02 03:04:05+09' AS l, "
+    "'6f1c3a4e-0000-4000-8000-000000000001'::uuid AS m, '{\"x\": [1]}'::jsonb AS n, "
+    "ARRAY[1, 2] AS o, INTERVAL '1 day' AS p, '\\xdead'::bytea AS q, 'plain' AS r "
+    "UNION ALL SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, "
+    "NULL, NULL, NULL, NULL, NULL, NULL"
+)
+
+
+def test_a_postgres_export_keeps_every_type(pg_engine, tmp_path) -> None:
+    target = tmp_path / "types.parquet"
+    with pg_engine.session(timeout_s=60) as session:
+        stats = session.export(
+            PG_TYPES, path=str(target), max_rows=10, max_bytes=2**30, timeout_s=60
+        )
+    assert (stats.rows, stats.cut_by) == (2, "")
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        kinds = dict(
+            connection.execute(
+                "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+                [str(target)],
+            ).fetchall()
+        )
+        rows = connection.execute(
+            "SELECT a, b, c, d, e, f, round(g, 6), h, i, j, k, CAST(l AS VARCHAR), m, n, o, p, "
+            "q, r FROM read_parquet(?) ORDER BY a NULLS LAST",
+            [str(target)],
+        ).fetchall()
+    assert kinds == {
+        "a": "SMALLINT",
+        "b": "INTEGER",
+        "c": "BIGINT",
+        "d": "FLOAT",
+        "e": "DOUBLE",
+        "f": "DOUBLE",  # a cast's typmod is not in the result's description: no precision
+        "g": "DOUBLE",
+        "h": "BOOLEAN",
+        "i": "DATE",
+        "j": "TIME",
+        "k": "TIMESTAMP",
+        "l": "TIMESTAMP WITH TIME ZONE",
+        "m": "VARCHAR",
+        "n": "VARCHAR",
+        "o": "VARCHAR",
+        "p": "VARCHAR",
+        "q": "VARCHAR",
+        "r": "VARCHAR",
+    }
+    first = rows[0]
+    assert first[:3] == (1, 2, 3) and first[5] == 12.34 and first[6] == 0.333333
+    assert str(first[8]) == "2026-01-02" and str(first[10]) == "2026-01-02 03:04:05"
+    assert first[11] == "2026-01-01 18:04:05+00"
+    assert first[12] == "6f1c3a4e-0000-4000-8000-000000000001"
+    assert first[13:] == ('{"x": [1]}', "[1, 2]", "1 day, 0:00:00", "\\xdead", "plain")
+    assert rows[1] == (None,) * 18
+
+
+def test_a_duckdb_export_stores_other_types_as_text(db, bob, tmp_path, results_dir) -> None:
+    path = str(tmp_path / "types.duckdb")
+    duckdb.connect(path).close()
+    warehouse = Warehouse.objects.create(name="types", engine="duckdb", connection=path)
+    warehouse.row_cap = 1
+    warehouse.save()
+    sql = (
+        "SELECT i, CAST(i AS HUGEINT) AS h, INTERVAL 1 DAY AS iv, [i, i] AS l, "
+        "{'k': i} AS st, CAST('ab' AS BLOB) AS b, "
+        "CAST('6f1c3a4e-0000-4000-8000-000000000001' AS UUID) AS u, "
+        "TIMESTAMPTZ '2026-01-02 03:04:05+00' AS tz FROM range(3) r(i) ORDER BY i"
+    )
+    query = execute_query(export_query(bob.user, warehouse, sql).pk)
+    assert query.export["status"] == "complete", query.export
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        rows = connection.execute(
+            "SELECT i, h, iv, l, st, b, u, CAST(tz AS VARCHAR) FROM read_parquet(?)",
+            [str(results_dir / query.export_file)],
+        ).fetchall()
+    assert len(rows) == 3
+    assert rows[1][:5] == (1, 1, "1 day", "[1, 1]", "{'k': 1}")
+    assert rows[1][5:] == ("ab", "6f1c3a4e-0000-4000-8000-000000000001", "2026-01-02 03:04:05+00")
