@@ -159,13 +159,14 @@ class PostgresSession:
         """The whole result of ``sql`` to the Parquet file ``path`` (see ``Session``): a
         server-side cursor (``DECLARE`` in a read-only transaction) fetched ``batch_rows``
         rows at a time, each batch converted to Arrow with the schema of the columns'
-        DuckDB types; ``statement_timeout`` bounds each fetch, the query's watcher the
-        whole. A cancel that lands between two FETCHes is dropped by the server (nothing
-        runs then), so ``interrupt()`` also sets a flag checked before each FETCH. A stopped
-        or failed export leaves no file."""
+        DuckDB types; ``statement_timeout`` bounds each fetch, ``timeout_s`` (checked
+        before each fetch) and the query's watcher the whole. A cancel that lands between
+        two FETCHes is dropped by the server (nothing runs then), so ``interrupt()`` also
+        sets a flag checked before each FETCH. A stopped or failed export leaves no file."""
         connection = self._connection
         statement = _capped_statement(sql, max_rows + 1)
         spill = _SpillSampler(self._engine, self.handle["pid"])
+        deadline = time.monotonic() + timeout_s
         try:
             with (
                 spill,
@@ -181,6 +182,10 @@ class PostgresSession:
                 def fetch(size: int) -> list[Any]:
                     if self._stopped.is_set():
                         raise QueryInterrupted("interrupted: the export was cancelled")
+                    if time.monotonic() > deadline:  # statement_timeout bounds one FETCH
+                        raise QueryInterrupted(
+                            f"timeout: the export passed its {timeout_s:g} s budget"
+                        )
                     return cursor.fetchmany(size)
 
                 return write_batches(

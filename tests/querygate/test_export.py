@@ -458,3 +458,24 @@ def test_a_duckdb_export_stores_other_types_as_text(db, bob, tmp_path, results_d
     assert len(rows) == 3
     assert rows[1][:5] == (1, 1, "1 day", "[1, 1]", "{'k': 1}")
     assert rows[1][5:] == ("ab", "6f1c3a4e-0000-4000-8000-000000000001", "2026-01-02 03:04:05+00")
+
+
+def test_a_postgres_export_stops_at_its_own_budget(pg_engine, tmp_path) -> None:
+    """``statement_timeout`` bounds one FETCH, not the export: its budget is checked between
+    fetches (an inline run's export is handed to a worker like any inline run past it)."""
+    from querygate.errors import QueryInterrupted
+
+    target = tmp_path / "export.parquet"
+    with (
+        pg_engine.session(timeout_s=60) as session,
+        pytest.raises(QueryInterrupted, match="timeout"),
+    ):
+        session.export(
+            "SELECT e.id, c.email FROM events e, customers c",  # 40 million rows
+            path=str(target),
+            max_rows=10**9,
+            max_bytes=2**40,
+            timeout_s=1,
+            batch_rows=1000,
+        )
+    assert not target.exists()
