@@ -17,10 +17,14 @@ import json
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# pyarrow is imported where it is used, never at import time: the sandbox's zygote imports
+# the engine modules, and pyarrow's libraries in every child's address space (RLIMIT_AS)
+# would leave the capped queries less of their memory budget.
 
 #: Rows per Arrow batch read from the engine and written to the file (at most), and the
 #: bytes a batch should hold: ``batch_rows_for`` picks the rows from the result's width.
@@ -73,6 +77,9 @@ def write_batches(
     """Append ``batches`` to a new Parquet file at ``path`` until they end or pass
     ``max_rows`` / ``max_bytes``. The file is opened before the first batch (an empty
     result is a valid file with its columns)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     schema = pa.schema(
         [f.with_name(n) for f, n in zip(schema, unique_names(schema.names), strict=True)]
     )
@@ -97,32 +104,38 @@ def write_batches(
 
 # ------------------------------------------------------------------ rows -> Arrow batches
 
-_ARROW_TYPES: dict[str, pa.DataType] = {
-    "BOOLEAN": pa.bool_(),
-    "TINYINT": pa.int8(),
-    "SMALLINT": pa.int16(),
-    "INTEGER": pa.int32(),
-    "BIGINT": pa.int64(),
-    "FLOAT": pa.float32(),
-    "REAL": pa.float32(),
-    "DOUBLE": pa.float64(),
-    "DATE": pa.date32(),
-    "TIME": pa.time64("us"),
-    "TIMESTAMP": pa.timestamp("us"),
-    "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
-    "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
-}
+
+def _arrow_types() -> dict[str, pa.DataType]:
+    import pyarrow as pa
+
+    return {
+        "BOOLEAN": pa.bool_(),
+        "TINYINT": pa.int8(),
+        "SMALLINT": pa.int16(),
+        "INTEGER": pa.int32(),
+        "BIGINT": pa.int64(),
+        "FLOAT": pa.float32(),
+        "REAL": pa.float32(),
+        "DOUBLE": pa.float64(),
+        "DATE": pa.date32(),
+        "TIME": pa.time64("us"),
+        "TIMESTAMP": pa.timestamp("us"),
+        "TIMESTAMPTZ": pa.timestamp("us", tz="UTC"),
+        "TIMESTAMP WITH TIME ZONE": pa.timestamp("us", tz="UTC"),
+    }
 
 
 def arrow_type(duckdb_type: str) -> pa.DataType:
     """The Arrow type a column of DuckDB type ``duckdb_type`` is exported as: the scalar
     types as themselves, ``DECIMAL(p,s)`` as ``decimal128``, anything else (UUID, nested,
     JSON, intervals, binary) as text, as in the stored result."""
+    import pyarrow as pa
+
     name = duckdb_type.upper()
     if name.startswith("DECIMAL(") and name.endswith(")"):
         precision, _, scale = name[8:-1].partition(",")
         return pa.decimal128(int(precision), int(scale or 0))
-    return _ARROW_TYPES.get(name, pa.string())
+    return _arrow_types().get(name, pa.string())
 
 
 def _text(value: Any) -> Any:
@@ -138,6 +151,8 @@ def _text(value: Any) -> Any:
 
 
 def _converter(kind: pa.DataType) -> Callable[[Any], Any]:
+    import pyarrow as pa
+
     if pa.types.is_string(kind):
         return _text
     if pa.types.is_floating(kind):
@@ -150,6 +165,8 @@ def _converter(kind: pa.DataType) -> Callable[[Any], Any]:
 
 
 def schema_of(columns: list[str], duckdb_types: Iterable[str]) -> pa.Schema:
+    import pyarrow as pa
+
     return pa.schema(
         [pa.field(c, arrow_type(t)) for c, t in zip(columns, duckdb_types, strict=True)]
     )
@@ -160,6 +177,8 @@ def batches_from_rows(
 ) -> Iterator[pa.RecordBatch]:
     """Arrow batches of ``schema`` from a DB-API style ``fetch(n)`` (``fetchmany``) that
     returns at most ``n`` rows, and none at the end. One batch of rows is held at a time."""
+    import pyarrow as pa
+
     convert = [_converter(f.type) for f in schema]
     while True:
         rows = fetch(batch_rows)

@@ -328,7 +328,6 @@ def _zygote_main() -> None:
     # Preloaded once: a forked child finds them imported.
     import duckdb  # noqa: F401
     import psycopg  # noqa: F401
-    import pyarrow.parquet  # noqa: F401 - exports (sandbox_tasks.duckdb_export)
 
     from querygate.engines import sandbox_tasks  # noqa: F401
 

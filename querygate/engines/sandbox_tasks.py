@@ -166,10 +166,12 @@ _EXPORTED = re.compile(
 
 
 def duckdb_export(payload: dict[str, Any], limits: Limits, channel: Any) -> dict[str, Any]:
-    """Run one statement and write its whole result to the Parquet file ``payload["export_path"]``
-    in Arrow batches (DuckDB's streaming Arrow reader: one batch in memory at a time), up
-    to ``max_rows`` rows and ``max_bytes``; see ``export.write_batches``. On any failure
-    (an interrupt included) the partial file is removed before the error is reported."""
+    """Run one statement and write its whole result to the Parquet file
+    ``payload["export_path"]`` in Arrow batches (DuckDB's streaming Arrow reader: one batch
+    in memory at a time), up to ``max_rows`` rows and ``max_bytes``; see
+    ``export.write_batches``. On any failure (an interrupt included) the partial file is
+    removed before the error is reported. pyarrow is imported here, not preloaded in the
+    zygote: its libraries would count in every child's address space (``RLIMIT_AS``)."""
     import pyarrow as pa
 
     from querygate.engines.export import BATCH_ROWS, write_batches
