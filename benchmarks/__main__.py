@@ -16,6 +16,7 @@ BENCHMARKS = [
     "scheduler_production",
     "querygate_analysis",
     "querygate_sandbox",
+    "querygate_export",
     "telemetry_ingest",
     "emulator_api",
     "emulator_proxy",

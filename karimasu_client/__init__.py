@@ -6,7 +6,8 @@
     kms.analyze("SELECT * FROM lineitem", warehouse="demo")  # findings and estimate
     result = kms.sql("SELECT n_name FROM nation", warehouse="demo")
     result.columns, result.rows[:3]
-    df = result.to_pandas()  # if pandas is installed
+    df = result.to_pandas()  # every row the export cap allows, streamed as Arrow
+    result.download("all.parquet")  # the same rows as a file (or format="csv"/"arrow")
     job = kms.jobs.submit(name="resnet", team="vision", image="pytorch/pytorch:2.4", gpus=2)
     ddp = kms.jobs.submit(name="ddp", team="vision", image="pytorch/pytorch:2.4", gpus=2, nodes=3)
     kms.bookings.borrow(team="vision", gpus=1, hours=2, purpose="debugging")
@@ -16,7 +17,14 @@ rules as the browser: the query gate analyzes, decides and audits each query. A 
 raised as an exception that carries the gate's findings; a warned query runs only with
 ``acknowledge=True``. In Jupyter, analyses and results render as tables.
 
-Only ``requests`` is needed; ``to_pandas`` needs pandas. In IPython/Jupyter,
+``sql`` submits with ``export`` (default True): past the warehouse's row cap, the server
+keeps the whole result (up to the export cap) for the downloads, and ``to_pandas`` /
+``to_arrow`` / ``download`` stream it (``rows`` and ``len()`` stay the stored rows, at most
+the row cap; ``download_rows`` and ``complete`` say what the download holds).
+``progress=True`` prints the query's status while it runs.
+
+Only ``requests`` is needed; ``to_pandas`` needs pandas (and pyarrow to get more than the
+stored rows). In IPython/Jupyter,
 ``%load_ext karimasu_client.magics`` adds ``%%sql`` and ``%gpu`` (``karimasu_client.magics``;
 the ``notebook`` extra installs IPython, pandas and pyarrow).
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 import html
 import importlib
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -164,21 +173,71 @@ class QueryResult:
         for row in self.rows:
             yield dict(zip(self.columns, row, strict=True))
 
+    @property
+    def download_rows(self) -> int:
+        """How many rows ``to_pandas``, ``to_arrow`` and ``download`` give: every row of
+        the result when the server kept a full export (the query ran with ``export``),
+        else the stored rows (at most the row cap)."""
+        return int((self.query.get("download") or {}).get("rows", len(self.rows)))
+
+    @property
+    def complete(self) -> bool:
+        """True when the downloads hold every row of the result (not cut at a cap); the
+        reason otherwise is in ``query["download"]["message"]``."""
+        info = self.query.get("download") or {}
+        return bool(info.get("complete", not self.truncated))
+
+    def to_arrow(self) -> Any:
+        """The whole download as a ``pyarrow.Table``, streamed from the server as Arrow
+        record batches (``?download=arrow``): every row the warehouse's export policy
+        allows, never the row cap alone. Needs pyarrow."""
+        try:
+            ipc = importlib.import_module("pyarrow.ipc")
+        except ImportError as error:
+            raise ImportError("to_arrow needs pyarrow: pip install pyarrow") from error
+        response = self.client.request(
+            "GET",
+            f"/api/v1/queries/{self.id}/results/",
+            params={"download": "arrow"},
+            raw=True,
+            stream=True,
+        )
+        try:
+            response.raw.decode_content = True
+            return ipc.open_stream(response.raw).read_all()
+        finally:
+            response.close()
+
     def to_pandas(self) -> Any:
-        """The rows as a pandas DataFrame (needs pandas)."""
+        """The result as a pandas DataFrame (needs pandas): with pyarrow, the whole download
+        streamed as Arrow (``to_arrow``: every row the export allows); without it, the
+        stored rows (``rows``, at most the row cap)."""
         try:
             pandas = importlib.import_module("pandas")  # optional: only this method needs it
         except ImportError as error:
             raise ImportError("to_pandas needs pandas: pip install pandas") from error
-        return pandas.DataFrame(self.rows, columns=self.columns)
+        try:
+            importlib.import_module("pyarrow")
+        except ImportError:
+            return pandas.DataFrame(self.rows, columns=self.columns)
+        return self.to_arrow().to_pandas()
 
     def download(self, path: str, *, format: str = "parquet") -> str:
-        """Save the whole result as ``parquet`` or ``csv`` to ``path``; returns ``path``."""
+        """Save the whole download as ``parquet``, ``csv`` or ``arrow`` (an Arrow IPC
+        stream) to ``path``, streamed to disk; returns ``path``."""
         response = self.client.request(
-            "GET", f"/api/v1/queries/{self.id}/results/", params={"download": format}, raw=True
+            "GET",
+            f"/api/v1/queries/{self.id}/results/",
+            params={"download": format},
+            raw=True,
+            stream=True,
         )
-        with open(path, "wb") as out:
-            out.write(response.content)
+        try:
+            with open(path, "wb") as out:
+                for chunk in response.iter_content(chunk_size=1 << 20):
+                    out.write(chunk)
+        finally:
+            response.close()
         return path
 
     def __len__(self) -> int:
@@ -187,6 +246,13 @@ class QueryResult:
     def _repr_html_(self) -> str:  # Jupyter: the first 50 rows
         note = f"<p>{len(self.rows):,} rows{' (cut at the row cap)' if self.truncated else ''}</p>"
         return note + _table_html(self.columns, self.rows[:50])
+
+
+def _print_progress(query: dict[str, Any]) -> None:
+    """A one-line status of a running query on stderr (``sql(progress=True)``)."""
+    elapsed = query.get("elapsed_s", 0.0)
+    sys.stderr.write(f"\rquery {query['id']}: {query['status']} ({elapsed:.0f} s)   ")
+    sys.stderr.flush()
 
 
 class _Resource:
@@ -285,11 +351,13 @@ class Karimasu:
         params: dict[str, Any] | None = None,
         json: Any = None,
         raw: bool = False,
+        stream: bool = False,
     ) -> Any:
-        """One API call; the decoded JSON (the response itself with ``raw``). An error
-        answer raises ``ApiError`` (or the query gate's subclasses)."""
+        """One API call; the decoded JSON (the response itself with ``raw``; its body not
+        yet read with ``stream``). An error answer raises ``ApiError`` (or the query gate's
+        subclasses)."""
         response = self.session.request(
-            method, self.url + path, params=params, json=json, timeout=self.timeout
+            method, self.url + path, params=params, json=json, timeout=self.timeout, stream=stream
         )
         if response.status_code >= 400:
             try:
@@ -341,15 +409,24 @@ class Karimasu:
         team: str | None = None,
         wait: float = 600.0,
         poll: float = 1.0,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[dict[str, Any]], None] | bool | None = None,
+        export: bool = True,
     ) -> QueryResult:
-        """Run ``sql`` through the gate and return its rows. Raises ``QueryRejected``,
+        """Run ``sql`` through the gate and return its rows. With ``export`` (the default)
+        the server keeps every row the warehouse's export cap allows for ``to_pandas``,
+        ``to_arrow`` and ``download`` (``rows`` stay the stored ones, at most the row cap).
+        Raises ``QueryRejected``,
         ``NeedsAcknowledgement`` (run again with ``acknowledge=True``), ``QueryFailed``, or
         ``TimeoutError`` after ``wait`` seconds (the query keeps running: ``cancel`` it or
         fetch it later with ``result(id)``). ``justification`` asks for a lead's or admin's
         override of a rejection. ``progress`` is called with the query's record at each
-        poll while it is queued or running (the notebook magic shows its status)."""
-        body: dict[str, Any] = {"warehouse": warehouse, "sql": sql}
+        poll while it is queued or running (the notebook magic shows its status);
+        ``progress=True`` prints a status line to stderr instead."""
+        body: dict[str, Any] = {"warehouse": warehouse, "sql": sql, "export": export}
+        if progress is True:
+            progress = _print_progress
+        elif progress is False:
+            progress = None
         if acknowledge:
             body["acknowledge_warnings"] = True
         if justification:
@@ -358,7 +435,9 @@ class Karimasu:
             body["team"] = team
         query = self.call("POST", "/api/v1/queries/", json=body)
         deadline = time.monotonic() + wait
+        started = time.monotonic()
         while query["status"] in ACTIVE:
+            query["elapsed_s"] = time.monotonic() - started
             if progress is not None:
                 progress(query)
             if time.monotonic() >= deadline:

@@ -13,13 +13,16 @@
 ``%%sql`` runs the cell through the query gate: the gate's findings are shown inline (a
 warned query runs only with ``--ack``; a refused one shows why and returns nothing), the
 query's status is shown while it is queued or running, and the rows come back as a pandas
-DataFrame (the cell's value; ``--out NAME`` also stores it in that variable). The warehouse
-defaults to ``KARIMASU_WAREHOUSE``. Every call goes through the API with the user's token.
+DataFrame, streamed as Arrow: every row the warehouse's export cap allows, not only the
+row cap (the query runs with ``export``); it is the cell's value, and ``--out NAME`` also
+stores it in that variable. The warehouse defaults to ``KARIMASU_WAREHOUSE``. Every call
+goes through the API with the user's token.
 """
 
 from __future__ import annotations
 
 import argparse
+import html
 import importlib
 import shlex
 import time
@@ -155,10 +158,26 @@ class KarimasuMagics(Magics):
         if findings:
             display(HTML(_findings_html(findings, "findings")))
         if progress is not None:
+            whole = "" if result.complete else " (cut: see query's download message)"
             progress.update(
-                HTML(f"<p>query {result.id}: {result.query['status']}, {len(result):,} rows</p>")
+                HTML(
+                    f"<p>query {result.id}: {result.query['status']}, downloading "
+                    f"{result.download_rows:,} rows{whole}…</p>"
+                )
             )
         frame = result.to_pandas()
+        if progress is not None:
+            note = (
+                ""
+                if result.complete
+                else f": {(result.query.get('download') or {}).get('message', '')}"
+            )
+            progress.update(
+                HTML(
+                    f"<p>query {result.id}: {result.query['status']}, {len(frame):,} rows"
+                    f"{html.escape(note)}</p>"
+                )
+            )
         if options.out and self.shell is not None:
             self.shell.user_ns[options.out] = frame
         return frame

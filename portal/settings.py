@@ -391,6 +391,11 @@ QUERYGATE_SANDBOX_MEMORY_MB = _env_or_fail("QUERYGATE_SANDBOX_MEMORY_MB", env.in
 QUERYGATE_SANDBOX_THREADS = _env_or_fail("QUERYGATE_SANDBOX_THREADS", env.int, 2)
 QUERYGATE_TEMP_MB = _env_or_fail("QUERYGATE_TEMP_MB", env.int, 1024)
 QUERYGATE_MAX_RESULT_MB = _env_or_fail("QUERYGATE_MAX_RESULT_MB", env.int, 32)
+# Full exports (a query submitted with export: its whole result as a Parquet download):
+# at most this many rows and MiB of Arrow data; 0 turns exports off. Per warehouse: the
+# policy keys max_export_rows / max_export_mb.
+QUERYGATE_MAX_EXPORT_ROWS = _env_or_fail("QUERYGATE_MAX_EXPORT_ROWS", env.int, 10_000_000)
+QUERYGATE_MAX_EXPORT_MB = _env_or_fail("QUERYGATE_MAX_EXPORT_MB", env.int, 2048)
 # The engine's EXPLAIN (analysis and submission) gets this long; then it is dropped.
 QUERYGATE_EXPLAIN_SECONDS = _env_or_fail("QUERYGATE_EXPLAIN_SECONDS", env.float, 2.0)
 # Analysis audit rows (one per pause in the SQL editor's typing) are kept this long.

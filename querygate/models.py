@@ -248,6 +248,13 @@ class Query(models.Model):
     result = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
     result_file = models.CharField(max_length=200, blank=True)
     result_expired_at = models.DateTimeField(null=True, blank=True)
+    # A full export was asked for at submission (``export: true``): a result cut at the row
+    # cap is then run again, uncapped up to the export cap, into ``export_file`` (the
+    # downloads' file). ``export`` says how it went: ``{"status": "complete" | "over_cap" |
+    # "disabled" | "failed", "rows", "bytes", "message"}`` (None: none was needed or asked).
+    export_requested = models.BooleanField(default=False)
+    export = models.JSONField(null=True, blank=True)
+    export_file = models.CharField(max_length=200, blank=True)
     error = models.JSONField(null=True, blank=True)
 
     class Meta:
@@ -271,13 +278,14 @@ def _check_policy(overrides: object) -> None:
     from django.core.exceptions import ValidationError
 
     from querygate.errors import InvalidPolicy
-    from querygate.overrides import policy_from, sandbox_limits
+    from querygate.overrides import export_limits, policy_from, sandbox_limits
 
     if not isinstance(overrides, dict):
         raise ValidationError({"policy": _("An object of policy fields is expected.")})
     try:
         policy_from(overrides, allow_writes=False)
         sandbox_limits(overrides)
+        export_limits(overrides)
     except InvalidPolicy as exc:
         raise ValidationError({"policy": exc.message}) from exc
 

@@ -15,7 +15,14 @@ from querygate.analysis import Policy
 from querygate.engines.sandbox import MIB, Limits
 from querygate.errors import InvalidPolicy
 
-__all__ = ["LIMIT_KEYS", "policy_from", "sandbox_limits"]
+__all__ = [
+    "EXPORT_KEYS",
+    "LIMIT_KEYS",
+    "ExportLimits",
+    "export_limits",
+    "policy_from",
+    "sandbox_limits",
+]
 
 _POLICY_FIELDS = {f.name for f in dataclasses.fields(Policy)} - {"allow_lists", "allow_writes"}
 
@@ -50,6 +57,40 @@ def sandbox_limits(*overrides: dict[str, Any]) -> Limits:
         temp_bytes=values["temp_mb"] * MIB,
         max_result_bytes=values["max_result_mb"] * MIB,
     )
+
+
+#: Keys of a warehouse's ``policy`` that bound its full exports (rows; MiB of Arrow data),
+#: over the ``QUERYGATE_*`` settings of the same meaning; 0 turns exports off.
+EXPORT_KEYS = {
+    "max_export_rows": "QUERYGATE_MAX_EXPORT_ROWS",
+    "max_export_mb": "QUERYGATE_MAX_EXPORT_MB",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportLimits:
+    rows: int
+    bytes: int
+
+    @property
+    def enabled(self) -> bool:
+        return self.rows > 0 and self.bytes > 0
+
+
+def export_limits(*overrides: dict[str, Any]) -> ExportLimits:
+    """The export cap: the ``QUERYGATE_MAX_EXPORT_*`` settings, then the ``EXPORT_KEYS`` of
+    each policy override in order. ``InvalidPolicy`` for a value that is not a whole number
+    of at least 0."""
+    values = {key: int(getattr(settings, name)) for key, name in EXPORT_KEYS.items()}
+    for override in overrides:
+        for key in EXPORT_KEYS:
+            if key not in override:
+                continue
+            value = override[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidPolicy(f"The policy's {key} must be a whole number, 0 or more.")
+            values[key] = value
+    return ExportLimits(rows=values["max_export_rows"], bytes=values["max_export_mb"] * MIB)
 
 
 def policy_from(*overrides: dict[str, Any], allow_writes: bool) -> Policy:

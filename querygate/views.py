@@ -130,8 +130,8 @@ def _labels() -> dict[str, Any]:
         "chart_none": _("No numeric column to plot."),
         "chart_rows": _("The chart shows the first %(rows)s rows."),
         "downloads": _(
-            "Downloads hold the whole stored result: %(rows)s rows (at most the "
-            "warehouse's row cap of %(cap)s)."
+            "Downloads hold every row of the result: %(rows)s rows (the warehouse's row "
+            "cap of %(cap)s bounds the pages above, not the downloads)."
         ),
         "bytes_scanned": _("Estimated bytes scanned"),
         "intermediate_rows": _("Rows the joins build (upper bound)"),

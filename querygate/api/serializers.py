@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -14,7 +15,45 @@ from querygate.messages import (
     localize_reasons,
 )
 from querygate.models import CatalogTable, Query, QueryStatus, Warehouse
-from querygate.services.results import PREVIEW_ROWS
+from querygate.services.results import PREVIEW_ROWS, download_info
+
+
+def download_of(query: Query) -> dict[str, Any]:
+    """``results.download_info`` with a message in the reader's language saying why a
+    download is not complete ('' when it is)."""
+    info = download_info(query)
+    info["message"] = "" if info["complete"] else export_message(query)
+    return info
+
+
+def export_message(query: Query) -> str:
+    export = query.export or {}
+    status = export.get("status")
+    cap = {"rows": f"{query.row_count or 0:,}"}
+    if status == "over_cap":
+        if export.get("cut_by") == "bytes":
+            return _(
+                "The result passed the export cap of %(mib)s MiB: downloads hold the first "
+                "%(rows)s rows."
+            ) % {**cap, "mib": f"{int(export.get('max_bytes') or 0) // 1024**2:,}"}
+        return _(
+            "The result has more rows than the export cap of %(cap)s: downloads hold the "
+            "first %(rows)s rows."
+        ) % {**cap, "cap": f"{int(export.get('max_rows') or 0):,}"}
+    if status == "disabled":
+        return _("Exports are off on this warehouse: downloads hold the first %(rows)s rows.") % cap
+    if status == "failed":
+        return _("The full export failed (%(error)s): downloads hold the first %(rows)s rows.") % {
+            **cap,
+            "error": export.get("message", ""),
+        }
+    return (
+        _(
+            "Downloads hold the first %(rows)s rows (the row cap); submit with export to get "
+            "them all."
+        )
+        % cap
+    )
 
 
 class WarehouseSerializer(serializers.ModelSerializer):
@@ -75,6 +114,14 @@ class QueryRequestSerializer(serializers.Serializer):
         max_length=2000,
         help_text="Leads and admins: run a rejected query anyway, with this reason on record.",
     )
+    export = serializers.BooleanField(
+        default=False,
+        help_text=(
+            "A SELECT: make every row the warehouse's export cap allows downloadable. A result "
+            "cut at the row cap is run again, uncapped up to the export cap, into a Parquet "
+            "file streamed from the engine (the preview and pages keep the capped rows)."
+        ),
+    )
 
 
 class AnalyzeRequestSerializer(serializers.Serializer):
@@ -82,6 +129,19 @@ class AnalyzeRequestSerializer(serializers.Serializer):
     sql = serializers.CharField(max_length=100_000, trim_whitespace=False)
     team = serializers.SlugField(required=False)
     explain = serializers.BooleanField(default=True, help_text="Add the engine's EXPLAIN.")
+
+
+class DownloadSerializer(serializers.Serializer[Any]):
+    rows = serializers.IntegerField(help_text="Rows a download holds.")
+    complete = serializers.BooleanField(
+        help_text="Every row of the result (else the first rows, up to the row cap)."
+    )
+    # A field called "source" (Field.source is an attribute too): declared fields win.
+    source = serializers.ChoiceField(choices=["export", "result"])  # type: ignore[assignment]
+    export_status = serializers.CharField(
+        allow_null=True, help_text="complete, over_cap, disabled, failed; null: none needed."
+    )
+    message = serializers.CharField(allow_blank=True, help_text="Why a download is not complete.")
 
 
 class QuerySerializer(serializers.ModelSerializer):
@@ -97,6 +157,7 @@ class QuerySerializer(serializers.ModelSerializer):
     status = serializers.CharField(read_only=True, help_text=", ".join(QueryStatus.values))
     duration_s = serializers.FloatField(read_only=True, allow_null=True)
     cached_from = serializers.IntegerField(source="cached_from_id", read_only=True, allow_null=True)
+    download = serializers.SerializerMethodField()
 
     class Meta:
         model = Query
@@ -128,6 +189,8 @@ class QuerySerializer(serializers.ModelSerializer):
             "row_count",
             "truncated",
             "result_expired_at",
+            "export_requested",
+            "download",
             "error",
         ]
         read_only_fields = fields
@@ -139,6 +202,13 @@ class QuerySerializer(serializers.ModelSerializer):
         data["error"] = localize_error(data.get("error"))
         data["kill_reason"] = localize_kill_reason(data.get("kill_reason"))
         return data
+
+    @extend_schema_field(DownloadSerializer(allow_null=True))
+    def get_download(self, query: Query) -> dict[str, Any] | None:
+        """What the CSV/Parquet/Arrow downloads hold, once the query succeeded."""
+        if query.status != QueryStatus.SUCCEEDED:
+            return None
+        return download_of(query)
 
 
 class ResultPreviewSerializer(serializers.Serializer):
@@ -205,3 +275,4 @@ class ResultPageSerializer(serializers.Serializer):
     truncated = serializers.BooleanField()
     page = serializers.IntegerField()
     page_size = serializers.IntegerField()
+    download = DownloadSerializer()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from django.http import FileResponse, StreamingHttpResponse
@@ -38,6 +39,9 @@ from querygate.services.analyses import audited_analysis
 from querygate.services.enforcement import cancel_query
 
 PARQUET = "application/vnd.apache.parquet"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: Rows per record batch of an Arrow download.
+ARROW_BATCH_ROWS = 65_536
 #: Rows read from the result file per chunk of a CSV download.
 CSV_CHUNK_ROWS = 5000
 
@@ -140,6 +144,7 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             acknowledge_warnings=data["acknowledge_warnings"],
             override_justification=data["override_justification"],
             team=data.get("team"),
+            export=data["export"],
         )
         query = access_query(request.user, query.pk)
         code = status.HTTP_202_ACCEPTED if query.status in ACTIVE_STATUSES else 201
@@ -183,14 +188,19 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             OpenApiParameter(
                 "download",
                 str,
-                enum=["csv", "parquet"],
-                description="csv or parquet: the whole result as a file.",
+                enum=["csv", "parquet", "arrow"],
+                description=(
+                    "csv, parquet or arrow (an Arrow IPC stream): the whole download as a "
+                    "file (the full export when there is one, else the stored result; "
+                    "`download` in the JSON says which and how many rows)."
+                ),
             ),
         ],
         responses={
             200: s.ResultPageSerializer,
             (200, "text/csv"): OpenApiTypes.STR,
             (200, PARQUET): OpenApiTypes.BINARY,
+            (200, ARROW_STREAM): OpenApiTypes.BINARY,
         },
         summary="The stored result, paged (or all of it as CSV or Parquet)",
         description="410 `results_expired` once the result file is deleted after the retention.",
@@ -206,25 +216,31 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 )
             raise Conflict(_("The query has not finished yet."), code="not_finished")
         download = request.query_params.get("download")
-        if download == "parquet":
+        if download in ("parquet", "arrow"):
             if not query.result_file and query.result_expired_at is None:
                 raise Conflict(_("This result has no Parquet file."), code="no_result_file")
-            return FileResponse(
-                results.path_of(query).open("rb"),
-                as_attachment=True,
-                filename=f"query-{query.pk}.parquet",
-                content_type=PARQUET,
-            )
+            path = results.download_path(query)
+            if download == "parquet":
+                return FileResponse(  # Content-Length: the file's size
+                    path.open("rb"),
+                    as_attachment=True,
+                    filename=f"query-{query.pk}.parquet",
+                    content_type=PARQUET,
+                )
+            response = StreamingHttpResponse(_arrow_chunks(path), content_type=ARROW_STREAM)
+            response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.arrows"'
+            return _with_download_headers(response, query)
         if download == "csv":
+            source: Path | None = None
             if query.result_file or query.result_expired_at is not None:
-                results.path_of(query)  # 410 now, not halfway through the stream
+                source = results.download_path(query)  # 410 now, not halfway through the stream
             response = StreamingHttpResponse(
-                _csv_chunks(query), content_type="text/csv; charset=utf-8"
+                _csv_chunks(query, source), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'
-            return response
+            return _with_download_headers(response, query)
         if download:
-            raise InvalidRequest(_("download must be csv or parquet."))
+            raise InvalidRequest(_("download must be csv, parquet or arrow."))
         page, size = _page(request, "page", 1), min(_page(request, "page_size", 1000), 5000)
         columns, rows = results.result_page(query, page=page, size=size)
         return Response(
@@ -235,14 +251,48 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 "truncated": query.truncated,
                 "page": page,
                 "page_size": size,
+                "download": s.download_of(query),
             }
         )
 
 
-def _csv_chunks(query: Query) -> Iterator[str]:
-    """The whole stored result as CSV, streamed: the header, then the file read
-    ``CSV_CHUNK_ROWS`` rows at a time (never the whole result in memory at once); rows
-    stored as JSON before result files come from the row itself."""
+def _with_download_headers(response: Any, query: Query) -> Any:
+    """A streamed download says how many rows it holds and whether that is all of them
+    (its length is not known before it is written)."""
+    info = results.download_info(query)
+    response["X-Karimasu-Rows"] = str(info["rows"])
+    response["X-Karimasu-Complete"] = "true" if info["complete"] else "false"
+    return response
+
+
+def _arrow_chunks(path: Path) -> Iterator[bytes]:
+    """The file as an Arrow IPC stream, one record batch (of the file's row groups) at a
+    time: never the whole result in memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+
+    def flush() -> bytes:
+        data = sink.getvalue()
+        sink.seek(0)
+        sink.truncate()
+        return data
+
+    with pq.ParquetFile(path) as source:
+        with pa.ipc.new_stream(sink, source.schema_arrow) as writer:
+            yield flush()
+            for batch in source.iter_batches(batch_size=ARROW_BATCH_ROWS):
+                writer.write_batch(batch)
+                yield flush()
+        yield flush()
+
+
+def _csv_chunks(query: Query, path: Path | None) -> Iterator[str]:
+    """The whole download as CSV, streamed: the header, then the file (the export, else the
+    stored result) read ``CSV_CHUNK_ROWS`` rows at a time in one scan (never the whole
+    result in memory at once); rows stored as JSON before result files come from the row
+    itself."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
 
@@ -254,18 +304,13 @@ def _csv_chunks(query: Query) -> Iterator[str]:
 
     writer.writerow((query.result or {}).get("columns", []))
     yield flush()
-    if not query.result_file:
+    if path is None:
         writer.writerows((query.result or {}).get("rows", []))
         yield flush()
         return
-    offset = 0
-    while True:
-        rows = results.read_rows(query, offset=offset, limit=CSV_CHUNK_ROWS)
-        if not rows:
-            return
+    for rows in results.iter_rows(path, CSV_CHUNK_ROWS):
         writer.writerows(rows)
         yield flush()
-        offset += len(rows)
 
 
 def _page(request: Request, name: str, default: int) -> int:

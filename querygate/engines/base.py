@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 from querygate.analysis import TableStats
+from querygate.engines.export import BATCH_ROWS, ExportStats
 from querygate.errors import EngineError
 
 
@@ -47,6 +48,23 @@ class Session(Protocol):
     cut_by: str
 
     def execute(self, sql: str, *, max_rows: int) -> ResultSet: ...
+
+    def export(
+        self,
+        sql: str,
+        *,
+        path: str,
+        max_rows: int,
+        max_bytes: int,
+        timeout_s: float,
+        batch_rows: int = BATCH_ROWS,
+    ) -> ExportStats:
+        """Write the whole result of the read ``sql`` (already capped at ``max_rows + 1``
+        rows) to a new Parquet file at ``path``, streamed in Arrow batches of
+        ``batch_rows`` rows, stopping past ``max_rows`` rows or ``max_bytes``
+        (``ExportStats.cut_by``); within ``timeout_s``, and ``QueryInterrupted`` on
+        ``interrupt()``. On any exception nothing is left at ``path``."""
+        ...
 
     def interrupt(self) -> None: ...
 

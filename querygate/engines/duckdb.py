@@ -19,6 +19,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -26,6 +27,7 @@ import duckdb
 from querygate.analysis import ColumnStats, TableStats
 from querygate.engines import sandbox
 from querygate.engines.base import ResultSet, type_width
+from querygate.engines.export import BATCH_ROWS, ExportStats
 from querygate.errors import EngineError
 
 LOCKED_DOWN = {
@@ -64,6 +66,42 @@ class DuckDBSession:
         self.cut_by = str(reply["cut_by"])
         result: ResultSet = reply["result"]
         return result
+
+    def export(
+        self,
+        sql: str,
+        *,
+        path: str,
+        max_rows: int,
+        max_bytes: int,
+        timeout_s: float,
+        batch_rows: int = BATCH_ROWS,
+    ) -> ExportStats:
+        """The whole result of ``sql`` to the Parquet file ``path`` (see ``Session``), in
+        a sandbox child like ``execute``; a stopped or failed export leaves no file."""
+        payload = self._engine._payload(
+            allow_writes=False,
+            sql=sql,
+            export_path=path,
+            max_rows=max_rows,
+            max_bytes=max_bytes,
+            batch_rows=batch_rows,
+        )
+        try:
+            reply = sandbox.run(
+                "querygate.engines.sandbox_tasks:duckdb_export",
+                payload,
+                timeout_s=timeout_s,
+                limits=self._engine.limits,
+                cancel=self._cancel,
+                on_handle=self.handle.update,
+            )
+        except BaseException:
+            Path(path).unlink(missing_ok=True)  # the child was killed before it could
+            raise
+        self.temp_bytes = max(self.temp_bytes, int(reply["temp_bytes"]))
+        stats: ExportStats = reply["export"]
+        return stats
 
     def interrupt(self) -> None:
         self._cancel.set()

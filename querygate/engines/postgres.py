@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,6 +32,13 @@ from querygate.engines.base import (
     fetch_within,
     one_statement,
     type_width,
+)
+from querygate.engines.export import (
+    BATCH_ROWS,
+    ExportStats,
+    batches_from_rows,
+    schema_of,
+    write_batches,
 )
 from querygate.engines.sandbox import DEFAULT_LIMITS, MIB, Limits
 from querygate.errors import EngineError, QueryInterrupted
@@ -95,6 +103,7 @@ class PostgresSession:
         self._writes = writes
         self.temp_bytes = 0
         self.cut_by = ""
+        self._stopped = threading.Event()
         row = connection.execute(
             "SELECT pg_backend_pid(), backend_start::text FROM pg_stat_activity "
             "WHERE pid = pg_backend_pid()"
@@ -137,7 +146,69 @@ class PostgresSession:
         finally:
             self.temp_bytes = spill.peak
 
+    def export(
+        self,
+        sql: str,
+        *,
+        path: str,
+        max_rows: int,
+        max_bytes: int,
+        timeout_s: float,
+        batch_rows: int = BATCH_ROWS,
+    ) -> ExportStats:
+        """The whole result of ``sql`` to the Parquet file ``path`` (see ``Session``): a
+        server-side cursor (``DECLARE`` in a read-only transaction) fetched ``batch_rows``
+        rows at a time, each batch converted to Arrow with the schema of the columns'
+        DuckDB types; ``statement_timeout`` bounds each fetch, ``timeout_s`` (checked
+        before each fetch) and the query's watcher the whole. A cancel that lands between
+        two FETCHes is dropped by the server (nothing runs then), so ``interrupt()`` also
+        sets a flag checked before each FETCH. A stopped or failed export leaves no file."""
+        connection = self._connection
+        statement = _capped_statement(sql, max_rows + 1)
+        spill = _SpillSampler(self._engine, self.handle["pid"])
+        deadline = time.monotonic() + timeout_s
+        try:
+            with (
+                spill,
+                connection.transaction(),
+                connection.cursor(name="karimasu_export") as cursor,
+            ):
+                cursor.execute(statement.encode())
+                description = cursor.description or ()
+                schema = schema_of(
+                    [d.name for d in description], [duckdb_type(d) for d in description]
+                )
+
+                def fetch(size: int) -> list[Any]:
+                    if self._stopped.is_set():
+                        raise QueryInterrupted("interrupted: the export was cancelled")
+                    if time.monotonic() > deadline:  # statement_timeout bounds one FETCH
+                        raise QueryInterrupted(
+                            f"timeout: the export passed its {timeout_s:g} s budget"
+                        )
+                    return cursor.fetchmany(size)
+
+                return write_batches(
+                    batches_from_rows(fetch, schema, batch_rows),
+                    schema,
+                    path,
+                    max_rows=max_rows,
+                    max_bytes=max_bytes,
+                )
+        except BaseException as error:
+            Path(path).unlink(missing_ok=True)
+            if isinstance(error, errors.QueryCanceled | errors.AdminShutdown):
+                raise QueryInterrupted(str(error).strip()) from error
+            if isinstance(error, psycopg.OperationalError) and connection.closed:
+                raise QueryInterrupted(f"backend terminated: {error}") from error
+            if isinstance(error, psycopg.Error):
+                raise EngineError(str(error).strip()) from error
+            raise
+        finally:
+            self.temp_bytes = max(self.temp_bytes, spill.peak)
+
     def interrupt(self) -> None:
+        self._stopped.set()  # an export checks it before each FETCH (see ``export``)
         self._engine.cancel(self.handle)
 
 

@@ -87,6 +87,9 @@ class _Zygote:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         env["KARIMASU_ZYGOTE_FD"] = str(child.fileno())
+        # Arrow's default allocator (jemalloc) reserves address space up front, which the
+        # children's RLIMIT_AS counts: exports use the system allocator.
+        env["ARROW_DEFAULT_MEMORY_POOL"] = "system"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "querygate.engines.sandbox"],
             pass_fds=[child.fileno()],

@@ -26,6 +26,7 @@ Spark has no read-only session: the analysis' allow-lists and write refusal are 
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -37,10 +38,18 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from querygate.analysis import ColumnStats, TableStats
 from querygate.engines.base import ResultSet, cap_rows, one_statement, type_width, value_size
+from querygate.engines.export import (
+    BATCH_ROWS,
+    ExportStats,
+    batches_from_rows,
+    schema_of,
+    write_batches,
+)
 from querygate.engines.sandbox import DEFAULT_LIMITS, Limits
 from querygate.errors import EngineError, QueryInterrupted
 
@@ -205,6 +214,61 @@ class SparkSession:
                 return ResultSet(columns, kept, True, types)
             kept.append(values)
         return ResultSet(columns, kept, False, types)
+
+    def export(
+        self,
+        sql: str,
+        *,
+        path: str,
+        max_rows: int,
+        max_bytes: int,
+        timeout_s: float,
+        batch_rows: int = BATCH_ROWS,
+    ) -> ExportStats:
+        """The whole result of ``sql`` to the Parquet file ``path`` (see ``Session``): rows
+        streamed from the server (``toLocalIterator``, partition by partition) and written
+        in Arrow batches, under the tag and a deadline of ``timeout_s``. A stopped or failed
+        export leaves no file."""
+        statement = cap_rows(one_statement(sql, "spark"), max_rows + 1).sql(dialect="spark")
+        timer = threading.Timer(timeout_s, self._stop, args=("timeout",))
+        timer.daemon = True
+        self._spark.addTag(self._tag)
+        timer.start()
+        try:
+            frame = self._spark.sql(statement)
+            fields = list(frame.schema.fields)
+            simple = [f.dataType.simpleString() for f in fields]
+            types = [duckdb_type(t) for t in simple]
+            nested = [t == "VARCHAR" and x != "string" for x, t in zip(simple, types, strict=True)]
+            schema = schema_of([f.name for f in fields], types)
+            rows = (
+                tuple(_plain(v, n) for v, n in zip(row, nested, strict=True))
+                for row in frame.toLocalIterator()
+            )
+
+            def fetch(size: int) -> list[Any]:
+                if self._why:  # stopped between two partitions: nothing to interrupt then
+                    raise QueryInterrupted(f"{self._why}: the export was stopped")
+                return list(itertools.islice(rows, size))
+
+            return write_batches(
+                batches_from_rows(fetch, schema, batch_rows),
+                schema,
+                path,
+                max_rows=max_rows,
+                max_bytes=max_bytes,
+            )
+        except BaseException as error:
+            Path(path).unlink(missing_ok=True)
+            if isinstance(error, EngineError | KeyboardInterrupt | SystemExit):
+                raise  # QueryInterrupted is an EngineError
+            if self._why or "OPERATION_CANCELED" in str(error):
+                why = self._why or "cancelled"
+                raise QueryInterrupted(f"{why}: {_first_line(error)}") from error
+            raise EngineError(_first_line(error)) from error
+        finally:
+            timer.cancel()
+            self._spark.removeTag(self._tag)
 
     def _stop(self, why: str) -> None:
         self._why = self._why or why

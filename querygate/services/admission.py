@@ -64,6 +64,7 @@ def submit_query(
     acknowledge_warnings: bool = False,
     override_justification: str = "",
     team: str | None = None,
+    export: bool = False,
     engine: Engine | None = None,
     inline: bool | None = None,
 ) -> Query:
@@ -91,6 +92,8 @@ def submit_query(
             if refusal is not None:
                 status, reasons = QueryStatus.REJECTED, [*reasons, str(refusal)]
         cached = _cached_result(warehouse, key, now) if status == QueryStatus.QUEUED else None
+        if cached is not None and export and cached.truncated:
+            cached = None  # a cached result cut at the row cap has no export: run it again
         query = Query.objects.create(
             user=user,
             team=access.team,
@@ -112,6 +115,7 @@ def submit_query(
             created_at=now,
             finished_at=now if status not in ACTIVE_STATUSES else None,
             cache_key=key,
+            export_requested=export and analysis["statement_type"] == "select",
         )
         if cached is not None:
             _serve_from_cache(query, cached, now)

@@ -5,8 +5,10 @@ failure recorded. Only ``lifecycle.move`` changes its status."""
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +17,8 @@ from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from querygate.engines import Engine, Session
-from querygate.engines.base import ResultSet
+from querygate.engines.base import ResultSet, value_size
+from querygate.engines.export import batch_rows_for
 from querygate.errors import EngineError, QueryInterrupted, SqlError
 from querygate.messages import (
     ENGINE_INTERRUPTED,
@@ -27,6 +30,7 @@ from querygate.messages import (
     stored_error,
 )
 from querygate.models import ACTIVE_STATUSES, Query, QueryStatus
+from querygate.overrides import export_limits
 from querygate.services import results
 from querygate.services.enforcement import request_kill
 from querygate.services.lifecycle import move
@@ -102,6 +106,7 @@ def _run_claimed(
         error_ = stored_error(SQL_NOT_RUNNABLE, error=cause)
         return _finish(query_id, QueryStatus.FAILED, error=error_)
     session: Session | None = None
+    end = time.monotonic() + timeout
     try:
         with engine.session(
             timeout_s=timeout, allow_writes=query.statement_type != "select"
@@ -111,6 +116,8 @@ def _run_claimed(
             watcher.start()
             try:
                 result = session.execute(sql, max_rows=warehouse.row_cap)
+                cut_by = session.cut_by
+                export = _export(query, session, result, end=end)
             finally:
                 watcher.stop()
     except QueryInterrupted as error:
@@ -122,7 +129,53 @@ def _run_claimed(
     finally:
         if session is not None and session.temp_bytes:  # spill counts, whatever the outcome
             Query.objects.filter(pk=query_id).update(temp_bytes=session.temp_bytes)
-    return _store(query_id, result, cut_by=session.cut_by)
+    return _store(query_id, result, cut_by=cut_by, export=export)
+
+
+def _export(query: Query, session: Session, result: ResultSet, *, end: float) -> dict[str, Any]:
+    """The full export of a query that asked for one (``export_requested``), run in the
+    query's session under what is left of its runtime budget (``end``, a monotonic time)
+    and its watcher (a cancel or the deadline interrupts it: ``QueryInterrupted``, the
+    query is killed, no file is left). Needed only when the capped run was cut; a result
+    within the cap is whole already (its file is the download). Returns the fields to
+    store: ``export`` (and ``export_file`` once the file is whole and in place)."""
+    if not query.export_requested or query.statement_type != "select" or not result.truncated:
+        return {}
+    warehouse = query.warehouse
+    limits = export_limits(warehouse.policy or {})
+    caps = {"max_rows": limits.rows, "max_bytes": limits.bytes}
+    if not limits.enabled:
+        return {"export": {"status": "disabled", **caps}}
+    directory = results.results_dir()
+    name = results.export_file_name(query.pk)
+    partial = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        statement = engine_statement(query.sql, warehouse.sql_dialect, cap=limits.rows + 1)
+        stats = session.export(
+            statement,
+            path=str(partial),
+            max_rows=limits.rows,
+            max_bytes=limits.bytes,
+            timeout_s=max(0.1, end - time.monotonic()),
+            batch_rows=batch_rows_for(_row_bytes(result)),
+        )
+        if stats.cut_by:
+            partial.unlink(missing_ok=True)
+            return {"export": {"status": "over_cap", "cut_by": stats.cut_by, **caps}}
+        os.replace(partial, directory / name)
+    except QueryInterrupted:
+        raise  # cancelled or out of time: the query is stopped (its files go)
+    except (EngineError, SqlError, OSError) as error:
+        # The preview stands: the query succeeds, its download is the capped result.
+        partial.unlink(missing_ok=True)
+        log.warning("query.export_failed id=%s %s", query.pk, error)
+        return {"export": {"status": "failed", "message": str(error), **caps}}
+    finally:
+        partial.unlink(missing_ok=True)  # interrupted: never a partial file left behind
+    export = {"status": "complete", "rows": stats.rows, "bytes": stats.bytes, **caps}
+    log.info("query.exported id=%s rows=%s bytes=%s", query.pk, stats.rows, stats.bytes)
+    return {"export": export, "export_file": name}
 
 
 def _without_bytes(result: ResultSet) -> ResultSet:
@@ -147,7 +200,15 @@ def _without_bytes(result: ResultSet) -> ResultSet:
     return ResultSet(result.columns, rows, result.truncated, types)
 
 
-def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
+def _row_bytes(result: ResultSet) -> float:
+    """The average size of a row of ``result`` (``value_size``; its first 1,000 rows)."""
+    sample = result.rows[:1000]
+    return sum(value_size(v) for row in sample for v in row) / max(1, len(sample))
+
+
+def _store(
+    query_id: int, result: ResultSet, *, cut_by: str = "", export: dict[str, Any] | None = None
+) -> Query:
     """Write the result's Parquet file, then mark the query succeeded with a preview of the
     first rows. A failed write fails the query (its audit row stays, with the reason) and
     leaves no file; a file whose query was killed meanwhile is removed. A result cut at the
@@ -169,6 +230,8 @@ def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
         try:
             name = results.write_result(query_id, result)
         except results.ResultStorageError as error:
+            if export and export.get("export_file"):
+                (results.results_dir() / export["export_file"]).unlink(missing_ok=True)
             return _finish(
                 query_id,
                 QueryStatus.FAILED,
@@ -176,9 +239,13 @@ def _store(query_id: int, result: ResultSet, *, cut_by: str = "") -> Query:
                 **size,
             )
         preview["rows"] = preview["rows"][: results.PREVIEW_ROWS]
-    query = _finish(query_id, QueryStatus.SUCCEEDED, result=preview, result_file=name, **size)
-    if name and query.result_file != name:
-        (results.results_dir() / name).unlink(missing_ok=True)
+    export = export or {}
+    query = _finish(
+        query_id, QueryStatus.SUCCEEDED, result=preview, result_file=name, **size, **export
+    )
+    for file, stored in ((name, query.result_file), (export.get("export_file"), query.export_file)):
+        if file and stored != file:  # killed meanwhile: its files go
+            (results.results_dir() / file).unlink(missing_ok=True)
     return query
 
 

@@ -68,6 +68,11 @@ def file_name(query_id: int) -> str:
     return f"query-{query_id}.parquet"
 
 
+def export_file_name(query_id: int) -> str:
+    """The file of a query's full export (``Query.export_file``)."""
+    return f"query-{query_id}.export.parquet"
+
+
 def storage_type(engine_type: str) -> str:
     """The DuckDB type a column is stored as.
 
@@ -200,6 +205,63 @@ def path_of(query: Query) -> Path:
     return path
 
 
+def download_path(query: Query) -> Path:
+    """The file downloads serve: the full export when there is one, else the stored
+    result (``ResultsExpired`` when purged or gone)."""
+    path = path_of(query)
+    if query.export_file:
+        export = results_dir() / query.export_file
+        if not export.is_file():
+            raise ResultsExpired(
+                f"The export file of query {query.pk} is gone; run the query again.",
+                details={"query_id": query.pk},
+            )
+        return export
+    return path
+
+
+def download_info(query: Query) -> dict[str, Any]:
+    """What a download of the query holds: ``rows``; ``complete`` (every row of the result,
+    or only the first ``row_cap``); ``source`` (``export`` or ``result``) and the export's
+    ``export_status`` (see ``Query.export``; None when none was needed or asked for)."""
+    export = query.export or {}
+    if query.export_file:
+        return {
+            "rows": int(export.get("rows") or 0),
+            "complete": True,
+            "source": "export",
+            "export_status": export.get("status"),
+        }
+    return {
+        "rows": query.row_count or 0,
+        "complete": not query.truncated,
+        "source": "result",
+        "export_status": export.get("status"),
+    }
+
+
+def iter_rows(path: Path, chunk_rows: int) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of a result file in the order they were written, ``chunk_rows`` at a time,
+    from one streaming scan (never the whole file in memory)."""
+    with _duckdb() as connection:
+        kinds = connection.execute(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet(?))",
+            [str(path)],
+        ).fetchall()
+        select = ", ".join(
+            f"timezone('UTC', {_quote(n)})" if t == "TIMESTAMP WITH TIME ZONE" else _quote(n)
+            for n, t in kinds
+        )
+        cursor = connection.execute(
+            f"SELECT {select} FROM read_parquet(?, file_row_number = true) "  # noqa: S608 - names quoted, from the file
+            "ORDER BY file_row_number",
+            [str(path)],
+        )
+        zoned = [i for i, (_, t) in enumerate(kinds) if t == "TIMESTAMP WITH TIME ZONE"]
+        while rows := cursor.fetchmany(chunk_rows):
+            yield [_utc(row, zoned) for row in rows] if zoned else rows
+
+
 def read_rows(query: Query, *, offset: int = 0, limit: int | None = None) -> list[tuple[Any, ...]]:
     """Rows ``offset`` .. ``offset + limit`` of the query's file, in the order they were
     written (by ``file_row_number``, not by scan order)."""
@@ -259,8 +321,13 @@ def purge_results(*, now: datetime) -> dict[str, int]:
             "result_file", flat=True
         )
     )
+    exports = set(  # an export file is its query's own, never shared (never cached)
+        old.filter(result_file__in=names)
+        .exclude(export_file="")
+        .values_list("export_file", flat=True)
+    )
     directory = results_dir()
-    for name in names:
+    for name in names | exports:
         (directory / name).unlink(missing_ok=True)
     with transaction.atomic():
         expired = Query.objects.filter(
@@ -284,11 +351,9 @@ def _purge_analyses(now: datetime) -> int:
 def _sweep(directory: Path, *, now: datetime, cutoff: datetime) -> int:
     if not directory.is_dir():
         return 0
-    live = set(
-        Query.objects.filter(result_expired_at__isnull=True)
-        .exclude(result_file="")
-        .values_list("result_file", flat=True)
-    )
+    kept = Query.objects.filter(result_expired_at__isnull=True)
+    live = set(kept.exclude(result_file="").values_list("result_file", flat=True))
+    live |= set(kept.exclude(export_file="").values_list("export_file", flat=True))
     swept = 0
     for path in directory.iterdir():
         modified = datetime.fromtimestamp(path.stat().st_mtime, tz=dt.UTC)

@@ -278,3 +278,36 @@ def test_bob_in_japanese_and_on_a_phone(editor_page, sign_in, bob, demo):
         "() => window.KarimasuCharts && window.KarimasuCharts.Chart.getChart('chart')"
     )
     page.screenshot(path=str(SHOTS / "sql-editor-ja-390px.png"), full_page=True)
+
+
+def test_downloads_hold_every_row_past_the_row_cap(editor_page, sign_in, alice, demo):
+    """ "Download all": the editor submits with export, so a result past the row cap
+    downloads whole and the note says how many rows; past the export cap it says why not."""
+    import io
+
+    import pyarrow.ipc
+
+    demo.row_cap = 100
+    demo.save()
+    page = editor_page
+    sign_in(alice)
+    page.goto("/sql/")
+    _set_sql(page, "SELECT l_orderkey, l_linenumber FROM lineitem")
+    page.locator("#decision.allow").wait_for(timeout=POLLS)
+    page.locator("#run").click()
+    page.locator("#result").wait_for(timeout=POLLS)
+    assert page.locator("#page-info").inner_text() == "Rows 1–100 of 100"
+    expect(page.locator("#download-note")).to_contain_text("every row of the result: 60,175")
+    href = page.locator("#download-arrow").get_attribute("href")
+    assert href is not None and href.endswith("/results/?download=arrow")
+    answer = page.request.get(href)
+    assert answer.ok
+    assert pyarrow.ipc.open_stream(io.BytesIO(answer.body())).read_all().num_rows == 60_175
+
+    demo.policy = {"max_export_rows": 1000}
+    demo.save()
+    _set_sql(page, "SELECT l_orderkey, l_linenumber, l_suppkey FROM lineitem")
+    page.locator("#decision.allow").wait_for(timeout=POLLS)
+    page.locator("#run").click()
+    expect(page.locator("#download-note")).to_contain_text("export cap of 1,000", timeout=POLLS)
+    expect(page.locator("#download-note")).to_contain_text("first 100 rows")

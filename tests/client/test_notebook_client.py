@@ -157,3 +157,32 @@ def test_an_on_demand_session_through_the_client(kms, alice) -> None:
         kms.sessions.start(image="lab", team="vision", gpus=1, hours=1000)
     assert too_long.value.status == 400
     assert kms.sessions.stop(session["id"])["state"] == "stopped"
+
+
+def test_to_pandas_streams_every_row_past_the_row_cap(kms, demo, tpch_path) -> None:
+    demo.row_cap = 1000
+    demo.save()
+    sql = "SELECT l_orderkey, l_linenumber, l_extendedprice FROM lineitem"
+    result = kms.sql(sql, warehouse="demo")
+    with duckdb.connect(tpch_path, read_only=True) as engine:
+        count, keys, prices = engine.execute(
+            "SELECT count(*), sum(l_orderkey * 10 + l_linenumber), sum(l_extendedprice) "
+            "FROM lineitem"
+        ).fetchone()
+    assert len(result) == 1000 and result.truncated  # the stored rows: the row cap
+    assert result.download_rows == count and result.complete
+    frame = result.to_pandas()
+    assert list(frame.columns) == ["l_orderkey", "l_linenumber", "l_extendedprice"]
+    assert len(frame) == count > 1000
+    assert int((frame.l_orderkey * 10 + frame.l_linenumber).sum()) == keys
+    assert frame.l_extendedprice.astype(object).sum() == prices
+    capped = kms.sql(sql, warehouse="demo", export=False)
+    assert not capped.complete and len(capped.to_pandas()) == 1000
+
+
+def test_progress_true_prints_a_status_line(kms, capsys) -> None:
+    sql = "SELECT count(*) FROM lineitem, orders"  # large enough to go to the queue
+    with pytest.raises(TimeoutError):
+        kms.sql(sql, warehouse="demo", acknowledge=True, wait=0.3, poll=0.1, progress=True)
+    assert "queued" in capsys.readouterr().err
+    kms.cancel(Query.objects.get(status="queued").pk)

@@ -37,16 +37,18 @@ CELLS = [
 
 
 def _outputs(cell: Any) -> str:
+    # A print may reach the notebook as several stream chunks ("borrowed", " 1 True\n"):
+    # stream text is joined as it came, other outputs on lines of their own.
     parts = []
     for output in cell.outputs:
         if output.get("output_type") == "stream":
             parts.append(output["text"])
         for key in ("text/html", "text/plain"):
             if key in output.get("data", {}):
-                parts.append(str(output["data"][key]))
+                parts.append(f"\n{output['data'][key]}\n")
         if output.get("output_type") == "error":
-            parts.append(f"ERROR {output['ename']}: {output['evalue']}")
-    return "\n".join(parts)
+            parts.append(f"\nERROR {output['ename']}: {output['evalue']}\n")
+    return "".join(parts)
 
 
 def test_sql_and_gpu_magics_in_a_real_notebook(
@@ -57,6 +59,8 @@ def test_sql_and_gpu_magics_in_a_real_notebook(
     monkeypatch.setattr(scheduler_tasks.schedule_cycle, "delay", lambda: None)
     PriorityClass.objects.get_or_create(name="normal", defaults={"value": 0, "is_default": True})
     make_node("tesla-01")
+    demo.row_cap = 3  # the DataFrame still holds all 5 rows: %%sql streams the full export
+    demo.save()
     monkeypatch.setenv("KARIMASU_URL", live_server.url)
     monkeypatch.setenv("KARIMASU_TOKEN", alice.token)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))

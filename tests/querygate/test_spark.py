@@ -217,6 +217,40 @@ def test_explain_cost_and_execution(spark_engine: SparkEngine):
         session.execute("SELECT no_such_column FROM nation", max_rows=3)
 
 
+@pytest.mark.spark
+def test_a_spark_export_streams_every_row_to_parquet(spark_engine: SparkEngine, tmp_path):
+    # Before the kill tests: their cancelled heavy jobs may hold the server's one core a while.
+    import duckdb
+
+    sql = "SELECT l_orderkey, l_linenumber, l_extendedprice, l_shipdate, l_comment FROM lineitem"
+    with spark_engine.session(timeout_s=120) as session:
+        stats = session.export(
+            sql,
+            path=str(tmp_path / "all.parquet"),
+            max_rows=1_000_000,
+            max_bytes=2**30,
+            timeout_s=120,
+            batch_rows=1000,
+        )
+        expected = session.execute(
+            "SELECT count(*), sum(l_orderkey * 10 + l_linenumber), sum(l_extendedprice) "
+            "FROM lineitem",
+            max_rows=1,
+        ).rows[0]
+        cut = session.export(
+            sql, path=str(tmp_path / "cut.parquet"), max_rows=100, max_bytes=2**30, timeout_s=120
+        )
+    assert stats.cut_by == "" and stats.rows == expected[0] > 1000 and stats.batches > 1
+    with duckdb.connect() as connection:
+        got = connection.execute(
+            "SELECT count(*), sum(l_orderkey * 10 + l_linenumber), sum(l_extendedprice), "
+            "typeof(any_value(l_shipdate)) FROM read_parquet(?)",
+            [str(tmp_path / "all.parquet")],
+        ).fetchone()
+    assert got[:3] == tuple(expected) and got[3] == "DATE"
+    assert cut.cut_by == "rows"  # over the cap: the caller discards the file
+
+
 def _run_in_thread(session: Any, sql: str) -> tuple[threading.Thread, dict[str, Any]]:
     out: dict[str, Any] = {}
 

@@ -361,7 +361,9 @@
   }
 
   async function run(options) {
-    const body = { warehouse: warehouse.value, sql: editor.getText() };
+    // export: a result past the row cap is kept whole (up to the warehouse's export cap) for
+    // the downloads; the pages and chart stay on the capped rows.
+    const body = { warehouse: warehouse.value, sql: editor.getText(), export: true };
     if (options && options.acknowledge) body.acknowledge_warnings = true;
     if (options && options.justification) body.override_justification = options.justification;
     if (!body.sql.trim()) return;
@@ -457,8 +459,12 @@
     $("next").disabled = last >= page.row_count;
     $("download-csv").href = config.urls.queries + query.id + "/results/?download=csv";
     $("download-parquet").href = config.urls.queries + query.id + "/results/?download=parquet";
+    $("download-arrow").href = config.urls.queries + query.id + "/results/?download=arrow";
     const known = config.warehouses[query.warehouse] || config.warehouses[warehouse.value] || {};
-    $("download-note").textContent = fmt(L.downloads, { rows: number(page.row_count), cap: number(known.row_cap || 0) });
+    const download = page.download || { rows: page.row_count, complete: !page.truncated, message: "" };
+    $("download-note").textContent = download.complete
+      ? fmt(L.downloads, { rows: number(download.rows), cap: number(known.row_cap || 0) })
+      : download.message;
     $("result").hidden = false;
     if (!$("chart-view").hidden) drawChart();
   }
