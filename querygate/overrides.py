@@ -88,7 +88,9 @@ def export_limits(*overrides: dict[str, Any]) -> ExportLimits:
                 continue
             value = override[key]
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise InvalidPolicy(f"The policy's {key} must be a whole number, 0 or more.")
+                raise InvalidPolicy(
+                    _("The policy's %(key)s must be a whole number, 0 or more.") % {"key": key}
+                )
             values[key] = value
     return ExportLimits(rows=values["max_export_rows"], bytes=values["max_export_mb"] * MIB)
 

@@ -213,7 +213,8 @@ def download_path(query: Query) -> Path:
         export = results_dir() / query.export_file
         if not export.is_file():
             raise ResultsExpired(
-                f"The export file of query {query.pk} is gone; run the query again.",
+                _("The export file of query %(id)s is gone; run the query again.")
+                % {"id": query.pk},
                 details={"query_id": query.pk},
             )
         return export

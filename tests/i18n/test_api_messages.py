@@ -72,7 +72,7 @@ def test_gate_not_found_and_permission_by_header_and_by_setting(demo, alice, bob
 
     results = f"/api/v1/queries/{query_id}/results/"
     error = assert_error(alice.client().get(results, {"download": "zip"}, **JA), 400)
-    assert error["message"] == "download は csv か parquet にしてください。"
+    assert error["message"] == "download には csv、parquet、arrow のいずれかを指定してください。"
     error = assert_error(alice.client().get(results, {"page": "x"}, **JA), 400)
     assert error["message"] == "page は整数にしてください。"
     error = assert_error(alice.client().get(results, {"page": "x"}), 400)
