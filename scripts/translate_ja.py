@@ -1,7 +1,8 @@
 """Fill Japanese translations into locale/ja/LC_MESSAGES/django.po from a table.
 
-Used by `make messages` after `makemessages`: entries that are new (empty) or fuzzy and
-whose msgid is in `scripts/ja.json` get that translation; the script lists what is still
+Used by `make messages` after `makemessages`: entries whose msgid is in `scripts/ja.json`
+get that translation (new, fuzzy, or changed in the table: the table is the source of
+truth); the script lists what is still
 missing so a person can add it to the table. Plural entries take the same text for all
 forms (Japanese has one form).
 """
@@ -54,8 +55,8 @@ def fill(block: str, table: dict[str, str]) -> tuple[str, str | None]:
         for line in body[str_at:]
         if line.startswith(("msgstr", '"'))
     )
-    if translated and not fuzzy:
-        return block, None
+    if translated and not fuzzy and (msgid not in table or table[msgid] == translated):
+        return block, None  # the table is the source of truth for what it holds
     if msgid not in table:
         return block, msgid
     text = table[msgid]
