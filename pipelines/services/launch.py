@@ -194,6 +194,24 @@ def outcome(row: StepRun) -> Outcome:
     return Outcome(FAILED, phrase(gettext_noop("The step's query or job is gone.")), retryable=True)
 
 
+# How a step's query or job ended, one sentence per status (the English as before: "Job 26
+# failed: ..."), so a reader of another language gets the status in words too.
+_QUERY_ENDED = {
+    "failed": gettext_noop("Query %(query)s failed: %(message)s"),
+    "killed": gettext_noop("Query %(query)s was killed: %(message)s"),
+    "cancelled": gettext_noop("Query %(query)s was cancelled: %(message)s"),
+    "lost": gettext_noop("Query %(query)s was lost: %(message)s"),
+    "rejected": gettext_noop("Query %(query)s was rejected: %(message)s"),
+}
+_QUERY_ENDED_OTHERWISE = gettext_noop("Query %(query)s %(status)s: %(message)s")
+_JOB_ENDED = {
+    job_states.FAILED: gettext_noop("Job %(job)s failed: %(message)s"),
+    job_states.CANCELLED: gettext_noop("Job %(job)s was cancelled: %(message)s"),
+    job_states.TIMED_OUT: gettext_noop("Job %(job)s ran out of time: %(message)s"),
+}
+_JOB_ENDED_OTHERWISE = gettext_noop("Job %(job)s %(status)s: %(message)s")
+
+
 def _query_outcome(query: Query) -> Outcome:
     scanned = int(query.bytes_estimate or 0)
     if query.status in QUERY_ACTIVE:
@@ -208,7 +226,7 @@ def _query_outcome(query: Query) -> Outcome:
     else:
         cause = query.kill_reason or phrase(gettext_noop("no message"))
     message = phrase(
-        gettext_noop("Query %(query)s %(status)s: %(message)s"),
+        _QUERY_ENDED.get(query.status, _QUERY_ENDED_OTHERWISE),
         query=query.pk,
         status=query.status,
         message=cause,
@@ -226,7 +244,7 @@ def _job_outcome(job: Job) -> Outcome:
     if job.status == job_states.SUCCEEDED:
         return Outcome(DONE, gpu_hours=hours)
     message = phrase(
-        gettext_noop("Job %(job)s %(status)s: %(message)s"),
+        _JOB_ENDED.get(job.status, _JOB_ENDED_OTHERWISE),
         job=job.pk,
         status=job.status,
         message=job.message or job.reason or phrase(gettext_noop("no message")),
