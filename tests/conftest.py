@@ -55,6 +55,22 @@ def _english_between_tests():
     translation.deactivate()
 
 
+@pytest.fixture
+def unlimited(vision):
+    """Vision's booking policy without limits, for tests about something else."""
+    from scheduler.models import TeamPolicy
+
+    TeamPolicy.objects.update_or_create(
+        team=vision,
+        defaults={
+            "max_booking_hours": None,
+            "max_days_ahead": None,
+            "max_gpus_per_user": None,
+            "weekly_gpu_hours": None,
+        },
+    )
+
+
 @pytest.fixture(autouse=True)
 def _job_logs_dir(settings, tmp_path):
     """Archived job logs of each test in its own directory, never in VAR_DIR."""

@@ -68,6 +68,20 @@ def _one_statement(connection: Any, sql: str) -> Any:
     return statements[0]
 
 
+def _failure(error: duckdb.Error, limits: Limits) -> EngineFailure:
+    """DuckDB's error as the sandbox reports it: an interrupt, the memory budget, or the
+    engine's own text."""
+    if isinstance(error, duckdb.InterruptException):
+        return EngineFailure(f"interrupted: {error}", "interrupted")
+    if isinstance(error, duckdb.OutOfMemoryException):
+        return EngineFailure(
+            f"the query needs more than its memory budget "
+            f"({limits.memory_bytes // MIB} MiB): {error}",
+            "memory",
+        )
+    return EngineFailure(str(error))
+
+
 def _peak_watcher(directory: str, stop: threading.Event, peak: list[int]) -> threading.Thread:
     """Sample the size of ``directory`` every 50 ms; the peak is the spill the query used."""
 
@@ -102,16 +116,8 @@ def duckdb_execute(payload: dict[str, Any], limits: Limits, channel: Any) -> dic
             result, cut_by = fetch_within(
                 cursor, payload["max_rows"], limits.max_result_bytes, lambda d: str(d[1])
             )
-        except duckdb.InterruptException as error:
-            raise EngineFailure(f"interrupted: {error}", "interrupted") from error
-        except duckdb.OutOfMemoryException as error:
-            raise EngineFailure(
-                f"the query needs more than its memory budget "
-                f"({limits.memory_bytes // MIB} MiB): {error}",
-                "memory",
-            ) from error
         except duckdb.Error as error:
-            raise EngineFailure(str(error)) from error
+            raise _failure(error, limits) from error
         finally:
             connection.close()
     finally:
@@ -202,16 +208,8 @@ def duckdb_export(payload: dict[str, Any], limits: Limits, channel: Any) -> dict
                 max_rows=payload["max_rows"],
                 max_bytes=payload["max_bytes"],
             )
-        except duckdb.InterruptException as error:
-            raise EngineFailure(f"interrupted: {error}", "interrupted") from error
-        except duckdb.OutOfMemoryException as error:
-            raise EngineFailure(
-                f"the query needs more than its memory budget "
-                f"({limits.memory_bytes // MIB} MiB): {error}",
-                "memory",
-            ) from error
         except duckdb.Error as error:
-            raise EngineFailure(str(error)) from error
+            raise _failure(error, limits) from error
         finally:
             connection.close()
     except BaseException:

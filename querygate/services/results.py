@@ -34,6 +34,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from querygate.engines.base import ResultSet
+from querygate.engines.export import unique_names
 from querygate.errors import QueryGateError, ResultsExpired
 from querygate.models import AnalyzeAudit, Query
 
@@ -144,20 +145,6 @@ def _discard(path: Path) -> None:
     # OSError: the directory itself is unusable, so there is nothing to clean up.
     with suppress(OSError):
         path.unlink(missing_ok=True)
-
-
-def unique_names(columns: list[str]) -> list[str]:
-    """Column names made unique for the file (``n``, ``n`` -> ``n``, ``n_2``)."""
-    seen: set[str] = set()
-    names = []
-    for column in columns:
-        name, n = column, 1
-        while name.lower() in seen:
-            n += 1
-            name = f"{column}_{n}"
-        seen.add(name.lower())
-        names.append(name)
-    return names
 
 
 def _quote(name: str) -> str:

@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 
 from scheduler import states
 from scheduler.cluster.kube import KubernetesBackend
-from scheduler.models import Job, Reservation, Session, TeamPolicy, WorkspaceImage
+from scheduler.models import Job, Reservation, Session, WorkspaceImage
 from scheduler.services import sessions
 from scheduler.services.inventory import sync_inventory
 from scheduler.services.reconcile import reconcile
@@ -29,14 +29,6 @@ from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS
 from tests.scheduler.sessions_upstream import one_node_cluster, serve_portal
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def unlimited(vision):
-    TeamPolicy.objects.update_or_create(
-        team=vision,
-        defaults={"max_booking_hours": None, "max_gpus_per_user": None, "weekly_gpu_hours": None},
-    )
 
 
 @pytest.fixture

@@ -144,16 +144,3 @@ def world(settings, tmp_path, japanese_bob, alice, vision, demo, duckdb_engine, 
     world.dataset = Dataset.objects.order_by("pk").first()
     world.token = ApiToken.objects.filter(user=bob).first()
     return world
-
-
-@pytest.fixture
-def unlimited(vision):
-    from scheduler.models import TeamPolicy
-
-    TeamPolicy.objects.update_or_create(
-        team=vision,
-        defaults={
-            "max_booking_hours": None, "max_days_ahead": None, "max_gpus_per_user": None,
-            "weekly_gpu_hours": None,
-        },
-    )  # fmt: skip

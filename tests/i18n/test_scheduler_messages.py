@@ -35,19 +35,6 @@ def nodes(db):
     return [make_node("tesla-01"), make_node("a100-01", 4, "NVIDIA-A100-SXM4-80GB")]
 
 
-@pytest.fixture
-def unlimited(vision):
-    TeamPolicy.objects.update_or_create(
-        team=vision,
-        defaults={
-            "max_booking_hours": None,
-            "max_days_ahead": None,
-            "max_gpus_per_user": None,
-            "weekly_gpu_hours": None,
-        },
-    )
-
-
 def _set_language(persona, language: str) -> None:
     User.objects.filter(pk=persona.user.pk).update(language=language)
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
-from scheduler.models import Gpu, Node, TeamPolicy
+from scheduler.models import Gpu, Node
 
 
 def make_node(name: str, gpus: int = 2, model: str = "Tesla-V100-SXM2-16GB", **fields) -> Node:
@@ -41,20 +41,6 @@ def nodes(db):
             make_node("a100-01", 4, "NVIDIA-A100-SXM4-80GB"),
         ]
     }
-
-
-@pytest.fixture
-def unlimited(vision):
-    """Vision's policy without limits, for tests about something else."""
-    TeamPolicy.objects.update_or_create(
-        team=vision,
-        defaults={
-            "max_booking_hours": None,
-            "max_days_ahead": None,
-            "max_gpus_per_user": None,
-            "weekly_gpu_hours": None,
-        },
-    )
 
 
 @pytest.fixture
