@@ -280,6 +280,7 @@ def test_the_main_pages_in_chromium_speak_japanese_to_bob(
     ids = {
         "running": world.jobs["running"].pk, "failed": world.jobs["failed"].pk,
         "session": world.session.pk, "run": world.run.pk, "query": world.query.pk,
+        "pipeline": world.pipeline.pk,
     }  # fmt: skip
     findings: list[str] = []
     read: dict[str, list[str]] = {}
@@ -317,6 +318,7 @@ def _check_texts(where: str, texts: list[str], findings: list[str]) -> None:
 SCREENSHOT_PAGES = {
     "dashboard": "/", "jobs": "/jobs/", "sessions": "/sessions/",
     "session-page": "/sessions/{session}/", "pipeline-run": "/pipeline-runs/{run}/",
+    "pipelines": "/pipelines/", "pipeline": "/pipelines/{pipeline}/", "tokens": "/accounts/tokens/",
 }  # fmt: skip
 
 
