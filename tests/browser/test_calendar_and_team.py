@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 from scheduler import states, tasks
 from scheduler.models import Job, Reservation
 from scheduler.services import reservations
-from tests.scheduler.conftest import make_node, unlimited  # noqa: F401  (a fixture)
+from tests.scheduler.conftest import make_node
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -24,7 +24,7 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def cluster(alice, bob, charlie, vision, nlp, unlimited, monkeypatch):  # noqa: F811
+def cluster(alice, bob, charlie, vision, nlp, unlimited, monkeypatch):
     """tesla-01 and tesla-02; charlie's job runs on tesla-02 GPU 1; bob waits for 8 GPUs;
     alice booked tesla-01 GPU 0 from tomorrow 10:00 for two hours."""
     monkeypatch.setattr(tasks.schedule_cycle, "delay", lambda: None)
