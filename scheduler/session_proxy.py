@@ -292,8 +292,15 @@ class SessionProxy:
             language = await sync_to_async(_with_db(_language))(scope, user, how)
             with translation.override(language):
                 exc.message = gettext(exc.message)
+                page = None
+                if not websocket and "text/html" in (_header(scope, "accept") or ""):
+                    # A browser tab: a page saying why, with the way back (API clients,
+                    # and the workspace's own scripts, get the JSON error).
+                    page = _error_page(exc, parsed[0] if parsed else None)
             if websocket:
                 await _deny_websocket(scope, receive, send, exc)
+            elif page is not None:
+                await _error(send, exc.status, exc.code, exc.message, page=page)
             else:
                 await _error(send, exc.status, exc.code, exc.message)
 
@@ -488,9 +495,23 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-async def _error(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+def _error_page(exc: Denied, session_id: int | None) -> bytes:
+    """The HTML a browser gets for ``exc`` (in the active language; the template escapes)."""
+    from django.template.loader import render_to_string
+
+    context = {"code": exc.code, "message": exc.message, "session_id": session_id}
+    return render_to_string("scheduler/session_unavailable.html", context).encode()
+
+
+async def _error(
+    send: Send, status: int, code: str, message: str, *, page: bytes | None = None
+) -> None:
+    body = page
+    kind = b"text/html; charset=utf-8"
+    if body is None:
+        body = json.dumps({"error": {"code": code, "message": message, "details": {}}}).encode()
+        kind = b"application/json"
+    headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
     if status == 503:
         headers.append((b"retry-after", b"2"))
     await send({"type": "http.response.start", "status": status, "headers": headers})

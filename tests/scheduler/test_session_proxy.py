@@ -270,3 +270,30 @@ def test_a_websocket_of_a_non_owner_is_refused(portal, upstream, session, alice)
         asyncio.run(run())
     assert refused.value.response.status_code == 403
     assert upstream.requests == []
+
+
+def test_a_browser_meets_a_page_not_json_when_its_session_cannot_be_opened(
+    portal, upstream, session, bob
+):
+    """A stopped (or starting) session opened in a browser tab: a page in the user's
+    language that says why and links back to the session's page; API clients keep the JSON
+    (above). The page escapes what it shows and loads no script."""
+    bob.user.language = "ja"
+    bob.user.save()
+    cookies = {"sessionid": cookie_of(bob.user)}
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    upstream.pod_running = False
+    starting = get(portal, f"/s/{session.pk}/lab", cookies=cookies, headers=html)
+    assert starting.status_code == 503 and starting.headers["retry-after"] == "2"
+    assert starting.headers["content-type"].startswith("text/html")
+    assert "ワークスペースはまだ起動していません" in starting.text
+    sessions.stop_session(bob.user, session, now=timezone.now())
+    stopped = get(portal, f"/s/{session.pk}/lab", cookies=cookies, headers=html)
+    assert stopped.status_code == 409
+    assert stopped.headers["content-type"].startswith("text/html")
+    assert f'href="/sessions/{session.pk}/"' in stopped.text
+    assert "セッションは停止しています" in stopped.text or "停止" in stopped.text
+    assert "<script" not in stopped.text
+    assert get(portal, f"/s/{session.pk}/lab", cookies=cookies).json()["error"]["code"] == (
+        "session_stopped"
+    )
