@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from django.http import FileResponse, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
@@ -22,6 +21,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from portal.errors import Conflict, InvalidRequest
+from portal.streaming import StreamingResponse, stream_file
 from querygate import tasks
 from querygate.api import serializers as s
 from querygate.messages import localize_analysis
@@ -221,20 +221,20 @@ class QueryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
                 raise Conflict(_("This result has no Parquet file."), code="no_result_file")
             path = results.download_path(query)
             if download == "parquet":
-                return FileResponse(  # Content-Length: the file's size
+                return stream_file(  # Content-Length: the file's size
                     path.open("rb"),
                     as_attachment=True,
                     filename=f"query-{query.pk}.parquet",
                     content_type=PARQUET,
                 )
-            response = StreamingHttpResponse(_arrow_chunks(path), content_type=ARROW_STREAM)
+            response = StreamingResponse(_arrow_chunks(path), content_type=ARROW_STREAM)
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.arrows"'
             return _with_download_headers(response, query)
         if download == "csv":
             source: Path | None = None
             if query.result_file or query.result_expired_at is not None:
                 source = results.download_path(query)  # 410 now, not halfway through the stream
-            response = StreamingHttpResponse(
+            response = StreamingResponse(
                 _csv_chunks(query, source), content_type="text/csv; charset=utf-8"
             )
             response["Content-Disposition"] = f'attachment; filename="query-{query.pk}.csv"'

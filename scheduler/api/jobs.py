@@ -10,7 +10,6 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.db.models import Func, Q, QuerySet
-from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -23,6 +22,7 @@ from rest_framework.response import Response
 from portal.api import plain
 from portal.errors import Conflict, NotFoundError
 from portal.querysets import prebuilt
+from portal.streaming import StreamingResponse
 from scheduler import messages, states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
@@ -366,7 +366,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         summary="The job's log (plain text)",
     )
     @action(detail=True, methods=["get"])
-    def logs(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+    def logs(self, request: Request, pk: str | None = None) -> StreamingResponse:
         job = self.get_object()
         if job.status == states.QUEUED:
             raise Conflict(_("The job has not started yet: no log."), code="no_log")
@@ -378,7 +378,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         follow = request.query_params.get("follow") in ("1", "true")
         archived = job_logs.read_archive(job, job.attempt, tail)
         if archived is not None:  # the attempt is over: its log was archived
-            return StreamingHttpResponse(
+            return StreamingResponse(
                 (f"{line}\n" for line in archived), content_type="text/plain; charset=utf-8"
             )
         window = float(settings.KARIMASU_LOG_FOLLOW_SECONDS)
@@ -392,7 +392,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             ) from exc
         if follow:  # at most one follow window per request: ask again to go on
             lines = job_logs.bounded(lines, window)
-        response = StreamingHttpResponse(
+        response = StreamingResponse(
             (f"{line}\n" for line in lines), content_type="text/plain; charset=utf-8"
         )
         if follow:

@@ -487,3 +487,35 @@ def test_a_postgres_export_stops_at_its_own_budget(pg_engine, tmp_path) -> None:
             batch_rows=1000,
         )
     assert not target.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_downloads_stream_from_the_asgi_portal_without_buffering(
+    bigwh, bob, big_path, recwarn
+) -> None:
+    """Served as in production (uvicorn, ``portal.asgi``), each download of the full
+    export arrives whole, and Django never had to read a sync iterator into memory first
+    (it warns exactly when it does: ``portal.streaming``)."""
+    import httpx
+
+    from tests.scheduler.sessions_upstream import serve_portal
+
+    query = execute_query(export_query(bob.user, bigwh, BIG).pk)
+    assert query.export["status"] == "complete"
+    got: dict[str, bytes] = {}
+    with serve_portal() as portal:
+        for kind in ("parquet", "csv", "arrow"):
+            with httpx.stream(
+                "GET",
+                f"{portal}{URL}{query.pk}/results/?download={kind}",
+                headers={"Authorization": f"Bearer {bob.token}"},
+                timeout=120,
+            ) as response:
+                assert response.status_code == 200, response.read()[:300]
+                got[kind] = b"".join(response.iter_bytes())
+    buffered = [w for w in recwarn if "must consume synchronous iterators" in str(w.message)]
+    assert buffered == []
+    assert got["csv"].count(b"\n") == BIG_ROWS + 1  # the header and every row
+    table = pyarrow.ipc.open_stream(io.BytesIO(got["arrow"])).read_all()
+    assert table.num_rows == BIG_ROWS
+    assert pyarrow.parquet.read_metadata(io.BytesIO(got["parquet"])).num_rows == BIG_ROWS
