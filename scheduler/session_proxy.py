@@ -145,13 +145,9 @@ def _with_db(fn: Callable[..., T]) -> Callable[..., T]:
 def _authenticate(scope: Scope) -> tuple[Any, str]:
     """(user or None, "token" | "cookie" | ""). A bad Bearer token is 401, never a
     fallback to the cookie (as in the API)."""
-    from django.contrib.auth import get_user
-    from django.contrib.auth.models import AnonymousUser
-    from django.http import HttpRequest
     from django.utils import timezone
-    from django.utils.module_loading import import_string
 
-    from portal.accounts.services import authenticate_token
+    from portal.accounts.services import authenticate_token, session_user
 
     authorization = _header(scope, "authorization")
     if authorization and authorization.lower().startswith("bearer "):
@@ -162,15 +158,8 @@ def _authenticate(scope: Scope) -> tuple[Any, str]:
             )
         return token.user, "token"
     key = _cookies(scope).get(settings.SESSION_COOKIE_NAME)
-    if not key:
-        return None, ""
-    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
-    request = HttpRequest()
-    request.session = store(key)
-    user = get_user(request)
-    if isinstance(user, AnonymousUser) or not user.is_active:
-        return None, ""
-    return user, "cookie"
+    user = session_user(key) if key else None
+    return (user, "cookie") if user is not None else (None, "")
 
 
 def _language(scope: Scope, user: Any, via: str) -> str:

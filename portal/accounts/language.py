@@ -43,7 +43,7 @@ def request_language(request: HttpRequest, user: Any = None, *, via: str = "") -
 def _user_of(request: HttpRequest) -> tuple[Any, str]:
     """(user or None, "token" | "cookie" | ""): who the request says it is, never raising
     (a malformed or dead credential is someone else's refusal to make)."""
-    from portal.accounts.services import authenticate_token
+    from portal.accounts.services import authenticate_token, session_user
 
     authorization = request.META.get("HTTP_AUTHORIZATION", "")
     if authorization[:7].lower() == "bearer ":
@@ -56,15 +56,7 @@ def _user_of(request: HttpRequest) -> tuple[Any, str]:
     if not key:
         return None, ""
     try:
-        from django.contrib.auth import get_user
-        from django.utils.module_loading import import_string
-
-        store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
-        probe = HttpRequest()
-        probe.session = store(key)
-        user = get_user(probe)
-    except Exception:
+        user = session_user(key)
+    except Exception:  # as above: never fail the answer
         return None, ""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return None, ""
-    return user, "cookie"
+    return (user, "cookie") if user is not None else (None, "")

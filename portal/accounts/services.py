@@ -128,6 +128,22 @@ def authenticate_token(plaintext: str, *, now: datetime) -> ApiToken | None:
     return token
 
 
+def session_user(key: str) -> User | None:
+    """The active user signed in with the session cookie ``key``, or None: for answers
+    made outside Django's middleware (the session proxy, early API refusals)."""
+    from django.contrib.auth import get_user
+    from django.http import HttpRequest
+    from django.utils.module_loading import import_string
+
+    store = import_string(f"{settings.SESSION_ENGINE}.SessionStore")
+    probe = HttpRequest()
+    probe.session = store(key)
+    user = get_user(probe)
+    if not user.is_authenticated or not user.is_active:
+        return None
+    return user
+
+
 def revoke_api_token(user: User, token_id: int, *, now: datetime) -> ApiToken:
     """Revoke one of the user's own tokens. Revoking twice is not an error.
 

@@ -179,10 +179,7 @@ class SparkSession:
         except EngineError:
             raise
         except Exception as error:
-            if self._why or "OPERATION_CANCELED" in str(error):
-                why = self._why or "cancelled"
-                raise QueryInterrupted(f"{why}: {_first_line(error)}") from error
-            raise EngineError(_first_line(error)) from error
+            raise self._failure(error) from error
         finally:
             timer.cancel()
             self._spark.removeTag(self._tag)
@@ -262,13 +259,18 @@ class SparkSession:
             Path(path).unlink(missing_ok=True)
             if isinstance(error, EngineError | KeyboardInterrupt | SystemExit):
                 raise  # QueryInterrupted is an EngineError
-            if self._why or "OPERATION_CANCELED" in str(error):
-                why = self._why or "cancelled"
-                raise QueryInterrupted(f"{why}: {_first_line(error)}") from error
-            raise EngineError(_first_line(error)) from error
+            raise self._failure(error) from error
         finally:
             timer.cancel()
             self._spark.removeTag(self._tag)
+
+    def _failure(self, error: BaseException) -> EngineError:
+        """Spark's error as the gate's: interrupted (by a kill, the budget or Spark's own
+        cancel), else the engine's first line."""
+        if self._why or "OPERATION_CANCELED" in str(error):
+            why = self._why or "cancelled"
+            return QueryInterrupted(f"{why}: {_first_line(error)}")
+        return EngineError(_first_line(error))
 
     def _stop(self, why: str) -> None:
         self._why = self._why or why

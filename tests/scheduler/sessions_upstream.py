@@ -186,21 +186,13 @@ def serve_portal() -> Iterator[str]:
         SyncToAsync.single_thread_executor.submit(connections.close_all).result()
 
 
-#: One emulated node with two V100s: what the session end-to-end tests borrow from.
-ONE_NODE = """
-namespaces: [karimasu-jobs]
-defaults: {gpus: 2, gpu_product: Tesla-V100-SXM2-16GB, gpu_memory_mib: 16384,
-           cpu: "32", memory: 256Gi}
-nodes:
-  - name: tesla-01
-"""
-
-
 @contextmanager
 def one_node_cluster(settings: Any) -> Iterator[Any]:
-    """The Kubernetes emulator in real time (pods run as real processes) with ONE_NODE,
-    its kubeconfig set as ``settings.KUBECONFIG``: the session end-to-end tests' cluster."""
+    """The Kubernetes emulator in real time (pods run as real processes) with one node of
+    two V100s (``ONE_NODE``), its kubeconfig set as ``settings.KUBECONFIG``: the session
+    end-to-end tests' cluster."""
     from kube_emulator import start_emulator
+    from tests.scheduler.cluster.conftest import ONE_NODE
 
     with tempfile.TemporaryDirectory(prefix="karimasu-session-") as scratch:
         nodes = Path(scratch) / "nodes.yaml"
