@@ -42,13 +42,12 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if self._refuses_early(request):
-            # Refused before LocaleMiddleware runs, or a token is read: in the language of
-            # the request (its cookie or Accept-Language) or of its user.
+        refusal = self._refusal(request)
+        if refusal is not None:
+            # Refused before LocaleMiddleware runs: in the language of the request (its
+            # cookie or Accept-Language) or of its user (looked up only now).
             with translation.override(request_language(request)):
-                early = self._refuse_early(request)
-            if early is not None:
-                return early
+                return refusal()
         if not _is_api(request):
             return self.get_response(request)
         response = self.get_response(request)
@@ -67,46 +66,33 @@ class ApiErrorMiddleware:
                 return error_response(response.status_code, message=message)
         return response
 
-    def _refuses_early(self, request: HttpRequest) -> bool:
-        """Whether ``_refuse_early`` answers (cheap: no language looked up for others)."""
-        if _has_nul(request):
-            return True
-        if not _is_api(request):
-            return False
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        length = request.META.get("CONTENT_LENGTH") or "0"
-        if not length.isdigit():
-            return True
-        return limit is not None and int(length) > limit
-
-    def _refuse_early(self, request: HttpRequest) -> HttpResponse | None:
+    @staticmethod
+    def _refusal(request: HttpRequest) -> Callable[[], HttpResponse] | None:
+        """How to refuse ``request`` before any view runs (the answer is made by the caller,
+        in the reader's language), or None to let it through."""
         if _has_nul(request):
             if not _is_api(request):
-                return HttpResponseBadRequest(_("NUL characters are not allowed in URLs."))
-            return error_response(
+                return lambda: HttpResponseBadRequest(_("NUL characters are not allowed in URLs."))
+            return lambda: error_response(
                 400, message=_("NUL characters are not allowed in URLs."), details={}
             )
         if not _is_api(request):
             return None
-        return self._reject_large_body(request)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            return lambda: error_response(400, message=_("Invalid Content-Length header."))
+        if limit is not None and length > limit:
+            return lambda: error_response(
+                413,
+                message=_("Request body exceeds %(limit)s bytes.") % {"limit": limit},
+                details={"limit_bytes": limit, "content_length": length},
+            )
+        return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not _is_api(request):
             return None
         log.exception("api.unhandled path=%s", request.path)
         return error_response(500)
-
-    @staticmethod
-    def _reject_large_body(request: HttpRequest) -> HttpResponse | None:
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        try:
-            length = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            return error_response(400, message=_("Invalid Content-Length header."))
-        if limit is not None and length > limit:
-            return error_response(
-                413,
-                message=_("Request body exceeds %(limit)s bytes.") % {"limit": limit},
-                details={"limit_bytes": limit, "content_length": length},
-            )
-        return None
