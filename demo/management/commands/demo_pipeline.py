@@ -7,6 +7,11 @@ through the named mount ``datasets`` (created here). Scheduled nightly at 03:00 
 from its page or ``kms.pipelines.run(...)``. ``make run`` sets what it needs:
 ``PIPELINES_DATASETS_MOUNT=datasets``, ``KARIMASU_JOB_ANNOTATION_PREFIXES`` with
 ``emulator.karimasu.io``, and the emulator's ``KARIMASU_EMULATOR_VOLUMES``.
+
+Saving a pipeline judges its container steps against the cluster's nodes. ``make run``
+creates the pipeline before the demo's emulator starts, so on a fresh database (no node
+known yet) the command first reads the demo cluster's nodes from an emulator of its own,
+started with the same defaults as ``manage.py cluster emulate`` and stopped at once.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from django.utils import timezone
 from pipelines.services.runs import save_pipeline
 from portal.accounts.models import User
 from portal.errors import KarimasuError
-from scheduler.models import NamedMount
+from scheduler.models import NamedMount, Node
 
 CLAIM = "karimasu-datasets"
 FEATURES_SQL = """SELECT c_custkey, c_mktsegment, count(o_orderkey) AS orders,
@@ -62,6 +67,8 @@ class Command(BaseCommand):
                 "description": "Pipelines' datasets (the portal's PIPELINES_DATASETS_DIR).",
             },
         )
+        if not Node.objects.filter(gone_at__isnull=True).exists():
+            _learn_the_demo_nodes()
         try:
             pipeline = save_pipeline(
                 User.objects.get(username="alice"),
@@ -75,3 +82,22 @@ class Command(BaseCommand):
         except (KarimasuError, User.DoesNotExist) as error:
             raise CommandError(f"demo pipeline: {error}") from error
         self.stdout.write(f"pipeline {pipeline} (id {pipeline.pk}): /pipelines/{pipeline.pk}/")
+
+
+def _learn_the_demo_nodes() -> None:
+    """The demo cluster's nodes in the inventory, from a short-lived emulator of the same
+    nodes as the one ``make run`` starts (its inventory sync then finds them there)."""
+    import tempfile
+    from pathlib import Path
+
+    from kube_emulator import start_emulator
+    from scheduler.cluster.kube import KubernetesBackend
+    from scheduler.services.inventory import sync_inventory
+
+    with tempfile.TemporaryDirectory(prefix="karimasu-demo-") as scratch:
+        handle = start_emulator(kubeconfig_path=Path(scratch) / "kubeconfig")
+        try:
+            backend = KubernetesBackend.from_kubeconfig(str(handle.kubeconfig_path))
+            sync_inventory(backend, now=timezone.now())
+        finally:
+            handle.close()
