@@ -11,11 +11,14 @@ the waiting rows that changed are written). In each, every timed cycle runs insi
 transaction that is rolled back, so every repetition sees the same database (vacuumed
 before each, so that the dead rows the others left do not count). Reported: p50
 of the whole ``run_cycle`` and of its parts (building the snapshot, ``plan_cycle``, the
-waiting rows, the rest: admissions, preemptions, releases), and the waiting rows written.
+waiting rows, the rest: admissions, preemptions, releases), the waiting rows written, and
+the queued rows read whole (``services.snapshot.QUEUE_ROWS``: each timed cycle starts with
+the rows kept as the cycle before left them, none before the first cycle).
 
 Baseline in the same run: ``SCHEDULER_PRODUCTION_BASELINE=DIR`` (an exported older tree,
-e.g. ``git archive main | tar -x -C DIR``) times that tree's ``services/cycle.py`` too (the
-rest of the code is this tree's), alternating with this one's, cycle by cycle.
+e.g. ``git archive main | tar -x -C DIR``) times that tree's ``services/cycle.py`` and
+``services/snapshot.py`` too (the rest of the code, the core included, is this tree's),
+alternating with this one's, cycle by cycle.
 
 Needs PostgreSQL: run with ``DATABASE_URL=postgres://.../DB`` pointing at a scratch database
 (it is migrated and filled, and emptied afterwards), e.g.
@@ -34,6 +37,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -42,6 +46,7 @@ from portal.accounts.models import Membership, Team
 from scheduler import states
 from scheduler.models import Gpu, Job, JobEvent, Node, Reservation, ReservationSlot, TeamQuota
 from scheduler.services import cycle as services_cycle
+from scheduler.services.snapshot import QUEUE_ROWS
 from scheduler.sim.synthetic import synthetic_snapshot
 
 QUEUED, NODES, GPUS, BOOKINGS, REPEATS = 10_000, 200, 8, 1_000, 5
@@ -154,6 +159,7 @@ class _Rollback(Exception):
 
 PARTS = ("snapshot", "plan", "waiting")
 CYCLE_PY = ("scheduler", "services", "cycle.py")
+SNAPSHOT_PY = ("scheduler", "services", "snapshot.py")
 
 
 def _load(name: str, path: Path) -> ModuleType:
@@ -200,11 +206,14 @@ def _instrument(module: ModuleType, parts: dict[str, list[float]], written: list
         module._write_waiting = counted
 
 
-def _timed(module: ModuleType, now: datetime) -> float:
+def _timed(module: ModuleType, now: datetime, kept: Kept) -> float:
     # The rolled-back rewrites of the cycles before leave dead rows (the baseline's: every
     # queued job's, each cycle); each timed cycle starts from a vacuumed table.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE scheduler_job")
+    # The queued rows the scheduler process kept from the cycles before (none before the
+    # first cycle), as a real cycle at this point would find them.
+    QUEUE_ROWS.kept = dict(kept)
     start = time.perf_counter()
     try:
         with transaction.atomic():
@@ -216,21 +225,30 @@ def _timed(module: ModuleType, now: datetime) -> float:
 
 
 Samples = dict[str, dict[str, list[float]]]
+Kept = dict[int, tuple[str, tuple[Any, ...]]]
 
 
 def _scenario(
-    name: str, codes: dict[str, ModuleType], now: datetime, samples: Samples, written: list[int]
+    name: str,
+    codes: dict[str, ModuleType],
+    now: datetime,
+    samples: Samples,
+    written: list[int],
+    kept: Kept,
 ) -> dict[str, float]:
     """REPEATS cycles of each code, alternating (a busy machine slows them alike), each
     rolled back; prints p50 of the whole cycle and of its parts. Returns the totals' p50."""
     totals: dict[str, float] = {}
     for module in codes.values():
-        _timed(module, now)  # warm-up
+        _timed(module, now, kept)  # warm-up
+    fetched: list[int] = []
     for series in [written, *(s for parts in samples.values() for s in parts.values())]:
         series.clear()
     for _ in range(REPEATS):
         for label, module in codes.items():
-            samples[label]["total"].append(_timed(module, now))
+            samples[label]["total"].append(_timed(module, now, kept))
+            if label == "new":
+                fetched.append(QUEUE_ROWS.fetched)
     for label, parts in samples.items():
         # The rest (admissions, preemptions, releases, the lock), cycle by cycle.
         other = [total - sum(parts[p][i] for p in PARTS) for i, total in enumerate(parts["total"])]
@@ -242,7 +260,8 @@ def _scenario(
             else ""
         )
         rows = (
-            f", {statistics.median(written):.0f} waiting rows written"
+            f", {statistics.median(written):.0f} waiting rows written, "
+            f"{statistics.median(fetched):.0f} queued rows read whole"
             if written and label == "new"
             else ""
         )
@@ -262,6 +281,11 @@ def run(keep: bool = False) -> None:
     codes: dict[str, ModuleType] = {}
     if baseline:
         codes["baseline"] = _load("baseline_cycle", Path(baseline, *CYCLE_PY))
+        # That tree's snapshot loader too, where it has one (the snapshot is a third of
+        # a cycle); everything else it imports is this tree's.
+        loader = Path(baseline, *SNAPSHOT_PY)
+        if loader.exists():
+            codes["baseline"].build_snapshot = _load("baseline_snapshot", loader).build_snapshot
     codes["new"] = _load("new_cycle", Path(services_cycle.__file__))
     with transaction.atomic():
         if Job.objects.exists():
@@ -281,7 +305,7 @@ def run(keep: bool = False) -> None:
         _instrument(module, samples[label], written if label == "new" else [])
     try:
         # 1. No cycle ran yet: every waiting row is new, ~300 admissions and ~60 preemptions.
-        _scenario("first cycle", codes, now, samples, written)
+        _scenario("first cycle", codes, now, samples, written, {})
         # 2. and 3. The cycles every 5 s after it: each one before is committed.
         for n in (2, 3):
             later = now + timedelta(seconds=5 * (n - 1))
@@ -289,7 +313,8 @@ def run(keep: bool = False) -> None:
                 services_cycle.run_cycle(
                     None, now=later - timedelta(seconds=5), foreign_busy=frozenset()
                 )
-            _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later, samples, written)
+            kept = dict(QUEUE_ROWS.kept)  # as that cycle left them
+            _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later, samples, written, kept)
     finally:
         if not keep:
             with transaction.atomic():

@@ -79,6 +79,7 @@ REASON_TEXT: dict[str, Promise] = {
     "budget": _("Waits: the team's weekly GPU-hours would be exceeded."),
     "no-model": _("Cannot run: no node has a GPU model the job accepts."),
     "too-big": _("Cannot run: no node could ever hold the job (GPUs, CPU or memory)."),
+    "no-nodes": _("Waits for a node: the cluster has none that takes work yet."),
     "reserved": _("Waits: the free GPUs are booked by others."),
     "user-cap": _("Waits: you are at your limit of GPUs at once."),
     "sweep-cap": _("Waits: its sweep already runs as many jobs as it may."),

@@ -90,6 +90,9 @@ WAIT_GUARANTEE_ONLY = gettext_noop(
 )
 WAIT_QUOTA = gettext_noop("team %(team)s uses its %(guaranteed)s guaranteed GPUs")
 WAIT_BORROW_LIMIT = gettext_noop("team %(team)s may borrow at most %(limit)s GPUs")
+WAIT_NO_NODES = gettext_noop(
+    "no node is schedulable: none has joined, or all are cordoned or not ready"
+)
 WAIT_NO_MODEL = gettext_noop("no schedulable node has a GPU of model %(models)s")
 WAIT_TOO_BIG_GANG = gettext_noop(
     "fewer than %(nodes)s schedulable nodes have %(gpus)s usable GPUs, %(cpu)sm CPU and "

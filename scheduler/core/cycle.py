@@ -33,6 +33,9 @@ from scheduler.core.snapshot import (
 )
 
 Gate = tuple[Reason, str]
+Row = tuple[str, Reason, str, float | None, str | None]  # see ``_Queue.waiting``
+_RESERVED_DETAIL = "free GPUs are booked or planned for others"
+_CAPACITY_DETAIL = "waiting for running jobs to end"
 _UNSEEN: Any = object()  # a shape not yet looked at
 Shape = tuple[int, frozenset[str], int, int, int]  # GPUs, models, CPU, memory, nodes
 
@@ -137,6 +140,8 @@ def _static(
 
 
 def _static_detail(reason: Reason, job: QueuedJob) -> str:
+    if reason is Reason.NO_NODES:
+        return "no node is schedulable: none has joined, or all are cordoned or not ready"
     if reason is Reason.NO_MODEL:
         return f"no schedulable node has a GPU of model {' or '.join(sorted(job.models))}"
     if job.nodes > 1:
@@ -184,7 +189,8 @@ class _Queue:
 
     admitted: list[Admit] = field(default_factory=list)
     preempted: list[Preempt] = field(default_factory=list)
-    waiting: list[tuple[QueuedJob, Reason, str, Placement | None]] = field(default_factory=list)
+    # (job id, reason, detail, planned start, planned node): ``waiting_rows``' input as is
+    waiting: list[Row] = field(default_factory=list)
     ordered: list[QueuedJob] = field(default_factory=list)  # the queue in rank order
     rank: dict[str, int] = field(default_factory=dict)  # job id -> rank, filled when needed
     capacity_blocked: int = 0
@@ -303,7 +309,7 @@ def _preempt_for(snap: Snapshot, usage: ClusterUsage, job: QueuedJob, q: _Queue)
         stopping += 1
     where = Placement(victims.node, victims.gpu_indices, now + grace, victims.pods)
     _reserve(usage, job, where, soft=False)
-    q.waiting.append((job, Reason.PREEMPTING, f"{stopping} to stop", where))
+    q.waiting.append((job.id, Reason.PREEMPTING, f"{stopping} to stop", where.start, where.node))
     q.capacity_blocked += 1
     return True
 
@@ -440,7 +446,9 @@ def _waits_for_victims(
     if planned is None or planned.start > by:
         return False
     _reserve(usage, job, planned, soft=False)
-    q.waiting.append((job, Reason.PREEMPTING, f"{held.stopping} stopping", planned))
+    q.waiting.append(
+        (job.id, Reason.PREEMPTING, f"{held.stopping} stopping", planned.start, planned.node)
+    )
     q.capacity_blocked += 1
     return True
 
@@ -457,9 +465,10 @@ def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, unti
         q.rank.update((j.id, i) for i, j in enumerate(q.ordered))
     rank = q.rank
     mine = rank[a.job_id]
-    at = next((i for i, w in enumerate(q.waiting) if rank[w[0].id] > mine), len(q.waiting))
-    job = q.ordered[mine]
-    q.waiting.insert(at, (job, Reason.BEHIND, f"its GPUs were claimed by job {by.id}", None))
+    at = next((i for i, w in enumerate(q.waiting) if rank[w[0]] > mine), len(q.waiting))
+    q.waiting.insert(
+        at, (a.job_id, Reason.BEHIND, f"its GPUs were claimed by job {by.id}", None, None)
+    )
     q.capacity_blocked += 1
 
 
@@ -474,11 +483,91 @@ def _capacity_reason(
         and free >= shape[0] * shape[4]
         and _fits_but_for_blocks(usage, job, cfg, q, shape)
     ):
-        return Reason.RESERVED, "free GPUs are booked or planned for others"
+        return Reason.RESERVED, _RESERVED_DETAIL
     ahead = q.capacity_blocked
     if ahead:
         return Reason.BEHIND, f"behind {ahead} jobs of higher rank"
-    return Reason.CAPACITY, "waiting for running jobs to end"
+    return Reason.CAPACITY, _CAPACITY_DETAIL
+
+
+def _start_now(
+    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, shape: Shape, borrowed: bool
+) -> bool:
+    """5a. Admit ``job`` now if some node holds its whole run clear of others' bookings and
+    protected plans (never tried again in this cycle for a shape, team and user that found
+    no place with a run at most as long; not behind a blocked job without backfill)."""
+    if not (cfg.backfill or q.capacity_blocked == 0):
+        return False
+    fit_key = (*shape, job.team, job.user)
+    shortest = q.no_fit.shortest.get(fit_key)
+    if shortest is not None and job.max_runtime_s >= shortest:
+        return False
+    where = _place_now(usage, job, cfg.packing)
+    if where is None:
+        q.no_fit.add(fit_key, job.max_runtime_s)
+        return False
+    q.admitted.append(_admit(usage, job, where, borrowed))
+    return True
+
+
+def _row(job: QueuedJob, reason: Reason, detail: str, planned: Placement | None) -> Row:
+    if planned is None:
+        return (job.id, reason, detail, None, None)
+    return (job.id, reason, detail, planned.start, planned.node)
+
+
+def _tail(
+    snap: Snapshot,
+    usage: ClusterUsage,
+    q: _Queue,
+    start: int,
+    free: int,
+    shapes: dict[Shape, Reason | None],
+) -> None:
+    """Step 5 for the jobs from rank ``start`` on, once past the plan depth with no job's
+    victims still stopping: most of a long queue. Each starts now or waits; nothing is
+    planned or preempted. The same steps as ``plan_cycle``'s loop takes for such a job, with
+    its lookups bound once and ``_capacity_reason`` inlined."""
+    cfg = snap.config
+    backfill, packing, nodes = cfg.backfill, cfg.packing, list(snap.nodes)
+    no_fit, fits, waiting, ordered = q.no_fit.shortest, q.fits, q.waiting, q.ordered
+    append, blocked = waiting.append, q.capacity_blocked
+    for rank in range(start, len(ordered)):
+        job = ordered[rank]
+        shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
+        static = shapes.get(shape, _UNSEEN)
+        static = _static(shapes, shape, nodes, job) if static is _UNSEEN else static
+        if static is not None:
+            append((job.id, static, _static_detail(static, job), None, None))
+            continue
+        need = job.gpus * job.nodes
+        gate = admission_gate(snap, usage, job, need)
+        if not isinstance(gate, bool):
+            append((job.id, gate[0], gate[1], None, None))
+            continue
+        if free >= need:
+            if backfill or blocked == 0:
+                fit_key = (*shape, job.team, job.user)
+                shortest = no_fit.get(fit_key)
+                if shortest is None or job.max_runtime_s < shortest:
+                    where = _place_now(usage, job, packing)
+                    if where is not None:
+                        q.admitted.append(_admit(usage, job, where, gate))
+                        free -= need
+                        continue
+                    q.no_fit.add(fit_key, job.max_runtime_s)
+            if backfill and (
+                fits.get(shape) == usage.holds or _fits_but_for_blocks(usage, job, cfg, q, shape)
+            ):
+                append((job.id, Reason.RESERVED, _RESERVED_DETAIL, None, None))
+                blocked += 1
+                continue
+        if blocked:
+            append((job.id, Reason.BEHIND, f"behind {blocked} jobs of higher rank", None, None))
+        else:
+            append((job.id, Reason.CAPACITY, _CAPACITY_DETAIL, None, None))
+        blocked += 1
+    q.capacity_blocked = blocked
 
 
 def plan_cycle(snap: Snapshot) -> CycleResult:
@@ -504,39 +593,34 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     grace, plan_depth = cfg.preemption_grace_s, cfg.plan_depth
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
-    no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
     waiting = q.waiting
     # Jobs whose victims are still stopping: their GPUs are kept for them until their turn.
     reserved = _hold_for_preemptors(snap, usage)
     for rank, job in enumerate(ordered):
+        if q.planned >= plan_depth and not reserved:
+            _tail(snap, usage, q, rank, free, shapes)  # the rest of the queue, in one go
+            break
         held = _take_back(usage, q, reserved, job) if reserved else None
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
         static = shapes.get(shape, _UNSEEN)
         static = _static(shapes, shape, nodes, job) if static is _UNSEEN else static
         if static is not None:
-            waiting.append((job, static, _static_detail(static, job), None))
+            waiting.append((job.id, static, _static_detail(static, job), None, None))
             continue
         need = job.gpus * job.nodes  # every pod's GPUs
         gate = admission_gate(snap, usage, job, need)
         if not isinstance(gate, bool):
-            waiting.append((job, gate[0], gate[1], None))
+            waiting.append((job.id, gate[0], gate[1], None, None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        if free >= need and (cfg.backfill or q.capacity_blocked == 0):
-            fit_key = (*shape, job.team, job.user)
-            shortest = no_fit.get(fit_key)
-            if shortest is None or job.max_runtime_s < shortest:
-                where = _place_now(usage, job, cfg.packing)
-                if where is not None:
-                    q.admitted.append(_admit(usage, job, where, gate))
-                    free -= need
-                    continue
-                q.no_fit.add(fit_key, job.max_runtime_s)
+        if free >= need and _start_now(usage, job, cfg, q, shape, gate):
+            free -= need
+            continue
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
         # plan depth nothing is planned and nothing preempted: the job waits for capacity.
         if held is None and q.planned >= plan_depth:
             reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
-            waiting.append((job, reason, detail, None))
+            waiting.append((job.id, reason, detail, None, None))
             q.capacity_blocked += 1
             continue
         planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)
@@ -557,13 +641,8 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
             _reserve(usage, job, planned, soft=soft)
             q.protected += 0 if soft else 1
         reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
-        waiting.append((job, reason, detail, planned))
+        waiting.append(_row(job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
-    rows = waiting_rows(
-        (job.id, reason, detail, None, None)
-        if where is None
-        else (job.id, reason, detail, where.start, where.node)
-        for job, reason, detail, where in q.waiting
-    )
+    rows = waiting_rows(q.waiting)
     return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), rows)

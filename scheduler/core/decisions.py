@@ -18,6 +18,7 @@ class Reason(StrEnum):
     BUDGET = "budget"  # the team's weekly GPU-hour budget would be exceeded
     NO_MODEL = "no-model"  # no schedulable node has an acceptable GPU model
     TOO_BIG = "too-big"  # no schedulable node could ever hold it (GPUs, CPU or memory)
+    NO_NODES = "no-nodes"  # the cluster has no schedulable node at all (yet)
     RESERVED = "reserved"  # it would fit now but for bookings held by others
     USER_CAP = "user-cap"  # the user's concurrent-GPU cap
     SWEEP_CAP = "sweep-cap"  # its sweep already runs as many jobs as its parallelism allows

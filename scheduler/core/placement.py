@@ -37,9 +37,13 @@ def model_ok(node: Node, job: QueuedJob) -> bool:
 
 
 def static_reason(nodes: list[Node], job: QueuedJob) -> Reason | None:
-    """NO_MODEL or TOO_BIG when no schedulable node could ever run ``job``, else None."""
+    """NO_MODEL or TOO_BIG when no schedulable node could ever run ``job``, NO_NODES when
+    there is no schedulable node at all (none joined yet, or every one cordoned or not
+    ready: the job waits for one rather than being judged too big), else None."""
     candidates = [n for n in nodes if n.schedulable and (job.gpus == 0 or model_ok(n, job))]
     if not candidates:
+        if not any(n.schedulable for n in nodes):
+            return Reason.NO_NODES
         return Reason.NO_MODEL if job.models else Reason.TOO_BIG
     holding = 0  # nodes that could hold one pod: a gang needs ``job.nodes`` of them
     for n in candidates:

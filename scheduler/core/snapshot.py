@@ -169,6 +169,76 @@ class QueuedJob:
         return self.gpus * self.nodes * self.max_runtime_s
 
 
+class _QueuedJobRow:
+    """``QueuedJob``'s slot layout without the freeze, filled by a plain ``__init__`` and then
+    given ``QueuedJob`` as its class (same slots, so CPython allows the assignment): a frozen
+    dataclass sets each field through ``object.__setattr__``, costly for the ~10,000 queued
+    jobs the services layer reads every cycle. ``tests/scheduler/core`` checks the fields."""
+
+    __slots__ = QueuedJob.__slots__
+
+    def __init__(
+        self,
+        id: str,
+        team: str,
+        user: str,
+        gpus: int,
+        max_runtime_s: float,
+        submitted_at: float,
+        models: frozenset[str],
+        cpu_milli: int,
+        memory_mib: int,
+        priority: int,
+        preemptible: bool,
+        attempt: int,
+        sweep_id: str | None,
+        sweep_parallelism: int | None,
+        nodes: int,
+    ) -> None:
+        self.id = id
+        self.team = team
+        self.user = user
+        self.gpus = gpus
+        self.max_runtime_s = max_runtime_s
+        self.submitted_at = submitted_at
+        self.models = models
+        self.cpu_milli = cpu_milli
+        self.memory_mib = memory_mib
+        self.priority = priority
+        self.preemptible = preemptible
+        self.attempt = attempt
+        self.sweep_id = sweep_id
+        self.sweep_parallelism = sweep_parallelism
+        self.nodes = nodes
+
+
+def queued_job(
+    id: str,
+    team: str,
+    user: str,
+    gpus: int,
+    max_runtime_s: float,
+    submitted_at: float,
+    models: frozenset[str],
+    cpu_milli: int,
+    memory_mib: int,
+    priority: int,
+    preemptible: bool,
+    attempt: int,
+    sweep_id: str | None,
+    sweep_parallelism: int | None,
+    nodes: int,
+) -> QueuedJob:
+    """``QueuedJob(...)`` with every field given in order: the same frozen object, built
+    several times faster (see ``_QueuedJobRow``)."""
+    job = _QueuedJobRow(
+        id, team, user, gpus, max_runtime_s, submitted_at, models, cpu_milli, memory_mib,
+        priority, preemptible, attempt, sweep_id, sweep_parallelism, nodes,
+    )  # fmt: skip
+    job.__class__ = QueuedJob  # type: ignore[assignment]
+    return job  # type: ignore[return-value]
+
+
 @dataclass(frozen=True, slots=True)
 class UsageRecord:
     """GPU-seconds consumed by ``user`` of ``team``, as valued at time ``at``.

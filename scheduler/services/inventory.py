@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple, Protocol
 
 from django.db import transaction
 
@@ -145,8 +146,27 @@ def _sync_gpus(node: Node, info: NodeInfo) -> None:
     Gpu.objects.filter(node=node, index__gte=info.gpu_capacity, present=True).update(present=False)
 
 
+class GpuCounts(Protocol):
+    """What ``outside_gpu_indices`` reads of a node (a ``Node``, or ``NodeCounts``)."""
+
+    @property
+    def foreign_gpus(self) -> int: ...
+    @property
+    def gpu_capacity(self) -> int: ...
+    @property
+    def gpu_allocatable(self) -> int: ...
+
+
+class NodeCounts(NamedTuple):
+    """A node's GPU counts read as plain values (no model instance per node)."""
+
+    foreign_gpus: int
+    gpu_capacity: int
+    gpu_allocatable: int
+
+
 def outside_gpu_indices(
-    node: Node, present: list[int], held: set[int], prefer: frozenset[int] = frozenset()
+    node: GpuCounts, present: list[int], held: set[int], prefer: frozenset[int] = frozenset()
 ) -> set[int]:
     """The GPUs of ``node`` that count as in use outside Karimasu: as many as foreign pods
     request, plus those the device plugin does not offer (capacity above allocatable).

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection
-from django.db.models import F, FloatField, Func, Q, TextField
+from django.db import connection, connections
+from django.db.models import F, FloatField, Func, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
+from portal.accounts.models import Team
 from scheduler import states
 from scheduler.core import snapshot as snap
 from scheduler.models import (
@@ -27,12 +30,13 @@ from scheduler.models import (
     PriorityClass,
     Reservation,
     ReservationSlot,
+    Sweep,
     TeamPolicy,
     TeamQuota,
 )
 from scheduler.models.jobs import gpus_held_since
 from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
-from scheduler.services.inventory import outside_gpu_indices
+from scheduler.services.inventory import NodeCounts, outside_gpu_indices
 
 USAGE_HORIZON = timedelta(days=28)  # four half-lives: older usage weighs < 1/16
 
@@ -153,47 +157,128 @@ def _pods(placements: list[dict[str, object]] | None) -> tuple[tuple[str, tuple[
     )
 
 
+# The columns of a queued job the core needs, as stored on the job's own row (names of
+# teams and users and sweeps' caps are looked up each cycle: they live on other rows).
+QUEUE_COLUMNS = (
+    "pk", "team_id", "owner_id", "gpus", "max_runtime_s", "submitted", "models_json",
+    "cpu_millis", "memory_mb", "priority_class", "preemptible", "attempt", "sweep_id", "nodes",
+)  # fmt: skip
+
+
 def _queue(priorities: dict[str, int]) -> tuple[snap.QueuedJob, ...]:
+    """The queued jobs, in no particular order (the core ranks them), built with
+    ``snap.queued_job``. On PostgreSQL their rows come from ``QUEUE_ROWS``: only those that
+    changed since the last cycle are read whole."""
+    rows = QUEUE_ROWS.read()
+    teams = dict(Team.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "slug"))
+    users = dict(
+        get_user_model()
+        .objects.filter(pk__in={r[2] for r in rows})
+        .values_list("pk", get_user_model().USERNAME_FIELD)
+    )
+    caps = dict(
+        Sweep.objects.filter(pk__in={r[12] for r in rows if r[12]}).values_list("pk", "parallelism")
+    )
     # The acceptable models as JSON text, parsed once per distinct list (there are few).
-    rows = (
+    parsed: dict[str | None, frozenset[str]] = {}
+    queue: list[snap.QueuedJob] = []
+    build, append, priority_of = snap.queued_job, queue.append, priorities.get
+    for (
+        pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
+        preemptible, attempt, sweep, nodes,
+    ) in rows:  # fmt: skip
+        acceptable = parsed.get(models)
+        if acceptable is None:
+            acceptable = parsed[models] = _models(models)
+        append(
+            build(
+                str(pk), teams[team], users[user], gpus, float(runtime), as_timestamp(submitted),
+                acceptable, cpu, memory, priority_of(priority, 0), preemptible, attempt - 1,
+                str(sweep) if sweep else None, caps.get(sweep) if sweep else None, nodes,
+            )
+        )  # fmt: skip
+    return tuple(queue)
+
+
+def _queue_query() -> QuerySet[Any, tuple[Any, ...]]:
+    return (
         Job.objects.filter(status=states.QUEUED)
+        .order_by()
         .annotate(
             models_json=Cast("gpu_models", TextField()), submitted=epoch_seconds("submitted_at")
         )
-        .values_list(
-            "pk", "team__slug", _username(), "gpus", "max_runtime_s", "submitted",
-            "models_json", "cpu_millis", "memory_mb", "priority_class", "preemptible",
-            "attempt", "sweep_id", "sweep__parallelism", "nodes",
-        )
-    )  # fmt: skip
-    parsed: dict[str | None, frozenset[str]] = {}
-    queue = []
-    for (
-        pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
-        preemptible, attempt, sweep, parallelism, nodes,
-    ) in rows:  # fmt: skip
-        if models not in parsed:
-            parsed[models] = _models(models)
-        queue.append(
-            snap.QueuedJob(
-                id=str(pk),
-                team=team,
-                user=user,
-                gpus=gpus,
-                max_runtime_s=float(runtime),
-                submitted_at=as_timestamp(submitted),
-                models=parsed[models],
-                cpu_milli=cpu,
-                memory_mib=memory,
-                priority=priorities.get(priority, 0),
-                preemptible=preemptible,
-                attempt=attempt - 1,
-                sweep_id=str(sweep) if sweep else None,
-                sweep_parallelism=parallelism if sweep else None,
-                nodes=nodes,
+        .values_list(*QUEUE_COLUMNS)
+    )
+
+
+class QueueRows:
+    """The queued jobs' rows (``QUEUE_COLUMNS``), kept between cycles by row version.
+
+    A cycle with 10,000 queued jobs spent more reading them whole than deciding on them,
+    though few change from one cycle to the next. On PostgreSQL every row version has an
+    ``(xmin, ctid)`` pair of its own: the transaction that wrote it and where it lies; any
+    UPDATE, even by the same transaction, writes a new version at a new place, and a place
+    is reused only by a later transaction. So each cycle reads every queued job's version
+    (two system columns) and reads whole only the rows whose version it has not kept; the
+    rest come from the previous cycles. Elsewhere (SQLite) every row is read each time.
+    """
+
+    def __init__(self) -> None:
+        self.kept: dict[int, tuple[str, tuple[Any, ...]]] = {}
+        self.fetched = 0  # rows read whole by the last ``read`` (tests, benchmarks)
+
+    def clear(self) -> None:
+        self.kept.clear()
+
+    def read(self) -> list[tuple[Any, ...]]:
+        query = _queue_query()
+        db = connections[query.db]
+        if db.vendor != "postgresql":
+            rows = list(query)
+            self.fetched = len(rows)
+            return rows
+        table = db.ops.quote_name(Job._meta.db_table)
+        version = f"{table}.xmin::text || {table}.ctid::text"
+        with db.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, {version} FROM {table} WHERE status = %s",  # noqa: S608 (names)
+                [states.QUEUED],
             )
-        )
-    return tuple(queue)
+            versions = dict(cursor.fetchall())
+        kept = self.kept
+        stale = {pk for pk, v in versions.items() if (kept.get(pk) or ("",))[0] != v}
+        fresh = {}
+        if stale:
+            # Most of the queue changed (the first cycle): one read of it all.
+            changed = query if len(stale) * 2 > len(versions) else query.filter(pk__in=stale)
+            changed = changed.annotate(row_version=RawSQL(version, ()))  # noqa: S611 (names)
+            fresh = {row[0]: (row[-1], row[:-1]) for row in _plain_rows(changed)}
+        self.fetched = len(fresh)
+        # What is queued now, at its newest version; a row that changed and then left the
+        # queue between the two reads is not kept (nor planned on).
+        self.kept = {
+            pk: fresh[pk] if pk in fresh else kept[pk]
+            for pk in versions
+            if pk in fresh or (pk in kept and pk not in stale)
+        }
+        return [row for _, row in self.kept.values()]
+
+
+QUEUE_ROWS = QueueRows()
+
+
+def _plain_rows(rows: QuerySet[Any, tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """``rows``' tuples straight from the database cursor when none of its columns needs a
+    conversion by Django (true of the plain columns the snapshot reads on PostgreSQL);
+    otherwise the queryset's own rows."""
+    compiler = rows.query.get_compiler(using=rows.db)
+    sql, params = compiler.as_sql()
+    if compiler.get_converters([column for column, _, _ in compiler.select]):
+        return list(rows)
+    with connections[rows.db].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched: list[tuple[Any, ...]] = cursor.fetchall()
+    return fetched
 
 
 def _models(text: str | None) -> frozenset[str]:
@@ -203,24 +288,27 @@ def _models(text: str | None) -> frozenset[str]:
 def _bookings(now: datetime) -> tuple[snap.Booking, ...]:
     live = Reservation.objects.filter(status__in=LIVE_STATUSES, end__gt=now)
     indices: dict[int, list[int]] = {}
-    for reservation, index in ReservationSlot.objects.filter(
-        reservation__in=live.values("pk")
-    ).values_list("reservation_id", "gpu__index"):
+    for reservation, index in _plain_rows(
+        ReservationSlot.objects.filter(reservation__in=live.values("pk"))
+        .order_by()
+        .values_list("reservation_id", "gpu__index")
+    ):
         indices.setdefault(reservation, []).append(index)
     holder = f"holder__{get_user_model().USERNAME_FIELD}"
+    rows = live.annotate(start_s=epoch_seconds("start"), end_s=epoch_seconds("end")).values_list(
+        "pk", "node__name", "start_s", "end_s", holder, "team__slug", "shared_with_team"
+    )
     return tuple(
         snap.Booking(
             id=str(pk),
             node=node,
             gpu_indices=tuple(sorted(indices.get(pk, ()))),
-            start=start.timestamp(),
-            end=end.timestamp(),
+            start=as_timestamp(start),
+            end=as_timestamp(end),
             user=user,
             team=team if shared else None,  # exclusive unless shared
         )
-        for pk, node, start, end, user, team, shared in live.values_list(
-            "pk", "node__name", "start", "end", holder, "team__slug", "shared_with_team"
-        )
+        for pk, node, start, end, user, team, shared in _plain_rows(rows)
     )
 
 
@@ -250,7 +338,7 @@ def _nodes(
         present = gpus.get(pk, [])
         telemetry = frozenset(i for i, _, _ in present if (name, i) in foreign_busy)
         outside = outside_gpu_indices(
-            Node(foreign_gpus=foreign, gpu_capacity=capacity, gpu_allocatable=allocatable),
+            NodeCounts(foreign, capacity, allocatable),
             [i for i, _, _ in present],
             held.get(name, set()),
             telemetry,

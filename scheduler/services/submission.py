@@ -189,7 +189,13 @@ def _fits_guarantee(team: Team, request: JobRequest) -> bool:
 
 
 def _validate_fit(request: JobRequest) -> None:
+    """Refuse a job no node of the cluster could ever hold. A cluster that reports no node
+    at all (a new install before its first inventory, or every node gone) cannot say that:
+    the job queues and waits for one (reason ``no-nodes``)."""
+    _validate_size(request)
     nodes = list(Node.objects.filter(gone_at__isnull=True))
+    if not nodes:
+        return
     models = {n.gpu_model for n in nodes if n.gpu_model}
     unknown = [m for m in request.gpu_models if m not in models]
     if unknown:
@@ -198,7 +204,6 @@ def _validate_fit(request: JobRequest) -> None:
             _("Unknown GPU model(s) %(unknown)s; the cluster has %(models)s.")
             % {"unknown": ", ".join(unknown), "models": ", ".join(sorted(models)) or "-"},
         )
-    _validate_size(request)
     fitting = [
         n
         for n in nodes

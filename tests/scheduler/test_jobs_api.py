@@ -248,3 +248,35 @@ def test_cancel_wins_a_race_with_the_scheduling_cycle(alice, nodes):
     cancelled = cancel_job(alice.user, job, now=timezone.now())
     assert cancelled.status == states.CANCELLED
     assert Job.objects.get(pk=job.pk).status == states.CANCELLED
+
+
+def test_with_no_node_at_all_jobs_queue_and_wait_for_one(alice, vision):
+    """A new install before its first inventory (or a cluster whose nodes all left) cannot
+    judge a job too big: it queues, and the cycle says it waits for a node, in words, in
+    both languages. It used to be refused as "No node has 0 GPUs (the largest has 0)"."""
+    from django.test import Client
+    from django.utils import timezone
+
+    from scheduler.services.cycle import run_cycle
+
+    cpu_only = submit(alice, gpus=0)
+    on_a100 = submit(alice, gpus=2, gpu_models=["NVIDIA-A100-SXM4-80GB"], cpu_millis=4000)
+    assert (cpu_only.status_code, on_a100.status_code) == (201, 201), on_a100.content
+    run_cycle(None, now=timezone.now())
+    for response in (cpu_only, on_a100):
+        job = alice.client().get(f"/api/v1/jobs/{response.json()['id']}/").json()
+        assert (job["status"], job["reason"]) == ("queued", "no-nodes")
+        assert job["message"].startswith("no node is schedulable: none has joined")
+        ja = alice.client().get(f"/api/v1/jobs/{response.json()['id']}/", HTTP_ACCEPT_LANGUAGE="ja")
+        assert ja.json()["message"].startswith("スケジュール可能なノードがありません"), ja.json()
+    alice.user.language = "ja"
+    alice.user.save(update_fields=["language"])
+    browser = Client()
+    browser.force_login(alice.user)
+    page = browser.get(f"/jobs/{cpu_only.json()['id']}/")
+    assert page.status_code == 200 and "ノード待ち" in page.content.decode()
+
+
+def test_with_nodes_a_job_too_big_for_all_is_still_refused(alice, nodes):
+    error = assert_error(submit(alice, gpus=0, memory_mb=10**9), 400)
+    assert "memory_mb" in error["details"]

@@ -78,3 +78,17 @@ def test_the_snapshots_exercise_preemption_gangs_bookings_and_withdrawals() -> N
     assert any(w.detail.startswith("its GPUs were claimed") for r in results for w in r.waiting)
     assert any(w.reason.value == "reserved" for r in results for w in r.waiting)
     assert any(w.reason.value == "preempting" for r in results for w in r.waiting)
+
+
+@pytest.mark.parametrize(
+    ("name", "snap"),
+    [pytest.param(n, s, id=n) for n, s in _snapshots() if "300q" in n or "gangs" in n],
+)
+def test_the_queue_order_given_does_not_matter(name: str, snap: Snapshot) -> None:
+    """The services layer reads the queue in whatever order PostgreSQL returns it (no ORDER
+    BY): the core ranks it, so a shuffled queue gets exactly the same decisions."""
+    shuffled = list(snap.queue)
+    random.Random(name).shuffle(shuffled)
+    assert shuffled != list(snap.queue)
+    got = plan_cycle(replace(snap, queue=tuple(shuffled)))
+    assert _decisions(got) == _decisions(plan_cycle(snap)), name

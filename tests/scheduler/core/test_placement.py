@@ -44,8 +44,8 @@ LONG = 10 * H
             id="node not ready skipped",
         ),
         pytest.param(
-            [make_node("n1").cordoned()], [make_job("a")], [], {}, {"a": Reason.TOO_BIG},
-            id="only a cordoned node: nothing could run it",
+            [make_node("n1").cordoned()], [make_job("a")], [], {}, {"a": Reason.NO_NODES},
+            id="only a cordoned node: it waits for one that takes work",
         ),
         pytest.param(
             [make_node("n1").unhealthy(0, 1)], [make_job("a").gpus(2)], [],
@@ -140,3 +140,19 @@ def test_static_reasons_say_what_is_missing():
         "no schedulable node has a GPU of model H100",
         "no schedulable node has 9 usable GPUs, 0m CPU and 0 MiB",
     ]
+
+
+def test_no_schedulable_node_at_all_is_its_own_reason() -> None:
+    """With nodes that take no work (or none), a job is not "too big": it waits for one."""
+    from scheduler.core.decisions import Reason
+    from scheduler.core.placement import static_reason
+    from scheduler.core.snapshot import Gpu, Node, QueuedJob
+
+    job = QueuedJob("j", "t", "u", 0, 60.0, 0.0)
+    big = QueuedJob("k", "t", "u", 4, 60.0, 0.0)
+    node = Node("n1", "A100", tuple(Gpu(i) for i in range(2)))
+    assert static_reason([], job) is Reason.NO_NODES
+    cordoned = Node("n1", "A100", node.gpus, cordoned=True)
+    assert static_reason([cordoned, Node("n2", "A100", (), ready=False)], big) is Reason.NO_NODES
+    assert static_reason([node], job) is None
+    assert static_reason([node, cordoned], big) is Reason.TOO_BIG
