@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.utils import timezone
 
-from scheduler.models import Gpu, Node
+from scheduler import states
+from scheduler.models import Gpu, Job, Node
+
+
+def create_job(persona, team, status: str = states.QUEUED, **fields) -> Job:
+    """A job row of ``persona`` in ``team`` as the cycle's tests need it: one hour long,
+    submitted five minutes ago unless ``fields`` say otherwise."""
+    return Job.objects.create(
+        name="train",
+        owner=persona.user,
+        team=team,
+        image="pytorch/pytorch:2.4",
+        max_runtime_s=fields.pop("max_runtime_s", 3600),
+        submitted_at=fields.pop("submitted_at", timezone.now() - timedelta(minutes=5)),
+        status=status,
+        **fields,
+    )
 
 
 def make_node(name: str, gpus: int = 2, model: str = "Tesla-V100-SXM2-16GB", **fields) -> Node:

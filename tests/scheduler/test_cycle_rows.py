@@ -33,22 +33,12 @@ from scheduler.services.cycle import run_cycle
 from scheduler.services.inventory import outside_gpu_indices
 from scheduler.services.jobs import InvalidTransition, transition_jobs
 from scheduler.services.snapshot import build_snapshot
-from tests.scheduler.conftest import make_node
+from tests.scheduler.conftest import create_job, make_node
 
 pytestmark = pytest.mark.django_db
 
 
-def _job(persona, team, status=states.QUEUED, **fields) -> Job:
-    return Job.objects.create(
-        name="train",
-        owner=persona.user,
-        team=team,
-        image="pytorch/pytorch:2.4",
-        max_runtime_s=fields.pop("max_runtime_s", 3600),
-        submitted_at=fields.pop("submitted_at", timezone.now() - timedelta(minutes=5)),
-        status=status,
-        **fields,
-    )
+_job = create_job
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from scheduler.models import Job, TeamQuota
 from scheduler.services.cycle import run_cycle
 from scheduler.services.snapshot import build_snapshot
 from tests.conftest import make_persona
-from tests.scheduler.conftest import make_node
+from tests.scheduler.conftest import create_job, make_node
 
 pytestmark = pytest.mark.django_db
 
@@ -23,17 +23,9 @@ NONE_BUSY: frozenset[tuple[str, int]] = frozenset()
 
 
 def _job(persona, team, status=states.QUEUED, **fields) -> Job:
-    return Job.objects.create(
-        name="train",
-        owner=persona.user,
-        team=team,
-        image="pytorch/pytorch:2.4",
-        gpus=2,
-        max_runtime_s=fields.pop("max_runtime_s", 3600),
-        submitted_at=fields.pop("submitted_at", timezone.now() - timedelta(hours=50)),
-        status=status,
-        **fields,
-    )
+    fields.setdefault("gpus", 2)
+    fields.setdefault("submitted_at", timezone.now() - timedelta(hours=50))
+    return create_job(persona, team, status, **fields)
 
 
 def test_two_cycles_keep_the_freed_gpus_for_their_preemptor(alice, charlie, vision, nlp):

@@ -6,8 +6,6 @@ to the rows a job only refers to (its team's name, its owner's, its sweep's cap)
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from django.db import connection, transaction
 from django.utils import timezone
@@ -16,6 +14,7 @@ from scheduler import states
 from scheduler.models import Job, PriorityClass, Sweep
 from scheduler.services import snapshot as snapshot_loader
 from scheduler.services.snapshot import QUEUE_ROWS, build_snapshot
+from tests.scheduler.conftest import create_job
 
 pytestmark = pytest.mark.django_db
 
@@ -29,16 +28,7 @@ def _fetched(changed: int) -> bool:
 
 
 def _queued(persona, team, **fields) -> Job:
-    return Job.objects.create(
-        name="train",
-        owner=persona.user,
-        team=team,
-        image="pytorch/pytorch:2.4",
-        max_runtime_s=3600,
-        submitted_at=timezone.now() - timedelta(minutes=5),
-        status=states.QUEUED,
-        **fields,
-    )
+    return create_job(persona, team, **fields)
 
 
 def _queue() -> dict[str, object]:
