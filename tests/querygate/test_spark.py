@@ -277,16 +277,21 @@ def _wait_running(engine: SparkEngine, handle: dict[str, Any], within_s: float) 
 
 def _wait_gone(engine: SparkEngine, handle: dict[str, Any], killed_at: float) -> None:
     """Wait until Spark's status API shows none of the handle's jobs running, then check,
-    by Spark's own completion times, that every job still running at ``killed_at`` was
-    cancelled (FAILED) within 2 s of it (the status API itself may answer slowly on a busy
-    machine, so its answer time is not what is measured)."""
+    by Spark's own completion times, that every job still running at ``killed_at`` (or
+    started after it) was cancelled (FAILED) within 2 s of it (the status API itself may
+    answer slowly on a busy machine, so its answer time is not what is measured).
+
+    The heavy query runs as several Spark jobs (the broadcasts, then the join): a kill may
+    land in the gap between two of them, with no job running at that instant. Then none is
+    checked here; the callers check that the query itself was interrupted, and here that no
+    job of it ran on past the kill."""
     deadline = time.monotonic() + 60
     while engine.running_jobs(handle):
         assert time.monotonic() < deadline, "the Spark job still runs a minute after the kill"
         time.sleep(0.1)
     jobs = engine.jobs(handle)
+    assert jobs, "Spark's status API shows no job of the heavy query"
     killed = [j for j in jobs if spark_time(j["completionTime"]) > killed_at]
-    assert killed, "no job of the heavy query was running at the kill"
     for job in killed:
         assert job["status"] == "FAILED", job  # cancelled, not finished
         late = spark_time(job["completionTime"]) - killed_at
