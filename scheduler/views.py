@@ -54,7 +54,7 @@ def calendar_feed(request: HttpRequest, secret: str) -> HttpResponse:
     other). Unknown secrets are a plain 404."""
     body = feed_for_secret(secret, now=timezone.now())
     if body is None:
-        raise Http404("No such calendar.")
+        raise Http404(_("No such calendar."))
     response = HttpResponse(body, content_type="text/calendar; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="karimasu.ics"'
     return response
@@ -283,7 +283,7 @@ def team_page(request: HttpRequest, slug: str) -> HttpResponse:
     (``access.can_view_team``); others get 404, as for a job they may not see."""
     team = Team.objects.filter(slug=slug).first()
     if team is None or not can_view_team(request.user, team):
-        raise Http404("No such team.")
+        raise Http404(_("No such team."))
     now = timezone.now()
     overview = usage.team_overview(team, now=now, weeks=WEEKS_SHOWN)
     waste = None
@@ -438,7 +438,7 @@ def job_log(request: HttpRequest, job_id: int) -> JsonResponse:
 def _visible_job(request: HttpRequest, job_id: int) -> Job:
     job: Job | None = visible_jobs(request.user).filter(pk=job_id).first()
     if job is None:
-        raise Http404("No such job.")
+        raise Http404(_("No such job."))
     return job
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
@@ -36,10 +37,10 @@ class NodeTokenAuthentication(authentication.BaseAuthentication):
     def authenticate(self, request: Any) -> tuple[NodeAgent, NodeToken]:
         plaintext = bearer_token(request)
         if plaintext is None:
-            raise exceptions.NotAuthenticated("A node token is required: 'Bearer kmn_...'.")
+            raise exceptions.NotAuthenticated(_("A node token is required: 'Bearer kmn_...'."))
         token = services.authenticate_node_token(plaintext, now=timezone.now())
         if token is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked node token.")
+            raise exceptions.AuthenticationFailed(_("Invalid or revoked node token."))
         return NodeAgent(token), token
 
     def authenticate_header(self, request: Any) -> str:
