@@ -34,8 +34,6 @@ from scheduler.core.snapshot import (
 
 Gate = tuple[Reason, str]
 Row = tuple[str, Reason, str, float | None, str | None]  # see ``_Queue.waiting``
-_RESERVED_DETAIL = "free GPUs are booked or planned for others"
-_CAPACITY_DETAIL = "waiting for running jobs to end"
 _UNSEEN: Any = object()  # a shape not yet looked at
 Shape = tuple[int, frozenset[str], int, int, int]  # GPUs, models, CPU, memory, nodes
 
@@ -483,91 +481,17 @@ def _capacity_reason(
         and free >= shape[0] * shape[4]
         and _fits_but_for_blocks(usage, job, cfg, q, shape)
     ):
-        return Reason.RESERVED, _RESERVED_DETAIL
+        return Reason.RESERVED, "free GPUs are booked or planned for others"
     ahead = q.capacity_blocked
     if ahead:
         return Reason.BEHIND, f"behind {ahead} jobs of higher rank"
-    return Reason.CAPACITY, _CAPACITY_DETAIL
-
-
-def _start_now(
-    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, shape: Shape, borrowed: bool
-) -> bool:
-    """5a. Admit ``job`` now if some node holds its whole run clear of others' bookings and
-    protected plans (never tried again in this cycle for a shape, team and user that found
-    no place with a run at most as long; not behind a blocked job without backfill)."""
-    if not (cfg.backfill or q.capacity_blocked == 0):
-        return False
-    fit_key = (*shape, job.team, job.user)
-    shortest = q.no_fit.shortest.get(fit_key)
-    if shortest is not None and job.max_runtime_s >= shortest:
-        return False
-    where = _place_now(usage, job, cfg.packing)
-    if where is None:
-        q.no_fit.add(fit_key, job.max_runtime_s)
-        return False
-    q.admitted.append(_admit(usage, job, where, borrowed))
-    return True
+    return Reason.CAPACITY, "waiting for running jobs to end"
 
 
 def _row(job: QueuedJob, reason: Reason, detail: str, planned: Placement | None) -> Row:
     if planned is None:
         return (job.id, reason, detail, None, None)
     return (job.id, reason, detail, planned.start, planned.node)
-
-
-def _tail(
-    snap: Snapshot,
-    usage: ClusterUsage,
-    q: _Queue,
-    start: int,
-    free: int,
-    shapes: dict[Shape, Reason | None],
-) -> None:
-    """Step 5 for the jobs from rank ``start`` on, once past the plan depth with no job's
-    victims still stopping: most of a long queue. Each starts now or waits; nothing is
-    planned or preempted. The same steps as ``plan_cycle``'s loop takes for such a job, with
-    its lookups bound once and ``_capacity_reason`` inlined."""
-    cfg = snap.config
-    backfill, packing, nodes = cfg.backfill, cfg.packing, list(snap.nodes)
-    no_fit, fits, waiting, ordered = q.no_fit.shortest, q.fits, q.waiting, q.ordered
-    append, blocked = waiting.append, q.capacity_blocked
-    for rank in range(start, len(ordered)):
-        job = ordered[rank]
-        shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
-        static = shapes.get(shape, _UNSEEN)
-        static = _static(shapes, shape, nodes, job) if static is _UNSEEN else static
-        if static is not None:
-            append((job.id, static, _static_detail(static, job), None, None))
-            continue
-        need = job.gpus * job.nodes
-        gate = admission_gate(snap, usage, job, need)
-        if not isinstance(gate, bool):
-            append((job.id, gate[0], gate[1], None, None))
-            continue
-        if free >= need:
-            if backfill or blocked == 0:
-                fit_key = (*shape, job.team, job.user)
-                shortest = no_fit.get(fit_key)
-                if shortest is None or job.max_runtime_s < shortest:
-                    where = _place_now(usage, job, packing)
-                    if where is not None:
-                        q.admitted.append(_admit(usage, job, where, gate))
-                        free -= need
-                        continue
-                    q.no_fit.add(fit_key, job.max_runtime_s)
-            if backfill and (
-                fits.get(shape) == usage.holds or _fits_but_for_blocks(usage, job, cfg, q, shape)
-            ):
-                append((job.id, Reason.RESERVED, _RESERVED_DETAIL, None, None))
-                blocked += 1
-                continue
-        if blocked:
-            append((job.id, Reason.BEHIND, f"behind {blocked} jobs of higher rank", None, None))
-        else:
-            append((job.id, Reason.CAPACITY, _CAPACITY_DETAIL, None, None))
-        blocked += 1
-    q.capacity_blocked = blocked
 
 
 def plan_cycle(snap: Snapshot) -> CycleResult:
@@ -593,13 +517,11 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     grace, plan_depth = cfg.preemption_grace_s, cfg.plan_depth
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
+    no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
     waiting = q.waiting
     # Jobs whose victims are still stopping: their GPUs are kept for them until their turn.
     reserved = _hold_for_preemptors(snap, usage)
     for rank, job in enumerate(ordered):
-        if q.planned >= plan_depth and not reserved:
-            _tail(snap, usage, q, rank, free, shapes)  # the rest of the queue, in one go
-            break
         held = _take_back(usage, q, reserved, job) if reserved else None
         shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
         static = shapes.get(shape, _UNSEEN)
@@ -613,9 +535,16 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
             waiting.append((job.id, gate[0], gate[1], None, None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        if free >= need and _start_now(usage, job, cfg, q, shape, gate):
-            free -= need
-            continue
+        if free >= need and (cfg.backfill or q.capacity_blocked == 0):
+            fit_key = (*shape, job.team, job.user)
+            shortest = no_fit.get(fit_key)
+            if shortest is None or job.max_runtime_s < shortest:
+                where = _place_now(usage, job, cfg.packing)
+                if where is not None:
+                    q.admitted.append(_admit(usage, job, where, gate))
+                    free -= need
+                    continue
+                q.no_fit.add(fit_key, job.max_runtime_s)
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
         # plan depth nothing is planned and nothing preempted: the job waits for capacity.
         if held is None and q.planned >= plan_depth:

@@ -254,16 +254,6 @@ def test_every_waiting_detail_the_core_writes_has_a_template() -> None:
     import scheduler.core.cycle as core
 
     tree = ast.parse(Path(core.__file__).read_text(encoding="utf-8"))
-    # Module-level texts (``_RESERVED_DETAIL = "..."``) that the tuples name.
-    constants = {
-        target.id: node.value.value
-        for node in tree.body
-        if isinstance(node, ast.Assign)
-        and isinstance(node.value, ast.Constant)
-        and isinstance(node.value.value, str)
-        for target in node.targets
-        if isinstance(target, ast.Name)
-    }
     details: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Tuple) and any(
@@ -276,9 +266,6 @@ def test_every_waiting_detail_the_core_writes_has_a_template() -> None:
                 for e in node.elts
                 if isinstance(e, ast.Constant) and isinstance(e.value, str)
             ]
-            details += [
-                constants[e.id] for e in node.elts if isinstance(e, ast.Name) and e.id in constants
-            ]
         if isinstance(node, ast.FunctionDef) and node.name == "_static_detail":
             details += [_sample(e) for e in ast.walk(node) if isinstance(e, ast.JoinedStr)]
             details += [
@@ -288,7 +275,7 @@ def test_every_waiting_detail_the_core_writes_has_a_template() -> None:
                 and isinstance(e.value, ast.Constant)
                 and isinstance(e.value.value, str)
             ]
-    assert len(details) >= 18
+    assert len(set(details)) >= 16, sorted(set(details))
     assert "no node is schedulable: none has joined, or all are cordoned or not ready" in details
     with translation.override("ja"):
         for detail in details:
