@@ -22,7 +22,7 @@ from scheduler import messages, states
 from scheduler.models import Job, JobEvent, TeamPolicy, TeamQuota
 from scheduler.services.cycle import run_cycle
 from tests.conftest import assert_error
-from tests.scheduler.conftest import make_node
+from tests.scheduler.conftest import make_node, submit_job
 
 pytestmark = pytest.mark.django_db
 
@@ -50,17 +50,7 @@ def _book(persona, gpus=(0,), start=1, end=3, **headers):
     return persona.client().post("/api/v1/reservations/", body, format="json", **headers)
 
 
-def _submit(persona, headers=None, **overrides):
-    body = {
-        "name": "resnet",
-        "team": "vision",
-        "image": "pytorch/pytorch:2.4",
-        "command": ["python", "train.py"],
-        "gpus": 1,
-        "max_runtime_s": 3600,
-        **overrides,
-    }
-    return persona.client().post("/api/v1/jobs/", body, format="json", **(headers or {}))
+_submit = submit_job
 
 
 def _three_ways(call, status: int, code: str | None = None):

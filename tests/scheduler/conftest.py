@@ -11,6 +11,21 @@ from scheduler import states
 from scheduler.models import Gpu, Job, Node
 
 
+def submit_job(persona, headers: dict[str, str] | None = None, **overrides):
+    """POST a job through the API as ``persona``: a 1-GPU, one-hour training job of team
+    vision unless ``overrides`` say otherwise."""
+    body = {
+        "name": "resnet",
+        "team": "vision",
+        "image": "pytorch/pytorch:2.4",
+        "command": ["python", "train.py"],
+        "gpus": 1,
+        "max_runtime_s": 3600,
+        **overrides,
+    }
+    return persona.client().post("/api/v1/jobs/", body, format="json", **(headers or {}))
+
+
 def create_job(persona, team, status: str = states.QUEUED, **fields) -> Job:
     """A job row of ``persona`` in ``team`` as the cycle's tests need it: one hour long,
     submitted five minutes ago unless ``fields`` say otherwise."""

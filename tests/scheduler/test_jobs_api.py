@@ -7,21 +7,12 @@ import pytest
 from scheduler import states
 from scheduler.models import Job, NamedMount, TeamQuota
 from tests.conftest import assert_error
+from tests.scheduler.conftest import submit_job
 
 pytestmark = pytest.mark.django_db
 
 
-def submit(persona, **overrides):
-    body = {
-        "name": "resnet",
-        "team": "vision",
-        "image": "pytorch/pytorch:2.4",
-        "command": ["python", "train.py"],
-        "gpus": 1,
-        "max_runtime_s": 3600,
-        **overrides,
-    }
-    return persona.client().post("/api/v1/jobs/", body, format="json")
+submit = submit_job
 
 
 def test_submit_queues_the_job_with_defaults(alice, nodes):
