@@ -176,8 +176,9 @@ def _load(name: str, path: Path) -> ModuleType:
 def _instrument(module: ModuleType, parts: dict[str, list[float]], written: list[int]) -> None:
     """Time the snapshot, the plan and the waiting rows of ``module.run_cycle`` (they are
     looked up in the module when called), and count the waiting rows it writes."""
+    loader = "load_snapshot" if hasattr(module, "load_snapshot") else "build_snapshot"
     originals = {
-        "snapshot": module.build_snapshot,
+        "snapshot": getattr(module, loader),
         "plan": module.decide,
         "waiting": module._record_waiting,
     }
@@ -193,27 +194,31 @@ def _instrument(module: ModuleType, parts: dict[str, list[float]], written: list
 
         return wrapper
 
-    module.build_snapshot = timed("snapshot")
+    setattr(module, loader, timed("snapshot"))
     module.decide = timed("plan")
     module._record_waiting = timed("waiting")
     if hasattr(module, "_write_waiting"):
         write = module._write_waiting
 
-        def counted(rows: dict[int, object]) -> None:
+        def counted(rows: dict[int, object]) -> object:
             written.append(len(rows))
-            write(rows)
+            return write(rows)
 
         module._write_waiting = counted
 
 
-def _timed(module: ModuleType, now: datetime, kept: Kept) -> float:
+def _timed(module: ModuleType, now: datetime, kept: Kept | None) -> float:
     # The rolled-back rewrites of the cycles before leave dead rows (the baseline's: every
     # queued job's, each cycle); each timed cycle starts from a vacuumed table.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE scheduler_job")
     # The queued rows the scheduler process kept from the cycles before (none before the
-    # first cycle), as a real cycle at this point would find them.
-    QUEUE_ROWS.kept = dict(kept)
+    # first cycle), as a real cycle at this point would find them: each code its own.
+    rows = getattr(module, "queue_rows", None)
+    if rows is not None:
+        rows.clear()
+        for name, value in (kept or {}).items():
+            setattr(rows, name, dict(value) if isinstance(value, dict) else value)
     start = time.perf_counter()
     try:
         with transaction.atomic():
@@ -225,7 +230,7 @@ def _timed(module: ModuleType, now: datetime, kept: Kept) -> float:
 
 
 Samples = dict[str, dict[str, list[float]]]
-Kept = dict[int, tuple[str, tuple[Any, ...]]]
+Kept = dict[str, Any]  # a ``QueueRows``' attributes by name (``kept``, ...)
 
 
 def _scenario(
@@ -234,19 +239,19 @@ def _scenario(
     now: datetime,
     samples: Samples,
     written: list[int],
-    kept: Kept,
+    kept: dict[str, Kept],
 ) -> dict[str, float]:
     """REPEATS cycles of each code, alternating (a busy machine slows them alike), each
     rolled back; prints p50 of the whole cycle and of its parts. Returns the totals' p50."""
     totals: dict[str, float] = {}
-    for module in codes.values():
-        _timed(module, now, kept)  # warm-up
+    for label, module in codes.items():
+        _timed(module, now, kept.get(label))  # warm-up
     fetched: list[int] = []
     for series in [written, *(s for parts in samples.values() for s in parts.values())]:
         series.clear()
     for _ in range(REPEATS):
         for label, module in codes.items():
-            samples[label]["total"].append(_timed(module, now, kept))
+            samples[label]["total"].append(_timed(module, now, kept.get(label)))
             if label == "new":
                 fetched.append(QUEUE_ROWS.fetched)
     for label, parts in samples.items():
@@ -285,8 +290,12 @@ def run(keep: bool = False) -> None:
         # a cycle); everything else it imports is this tree's.
         loader = Path(baseline, *SNAPSHOT_PY)
         if loader.exists():
-            codes["baseline"].build_snapshot = _load("baseline_snapshot", loader).build_snapshot
+            old = _load("baseline_snapshot", loader)
+            codes["baseline"].build_snapshot = old.build_snapshot
+            # Its own kept rows, where it keeps any (``QUEUE_ROWS``), reset like this tree's.
+            codes["baseline"].queue_rows = getattr(old, "QUEUE_ROWS", None)
     codes["new"] = _load("new_cycle", Path(services_cycle.__file__))
+    codes["new"].queue_rows = QUEUE_ROWS
     with transaction.atomic():
         if Job.objects.exists():
             print("scheduler_production: the database has jobs already; give a scratch one")
@@ -309,11 +318,23 @@ def run(keep: bool = False) -> None:
         # 2. and 3. The cycles every 5 s after it: each one before is committed.
         for n in (2, 3):
             later = now + timedelta(seconds=5 * (n - 1))
+            # What each code's snapshot would read at the start of the cycle before (this
+            # tree's reads it in the cycle itself).
+            baseline_rows = getattr(codes.get("baseline"), "queue_rows", None)
+            if baseline_rows is not None:
+                baseline_rows.read()
             with transaction.atomic():
                 services_cycle.run_cycle(
                     None, now=later - timedelta(seconds=5), foreign_busy=frozenset()
                 )
-            kept = dict(QUEUE_ROWS.kept)  # as that cycle left them
+            kept = {  # as that cycle left them
+                label: {
+                    name: dict(value) if isinstance(value, dict) else value
+                    for name, value in vars(module.queue_rows).items()
+                }
+                for label, module in codes.items()
+                if getattr(module, "queue_rows", None) is not None
+            }
             _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later, samples, written, kept)
     finally:
         if not keep:

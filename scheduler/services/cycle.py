@@ -45,7 +45,7 @@ from scheduler.services.jobs import (
     transition_jobs,
 )
 from scheduler.services.reservations import end_reservation
-from scheduler.services.snapshot import as_timestamp, build_snapshot, epoch_seconds, from_timestamp
+from scheduler.services.snapshot import QUEUE_ROWS, StoredWaiting, from_timestamp, load_snapshot
 from scheduler.telemetry.detectors import foreign_gpus
 
 log = logging.getLogger("karimasu.cycle")
@@ -60,7 +60,7 @@ class CycleReport:
     admitted: list[int] = field(default_factory=list)
     preempted: list[int] = field(default_factory=list)
     requeued: list[int] = field(default_factory=list)
-    waiting: int = 0
+    waiting: int = 0  # the queued jobs the cycle left waiting (with a reason, a position)
 
 
 # --- 1, 3, 4, 5 ---------------------------------------------------------------------------------
@@ -105,7 +105,7 @@ def run_cycle(
             return CycleReport(skipped=True)
         if foreign_busy is None:
             foreign_busy = frozenset((g.node, g.index) for g in foreign_gpus(now=now))
-        snapshot = build_snapshot(now=now, foreign_busy=foreign_busy)
+        snapshot, stored = load_snapshot(now=now, foreign_busy=foreign_busy)
         result = decide(snapshot)
         # What the transitions and the preemption messages read, not the whole rows.
         jobs = (
@@ -127,7 +127,8 @@ def run_cycle(
         _apply_admissions(result, jobs, now, report)
         _apply_preemptions(result, jobs, now, report)
         _apply_releases(result, now)
-        report.waiting = _record_waiting(result)
+        _record_waiting(result, stored)
+        report.waiting = len(result.waiting)
     if backend is not None:
         _after(backend, report)
     log.info(
@@ -244,60 +245,70 @@ WAITING_FIELDS = ("reason", "message", "queue_position", "eta")
 WaitingRow = tuple[str, str, int | None, datetime | None]
 
 
-def _record_waiting(result: CycleResult) -> int:
+def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
     """Each waiting job's reason, message, position and ETA. Only rows that differ from
-    what the last cycle wrote are written (most do not change from one cycle to the next),
-    in one set-based UPDATE on PostgreSQL. Only queued rows: a job cancelled meanwhile
-    keeps its own reason. Returns how many waiting jobs are still queued."""
+    what the snapshot read on them (``stored``: what the last cycle wrote) are written (most
+    do not change from one cycle to the next), in one set-based UPDATE on PostgreSQL. Only
+    queued rows: a job cancelled meanwhile keeps its own reason. Returns how many rows were
+    written.
+
+    Comparing with the snapshot's read rather than reading the 10k rows again saves that
+    read. A waiting row another transaction rewrites between the two (nothing in Karimasu
+    writes a queued job's waiting fields outside the cycle, which holds the cycle lock) is
+    a new row version: the next cycle reads it whole and writes what it decides."""
     # ETAs are compared as seconds (exact: both sides are the stored microseconds), and
     # many jobs share one (the end of one running job): one datetime per distinct ETA.
     etas: dict[float, tuple[datetime, float]] = {}
-    for w in result.waiting:
-        if w.eta is not None and w.eta not in etas:
-            moment = from_timestamp(w.eta)
-            etas[w.eta] = (moment, moment.timestamp())
-    wanted = {
-        int(w.job_id): (
-            w.reason.value,
-            w.detail[:1000],
-            w.position,
-            None if w.eta is None else etas[w.eta][1],
-            w.eta,
-        )
-        for w in result.waiting
-    }
-    queued = 0
     changed: dict[int, WaitingRow] = {}
-    stored_rows = (
-        Job.objects.filter(status=states.QUEUED)
-        .annotate(eta_s=epoch_seconds("eta"))
-        .values_list("pk", "reason", "message", "queue_position", "eta_s")
-    )
-    for pk, reason, message, position, eta in stored_rows:
-        row = wanted.get(pk)
-        if row is None:
-            continue
-        queued += 1
-        stored = (reason, message, position, None if eta is None else as_timestamp(eta))
-        if stored != row[:4]:
-            changed[pk] = (row[0], row[1], row[2], None if row[4] is None else etas[row[4]][0])
-    _write_waiting(changed)
-    return queued
+    for w in result.waiting:
+        pk, eta = int(w.job_id), w.eta
+        if eta is None:
+            exact = None
+        else:
+            known = etas.get(eta)
+            if known is None:
+                moment = from_timestamp(eta)
+                known = etas[eta] = (moment, moment.timestamp())
+            exact = known[1]
+        reason, detail = w.reason.value, w.detail[:1000]
+        if stored.get(pk) != (reason, detail, w.position, exact):
+            changed[pk] = (reason, detail, w.position, None if eta is None else etas[eta][0])
+    versions = _write_waiting(changed)
+    if versions:
+        QUEUE_ROWS.rewritten(
+            versions,
+            {
+                pk: (reason, message, position, None if eta is None else eta.timestamp())
+                for pk, (reason, message, position, eta) in changed.items()
+            },
+        )
+    return len(changed)
 
 
-def _write_waiting(rows: dict[int, WaitingRow]) -> None:
+def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
+    """Write ``rows`` to the jobs still queued; on PostgreSQL returns the new row version
+    of each (see ``QueueRows``)."""
     if not rows:
-        return
+        return {}
     if connection.vendor != "postgresql":
+        # Only rows still queued, as the UPDATE below (a cancelled job keeps its reason).
+        ids, queued = list(rows), set[int]()
+        for i in range(0, len(ids), 500):  # SQLite bounds the parameters of one statement
+            queued.update(
+                Job.objects.filter(pk__in=ids[i : i + 500], status=states.QUEUED).values_list(
+                    "pk", flat=True
+                )
+            )
         Job.objects.bulk_update(
             [
                 Job(pk=pk, reason=reason, message=message, queue_position=position, eta=eta)
                 for pk, (reason, message, position, eta) in rows.items()
+                if pk in queued
             ],
             WAITING_FIELDS,
             batch_size=500,
         )
-        return
+        return {}
     # One JSON document for all rows: one parameter, dumped by the json module in one call
     # rather than element by element.
     document = json.dumps(
@@ -315,9 +326,11 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> None:
             f"SELECT (r->>0)::bigint AS id, r->>1 AS {columns[0]}, r->>2 AS {columns[1]}, "
             f"(r->>3)::integer AS {columns[2]}, (r->>4)::timestamptz AS {columns[3]} "
             "FROM jsonb_array_elements(%s::jsonb) AS r) AS v "
-            "WHERE j.id = v.id AND j.status = %s",
+            "WHERE j.id = v.id AND j.status = %s "
+            "RETURNING j.id, j.xmin::text || j.ctid::text",
             [document, states.QUEUED],
         )
+        return dict(cursor.fetchall())
 
 
 def _after(backend: ClusterBackend, report: CycleReport) -> None:

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections
 from django.db.models import F, FloatField, Func, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Coalesce
 
 from portal.accounts.models import Team
 from scheduler import states
@@ -34,7 +34,6 @@ from scheduler.models import (
     TeamPolicy,
     TeamQuota,
 )
-from scheduler.models.jobs import gpus_held_since
 from scheduler.services.booking_policy import team_gpu_hours, team_zone, week_bounds
 from scheduler.services.inventory import NodeCounts, outside_gpu_indices
 
@@ -54,13 +53,28 @@ def build_snapshot(
 ) -> snap.Snapshot:
     """The core's view of the database. Jobs and bookings are read as plain rows
     (`values_list`, one query each), not model instances: 10k queued jobs cost one pass."""
+    return load_snapshot(now=now, foreign_busy=foreign_busy)[0]
+
+
+# Per queued job id, its waiting fields as stored when the snapshot read the job's row:
+# (reason, message, queue position, ETA in epoch seconds).
+StoredWaiting = dict[int, tuple[str, str, int | None, float | None]]
+
+
+def load_snapshot(
+    *, now: datetime, foreign_busy: frozenset[tuple[str, int]] = frozenset()
+) -> tuple[snap.Snapshot, StoredWaiting]:
+    """``build_snapshot``, and each queued job's waiting fields as read with its row: what
+    the cycle compares its waiting decisions with, so it writes only those that changed
+    without reading the 10k queued rows a second time."""
     priorities = dict(PriorityClass.objects.values_list("name", "value"))
     allocations, held_indices = _allocations(now, priorities)
     nodes = _nodes(held_indices, foreign_busy)
-    return snap.Snapshot(
+    queue, stored = _queue(priorities)
+    snapshot = snap.Snapshot(
         now=_ts(now),
         nodes=nodes,
-        queue=_queue(priorities),
+        queue=queue,
         allocations=allocations,
         bookings=_bookings(now),
         usage=_usage(now),
@@ -68,6 +82,7 @@ def build_snapshot(
         user_gpu_caps=_user_caps(),
         config=production_config(),
     )
+    return snapshot, stored
 
 
 class _Epoch(Func):
@@ -79,7 +94,13 @@ class _Epoch(Func):
 
 
 def epoch_seconds(column: str) -> Func | F:
-    return _Epoch(column) if connection.vendor == "postgresql" else F(column)
+    return epoch_seconds_of(F(column))
+
+
+def epoch_seconds_of(expression: F | Func) -> Func | F:
+    """``expression`` (a timestamp) as epoch seconds on PostgreSQL; as it is elsewhere
+    (``as_timestamp`` reads either)."""
+    return _Epoch(expression) if connection.vendor == "postgresql" else expression
 
 
 def as_timestamp(value: float | datetime) -> float:
@@ -96,7 +117,8 @@ def _allocations(
 ) -> tuple[tuple[snap.Allocation, ...], dict[str, set[int]]]:
     """Running work (and preempted jobs still in their grace period, or past it but not yet
     requeued when they name their preemptor: ``Allocation.preempted_for``) as the core's
-    allocations, and the GPU indices they hold per node name."""
+    allocations, and the GPU indices they hold per node name. Read as plain rows: times as
+    epoch seconds, JSON as text (parsed here only when not empty)."""
     rows = (
         Job.objects.filter(
             Q(status__in=states.ON_CLUSTER)
@@ -109,22 +131,31 @@ def _allocations(
             ),
             node__isnull=False,
         )
+        .annotate(
+            # ``gpus_held_since``: its start, else its admission, else its submission.
+            gpus_since=epoch_seconds_of(Coalesce("started_at", "admitted_at", "submitted_at")),
+            terminating_s=epoch_seconds("terminating_until"),
+            indices_json=Cast("gpu_indices", TextField()),
+            placements_json=Cast("placements", TextField()),
+        )
         .values_list(
-            "pk", "team__slug", _username(), "node__name", "gpu_indices", "started_at",
-            "admitted_at", "submitted_at", "max_runtime_s", "priority_class", "preemptible",
-            "borrowed", "cpu_millis", "memory_mb", "sweep_id", "terminating_until",
-            "placements", "preempted_for_id",
+            "pk", "team__slug", _username(), "node__name", "indices_json", "gpus_since",
+            "max_runtime_s", "priority_class", "preemptible", "borrowed", "cpu_millis",
+            "memory_mb", "sweep_id", "terminating_s", "placements_json", "preempted_for_id",
         )
     )  # fmt: skip
     allocations = []
     held: dict[str, set[int]] = {}
+    now_s = _ts(now)
     for (
-        pk, team, user, node, indices, started, admitted, submitted, runtime, priority,
-        preemptible, borrowed, cpu, memory, sweep, terminating, placed, preempted_for,
-    ) in rows:  # fmt: skip
-        pods = _pods(placed)
-        gone = terminating is not None and terminating <= now  # grace over: holds nothing
-        for pod_node, pod_indices in () if gone else pods or ((node, tuple(indices or ())),):
+        pk, team, user, node, indices, since, runtime, priority, preemptible, borrowed, cpu,
+        memory, sweep, terminating, placed, preempted_for,
+    ) in _plain_rows(rows):  # fmt: skip
+        pods = _pods(_json_list(placed))
+        gpu_indices = tuple(_json_list(indices))
+        ends = None if terminating is None else as_timestamp(terminating)
+        gone = ends is not None and ends <= now_s  # grace over: holds nothing
+        for pod_node, pod_indices in () if gone else pods or ((node, gpu_indices),):
             held.setdefault(pod_node, set()).update(pod_indices)
         allocations.append(
             snap.Allocation(
@@ -132,8 +163,8 @@ def _allocations(
                 team=team,
                 user=user,
                 node=node,
-                gpu_indices=tuple(indices or ()),
-                started_at=gpus_held_since(started, admitted, submitted).timestamp(),
+                gpu_indices=gpu_indices,
+                started_at=as_timestamp(since),
                 max_runtime_s=float(runtime),
                 priority=priorities.get(priority, 0),
                 preemptible=preemptible,
@@ -141,12 +172,17 @@ def _allocations(
                 cpu_milli=cpu,
                 memory_mib=memory,
                 sweep_id=str(sweep) if sweep else None,
-                terminating_until=terminating.timestamp() if terminating else None,
+                terminating_until=ends,
                 placements=pods,
-                preempted_for=str(preempted_for) if terminating and preempted_for else None,
+                preempted_for=str(preempted_for) if ends and preempted_for else None,
             )
         )
     return tuple(allocations), held
+
+
+def _json_list(text: str | None) -> list[Any]:
+    """A JSON list column read as text (``Cast(..., TextField())``)."""
+    return json.loads(text) if text and text != "[]" else []
 
 
 def _pods(placements: list[dict[str, object]] | None) -> tuple[tuple[str, tuple[int, ...]], ...]:
@@ -158,46 +194,62 @@ def _pods(placements: list[dict[str, object]] | None) -> tuple[tuple[str, tuple[
 
 
 # The columns of a queued job the core needs, as stored on the job's own row (names of
-# teams and users and sweeps' caps are looked up each cycle: they live on other rows).
+# teams and users and sweeps' caps are looked up each cycle: they live on other rows),
+# then its waiting fields as the last cycle wrote them (``StoredWaiting``).
 QUEUE_COLUMNS = (
     "pk", "team_id", "owner_id", "gpus", "max_runtime_s", "submitted", "models_json",
     "cpu_millis", "memory_mb", "priority_class", "preemptible", "attempt", "sweep_id", "nodes",
+    "reason", "message", "queue_position", "eta_s",
 )  # fmt: skip
 
 
-def _queue(priorities: dict[str, int]) -> tuple[snap.QueuedJob, ...]:
+def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], StoredWaiting]:
     """The queued jobs, in no particular order (the core ranks them), built with
-    ``snap.queued_job``. On PostgreSQL their rows come from ``QUEUE_ROWS``: only those that
-    changed since the last cycle are read whole."""
-    rows = QUEUE_ROWS.read()
-    teams = dict(Team.objects.filter(pk__in={r[1] for r in rows}).values_list("pk", "slug"))
+    ``snap.queued_job``, and their stored waiting fields. On PostgreSQL their rows come
+    from ``QUEUE_ROWS``: only those that changed since the last cycle are read whole, and
+    only those are built again, unless a name, a cap or a priority value they look up
+    changed (then every job is)."""
+    rows = QUEUE_ROWS
+    fresh = rows.read()
+    kept = [row for _, row in rows.kept.values()]
+    teams = dict(Team.objects.filter(pk__in={r[1] for r in kept}).values_list("pk", "slug"))
     users = dict(
         get_user_model()
-        .objects.filter(pk__in={r[2] for r in rows})
+        .objects.filter(pk__in={r[2] for r in kept})
         .values_list("pk", get_user_model().USERNAME_FIELD)
     )
     caps = dict(
-        Sweep.objects.filter(pk__in={r[12] for r in rows if r[12]}).values_list("pk", "parallelism")
+        Sweep.objects.filter(pk__in={r[12] for r in kept if r[12]}).values_list("pk", "parallelism")
     )
+    names = (teams, users, caps, priorities)
+    jobs, stored = rows.jobs, rows.stored
+    # ``names`` is None after a clear, or a cycle that failed while building: then all.
+    if names != rows.names or rows.kept.keys() - jobs.keys() - fresh.keys():
+        jobs.clear()
+        stored.clear()
+        fresh = {row[0]: row for row in kept}
+    else:  # the jobs that left the queue
+        for pk in jobs.keys() - rows.kept.keys():
+            del jobs[pk], stored[pk]
+    rows.names = None
     # The acceptable models as JSON text, parsed once per distinct list (there are few).
     parsed: dict[str | None, frozenset[str]] = {}
-    queue: list[snap.QueuedJob] = []
-    build, append, priority_of = snap.queued_job, queue.append, priorities.get
+    build, priority_of = snap.queued_job, priorities.get
     for (
         pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
-        preemptible, attempt, sweep, nodes,
-    ) in rows:  # fmt: skip
+        preemptible, attempt, sweep, nodes, reason, message, position, eta,
+    ) in fresh.values():  # fmt: skip
         acceptable = parsed.get(models)
         if acceptable is None:
             acceptable = parsed[models] = _models(models)
-        append(
-            build(
-                str(pk), teams[team], users[user], gpus, float(runtime), as_timestamp(submitted),
-                acceptable, cpu, memory, priority_of(priority, 0), preemptible, attempt - 1,
-                str(sweep) if sweep else None, caps.get(sweep) if sweep else None, nodes,
-            )
+        jobs[pk] = build(
+            str(pk), teams[team], users[user], gpus, float(runtime), as_timestamp(submitted),
+            acceptable, cpu, memory, priority_of(priority, 0), preemptible, attempt - 1,
+            str(sweep) if sweep else None, caps.get(sweep) if sweep else None, nodes,
         )  # fmt: skip
-    return tuple(queue)
+        stored[pk] = (reason, message, position, None if eta is None else as_timestamp(eta))
+    rows.names = names
+    return tuple(jobs.values()), stored
 
 
 def _queue_query() -> QuerySet[Any, tuple[Any, ...]]:
@@ -205,7 +257,9 @@ def _queue_query() -> QuerySet[Any, tuple[Any, ...]]:
         Job.objects.filter(status=states.QUEUED)
         .order_by()
         .annotate(
-            models_json=Cast("gpu_models", TextField()), submitted=epoch_seconds("submitted_at")
+            models_json=Cast("gpu_models", TextField()),
+            submitted=epoch_seconds("submitted_at"),
+            eta_s=epoch_seconds("eta"),
         )
         .values_list(*QUEUE_COLUMNS)
     )
@@ -221,22 +275,31 @@ class QueueRows:
     is reused only by a later transaction. So each cycle reads every queued job's version
     (two system columns) and reads whole only the rows whose version it has not kept; the
     rest come from the previous cycles. Elsewhere (SQLite) every row is read each time.
+
+    ``_queue`` keeps beside them, per job, the ``QueuedJob`` built from its kept row and the
+    names, caps and priority values of ``names``, and its stored waiting fields.
     """
 
     def __init__(self) -> None:
         self.kept: dict[int, tuple[str, tuple[Any, ...]]] = {}
+        self.jobs: dict[int, snap.QueuedJob] = {}
+        self.stored: StoredWaiting = {}
+        self.names: tuple[dict[Any, Any], ...] | None = None
         self.fetched = 0  # rows read whole by the last ``read`` (tests, benchmarks)
 
     def clear(self) -> None:
-        self.kept.clear()
+        self.kept, self.jobs, self.stored, self.names = {}, {}, {}, None
 
-    def read(self) -> list[tuple[Any, ...]]:
+    def read(self) -> dict[int, tuple[Any, ...]]:
+        """Bring ``kept`` up to date: every queued row, at its newest version. Returns the
+        rows read whole (those not kept before at their version)."""
         query = _queue_query()
         db = connections[query.db]
         if db.vendor != "postgresql":
-            rows = list(query)
-            self.fetched = len(rows)
-            return rows
+            fresh = {row[0]: row for row in query}
+            self.kept = {pk: ("", row) for pk, row in fresh.items()}
+            self.fetched = len(fresh)
+            return fresh
         table = db.ops.quote_name(Job._meta.db_table)
         version = f"{table}.xmin::text || {table}.ctid::text"
         with db.cursor() as cursor:
@@ -246,7 +309,8 @@ class QueueRows:
             )
             versions = dict(cursor.fetchall())
         kept = self.kept
-        stale = {pk for pk, v in versions.items() if (kept.get(pk) or ("",))[0] != v}
+        unknown = ("", ())
+        stale = [pk for pk, v in versions.items() if kept.get(pk, unknown)[0] != v]
         fresh = {}
         if stale:
             # Most of the queue changed (the first cycle): one read of it all.
@@ -254,14 +318,32 @@ class QueueRows:
             changed = changed.annotate(row_version=RawSQL(version, ()))  # noqa: S611 (names)
             fresh = {row[0]: (row[-1], row[:-1]) for row in _plain_rows(changed)}
         self.fetched = len(fresh)
-        # What is queued now, at its newest version; a row that changed and then left the
-        # queue between the two reads is not kept (nor planned on).
-        self.kept = {
-            pk: fresh[pk] if pk in fresh else kept[pk]
-            for pk in versions
-            if pk in fresh or (pk in kept and pk not in stale)
-        }
-        return [row for _, row in self.kept.values()]
+        if stale or len(kept) != len(versions):
+            # What is queued now, at its newest version; a row that changed and then left
+            # the queue between the two reads is not kept (nor planned on).
+            stale_set = set(stale)
+            self.kept = {
+                pk: fresh[pk] if pk in fresh else kept[pk]
+                for pk in versions
+                if pk in fresh or (pk in kept and pk not in stale_set)
+            }
+        # else: every queued row is kept at its version, and no other row is kept.
+        return {pk: row for pk, (_, row) in fresh.items() if pk in self.kept}
+
+    def rewritten(self, versions: dict[int, str], stored: StoredWaiting) -> None:
+        """The cycle wrote these queued jobs' waiting fields (``stored``, ETAs as epoch
+        seconds), making the row versions ``versions`` (its UPDATE's ``RETURNING``): keep
+        them, so the next cycle does not read its own writes again. Nothing the core reads
+        changed; should the cycle's transaction roll back, no row will have that version
+        and the next read reads the rows whole."""
+        kept, known = self.kept, self.stored
+        waiting = QUEUE_COLUMNS.index("reason")
+        for pk, version in versions.items():
+            row = kept.get(pk)
+            if row is None or pk not in known:
+                continue
+            kept[pk] = (version, row[1][:waiting] + stored[pk])
+            known[pk] = stored[pk]
 
 
 QUEUE_ROWS = QueueRows()

@@ -32,7 +32,7 @@ from scheduler.services import snapshot as snapshot_loader
 from scheduler.services.cycle import run_cycle
 from scheduler.services.inventory import outside_gpu_indices
 from scheduler.services.jobs import InvalidTransition, transition_jobs
-from scheduler.services.snapshot import build_snapshot
+from scheduler.services.snapshot import build_snapshot, load_snapshot
 from tests.scheduler.conftest import create_job, make_node
 
 pytestmark = pytest.mark.django_db
@@ -354,14 +354,38 @@ def test_only_waiting_rows_that_changed_are_written(busy, alice, vision):
 
 
 def test_a_job_cancelled_meanwhile_keeps_its_own_reason(busy):
-    result = cycle.decide(build_snapshot(now=busy, foreign_busy=frozenset()))
+    snapshot, stored = load_snapshot(now=busy, foreign_busy=frozenset())
+    result = cycle.decide(snapshot)
     gone = int(result.waiting[0].job_id)
     Job.objects.filter(pk=gone).update(status=states.CANCELLED, reason="cancelled")
-    assert cycle._record_waiting(result) == len(result.waiting) - 1
+    cycle._record_waiting(result, stored)
     assert Job.objects.values_list("reason", "queue_position").get(pk=gone) == (
         "cancelled",
         None,
     )
+    # The others got their reason and position.
+    others = {int(w.job_id): w.position for w in result.waiting[1:]}
+    assert dict(Job.objects.filter(pk__in=others).values_list("pk", "queue_position")) == others
+
+
+def test_waiting_rows_are_compared_with_what_the_snapshot_read(busy):
+    """The cycle writes a waiting row when it differs from the row the snapshot read: a
+    row the last cycle wrote and nobody changed since is not written again."""
+    for _ in range(3):  # admissions, a requeue: then the queue settles (see above)
+        run_cycle(None, now=busy, foreign_busy=frozenset())
+    snapshot, stored = load_snapshot(now=busy, foreign_busy=frozenset())
+    result = cycle.decide(snapshot)
+    assert stored and cycle._record_waiting(result, stored) == 0
+    # What the snapshot read is what is stored, ETA as epoch seconds.
+    for pk, (reason, message, position, eta) in stored.items():
+        job = Job.objects.get(pk=pk)
+        assert (reason, message, position) == (job.reason, job.message, job.queue_position)
+        assert eta == (job.eta.timestamp() if job.eta else None)
+    # One stored row differs: exactly that one is written back.
+    first = result.waiting[0]
+    stale = dict(stored)
+    stale[int(first.job_id)] = ("capacity", "something else", 99, None)
+    assert cycle._record_waiting(result, stale) == 1
 
 
 # --- admissions and preemptions together -------------------------------------------------

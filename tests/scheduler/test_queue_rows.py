@@ -13,6 +13,7 @@ from django.utils import timezone
 from scheduler import states
 from scheduler.models import Job, PriorityClass, Sweep
 from scheduler.services import snapshot as snapshot_loader
+from scheduler.services.cycle import run_cycle
 from scheduler.services.snapshot import QUEUE_ROWS, build_snapshot
 from tests.scheduler.conftest import create_job
 
@@ -119,3 +120,62 @@ def test_job_pages_leave_room_for_the_cycles_rewrites():
         cursor.execute("SELECT reloptions FROM pg_class WHERE relname = 'scheduler_job'")
         (options,) = cursor.fetchone()
     assert "fillfactor=50" in options
+
+
+def _stored_in_database() -> dict[int, tuple[object, ...]]:
+    return {
+        pk: (reason, message, position, eta.timestamp() if eta else None)
+        for pk, reason, message, position, eta in Job.objects.filter(
+            status=states.QUEUED
+        ).values_list("pk", "reason", "message", "queue_position", "eta")
+    }
+
+
+def test_a_cycles_own_waiting_writes_are_not_read_again(three):
+    """The cycle keeps the row versions its UPDATE of the waiting fields made: the next
+    snapshot reads none of those rows whole, and sees what is stored."""
+    run_cycle(None, now=timezone.now(), foreign_busy=frozenset())
+    written = _stored_in_database()
+    assert all(position is not None for _, _, position, _ in written.values())
+    _, stored = snapshot_loader.load_snapshot(now=timezone.now())
+    assert _fetched(0) and stored == written
+
+
+def test_a_rolled_back_cycles_writes_are_read_again(three, alice, vision):
+    run_cycle(None, now=timezone.now(), foreign_busy=frozenset())
+    # A job ahead of the others moves them all back, in a cycle that is then rolled back.
+    _queued(alice, vision, priority_class="high", preemptible=False)
+    try:
+        with transaction.atomic():
+            run_cycle(None, now=timezone.now(), foreign_busy=frozenset())
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    _, stored = snapshot_loader.load_snapshot(now=timezone.now())
+    assert stored == _stored_in_database()
+    # Only PostgreSQL has row versions: the three moved rows (and the new one) come again.
+    assert _fetched(4)
+
+
+def test_a_priority_value_change_rebuilds_the_jobs(three):
+    job = three[0]
+    PriorityClass.objects.update_or_create(name="normal", defaults={"value": 7})
+    assert _queue()[str(job.pk)].priority == 7
+    PriorityClass.objects.filter(name="normal").update(value=3)
+    assert _queue()[str(job.pk)].priority == 3 and _fetched(0)
+
+
+def test_a_snapshot_that_failed_while_building_leaves_no_stale_job(three, monkeypatch):
+    """The rows were read (and kept at their new version) but the jobs not all built: the
+    next snapshot must not plan on the jobs built from the old rows."""
+    job = three[1]
+    Job.objects.filter(pk=job.pk).update(gpus=6)
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(snapshot_loader.snap, "queued_job", fail)
+        with pytest.raises(RuntimeError):
+            _queue()
+    assert _queue()[str(job.pk)].gpus == 6
