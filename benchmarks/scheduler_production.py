@@ -4,10 +4,13 @@ loads the snapshot from the database, plans with the core and writes every decis
 
 Seeded from the same synthetic cluster as ``manage.py sched bench`` (``sim.synthetic``):
 200 nodes x 8 GPUs, about 70% busy with running jobs, 10,000 queued jobs, 1,000 bookings,
-five teams with quotas. Three scenarios: the first cycle (no waiting row recorded yet:
+five teams with quotas. Four scenarios: the first cycle (no waiting row recorded yet:
 every one is written; ~300 admissions, ~60 preemptions), then the second and the third
-cycle, 5 s apart (``KARIMASU_CYCLE_SECONDS``), each after committing the one before (only
-the waiting rows that changed are written). In each, every timed cycle runs inside a
+cycle, 5 s apart (``KARIMASU_CYCLE_SECONDS``), each after committing the one before and
+starting what it admitted, as the cluster would (only the waiting rows that changed are
+written; the third is quiet: nothing to admit), and a fourth 5 s later, after
+``FINISHED`` running jobs ended: it admits, and the jobs behind move up (their position
+and reason change: the busy steady state). In each, every timed cycle runs inside a
 transaction that is rolled back, so every repetition sees the same database (vacuumed
 before each, so that the dead rows the others left do not count). Reported: p50
 of the whole ``run_cycle`` and of its parts (building the snapshot, ``plan_cycle``, the
@@ -50,6 +53,7 @@ from scheduler.services.snapshot import QUEUE_ROWS
 from scheduler.sim.synthetic import synthetic_snapshot
 
 QUEUED, NODES, GPUS, BOOKINGS, REPEATS = 10_000, 200, 8, 1_000, 5
+FINISHED = 8  # running jobs that end before the fourth cycle
 
 
 def _dt(ts: float) -> datetime:
@@ -151,6 +155,25 @@ def _seed() -> float:
         f"{Reservation.objects.count()} bookings (of {len(snap.bookings)}: overlaps skipped)"
     )
     return snap.now
+
+
+def _start_admitted(at: datetime) -> None:
+    """The jobs the cycle before admitted run by the next one, as they would once the
+    cycle submitted them (the benchmark runs cycles without a cluster)."""
+    Job.objects.filter(status=states.ADMITTED).update(
+        status=states.RUNNING, started_at=at, reason="running"
+    )
+
+
+def _finish(count: int, at: datetime) -> None:
+    """``count`` running jobs (the first by id) end at ``at``, as the watcher records it."""
+    with transaction.atomic():
+        ended = list(
+            Job.objects.filter(status=states.RUNNING).order_by("pk").values_list("pk", flat=True)
+        )[:count]
+        Job.objects.filter(pk__in=ended).update(
+            status=states.SUCCEEDED, finished_at=at, exit_code=0, reason="succeeded"
+        )
 
 
 class _Rollback(Exception):
@@ -315,8 +338,9 @@ def run(keep: bool = False) -> None:
     try:
         # 1. No cycle ran yet: every waiting row is new, ~300 admissions and ~60 preemptions.
         _scenario("first cycle", codes, now, samples, written, {})
-        # 2. and 3. The cycles every 5 s after it: each one before is committed.
-        for n in (2, 3):
+        # 2. and 3. The cycles every 5 s after it: each one before is committed. 4. As 3,
+        # but FINISHED running jobs ended since: the cycle admits, the rest move up.
+        for n in (2, 3, 4):
             later = now + timedelta(seconds=5 * (n - 1))
             # What each code's snapshot would read at the start of the cycle before (this
             # tree's reads it in the cycle itself).
@@ -327,6 +351,11 @@ def run(keep: bool = False) -> None:
                 services_cycle.run_cycle(
                     None, now=later - timedelta(seconds=5), foreign_busy=frozenset()
                 )
+            _start_admitted(later - timedelta(seconds=4))
+            name = f"cycle {n}, {5 * (n - 1)} s later"
+            if n == 4:
+                _finish(FINISHED, later - timedelta(seconds=1))
+                name += f", {FINISHED} running jobs ended"
             kept = {  # as that cycle left them
                 label: {
                     name: dict(value) if isinstance(value, dict) else value
@@ -335,7 +364,7 @@ def run(keep: bool = False) -> None:
                 for label, module in codes.items()
                 if getattr(module, "queue_rows", None) is not None
             }
-            _scenario(f"cycle {n}, {5 * (n - 1)} s later", codes, later, samples, written, kept)
+            _scenario(name, codes, later, samples, written, kept)
     finally:
         if not keep:
             with transaction.atomic():

@@ -212,6 +212,19 @@ def _apply_preemptions(
         job = jobs.get(int(preempt.job_id))
         if job is None or job.status not in states.ON_CLUSTER:
             continue
+        if job.status == states.ADMITTED:
+            # Admitted by an earlier cycle, not yet on the cluster (its submission was
+            # deferred): no pod to stop, and admitted -> preempted is no edge. Back to the
+            # queue as a new attempt (a Kubernetes Job of this attempt that reached the
+            # cluster after all is an orphan: reconcile deletes it); its GPUs free at once.
+            requeue(
+                job,
+                now=now,
+                reason=f"preempted_{preempt.reason}",
+                message=_preempted_message(preempt, jobs),
+            )
+            report.requeued.append(job.pk)
+            continue
         moves.append(
             (
                 job,
@@ -260,28 +273,25 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
     # many jobs share one (the end of one running job): one datetime per distinct ETA.
     etas: dict[float, tuple[datetime, float]] = {}
     changed: dict[int, WaitingRow] = {}
+    values: StoredWaiting = {}  # the same rows as ``stored`` holds them
     for w in result.waiting:
         pk, eta = int(w.job_id), w.eta
         if eta is None:
-            exact = None
+            moment = exact = None
         else:
             known = etas.get(eta)
             if known is None:
                 moment = from_timestamp(eta)
                 known = etas[eta] = (moment, moment.timestamp())
-            exact = known[1]
-        reason, detail = w.reason.value, w.detail[:1000]
-        if stored.get(pk) != (reason, detail, w.position, exact):
-            changed[pk] = (reason, detail, w.position, None if eta is None else etas[eta][0])
+            moment, exact = known
+        # ``_value_``, not ``value``: the enum's property costs a Python call per row.
+        row = (w.reason._value_, w.detail[:1000], w.position, exact)
+        if stored.get(pk) != row:
+            changed[pk] = (row[0], row[1], row[2], moment)
+            values[pk] = row
     versions = _write_waiting(changed)
     if versions:
-        QUEUE_ROWS.rewritten(
-            versions,
-            {
-                pk: (reason, message, position, None if eta is None else eta.timestamp())
-                for pk, (reason, message, position, eta) in changed.items()
-            },
-        )
+        QUEUE_ROWS.rewritten(versions, values)
     return len(changed)
 
 

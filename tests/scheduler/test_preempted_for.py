@@ -90,3 +90,34 @@ def test_two_cycles_keep_the_freed_gpus_for_their_preemptor(alice, charlie, visi
     young.refresh_from_db()
     assert (young.status, young.preempted_for_id) == (states.QUEUED, None)
     assert Job.objects.get(pk=lender.pk).node == tesla1
+
+
+def test_a_job_admitted_but_not_yet_submitted_can_be_preempted(alice, vision, nlp):
+    """A job an earlier cycle admitted waits in ``admitted`` until it reaches the cluster
+    (the submission was deferred: the API server did not answer). When a later cycle
+    preempts it, it has no pod to stop (and ``admitted`` -> ``preempted`` is no edge): it
+    goes back to the queue as a new attempt, and the cycle does not fail. It used to raise
+    ``InvalidTransition`` on every cycle until reconcile submitted the job."""
+    now = timezone.now()
+    node = make_node("tesla-01")
+    olga = make_persona("olga")
+    ops = Team.objects.create(slug="ops", name="Ops")
+    TeamQuota.objects.create(team=vision, guaranteed_gpus=2)
+    waiting = _job(
+        olga, ops, states.ADMITTED, node=node, gpu_indices=[0, 1], borrowed=True,
+        admitted_at=now - timedelta(minutes=2), max_runtime_s=48 * 3600,
+    )  # fmt: skip
+    lender = _job(alice, vision, submitted_at=now - timedelta(seconds=60))
+
+    report = run_cycle(None, now=now, foreign_busy=NONE_BUSY)
+    waiting.refresh_from_db()
+    assert waiting.status == states.QUEUED
+    assert waiting.attempt == 2 and waiting.node is None and waiting.gpu_indices == []
+    assert waiting.reason == "preempted_reclaim"
+    assert "a 2-GPU job of team vision" in waiting.message
+    assert report.requeued == [waiting.pk] and report.preempted == []
+    assert waiting.events.filter(from_status=states.ADMITTED, to_status=states.QUEUED).exists()
+    # Its GPUs are free at once: the lender is admitted by the next cycle.
+    run_cycle(None, now=now + timedelta(seconds=5), foreign_busy=NONE_BUSY)
+    lender.refresh_from_db()
+    assert lender.status == states.ADMITTED and lender.node == node
