@@ -266,9 +266,8 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
     written.
 
     Comparing with the snapshot's read rather than reading the 10k rows again saves that
-    read. A waiting row another transaction rewrites between the two (nothing in Karimasu
-    writes a queued job's waiting fields outside the cycle, which holds the cycle lock) is
-    a new row version: the next cycle reads it whole and writes what it decides."""
+    read. A row changed between the two (a new row version) is not written (see
+    ``_write_waiting``): the next cycle reads it whole and writes what it decides then."""
     # ETAs are compared as seconds (exact: both sides are the stored microseconds), and
     # many jobs share one (the end of one running job): one datetime per distinct ETA.
     etas: dict[float, tuple[datetime, float]] = {}
@@ -321,12 +320,19 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
         return {}
     # One JSON document for all rows: one parameter, dumped by the json module in one call
     # rather than element by element.
+    # With each row the version the snapshot read it at: a row changed since (by another
+    # transaction, or this one) is left as it is, and read whole by the next cycle; so
+    # the versions returned are those of rows the snapshot read, with these fields.
+    kept = QUEUE_ROWS.kept
     document = json.dumps(
         [
-            [pk, reason, message, position, eta.isoformat() if eta is not None else None]
+            [
+                pk, reason, message, position, eta.isoformat() if eta is not None else None,
+                kept[pk][0] if pk in kept else None,
+            ]
             for pk, (reason, message, position, eta) in rows.items()
         ]
-    )
+    )  # fmt: skip
     table = connection.ops.quote_name(Job._meta.db_table)
     columns = [connection.ops.quote_name(job_column(f)[1]) for f in WAITING_FIELDS]
     assignments = ", ".join(f"{c} = v.{c}" for c in columns)
@@ -334,9 +340,10 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
         cursor.execute(
             f"UPDATE {table} AS j SET {assignments} FROM ("  # noqa: S608 (names from the model)
             f"SELECT (r->>0)::bigint AS id, r->>1 AS {columns[0]}, r->>2 AS {columns[1]}, "
-            f"(r->>3)::integer AS {columns[2]}, (r->>4)::timestamptz AS {columns[3]} "
-            "FROM jsonb_array_elements(%s::jsonb) AS r) AS v "
+            f"(r->>3)::integer AS {columns[2]}, (r->>4)::timestamptz AS {columns[3]}, "
+            "r->>5 AS version FROM jsonb_array_elements(%s::jsonb) AS r) AS v "
             "WHERE j.id = v.id AND j.status = %s "
+            "AND (v.version IS NULL OR j.xmin::text || j.ctid::text = v.version) "
             "RETURNING j.id, j.xmin::text || j.ctid::text",
             [document, states.QUEUED],
         )

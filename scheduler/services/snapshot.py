@@ -92,6 +92,11 @@ class _Epoch(Func):
     template = "EXTRACT(EPOCH FROM %(expressions)s)::float8"
     output_field = FloatField()
 
+    def get_db_converters(self, connection: Any) -> list[Any]:
+        # The database gives a float8 (or NULL) already: no conversion per row, so the
+        # rows that read it can come straight from the cursor (``_plain_rows``).
+        return []
+
 
 def epoch_seconds(column: str) -> Func | F:
     return epoch_seconds_of(F(column))
@@ -224,13 +229,13 @@ def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], Stor
     names = (teams, users, caps, priorities)
     jobs, stored = rows.jobs, rows.stored
     # ``names`` is None after a clear, or a cycle that failed while building: then all.
-    if names != rows.names or rows.kept.keys() - jobs.keys() - fresh.keys():
-        jobs.clear()
-        stored.clear()
-        fresh = {row[0]: row for row in kept}
+    if fresh is None or names != rows.names or rows.kept.keys() - jobs.keys() - fresh.keys():
+        rows.jobs, rows.stored = jobs, stored = {}, {}
+        todo = kept
     else:  # the jobs that left the queue
         for pk in jobs.keys() - rows.kept.keys():
             del jobs[pk], stored[pk]
+        todo = list(fresh.values())
     rows.names = None
     # The acceptable models as JSON text, parsed once per distinct list (there are few).
     parsed: dict[str | None, frozenset[str]] = {}
@@ -238,7 +243,7 @@ def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], Stor
     for (
         pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
         preemptible, attempt, sweep, nodes, reason, message, position, eta,
-    ) in fresh.values():  # fmt: skip
+    ) in todo:  # fmt: skip
         acceptable = parsed.get(models)
         if acceptable is None:
             acceptable = parsed[models] = _models(models)
@@ -290,16 +295,16 @@ class QueueRows:
     def clear(self) -> None:
         self.kept, self.jobs, self.stored, self.names = {}, {}, {}, None
 
-    def read(self) -> dict[int, tuple[Any, ...]]:
+    def read(self) -> dict[int, tuple[Any, ...]] | None:
         """Bring ``kept`` up to date: every queued row, at its newest version. Returns the
-        rows read whole (those not kept before at their version)."""
+        rows read whole (those not kept before at their version), or None when every row
+        was (the first read, most of the queue changed, or SQLite)."""
         query = _queue_query()
         db = connections[query.db]
         if db.vendor != "postgresql":
-            fresh = {row[0]: row for row in query}
-            self.kept = {pk: ("", row) for pk, row in fresh.items()}
-            self.fetched = len(fresh)
-            return fresh
+            self.kept = {row[0]: ("", row) for row in query}
+            self.fetched = len(self.kept)
+            return None
         table = db.ops.quote_name(Job._meta.db_table)
         version = f"{table}.xmin::text || {table}.ctid::text"
         with db.cursor() as cursor:
@@ -311,11 +316,17 @@ class QueueRows:
         kept = self.kept
         unknown = ("", ())
         stale = [pk for pk, v in versions.items() if kept.get(pk, unknown)[0] != v]
+        if len(stale) * 2 > len(versions):
+            # Most of the queue changed (the first cycle): one read of it all, as it is now.
+            whole = query.annotate(row_version=RawSQL(version, ()))  # noqa: S611 (names)
+            self.kept = {row[0]: (row[-1], row[:-1]) for row in _plain_rows(whole)}
+            self.fetched = len(self.kept)
+            return None
         fresh = {}
         if stale:
-            # Most of the queue changed (the first cycle): one read of it all.
-            changed = query if len(stale) * 2 > len(versions) else query.filter(pk__in=stale)
-            changed = changed.annotate(row_version=RawSQL(version, ()))  # noqa: S611 (names)
+            changed = query.filter(pk__in=stale).annotate(
+                row_version=RawSQL(version, ())  # noqa: S611 (names)
+            )
             fresh = {row[0]: (row[-1], row[:-1]) for row in _plain_rows(changed)}
         self.fetched = len(fresh)
         if stale or len(kept) != len(versions):
