@@ -201,11 +201,12 @@ def _pods(placements: list[dict[str, object]] | None) -> tuple[tuple[str, tuple[
 # The columns of a queued job the core needs, as stored on the job's own row (names of
 # teams and users and sweeps' caps are looked up each cycle: they live on other rows),
 # then its waiting fields as the last cycle wrote them (``StoredWaiting``).
-QUEUE_COLUMNS = (
+JOB_COLUMNS = (
     "pk", "team_id", "owner_id", "gpus", "max_runtime_s", "submitted", "models_json",
     "cpu_millis", "memory_mb", "priority_class", "preemptible", "attempt", "sweep_id", "nodes",
-    "reason", "message", "queue_position", "eta_s",
 )  # fmt: skip
+QUEUE_COLUMNS = (*JOB_COLUMNS, "reason", "message", "queue_position", "eta_s")
+_WAITING = len(JOB_COLUMNS)  # where the waiting fields start in a row
 
 
 def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], StoredWaiting]:
@@ -227,14 +228,14 @@ def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], Stor
         Sweep.objects.filter(pk__in={r[12] for r in kept if r[12]}).values_list("pk", "parallelism")
     )
     names = (teams, users, caps, priorities)
-    jobs, stored = rows.jobs, rows.stored
+    jobs = rows.jobs
     # ``names`` is None after a clear, or a cycle that failed while building: then all.
     if fresh is None or names != rows.names or rows.kept.keys() - jobs.keys() - fresh.keys():
-        rows.jobs, rows.stored = jobs, stored = {}, {}
+        rows.jobs = jobs = {}
         todo = kept
     else:  # the jobs that left the queue
         for pk in jobs.keys() - rows.kept.keys():
-            del jobs[pk], stored[pk]
+            del jobs[pk]
         todo = list(fresh.values())
     rows.names = None
     # The acceptable models as JSON text, parsed once per distinct list (there are few).
@@ -242,7 +243,7 @@ def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], Stor
     build, priority_of = snap.queued_job, priorities.get
     for (
         pk, team, user, gpus, runtime, submitted, models, cpu, memory, priority,
-        preemptible, attempt, sweep, nodes, reason, message, position, eta,
+        preemptible, attempt, sweep, nodes,
     ) in todo:  # fmt: skip
         acceptable = parsed.get(models)
         if acceptable is None:
@@ -252,9 +253,8 @@ def _queue(priorities: dict[str, int]) -> tuple[tuple[snap.QueuedJob, ...], Stor
             acceptable, cpu, memory, priority_of(priority, 0), preemptible, attempt - 1,
             str(sweep) if sweep else None, caps.get(sweep) if sweep else None, nodes,
         )  # fmt: skip
-        stored[pk] = (reason, message, position, None if eta is None else as_timestamp(eta))
     rows.names = names
-    return tuple(jobs.values()), stored
+    return tuple(jobs.values()), rows.stored
 
 
 def _queue_query() -> QuerySet[Any, tuple[Any, ...]]:
@@ -270,6 +270,12 @@ def _queue_query() -> QuerySet[Any, tuple[Any, ...]]:
     )
 
 
+def _stored(row: tuple[Any, ...]) -> tuple[str, str, int | None, float | None]:
+    """A queued row's waiting fields, its ETA as epoch seconds."""
+    reason, message, position, eta = row[_WAITING : _WAITING + 4]
+    return (reason, message, position, None if eta is None else as_timestamp(eta))
+
+
 class QueueRows:
     """The queued jobs' rows (``QUEUE_COLUMNS``), kept between cycles by row version.
 
@@ -281,29 +287,36 @@ class QueueRows:
     (two system columns) and reads whole only the rows whose version it has not kept; the
     rest come from the previous cycles. Elsewhere (SQLite) every row is read each time.
 
-    ``_queue`` keeps beside them, per job, the ``QueuedJob`` built from its kept row and the
-    names, caps and priority values of ``names``, and its stored waiting fields.
+    ``kept`` holds each row's version and its ``JOB_COLUMNS``; ``stored`` its waiting
+    fields; ``jobs`` the ``QueuedJob`` ``_queue`` built from it and the names, caps and
+    priority values of ``names``.
     """
 
     def __init__(self) -> None:
         self.kept: dict[int, tuple[str, tuple[Any, ...]]] = {}
-        self.jobs: dict[int, snap.QueuedJob] = {}
         self.stored: StoredWaiting = {}
+        self.jobs: dict[int, snap.QueuedJob] = {}
         self.names: tuple[dict[Any, Any], ...] | None = None
         self.fetched = 0  # rows read whole by the last ``read`` (tests, benchmarks)
 
     def clear(self) -> None:
-        self.kept, self.jobs, self.stored, self.names = {}, {}, {}, None
+        self.kept, self.stored, self.jobs, self.names = {}, {}, {}, None
+
+    def _all(self, rows: list[tuple[Any, ...]], versioned: bool) -> None:
+        """Every queued row read whole (``versioned``: the row version last)."""
+        self.kept = {row[0]: (row[-1] if versioned else "", row[:_WAITING]) for row in rows}
+        self.stored = {row[0]: _stored(row) for row in rows}
+        self.fetched = len(rows)
 
     def read(self) -> dict[int, tuple[Any, ...]] | None:
-        """Bring ``kept`` up to date: every queued row, at its newest version. Returns the
-        rows read whole (those not kept before at their version), or None when every row
-        was (the first read, most of the queue changed, or SQLite)."""
+        """Bring ``kept`` and ``stored`` up to date: every queued row, at its newest
+        version. Returns the rows (``JOB_COLUMNS``) read whole, those not kept before at
+        their version, or None when every row was (the first read, most of the queue
+        changed, or SQLite)."""
         query = _queue_query()
         db = connections[query.db]
         if db.vendor != "postgresql":
-            self.kept = {row[0]: ("", row) for row in query}
-            self.fetched = len(self.kept)
+            self._all(list(query), versioned=False)
             return None
         table = db.ops.quote_name(Job._meta.db_table)
         version = f"{table}.xmin::text || {table}.ctid::text"
@@ -319,15 +332,17 @@ class QueueRows:
         if len(stale) * 2 > len(versions):
             # Most of the queue changed (the first cycle): one read of it all, as it is now.
             whole = query.annotate(row_version=RawSQL(version, ()))  # noqa: S611 (names)
-            self.kept = {row[0]: (row[-1], row[:-1]) for row in _plain_rows(whole)}
-            self.fetched = len(self.kept)
+            self._all(_plain_rows(whole), versioned=True)
             return None
         fresh = {}
         if stale:
             changed = query.filter(pk__in=stale).annotate(
                 row_version=RawSQL(version, ())  # noqa: S611 (names)
             )
-            fresh = {row[0]: (row[-1], row[:-1]) for row in _plain_rows(changed)}
+            stored = self.stored
+            for row in _plain_rows(changed):
+                fresh[row[0]] = (row[-1], row[:_WAITING])
+                stored[row[0]] = _stored(row)
         self.fetched = len(fresh)
         if stale or len(kept) != len(versions):
             # What is queued now, at its newest version; a row that changed and then left
@@ -338,23 +353,25 @@ class QueueRows:
                 for pk in versions
                 if pk in fresh or (pk in kept and pk not in stale_set)
             }
+            stored = self.stored
+            for pk in stored.keys() - self.kept.keys():
+                del stored[pk]
         # else: every queued row is kept at its version, and no other row is kept.
         return {pk: row for pk, (_, row) in fresh.items() if pk in self.kept}
 
     def rewritten(self, versions: dict[int, str], stored: StoredWaiting) -> None:
         """The cycle wrote these queued jobs' waiting fields (``stored``, ETAs as epoch
-        seconds), making the row versions ``versions`` (its UPDATE's ``RETURNING``): keep
-        them, so the next cycle does not read its own writes again. Nothing the core reads
-        changed; should the cycle's transaction roll back, no row will have that version
-        and the next read reads the rows whole."""
+        seconds), making the row versions ``versions`` (its UPDATE's ``RETURNING``, only
+        of rows still at the version the snapshot read): keep them, so the next cycle does
+        not read its own writes again. Nothing else in the rows changed; should the cycle's
+        transaction roll back, no row will have that version and the next read reads the
+        rows whole."""
         kept, known = self.kept, self.stored
-        waiting = QUEUE_COLUMNS.index("reason")
         for pk, version in versions.items():
             row = kept.get(pk)
-            if row is None or pk not in known:
-                continue
-            kept[pk] = (version, row[1][:waiting] + stored[pk])
-            known[pk] = stored[pk]
+            if row is not None:
+                kept[pk] = (version, row[1])
+                known[pk] = stored[pk]
 
 
 QUEUE_ROWS = QueueRows()
