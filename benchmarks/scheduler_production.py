@@ -4,15 +4,16 @@ loads the snapshot from the database, plans with the core and writes every decis
 
 Seeded from the same synthetic cluster as ``manage.py sched bench`` (``sim.synthetic``):
 200 nodes x 8 GPUs, about 70% busy with running jobs, 10,000 queued jobs, 1,000 bookings,
-five teams with quotas. Four scenarios: the first cycle (no waiting row recorded yet:
+five teams with quotas. Five scenarios: the first cycle (no waiting row recorded yet:
 every one is written; ~300 admissions, ~60 preemptions), then the second and the third
 cycle, 5 s apart (``KARIMASU_CYCLE_SECONDS``), each after committing the one before and
 starting what it admitted, as the cluster would (only the waiting rows that changed are
-written; the third is quiet: nothing to admit), and a fourth 5 s later, after
-``FINISHED`` running jobs ended: it admits, and the jobs behind move up (their position
-and reason change: the busy steady state). In each, every timed cycle runs inside a
-transaction that is rolled back, so every repetition sees the same database (vacuumed
-before each, so that the dead rows the others left do not count). Reported: p50
+written; the third is quiet: nothing to admit), and a fourth and a fifth, each 5 s later
+and after ``FINISHED`` running jobs ended: they admit, and the jobs behind move up (their
+position and reason change: the busy steady state; the fifth follows a busy cycle). In
+each, every timed cycle runs inside a transaction that is rolled back, so every
+repetition sees the same database (vacuumed before each, so that the dead rows the
+others left do not count). Reported: p50
 of the whole ``run_cycle`` and of its parts (building the snapshot, ``plan_cycle``, the
 waiting rows, the rest: admissions, preemptions, releases), the waiting rows written, and
 the queued rows read whole (``services.snapshot.QUEUE_ROWS``: each timed cycle starts with
@@ -338,9 +339,9 @@ def run(keep: bool = False) -> None:
     try:
         # 1. No cycle ran yet: every waiting row is new, ~300 admissions and ~60 preemptions.
         _scenario("first cycle", codes, now, samples, written, {})
-        # 2. and 3. The cycles every 5 s after it: each one before is committed. 4. As 3,
-        # but FINISHED running jobs ended since: the cycle admits, the rest move up.
-        for n in (2, 3, 4):
+        # 2. and 3. The cycles every 5 s after it: each one before is committed. 4. and 5.
+        # As 3, but FINISHED running jobs ended since: the cycle admits, the rest move up.
+        for n in (2, 3, 4, 5):
             later = now + timedelta(seconds=5 * (n - 1))
             # What each code's snapshot would read at the start of the cycle before (this
             # tree's reads it in the cycle itself).
@@ -353,7 +354,7 @@ def run(keep: bool = False) -> None:
                 )
             _start_admitted(later - timedelta(seconds=4))
             name = f"cycle {n}, {5 * (n - 1)} s later"
-            if n == 4:
+            if n >= 4:
                 _finish(FINISHED, later - timedelta(seconds=1))
                 name += f", {FINISHED} running jobs ended"
             kept = {  # as that cycle left them
