@@ -490,10 +490,18 @@ class RequestHandler(BaseHTTPRequestHandler):
         else:
             self._send_bytes(code, json.dumps(payload).encode(), JSON)
 
+    def _closing(self) -> None:
+        """While the server stops, every answer ends its connection (``Connection: close``
+        sets ``close_connection``), as a real API server's graceful shutdown does: a client
+        must not keep a connection to a server that is going away."""
+        if self.server.stopping.is_set():
+            self.send_header("Connection", "close")
+
     def _send_bytes(self, code: int, data: bytes, content_type: str, *, body: bool = True) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        self._closing()
         for warning in getattr(self, "_warnings", []):
             escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
             self.send_header("Warning", f'299 - "{escaped}"')
@@ -506,6 +514,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
+        self._closing()
         self.end_headers()
         self.wfile.write(data)
 

@@ -262,8 +262,8 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
     """Each waiting job's reason, message, position and ETA. Only rows that differ from
     what the snapshot read on them (``stored``: what the last cycle wrote) are written (most
     do not change from one cycle to the next), in one set-based UPDATE on PostgreSQL. Only
-    queued rows: a job cancelled meanwhile keeps its own reason. Returns how many rows were
-    written.
+    queued rows: a job cancelled meanwhile keeps its own reason. Returns how many rows
+    differed (each written, unless it changed meanwhile).
 
     Comparing with the snapshot's read rather than reading the 10k rows again saves that
     read. A row changed between the two (a new row version) is not written (see

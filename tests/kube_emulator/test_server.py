@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import threading
@@ -68,6 +69,21 @@ def test_stop_cuts_open_watches(emulator, core) -> None:
     emulator.restart()
     core.create_namespaced_pod(NS, make_pod("after-restart"))
     assert core.read_namespaced_pod("after-restart", NS).metadata.name == "after-restart"
+
+
+def test_a_stopping_server_closes_the_connection_it_answers_on(emulator) -> None:
+    """A connection the stopping server accepted (between cutting the open ones and
+    closing its socket) is answered 503 and then closed, like a real API server's
+    graceful shutdown: left open, a client's pool kept it, and every later request on it
+    got the old server's 503, even after the restart."""
+    with socket.create_connection((emulator.host, emulator.port), timeout=5) as sock:
+        emulator._server.stopping.set()  # the first step of stop(): what that window sees
+        sock.sendall(b"GET /api/v1/nodes HTTP/1.1\r\nHost: k8s\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):  # until the server closes: a timeout fails
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0].decode().lower()
+    assert head.startswith("http/1.1 503") and "connection: close" in head
 
 
 def test_real_time_mode_runs_jobs_with_the_ticker(tmp_path: Path) -> None:
