@@ -290,6 +290,11 @@ class QueueRows:
     ``kept`` holds each row's version and its ``JOB_COLUMNS``; ``stored`` its waiting
     fields; ``jobs`` the ``QueuedJob`` ``_queue`` built from it and the names, caps and
     priority values of ``names``.
+
+    One per process, changed in place only by a cycle holding the cycle lock (PostgreSQL's
+    advisory lock). SQLite has no such lock, so the demo's threaded worker may overlap two
+    cycles: there every read is whole, and ``read`` and ``_queue`` build new dicts rather
+    than change the ones another cycle may be reading.
     """
 
     def __init__(self) -> None:
