@@ -45,7 +45,13 @@ from scheduler.services.jobs import (
     transition_jobs,
 )
 from scheduler.services.reservations import end_reservation
-from scheduler.services.snapshot import QUEUE_ROWS, StoredWaiting, from_timestamp, load_snapshot
+from scheduler.services.snapshot import (
+    QUEUE_ROWS,
+    StoredWaiting,
+    from_timestamp,
+    load_snapshot,
+    row_version,
+)
 from scheduler.telemetry.detectors import foreign_gpus
 
 log = logging.getLogger("karimasu.cycle")
@@ -343,8 +349,8 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
             f"(r->>3)::integer AS {columns[2]}, (r->>4)::timestamptz AS {columns[3]}, "
             "r->>5 AS version FROM jsonb_array_elements(%s::jsonb) AS r) AS v "
             "WHERE j.id = v.id AND j.status = %s "
-            "AND (v.version IS NULL OR j.xmin::text || j.ctid::text = v.version) "
-            "RETURNING j.id, j.xmin::text || j.ctid::text",
+            f"AND (v.version IS NULL OR {row_version('j')} = v.version) "
+            f"RETURNING j.id, {row_version('j')}",
             [document, states.QUEUED],
         )
         return dict(cursor.fetchall())

@@ -276,6 +276,12 @@ def _stored(row: tuple[Any, ...]) -> tuple[str, str, int | None, float | None]:
     return (reason, message, position, None if eta is None else as_timestamp(eta))
 
 
+def row_version(table: str) -> str:
+    """SQL for the version of a row of ``table`` (a quoted name or an alias): ``QueueRows``
+    keeps rows by it, and the cycle's waiting UPDATE checks and returns it."""
+    return f"{table}.xmin::text || {table}.ctid::text"
+
+
 class QueueRows:
     """The queued jobs' rows (``QUEUE_COLUMNS``), kept between cycles by row version.
 
@@ -324,7 +330,7 @@ class QueueRows:
             self._all(list(query), versioned=False)
             return None
         table = db.ops.quote_name(Job._meta.db_table)
-        version = f"{table}.xmin::text || {table}.ctid::text"
+        version = row_version(table)
         with db.cursor() as cursor:
             cursor.execute(
                 f"SELECT id, {version} FROM {table} WHERE status = %s",  # noqa: S608 (names)
@@ -333,7 +339,7 @@ class QueueRows:
             versions = dict(cursor.fetchall())
         kept = self.kept
         unknown = ("", ())
-        stale = [pk for pk, v in versions.items() if kept.get(pk, unknown)[0] != v]
+        stale = {pk for pk, v in versions.items() if kept.get(pk, unknown)[0] != v}
         if len(stale) * 2 > len(versions):
             # Most of the queue changed (the first cycle): one read of it all, as it is now.
             whole = query.annotate(row_version=RawSQL(version, ()))  # noqa: S611 (names)
@@ -352,11 +358,10 @@ class QueueRows:
         if stale or len(kept) != len(versions):
             # What is queued now, at its newest version; a row that changed and then left
             # the queue between the two reads is not kept (nor planned on).
-            stale_set = set(stale)
             self.kept = {
                 pk: fresh[pk] if pk in fresh else kept[pk]
                 for pk in versions
-                if pk in fresh or (pk in kept and pk not in stale_set)
+                if pk in fresh or (pk in kept and pk not in stale)
             }
             stored = self.stored
             for pk in stored.keys() - self.kept.keys():
