@@ -1,6 +1,7 @@
 """The production scheduling cycle on PostgreSQL (issue 17): ``services.cycle.run_cycle``
 loads the snapshot from the database, plans with the core and writes every decision back
-(admissions, preemptions, each waiting job's reason, position and ETA) in one transaction.
+(admissions, preemptions, each waiting job's reason and ETA, the line of waiting jobs) in one
+transaction.
 
 Seeded from the same synthetic cluster as ``manage.py sched bench`` (``sim.synthetic``):
 200 nodes x 8 GPUs, about 70% busy with running jobs, 10,000 queued jobs, 1,000 bookings,
@@ -9,8 +10,8 @@ every one is written; ~300 admissions, ~60 preemptions), then the second and the
 cycle, 5 s apart (``KARIMASU_CYCLE_SECONDS``), each after committing the one before and
 starting what it admitted, as the cluster would (only the waiting rows that changed are
 written; the third is quiet: nothing to admit), and a fourth and a fifth, each 5 s later
-and after ``FINISHED`` running jobs ended: they admit, and the jobs behind move up (their
-position and reason change: the busy steady state; the fifth follows a busy cycle). In
+and after ``FINISHED`` running jobs ended: they admit, and the jobs behind move up (the
+line changes, and reasons: the busy steady state; the fifth follows a busy cycle). In
 each, every timed cycle runs inside a transaction that is rolled back, so every
 repetition sees the same database (vacuumed before each, so that the dead rows the
 others left do not count). Reported: p50
@@ -22,7 +23,9 @@ the rows kept as the cycle before left them, none before the first cycle).
 Baseline in the same run: ``SCHEDULER_PRODUCTION_BASELINE=DIR`` (an exported older tree,
 e.g. ``git archive main | tar -x -C DIR``) times that tree's ``services/cycle.py`` and
 ``services/snapshot.py`` too (the rest of the code, the core included, is this tree's),
-alternating with this one's, cycle by cycle.
+alternating with this one's, cycle by cycle. The older tree must have this tree's schema
+(from migration 0019, ``QueueOrder``, on): to compare with one before, run each tree's
+benchmark in turn on its own database.
 
 Needs PostgreSQL: run with ``DATABASE_URL=postgres://.../DB`` pointing at a scratch database
 (it is migrated and filled, and emptied afterwards), e.g.

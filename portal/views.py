@@ -10,7 +10,7 @@ from django.utils import timezone
 from portal.accounts.models import Membership
 from portal.live import render_live
 from scheduler import states
-from scheduler.models import LIVE_STATUSES, Job, Reservation
+from scheduler.models import LIVE_STATUSES, Job, Reservation, attach_queue_places
 from scheduler.services.board import gpu_board
 
 # What the dashboard refreshes without a reload (portal/live.py).
@@ -31,12 +31,13 @@ def home(request: HttpRequest) -> HttpResponse:
         )
     )
     now = timezone.now()
-    my_jobs = (
+    my_jobs = list(
         Job.objects.filter(owner=request.user)
         .exclude(status__in=states.TERMINAL, finished_at__lt=now - timedelta(days=1))
         .select_related("node")
         .order_by("-submitted_at")[:10]
     )
+    attach_queue_places(my_jobs)
     my_bookings = (
         Reservation.objects.filter(holder=request.user, status__in=LIVE_STATUSES, end__gt=now)
         .select_related("node")

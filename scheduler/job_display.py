@@ -160,6 +160,7 @@ def job_state(job: Any) -> dict[str, str]:
         "label": str(STATUS_TEXT.get(status, status)),
         "tone": tone(status, reason),
         "text": reason_text(reason),
-        "raw": str(messages.render(job.message or "")),
+        # A job's message as it reads now (``Job.shown_message``), an event's as stored.
+        "raw": str(messages.render(getattr(job, "shown_message", job.message) or "")),
         "problem": "1" if status not in states.TERMINAL and is_problem(reason) else "",
     }

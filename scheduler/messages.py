@@ -106,6 +106,9 @@ WAIT_STOPPING = gettext_noop("%(jobs)s stopping")
 WAIT_CLAIMED = gettext_noop("its GPUs were claimed by job %(job)s")
 WAIT_RESERVED = gettext_noop("free GPUs are booked or planned for others")
 WAIT_BEHIND = gettext_noop("behind %(ahead)s jobs of higher rank")
+# As stored: how many is the queue order's (``scheduler.services.queue``), filled in when
+# read; the core's ``BEHIND_DETAIL``.
+WAIT_BEHIND_OTHERS = gettext_noop("behind other jobs of higher rank")
 WAIT_CAPACITY = gettext_noop("waiting for running jobs to end")
 
 #: What ``explain`` may be (matched as these exact words, whatever brackets they hold).
@@ -152,9 +155,11 @@ def _pattern(template: str) -> re.Pattern[str]:
 
 
 #: (literal prefix, pattern, template): a stored text is tried only against the templates
-#: its start agrees with.
+#: its start agrees with. Templates without placeholders first (a text equal to one is
+#: that one, even if a template with a placeholder would match it too), then longest first.
 _PATTERNS = tuple(
-    (_PLACEHOLDER.split(t)[0], _pattern(t), t) for t in sorted(TEMPLATES, key=len, reverse=True)
+    (_PLACEHOLDER.split(t)[0], _pattern(t), t)
+    for t in sorted(TEMPLATES, key=lambda t: (_PLACEHOLDER.search(t) is not None, -len(t)))
 )
 
 

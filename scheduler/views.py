@@ -26,7 +26,14 @@ from scheduler import states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.forms import BookForm, BorrowForm, JobForm
-from scheduler.models import LIVE_STATUSES, Job, Node, Reservation, WorkspaceImage
+from scheduler.models import (
+    LIVE_STATUSES,
+    Job,
+    Node,
+    Reservation,
+    WorkspaceImage,
+    attach_queue_places,
+)
 from scheduler.services import (
     access,
     availability,
@@ -358,10 +365,12 @@ def jobs_page(request: HttpRequest) -> HttpResponse:
     jobs = visible_jobs(request.user).order_by("-submitted_at", "-pk")
     if mine:
         jobs = jobs.filter(owner=request.user)
+    shown = list(jobs[:100])
+    attach_queue_places(shown)
     return render_live(
         request,
         "scheduler/jobs.html",
-        {"jobs": jobs[:100], "form": form, "mine": mine},
+        {"jobs": shown, "form": form, "mine": mine},
         {"rows": "scheduler/_jobs_rows.html"},
     )
 

@@ -27,7 +27,7 @@ from scheduler import messages, states
 from scheduler.cluster.backend import ClusterError
 from scheduler.cluster.factory import cluster_backend
 from scheduler.limits import MAX_GPUS
-from scheduler.models import Job, JobEvent, Sweep
+from scheduler.models import Job, JobEvent, QueueLine, QueueOrder, Sweep, waiting_message
 from scheduler.services import job_logs, submission
 from scheduler.services.access import visible_jobs
 
@@ -56,7 +56,13 @@ class JobSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="team.slug", read_only=True)
     node = serializers.CharField(source="node.name", read_only=True, allow_null=True)
     sweep = serializers.IntegerField(source="sweep_id", read_only=True, allow_null=True)
-    message = StoredMessageField()
+    message = StoredMessageField(source="shown_message")
+    queue_position = serializers.IntegerField(
+        read_only=True,
+        allow_null=True,
+        help_text="1-based place among the waiting jobs in rank order as of the last "
+        "scheduling cycle; null when not queued, or queued since.",
+    )
     placements = serializers.SerializerMethodField(
         help_text="Every rank's node and GPU indices, rank 0 first (one for a single-node "
         "job; empty before it is placed)."
@@ -133,7 +139,7 @@ _JOB_COLUMNS = (
     *(
         f
         for f in JobSerializer.Meta.fields
-        if f not in ("owner", "team", "node", "sweep", *_JOB_JSON)
+        if f not in ("owner", "team", "node", "sweep", "queue_position", *_JOB_JSON)
     ),
     "owner__username",
     "team__slug",
@@ -180,7 +186,13 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     integer = plain.integer
     out = []
     render = messages.renderer()
+    places: QueueLine | None = None
     for r in rows:
+        place = None
+        if r["status"] == states.QUEUED:
+            if places is None:
+                places = QueueOrder.places()  # read once, when a queued job is listed
+            place = places.get(r["id"])
         (
             command, args, env, gpu_models, mounts, secret_env, gpu_indices, sweep_params,
             placements,
@@ -207,9 +219,9 @@ def job_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                 "secret_env": secret_env,
                 "status": r["status"],
                 "reason": r["reason"],
-                "message": render(r["message"]),
+                "message": render(waiting_message(r["reason"], r["message"], place)),
                 "attempt": r["attempt"],
-                "queue_position": integer(r["queue_position"]),
+                "queue_position": place.position if place is not None else None,
                 "eta": dt(r["eta"]),
                 "node": r["node__name"],
                 "gpu_indices": gpu_indices,

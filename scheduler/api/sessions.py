@@ -34,7 +34,7 @@ class SessionSerializer(serializers.ModelSerializer):  # type: ignore[type-arg]
     state = serializers.SerializerMethodField()
     status = serializers.CharField(source="job.status", read_only=True)
     reason = serializers.CharField(source="job.reason", read_only=True)
-    message = StoredMessageField(source="job.message")
+    message = StoredMessageField(source="job.shown_message")
     node = serializers.SerializerMethodField()
     gpus = serializers.ListField(
         source="job.gpu_indices", child=serializers.IntegerField(), read_only=True

@@ -11,6 +11,7 @@ from typing import Any
 
 from scheduler.core.cache import Block, ClusterUsage, NodeState
 from scheduler.core.decisions import (
+    BEHIND_DETAIL,
     Admit,
     CycleResult,
     Preempt,
@@ -473,18 +474,17 @@ def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, unti
 def _capacity_reason(
     usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, free: int, shape: Shape
 ) -> tuple[Reason, str]:
-    """Why ``job`` waits for GPUs. "Behind" counts the higher-ranked jobs that also wait for
-    GPUs; those held by a quota or cap keep their place in line but don't stand in this
-    job's way."""
+    """Why ``job`` waits for GPUs: "behind" when higher-ranked jobs also wait for GPUs;
+    those held by a quota or cap keep their place in line but don't stand in this job's
+    way (``Waiting.ahead`` counts the former)."""
     if (
         cfg.backfill
         and free >= shape[0] * shape[4]
         and _fits_but_for_blocks(usage, job, cfg, q, shape)
     ):
         return Reason.RESERVED, "free GPUs are booked or planned for others"
-    ahead = q.capacity_blocked
-    if ahead:
-        return Reason.BEHIND, f"behind {ahead} jobs of higher rank"
+    if q.capacity_blocked:  # how many: ``Waiting.ahead``
+        return Reason.BEHIND, BEHIND_DETAIL
     return Reason.CAPACITY, "waiting for running jobs to end"
 
 

@@ -27,6 +27,14 @@ class Reason(StrEnum):
     PREEMPTING = "preempting"  # victims were told to stop; it starts when they are gone
 
 
+#: The reasons of jobs that wait for GPUs (not held by a gate): each stands in the way of
+#: every job ranked below it that also waits for GPUs (``Waiting.ahead`` counts them).
+WAITING_FOR_GPUS = frozenset({Reason.CAPACITY, Reason.BEHIND, Reason.RESERVED, Reason.PREEMPTING})
+#: The detail of a job waiting behind others for GPUs: how many is ``Waiting.ahead`` (a
+#: number apart from the text, so a cycle that only shifts the line changes no text).
+BEHIND_DETAIL = "behind other jobs of higher rank"
+
+
 class PreemptReason(StrEnum):
     RECLAIM = "reclaim"  # the lender wants its guaranteed GPUs back from borrowed work
     PRIORITY = "priority"  # a job of a higher priority class needs the GPUs
@@ -74,8 +82,9 @@ class ReleaseReservation:
 @dataclass(frozen=True, slots=True)
 class Waiting:
     """A job left in the queue: why, where (1-based ``position`` among waiting jobs in rank
-    order, ``ahead`` = waiting jobs ranked above it) and when it is expected to start
-    (``eta``, None when unknown, e.g. blocked by a quota or budget rather than by GPUs)."""
+    order; ``ahead``: how many of the jobs ranked above it wait for GPUs, not held by a
+    gate, i.e. stand in its way) and when it is expected to start (``eta``, None when
+    unknown, e.g. blocked by a quota or budget rather than by GPUs)."""
 
     job_id: str
     reason: Reason
@@ -114,17 +123,21 @@ class _Unfrozen:
 def waiting_rows(
     rows: Iterable[tuple[str, Reason, str, float | None, str | None]],
 ) -> tuple[Waiting, ...]:
-    """``Waiting(job_id, reason, detail, i + 1, i, eta, planned_node)`` for the ``i``-th row.
+    """``Waiting(job_id, reason, detail, i + 1, ahead, eta, planned_node)`` for the ``i``-th
+    row, ``ahead`` the rows before it whose reason is in ``WAITING_FOR_GPUS``.
 
     The same frozen objects as the constructor makes, several times faster: a frozen
     dataclass sets each field through ``object.__setattr__``, costly for ~10,000 rows a
     cycle; here each row is built unfrozen and then takes ``Waiting`` as its class.
     """
     out = []
+    ahead, for_gpus = 0, WAITING_FOR_GPUS
     for i, (job, why, text, at, where) in enumerate(rows):
-        w = _Unfrozen(job, why, text, i + 1, i, at, where)
+        w = _Unfrozen(job, why, text, i + 1, ahead, at, where)
         w.__class__ = Waiting  # type: ignore[assignment]
         out.append(w)
+        if why in for_gpus:
+            ahead += 1
     return tuple(out)  # type: ignore[arg-type]
 
 

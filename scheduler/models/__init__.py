@@ -2,7 +2,17 @@
 quotas (priority classes, team quotas), reservations, named mounts and interactive sessions."""
 
 from scheduler.models.inventory import Gpu, Node, NodeEvent
-from scheduler.models.jobs import Job, JobEvent, JobStatus, Sweep
+from scheduler.models.jobs import (
+    Job,
+    JobEvent,
+    JobStatus,
+    QueueLine,
+    QueueOrder,
+    QueuePlace,
+    Sweep,
+    attach_queue_places,
+    waiting_message,
+)
 from scheduler.models.mounts import NamedMount, NamedSecret
 from scheduler.models.quotas import PriorityClass, TeamQuota
 from scheduler.models.reservations import (
@@ -27,6 +37,9 @@ __all__ = [
     "Node",
     "NodeEvent",
     "PriorityClass",
+    "QueueLine",
+    "QueueOrder",
+    "QueuePlace",
     "Reservation",
     "ReservationSlot",
     "ReservationStatus",
@@ -35,4 +48,6 @@ __all__ = [
     "TeamPolicy",
     "TeamQuota",
     "WorkspaceImage",
+    "attach_queue_places",
+    "waiting_message",
 ]

@@ -33,6 +33,7 @@ from scheduler.core.decisions import Admit, CycleResult, Preempt
 from scheduler.models import (
     Job,
     Node,
+    QueueOrder,
     Reservation,
     ReservationStatus,
 )
@@ -133,7 +134,7 @@ def run_cycle(
         _apply_admissions(result, jobs, now, report)
         _apply_preemptions(result, jobs, now, report)
         _apply_releases(result, now)
-        _record_waiting(result, stored)
+        _record_waiting(result, stored, now)
         report.waiting = len(result.waiting)
     if backend is not None:
         _after(backend, report)
@@ -173,7 +174,6 @@ def _apply_admissions(
                     "placements": gang_placements(admit),
                     "borrowed": admit.borrowed,
                     "admitted_at": now,
-                    "queue_position": None,
                     "eta": None,
                 },
             )
@@ -260,16 +260,18 @@ def _apply_releases(result: CycleResult, now: datetime) -> None:
         end_reservation(None, reservation, now=now, status=status)
 
 
-WAITING_FIELDS = ("reason", "message", "queue_position", "eta")
-WaitingRow = tuple[str, str, int | None, datetime | None]
+WAITING_FIELDS = ("reason", "message", "eta")
+WaitingRow = tuple[str, str, datetime | None]
 
 
-def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
-    """Each waiting job's reason, message, position and ETA. Only rows that differ from
-    what the snapshot read on them (``stored``: what the last cycle wrote) are written (most
-    do not change from one cycle to the next), in one set-based UPDATE on PostgreSQL. Only
-    queued rows: a job cancelled meanwhile keeps its own reason. Returns how many rows
-    differed (each written, unless it changed meanwhile).
+def _record_waiting(result: CycleResult, stored: StoredWaiting, now: datetime) -> int:
+    """The line of waiting jobs (``QueueOrder``: positions and how many wait ahead, one row)
+    and each waiting job's reason, message and ETA. Only job rows that differ from what the
+    snapshot read on them (``stored``: what the last cycle wrote) are written (most do not
+    change from one cycle to the next; a job that only moves in line changes none), in one
+    set-based UPDATE on PostgreSQL. Only queued rows: a job cancelled meanwhile keeps its
+    own reason. Returns how many job rows differed (each written, unless it changed
+    meanwhile).
 
     Comparing with the snapshot's read rather than reading the 10k rows again saves that
     read. A row changed between the two (a new row version) is not written (see
@@ -279,8 +281,12 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
     etas: dict[float, tuple[datetime, float]] = {}
     changed: dict[int, WaitingRow] = {}
     values: StoredWaiting = {}  # the same rows as ``stored`` holds them
+    ids: list[int] = []
+    ahead: list[int] = []
     for w in result.waiting:
         pk, eta = int(w.job_id), w.eta
+        ids.append(pk)
+        ahead.append(w.ahead)
         if eta is None:
             moment = exact = None
         else:
@@ -290,10 +296,11 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting) -> int:
                 known = etas[eta] = (moment, moment.timestamp())
             moment, exact = known
         # ``_value_``, not ``value``: the enum's property costs a Python call per row.
-        row = (w.reason._value_, w.detail[:1000], w.position, exact)
+        row = (w.reason._value_, w.detail[:1000], exact)
         if stored.get(pk) != row:
-            changed[pk] = (row[0], row[1], row[2], moment)
+            changed[pk] = (row[0], row[1], moment)
             values[pk] = row
+    QueueOrder.record(now, ids, ahead)
     versions = _write_waiting(changed)
     if versions:
         QUEUE_ROWS.rewritten(versions, values)
@@ -316,8 +323,8 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
             )
         Job.objects.bulk_update(
             [
-                Job(pk=pk, reason=reason, message=message, queue_position=position, eta=eta)
-                for pk, (reason, message, position, eta) in rows.items()
+                Job(pk=pk, reason=reason, message=message, eta=eta)
+                for pk, (reason, message, eta) in rows.items()
                 if pk in queued
             ],
             WAITING_FIELDS,
@@ -333,10 +340,10 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
     document = json.dumps(
         [
             [
-                pk, reason, message, position, eta.isoformat() if eta is not None else None,
+                pk, reason, message, eta.isoformat() if eta is not None else None,
                 kept[pk][0] if pk in kept else None,
             ]
-            for pk, (reason, message, position, eta) in rows.items()
+            for pk, (reason, message, eta) in rows.items()
         ]
     )  # fmt: skip
     table = connection.ops.quote_name(Job._meta.db_table)
@@ -346,8 +353,8 @@ def _write_waiting(rows: dict[int, WaitingRow]) -> dict[int, str]:
         cursor.execute(
             f"UPDATE {table} AS j SET {assignments} FROM ("  # noqa: S608 (names from the model)
             f"SELECT (r->>0)::bigint AS id, r->>1 AS {columns[0]}, r->>2 AS {columns[1]}, "
-            f"(r->>3)::integer AS {columns[2]}, (r->>4)::timestamptz AS {columns[3]}, "
-            "r->>5 AS version FROM jsonb_array_elements(%s::jsonb) AS r) AS v "
+            f"(r->>3)::timestamptz AS {columns[2]}, "
+            "r->>4 AS version FROM jsonb_array_elements(%s::jsonb) AS r) AS v "
             "WHERE j.id = v.id AND j.status = %s "
             f"AND (v.version IS NULL OR {row_version('j')} = v.version) "
             f"RETURNING j.id, {row_version('j')}",

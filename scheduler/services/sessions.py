@@ -201,7 +201,6 @@ def start_session(
             node=reservation.node,
             gpu_indices=indices,
             admitted_at=now,
-            queue_position=None,
             eta=None,
         )
         transaction.on_commit(partial(_enqueue_submit, job.pk))

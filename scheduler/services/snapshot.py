@@ -57,8 +57,8 @@ def build_snapshot(
 
 
 # Per queued job id, its waiting fields as stored when the snapshot read the job's row:
-# (reason, message, queue position, ETA in epoch seconds).
-StoredWaiting = dict[int, tuple[str, str, int | None, float | None]]
+# (reason, message, ETA in epoch seconds).
+StoredWaiting = dict[int, tuple[str, str, float | None]]
 
 
 def load_snapshot(
@@ -205,7 +205,7 @@ JOB_COLUMNS = (
     "pk", "team_id", "owner_id", "gpus", "max_runtime_s", "submitted", "models_json",
     "cpu_millis", "memory_mb", "priority_class", "preemptible", "attempt", "sweep_id", "nodes",
 )  # fmt: skip
-QUEUE_COLUMNS = (*JOB_COLUMNS, "reason", "message", "queue_position", "eta_s")
+QUEUE_COLUMNS = (*JOB_COLUMNS, "reason", "message", "eta_s")
 _WAITING = len(JOB_COLUMNS)  # where the waiting fields start in a row
 
 
@@ -270,10 +270,10 @@ def _queue_query() -> QuerySet[Any, tuple[Any, ...]]:
     )
 
 
-def _stored(row: tuple[Any, ...]) -> tuple[str, str, int | None, float | None]:
+def _stored(row: tuple[Any, ...]) -> tuple[str, str, float | None]:
     """A queued row's waiting fields, its ETA as epoch seconds."""
-    reason, message, position, eta = row[_WAITING : _WAITING + 4]
-    return (reason, message, position, None if eta is None else as_timestamp(eta))
+    reason, message, eta = row[_WAITING : _WAITING + 3]
+    return (reason, message, None if eta is None else as_timestamp(eta))
 
 
 def row_version(table: str) -> str:

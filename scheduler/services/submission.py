@@ -572,7 +572,6 @@ def cancel_job(actor: User | None, job: Job, *, now: datetime, reason: str = "")
                 reason="cancelled",
                 message=message,
                 finished_at=now,
-                queue_position=None,
                 eta=None,
             )
         except InvalidTransition:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from math import inf
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
@@ -33,6 +34,7 @@ from scheduler.models import (
     ReservationSlot,
     ReservationStatus,
     TeamQuota,
+    attach_queue_places,
 )
 from scheduler.services.booking_policy import policy_of, team_gpu_hours, team_zone, week_bounds
 from scheduler.telemetry.models import GpuMinute, JobUtilization
@@ -138,8 +140,11 @@ def team_overview(team: Team, *, now: datetime, weeks: int = 4) -> dict[str, Any
     waiting = list(
         Job.objects.filter(team=team, status=states.QUEUED)
         .select_related("owner")
-        .order_by("queue_position", "submitted_at", "pk")
+        .order_by("submitted_at", "pk")
     )
+    attach_queue_places(waiting)
+    # In line as the last cycle left them; those queued since (no place yet) last.
+    waiting.sort(key=lambda job: job.queue_position or inf)
     bookings = list(
         Reservation.objects.filter(team=team, status__in=LIVE_STATUSES, end__gt=now)
         .select_related("holder", "node")
@@ -206,7 +211,7 @@ def _job_row(job: Job, now: datetime) -> dict[str, Any]:
         "reason_text": (
             job_display.reason_text(job.reason) if job.reason in job_display.REASON_TEXT else ""
         ),
-        "message": messages.render(job.message),
+        "message": messages.render(job.shown_message),
         "queue_position": job.queue_position,
         "eta": job.eta.isoformat() if job.eta else None,
         "submitted_at": job.submitted_at.isoformat(),

@@ -23,11 +23,9 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
-from scheduler.core.decisions import CycleResult, Reason
+from scheduler.core.decisions import WAITING_FOR_GPUS, CycleResult
 from scheduler.core.snapshot import Node, QueuedJob
 from scheduler.sim.traces import TraceJob
-
-_WAITING_FOR_GPUS = {Reason.CAPACITY, Reason.BEHIND, Reason.RESERVED, Reason.PREEMPTING}
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -125,7 +123,7 @@ class Recorder:
         head = None
         if result is not None:
             head = next(
-                (queue[w.job_id] for w in result.waiting if w.reason in _WAITING_FOR_GPUS), None
+                (queue[w.job_id] for w in result.waiting if w.reason in WAITING_FOR_GPUS), None
             )
         if head is None:
             self._last = (now, 0.0, 0.0, False)

@@ -13,7 +13,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from scheduler import states, tasks
-from scheduler.models import Job, Reservation
+from scheduler.models import Job, QueueOrder, Reservation
 from scheduler.services import reservations
 from tests.scheduler.conftest import make_node
 
@@ -38,11 +38,11 @@ def cluster(alice, bob, charlie, vision, nlp, unlimited, monkeypatch):
         submitted_at=now, admitted_at=now - timedelta(hours=1),
         started_at=now - timedelta(hours=1),
     )  # fmt: skip
-    Job.objects.create(
+    huge = Job.objects.create(
         name="huge-sweep", owner=bob.user, team=vision, image="x", gpus=8, max_runtime_s=3600,
         submitted_at=now, reason="no_fit", message="8 GPUs never fit on one node here",
-        queue_position=1,
     )  # fmt: skip
+    QueueOrder.record(now, [huge.pk], [0])
     tomorrow = timezone.localtime(now + timedelta(days=1)).replace(
         hour=10, minute=0, second=0, microsecond=0
     )

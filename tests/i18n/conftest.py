@@ -14,7 +14,14 @@ from django.utils import timezone
 
 from portal.accounts.models import ApiToken
 from scheduler import states
-from scheduler.models import Job, PriorityClass, Reservation, Session, WorkspaceImage
+from scheduler.models import (
+    Job,
+    PriorityClass,
+    QueueOrder,
+    Reservation,
+    Session,
+    WorkspaceImage,
+)
 from scheduler.services import reservations, sessions, submission
 from scheduler.services.jobs import transition_job
 from tests.browser.conftest import page, sign_in  # noqa: F401  (Chromium, for the walk)
@@ -114,7 +121,8 @@ def world(settings, tmp_path, japanese_bob, alice, vision, demo, duckdb_engine, 
             job = transition_job(job, to, now=now, reason=REASONS.get(to, ""), **fields)
         world.jobs[status] = job
     # The queued job waits for a reason, as the scheduler's cycle would say.
-    Job.objects.filter(pk=world.jobs[states.QUEUED].pk).update(reason="capacity", queue_position=1)
+    Job.objects.filter(pk=world.jobs[states.QUEUED].pk).update(reason="capacity")
+    QueueOrder.record(now, [world.jobs[states.QUEUED].pk], [0])
     world.jobs[states.QUEUED].refresh_from_db()
 
     world.booking = reservations.reserve_gpus(

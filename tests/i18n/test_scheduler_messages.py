@@ -234,6 +234,16 @@ def test_render_fills_nested_phrases_and_leaves_other_texts_alone() -> None:
         assert messages.render(text) == text
 
 
+def test_a_text_equal_to_a_template_is_that_template_not_a_filled_one() -> None:
+    """ "behind other jobs of higher rank" also matches "behind %(ahead)s jobs of higher
+    rank" (ahead="other"): the template it is wins over one it would fill."""
+    with translation.override("ja"):
+        shown = messages.render(messages.WAIT_BEHIND_OTHERS)
+        assert shown == translation.gettext(messages.WAIT_BEHIND_OTHERS)
+        assert "other" not in shown
+        assert "3" in messages.render(messages.stored(messages.WAIT_BEHIND, ahead=3))
+
+
 def _sample(node: ast.JoinedStr) -> str:
     return "".join(part.value if isinstance(part, ast.Constant) else "7" for part in node.values)
 
@@ -255,6 +265,11 @@ def test_every_waiting_detail_the_core_writes_has_a_template() -> None:
                 e.value
                 for e in node.elts
                 if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            ]
+            details += [  # a constant the core names (its own or ``decisions``')
+                getattr(core, e.id)
+                for e in node.elts
+                if isinstance(e, ast.Name) and isinstance(getattr(core, e.id, None), str)
             ]
         if isinstance(node, ast.FunctionDef) and node.name == "_static_detail":
             details += [_sample(e) for e in ast.walk(node) if isinstance(e, ast.JoinedStr)]

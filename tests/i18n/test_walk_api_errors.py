@@ -238,7 +238,7 @@ def session_errors(w: Walk) -> None:
     job = Job.objects.get(session__pk=ondemand["id"])
     transition_job(
         job, "admitted", now=now, node=node, gpu_indices=[1], admitted_at=now,
-        queue_position=None, eta=None,
+        eta=None,
     )  # fmt: skip
     reservations.reserve_gpus(
         w.world.alice, team=booking.team, node=node, gpu_indices=[1],

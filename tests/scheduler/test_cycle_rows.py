@@ -21,6 +21,7 @@ from scheduler.models import (
     JobEvent,
     Node,
     PriorityClass,
+    QueueOrder,
     Reservation,
     ReservationSlot,
     Sweep,
@@ -287,12 +288,18 @@ def _rewritten(before: dict[int, object]) -> set[int] | int:
 
 
 def _waiting() -> dict[int, tuple]:
+    """Each queued job's waiting fields as its row holds them (its place in line is not on
+    the row: ``_positions``)."""
     return {
         pk: rest
         for pk, *rest in Job.objects.filter(status=states.QUEUED).values_list(
-            "pk", "reason", "message", "queue_position", "eta"
+            "pk", "reason", "message", "eta"
         )
     }
+
+
+def _positions() -> dict[int, int]:
+    return {pk: place.position for pk, place in QueueOrder.places().items()}
 
 
 def _cycle(now):
@@ -303,12 +310,14 @@ def _cycle(now):
         report = run_cycle(None, now=now, foreign_busy=frozenset())
     after = _waiting()
     changed = {pk for pk, row in after.items() if values.get(pk) != row}
-    updates = [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]
+    # The tables each UPDATE wrote, in order
+    updates = [q["sql"].split('"')[1] for q in queries if q["sql"].startswith("UPDATE")]
     return report, changed, _rewritten(versions), updates
 
 
 def _written(changed: set[int]) -> set[int] | int:
-    return changed if connection.vendor == "postgresql" else len(changed)
+    """What ``_rewritten`` gives when the job rows ``changed`` and the line were written."""
+    return changed if connection.vendor == "postgresql" else len(changed) + 1
 
 
 def test_only_waiting_rows_that_changed_are_written(busy, alice, vision):
@@ -316,7 +325,7 @@ def test_only_waiting_rows_that_changed_are_written(busy, alice, vision):
     # move the others: each writes exactly the waiting rows whose values changed.
     first, changed, rewritten, _ = _cycle(busy)
     assert first.admitted and first.requeued and first.waiting == 4
-    waiting = {pk for pk, row in _waiting().items() if row[2] is not None}
+    waiting = set(_positions())
     assert len(waiting) == 4 and waiting <= changed  # the first cycle writes them all
     if connection.vendor == "postgresql":
         assert rewritten == changed
@@ -326,7 +335,8 @@ def test_only_waiting_rows_that_changed_are_written(busy, alice, vision):
         assert rewritten == changed
     _cycle(busy)  # the core counts the admission differently once it is an allocation
 
-    # A plain cycle with nothing new: no waiting row is rewritten, no UPDATE at all.
+    # A plain cycle with nothing new: no waiting row is rewritten, nor the line: no UPDATE
+    # at all.
     recorded = _waiting()
     plain, changed, rewritten, updates = _cycle(busy)
     assert (plain.admitted, plain.preempted, plain.requeued, plain.waiting) == ([], [], [], 4)
@@ -338,19 +348,25 @@ def test_only_waiting_rows_that_changed_are_written(busy, alice, vision):
     later, changed, rewritten, updates = _cycle(busy)
     assert (later.admitted, later.waiting) == ([], 5)
     assert changed == {behind.pk} and rewritten == _written(changed)
-    assert _waiting()[behind.pk][2] == 5
-    if connection.vendor == "postgresql":
-        assert len(updates) == 1
+    assert _positions()[behind.pk] == 5
+    if connection.vendor == "postgresql":  # the new line, the job rows in one statement
+        assert updates == ["scheduler_queueorder", "scheduler_job"]
 
-    # A job ahead of everyone (high priority, submitted first) moves all the others back.
+    # A job ahead of everyone (high priority, submitted first) moves all the others back a
+    # place: the line changes, and only the rows whose reason or message changed with it
+    # are written (the one that was first now waits behind it), not every row below.
+    before, reasons = _positions(), {pk: row[0] for pk, row in _waiting().items()}
     ahead = _job(alice, vision, gpus=8, priority_class="high", preemptible=False,
                  submitted_at=busy - timedelta(days=1))  # fmt: skip
     last, changed, rewritten, updates = _cycle(busy)
     assert (last.admitted, last.waiting) == ([], 6)
-    assert changed == set(_waiting()) and rewritten == _written(changed)
-    assert _waiting()[ahead.pk][2] == 1
-    if connection.vendor == "postgresql":
-        assert len(updates) == 1
+    after = _positions()
+    assert after[ahead.pk] == 1 and {pk: after[pk] - 1 for pk in before} == before
+    moved = {pk for pk, row in _waiting().items() if reasons.get(pk) != row[0]}
+    assert changed == moved and ahead.pk in moved and len(moved) < 6
+    assert rewritten == _written(changed)
+    if connection.vendor == "postgresql":  # the new line, the job rows in one statement
+        assert updates == ["scheduler_queueorder", "scheduler_job"]
 
 
 def test_a_job_cancelled_meanwhile_keeps_its_own_reason(busy):
@@ -358,14 +374,14 @@ def test_a_job_cancelled_meanwhile_keeps_its_own_reason(busy):
     result = cycle.decide(snapshot)
     gone = int(result.waiting[0].job_id)
     Job.objects.filter(pk=gone).update(status=states.CANCELLED, reason="cancelled")
-    cycle._record_waiting(result, stored)
-    assert Job.objects.values_list("reason", "queue_position").get(pk=gone) == (
-        "cancelled",
-        None,
-    )
+    cycle._record_waiting(result, stored, busy)
+    cancelled = Job.objects.get(pk=gone)
+    assert (cancelled.reason, cancelled.queue_position) == ("cancelled", None)
     # The others got their reason and position.
-    others = {int(w.job_id): w.position for w in result.waiting[1:]}
-    assert dict(Job.objects.filter(pk__in=others).values_list("pk", "queue_position")) == others
+    others = {int(w.job_id): (w.reason, w.position) for w in result.waiting[1:]}
+    assert {
+        job.pk: (job.reason, job.queue_position) for job in Job.objects.filter(pk__in=others)
+    } == others
 
 
 def test_waiting_rows_are_compared_with_what_the_snapshot_read(busy):
@@ -375,17 +391,17 @@ def test_waiting_rows_are_compared_with_what_the_snapshot_read(busy):
         run_cycle(None, now=busy, foreign_busy=frozenset())
     snapshot, stored = load_snapshot(now=busy, foreign_busy=frozenset())
     result = cycle.decide(snapshot)
-    assert stored and cycle._record_waiting(result, stored) == 0
+    assert stored and cycle._record_waiting(result, stored, busy) == 0
     # What the snapshot read is what is stored, ETA as epoch seconds.
-    for pk, (reason, message, position, eta) in stored.items():
+    for pk, (reason, message, eta) in stored.items():
         job = Job.objects.get(pk=pk)
-        assert (reason, message, position) == (job.reason, job.message, job.queue_position)
+        assert (reason, message) == (job.reason, job.message)
         assert eta == (job.eta.timestamp() if job.eta else None)
     # One stored row differs: exactly that one is written back.
     first = result.waiting[0]
     stale = dict(stored)
-    stale[int(first.job_id)] = ("capacity", "something else", 99, None)
-    assert cycle._record_waiting(result, stale) == 1
+    stale[int(first.job_id)] = ("capacity", "something else", None)
+    assert cycle._record_waiting(result, stale, busy) == 1
 
 
 # --- admissions and preemptions together -------------------------------------------------
@@ -395,7 +411,7 @@ def test_transition_jobs_writes_each_jobs_columns_and_event(busy, nodes):
     queued = list(Job.objects.filter(status=states.QUEUED).order_by("pk")[:2])
     moves = [
         (job, {"reason": "admitted", "node": nodes["tesla-02"], "gpu_indices": [i],
-               "borrowed": i == 1, "admitted_at": busy, "queue_position": None, "eta": None})
+               "borrowed": i == 1, "admitted_at": busy, "eta": None})
         for i, job in enumerate(queued)
     ]  # fmt: skip
     with CaptureQueriesContext(connection) as queries:

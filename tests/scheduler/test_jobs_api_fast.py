@@ -9,8 +9,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.renderers import JSONRenderer
 
+from scheduler import messages
 from scheduler.api.jobs import JobSerializer, job_row_values, job_rows
-from scheduler.models import Job, Sweep
+from scheduler.models import Job, QueueOrder, Sweep
 from scheduler.services.access import visible_jobs
 
 
@@ -48,10 +49,15 @@ def make_jobs(persona, team, node, count: int) -> list[Job]:
                 mounts=[{"name": "data", "path": "/data", "read_only": True}] if i % 3 else [],
                 secret_env={"TOKEN": "hf/token"} if i % 6 == 0 else {},
                 status=status,
-                reason="Waiting" if status == "queued" else "",
-                message='a message with "quotes" and 日本語' if i % 7 == 0 else "",
+                reason=("behind" if i % 2 else "Waiting") if status == "queued" else "",
+                message=(
+                    messages.WAIT_BEHIND_OTHERS
+                    if status == "queued" and i % 2
+                    else 'a message with "quotes" and 日本語'
+                    if i % 7 == 0
+                    else ""
+                ),
                 attempt=1 + i % 2,
-                queue_position=i if status == "queued" else None,
                 eta=now + timedelta(minutes=i, microseconds=i) if status == "queued" else None,
                 node=node if on_node else None,
                 gpu_indices=[0, 1] if on_node else [],
@@ -65,7 +71,11 @@ def make_jobs(persona, team, node, count: int) -> list[Job]:
                 sweep_params={"lr": 0.1} if i % 9 == 0 else {},
             )
         )
-    return Job.objects.bulk_create(jobs)
+    made = Job.objects.bulk_create(jobs)
+    # The last cycle's line: every queued job but the last (queued since that cycle).
+    queued = [j.pk for j in made if j.status == "queued"][:-1]
+    QueueOrder.record(now, queued, [3 * i for i in range(len(queued))])
+    return made
 
 
 def rendered(data) -> bytes:
@@ -87,6 +97,26 @@ def test_job_rows_equal_the_serializer(alice, vision, nodes, zone):
     assert rows == expected
     # Byte for byte: the same keys in the same order, and types (True is not 1).
     assert rendered(rows) == rendered(expected)
+
+
+def test_positions_and_counts_come_from_the_last_cycles_line(alice, vision, nodes):
+    """A queued job's place and "behind N" are the cycle's ``QueueOrder``, not its row: in
+    the list and the detail alike; a job queued since the cycle has none."""
+    made = make_jobs(alice, vision, nodes["tesla-01"], 30)
+    queued = [j for j in made if j.status == "queued"]
+    client = alice.client()
+    listed = {r["id"]: r for r in client.get("/api/v1/jobs/?page_size=100").json()["results"]}
+    for i, job in enumerate(queued):
+        detail = client.get(f"/api/v1/jobs/{job.pk}/").json()
+        for row in (listed[job.pk], detail):
+            if job is queued[-1]:
+                assert row["queue_position"] is None
+                assert row["message"] == job.message
+            else:
+                assert row["queue_position"] == i + 1
+                if job.reason == "behind":
+                    assert row["message"] == f"behind {3 * i} jobs of higher rank"
+    assert all(listed[j.pk]["queue_position"] is None for j in made if j.status != "queued")
 
 
 def test_job_list_output_equals_the_serializer_page_by_page(alice, vision, nodes):
@@ -116,8 +146,9 @@ def test_job_list_runs_a_fixed_number_of_queries(
     client = alice.client()
     client.get("/api/v1/me/")  # the token lookup and its use are recorded once
     # One page fitting in one query (the page and one row more tell the count); a longer
-    # list adds its COUNT(*). Never a query per job.
-    with django_assert_num_queries(1 if count <= 50 else 2):
+    # list adds its COUNT(*), a page with a queued job the last cycle's line (one query,
+    # whether the process knows that line or not). Never a query per job.
+    with django_assert_num_queries((1 if count <= 50 else 2) + 1):
         body = client.get("/api/v1/jobs/").json()
     assert body["count"] == count
     assert len(body["results"]) == min(count, 50)

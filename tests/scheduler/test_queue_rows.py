@@ -125,10 +125,10 @@ def test_job_pages_leave_room_for_the_cycles_rewrites():
 
 def _stored_in_database() -> dict[int, tuple[object, ...]]:
     return {
-        pk: (reason, message, position, eta.timestamp() if eta else None)
-        for pk, reason, message, position, eta in Job.objects.filter(
-            status=states.QUEUED
-        ).values_list("pk", "reason", "message", "queue_position", "eta")
+        pk: (reason, message, eta.timestamp() if eta else None)
+        for pk, reason, message, eta in Job.objects.filter(status=states.QUEUED).values_list(
+            "pk", "reason", "message", "eta"
+        )
     }
 
 
@@ -137,25 +137,35 @@ def test_a_cycles_own_waiting_writes_are_not_read_again(three):
     snapshot reads none of those rows whole, and sees what is stored."""
     run_cycle(None, now=timezone.now(), foreign_busy=frozenset())
     written = _stored_in_database()
-    assert all(position is not None for _, _, position, _ in written.values())
+    assert all(reason for reason, _, _ in written.values())
     _, stored = snapshot_loader.load_snapshot(now=timezone.now())
     assert _fetched(0) and stored == written
 
 
-def test_a_rolled_back_cycles_writes_are_read_again(three, alice, vision):
+def test_a_rolled_back_cycles_writes_are_read_again(alice, vision, nodes):
+    QUEUE_ROWS.clear()
+    for _ in range(3):  # one runs on the 4-GPU node, two wait for it (with ETAs)
+        _queued(alice, vision, gpus=4)
     run_cycle(None, now=timezone.now(), foreign_busy=frozenset())
-    # A job ahead of the others moves them all back, in a cycle that is then rolled back.
-    _queued(alice, vision, priority_class="high", preemptible=False)
+    before = _stored_in_database()
+    assert len(before) == 2 and all(eta for _, _, eta in before.values())
+    # A job ahead of the others changes when they may start, in a cycle then rolled back.
+    _queued(alice, vision, gpus=4, priority_class="high")
     try:
         with transaction.atomic():
             run_cycle(None, now=timezone.now(), foreign_busy=frozenset())
+            inside = _stored_in_database()
             raise RuntimeError
     except RuntimeError:
         pass
+    after = _stored_in_database()
+    # Rows the rolled-back cycle wrote, of jobs still queued (the one it preempted is not)
+    written = {pk for pk, row in inside.items() if before.get(pk) != row} & after.keys()
+    assert len(written) >= 2  # the new job's row and at least one it moved
     _, stored = snapshot_loader.load_snapshot(now=timezone.now())
-    assert stored == _stored_in_database()
-    # Only PostgreSQL has row versions: the three moved rows (and the new one) come again.
-    assert _fetched(4)
+    assert stored == after
+    # Only PostgreSQL has row versions: the rows the rolled-back cycle wrote come again.
+    assert _fetched(len(written))
 
 
 def test_a_priority_value_change_rebuilds_the_jobs(three):
@@ -190,7 +200,7 @@ def test_a_job_changed_between_the_snapshot_and_the_waiting_write_is_read_again(
     snapshot, stored = snapshot_loader.load_snapshot(now=timezone.now())
     result = cycle.decide(snapshot)
     Job.objects.filter(pk=job.pk).update(gpus=4)
-    cycle._record_waiting(result, stored)
+    cycle._record_waiting(result, stored, timezone.now())
     assert _queue()[str(job.pk)].gpus == 4
 
 

@@ -11,7 +11,15 @@ import pytest
 from django.utils import timezone
 
 from scheduler import states
-from scheduler.models import Gpu, Job, Reservation, ReservationSlot, TeamPolicy, TeamQuota
+from scheduler.models import (
+    Gpu,
+    Job,
+    QueueOrder,
+    Reservation,
+    ReservationSlot,
+    TeamPolicy,
+    TeamQuota,
+)
 from scheduler.services.booking_policy import week_bounds
 from scheduler.telemetry.models import GpuMinute, JobUtilization
 from tests.conftest import assert_error
@@ -109,11 +117,11 @@ def test_quota_budget_running_and_waiting(alice, bob, vision, last_week) -> None
         status=states.RUNNING, node=node, gpu_indices=[0, 1], submitted_at=now,
         admitted_at=now - timedelta(hours=1), started_at=now - timedelta(hours=1),
     )  # fmt: skip
-    Job.objects.create(
+    waits = Job.objects.create(
         name="waits", owner=bob.user, team=vision, image="x", gpus=8, max_runtime_s=3600,
         submitted_at=now, reason="quota_exhausted", message="vision uses its 4 GPUs",
-        queue_position=1,
     )  # fmt: skip
+    QueueOrder.record(now, [waits.pk], [0])
     data = bob.client().get("/api/v1/teams/vision/usage/").json()
     assert data["quota"] == {
         "guaranteed_gpus": 4, "borrowing_allowed": True, "borrowing_limit": None,

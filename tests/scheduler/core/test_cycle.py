@@ -40,7 +40,7 @@ def test_positions_and_etas_follow_the_shadow_schedule():
         ("b", Reason.BEHIND, 2, 1, NOW + 2 * H),
         ("c", Reason.BEHIND, 3, 2, NOW + 2 * H),
     ]
-    assert result.waiting[1].detail == "behind 1 jobs of higher rank"
+    assert result.waiting[1].detail == "behind other jobs of higher rank"
 
 
 def test_gate_blocked_jobs_keep_their_place_in_line_without_an_eta():

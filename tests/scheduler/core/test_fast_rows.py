@@ -43,11 +43,19 @@ def test_queued_job_is_the_constructors_object() -> None:
 
 def test_waiting_rows_are_the_constructors_objects() -> None:
     rows = waiting_rows(
-        [("1", Reason.BEHIND, "behind 1", None, None), ("2", Reason.QUOTA, "q", 5.0, "n1")]
+        [
+            ("1", Reason.BEHIND, "b", None, None),
+            ("2", Reason.QUOTA, "q", 5.0, "n1"),
+            ("3", Reason.RESERVED, "r", None, None),
+            ("4", Reason.CAPACITY, "c", None, None),
+        ]
     )
+    # ``ahead``: the rows above that wait for GPUs (the quota-held one stands in no one's way)
     assert rows == (
-        Waiting("1", Reason.BEHIND, "behind 1", 1, 0, None, None),
+        Waiting("1", Reason.BEHIND, "b", 1, 0, None, None),
         Waiting("2", Reason.QUOTA, "q", 2, 1, 5.0, "n1"),
+        Waiting("3", Reason.RESERVED, "r", 3, 1, None, None),
+        Waiting("4", Reason.CAPACITY, "c", 4, 2, None, None),
     )
     assert all(type(w) is Waiting for w in rows)
     with pytest.raises(dataclasses.FrozenInstanceError):

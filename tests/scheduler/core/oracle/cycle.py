@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from scheduler.core.decisions import (
+    BEHIND_DETAIL,
+    WAITING_FOR_GPUS,
     Admit,
     CycleResult,
     Preempt,
@@ -299,9 +301,8 @@ def _capacity_reason(
     job's way."""
     if cfg.backfill and free >= job.total_gpus and _fits_but_for_blocks(usage, job, cfg, q):
         return Reason.RESERVED, "free GPUs are booked or planned for others"
-    ahead = q.capacity_blocked
-    if ahead:
-        return Reason.BEHIND, f"behind {ahead} jobs of higher rank"
+    if q.capacity_blocked:
+        return Reason.BEHIND, BEHIND_DETAIL
     return Reason.CAPACITY, "waiting for running jobs to end"
 
 
@@ -377,16 +378,11 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         q.waiting.append((job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
-    waiting = tuple(
-        Waiting(
-            job.id,
-            reason,
-            detail,
-            i + 1,
-            i,
-            where.start if where is not None else None,
-            where.node if where is not None else None,
-        )
-        for i, (job, reason, detail, where) in enumerate(q.waiting)
-    )
-    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), waiting)
+    waiting: list[Waiting] = []
+    ahead = 0  # rows so far that wait for GPUs
+    for i, (job, reason, detail, where) in enumerate(q.waiting):
+        start = where.start if where is not None else None
+        node = where.node if where is not None else None
+        waiting.append(Waiting(job.id, reason, detail, i + 1, ahead, start, node))
+        ahead += reason in WAITING_FOR_GPUS
+    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), tuple(waiting))
