@@ -34,9 +34,6 @@ from scheduler.core.snapshot import (
 )
 
 Gate = tuple[Reason, str]
-RESERVED, BEHIND, CAPACITY = Reason.RESERVED, Reason.BEHIND, Reason.CAPACITY
-RESERVED_DETAIL = "free GPUs are booked or planned for others"
-CAPACITY_DETAIL = "waiting for running jobs to end"
 Row = tuple[str, Reason, str, float | None, str | None]  # see ``_Queue.waiting``
 _UNSEEN: Any = object()  # a shape not yet looked at
 Shape = tuple[int, frozenset[str], int, int, int]  # GPUs, models, CPU, memory, nodes
@@ -485,10 +482,10 @@ def _capacity_reason(
         and free >= shape[0] * shape[4]
         and _fits_but_for_blocks(usage, job, cfg, q, shape)
     ):
-        return Reason.RESERVED, RESERVED_DETAIL
+        return Reason.RESERVED, "free GPUs are booked or planned for others"
     if q.capacity_blocked:  # how many: ``Waiting.ahead``
         return Reason.BEHIND, BEHIND_DETAIL
-    return Reason.CAPACITY, CAPACITY_DETAIL
+    return Reason.CAPACITY, "waiting for running jobs to end"
 
 
 def _row(job: QueuedJob, reason: Reason, detail: str, planned: Placement | None) -> Row:
@@ -517,41 +514,29 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
     q = _Queue(ordered=ordered)
-    grace, plan_depth, backfill = cfg.preemption_grace_s, cfg.plan_depth, cfg.backfill
+    grace, plan_depth = cfg.preemption_grace_s, cfg.plan_depth
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
     no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
     waiting = q.waiting
     # Jobs whose victims are still stopping: their GPUs are kept for them until their turn.
     reserved = _hold_for_preemptors(snap, usage)
-    gates: dict[tuple[object, ...], Gate | bool] = {}
-    gates_at = usage.holds
-    use_gates = all(q.weekly_gpu_hours is None for q in snap.quotas.values())
     for rank, job in enumerate(ordered):
         held = _take_back(usage, q, reserved, job) if reserved else None
-        shape = job.shape
+        shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
         static = shapes.get(shape, _UNSEEN)
         static = _static(shapes, shape, nodes, job) if static is _UNSEEN else static
         if static is not None:
             waiting.append((job.id, static, _static_detail(static, job), None, None))
             continue
         need = job.gpus * job.nodes  # every pod's GPUs
-        # ``admission_gate`` reads of the job only its ``gate_key`` (and its length, where
-        # budgets are set), and what is held: the same answer until the next hold.
-        if usage.holds != gates_at:
-            gates.clear()
-            gates_at = usage.holds
-        gate = gates.get(job.gate_key) if use_gates else None
-        if gate is None:
-            gate = admission_gate(snap, usage, job, need)
-            if use_gates:
-                gates[job.gate_key] = gate
+        gate = admission_gate(snap, usage, job, need)
         if not isinstance(gate, bool):
             waiting.append((job.id, gate[0], gate[1], None, None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
         if free >= need and (cfg.backfill or q.capacity_blocked == 0):
-            fit_key = job.fit_key
+            fit_key = (*shape, job.team, job.user)
             shortest = no_fit.get(fit_key)
             if shortest is None or job.max_runtime_s < shortest:
                 where = _place_now(usage, job, cfg.packing)
@@ -563,13 +548,8 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
         # plan depth nothing is planned and nothing preempted: the job waits for capacity.
         if held is None and q.planned >= plan_depth:
-            # ``_capacity_reason``, inlined: most of a long queue ends here
-            if backfill and free >= need and _fits_but_for_blocks(usage, job, cfg, q, shape):
-                waiting.append((job.id, RESERVED, RESERVED_DETAIL, None, None))
-            elif q.capacity_blocked:
-                waiting.append((job.id, BEHIND, BEHIND_DETAIL, None, None))
-            else:
-                waiting.append((job.id, CAPACITY, CAPACITY_DETAIL, None, None))
+            reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
+            waiting.append((job.id, reason, detail, None, None))
             q.capacity_blocked += 1
             continue
         planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)

@@ -159,17 +159,6 @@ class QueuedJob:
     sweep_id: str | None = None
     sweep_parallelism: int | None = None
     nodes: int = 1
-    # Keys the cycle looks the job up by, made once with the job (the services layer keeps
-    # built jobs from one cycle to the next): not fields of its own (``_keys``).
-    shape: tuple[int, frozenset[str], int, int, int] = field(
-        init=False, repr=False, compare=False
-    )
-    fit_key: tuple[object, ...] = field(init=False, repr=False, compare=False)
-    gate_key: tuple[object, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        for name, value in _keys(self).items():
-            object.__setattr__(self, name, value)
 
     @property
     def total_gpus(self) -> int:
@@ -179,25 +168,6 @@ class QueuedJob:
     @property
     def gpu_seconds(self) -> float:
         return self.gpus * self.nodes * self.max_runtime_s
-
-
-def _keys(job: QueuedJob | _QueuedJobRow) -> dict[str, tuple[object, ...]]:
-    """``shape``: what placement reads of a job (its GPUs, models, CPU, memory, nodes);
-    ``fit_key``: the shape with team and user (bookings they hold); ``gate_key``: what
-    ``admission_gate`` reads of the job but its length (read only where budgets are set)."""
-    shape = (job.gpus, job.models, job.cpu_milli, job.memory_mib, job.nodes)
-    return {
-        "shape": shape,
-        "fit_key": (shape, job.team, job.user),
-        "gate_key": (
-            job.team,
-            job.user,
-            job.gpus * job.nodes,
-            job.preemptible,
-            job.sweep_id,
-            job.sweep_parallelism,
-        ),
-    }
 
 
 class _QueuedJobRow:
@@ -241,10 +211,6 @@ class _QueuedJobRow:
         self.sweep_id = sweep_id
         self.sweep_parallelism = sweep_parallelism
         self.nodes = nodes
-        shape = (gpus, models, cpu_milli, memory_mib, nodes)  # ``_keys``, inlined
-        self.shape = shape
-        self.fit_key = (shape, team, user)
-        self.gate_key = (team, user, gpus * nodes, preemptible, sweep_id, sweep_parallelism)
         self.__class__ = QueuedJob  # type: ignore[assignment]
 
 
