@@ -50,7 +50,7 @@ def _cycle_latency() -> None:
         f"scheduler_cycle 1k queued, 50x8 GPUs: p50 {cycle * 1000:.1f} ms "
         f"= {cycle / base:.0f}x a plain sort of the queue ({base * 1000:.2f} ms); "
         f"{len(result.admitted)} admitted, {len(result.preempted)} preempted, "
-        f"{len(result.waiting)} waiting"
+        f"{len(result.rows)} waiting"
     )
     big = synthetic_snapshot(queued=10_000, nodes=200, gpus_per_node=8, reservations=1000)
     big_base = _median_s(

@@ -17,7 +17,7 @@ from scheduler.core.decisions import (
     Preempt,
     Reason,
     ReleaseReservation,
-    waiting_rows,
+    Row,
 )
 from scheduler.core.fairshare import order_queue
 from scheduler.core.gangs import place_gang_now, plan_gang
@@ -34,7 +34,9 @@ from scheduler.core.snapshot import (
 )
 
 Gate = tuple[Reason, str]
-Row = tuple[str, Reason, str, float | None, str | None]  # see ``_Queue.waiting``
+RESERVED, BEHIND, CAPACITY = Reason.RESERVED, Reason.BEHIND, Reason.CAPACITY
+RESERVED_DETAIL = "free GPUs are booked or planned for others"
+CAPACITY_DETAIL = "waiting for running jobs to end"
 _UNSEEN: Any = object()  # a shape not yet looked at
 Shape = tuple[int, frozenset[str], int, int, int]  # GPUs, models, CPU, memory, nodes
 
@@ -471,6 +473,24 @@ def _withdraw(usage: ClusterUsage, q: _Queue, a: Allocation, by: QueuedJob, unti
     q.capacity_blocked += 1
 
 
+def _start_now(
+    usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, shape: Shape, borrowed: bool
+) -> bool:
+    """5a: admit ``job`` now if some node holds it over its whole run (missing others'
+    bookings and protected plans). A shape and team/user found not to fit is not searched
+    again in this cycle for a run at least as long (``_NoFit``)."""
+    fit_key = (*shape, job.team, job.user)
+    shortest = q.no_fit.shortest.get(fit_key)
+    if shortest is not None and job.max_runtime_s >= shortest:
+        return False
+    where = _place_now(usage, job, cfg.packing)
+    if where is None:
+        q.no_fit.add(fit_key, job.max_runtime_s)
+        return False
+    q.admitted.append(_admit(usage, job, where, borrowed))
+    return True
+
+
 def _capacity_reason(
     usage: ClusterUsage, job: QueuedJob, cfg: Config, q: _Queue, free: int, shape: Shape
 ) -> tuple[Reason, str]:
@@ -482,10 +502,10 @@ def _capacity_reason(
         and free >= shape[0] * shape[4]
         and _fits_but_for_blocks(usage, job, cfg, q, shape)
     ):
-        return Reason.RESERVED, "free GPUs are booked or planned for others"
+        return Reason.RESERVED, RESERVED_DETAIL
     if q.capacity_blocked:  # how many: ``Waiting.ahead``
         return Reason.BEHIND, BEHIND_DETAIL
-    return Reason.CAPACITY, "waiting for running jobs to end"
+    return Reason.CAPACITY, CAPACITY_DETAIL
 
 
 def _row(job: QueuedJob, reason: Reason, detail: str, planned: Placement | None) -> Row:
@@ -514,10 +534,9 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
     q = _Queue(ordered=ordered)
-    grace, plan_depth = cfg.preemption_grace_s, cfg.plan_depth
+    grace, plan_depth, backfill = cfg.preemption_grace_s, cfg.plan_depth, cfg.backfill
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
-    no_fit = q.no_fit.shortest  # ``_NoFit.known``, inlined: it runs for most queued jobs
     waiting = q.waiting
     # Jobs whose victims are still stopping: their GPUs are kept for them until their turn.
     reserved = _hold_for_preemptors(snap, usage)
@@ -535,21 +554,23 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
             waiting.append((job.id, gate[0], gate[1], None, None))
             continue
         # 5a. Start now: the job's whole run must miss others' bookings and protected plans.
-        if free >= need and (cfg.backfill or q.capacity_blocked == 0):
-            fit_key = (*shape, job.team, job.user)
-            shortest = no_fit.get(fit_key)
-            if shortest is None or job.max_runtime_s < shortest:
-                where = _place_now(usage, job, cfg.packing)
-                if where is not None:
-                    q.admitted.append(_admit(usage, job, where, gate))
-                    free -= need
-                    continue
-                q.no_fit.add(fit_key, job.max_runtime_s)
+        if (
+            free >= need
+            and (cfg.backfill or q.capacity_blocked == 0)
+            and _start_now(usage, job, cfg, q, shape, gate)
+        ):
+            free -= need
+            continue
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
         # plan depth nothing is planned and nothing preempted: the job waits for capacity.
         if held is None and q.planned >= plan_depth:
-            reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
-            waiting.append((job.id, reason, detail, None, None))
+            # ``_capacity_reason``, inlined: most of a long queue ends here
+            if backfill and free >= need and _fits_but_for_blocks(usage, job, cfg, q, shape):
+                waiting.append((job.id, RESERVED, RESERVED_DETAIL, None, None))
+            elif q.capacity_blocked:
+                waiting.append((job.id, BEHIND, BEHIND_DETAIL, None, None))
+            else:
+                waiting.append((job.id, CAPACITY, CAPACITY_DETAIL, None, None))
             q.capacity_blocked += 1
             continue
         planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)
@@ -573,5 +594,4 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         waiting.append(_row(job, reason, detail, planned))
         q.capacity_blocked += 1
     # 6. Requeue: everything not admitted stays queued with its reason, position and ETA.
-    rows = waiting_rows(q.waiting)
-    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), rows)
+    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), tuple(q.waiting))

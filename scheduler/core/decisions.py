@@ -7,7 +7,7 @@ serialize them as they are.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 
@@ -120,35 +120,64 @@ class _Unfrozen:
         self.planned_node = planned_node
 
 
-def waiting_rows(
-    rows: Iterable[tuple[str, Reason, str, float | None, str | None]],
-) -> tuple[Waiting, ...]:
+#: A waiting job as the cycle leaves it: (job id, reason, detail, planned start or None,
+#: planned node or None); its position is its index + 1 in ``CycleResult.rows``.
+Row = tuple[str, Reason, str, float | None, str | None]
+
+
+def ahead_counts(rows: Iterable[Row]) -> list[int]:
+    """For each row, how many rows before it wait for GPUs (``WAITING_FOR_GPUS``): those
+    held by a gate keep their place in line but stand in no one's way."""
+    counts, ahead, for_gpus = [], 0, WAITING_FOR_GPUS
+    for row in rows:
+        counts.append(ahead)
+        if row[1] in for_gpus:
+            ahead += 1
+    return counts
+
+
+def waiting_rows(rows: Iterable[Row]) -> tuple[Waiting, ...]:
     """``Waiting(job_id, reason, detail, i + 1, ahead, eta, planned_node)`` for the ``i``-th
-    row, ``ahead`` the rows before it whose reason is in ``WAITING_FOR_GPUS``.
+    row, ``ahead`` from ``ahead_counts``.
 
     The same frozen objects as the constructor makes, several times faster: a frozen
-    dataclass sets each field through ``object.__setattr__``, costly for ~10,000 rows a
-    cycle; here each row is built unfrozen and then takes ``Waiting`` as its class.
+    dataclass sets each field through ``object.__setattr__``, costly for ~10,000 rows;
+    here each row is built unfrozen and then takes ``Waiting`` as its class.
     """
+    rows = tuple(rows)
     out = []
-    ahead, for_gpus = 0, WAITING_FOR_GPUS
-    for i, (job, why, text, at, where) in enumerate(rows):
+    for i, ((job, why, text, at, where), ahead) in enumerate(
+        zip(rows, ahead_counts(rows), strict=True)
+    ):
         w = _Unfrozen(job, why, text, i + 1, ahead, at, where)
         w.__class__ = Waiting  # type: ignore[assignment]
         out.append(w)
-        if why in for_gpus:
-            ahead += 1
     return tuple(out)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
 class CycleResult:
-    """Everything one cycle decided, in rank order within each kind."""
+    """Everything one cycle decided, in rank order within each kind.
+
+    The waiting jobs are ``rows`` (plain tuples, what the cycle made); ``waiting`` gives
+    them as ``Waiting`` objects, built on first use: the services layer and the simulator
+    read the rows, and building ~10,000 objects they would not read was a twentieth of a
+    cycle.
+    """
 
     admitted: tuple[Admit, ...]
     preempted: tuple[Preempt, ...]
     released: tuple[ReleaseReservation, ...]
-    waiting: tuple[Waiting, ...]
+    rows: tuple[Row, ...]
+    _waiting: tuple[Waiting, ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    @property
+    def waiting(self) -> tuple[Waiting, ...]:
+        if self._waiting is None:
+            object.__setattr__(self, "_waiting", waiting_rows(self.rows))
+        return self._waiting  # type: ignore[return-value]
 
     def waiting_by_id(self) -> dict[str, Waiting]:
         return {w.job_id: w for w in self.waiting}

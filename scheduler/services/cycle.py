@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from scheduler import messages, states
 from scheduler.cluster.backend import ClusterBackend, ClusterError, ClusterRejected
 from scheduler.core.cycle import plan_cycle as decide
-from scheduler.core.decisions import Admit, CycleResult, Preempt
+from scheduler.core.decisions import Admit, CycleResult, Preempt, ahead_counts
 from scheduler.models import (
     Job,
     Node,
@@ -135,7 +135,7 @@ def run_cycle(
         _apply_preemptions(result, jobs, now, report)
         _apply_releases(result, now)
         _record_waiting(result, stored, now)
-        report.waiting = len(result.waiting)
+        report.waiting = len(result.rows)
     if backend is not None:
         _after(backend, report)
     log.info(
@@ -282,11 +282,9 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting, now: datetime) -
     changed: dict[int, WaitingRow] = {}
     values: StoredWaiting = {}  # the same rows as ``stored`` holds them
     ids: list[int] = []
-    ahead: list[int] = []
-    for w in result.waiting:
-        pk, eta = int(w.job_id), w.eta
+    for job_id, reason, detail, eta, _ in result.rows:  # not ``waiting``: no objects
+        pk = int(job_id)
         ids.append(pk)
-        ahead.append(w.ahead)
         if eta is None:
             moment = exact = None
         else:
@@ -296,11 +294,11 @@ def _record_waiting(result: CycleResult, stored: StoredWaiting, now: datetime) -
                 known = etas[eta] = (moment, moment.timestamp())
             moment, exact = known
         # ``_value_``, not ``value``: the enum's property costs a Python call per row.
-        row = (w.reason._value_, w.detail[:1000], exact)
+        row = (reason._value_, detail[:1000], exact)
         if stored.get(pk) != row:
             changed[pk] = (row[0], row[1], moment)
             values[pk] = row
-    QueueOrder.record(now, ids, ahead)
+    QueueOrder.record(now, ids, ahead_counts(result.rows))
     versions = _write_waiting(changed)
     if versions:
         QUEUE_ROWS.rewritten(versions, values)

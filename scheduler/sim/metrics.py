@@ -122,9 +122,7 @@ class Recorder:
             self.frag_gpu_sum += gpu_share * (now - t)
         head = None
         if result is not None:
-            head = next(
-                (queue[w.job_id] for w in result.waiting if w.reason in WAITING_FOR_GPUS), None
-            )
+            head = next((queue[row[0]] for row in result.rows if row[1] in WAITING_FOR_GPUS), None)
         if head is None:
             self._last = (now, 0.0, 0.0, False)
             return

@@ -385,4 +385,9 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         node = where.node if where is not None else None
         waiting.append(Waiting(job.id, reason, detail, i + 1, ahead, start, node))
         ahead += reason in WAITING_FOR_GPUS
-    return CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), tuple(waiting))
+    rows = tuple((w.job_id, w.reason, w.detail, w.eta, w.planned_node) for w in waiting)
+    result = CycleResult(tuple(q.admitted), tuple(q.preempted), tuple(released), rows)
+    # Its own ``Waiting`` objects (positions and counts made here, not by ``waiting_rows``):
+    # the oracle test compares them with the core's.
+    object.__setattr__(result, "_waiting", tuple(waiting))
+    return result
