@@ -16,6 +16,16 @@ COPY nodeagent ./nodeagent
 COPY kube_emulator ./kube_emulator
 COPY demo ./demo
 RUN pip install -c requirements.lock .
+# The scheduling core's hot modules compiled with mypyc (scripts/build_core.py; docs/
+# scheduler.md, "Cycle cost") next to their sources in /app, which the app imports from;
+# the compiler and mypy leave the image again. The build checks that the core runs compiled.
+COPY scripts/build_core.py ./scripts/
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && pip install "$(grep '^mypy==' requirements.lock)" \
+    && python scripts/build_core.py \
+    && python -c 'import scheduler.core as c; assert c.COMPILED, "core not compiled"' \
+    && pip uninstall -y mypy \
+    && apt-get purge -y gcc libc6-dev && apt-get autoremove -y && rm -rf /var/lib/apt/lists/*
 
 COPY manage.py ./
 COPY frontend ./frontend

@@ -32,7 +32,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,notebook]'
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The scheduling core's hot modules compiled with mypyc (scripts/build_core.py): again
+# whenever a core source changes; without a C compiler the core runs as pure Python.
+CORE_STAMP := var/.core-build-stamp
+$(CORE_STAMP): $(STAMP) $(wildcard scheduler/core/*.py) scripts/build_core.py
+	$(BIN)/python scripts/build_core.py
+	@mkdir -p var && touch $(CORE_STAMP)
+
+venv: $(STAMP) $(CORE_STAMP)
 
 $(TOOLS_STAMP): requirements-tools.lock
 	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
@@ -142,4 +149,4 @@ lock:
 	mv requirements-tools.lock.new requirements-tools.lock
 
 clean:
-	rm -rf $(VENV) $(TOOLS) var
+	rm -rf $(VENV) $(TOOLS) var scheduler/core/_compiled

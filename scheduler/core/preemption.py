@@ -162,9 +162,10 @@ def _on_node(
             break
     else:
         return None
-    # Spare any victim the fit doesn't need, most valuable (last taken) first.
-    for cand in list(reversed(chosen)):
-        rest = [c for c in chosen if c is not cand]
+    # Spare any victim the fit doesn't need, most valuable (last taken) first (by index, not
+    # identity: a compiled core boxes tuples anew, so ``is`` would spare none).
+    for i in range(len(chosen) - 1, -1, -1):
+        rest = chosen[:i] + chosen[i + 1 :]
         freed = [a for a, _ in rest]
         if len(fit(freed)) >= job.gpus and _resources_ok(state, job, freed):
             chosen = rest

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+import scheduler.core as core
 from scheduler.core.cycle import plan_cycle
 from scheduler.sim import traces
 from scheduler.sim.simulator import POLICIES, simulate
@@ -141,4 +142,6 @@ class Command(BaseCommand):
             "reservations": o["reservations"],
             "cycle_ms_p50": round(statistics.median(times), 2),
             "cycle_ms_p99": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2),
+            # The core's hot modules compiled with mypyc (scripts/build_core.py), or Python.
+            "compiled": core.COMPILED,
         }
