@@ -8,6 +8,8 @@ types match their core) plan the issue 17 snapshot (10,000 queued, 200 x 8 GPUs,
 bookings), 10 cycles per round, rounds alternating; prints whether the decisions are the
 same, the p50 of each round and the ratio. ``CPU=1`` times with ``time.process_time``
 (less sensitive to other processes on a shared machine than wall time). Needs no Django.
+This tree's core runs compiled when built (``scripts/build_core.py``), an exported tree's as
+Python: ``KARIMASU_PURE_CORE=1`` compares Python with Python.
 """
 
 from __future__ import annotations
