@@ -253,7 +253,9 @@ def test_every_waiting_detail_the_core_writes_has_a_template() -> None:
     values filled in, renders in Japanese: a new or changed wording there fails here."""
     import scheduler.core.cycle as core
 
-    tree = ast.parse(Path(core.__file__).read_text(encoding="utf-8"))
+    # The source, also when the compiled module runs (``scripts/build_core.py``).
+    source = Path(messages.__file__).resolve().parent / "core" / "cycle.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
     details: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Tuple) and any(
