@@ -106,8 +106,8 @@ WAIT_STOPPING = gettext_noop("%(jobs)s stopping")
 WAIT_CLAIMED = gettext_noop("its GPUs were claimed by job %(job)s")
 WAIT_RESERVED = gettext_noop("free GPUs are booked or planned for others")
 WAIT_BEHIND = gettext_noop("behind %(ahead)s jobs of higher rank")
-# As stored: how many is the queue order's (``scheduler.services.queue``), filled in when
-# read; the core's ``BEHIND_DETAIL``.
+# As stored (the core's ``BEHIND_DETAIL``): the count is the line's, filled in when read
+# (``scheduler.models.jobs.waiting_message``).
 WAIT_BEHIND_OTHERS = gettext_noop("behind other jobs of higher rank")
 WAIT_CAPACITY = gettext_noop("waiting for running jobs to end")
 

@@ -31,16 +31,15 @@ def fresh_build(here: Path) -> Path | None:
     return built if fresh else None
 
 
-def _use(built: Path | None) -> list[str]:
-    """Put ``built`` first on the package's path; the modules it compiled."""
+def _use(built: Path | None) -> bool:
+    """Put ``built`` first on the package's path; True if there is one."""
     if built is None:
-        return []
+        return False
     package = sys.modules[__name__.rpartition(".")[0]]
     package.__path__.insert(0, str(built))  # the package's modules: the compiled ones first
     sys.path.append(str(built))  # mypyc's runtime library, a top-level module
-    return list(json.loads((built / "SOURCES.json").read_text(encoding="utf-8")))
+    return True
 
 
-MODULES = _use(fresh_build(HERE))
 #: True when the core's hot modules run compiled (a fresh build is first on the path).
-COMPILED = bool(MODULES)
+COMPILED = _use(fresh_build(HERE))

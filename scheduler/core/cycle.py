@@ -34,7 +34,6 @@ from scheduler.core.snapshot import (
 )
 
 Gate = tuple[Reason, str]
-RESERVED, BEHIND, CAPACITY = Reason.RESERVED, Reason.BEHIND, Reason.CAPACITY
 RESERVED_DETAIL = "free GPUs are booked or planned for others"
 CAPACITY_DETAIL = "waiting for running jobs to end"
 _UNSEEN: Any = object()  # a shape not yet looked at
@@ -534,7 +533,7 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
     ordered = order_queue(snap)
     # 5. Admit, in rank order.
     q = _Queue(ordered=ordered)
-    grace, plan_depth, backfill = cfg.preemption_grace_s, cfg.plan_depth, cfg.backfill
+    grace, plan_depth = cfg.preemption_grace_s, cfg.plan_depth
     if not cfg.plan_etas:
         q.last_preemptor = _last_preemptor(snap, usage, ordered)
     waiting = q.waiting
@@ -564,13 +563,8 @@ def plan_cycle(snap: Snapshot) -> CycleResult:
         # 5b. Blocked by capacity: plan the earliest start (the shadow schedule). Past the
         # plan depth nothing is planned and nothing preempted: the job waits for capacity.
         if held is None and q.planned >= plan_depth:
-            # ``_capacity_reason``, inlined: most of a long queue ends here
-            if backfill and free >= need and _fits_but_for_blocks(usage, job, cfg, q, shape):
-                waiting.append((job.id, RESERVED, RESERVED_DETAIL, None, None))
-            elif q.capacity_blocked:
-                waiting.append((job.id, BEHIND, BEHIND_DETAIL, None, None))
-            else:
-                waiting.append((job.id, CAPACITY, CAPACITY_DETAIL, None, None))
+            reason, detail = _capacity_reason(usage, job, cfg, q, free, shape)
+            waiting.append((job.id, reason, detail, None, None))
             q.capacity_blocked += 1
             continue
         planned, in_depth = _shadow_plan(usage, job, cfg, q, rank, held is not None)

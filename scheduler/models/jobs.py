@@ -16,6 +16,7 @@ from django.db.models.lookups import LessThanOrEqual
 from portal.accounts.models import Team
 from scheduler import messages, states
 from scheduler.cluster.mapping import job_name
+from scheduler.core.decisions import Reason
 from scheduler.limits import MAX_GPUS, MAX_JOB_GPUS
 from scheduler.models.inventory import Node
 
@@ -131,9 +132,7 @@ class Job(models.Model):
         queued since). Read once per instance; ``attach_queue_places`` fills a list's in one
         read of the order."""
         if "_queue_place" not in self.__dict__:
-            self._queue_place = (
-                QueueOrder.places().get(self.pk) if self.status == states.QUEUED else None
-            )
+            attach_queue_places([self])
         return self._queue_place
 
     @property
@@ -295,7 +294,7 @@ def attach_queue_places(jobs: Iterable[Job]) -> None:
 
 def waiting_message(reason: str, message: str, place: QueuePlace | None) -> str:
     """A stored waiting message as it reads now: "behind other jobs" with their count."""
-    if reason == "behind" and message == messages.WAIT_BEHIND_OTHERS and place is not None:
+    if reason == Reason.BEHIND and message == messages.WAIT_BEHIND_OTHERS and place is not None:
         return messages.stored(messages.WAIT_BEHIND, ahead=place.ahead)
     return message
 
